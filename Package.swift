@@ -1,0 +1,49 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "InvertNN",
+    products: [
+        .library(name: "InvertNN", targets: ["InvertNN"]),
+        .executable(name: "invertnn", targets: ["InvertNNCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+    ],
+    targets: [
+        // The C boundary: OpenBLAS (CBLAS) and LAPACKE. Only Sources/InvertNN/LinearAlgebra imports it.
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
+        ),
+        // zlib for reading .gz datasets and writing PNG (deflate + crc32).
+        .systemLibrary(
+            name: "CZlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .target(
+            name: "InvertNN",
+            dependencies: [
+                "CBLAS", "CZlib",
+                .product(name: "Numerics", package: "swift-numerics"),
+            ],
+            resources: [.copy("Resources/digits.csv.gz")]
+        ),
+        .executableTarget(
+            name: "InvertNNCLI",
+            dependencies: [
+                "InvertNN",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "InvertNNTests",
+            dependencies: [
+                "InvertNN", "CBLAS",
+                .product(name: "Numerics", package: "swift-numerics"),
+            ]
+        ),
+    ]
+)

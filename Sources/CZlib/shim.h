@@ -1,0 +1,4 @@
+#ifndef INVERTNN_CZLIB_SHIM_H
+#define INVERTNN_CZLIB_SHIM_H
+#include <zlib.h>
+#endif

@@ -1,0 +1,32 @@
+import RealModule
+/// A learnable tensor owned by a layer: its value and the gradient accumulated by backward passes.
+///
+/// Backward passes *add* into ``gradient`` (so a parameter shared by several uses sums its
+/// contributions); optimizers read it and callers reset it with ``zeroGradient()``. A layer may
+/// keep some entries structurally fixed (for example the zeros above the diagonal of trapezoidal
+/// Householder reflectors); it then keeps their gradient at exactly zero, so optimizers never
+/// move them.
+public final class Parameter<T: Scalar> {
+    /// A name unique within its layer (`"reflectors"`, `"logScale"`, `"bias"`, …); containers
+    /// prefix it with the layer's position for checkpoints.
+    public let name: String
+    /// The current value.
+    public var value: Matrix<T>
+    /// `dL/dθ`, same shape as ``value``.
+    public var gradient: Matrix<T>
+
+    /// A parameter with the given initial value and a zero gradient.
+    public init(name: String, value: Matrix<T>) {
+        self.name = name
+        self.value = value
+        self.gradient = Matrix(rows: value.rows, columns: value.columns)
+    }
+
+    /// Sets every gradient entry to zero.
+    public func zeroGradient() {
+        for i in 0..<gradient.count { gradient.storage[i] = 0 }
+    }
+
+    /// Number of scalar entries.
+    public var count: Int { value.count }
+}

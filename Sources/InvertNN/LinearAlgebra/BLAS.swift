@@ -1,0 +1,113 @@
+import RealModule
+import CBLAS
+
+/// Typed, shape-checked wrappers over the BLAS routines, on row-major ``Matrix`` values.
+///
+/// The shape checks throw ``InvertNNError/shapeMismatch(operation:expected:actual:)`` instead of
+/// letting BLAS read out of bounds.
+public enum BLAS {
+    /// Sets the number of OpenBLAS threads (process-wide). `n < 1` means all cores.
+    public static func setThreads(_ n: Int) {
+        openblas_set_num_threads(Int32(n < 1 ? Int(openblas_get_num_procs()) : n))
+    }
+
+    /// The number of OpenBLAS threads in use.
+    public static var threads: Int { Int(openblas_get_num_threads()) }
+
+    /// The OpenBLAS kernel in use (e.g. `"Haswell"`), from `openblas_get_corename`.
+    public static var coreName: String {
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(cString: name)
+    }
+
+    /// `C = alpha · op(A) · op(B) + beta · C`, where `op(X)` is `X` or `Xᵀ`.
+    ///
+    /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if the inner
+    ///   dimensions or `C`'s shape disagree.
+    @inlinable
+    public static func gemm<T: Scalar>(
+        _ a: Matrix<T>, transposeA: Bool = false, _ b: Matrix<T>, transposeB: Bool = false,
+        alpha: T = 1, beta: T = 0, into c: inout Matrix<T>
+    ) throws {
+        let m = transposeA ? a.columns : a.rows
+        let k = transposeA ? a.rows : a.columns
+        let kb = transposeB ? b.columns : b.rows
+        let n = transposeB ? b.rows : b.columns
+        guard k == kb, c.rows == m, c.columns == n else {
+            throw InvertNNError.shapeMismatch(
+                operation: "gemm", expected: "op(A) [\(m), \(k)] · op(B) [\(k), \(n)] -> C [\(m), \(n)]",
+                actual: "op(B) [\(kb), \(n)], C [\(c.rows), \(c.columns)]")
+        }
+        if m == 0 || n == 0 { return }
+        if k == 0 {
+            for i in 0..<c.count { c.storage[i] = beta == 0 ? 0 : beta * c.storage[i] }
+            return
+        }
+        a.storage.withUnsafeBufferPointer { pa in
+            b.storage.withUnsafeBufferPointer { pb in
+                c.storage.withUnsafeMutableBufferPointer { pc in
+                    T._gemm(
+                        transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                        alpha: alpha, a: pa.baseAddress!, lda: max(a.columns, 1),
+                        b: pb.baseAddress!, ldb: max(b.columns, 1),
+                        beta: beta, c: pc.baseAddress!, ldc: max(c.columns, 1))
+                }
+            }
+        }
+    }
+
+    /// `op(A) · op(B)` as a new matrix.
+    ///
+    /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` on inner-dimension mismatch.
+    @inlinable
+    public static func matmul<T: Scalar>(
+        _ a: Matrix<T>, transposeA: Bool = false, _ b: Matrix<T>, transposeB: Bool = false, alpha: T = 1
+    ) throws -> Matrix<T> {
+        var c = Matrix<T>(rows: transposeA ? a.columns : a.rows, columns: transposeB ? b.rows : b.columns)
+        try gemm(a, transposeA: transposeA, b, transposeB: transposeB, alpha: alpha, into: &c)
+        return c
+    }
+
+    /// `A += alpha · x · yᵀ` (rank-1 update, BLAS `?ger`).
+    ///
+    /// - Throws: shape mismatch unless `x.count == A.rows` and `y.count == A.columns`.
+    @inlinable
+    public static func ger<T: Scalar>(alpha: T, _ x: [T], _ y: [T], into a: inout Matrix<T>) throws {
+        guard x.count == a.rows, y.count == a.columns else {
+            throw InvertNNError.shapeMismatch(
+                operation: "ger", expected: "x[\(a.rows)], y[\(a.columns)]", actual: "x[\(x.count)], y[\(y.count)]")
+        }
+        if a.count == 0 { return }
+        x.withUnsafeBufferPointer { px in
+            y.withUnsafeBufferPointer { py in
+                a.storage.withUnsafeMutableBufferPointer { pa in
+                    T._ger(m: a.rows, n: a.columns, alpha: alpha, x: px.baseAddress!, incx: 1,
+                           y: py.baseAddress!, incy: 1, a: pa.baseAddress!, lda: a.columns)
+                }
+            }
+        }
+    }
+
+    /// `op(A) · x` (BLAS `?gemv`).
+    ///
+    /// - Throws: shape mismatch unless `x` has as many entries as `op(A)` has columns.
+    @inlinable
+    public static func gemv<T: Scalar>(_ a: Matrix<T>, transpose: Bool = false, _ x: [T]) throws -> [T] {
+        let outCount = transpose ? a.columns : a.rows
+        let inCount = transpose ? a.rows : a.columns
+        guard x.count == inCount else {
+            throw InvertNNError.shapeMismatch(operation: "gemv", expected: "x[\(inCount)]", actual: "x[\(x.count)]")
+        }
+        var y = [T](repeating: 0, count: outCount)
+        if outCount == 0 || inCount == 0 { return y }
+        a.storage.withUnsafeBufferPointer { pa in
+            x.withUnsafeBufferPointer { px in
+                y.withUnsafeMutableBufferPointer { py in
+                    T._gemv(transpose: transpose, m: a.rows, n: a.columns, alpha: 1, a: pa.baseAddress!,
+                            lda: a.columns, x: px.baseAddress!, incx: 1, beta: 0, y: py.baseAddress!, incy: 1)
+                }
+            }
+        }
+        return y
+    }
+}
