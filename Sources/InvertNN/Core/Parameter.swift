@@ -15,11 +15,19 @@ public final class Parameter<T: Scalar> {
     /// `dL/dθ`, same shape as ``value``.
     public var gradient: Matrix<T>
 
+    /// Which entries are learnable (row-major, same count as ``value``), or `nil` if all are.
+    /// Entries marked `false` are structural (fixed zeros, a fixed sign); their gradient stays 0.
+    public let trainableMask: [Bool]?
+
     /// A parameter with the given initial value and a zero gradient.
-    public init(name: String, value: Matrix<T>) {
+    ///
+    /// - Parameter trainableMask: `nil` (all entries learnable) or one flag per entry; a mask of
+    ///   the wrong length is ignored (treated as all learnable).
+    public init(name: String, value: Matrix<T>, trainableMask: [Bool]? = nil) {
         self.name = name
         self.value = value
         self.gradient = Matrix(rows: value.rows, columns: value.columns)
+        self.trainableMask = trainableMask?.count == value.count ? trainableMask : nil
     }
 
     /// Sets every gradient entry to zero.
@@ -29,4 +37,7 @@ public final class Parameter<T: Scalar> {
 
     /// Number of scalar entries.
     public var count: Int { value.count }
+
+    /// Number of learnable entries (those not fixed by ``trainableMask``).
+    public var trainableCount: Int { trainableMask.map { $0.lazy.filter { $0 }.count } ?? value.count }
 }
