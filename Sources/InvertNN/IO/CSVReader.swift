@@ -1,0 +1,109 @@
+import RealModule
+
+/// A parser of numeric comma-separated values (RFC 4180 without quoting) into a ``Matrix``.
+///
+/// Every record must have the same number of fields, and every field must be a finite decimal
+/// number (leading/trailing spaces allowed; `1`, `-2.5`, `3e-4`). Lines end with `\n` or
+/// `\r\n`; blank lines are skipped. An optional first header line is skipped unparsed.
+public enum CSVReader {
+    /// Parses `bytes` (UTF-8 or ASCII text) into a `[records, fields]` matrix.
+    ///
+    /// - Parameters:
+    ///   - bytes: the file content.
+    ///   - source: a name for error messages (usually the path).
+    ///   - hasHeader: skip the first non-blank line.
+    /// - Throws: ``InvertNNError/malformedData(source:line:reason:)`` naming the 1-based line and
+    ///   column of the first field that is empty, not a number or not finite, or of a record whose
+    ///   field count differs from the first record's; and for input with no records.
+    public static func parse<T: Scalar>(
+        _ bytes: [UInt8], source: String, hasHeader: Bool = false, as _: T.Type = T.self
+    ) throws -> Matrix<T> {
+        var storage = [T]()
+        var columns = -1
+        var rows = 0
+        var line = 0
+        var headerPending = hasHeader
+        var fields = [T]()
+        try bytes.withUnsafeBufferPointer { text in
+            var start = 0
+            let end = text.count
+            while start < end {
+                line += 1
+                var stop = start
+                while stop < end && text[stop] != UInt8(ascii: "\n") { stop += 1 }
+                var lineEnd = stop
+                if lineEnd > start && text[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
+                defer { start = stop + 1 }
+                if isBlank(text, start, lineEnd) { continue }
+                if headerPending { headerPending = false; continue }
+                fields.removeAll(keepingCapacity: true)
+                var fieldStart = start
+                var column = 0
+                while true {
+                    var fieldEnd = fieldStart
+                    while fieldEnd < lineEnd && text[fieldEnd] != UInt8(ascii: ",") { fieldEnd += 1 }
+                    column += 1
+                    guard let value = parseNumber(text, fieldStart, fieldEnd) else {
+                        let raw = String(decoding: UnsafeBufferPointer(rebasing: text[fieldStart..<fieldEnd]), as: UTF8.self)
+                        let shown = raw.trimmingSpaces.isEmpty ? "an empty field" : "\"\(raw.prefix(40))\""
+                        throw InvertNNError.malformedData(
+                            source: source, line: line, reason: "column \(column): \(shown) is not a finite number")
+                    }
+                    fields.append(T(value))
+                    if fieldEnd >= lineEnd { break }
+                    fieldStart = fieldEnd + 1
+                }
+                if columns < 0 { columns = fields.count }
+                guard fields.count == columns else {
+                    throw InvertNNError.malformedData(
+                        source: source, line: line,
+                        reason: "expected \(columns) columns as in the first record, found \(fields.count)")
+                }
+                storage.append(contentsOf: fields)
+                rows += 1
+            }
+        }
+        guard rows > 0 else { throw InvertNNError.malformedData(source: source, line: 0, reason: "no data records") }
+        return try Matrix(rows: rows, columns: columns, storage: storage)
+    }
+
+    private static func isBlank(_ text: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Bool {
+        for i in start..<max(start, end) where text[i] != UInt8(ascii: " ") && text[i] != UInt8(ascii: "\t") { return false }
+        return true
+    }
+
+    /// A finite number from `text[start..<end]`, or nil. Plain integers (the common case for
+    /// pixels) are parsed directly; anything else goes through `Double(String)`.
+    private static func parseNumber(_ text: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Double? {
+        var s = start, e = end
+        while s < e && (text[s] == UInt8(ascii: " ") || text[s] == UInt8(ascii: "\t")) { s += 1 }
+        while e > s && (text[e - 1] == UInt8(ascii: " ") || text[e - 1] == UInt8(ascii: "\t")) { e -= 1 }
+        guard s < e else { return nil }
+        var i = s
+        var negative = false
+        if text[i] == UInt8(ascii: "-") || text[i] == UInt8(ascii: "+") { negative = text[i] == UInt8(ascii: "-"); i += 1 }
+        if i < e && e - i <= 15 {
+            var value: Int = 0
+            var allDigits = true
+            for j in i..<e {
+                let c = text[j]
+                guard c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") else { allDigits = false; break }
+                value = value * 10 + Int(c - UInt8(ascii: "0"))
+            }
+            if allDigits { return Double(negative ? -value : value) }
+        }
+        let string = String(decoding: UnsafeBufferPointer(rebasing: text[s..<e]), as: UTF8.self)
+        // Double(String) accepts "nan" and "inf"; data must be finite.
+        guard let value = Double(string), value.isFinite else { return nil }
+        return value
+    }
+}
+
+extension String {
+    fileprivate var trimmingSpaces: Substring {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
+        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
+        return s
+    }
+}

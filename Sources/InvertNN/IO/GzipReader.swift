@@ -1,0 +1,45 @@
+import RealModule
+import CZlib
+
+/// Reads whole files through zlib's gzip stream interface (`gzopen` / `gzread` / `gzclose`;
+/// RFC 1952 framing, RFC 1951 deflate).
+///
+/// zlib reads a file that is not gzip-compressed transparently as is, so the same call loads
+/// `data.csv` and `data.csv.gz`. Concatenated gzip members are read one after the other, as
+/// `gunzip` does.
+public enum GzipReader {
+    /// The decompressed bytes of the file at `path`.
+    ///
+    /// - Throws: ``InvertNNError/io(path:reason:)`` if the file cannot be opened, or if zlib reports
+    ///   an error while decompressing (a corrupt or truncated stream, named by zlib's message).
+    public static func read(path: String) throws -> [UInt8] {
+        guard let file = gzopen(path, "rb") else {
+            throw InvertNNError.io(path: path, reason: "cannot open for reading (missing file or no permission)")
+        }
+        defer { gzclose(file) }
+        // A larger internal buffer than zlib's 8 KiB default cuts the number of read calls.
+        gzbuffer(file, 1 << 17)
+        var result = [UInt8]()
+        let chunk = 1 << 18
+        var buffer = [UInt8](repeating: 0, count: chunk)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { raw in gzread(file, raw.baseAddress, UInt32(chunk)) }
+            if count < 0 { throw InvertNNError.io(path: path, reason: "gzip read failed: \(errorMessage(file))") }
+            if count == 0 { break }
+            result.append(contentsOf: buffer[0..<Int(count)])
+        }
+        var code: Int32 = 0
+        _ = gzerror(file, &code)
+        if code != Z_OK && code != Z_STREAM_END {
+            throw InvertNNError.io(path: path, reason: "gzip read failed: \(errorMessage(file))")
+        }
+        return result
+    }
+
+    private static func errorMessage(_ file: gzFile) -> String {
+        var code: Int32 = 0
+        guard let message = gzerror(file, &code) else { return "zlib error \(code)" }
+        let text = String(cString: message)
+        return text.isEmpty ? "zlib error \(code)" : text
+    }
+}

@@ -1,0 +1,130 @@
+import RealModule
+
+/// The Adam optimizer with bias correction (Kingma & Ba 2015, "Adam: A method for stochastic
+/// optimization", Algorithm 1), optional global gradient-norm clipping (Pascanu et al. 2013,
+/// §3.2) and optional decoupled weight decay (Loshchilov & Hutter 2019, AdamW, Algorithm 2).
+///
+/// For every learnable entry θ with gradient g, at step t (from 1):
+/// `m ← β₁m + (1-β₁)g`, `v ← β₂v + (1-β₂)g²`, `m̂ = m/(1-β₁ᵗ)`, `v̂ = v/(1-β₂ᵗ)`,
+/// `θ ← θ - η·(m̂/(√v̂ + ε) + λθ)`.
+/// With clipping, g is first scaled by `min(1, c/‖g‖)`, `‖g‖` the Euclidean norm over all
+/// parameters. Entries marked fixed by ``Parameter/trainableMask`` never move.
+///
+/// The optimizer reads ``Parameter/gradient``; it does not zero it (the caller does, before the
+/// next backward pass).
+public final class Adam<T: Scalar> {
+    /// The parameters updated, in a fixed order.
+    public let parameters: [Parameter<T>]
+    /// η, the step size; may be changed between steps (learning-rate schedules).
+    public var learningRate: T
+    /// β₁, the decay of the first-moment estimate.
+    public let beta1: T
+    /// β₂, the decay of the second-moment estimate.
+    public let beta2: T
+    /// ε, added to √v̂ for numerical stability.
+    public let epsilon: T
+    /// c, the maximum global gradient norm, or `nil` for no clipping.
+    public let maxGradientNorm: T?
+    /// λ, the decoupled weight decay (0 = plain Adam).
+    public let weightDecay: T
+    /// Number of updates applied so far (t).
+    public private(set) var step: Int = 0
+
+    @usableFromInline var firstMoments: [[T]]
+    @usableFromInline var secondMoments: [[T]]
+
+    /// An optimizer over `parameters`.
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if the learning rate is not
+    ///   positive and finite, a β is outside `[0, 1)`, ε or λ is negative, or the clipping norm is
+    ///   not positive.
+    public init(
+        parameters: [Parameter<T>], learningRate: T = 1e-3, beta1: T = 0.9, beta2: T = 0.999,
+        epsilon: T = 1e-8, maxGradientNorm: T? = nil, weightDecay: T = 0
+    ) throws {
+        func invalid(_ reason: String) -> InvertNNError { .invalidArgument(operation: "Adam", reason: reason) }
+        guard learningRate > 0, learningRate.isFinite else { throw invalid("learning rate must be positive and finite, got \(learningRate)") }
+        guard beta1 >= 0, beta1 < 1, beta2 >= 0, beta2 < 1 else { throw invalid("β₁ and β₂ must lie in [0, 1), got \(beta1), \(beta2)") }
+        guard epsilon >= 0, epsilon.isFinite else { throw invalid("ε must be ≥ 0, got \(epsilon)") }
+        guard weightDecay >= 0, weightDecay.isFinite else { throw invalid("weight decay must be ≥ 0, got \(weightDecay)") }
+        if let c = maxGradientNorm, !(c > 0 && c.isFinite) { throw invalid("max gradient norm must be positive, got \(c)") }
+        self.parameters = parameters
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.maxGradientNorm = maxGradientNorm
+        self.weightDecay = weightDecay
+        self.firstMoments = parameters.map { [T](repeating: 0, count: $0.count) }
+        self.secondMoments = parameters.map { [T](repeating: 0, count: $0.count) }
+    }
+
+    /// The Euclidean norm of all learnable gradient entries, accumulated in Double (so Float
+    /// gradients cannot overflow the sum).
+    public func gradientNorm() -> Double {
+        var sum = 0.0
+        for p in parameters {
+            p.gradient.storage.withUnsafeBufferPointer { g in
+                if let mask = p.trainableMask {
+                    for i in 0..<g.count where mask[i] { let v = Double(g[i]); sum += v * v }
+                } else {
+                    for i in 0..<g.count { let v = Double(g[i]); sum += v * v }
+                }
+            }
+        }
+        return sum.squareRoot()
+    }
+
+    /// Applies one Adam update from the current gradients.
+    ///
+    /// - Returns: the global gradient norm before clipping.
+    /// - Throws: ``InvertNNError/diverged(step:detail:)`` if a gradient is NaN or infinite (no
+    ///   parameter is changed then).
+    @discardableResult
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func update() throws -> Double {
+        let norm = gradientNorm()
+        guard norm.isFinite else {
+            let culprit = parameters.first { $0.gradient.firstNonFinite() != nil }?.name ?? "a parameter"
+            throw InvertNNError.diverged(step: step + 1, detail: "the gradient of \(culprit) is not finite")
+        }
+        var clip: T = 1
+        if let c = maxGradientNorm, norm > Double(c) { clip = T(Double(c) / norm) }
+        step += 1
+        let t = T(step)
+        let correction1 = 1 - T.pow(beta1, t)
+        let correction2 = 1 - T.pow(beta2, t)
+        let b1 = beta1, b2 = beta2, eps = epsilon, lr = learningRate, decay = weightDecay
+        for (index, p) in parameters.enumerated() {
+            let mask = p.trainableMask
+            p.gradient.storage.withUnsafeBufferPointer { g in
+                p.value.storage.withUnsafeMutableBufferPointer { theta in
+                    firstMoments[index].withUnsafeMutableBufferPointer { m in
+                        secondMoments[index].withUnsafeMutableBufferPointer { v in
+                            for i in 0..<theta.count {
+                                if let mask, !mask[i] { continue }
+                                let gi = g[i] * clip
+                                m[i] = b1 * m[i] + (1 - b1) * gi
+                                v[i] = b2 * v[i] + (1 - b2) * gi * gi
+                                let mHat = m[i] / correction1
+                                let vHat = v[i] / correction2
+                                theta[i] -= lr * (mHat / (vHat.squareRoot() + eps) + decay * theta[i])
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return norm
+    }
+
+    /// Forgets the moment estimates and the step count (for a fresh run on the same parameters).
+    public func reset() {
+        step = 0
+        for i in 0..<parameters.count {
+            firstMoments[i] = [T](repeating: 0, count: parameters[i].count)
+            secondMoments[i] = [T](repeating: 0, count: parameters[i].count)
+        }
+    }
+}

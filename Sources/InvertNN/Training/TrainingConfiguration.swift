@@ -1,0 +1,79 @@
+import RealModule
+
+/// How the learning rate changes over a run (applied per optimizer step).
+public enum LearningRateSchedule: Sendable, Equatable {
+    /// The base rate throughout.
+    case constant
+    /// A linear warm-up from `rate/warmupSteps` to `rate` over `warmupSteps` steps, then a cosine
+    /// decay to `finalFraction · rate` at the last step (Loshchilov & Hutter 2017, SGDR, eq. 5,
+    /// one cycle without restarts).
+    case cosine(finalFraction: Double, warmupSteps: Int)
+
+    /// The rate at 0-based `step` of `totalSteps`.
+    public func rate(base: Double, step: Int, totalSteps: Int) -> Double {
+        switch self {
+        case .constant:
+            return base
+        case let .cosine(finalFraction, warmupSteps):
+            if warmupSteps > 0 && step < warmupSteps { return base * Double(step + 1) / Double(warmupSteps) }
+            let span = max(totalSteps - 1 - warmupSteps, 1)
+            let progress = min(max(Double(step - warmupSteps) / Double(span), 0), 1)
+            let factor = finalFraction + (1 - finalFraction) * 0.5 * (1 + Double.cos(Double.pi * progress))
+            return base * factor
+        }
+    }
+}
+
+/// The hyper-parameters of a ``Trainer`` run.
+public struct TrainingConfiguration: Sendable, Equatable {
+    /// Passes over the training set (≥ 0; 0 only evaluates).
+    public var epochs: Int
+    /// Samples per optimizer step (the last batch of an epoch may be smaller).
+    public var batchSize: Int
+    /// Adam's base step size η.
+    public var learningRate: Double
+    /// Seed of the shuffling and of the training dequantization noise.
+    public var seed: UInt64
+    /// Global gradient-norm clipping threshold, or `nil` for none.
+    public var maxGradientNorm: Double?
+    /// Decoupled weight decay λ of Adam (0 = none).
+    public var weightDecay: Double
+    /// The learning-rate schedule.
+    public var schedule: LearningRateSchedule
+    /// Rows per evaluation pass (memory only; results do not depend on it beyond rounding).
+    public var evaluationBatchSize: Int
+    /// Seed of the dequantization noise used for evaluation, fixed so that every epoch (and every
+    /// training seed) is scored on the same dequantized data.
+    public var evaluationSeed: UInt64
+
+    public init(
+        epochs: Int = 20, batchSize: Int = 64, learningRate: Double = 1e-3, seed: UInt64 = 0,
+        maxGradientNorm: Double? = 100, weightDecay: Double = 0, schedule: LearningRateSchedule = .constant,
+        evaluationBatchSize: Int = 600, evaluationSeed: UInt64 = 0xE7A1
+    ) {
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.learningRate = learningRate
+        self.seed = seed
+        self.maxGradientNorm = maxGradientNorm
+        self.weightDecay = weightDecay
+        self.schedule = schedule
+        self.evaluationBatchSize = evaluationBatchSize
+        self.evaluationSeed = evaluationSeed
+    }
+
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` naming the first bad field.
+    public func validate() throws {
+        func invalid(_ reason: String) -> InvertNNError { .invalidArgument(operation: "TrainingConfiguration", reason: reason) }
+        guard epochs >= 0 else { throw invalid("epochs must be ≥ 0, got \(epochs)") }
+        guard batchSize >= 1 else { throw invalid("batch size must be ≥ 1, got \(batchSize)") }
+        guard learningRate > 0, learningRate.isFinite else { throw invalid("learning rate must be positive, got \(learningRate)") }
+        guard evaluationBatchSize >= 1 else { throw invalid("evaluation batch size must be ≥ 1, got \(evaluationBatchSize)") }
+        guard weightDecay >= 0, weightDecay.isFinite else { throw invalid("weight decay must be ≥ 0, got \(weightDecay)") }
+        if let c = maxGradientNorm, !(c > 0 && c.isFinite) { throw invalid("max gradient norm must be positive, got \(c)") }
+        if case let .cosine(finalFraction, warmupSteps) = schedule,
+           !(finalFraction >= 0 && finalFraction <= 1) || warmupSteps < 0 {
+            throw invalid("cosine schedule needs 0 ≤ finalFraction ≤ 1 and warmupSteps ≥ 0")
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import RealModule
+
+/// Negative log-likelihood of one data split, with every preprocessing Jacobian included.
+public struct SplitEvaluation: Sendable, Equatable {
+    /// `-log p(x)` per sample, in nats, for the dequantized data `x = (k + u)/K ∈ [0, 1)^D`.
+    public let negativeLogLikelihood: Double
+    /// The same in bits per dimension of the discrete data (``bitsPerDimension(nllNats:dimensions:levels:)``).
+    public let bitsPerDimension: Double
+}
+
+/// The state of training after one optimizer step, for progress display.
+public struct StepProgress: Sendable {
+    /// 1-based epoch and its total.
+    public let epoch: Int
+    public let epochs: Int
+    /// 1-based step within the epoch and the steps per epoch.
+    public let step: Int
+    public let stepsPerEpoch: Int
+    /// Steps since the start of the run.
+    public let globalStep: Int
+    /// Mean training NLL of the epoch so far, nats per sample of `x` (preprocessing included).
+    public let runningNegativeLogLikelihood: Double
+    /// The same in bits per dimension.
+    public let runningBitsPerDimension: Double
+    /// Training samples per second over the epoch so far (evaluation excluded).
+    public let samplesPerSecond: Double
+    /// The learning rate of the step.
+    public let learningRate: Double
+}
+
+/// The evaluation after one epoch.
+public struct EpochReport: Sendable {
+    /// 1-based epoch (0 for the evaluation before training).
+    public let epoch: Int
+    /// Optimizer steps since the start of the run.
+    public let steps: Int
+    public let train: SplitEvaluation
+    public let validation: SplitEvaluation
+    /// `nil` when no test set was given.
+    public let test: SplitEvaluation?
+    /// Whether this epoch has the lowest validation NLL so far (its parameters are kept).
+    public let isBest: Bool
+    /// Training samples per second during the epoch.
+    public let samplesPerSecond: Double
+    /// Seconds since the start of the run.
+    public let elapsedSeconds: Double
+}
+
+/// What ``Trainer/fit(train:validation:test:progress:)`` reports while it runs.
+public enum TrainingEvent: Sendable {
+    case step(StepProgress)
+    case epoch(EpochReport)
+}
+
+/// The outcome of ``Trainer/fit(train:validation:test:progress:)``.
+public struct TrainingResult: Sendable {
+    /// One report per epoch, starting with epoch 0 (before any step).
+    public let history: [EpochReport]
+    /// The report of the epoch with the lowest validation NLL, whose parameters the flow holds
+    /// at the end.
+    public let best: EpochReport
+    /// Optimizer steps performed.
+    public let steps: Int
+    /// Wall-clock seconds of the whole run.
+    public let seconds: Double
+}
