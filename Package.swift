@@ -41,7 +41,7 @@ let package = Package(
         .testTarget(
             name: "InvertNNTests",
             dependencies: [
-                "InvertNN", "CBLAS",
+                "InvertNN", "CBLAS", "CZlib",
                 .product(name: "Numerics", package: "swift-numerics"),
             ]
         ),
