@@ -71,7 +71,7 @@ public final class ConcatNoise<T: Scalar>: InvertibleLayer {
                 reason: "needs ε: put it in the side channels under '\(channel)' or give the side channels a generator")
         }
         let logQ = try noise.logProbability(epsilon)
-        return LayerOutput(output: try epsilon.concatenatedColumns(x), logAbsDet: logQ)
+        return LayerOutput(output: try epsilon.concatenatedColumns(x), logAbsDet: logQ.map { -$0 })
     }
 
     public func inverse(_ y: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> LayerOutput<T> {
@@ -109,7 +109,7 @@ public final class ConcatNoise<T: Scalar>: InvertibleLayer {
         let score = try noise.logProbabilityGradient(epsilon)
         var epsilonGradient = outputGradient.columns(0..<noiseFeatures)
         for r in 0..<epsilon.rows {
-            for j in 0..<noiseFeatures { epsilonGradient[r, j] += logAbsDetGradient[r] * score[r, j] }
+            for j in 0..<noiseFeatures { epsilonGradient[r, j] -= logAbsDetGradient[r] * score[r, j] }
         }
         sideChannels.accumulateGradient(channel, epsilonGradient)
         return outputGradient.columns(noiseFeatures..<outputFeatures)
