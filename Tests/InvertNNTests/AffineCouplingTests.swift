@@ -132,9 +132,11 @@ struct CouplingFlowFactory: LayerFactory {
         #expect(c["type"] == .string("AffineCoupling") && c["features"] == .int(17))
         #expect(c["conditioningBlock"] == .string("second") && c["firstBlockSize"] == .int(8))
         #expect(c["hiddenSizes"] == .ints([64, 32]) && c["scaleBound"] == .double(3))
-        #expect(c["activation"] == .string("leakyReLU(0.01)"))
+        #expect(c["activation"] == .string("leakyReLU") && c["activationSlope"] == .double(0.01))
+        #expect(try MLPActivation(configurationName: "leakyReLU", slope: 0.01) == layer.conditioner.activation)
         let unbounded = try AffineCoupling<Double>(features: 4, hiddenSizes: [], scaleBound: nil, using: &rng)
         #expect(unbounded.configuration["scaleBound"] == .null)
+        #expect(unbounded.configuration["activation"] == .string("relu") && unbounded.configuration["activationSlope"] == .null)
         #expect(unbounded.parameters.map(\.name) == ["dense0.weight", "dense0.bias"])
     }
 

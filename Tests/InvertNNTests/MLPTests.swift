@@ -113,6 +113,8 @@ import InvertNN
         #expect(throws: InvertNNError.self) { try MLP<Double>(weights: [try Matrix([[1, 2]])], biases: [[0, 1]]) }
         #expect(throws: InvertNNError.self) { try MLP<Double>(weights: [try Matrix([[1, .infinity]])], biases: [[0]]) }
         #expect(throws: InvertNNError.self) { try MLP<Double>(weights: [], biases: []) }
+        #expect(throws: InvertNNError.self) { try MLPActivation(configurationName: "gelu") }
+        #expect(throws: InvertNNError.self) { try MLPActivation(configurationName: "leakyReLU") }
         let mlp = try MLP<Double>(sizes: [3, 4, 2], using: &rng)
         #expect(throws: InvertNNError.self) { try mlp.forward(Matrix(rows: 2, columns: 4)) }
         #expect(throws: InvertNNError.self) { try mlp.forward(Matrix(rows: 0, columns: 3)) }

@@ -135,6 +135,7 @@ public final class AffineCoupling<T: Scalar>: InvertibleLayer {
             "conditioningBlock": .string(conditioningBlock.rawValue),
             "hiddenSizes": .ints(conditioner.hiddenSizes),
             "activation": .string(conditioner.activation.configurationName),
+            "activationSlope": conditioner.activation.slope.map { .double($0) } ?? .null,
             "scaleBound": scaleBound.map { .double(Double($0)) } ?? .null,
         ]
     }

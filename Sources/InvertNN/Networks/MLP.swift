@@ -41,7 +41,8 @@ public final class MLP<T: Scalar> {
     public let weights: [Parameter<T>]
     /// `b_k`, `[1, n_{k+1}]` each.
     public let biases: [Parameter<T>]
-    @usableFromInline let slope: T
+    /// The leaky-ReLU slope in `T` (0 for the other activations), converted once.
+    private let negativeSlope: T
 
     /// An MLP with He-initialized weights (He et al. 2015): `W_k ~ N(0, g²/n_k)` with the gain of
     /// ``MLPActivation/initializationGainSquared`` for hidden layers and `g = 1` for the output
@@ -77,7 +78,7 @@ public final class MLP<T: Scalar> {
         self.activation = activation
         self.weights = weights
         self.biases = biases
-        self.slope = Self.slope(of: activation)
+        self.negativeSlope = T(activation.slope ?? 0)
     }
 
     /// An MLP with explicit weights and biases.
@@ -113,7 +114,7 @@ public final class MLP<T: Scalar> {
         self.activation = activation
         self.weights = weights.enumerated().map { Parameter(name: "dense\($0.offset).weight", value: $0.element) }
         self.biases = biases.enumerated().map { Parameter(name: "dense\($0.offset).bias", value: Matrix(row: $0.element)) }
-        self.slope = Self.slope(of: activation)
+        self.negativeSlope = T(activation.slope ?? 0)
     }
 
     private static func validate(sizes: [Int], activation: MLPActivation) throws {
@@ -128,11 +129,6 @@ public final class MLP<T: Scalar> {
             throw InvertNNError.invalidArgument(
                 operation: "MLP", reason: "leaky ReLU slope must be finite and ≥ 0, got \(s)")
         }
-    }
-
-    private static func slope(of activation: MLPActivation) -> T {
-        if case let .leakyReLU(s) = activation { return T(s) }
-        return 0
     }
 
     /// Input features `n₀`.
@@ -240,7 +236,7 @@ public final class MLP<T: Scalar> {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     private func applyActivation(_ z: inout Matrix<T>) {
-        let slope = self.slope
+        let slope = negativeSlope
         z.storage.withUnsafeMutableBufferPointer { p in
             switch activation {
             case .relu:
@@ -257,7 +253,7 @@ public final class MLP<T: Scalar> {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     private func multiplyByActivationDerivative(_ g: inout Matrix<T>, output h: Matrix<T>) {
-        let slope = self.slope
+        let slope = negativeSlope
         h.storage.withUnsafeBufferPointer { hp in
             g.storage.withUnsafeMutableBufferPointer { gp in
                 switch activation {

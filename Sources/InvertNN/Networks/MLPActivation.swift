@@ -25,12 +25,39 @@ public enum MLPActivation: Equatable, Sendable {
         }
     }
 
-    /// A JSON-compatible description (`"relu"`, `"leakyReLU(0.01)"`, `"tanh"`).
+    /// The name used in layer configurations: `"relu"`, `"leakyReLU"` or `"tanh"` (the slope of a
+    /// leaky ReLU is stored beside it, see ``slope``).
     public var configurationName: String {
         switch self {
         case .relu: return "relu"
-        case let .leakyReLU(slope): return "leakyReLU(\(slope))"
+        case .leakyReLU: return "leakyReLU"
         case .tanh: return "tanh"
+        }
+    }
+
+    /// The negative-side slope of a leaky ReLU, `nil` for the other activations.
+    public var slope: Double? {
+        if case let .leakyReLU(slope) = self { return slope }
+        return nil
+    }
+
+    /// Rebuilds an activation from ``configurationName`` and ``slope`` (for checkpoints).
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for an unknown name or a
+    ///   leaky ReLU without a finite, non-negative slope.
+    public init(configurationName name: String, slope: Double? = nil) throws {
+        switch name {
+        case "relu": self = .relu
+        case "tanh": self = .tanh
+        case "leakyReLU":
+            guard let slope, slope >= 0, slope.isFinite else {
+                throw InvertNNError.invalidArgument(
+                    operation: "MLPActivation", reason: "leakyReLU needs a finite slope ≥ 0, got \(String(describing: slope))")
+            }
+            self = .leakyReLU(slope: slope)
+        default:
+            throw InvertNNError.invalidArgument(
+                operation: "MLPActivation", reason: "unknown activation \"\(name)\" (expected relu, leakyReLU or tanh)")
         }
     }
 }
