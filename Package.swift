@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "InvertNN", targets: ["InvertNN"]),
         .executable(name: "invertnn", targets: ["InvertNNCLI"]),
+        .executable(name: "invertnn-bench", targets: ["InvertNNBenchmarks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -37,6 +38,20 @@ let package = Package(
                 "InvertNN",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        // The benchmark's C reference GEMM (the same call made from C).
+        .target(
+            name: "CReferenceGemm",
+            dependencies: ["CBLAS"],
+            path: "Benchmarks/CReferenceGemm"
+        ),
+        .executableTarget(
+            name: "InvertNNBenchmarks",
+            dependencies: [
+                "InvertNN", "CReferenceGemm",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/InvertNNBenchmarks"
         ),
         .testTarget(
             name: "InvertNNTests",

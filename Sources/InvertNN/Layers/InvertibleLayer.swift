@@ -60,6 +60,23 @@ public protocol InvertibleLayer<Element>: AnyObject {
     /// A JSON-compatible description of the layer's hyper-parameters (not its parameter values),
     /// used by checkpoints to rebuild the architecture.
     var configuration: [String: ConfigurationValue] { get }
+
+    /// ``forward(_:)`` with explicit side channels (side inputs to read, noise to reuse or draw).
+    /// The default ignores the channels; layers with side inputs or noise override it.
+    func forward(_ x: Matrix<Element>, sideChannels: inout SideChannels<Element>) throws -> LayerOutput<Element>
+    /// ``inverse(_:)`` with explicit side channels, where layers write their restored side outputs.
+    func inverse(_ y: Matrix<Element>, sideChannels: inout SideChannels<Element>) throws -> LayerOutput<Element>
+    /// ``forwardBackward(input:output:outputGradient:logAbsDetGradient:)`` that also adds the
+    /// gradients of side inputs into `sideChannels.gradients`.
+    func forwardBackward(
+        input: Matrix<Element>, output: Matrix<Element>, outputGradient: Matrix<Element>,
+        logAbsDetGradient: [Element], sideChannels: inout SideChannels<Element>
+    ) throws -> Matrix<Element>
+    /// ``inverseBackward(input:output:outputGradient:logAbsDetGradient:)`` with side channels.
+    func inverseBackward(
+        input: Matrix<Element>, output: Matrix<Element>, outputGradient: Matrix<Element>,
+        logAbsDetGradient: [Element], sideChannels: inout SideChannels<Element>
+    ) throws -> Matrix<Element>
 }
 
 /// A JSON-compatible configuration value for ``InvertibleLayer/configuration``.
@@ -70,6 +87,28 @@ public enum ConfigurationValue: Equatable, Sendable, Codable {
 }
 
 extension InvertibleLayer {
+    public func forward(_ x: Matrix<Element>, sideChannels: inout SideChannels<Element>) throws -> LayerOutput<Element> {
+        try forward(x)
+    }
+
+    public func inverse(_ y: Matrix<Element>, sideChannels: inout SideChannels<Element>) throws -> LayerOutput<Element> {
+        try inverse(y)
+    }
+
+    public func forwardBackward(
+        input: Matrix<Element>, output: Matrix<Element>, outputGradient: Matrix<Element>,
+        logAbsDetGradient: [Element], sideChannels: inout SideChannels<Element>
+    ) throws -> Matrix<Element> {
+        try forwardBackward(input: input, output: output, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
+    }
+
+    public func inverseBackward(
+        input: Matrix<Element>, output: Matrix<Element>, outputGradient: Matrix<Element>,
+        logAbsDetGradient: [Element], sideChannels: inout SideChannels<Element>
+    ) throws -> Matrix<Element> {
+        try inverseBackward(input: input, output: output, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
+    }
+
     /// Total number of scalar parameters.
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
 

@@ -35,4 +35,28 @@ public final class Inverted<T: Scalar>: InvertibleLayer {
     ) throws -> Matrix<T> {
         try base.forwardBackward(input: input, output: output, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
     }
+
+    public func forward(_ x: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> LayerOutput<T> {
+        try base.inverse(x, sideChannels: &sideChannels)
+    }
+
+    public func inverse(_ y: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> LayerOutput<T> {
+        try base.forward(y, sideChannels: &sideChannels)
+    }
+
+    public func forwardBackward(
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T],
+        sideChannels: inout SideChannels<T>
+    ) throws -> Matrix<T> {
+        try base.inverseBackward(input: input, output: output, outputGradient: outputGradient,
+                                 logAbsDetGradient: logAbsDetGradient, sideChannels: &sideChannels)
+    }
+
+    public func inverseBackward(
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T],
+        sideChannels: inout SideChannels<T>
+    ) throws -> Matrix<T> {
+        try base.forwardBackward(input: input, output: output, outputGradient: outputGradient,
+                                 logAbsDetGradient: logAbsDetGradient, sideChannels: &sideChannels)
+    }
 }

@@ -54,55 +54,66 @@ public final class Sequential<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
-        try forwardTaped(x, keepActivations: false).0
+        var channels = SideChannels<T>()
+        return try run(x, forward: true, keepActivations: false, sideChannels: &channels).0
     }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
-        try inverseTaped(y, keepActivations: false).0
+        var channels = SideChannels<T>()
+        return try run(y, forward: false, keepActivations: false, sideChannels: &channels).0
+    }
+
+    public func forward(_ x: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> LayerOutput<T> {
+        try run(x, forward: true, keepActivations: false, sideChannels: &sideChannels).0
+    }
+
+    public func inverse(_ y: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> LayerOutput<T> {
+        try run(y, forward: false, keepActivations: false, sideChannels: &sideChannels).0
     }
 
     /// ``forward(_:)`` keeping every intermediate batch for ``backward(_:outputGradient:logAbsDetGradient:)``.
     public func forwardTaped(_ x: Matrix<T>) throws -> (LayerOutput<T>, Tape) {
-        try forwardTaped(x, keepActivations: true)
+        var channels = SideChannels<T>()
+        return try run(x, forward: true, keepActivations: true, sideChannels: &channels)
     }
 
     /// ``inverse(_:)`` keeping every intermediate batch for ``backward(_:outputGradient:logAbsDetGradient:)``.
     public func inverseTaped(_ y: Matrix<T>) throws -> (LayerOutput<T>, Tape) {
-        try inverseTaped(y, keepActivations: true)
+        var channels = SideChannels<T>()
+        return try run(y, forward: false, keepActivations: true, sideChannels: &channels)
+    }
+
+    /// ``forwardTaped(_:)`` with explicit side channels.
+    public func forwardTaped(_ x: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> (LayerOutput<T>, Tape) {
+        try run(x, forward: true, keepActivations: true, sideChannels: &sideChannels)
+    }
+
+    /// ``inverseTaped(_:)`` with explicit side channels.
+    public func inverseTaped(_ y: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> (LayerOutput<T>, Tape) {
+        try run(y, forward: false, keepActivations: true, sideChannels: &sideChannels)
     }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    func forwardTaped(_ x: Matrix<T>, keepActivations: Bool) throws -> (LayerOutput<T>, Tape) {
-        try x.requireColumns(inputFeatures, "\(name).forward")
-        var current = x
-        var total = [T](repeating: 0, count: x.rows)
-        var activations = keepActivations ? [x] : []
-        for layer in layers {
-            let step = try layer.forward(current)
+    func run(
+        _ input: Matrix<T>, forward isForward: Bool, keepActivations: Bool, sideChannels: inout SideChannels<T>
+    ) throws -> (LayerOutput<T>, Tape) {
+        try input.requireColumns(isForward ? inputFeatures : outputFeatures, "\(name).\(isForward ? "forward" : "inverse")")
+        var current = input
+        var total = [T](repeating: 0, count: input.rows)
+        var activations = keepActivations ? [input] : []
+        let order: [any InvertibleLayer<T>] = isForward ? layers : layers.reversed()
+        for layer in order {
+            let step = isForward
+                ? try layer.forward(current, sideChannels: &sideChannels)
+                : try layer.inverse(current, sideChannels: &sideChannels)
             for i in 0..<total.count { total[i] += step.logAbsDet[i] }
             current = step.output
             if keepActivations { activations.append(current) }
         }
-        return (LayerOutput(output: current, logAbsDet: total), Tape(isForward: true, activations: activations))
-    }
-
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    func inverseTaped(_ y: Matrix<T>, keepActivations: Bool) throws -> (LayerOutput<T>, Tape) {
-        try y.requireColumns(outputFeatures, "\(name).inverse")
-        var current = y
-        var total = [T](repeating: 0, count: y.rows)
-        var activations = keepActivations ? [y] : []
-        for layer in layers.reversed() {
-            let step = try layer.inverse(current)
-            for i in 0..<total.count { total[i] += step.logAbsDet[i] }
-            current = step.output
-            if keepActivations { activations.append(current) }
-        }
-        return (LayerOutput(output: current, logAbsDet: total), Tape(isForward: false, activations: activations))
+        return (LayerOutput(output: current, logAbsDet: total), Tape(isForward: isForward, activations: activations))
     }
 
     /// Backpropagates through a taped pass: returns `dL/d(pass input)` and accumulates every
@@ -114,9 +125,18 @@ public final class Sequential<T: Scalar>: InvertibleLayer {
     ///   - logAbsDetGradient: `dL/dlogAbsDet`, `[batch]`; every layer's log-det receives it.
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if the tape is not one of
     ///   this model's, or a shape mismatch.
+    public func backward(_ tape: Tape, outputGradient: Matrix<T>, logAbsDetGradient: [T]) throws -> Matrix<T> {
+        var channels = SideChannels<T>()
+        return try backward(tape, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient, sideChannels: &channels)
+    }
+
+    /// ``backward(_:outputGradient:logAbsDetGradient:)`` that also accumulates side-input
+    /// gradients into `sideChannels.gradients`.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func backward(_ tape: Tape, outputGradient: Matrix<T>, logAbsDetGradient: [T]) throws -> Matrix<T> {
+    public func backward(
+        _ tape: Tape, outputGradient: Matrix<T>, logAbsDetGradient: [T], sideChannels: inout SideChannels<T>
+    ) throws -> Matrix<T> {
         guard tape.activations.count == layers.count + 1 else {
             throw InvertNNError.invalidArgument(
                 operation: "\(name).backward",
@@ -127,47 +147,72 @@ public final class Sequential<T: Scalar>: InvertibleLayer {
         for k in stride(from: applied.count - 1, through: 0, by: -1) {
             let input = tape.activations[k], output = tape.activations[k + 1]
             gradient = tape.isForward
-                ? try applied[k].forwardBackward(input: input, output: output, outputGradient: gradient, logAbsDetGradient: logAbsDetGradient)
-                : try applied[k].inverseBackward(input: input, output: output, outputGradient: gradient, logAbsDetGradient: logAbsDetGradient)
+                ? try applied[k].forwardBackward(
+                    input: input, output: output, outputGradient: gradient, logAbsDetGradient: logAbsDetGradient,
+                    sideChannels: &sideChannels)
+                : try applied[k].inverseBackward(
+                    input: input, output: output, outputGradient: gradient, logAbsDetGradient: logAbsDetGradient,
+                    sideChannels: &sideChannels)
         }
         return gradient
     }
 
     /// VJP of ``forward(_:)`` in rebuilding mode: only `output` is used; each layer's input is
     /// rebuilt by inverting it (O(1) activation memory in depth). `input` is only shape-checked.
+    public func forwardBackward(
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
+    ) throws -> Matrix<T> {
+        var channels = SideChannels<T>()
+        return try forwardBackward(input: input, output: output, outputGradient: outputGradient,
+                                   logAbsDetGradient: logAbsDetGradient, sideChannels: &channels)
+    }
+
+    /// VJP of ``inverse(_:)`` in rebuilding mode: only `output` (the inverse's result, `x`) is used;
+    /// each layer's input is rebuilt by applying it forward. `input` is only shape-checked.
+    public func inverseBackward(
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
+    ) throws -> Matrix<T> {
+        var channels = SideChannels<T>()
+        return try inverseBackward(input: input, output: output, outputGradient: outputGradient,
+                                   logAbsDetGradient: logAbsDetGradient, sideChannels: &channels)
+    }
+
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forwardBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T],
+        sideChannels: inout SideChannels<T>
     ) throws -> Matrix<T> {
         try validateBackward("forwardBackward", input: input, inFeatures: inputFeatures, output: output,
                              outFeatures: outputFeatures, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
         var current = output
         var gradient = outputGradient
         for layer in layers.reversed() {
-            let layerInput = try layer.inverse(current).output
+            // Rebuilding the input also restores the side inputs this layer consumed.
+            let layerInput = try layer.inverse(current, sideChannels: &sideChannels).output
             gradient = try layer.forwardBackward(
-                input: layerInput, output: current, outputGradient: gradient, logAbsDetGradient: logAbsDetGradient)
+                input: layerInput, output: current, outputGradient: gradient, logAbsDetGradient: logAbsDetGradient,
+                sideChannels: &sideChannels)
             current = layerInput
         }
         return gradient
     }
 
-    /// VJP of ``inverse(_:)`` in rebuilding mode: only `output` (the inverse's result, `x`) is used;
-    /// each layer's input is rebuilt by applying it forward. `input` is only shape-checked.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func inverseBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T],
+        sideChannels: inout SideChannels<T>
     ) throws -> Matrix<T> {
         try validateBackward("inverseBackward", input: input, inFeatures: outputFeatures, output: output,
                              outFeatures: inputFeatures, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
         var current = output
         var gradient = outputGradient
         for layer in layers {
-            let layerInput = try layer.forward(current).output
+            let layerInput = try layer.forward(current, sideChannels: &sideChannels).output
             gradient = try layer.inverseBackward(
-                input: layerInput, output: current, outputGradient: gradient, logAbsDetGradient: logAbsDetGradient)
+                input: layerInput, output: current, outputGradient: gradient, logAbsDetGradient: logAbsDetGradient,
+                sideChannels: &sideChannels)
             current = layerInput
         }
         return gradient

@@ -11,11 +11,25 @@ protocol LayerFactory {
     func make<T: Scalar>(features: Int, seed: UInt64, _: T.Type) throws -> any InvertibleLayer<T>
     /// An input batch inside the layer's forward domain. Default: N(0, 1) entries.
     func input(rows: Int, features: Int, using generator: inout SeededGenerator) -> Matrix<Double>
+    /// The side inputs the forward direction reads (concat layers, given noise). Default: none.
+    func sideInputs(rows: Int, using generator: inout SeededGenerator) -> [String: Matrix<Double>]
 }
 
 extension LayerFactory {
     func input(rows: Int, features: Int, using generator: inout SeededGenerator) -> Matrix<Double> {
         Matrix.randomNormal(rows: rows, columns: features, using: &generator)
+    }
+
+    func sideInputs(rows: Int, using generator: inout SeededGenerator) -> [String: Matrix<Double>] { [:] }
+}
+
+/// One direction of `layer` as a function of its input, with fixed side inputs for forward.
+private func directionMap<T: Scalar>(
+    _ layer: any InvertibleLayer<T>, forward: Bool, side: [String: Matrix<T>]
+) -> (Matrix<T>) throws -> LayerOutput<T> {
+    { input in
+        var channels = SideChannels<T>(forward ? side : [:])
+        return forward ? try layer.forward(input, sideChannels: &channels) : try layer.inverse(input, sideChannels: &channels)
     }
 }
 
@@ -49,13 +63,22 @@ func checkLayerContract(
             let layer = try factory.make(features: features, seed: seed, Double.self)
             let where_ = "\(layer.name) features \(features) batch \(batch)"
             let x = factory.input(rows: batch, features: layer.inputFeatures, using: &rng)
+            let side = factory.sideInputs(rows: batch, using: &rng)
+            let forwardMap = directionMap(layer, forward: true, side: side)
+            let inverseMap = directionMap(layer, forward: false, side: side)
 
-            // 1 & 2: round trips and cancelling log-dets.
-            let fwd = try layer.forward(x)
-            let back = try layer.inverse(fwd.output)
+            // 1 & 2: round trips (side inputs restored as side outputs) and cancelling log-dets.
+            let fwd = try forwardMap(x)
+            var restored = SideChannels<Double>()
+            let back = try layer.inverse(fwd.output, sideChannels: &restored)
             let xScale = max(1, x.maxAbs)
             #expect(try (back.output - x).maxAbs <= tol.roundTrip * xScale,
                     "round trip x→y→x \(where_)", sourceLocation: sourceLocation)
+            for (name, value) in side {
+                let got = restored[name] ?? Matrix(rows: 0, columns: 0)
+                #expect(try got.shape == value.shape && ((got - value).maxAbs) <= tol.roundTrip * max(1, value.maxAbs),
+                        "side input '\(name)' restored by inverse \(where_)", sourceLocation: sourceLocation)
+            }
             #expect(fwd.logAbsDet.count == batch && back.logAbsDet.count == batch,
                     "log-det shape [batch] \(where_)", sourceLocation: sourceLocation)
             for i in 0..<batch {
@@ -65,19 +88,21 @@ func checkLayerContract(
                         sourceLocation: sourceLocation)
             }
             let x2 = factory.input(rows: batch, features: layer.inputFeatures, using: &rng)
-            let y2 = try layer.forward(x2).output
-            let again = try layer.forward(try layer.inverse(y2).output).output
+            let y2 = try forwardMap(x2).output
+            var channels2 = SideChannels<Double>()
+            let x2back = try layer.inverse(y2, sideChannels: &channels2).output
+            let again = try layer.forward(x2back, sideChannels: &channels2).output
             #expect(try (again - y2).maxAbs <= tol.roundTrip * max(1, y2.maxAbs),
                     "round trip y→x→y \(where_)", sourceLocation: sourceLocation)
 
             let small = features <= 17 && batch <= 7
             // 3: log-det against a finite-difference Jacobian (one sample, square layers).
             if small && batch == 1 && layer.inputFeatures == layer.outputFeatures {
-                let fdForward = try finiteDifferenceLogAbsDet(x.row(0), step: tol.step) { try layer.forward($0).output }
+                let fdForward = try finiteDifferenceLogAbsDet(x.row(0), step: tol.step) { try forwardMap($0).output }
                 #expect(abs(fdForward - fwd.logAbsDet[0]) <= tol.finiteDifferenceLogDet * max(1, abs(fwd.logAbsDet[0])),
                         "forward log-det \(fwd.logAbsDet[0]) vs finite differences \(fdForward) \(where_)",
                         sourceLocation: sourceLocation)
-                let fdInverse = try finiteDifferenceLogAbsDet(fwd.output.row(0), step: tol.step) { try layer.inverse($0).output }
+                let fdInverse = try finiteDifferenceLogAbsDet(fwd.output.row(0), step: tol.step) { try inverseMap($0).output }
                 #expect(abs(fdInverse - back.logAbsDet[0]) <= tol.finiteDifferenceLogDet * max(1, abs(back.logAbsDet[0])),
                         "inverse log-det \(back.logAbsDet[0]) vs finite differences \(fdInverse) \(where_)",
                         sourceLocation: sourceLocation)
@@ -85,10 +110,10 @@ func checkLayerContract(
 
             // 4: gradients in both directions.
             if small {
-                try checkGradients(layer, input: x, isForward: true, tolerance: tol, rng: &rng, label: where_,
-                                   sourceLocation: sourceLocation)
-                try checkGradients(layer, input: fwd.output, isForward: false, tolerance: tol, rng: &rng, label: where_,
-                                   sourceLocation: sourceLocation)
+                try checkGradients(layer, input: x, isForward: true, side: side, tolerance: tol, rng: &rng,
+                                   label: where_, sourceLocation: sourceLocation)
+                try checkGradients(layer, input: fwd.output, isForward: false, side: [:], tolerance: tol, rng: &rng,
+                                   label: where_, sourceLocation: sourceLocation)
             }
 
             // 5: Float against the Double reference, same parameters.
@@ -98,7 +123,8 @@ func checkLayerContract(
                     sourceLocation: sourceLocation)
             for (p, q) in zip(doubleParameters, floatParameters) { q.value = p.value.converted(to: Float.self) }
             let xf = x.converted(to: Float.self)
-            let ff = try floatLayer.forward(xf)
+            let sideFloat = side.mapValues { $0.converted(to: Float.self) }
+            let ff = try directionMap(floatLayer, forward: true, side: sideFloat)(xf)
             let yScale = max(1, fwd.output.maxAbs)
             #expect(try (ff.output.converted(to: Double.self) - fwd.output).maxAbs <= tol.floatVersusDouble * yScale,
                     "Float forward vs Double \(where_)", sourceLocation: sourceLocation)
@@ -106,10 +132,10 @@ func checkLayerContract(
                 #expect(abs(Double(ff.logAbsDet[i]) - fwd.logAbsDet[i]) <= tol.floatVersusDouble * max(1, abs(fwd.logAbsDet[i])),
                         "Float log-det vs Double row \(i) \(where_)", sourceLocation: sourceLocation)
             }
-            let fb = try floatLayer.inverse(ff.output)
+            let fb = try directionMap(floatLayer, forward: false, side: [:])(ff.output)
             #expect(Double(try (fb.output - xf).maxAbs) <= tol.floatRoundTrip * xScale * max(1, yScale / xScale),
                     "Float round trip \(where_)", sourceLocation: sourceLocation)
-            let fi = try floatLayer.inverse(fwd.output.converted(to: Float.self))
+            let fi = try directionMap(floatLayer, forward: false, side: [:])(fwd.output.converted(to: Float.self))
             #expect(try (fi.output.converted(to: Double.self) - x).maxAbs <= tol.floatVersusDouble * xScale * max(1, yScale / xScale),
                     "Float inverse vs Double \(where_)", sourceLocation: sourceLocation)
         }
@@ -136,10 +162,14 @@ func finiteDifferenceLogAbsDet(
 /// `L = Σ dY ⊙ out + Σ dld ⊙ logAbsDet`, for the input and every learnable parameter entry
 /// (at most 150 entries per parameter, chosen at random), and that fixed entries get exactly 0.
 func checkGradients(
-    _ layer: any InvertibleLayer<Double>, input: Matrix<Double>, isForward: Bool, tolerance tol: ContractTolerances,
-    rng: inout SeededGenerator, label: String, sourceLocation: SourceLocation
+    _ layer: any InvertibleLayer<Double>, input: Matrix<Double>, isForward: Bool, side: [String: Matrix<Double>],
+    tolerance tol: ContractTolerances, rng: inout SeededGenerator, label: String, sourceLocation: SourceLocation
 ) throws {
-    let run: (Matrix<Double>) throws -> LayerOutput<Double> = { isForward ? try layer.forward($0) : try layer.inverse($0) }
+    var sideValues = side
+    let run: (Matrix<Double>) throws -> LayerOutput<Double> = { input in
+        var channels = SideChannels<Double>(sideValues)
+        return isForward ? try layer.forward(input, sideChannels: &channels) : try layer.inverse(input, sideChannels: &channels)
+    }
     let result = try run(input)
     let dy = Matrix<Double>.randomNormal(rows: result.output.rows, columns: result.output.columns, using: &rng)
     let dld = (0..<input.rows).map { _ in rng.nextNormal(Double.self) }
@@ -151,9 +181,12 @@ func checkGradients(
         return total
     }
     layer.zeroGradients()
+    var channels = SideChannels<Double>(sideValues)
     let dx = isForward
-        ? try layer.forwardBackward(input: input, output: result.output, outputGradient: dy, logAbsDetGradient: dld)
-        : try layer.inverseBackward(input: input, output: result.output, outputGradient: dy, logAbsDetGradient: dld)
+        ? try layer.forwardBackward(input: input, output: result.output, outputGradient: dy, logAbsDetGradient: dld,
+                                    sideChannels: &channels)
+        : try layer.inverseBackward(input: input, output: result.output, outputGradient: dy, logAbsDetGradient: dld,
+                                    sideChannels: &channels)
     let direction = isForward ? "forward" : "inverse"
 
     var numeric = [Double](repeating: 0, count: input.count)
@@ -167,6 +200,23 @@ func checkGradients(
     let inputScale = max(numeric.map(abs).max() ?? 0, 1e-3)
     #expect(inputError <= tol.gradient * inputScale,
             "\(direction) input gradient error \(inputError) (scale \(inputScale)) \(label)", sourceLocation: sourceLocation)
+
+    for (name, value) in side {
+        let analytic = channels.gradients[name] ?? Matrix(rows: value.rows, columns: value.columns)
+        var worst = 0.0, scale = 1e-3
+        for k in 0..<value.count {
+            sideValues[name]!.storage[k] = value.storage[k] + tol.step
+            let lp = try loss(input)
+            sideValues[name]!.storage[k] = value.storage[k] - tol.step
+            let lm = try loss(input)
+            sideValues[name] = value
+            let fd = (lp - lm) / (2 * tol.step)
+            worst = max(worst, abs(fd - analytic.storage[k]))
+            scale = max(scale, abs(fd))
+        }
+        #expect(worst <= tol.gradient * scale, "\(direction) gradient of side input '\(name)': error \(worst) \(label)",
+                sourceLocation: sourceLocation)
+    }
 
     for parameter in layer.parameters {
         let analytic = parameter.gradient.storage

@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+import InvertNN
+
+/// `invertnn-bench`: throughput of the library's layers as ratios to the dense GEMM floor measured
+/// in the same run (interleaved medians), plus samples/s of whole training steps.
+@main
+struct BenchmarkCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "invertnn-bench",
+        abstract: "Benchmark InvertNN layers against the dense GEMM floor of the same shape.")
+
+    static let suites: [String: @Sendable (BenchmarkContext, Bool) throws -> [BenchmarkRecord]] = [
+        "gemm": { context, isFloat in
+            isFloat ? try gemmSuite(context, Float.self) : try gemmSuite(context, Double.self)
+        },
+    ]
+
+    @Option(help: "Suite to run: \(BenchmarkCommand.suites.keys.sorted().joined(separator: ", ")), or all.")
+    var suite: String = "all"
+
+    @Option(help: "float, double or both.")
+    var precision: String = "both"
+
+    @Option(help: "OpenBLAS threads.")
+    var threads: Int = 1
+
+    @Flag(help: "Fewer shapes and repeats (a smoke run).")
+    var quick = false
+
+    @Flag(help: "Print one JSON array of records instead of a table.")
+    var json = false
+
+    mutating func validate() throws {
+        guard suite == "all" || Self.suites[suite] != nil else {
+            throw ValidationError("unknown suite '\(suite)'; choose one of \(Self.suites.keys.sorted().joined(separator: ", ")) or all")
+        }
+        guard ["float", "double", "both"].contains(precision) else {
+            throw ValidationError("--precision must be float, double or both, got '\(precision)'")
+        }
+        guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
+    }
+
+    func run() throws {
+        BLAS.setThreads(threads)
+        let context = BenchmarkContext(
+            batchSizes: quick ? [256, 1024] : [256, 1024, 4096],
+            featureSizes: quick ? [64, 256] : [64, 256, 784],
+            repeats: quick ? 7 : 9, warmup: 2, blasCore: BLAS.coreName)
+        let names = suite == "all" ? Self.suites.keys.sorted() : [suite]
+        var records = [BenchmarkRecord]()
+        for name in names {
+            for isFloat in precision == "both" ? [true, false] : [precision == "float"] {
+                FileHandle.standardError.write(Data("running \(name) (\(isFloat ? "float" : "double"))…\n".utf8))
+                records += try Self.suites[name]!(context, isFloat)
+            }
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(records), as: UTF8.self))
+        } else {
+            print(table(records))
+        }
+    }
+
+    func table(_ records: [BenchmarkRecord]) -> String {
+        var lines = ["BLAS core: \(records.first?.blasCore ?? BLAS.coreName), threads: \(threads)",
+                     "| suite | case | precision | B | n | m | mode | ms | reference ms | ratio | GFLOP/s | samples/s |",
+                     "| --- | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+        for r in records {
+            lines.append(String(
+                format: "| %@ | %@ | %@ | %d | %d | %@ | %@ | %.3f | %.3f | %.3f | %.1f | %.0f |",
+                r.suite, r.case, r.precision, r.batch, r.features, r.reflectors.map { "\($0)" } ?? "-", r.mode,
+                r.medianMilliseconds, r.referenceMilliseconds, r.ratio, r.gflops, r.samplesPerSecond))
+        }
+        return lines.joined(separator: "\n")
+    }
+}

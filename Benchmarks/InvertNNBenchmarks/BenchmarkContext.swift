@@ -1,0 +1,22 @@
+import InvertNN
+
+/// Settings shared by every suite, from the command line.
+struct BenchmarkContext {
+    var batchSizes: [Int]
+    var featureSizes: [Int]
+    var repeats: Int
+    var warmup: Int
+    var blasCore: String
+
+    func record<T: Scalar>(
+        suite: String, case name: String, precision _: T.Type, batch: Int, features: Int, reflectors: Int?,
+        mode: String, seconds: Double, referenceSeconds: Double, flops: Double, note: String? = nil
+    ) -> BenchmarkRecord {
+        BenchmarkRecord(
+            suite: suite, case: name, precision: T.self == Float.self ? "float" : "double", batch: batch,
+            features: features, reflectors: reflectors, mode: mode,
+            medianMilliseconds: seconds * 1e3, referenceMilliseconds: referenceSeconds * 1e3,
+            ratio: seconds / referenceSeconds, gflops: flops / seconds / 1e9,
+            samplesPerSecond: Double(batch) / seconds, blasCore: blasCore, note: note)
+    }
+}

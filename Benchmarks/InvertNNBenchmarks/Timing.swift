@@ -1,0 +1,49 @@
+import Foundation
+
+/// Wall-clock seconds of one call of `body`.
+func seconds(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+}
+
+/// Medians of `repeats` interleaved (case, reference) pairs after `warmup` unmeasured pairs.
+///
+/// Interleaving puts both measurements under the same machine conditions (this machine is shared
+/// and noisy), so their ratio is meaningful even when absolute times drift.
+func interleavedMedians(
+    repeats: Int, warmup: Int, case measured: () throws -> Void, reference: () throws -> Void
+) rethrows -> (caseSeconds: Double, referenceSeconds: Double) {
+    for _ in 0..<warmup {
+        try measured()
+        try reference()
+    }
+    var caseTimes = [Double](), referenceTimes = [Double]()
+    for i in 0..<repeats {
+        // Alternate which goes first so cache warmth does not favour one side.
+        if i % 2 == 0 {
+            caseTimes.append(try seconds(measured))
+            referenceTimes.append(try seconds(reference))
+        } else {
+            referenceTimes.append(try seconds(reference))
+            caseTimes.append(try seconds(measured))
+        }
+    }
+    return (median(caseTimes), median(referenceTimes))
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return .nan }
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}
+
+/// Peak resident set size of this process so far, in MiB (from /proc/self/status VmHWM).
+func peakResidentMiB() -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return .nan }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let kb = line.split(separator: " ").compactMap { Double($0) }.first ?? .nan
+        return kb / 1024
+    }
+    return .nan
+}

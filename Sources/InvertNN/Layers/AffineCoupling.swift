@@ -1,0 +1,299 @@
+import RealModule
+
+/// The affine coupling layer of RealNVP (Dinh et al. 2017, "Density estimation using Real NVP",
+/// eqs. 4-9), with a smoothly bounded log-scale.
+///
+/// The `D` features split at `k` into two blocks (see ``CouplingBlock``); the conditioning block
+/// `a` (`d` features) passes through and the other block `b` (`D - d` features) is transformed:
+///
+///     h      = MLP(x_a)                    (one trunk, 2(D - d) outputs: ŝ = h[0..<D-d], t = h[D-d..<2(D-d)])
+///     s      = c · tanh(ŝ / c)             (or s = ŝ when the bound c is switched off)
+///     y_a    = x_a
+///     y_b    = x_b ⊙ exp(s) + t            log|det ∂y/∂x| = Σ_j s_j
+///     x_b    = (y_b - t) ⊙ exp(-s)         log|det ∂x/∂y| = -Σ_j s_j      (s, t from y_a = x_a)
+///
+/// - Shapes: `x`, `y` `[batch, D]`, log-dets `[batch]` in nats. Splits need not be even (`D = 3`
+///   or `17` work); the log-det always sums the `D - d` scale outputs (the original invertnn read
+///   it from the wrong slice for uneven splits).
+/// - The bound `c` keeps `|s| < c`, so one step can scale a feature by at most `e^c`; the same
+///   bounded `s` enters forward, inverse and log-det, which keeps the map exactly invertible.
+/// - Parameters: those of the ``conditioner`` MLP (`dense<k>.weight`, `dense<k>.bias`).
+/// - Backward passes recompute the conditioner's forward from the layer input (the layer contract
+///   passes only input and output), then run the MLP's hand-written backward, so gradients reach
+///   `x_a` (resp. `y_a`) both directly and through the conditioner.
+public final class AffineCoupling<T: Scalar>: InvertibleLayer {
+    public typealias Element = T
+
+    /// `D`, the feature count (`≥ 2`).
+    public let features: Int
+    /// `k`: the first block is `[0, k)`, the second `[k, D)`.
+    public let firstBlockSize: Int
+    /// Which block conditions the other.
+    public let conditioningBlock: CouplingBlock
+    /// `c` of `s = c·tanh(ŝ/c)`, or `nil` for an unbounded log-scale `s = ŝ`.
+    public let scaleBound: T?
+    /// The conditioner, `[batch, d] -> [batch, 2(D - d)]`: the log-scale pre-activations `ŝ`
+    /// first, then the shifts `t`.
+    public let conditioner: MLP<T>
+
+    /// The feature positions of the conditioning block `a` (`d` of them).
+    public let conditioningRange: Range<Int>
+    /// The feature positions of the transformed block `b` (`D - d` of them).
+    public let transformedRange: Range<Int>
+
+    /// A coupling layer around a ready conditioner.
+    ///
+    /// - Parameters:
+    ///   - features: `D ≥ 2`.
+    ///   - conditioner: an MLP from `d` to `2(D - d)` features.
+    ///   - conditioningBlock: which block is `a` (default the first).
+    ///   - scaleBound: `c > 0` (default 2), or `nil` to switch the bound off.
+    ///   - firstBlockSize: `k` in `1..<D` (default `⌊D/2⌋`).
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `D < 2`, `k` is out of
+    ///   range, `c` is not positive and finite, or the conditioner's sizes do not fit the split.
+    public init(
+        features: Int, conditioner: MLP<T>, conditioningBlock: CouplingBlock = .first,
+        scaleBound: T? = 2, firstBlockSize: Int? = nil
+    ) throws {
+        let (conditioningRange, transformedRange) = try Self.split(
+            features: features, firstBlockSize: firstBlockSize, conditioningBlock: conditioningBlock)
+        if let c = scaleBound, !(c > 0 && c.isFinite) {
+            throw InvertNNError.invalidArgument(
+                operation: "AffineCoupling", reason: "scaleBound must be positive and finite (or nil), got \(c)")
+        }
+        guard conditioner.inputFeatures == conditioningRange.count,
+              conditioner.outputFeatures == 2 * transformedRange.count
+        else {
+            throw InvertNNError.invalidArgument(
+                operation: "AffineCoupling",
+                reason: "conditioner must map \(conditioningRange.count) -> \(2 * transformedRange.count) features "
+                    + "(log-scales and shifts of \(transformedRange.count) features), got sizes \(conditioner.sizes)")
+        }
+        self.features = features
+        self.firstBlockSize = firstBlockSize ?? features / 2
+        self.conditioningBlock = conditioningBlock
+        self.scaleBound = scaleBound
+        self.conditioner = conditioner
+        self.conditioningRange = conditioningRange
+        self.transformedRange = transformedRange
+    }
+
+    /// A coupling layer with a new He-initialized MLP conditioner `d -> hidden… -> 2(D - d)`.
+    ///
+    /// - Parameters:
+    ///   - features: `D ≥ 2`.
+    ///   - hiddenSizes: widths of the conditioner's hidden layers (may be empty: affine conditioner).
+    ///   - conditioningBlock: which block is `a` (default the first; alternate it in a flow).
+    ///   - scaleBound: `c > 0` (default 2), or `nil` to switch the bound off.
+    ///   - activation: the conditioner's hidden nonlinearity (default ReLU).
+    ///   - firstBlockSize: `k` in `1..<D` (default `⌊D/2⌋`).
+    ///   - zeroInitializeLastLayer: start the conditioner's output layer at 0 so the layer starts as
+    ///     the identity (default true).
+    ///   - generator: the caller-owned source of randomness.
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` as the designated initializer
+    ///   and ``MLP/init(sizes:activation:zeroInitializeLastLayer:using:)`` do.
+    public convenience init(
+        features: Int, hiddenSizes: [Int], conditioningBlock: CouplingBlock = .first, scaleBound: T? = 2,
+        activation: MLPActivation = .relu, firstBlockSize: Int? = nil, zeroInitializeLastLayer: Bool = true,
+        using generator: inout some RandomNumberGenerator
+    ) throws {
+        let (a, b) = try Self.split(features: features, firstBlockSize: firstBlockSize, conditioningBlock: conditioningBlock)
+        let mlp = try MLP<T>(sizes: [a.count] + hiddenSizes + [2 * b.count], activation: activation,
+                             zeroInitializeLastLayer: zeroInitializeLastLayer, using: &generator)
+        try self.init(features: features, conditioner: mlp, conditioningBlock: conditioningBlock,
+                      scaleBound: scaleBound, firstBlockSize: firstBlockSize)
+    }
+
+    private static func split(
+        features: Int, firstBlockSize: Int?, conditioningBlock: CouplingBlock
+    ) throws -> (conditioning: Range<Int>, transformed: Range<Int>) {
+        guard features >= 2 else {
+            throw InvertNNError.invalidArgument(
+                operation: "AffineCoupling",
+                reason: "needs ≥ 2 features to split into a conditioning and a transformed block, got \(features)")
+        }
+        let k = firstBlockSize ?? features / 2
+        guard k >= 1, k < features else {
+            throw InvertNNError.invalidArgument(
+                operation: "AffineCoupling", reason: "firstBlockSize must be in 1..<\(features), got \(k)")
+        }
+        let first = 0..<k, second = k..<features
+        return conditioningBlock == .first ? (first, second) : (second, first)
+    }
+
+    public var name: String {
+        "AffineCoupling(\(features), \(conditioningBlock.rawValue) block [\(conditioningRange.lowerBound)..<\(conditioningRange.upperBound)] conditions)"
+    }
+    public var inputFeatures: Int { features }
+    public var outputFeatures: Int { features }
+    public var parameters: [Parameter<T>] { conditioner.parameters }
+    public var configuration: [String: ConfigurationValue] {
+        [
+            "type": .string("AffineCoupling"),
+            "features": .int(features),
+            "firstBlockSize": .int(firstBlockSize),
+            "conditioningBlock": .string(conditioningBlock.rawValue),
+            "hiddenSizes": .ints(conditioner.hiddenSizes),
+            "activation": .string(conditioner.activation.configurationName),
+            "activationSlope": conditioner.activation.slope.map { .double($0) } ?? .null,
+            "scaleBound": scaleBound.map { .double(Double($0)) } ?? .null,
+        ]
+    }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
+        try x.requireColumns(features, "\(name).forward")
+        let h = try conditioner(x.columns(conditioningRange))
+        let rows = x.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
+        let bound = scaleBound ?? 0, inverseBound = scaleBound.map { 1 / $0 } ?? 0, bounded = scaleBound != nil
+        var y = x
+        var logDet = [T](repeating: 0, count: rows)
+        h.storage.withUnsafeBufferPointer { hp in
+            y.storage.withUnsafeMutableBufferPointer { yp in
+                for r in 0..<rows {
+                    let ho = r * 2 * m, o = r * width + offset
+                    var sum: T = 0
+                    for j in 0..<m {
+                        let s = bounded ? bound * T.tanh(hp[ho + j] * inverseBound) : hp[ho + j]
+                        sum += s
+                        yp[o + j] = yp[o + j] * T.exp(s) + hp[ho + m + j]
+                    }
+                    logDet[r] = sum
+                }
+            }
+        }
+        return LayerOutput(output: y, logAbsDet: logDet)
+    }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
+        try y.requireColumns(features, "\(name).inverse")
+        let h = try conditioner(y.columns(conditioningRange))
+        let rows = y.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
+        let bound = scaleBound ?? 0, inverseBound = scaleBound.map { 1 / $0 } ?? 0, bounded = scaleBound != nil
+        var x = y
+        var logDet = [T](repeating: 0, count: rows)
+        h.storage.withUnsafeBufferPointer { hp in
+            x.storage.withUnsafeMutableBufferPointer { xp in
+                for r in 0..<rows {
+                    let ho = r * 2 * m, o = r * width + offset
+                    var sum: T = 0
+                    for j in 0..<m {
+                        let s = bounded ? bound * T.tanh(hp[ho + j] * inverseBound) : hp[ho + j]
+                        sum += s
+                        xp[o + j] = (xp[o + j] - hp[ho + m + j]) * T.exp(-s)
+                    }
+                    logDet[r] = -sum
+                }
+            }
+        }
+        return LayerOutput(output: x, logAbsDet: logDet)
+    }
+
+    /// VJP of ``forward(_:)``. With `g = dL/dy` and `ℓ = dL/dlogAbsDet` per row:
+    /// `dL/dx_b = g_b ⊙ e^s`, `dL/dt = g_b`, `dL/ds = g_b ⊙ x_b ⊙ e^s + ℓ`,
+    /// `dL/dŝ = dL/ds ⊙ (1 - (s/c)²)`, and `dL/dx_a = g_a + MLP-backward([dL/dŝ, dL/dt])`.
+    /// `output` is only shape-checked: everything is recomputed from `input`.
+    ///
+    /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` on inconsistent shapes.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func forwardBackward(
+        input x: Matrix<T>, output y: Matrix<T>, outputGradient dy: Matrix<T>, logAbsDetGradient dld: [T]
+    ) throws -> Matrix<T> {
+        try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
+                             outputGradient: dy, logAbsDetGradient: dld)
+        let trace = try conditioner.forward(x.columns(conditioningRange))
+        let rows = x.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
+        let bound = scaleBound ?? 0, inverseBound = scaleBound.map { 1 / $0 } ?? 0, bounded = scaleBound != nil
+        var dx = dy
+        var dh = Matrix<T>(rows: rows, columns: 2 * m)
+        trace.output.storage.withUnsafeBufferPointer { hp in
+            x.storage.withUnsafeBufferPointer { xp in
+                dx.storage.withUnsafeMutableBufferPointer { gp in
+                    dh.storage.withUnsafeMutableBufferPointer { dhp in
+                        for r in 0..<rows {
+                            let ho = r * 2 * m, o = r * width + offset, ld = dld[r]
+                            for j in 0..<m {
+                                let squashed = bounded ? T.tanh(hp[ho + j] * inverseBound) : 0
+                                let s = bounded ? bound * squashed : hp[ho + j]
+                                let e = T.exp(s)
+                                let g = gp[o + j]
+                                gp[o + j] = g * e
+                                let ds = g * xp[o + j] * e + ld
+                                dhp[ho + j] = bounded ? ds * (1 - squashed * squashed) : ds
+                                dhp[ho + m + j] = g
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        try addConditionerGradient(trace: trace, dh: dh, into: &dx)
+        return dx
+    }
+
+    /// VJP of ``inverse(_:)``. With `g = dL/dx`, `ℓ = dL/dlogAbsDet` and `x_b = (y_b - t) e^{-s}`
+    /// recomputed from `input`: `dL/dy_b = g_b ⊙ e^{-s}`, `dL/dt = -g_b ⊙ e^{-s}`,
+    /// `dL/ds = -g_b ⊙ x_b - ℓ`, `dL/dŝ = dL/ds ⊙ (1 - (s/c)²)`, and
+    /// `dL/dy_a = g_a + MLP-backward([dL/dŝ, dL/dt])`. `output` is only shape-checked.
+    ///
+    /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` on inconsistent shapes.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func inverseBackward(
+        input y: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T]
+    ) throws -> Matrix<T> {
+        try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
+                             outputGradient: dx, logAbsDetGradient: dld)
+        let trace = try conditioner.forward(y.columns(conditioningRange))
+        let rows = y.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
+        let bound = scaleBound ?? 0, inverseBound = scaleBound.map { 1 / $0 } ?? 0, bounded = scaleBound != nil
+        var dy = dx
+        var dh = Matrix<T>(rows: rows, columns: 2 * m)
+        trace.output.storage.withUnsafeBufferPointer { hp in
+            y.storage.withUnsafeBufferPointer { yp in
+                dy.storage.withUnsafeMutableBufferPointer { gp in
+                    dh.storage.withUnsafeMutableBufferPointer { dhp in
+                        for r in 0..<rows {
+                            let ho = r * 2 * m, o = r * width + offset, ld = dld[r]
+                            for j in 0..<m {
+                                let squashed = bounded ? T.tanh(hp[ho + j] * inverseBound) : 0
+                                let s = bounded ? bound * squashed : hp[ho + j]
+                                let e = T.exp(-s)
+                                let t = hp[ho + m + j]
+                                let xb = (yp[o + j] - t) * e
+                                let g = gp[o + j]
+                                gp[o + j] = g * e
+                                let ds = -g * xb - ld
+                                dhp[ho + j] = bounded ? ds * (1 - squashed * squashed) : ds
+                                dhp[ho + m + j] = -g * e
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        try addConditionerGradient(trace: trace, dh: dh, into: &dy)
+        return dy
+    }
+
+    /// Backpropagates `dh = dL/d(conditioner output)` through the conditioner (accumulating its
+    /// parameter gradients) and adds the result into the conditioning columns of `gradient`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    private func addConditionerGradient(trace: MLP<T>.Trace, dh: Matrix<T>, into gradient: inout Matrix<T>) throws {
+        let da = try conditioner.backward(trace, outputGradient: dh)
+        let rows = gradient.rows, width = features, d = conditioningRange.count, offset = conditioningRange.lowerBound
+        da.storage.withUnsafeBufferPointer { ap in
+            gradient.storage.withUnsafeMutableBufferPointer { gp in
+                for r in 0..<rows {
+                    let o = r * width + offset, ao = r * d
+                    for j in 0..<d { gp[o + j] += ap[ao + j] }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+import RealModule
+
+/// Augments every sample with `k` noise features drawn from a base distribution q:
+/// forward `y = [ε, x]` with `ε ~ q`, inverse `x = y[k...]` (ε is split off and restored to the
+/// side channels).
+///
+/// The layer contributes `-log q(ε)` to the forward log-determinant and `+log q(ε)` to the inverse
+/// one, per sample, so that the augmented model has the exact density `p_Y(y) = p_X(x)·q(ε)`
+/// (DESIGN.md §3; Huang et al. 2020, "Augmented normalizing flows", eq. 4).
+///
+/// - Shapes: `x` `[batch, features]`, `y` `[batch, noiseFeatures + features]`, log-dets `[batch]`.
+/// - Noise in the forward direction comes from `sideChannels[channel]` if present (so that
+///   `forward(inverse(y))` reproduces `y` exactly), otherwise from `sideChannels.generator`.
+/// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if forward finds neither a given
+///   ε nor a generator (the plain ``forward(_:)`` has neither); shape mismatches.
+public final class ConcatNoise<T: Scalar>: InvertibleLayer {
+    public typealias Element = T
+
+    public let features: Int
+    /// `k`, the number of noise features.
+    public let noiseFeatures: Int
+    /// q, the noise distribution on `k` features.
+    public let noise: any BaseDistribution<T>
+    /// The side-channel name of ε.
+    public let channel: String
+
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if a size is < 1, the channel
+    ///   name is empty, or `noise.features != noiseFeatures`.
+    public init(features: Int, noise: any BaseDistribution<T>, channel: String = "noise") throws {
+        guard features >= 1, noise.features >= 1, !channel.isEmpty else {
+            throw InvertNNError.invalidArgument(
+                operation: "ConcatNoise",
+                reason: "features (\(features)) and noise features (\(noise.features)) must be ≥ 1, channel non-empty")
+        }
+        self.features = features
+        self.noiseFeatures = noise.features
+        self.noise = noise
+        self.channel = channel
+    }
+
+    public var name: String { "ConcatNoise(\(noiseFeatures) + \(features) '\(channel)')" }
+    public var inputFeatures: Int { features }
+    public var outputFeatures: Int { noiseFeatures + features }
+    public var parameters: [Parameter<T>] { [] }
+    public var configuration: [String: ConfigurationValue] {
+        ["type": .string("ConcatNoise"), "features": .int(features), "noiseFeatures": .int(noiseFeatures),
+         "channel": .string(channel)]
+    }
+
+    public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
+        var channels = SideChannels<T>()
+        return try forward(x, sideChannels: &channels)
+    }
+
+    public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
+        var channels = SideChannels<T>()
+        return try inverse(y, sideChannels: &channels)
+    }
+
+    public func forward(_ x: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> LayerOutput<T> {
+        try x.requireColumns(features, "\(name).forward")
+        let epsilon: Matrix<T>
+        if sideChannels[channel] != nil {
+            epsilon = try sideChannels.require(channel, rows: x.rows, columns: noiseFeatures, layer: name)
+        } else if var generator = sideChannels.generator {
+            epsilon = noise.sample(count: x.rows, temperature: 1, using: &generator)
+            sideChannels.generator = generator
+        } else {
+            throw InvertNNError.invalidArgument(
+                operation: "\(name).forward",
+                reason: "needs ε: put it in the side channels under '\(channel)' or give the side channels a generator")
+        }
+        let logQ = try noise.logProbability(epsilon)
+        return LayerOutput(output: try epsilon.concatenatedColumns(x), logAbsDet: logQ.map { -$0 })
+    }
+
+    public func inverse(_ y: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> LayerOutput<T> {
+        try y.requireColumns(outputFeatures, "\(name).inverse")
+        let epsilon = y.columns(0..<noiseFeatures)
+        sideChannels[channel] = epsilon
+        return LayerOutput(output: y.columns(noiseFeatures..<outputFeatures), logAbsDet: try noise.logProbability(epsilon))
+    }
+
+    public func forwardBackward(
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
+    ) throws -> Matrix<T> {
+        var channels = SideChannels<T>()
+        return try forwardBackward(input: input, output: output, outputGradient: outputGradient,
+                                   logAbsDetGradient: logAbsDetGradient, sideChannels: &channels)
+    }
+
+    public func inverseBackward(
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
+    ) throws -> Matrix<T> {
+        var channels = SideChannels<T>()
+        return try inverseBackward(input: input, output: output, outputGradient: outputGradient,
+                                   logAbsDetGradient: logAbsDetGradient, sideChannels: &channels)
+    }
+
+    /// Returns `dL/dx`; adds `dL/dε = dL/dy_ε - dL/dlogAbsDet · ∇log q(ε)` into
+    /// `sideChannels.gradients[channel]` (useful for reparametrized noise).
+    public func forwardBackward(
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T],
+        sideChannels: inout SideChannels<T>
+    ) throws -> Matrix<T> {
+        try validateBackward("forwardBackward", input: input, inFeatures: features, output: output,
+                             outFeatures: outputFeatures, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
+        let epsilon = output.columns(0..<noiseFeatures)
+        let score = try noise.logProbabilityGradient(epsilon)
+        var epsilonGradient = outputGradient.columns(0..<noiseFeatures)
+        for r in 0..<epsilon.rows {
+            for j in 0..<noiseFeatures { epsilonGradient[r, j] -= logAbsDetGradient[r] * score[r, j] }
+        }
+        sideChannels.accumulateGradient(channel, epsilonGradient)
+        return outputGradient.columns(noiseFeatures..<outputFeatures)
+    }
+
+    /// Returns `dL/dy = [dL/dlogAbsDet · ∇log q(ε) + dL/dε_restored, dL/dx]`.
+    public func inverseBackward(
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T],
+        sideChannels: inout SideChannels<T>
+    ) throws -> Matrix<T> {
+        try validateBackward("inverseBackward", input: input, inFeatures: outputFeatures, output: output,
+                             outFeatures: features, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
+        let epsilon = input.columns(0..<noiseFeatures)
+        var epsilonGradient = try noise.logProbabilityGradient(epsilon)
+        for r in 0..<epsilon.rows {
+            for j in 0..<noiseFeatures { epsilonGradient[r, j] *= logAbsDetGradient[r] }
+        }
+        if let g = sideChannels.gradients[channel], g.rows == input.rows, g.columns == noiseFeatures {
+            epsilonGradient = try epsilonGradient + g
+        }
+        return try epsilonGradient.concatenatedColumns(outputGradient)
+    }
+}

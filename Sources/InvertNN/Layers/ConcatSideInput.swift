@@ -1,0 +1,106 @@
+import RealModule
+
+/// Appends a side input to every sample: `y = [x, s]`, where `s` `[batch, sideFeatures]` is read
+/// from the side channels under ``channel``. The inverse splits `y` back into `x` and `s` and
+/// writes `s` to the side channels as the restored side output. Log-determinant 0 (the joint map
+/// `(x, s) ↦ y` is a concatenation).
+///
+/// - Shapes: `x` `[batch, features]`, `y` `[batch, features + sideFeatures]`; any sizes.
+/// - Throws: the plain ``forward(_:)`` cannot find the side input and throws
+///   ``InvertNNError/invalidArgument(operation:reason:)``; use
+///   ``forward(_:sideChannels:)``. Shape mismatches throw
+///   ``InvertNNError/shapeMismatch(operation:expected:actual:)``.
+///
+/// Source: invertnn's concatenation with an inference-context input, made explicit.
+public final class ConcatSideInput<T: Scalar>: InvertibleLayer {
+    public typealias Element = T
+
+    public let features: Int
+    public let sideFeatures: Int
+    /// The side-channel name the input is read from and the output restored to.
+    public let channel: String
+
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if a size is < 1 or the name is empty.
+    public init(features: Int, sideFeatures: Int, channel: String) throws {
+        guard features >= 1, sideFeatures >= 1, !channel.isEmpty else {
+            throw InvertNNError.invalidArgument(
+                operation: "ConcatSideInput",
+                reason: "features (\(features)) and sideFeatures (\(sideFeatures)) must be ≥ 1 and the channel name non-empty")
+        }
+        self.features = features
+        self.sideFeatures = sideFeatures
+        self.channel = channel
+    }
+
+    public var name: String { "ConcatSideInput(\(features) + \(sideFeatures) '\(channel)')" }
+    public var inputFeatures: Int { features }
+    public var outputFeatures: Int { features + sideFeatures }
+    public var parameters: [Parameter<T>] { [] }
+    public var configuration: [String: ConfigurationValue] {
+        ["type": .string("ConcatSideInput"), "features": .int(features), "sideFeatures": .int(sideFeatures),
+         "channel": .string(channel)]
+    }
+
+    public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
+        var channels = SideChannels<T>()
+        return try forward(x, sideChannels: &channels)
+    }
+
+    public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
+        var channels = SideChannels<T>()
+        return try inverse(y, sideChannels: &channels)
+    }
+
+    public func forward(_ x: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> LayerOutput<T> {
+        try x.requireColumns(features, "\(name).forward")
+        let side = try sideChannels.require(channel, rows: x.rows, columns: sideFeatures, layer: name)
+        return LayerOutput(output: try x.concatenatedColumns(side), logAbsDet: [T](repeating: 0, count: x.rows))
+    }
+
+    public func inverse(_ y: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> LayerOutput<T> {
+        try y.requireColumns(outputFeatures, "\(name).inverse")
+        sideChannels[channel] = y.columns(features..<outputFeatures)
+        return LayerOutput(output: y.columns(0..<features), logAbsDet: [T](repeating: 0, count: y.rows))
+    }
+
+    public func forwardBackward(
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
+    ) throws -> Matrix<T> {
+        var channels = SideChannels<T>()
+        return try forwardBackward(input: input, output: output, outputGradient: outputGradient,
+                                   logAbsDetGradient: logAbsDetGradient, sideChannels: &channels)
+    }
+
+    public func inverseBackward(
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
+    ) throws -> Matrix<T> {
+        var channels = SideChannels<T>()
+        return try inverseBackward(input: input, output: output, outputGradient: outputGradient,
+                                   logAbsDetGradient: logAbsDetGradient, sideChannels: &channels)
+    }
+
+    /// Returns `dL/dx` and adds `dL/ds` into `sideChannels.gradients[channel]`.
+    public func forwardBackward(
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T],
+        sideChannels: inout SideChannels<T>
+    ) throws -> Matrix<T> {
+        try validateBackward("forwardBackward", input: input, inFeatures: features, output: output,
+                             outFeatures: outputFeatures, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
+        sideChannels.accumulateGradient(channel, outputGradient.columns(features..<outputFeatures))
+        return outputGradient.columns(0..<features)
+    }
+
+    /// Returns `dL/dy`: the gradient of `x` in the first block and, in the side block, the
+    /// gradient of the restored side output found in `sideChannels.gradients[channel]` (zero if
+    /// absent).
+    public func inverseBackward(
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T],
+        sideChannels: inout SideChannels<T>
+    ) throws -> Matrix<T> {
+        try validateBackward("inverseBackward", input: input, inFeatures: outputFeatures, output: output,
+                             outFeatures: features, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
+        var sideGradient = Matrix<T>(rows: input.rows, columns: sideFeatures)
+        if let g = sideChannels.gradients[channel], g.rows == input.rows, g.columns == sideFeatures { sideGradient = g }
+        return try outputGradient.concatenatedColumns(sideGradient)
+    }
+}

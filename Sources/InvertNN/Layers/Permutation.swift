@@ -1,0 +1,142 @@
+import RealModule
+
+/// A fixed permutation of the features: the gather `y[i] = x[perm[i]]`.
+///
+/// - Shapes: `x`, `y` `[batch, features]`; log-dets `[batch]`, exactly 0 (a permutation matrix
+///   has `|det| = 1`).
+/// - Inverse: the gather with the inverse permutation, `x[j] = y[perm⁻¹[j]]`.
+/// - No learnable parameters. Used between coupling layers so every feature gets transformed
+///   (Dinh et al. 2017 §3.4; Kingma & Dhariwal 2018 §3.2 for the reversal and random variants).
+public final class Permutation<T: Scalar>: InvertibleLayer {
+    public typealias Element = T
+
+    /// `perm`: output feature `i` is input feature `perm[i]`.
+    public let permutation: [Int]
+    /// `perm⁻¹`, with `inversePermutation[perm[i]] = i`.
+    public let inversePermutation: [Int]
+
+    /// The permutation `perm` (`y[i] = x[perm[i]]`).
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `perm` is empty or is not
+    ///   a permutation of `0..<perm.count` (an entry out of range or repeated).
+    public init(_ permutation: [Int]) throws {
+        guard !permutation.isEmpty else {
+            throw InvertNNError.invalidArgument(operation: "Permutation", reason: "needs ≥ 1 feature, got an empty permutation")
+        }
+        let n = permutation.count
+        var inverse = [Int](repeating: -1, count: n)
+        for (i, p) in permutation.enumerated() {
+            guard p >= 0, p < n else {
+                throw InvertNNError.invalidArgument(
+                    operation: "Permutation", reason: "entry \(p) at index \(i) is outside 0..<\(n)")
+            }
+            guard inverse[p] < 0 else {
+                throw InvertNNError.invalidArgument(
+                    operation: "Permutation", reason: "entry \(p) appears twice (indices \(inverse[p]) and \(i))")
+            }
+            inverse[p] = i
+        }
+        self.permutation = permutation
+        self.inversePermutation = inverse
+    }
+
+    /// An explicit permutation that must have `features` entries.
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if the length differs from
+    ///   `features` or `permutation` is not a permutation (see ``init(_:)``).
+    public convenience init(features: Int, permutation: [Int]) throws {
+        guard permutation.count == features else {
+            throw InvertNNError.invalidArgument(
+                operation: "Permutation", reason: "expected \(features) entries, got \(permutation.count)")
+        }
+        try self.init(permutation)
+    }
+
+    /// The reversal `perm[i] = D - 1 - i` (its own inverse).
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1`.
+    public static func reversed(features: Int) throws -> Permutation {
+        guard features >= 1 else {
+            throw InvertNNError.invalidArgument(operation: "Permutation.reversed", reason: "features must be ≥ 1, got \(features)")
+        }
+        return try Permutation(Array((0..<features).reversed()))
+    }
+
+    /// A uniformly random permutation of `features` features (Fisher–Yates with `generator`).
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1`.
+    public static func random(features: Int, using generator: inout some RandomNumberGenerator) throws -> Permutation {
+        guard features >= 1 else {
+            throw InvertNNError.invalidArgument(operation: "Permutation.random", reason: "features must be ≥ 1, got \(features)")
+        }
+        var perm = Array(0..<features)
+        perm.shuffle(using: &generator)
+        return try Permutation(perm)
+    }
+
+    /// `D`.
+    public var features: Int { permutation.count }
+    public var name: String { "Permutation(\(features))" }
+    public var inputFeatures: Int { features }
+    public var outputFeatures: Int { features }
+    public var parameters: [Parameter<T>] { [] }
+    public var configuration: [String: ConfigurationValue] {
+        ["type": .string("Permutation"), "features": .int(features), "permutation": .ints(permutation)]
+    }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
+        try x.requireColumns(features, "\(name).forward")
+        return LayerOutput(output: gather(x, permutation), logAbsDet: [T](repeating: 0, count: x.rows))
+    }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
+        try y.requireColumns(features, "\(name).inverse")
+        return LayerOutput(output: gather(y, inversePermutation), logAbsDet: [T](repeating: 0, count: y.rows))
+    }
+
+    /// VJP of ``forward(_:)``: the transpose of a gather is the scatter `dx[perm[i]] = dy[i]`,
+    /// i.e. the gather with the inverse permutation. The log-det gradient does not contribute.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func forwardBackward(
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
+    ) throws -> Matrix<T> {
+        try validateBackward("forwardBackward", input: input, inFeatures: features, output: output,
+                             outFeatures: features, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
+        return gather(outputGradient, inversePermutation)
+    }
+
+    /// VJP of ``inverse(_:)``: `dy = gather(dx, perm)`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func inverseBackward(
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
+    ) throws -> Matrix<T> {
+        try validateBackward("inverseBackward", input: input, inFeatures: features, output: output,
+                             outFeatures: features, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
+        return gather(outputGradient, permutation)
+    }
+
+    /// `out[r, i] = m[r, indices[i]]` for every row.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    private func gather(_ m: Matrix<T>, _ indices: [Int]) -> Matrix<T> {
+        var out = m
+        let width = features
+        indices.withUnsafeBufferPointer { ip in
+            m.storage.withUnsafeBufferPointer { src in
+                out.storage.withUnsafeMutableBufferPointer { dst in
+                    for r in 0..<m.rows {
+                        let o = r * width
+                        for i in 0..<width { dst[o + i] = src[o + ip[i]] }
+                    }
+                }
+            }
+        }
+        return out
+    }
+}

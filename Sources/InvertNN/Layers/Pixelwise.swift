@@ -1,0 +1,135 @@
+import RealModule
+
+/// Applies a layer to the channel vector of every pixel of NCHW images: the "1x1 convolution"
+/// (2D) variant of a feature-wise layer (Kingma & Dhariwal 2018, "Glow", §3.2).
+///
+/// Each sample `[channels*height*width]` (NCHW flattened, channel-major) is regrouped into
+/// `height*width` rows of `channels` features, the wrapped layer maps all `batch*height*width` rows
+/// in one call (one GEMM for the linear layers), and the result is regrouped back. Because the
+/// wrapped layer acts on each row independently, the log-determinant of a sample is the sum of
+/// its pixels' log-determinants: `height·width` times the 1D value for layers whose log-det does
+/// not depend on the input (orthogonal, diagonal, SVD-composed).
+///
+/// - Shapes: `x`, `y` `[batch, channels*height*width]`; the wrapped layer must map `channels`
+///   features to `channels` features and treat rows independently (every layer of this library
+///   except side-channel layers does).
+/// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for non-positive sizes or a
+///   wrapped layer of the wrong width; shape mismatches on wrong inputs.
+public final class Pixelwise<T: Scalar>: InvertibleLayer {
+    public typealias Element = T
+
+    /// The per-pixel layer on `channels` features.
+    public let base: any InvertibleLayer<T>
+    public let channels: Int
+    public let height: Int
+    public let width: Int
+
+    /// Wraps `base` (on `channels` features) for `channels × height × width` images.
+    public init(_ base: any InvertibleLayer<T>, channels: Int, height: Int, width: Int) throws {
+        guard channels >= 1, height >= 1, width >= 1 else {
+            throw InvertNNError.invalidArgument(
+                operation: "Pixelwise", reason: "channels, height and width must be ≥ 1, got \(channels)×\(height)×\(width)")
+        }
+        guard base.inputFeatures == channels, base.outputFeatures == channels else {
+            throw InvertNNError.invalidArgument(
+                operation: "Pixelwise",
+                reason: "\(base.name) maps \(base.inputFeatures) → \(base.outputFeatures) features; expected \(channels) → \(channels)")
+        }
+        self.base = base
+        self.channels = channels
+        self.height = height
+        self.width = width
+    }
+
+    public var name: String { "Pixelwise(\(base.name), \(channels)×\(height)×\(width))" }
+    public var inputFeatures: Int { channels * height * width }
+    public var outputFeatures: Int { channels * height * width }
+    public var parameters: [Parameter<T>] { base.parameters }
+    public var configuration: [String: ConfigurationValue] {
+        ["type": .string("Pixelwise"), "channels": .int(channels), "height": .int(height), "width": .int(width),
+         "layers": .layers([base.configuration])]
+    }
+
+    /// `[batch, C*H*W]` (NCHW) → `[batch*H*W, C]` (one row per pixel).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func pixelRows(_ images: Matrix<T>) -> Matrix<T> {
+        let pixels = height * width
+        var out = Matrix<T>(rows: images.rows * pixels, columns: channels)
+        images.storage.withUnsafeBufferPointer { src in
+            out.storage.withUnsafeMutableBufferPointer { dst in
+                for b in 0..<images.rows {
+                    let sampleIn = b * channels * pixels, sampleOut = b * pixels * channels
+                    for c in 0..<channels {
+                        for p in 0..<pixels { dst[sampleOut + p * channels + c] = src[sampleIn + c * pixels + p] }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// `[batch*H*W, C]` → `[batch, C*H*W]` (NCHW).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func images(_ rows: Matrix<T>, batch: Int) -> Matrix<T> {
+        let pixels = height * width
+        var out = Matrix<T>(rows: batch, columns: channels * pixels)
+        rows.storage.withUnsafeBufferPointer { src in
+            out.storage.withUnsafeMutableBufferPointer { dst in
+                for b in 0..<batch {
+                    let sampleIn = b * pixels * channels, sampleOut = b * channels * pixels
+                    for c in 0..<channels {
+                        for p in 0..<pixels { dst[sampleOut + c * pixels + p] = src[sampleIn + p * channels + c] }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Sums per-pixel log-dets `[batch*H*W]` into per-sample ones `[batch]`.
+    func perSample(_ pixelLogDets: [T], batch: Int) -> [T] {
+        let pixels = height * width
+        return (0..<batch).map { b in pixelLogDets[(b * pixels)..<((b + 1) * pixels)].reduce(0, +) }
+    }
+
+    /// Repeats each sample's `dL/dlogAbsDet` for its pixels.
+    func perPixel(_ sampleGradients: [T]) -> [T] {
+        sampleGradients.flatMap { [T](repeating: $0, count: height * width) }
+    }
+
+    public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
+        try x.requireColumns(inputFeatures, "\(name).forward")
+        let result = try base.forward(pixelRows(x))
+        return LayerOutput(output: images(result.output, batch: x.rows), logAbsDet: perSample(result.logAbsDet, batch: x.rows))
+    }
+
+    public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
+        try y.requireColumns(outputFeatures, "\(name).inverse")
+        let result = try base.inverse(pixelRows(y))
+        return LayerOutput(output: images(result.output, batch: y.rows), logAbsDet: perSample(result.logAbsDet, batch: y.rows))
+    }
+
+    public func forwardBackward(
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
+    ) throws -> Matrix<T> {
+        try validateBackward("forwardBackward", input: input, inFeatures: inputFeatures, output: output,
+                             outFeatures: outputFeatures, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
+        let g = try base.forwardBackward(
+            input: pixelRows(input), output: pixelRows(output), outputGradient: pixelRows(outputGradient),
+            logAbsDetGradient: perPixel(logAbsDetGradient))
+        return images(g, batch: input.rows)
+    }
+
+    public func inverseBackward(
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
+    ) throws -> Matrix<T> {
+        try validateBackward("inverseBackward", input: input, inFeatures: outputFeatures, output: output,
+                             outFeatures: inputFeatures, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
+        let g = try base.inverseBackward(
+            input: pixelRows(input), output: pixelRows(output), outputGradient: pixelRows(outputGradient),
+            logAbsDetGradient: perPixel(logAbsDetGradient))
+        return images(g, batch: input.rows)
+    }
+}

@@ -1,0 +1,284 @@
+import RealModule
+
+/// A multilayer perceptron (not invertible), used as the conditioner of coupling layers.
+///
+/// With `sizes = [n₀, n₁, …, n_L]` it applies `L` dense layers to a whole batch at once:
+/// `h₀ = x`, `z_k = h_{k-1} W_kᵀ + b_k`, `h_k = σ(z_k)` for the hidden layers `k < L`, and the
+/// output `z_L` without activation.
+///
+/// - Shapes: `x` `[batch, n₀]` -> output `[batch, n_L]`. Dense layer `k` (0-based) owns
+///   `weight` `[n_{k+1}, n_k]` and `bias` `[1, n_{k+1}]` (the PyTorch `nn.Linear` layout, so
+///   `y = x Wᵀ + b`), named `"dense<k>.weight"` and `"dense<k>.bias"`.
+/// - Cost: one GEMM per dense layer forward (`2·B·n_k·n_{k+1}` flops) and two backward; hidden
+///   activations are one pass over memory (the performance model of DESIGN.md §6).
+/// - `sizes = [n₀, n₁]` (no hidden layer) is the affine map `x Wᵀ + b`.
+///
+/// Forward returns a ``Trace`` with what the hand-written backward needs; the MLP itself keeps no
+/// per-call state, so it may serve several concurrent forward passes.
+public final class MLP<T: Scalar> {
+    /// What ``MLP/backward(_:outputGradient:)`` needs from one forward pass.
+    ///
+    /// Only the inputs of each dense layer are kept (the batch `x` and the hidden
+    /// post-activations `h_k`): every ``MLPActivation`` has a derivative that is a function of
+    /// its output, so the pre-activations `z_k` need not be stored.
+    public struct Trace: Sendable {
+        /// `layerInputs[0] = x` `[batch, n₀]`, `layerInputs[k] = h_k` `[batch, n_k]` for `k ≥ 1`.
+        public let layerInputs: [Matrix<T>]
+        /// The MLP's output `[batch, n_L]`.
+        public let output: Matrix<T>
+
+        /// The batch the MLP was applied to.
+        public var input: Matrix<T> { layerInputs[0] }
+        /// The hidden post-activations `h_1 … h_{L-1}`.
+        public var hidden: ArraySlice<Matrix<T>> { layerInputs.dropFirst() }
+    }
+
+    /// `[n₀, n₁, …, n_L]`: input features, hidden widths, output features.
+    public let sizes: [Int]
+    /// The hidden nonlinearity.
+    public let activation: MLPActivation
+    /// `W_k`, `[n_{k+1}, n_k]` each.
+    public let weights: [Parameter<T>]
+    /// `b_k`, `[1, n_{k+1}]` each.
+    public let biases: [Parameter<T>]
+    /// The leaky-ReLU slope in `T` (0 for the other activations), converted once.
+    private let negativeSlope: T
+
+    /// An MLP with He-initialized weights (He et al. 2015): `W_k ~ N(0, g²/n_k)` with the gain of
+    /// ``MLPActivation/initializationGainSquared`` for hidden layers and `g = 1` for the output
+    /// layer; biases start at 0.
+    ///
+    /// - Parameters:
+    ///   - sizes: `[in, hidden…, out]`, at least two entries, all `≥ 1`.
+    ///   - activation: the hidden nonlinearity (default ReLU).
+    ///   - zeroInitializeLastLayer: start the output layer's weight at 0, so the MLP outputs 0 and a
+    ///     coupling layer built on it starts as the identity (Dinh et al. 2017 §3.7 discuss
+    ///     initialization; Kingma & Dhariwal 2018 §3.3 zero the last layer for this reason).
+    ///   - generator: the caller-owned source of randomness.
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for fewer than two sizes, a
+    ///   size `< 1`, or a leaky-ReLU slope that is negative or not finite.
+    public init(
+        sizes: [Int], activation: MLPActivation = .relu, zeroInitializeLastLayer: Bool = false,
+        using generator: inout some RandomNumberGenerator
+    ) throws {
+        try Self.validate(sizes: sizes, activation: activation)
+        var weights = [Parameter<T>](), biases = [Parameter<T>]()
+        let last = sizes.count - 2
+        for k in 0...last {
+            let fanIn = sizes[k], fanOut = sizes[k + 1]
+            let gainSquared = k == last ? 1 : activation.initializationGainSquared
+            let w: Matrix<T> = (k == last && zeroInitializeLastLayer)
+                ? Matrix(rows: fanOut, columns: fanIn)
+                : .randomNormal(rows: fanOut, columns: fanIn,
+                                standardDeviation: T((gainSquared / Double(fanIn)).squareRoot()), using: &generator)
+            weights.append(Parameter(name: "dense\(k).weight", value: w))
+            biases.append(Parameter(name: "dense\(k).bias", value: Matrix(rows: 1, columns: fanOut)))
+        }
+        self.sizes = sizes
+        self.activation = activation
+        self.weights = weights
+        self.biases = biases
+        self.negativeSlope = T(activation.slope ?? 0)
+    }
+
+    /// An MLP with explicit weights and biases.
+    ///
+    /// - Parameters:
+    ///   - weights: `W_k` `[n_{k+1}, n_k]`, consecutive shapes chained (`y = x Wᵀ + b`).
+    ///   - biases: `b_k` with `n_{k+1}` entries each.
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if there is no layer, the
+    ///   shapes do not chain, a bias has the wrong length, an entry is not finite, or the slope of
+    ///   a leaky ReLU is negative or not finite.
+    public init(weights: [Matrix<T>], biases: [[T]], activation: MLPActivation = .relu) throws {
+        guard !weights.isEmpty, weights.count == biases.count else {
+            throw InvertNNError.invalidArgument(
+                operation: "MLP", reason: "needs ≥ 1 weight and as many biases, got \(weights.count) and \(biases.count)")
+        }
+        var sizes = [weights[0].columns]
+        for (k, (w, b)) in zip(weights, biases).enumerated() {
+            guard w.columns == sizes[k] else {
+                throw InvertNNError.invalidArgument(
+                    operation: "MLP", reason: "weight \(k) is [\(w.rows), \(w.columns)] but its input has \(sizes[k]) features")
+            }
+            guard b.count == w.rows else {
+                throw InvertNNError.invalidArgument(
+                    operation: "MLP", reason: "bias \(k) has \(b.count) entries, weight \(k) has \(w.rows) rows")
+            }
+            guard w.firstNonFinite() == nil, b.allSatisfy({ $0.isFinite }) else {
+                throw InvertNNError.invalidArgument(operation: "MLP", reason: "dense layer \(k) has a non-finite entry")
+            }
+            sizes.append(w.rows)
+        }
+        try Self.validate(sizes: sizes, activation: activation)
+        self.sizes = sizes
+        self.activation = activation
+        self.weights = weights.enumerated().map { Parameter(name: "dense\($0.offset).weight", value: $0.element) }
+        self.biases = biases.enumerated().map { Parameter(name: "dense\($0.offset).bias", value: Matrix(row: $0.element)) }
+        self.negativeSlope = T(activation.slope ?? 0)
+    }
+
+    private static func validate(sizes: [Int], activation: MLPActivation) throws {
+        guard sizes.count >= 2 else {
+            throw InvertNNError.invalidArgument(
+                operation: "MLP", reason: "sizes must list input and output features (≥ 2 entries), got \(sizes)")
+        }
+        guard sizes.allSatisfy({ $0 >= 1 }) else {
+            throw InvertNNError.invalidArgument(operation: "MLP", reason: "every size must be ≥ 1, got \(sizes)")
+        }
+        if case let .leakyReLU(s) = activation, !(s >= 0 && s.isFinite) {
+            throw InvertNNError.invalidArgument(
+                operation: "MLP", reason: "leaky ReLU slope must be finite and ≥ 0, got \(s)")
+        }
+    }
+
+    /// Input features `n₀`.
+    public var inputFeatures: Int { sizes[0] }
+    /// Output features `n_L`.
+    public var outputFeatures: Int { sizes[sizes.count - 1] }
+    /// Hidden widths `n₁ … n_{L-1}` (empty for an affine map).
+    public var hiddenSizes: [Int] { Array(sizes.dropFirst().dropLast()) }
+    /// Number of dense layers `L`.
+    public var layerCount: Int { weights.count }
+    /// The parameters in a stable order: `dense0.weight, dense0.bias, dense1.weight, …`.
+    public var parameters: [Parameter<T>] { zip(weights, biases).flatMap { [$0.0, $0.1] } }
+    /// Total number of scalar parameters.
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
+
+    /// Applies the MLP to a batch and keeps what ``backward(_:outputGradient:)`` needs.
+    ///
+    /// - Parameter x: `[batch, n₀]`.
+    /// - Returns: the ``Trace`` whose `output` is `[batch, n_L]`.
+    /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if `x` does not have
+    ///   `n₀` columns; ``InvertNNError/invalidArgument(operation:reason:)`` for an empty batch.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func forward(_ x: Matrix<T>) throws -> Trace {
+        try x.requireColumns(inputFeatures, "MLP.forward")
+        var inputs = [Matrix<T>]()
+        inputs.reserveCapacity(layerCount)
+        var current = x
+        for k in 0..<layerCount {
+            var z = try dense(k, current)
+            if k < layerCount - 1 { applyActivation(&z) }
+            inputs.append(current)
+            current = z
+        }
+        return Trace(layerInputs: inputs, output: current)
+    }
+
+    /// The output alone, `[batch, n_L]`; see ``forward(_:)``.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func callAsFunction(_ x: Matrix<T>) throws -> Matrix<T> {
+        try forward(x).output
+    }
+
+    /// The vector-Jacobian product of ``forward(_:)``: returns `dL/dx` and *adds* `dL/dW_k`,
+    /// `dL/db_k` into the parameters' gradients.
+    ///
+    /// With `g_L = dL/d(output)`: `dL/dW_k += g_kᵀ h_{k-1}`, `dL/db_k += Σ_rows g_k`,
+    /// `g_{k-1} = (g_k W_k) ⊙ σ'(h_{k-1})`, and `dL/dx = g_1 W_1`, each a GEMM on the whole batch.
+    ///
+    /// - Parameters:
+    ///   - trace: the result of ``forward(_:)`` with the current parameter values.
+    ///   - outputGradient: `dL/d(output)`, `[batch, n_L]`.
+    /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if the trace does not
+    ///   come from this MLP's shapes or `outputGradient` does not match its output.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func backward(_ trace: Trace, outputGradient: Matrix<T>) throws -> Matrix<T> {
+        let batch = trace.output.rows
+        guard trace.layerInputs.count == layerCount,
+              zip(trace.layerInputs, sizes).allSatisfy({ $0.0.columns == $0.1 && $0.0.rows == batch }),
+              trace.output.columns == outputFeatures
+        else {
+            throw InvertNNError.shapeMismatch(
+                operation: "MLP.backward", expected: "a trace of sizes \(sizes)",
+                actual: "layer inputs \(trace.layerInputs.map { $0.shape }), output \(trace.output.shape)")
+        }
+        guard outputGradient.rows == batch, outputGradient.columns == outputFeatures else {
+            throw InvertNNError.shapeMismatch(
+                operation: "MLP.backward outputGradient", expected: "[\(batch), \(outputFeatures)]",
+                actual: "[\(outputGradient.rows), \(outputGradient.columns)]")
+        }
+        var g = outputGradient
+        for k in stride(from: layerCount - 1, through: 0, by: -1) {
+            let input = trace.layerInputs[k]
+            try BLAS.gemm(g, transposeA: true, input, beta: 1, into: &weights[k].gradient)
+            addColumnSums(g, into: &biases[k].gradient)
+            var gIn = Matrix<T>(rows: batch, columns: sizes[k])
+            try BLAS.gemm(g, weights[k].value, into: &gIn)
+            if k > 0 { multiplyByActivationDerivative(&gIn, output: input) }
+            g = gIn
+        }
+        return g
+    }
+
+    /// `z = input W_kᵀ + b_k`: the bias is broadcast into `z` first so one GEMM with `beta = 1`
+    /// finishes the layer.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    private func dense(_ k: Int, _ input: Matrix<T>) throws -> Matrix<T> {
+        let width = sizes[k + 1], rows = input.rows
+        var z = Matrix<T>(rows: rows, columns: width)
+        biases[k].value.storage.withUnsafeBufferPointer { b in
+            z.storage.withUnsafeMutableBufferPointer { out in
+                for r in 0..<rows {
+                    let o = r * width
+                    for j in 0..<width { out[o + j] = b[j] }
+                }
+            }
+        }
+        try BLAS.gemm(input, weights[k].value, transposeB: true, beta: 1, into: &z)
+        return z
+    }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    private func applyActivation(_ z: inout Matrix<T>) {
+        let slope = negativeSlope
+        z.storage.withUnsafeMutableBufferPointer { p in
+            switch activation {
+            case .relu:
+                for i in 0..<p.count where !(p[i] > 0) { p[i] = 0 }
+            case .leakyReLU:
+                for i in 0..<p.count where !(p[i] > 0) { p[i] *= slope }
+            case .tanh:
+                for i in 0..<p.count { p[i] = T.tanh(p[i]) }
+            }
+        }
+    }
+
+    /// `g ⊙ σ'(z)` with σ' written through the activation's output `h = σ(z)`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    private func multiplyByActivationDerivative(_ g: inout Matrix<T>, output h: Matrix<T>) {
+        let slope = negativeSlope
+        h.storage.withUnsafeBufferPointer { hp in
+            g.storage.withUnsafeMutableBufferPointer { gp in
+                switch activation {
+                case .relu:
+                    for i in 0..<gp.count where !(hp[i] > 0) { gp[i] = 0 }
+                case .leakyReLU:
+                    for i in 0..<gp.count where !(hp[i] > 0) { gp[i] *= slope }
+                case .tanh:
+                    for i in 0..<gp.count { gp[i] *= 1 - hp[i] * hp[i] }
+                }
+            }
+        }
+    }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    private func addColumnSums(_ g: Matrix<T>, into target: inout Matrix<T>) {
+        let width = g.columns
+        g.storage.withUnsafeBufferPointer { gp in
+            target.storage.withUnsafeMutableBufferPointer { tp in
+                for r in 0..<g.rows {
+                    let o = r * width
+                    for j in 0..<width { tp[j] += gp[o + j] }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import RealModule
+
+/// Named side inputs and side outputs carried explicitly through a pass of a flow.
+///
+/// This replaces the original invertnn's global inference context: a layer that concatenates a
+/// side input reads it here in the forward direction and, in the inverse direction, writes the
+/// split-off part back under the same name (the restored side output). Backward passes add
+/// `dL/d(side value)` into ``gradients``. Layers that draw noise in the forward direction take
+/// it from ``values`` if present (so `forward(inverse(y))` reproduces `y` exactly) and otherwise
+/// draw it from ``generator``, which the caller owns and seeds.
+///
+/// - Shapes: every value is `[batch, width]` with the batch of the pass.
+public struct SideChannels<T: Scalar>: Sendable {
+    /// Side inputs (read by forward) and restored side outputs (written by inverse), by name.
+    public var values: [String: Matrix<T>]
+    /// `dL/d(values[name])`, accumulated by backward passes, by name.
+    public var gradients: [String: Matrix<T>]
+    /// The caller-owned generator for layers that draw noise; `nil` if none was given.
+    public var generator: SeededGenerator?
+
+    /// Side channels holding `values`, with an optional noise generator.
+    public init(_ values: [String: Matrix<T>] = [:], generator: SeededGenerator? = nil) {
+        self.values = values
+        self.gradients = [:]
+        self.generator = generator
+    }
+
+    /// The value named `name`, if present.
+    public subscript(name: String) -> Matrix<T>? {
+        get { values[name] }
+        set { values[name] = newValue }
+    }
+
+    /// The value named `name`, checked to be `[rows, columns]`.
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if it is missing;
+    ///   ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if its shape differs.
+    public func require(_ name: String, rows: Int, columns: Int, layer: String) throws -> Matrix<T> {
+        guard let value = values[name] else {
+            throw InvertNNError.invalidArgument(
+                operation: layer, reason: "side input '\(name)' [\(rows), \(columns)] is missing from the side channels")
+        }
+        guard value.rows == rows, value.columns == columns else {
+            throw InvertNNError.shapeMismatch(
+                operation: "\(layer) side input '\(name)'", expected: "[\(rows), \(columns)]",
+                actual: "[\(value.rows), \(value.columns)]")
+        }
+        return value
+    }
+
+    /// Adds `gradient` into ``gradients``[`name`].
+    public mutating func accumulateGradient(_ name: String, _ gradient: Matrix<T>) {
+        if let existing = gradients[name], existing.rows == gradient.rows, existing.columns == gradient.columns {
+            var sum = existing
+            for i in 0..<sum.count { sum.storage[i] += gradient.storage[i] }
+            gradients[name] = sum
+        } else {
+            gradients[name] = gradient
+        }
+    }
+
+    /// The same channels converted to another precision (the generator is kept).
+    public func converted<U: Scalar>(to _: U.Type = U.self) -> SideChannels<U> {
+        var out = SideChannels<U>(values.mapValues { $0.converted(to: U.self) }, generator: generator)
+        out.gradients = gradients.mapValues { $0.converted(to: U.self) }
+        return out
+    }
+}
