@@ -5,20 +5,39 @@ public enum FlowPresets {
     /// α of the logit preprocessing the digits preset is meant for (``Dequantization``).
     public static let logitAlpha = 0.05
 
-    /// The default flow for the 8×8 digits (64 dimensions, logit space with α = 0.05).
+    /// The default flow for the 8×8 digits (64 dimensions, modelled in logit space with α = 0.05).
     ///
-    /// Placeholder until the coupling and orthogonal layers land: a single learnable
-    /// ``Diagonal`` with bias (an independent Gaussian per logit-pixel).
+    /// RealNVP-style (Dinh et al. 2017): `couplings` blocks of a feature mixing layer followed by an
+    /// ``AffineCoupling`` whose conditioner is an MLP with `hiddenSizes` (ReLU) and a log-scale
+    /// bounded by `scaleBound`, conditioning on alternating halves; the conditioner's last layer
+    /// starts at zero, so the initial flow is a pure feature mixing (volume preserving).
+    /// The mixing layer is a random ``Permutation``.
     ///
     /// - Parameters:
-    ///   - features: D (64 for the digits).
-    ///   - seed: seed of the random initialization.
-    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 2`.
-    public static func digits<T: Scalar>(features: Int = 64, seed: UInt64 = 0, as _: T.Type = T.self) throws -> NormalizingFlow<T> {
-        guard features >= 2 else {
-            throw InvertNNError.invalidArgument(operation: "FlowPresets.digits", reason: "features must be ≥ 2, got \(features)")
+    ///   - features: D (64 for the digits), ≥ 2.
+    ///   - couplings: number of coupling blocks, ≥ 1.
+    ///   - hiddenSizes: the conditioner's hidden widths.
+    ///   - scaleBound: `c` of `s = c·tanh(ŝ/c)`.
+    ///   - seed: seed of the random initialization (permutations, conditioner weights).
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes.
+    public static func digits<T: Scalar>(
+        features: Int = 64, couplings: Int = 8, hiddenSizes: [Int] = [256, 256], scaleBound: Double = 2,
+        seed: UInt64 = 0, as _: T.Type = T.self
+    ) throws -> NormalizingFlow<T> {
+        guard features >= 2, couplings >= 1 else {
+            throw InvertNNError.invalidArgument(
+                operation: "FlowPresets.digits", reason: "need features ≥ 2 and couplings ≥ 1, got \(features) and \(couplings)")
         }
-        let layers: [any InvertibleLayer<T>] = [try Diagonal<T>(features: features)]
+        var generator = SeededGenerator(seed: seed)
+        var layers = [any InvertibleLayer<T>]()
+        var block = CouplingBlock.first
+        for _ in 0..<couplings {
+            layers.append(try Permutation<T>.random(features: features, using: &generator))
+            layers.append(try AffineCoupling<T>(
+                features: features, hiddenSizes: hiddenSizes, conditioningBlock: block, scaleBound: T(scaleBound),
+                using: &generator))
+            block = block.other
+        }
         return try NormalizingFlow(transform: try Sequential(layers))
     }
 }
