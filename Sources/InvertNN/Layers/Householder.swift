@@ -49,6 +49,7 @@ public final class Householder<T: Scalar>: InvertibleLayer {
         case general
     }
 
+    /// `n`, the size of `x`, `y` and every reflector vector.
     public let features: Int
     /// `m`, the number of reflectors.
     public let reflectorCount: Int
