@@ -1,0 +1,244 @@
+import RealModule
+/// An invertible linear map in SVD form: `y = Q_V · diag(exp(s)) · Q_U · x + b`.
+///
+/// `Q_U` and `Q_V` are ``Householder`` layers without bias (products of reflectors), `exp(s)` a
+/// ``Diagonal`` layer without bias, and `b` one bias; the three factors are exactly an SVD of the
+/// layer's matrix (up to the order of the singular values), so the map is invertible for any
+/// parameters (invertnn's SVD-composed linear layer; Zhang et al. 2018, "Stabilizing gradients for
+/// deep neural networks via efficient SVD parameterization"; DESIGN.md §3).
+///
+/// - Shapes: `x`, `y` `[batch, features]`. Parameters, in this order: `"U.reflectors"` and
+///   `"V.reflectors"` `[m, features]`, `"logScale"` `[1, features]`, `"bias"` `[1, features]`.
+/// - Inverse: `x = Q_Uᵀ · diag(exp(-s)) · Q_Vᵀ · (y - b)`.
+/// - Log-determinant: `Σ_j s_j` nats (forward), `-Σ_j s_j` (inverse), the same for every sample;
+///   the sign of `det` is carried by the orthogonal factors.
+/// - Backward chains the three sub-layers' hand-written VJPs (recomputing their intermediates from
+///   the input), in both directions.
+public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
+    public typealias Element = T
+
+    /// `n`, the size of `x` and `y`.
+    public let features: Int
+    /// `Q_U`, applied first (parameter `"U.reflectors"`).
+    public let orthogonalU: Householder<T>
+    /// `diag(exp(s))` (parameter `"logScale"`).
+    public let scale: Diagonal<T>
+    /// `Q_V`, applied last before the bias (parameter `"V.reflectors"`).
+    public let orthogonalV: Householder<T>
+    /// `b`, `[1, features]`, or `nil` for a layer without bias.
+    public let bias: Parameter<T>?
+
+    /// The identity map (zero reflectors, unit scales, zero bias).
+    ///
+    /// Zero reflectors are stationary points of the Householder parametrization (see
+    /// ``Householder``): trained from here only the scales and the bias move. Use the random
+    /// initializer (or one from a matrix) to train the orthogonal factors.
+    ///
+    /// - Parameters:
+    ///   - reflectors: `m` in `1...features` for each orthogonal factor; default `features`.
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1` or `m` is
+    ///   outside `1...features`.
+    public convenience init(
+        features: Int, reflectors: Int? = nil,
+        parametrization: Householder<T>.Parametrization = .trapezoidal, hasBias: Bool = true
+    ) throws {
+        let u = try Householder<T>(features: features, reflectors: reflectors, parametrization: parametrization, hasBias: false)
+        let v = try Householder<T>(features: features, reflectors: reflectors, parametrization: parametrization, hasBias: false)
+        try self.init(u: u, logScale: [T](repeating: 0, count: features), v: v, hasBias: hasBias)
+    }
+
+    /// Random orthogonal factors (Gaussian reflector entries, see
+    /// ``Householder/init(features:reflectors:determinant:parametrization:hasBias:standardDeviation:using:)``),
+    /// unit scales and zero bias. `determinant` (trapezoidal with `m = features` only; default
+    /// `.positive` there) is the sign of the layer's determinant: `Q_U` gets `+1`, `Q_V` the sign.
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes or a
+    ///   `determinant` where no reflector is fixed.
+    public convenience init(
+        features: Int, reflectors: Int? = nil, determinant: Householder<T>.Determinant? = nil,
+        parametrization: Householder<T>.Parametrization = .trapezoidal, hasBias: Bool = true,
+        using generator: inout some RandomNumberGenerator
+    ) throws {
+        let fixes = parametrization == .trapezoidal && (reflectors ?? features) == features
+        let u = try Householder<T>(
+            features: features, reflectors: reflectors, determinant: fixes ? .positive : nil,
+            parametrization: parametrization, hasBias: false, using: &generator)
+        let v = try Householder<T>(
+            features: features, reflectors: reflectors, determinant: determinant,
+            parametrization: parametrization, hasBias: false, using: &generator)
+        try self.init(u: u, logScale: [T](repeating: 0, count: features), v: v, hasBias: hasBias)
+    }
+
+    /// The layer `Q_V · diag(exp(logScale)) · Q_U · x + bias` from explicit factors.
+    ///
+    /// The reflector values and structure of `u` and `v` are copied into new layers whose
+    /// parameters are named `"U.reflectors"` and `"V.reflectors"`; `u` and `v` themselves are not
+    /// shared.
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `u` or `v` has a bias, their
+    ///   feature counts differ, or `logScale` (`bias`) does not have `features` entries;
+    ///   ``InvertNNError/nonFinite(operation:row:column:)`` for NaN or infinite values.
+    public init(u: Householder<T>, logScale: [T], v: Householder<T>, bias: [T]? = nil, hasBias: Bool = true) throws {
+        let operation = "InvertibleLinear"
+        let n = u.features
+        guard v.features == n else {
+            throw InvertNNError.invalidArgument(
+                operation: operation, reason: "orthogonal factors have \(n) and \(v.features) features")
+        }
+        guard u.bias == nil, v.bias == nil else {
+            throw InvertNNError.invalidArgument(
+                operation: operation, reason: "the orthogonal factors must not have a bias (the layer has one bias)")
+        }
+        guard logScale.count == n else {
+            throw InvertNNError.invalidArgument(
+                operation: operation, reason: "logScale must have \(n) entries, got \(logScale.count)")
+        }
+        if let bias {
+            guard bias.count == n else {
+                throw InvertNNError.invalidArgument(operation: operation, reason: "bias must have \(n) entries, got \(bias.count)")
+            }
+            if let bad = bias.firstIndex(where: { !$0.isFinite }) {
+                throw InvertNNError.nonFinite(operation: "\(operation) bias", row: 0, column: bad)
+            }
+        }
+        func copy(_ h: Householder<T>, _ name: String) throws -> Householder<T> {
+            try Householder<T>(
+                features: n, reflectors: h.reflectorCount, determinant: nil, parametrization: h.parametrization,
+                values: h.reflectors.value, bias: nil, hasBias: false, reflectorsName: name)
+        }
+        self.features = n
+        self.orthogonalU = try copy(u, "U.reflectors")
+        self.scale = try Diagonal<T>(features: n, logScale: logScale, hasBias: false)
+        self.orthogonalV = try copy(v, "V.reflectors")
+        self.bias = (hasBias || bias != nil)
+            ? Parameter(name: "bias", value: Matrix(row: bias ?? [T](repeating: 0, count: n))) : nil
+    }
+
+    public var name: String { "InvertibleLinear(\(features), m: \(orthogonalU.reflectorCount))" }
+    public var inputFeatures: Int { features }
+    public var outputFeatures: Int { features }
+    public var parameters: [Parameter<T>] {
+        let core = [orthogonalU.reflectors, scale.logScale, orthogonalV.reflectors]
+        return bias.map { core + [$0] } ?? core
+    }
+    public var configuration: [String: ConfigurationValue] {
+        [
+            "type": .string("InvertibleLinear"), "features": .int(features),
+            "reflectorsU": .int(orthogonalU.reflectorCount), "reflectorsV": .int(orthogonalV.reflectorCount),
+            "parametrization": .string(orthogonalU.parametrization.rawValue),
+            "fixedLastReflectorU": orthogonalU.fixedLastReflector.map { .string($0.rawValue) } ?? .null,
+            "fixedLastReflectorV": orthogonalV.fixedLastReflector.map { .string($0.rawValue) } ?? .null,
+            "bias": .bool(bias != nil),
+        ]
+    }
+
+    /// The layer's matrix `Q_V · diag(exp(s)) · Q_U` (`features × features`, without the bias).
+    ///
+    /// - Throws: as ``Householder/matrix()``.
+    public func matrix() throws -> Matrix<T> {
+        var scaledU = try orthogonalU.matrix()
+        let d = scale.logScale.value.storage.map { T.exp($0) }
+        guard d.count == features else {
+            throw InvertNNError.shapeMismatch(
+                operation: "\(name) logScale", expected: "[1, \(features)]", actual: "\(scale.logScale.value.shape)")
+        }
+        for r in 0..<features {
+            for c in 0..<features { scaledU.storage[r * features + c] *= d[r] }
+        }
+        return try BLAS.matmul(orthogonalV.matrix(), scaledU)
+    }
+
+    // MARK: - Directions
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
+        try x.requireColumns(features, "\(name).forward")
+        let h1 = try orthogonalU.forward(x).output
+        let scaled = try scale.forward(h1)
+        var y = try orthogonalV.forward(scaled.output).output
+        try addBias(to: &y, sign: 1)
+        return LayerOutput(output: y, logAbsDet: scaled.logAbsDet)
+    }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
+        try y.requireColumns(features, "\(name).inverse")
+        var z = y
+        try addBias(to: &z, sign: -1)
+        let h2 = try orthogonalV.inverse(z).output
+        let unscaled = try scale.inverse(h2)
+        let x = try orthogonalU.inverse(unscaled.output).output
+        return LayerOutput(output: x, logAbsDet: unscaled.logAbsDet)
+    }
+
+    // MARK: - Backward
+
+    /// VJP of ``forward(_:)``: recomputes `h1 = Q_U x`, `h2 = diag(exp(s)) h1`, then runs the
+    /// sub-layers' forward VJPs from the last to the first; `dL/db = Σ_rows dY`. The log-det
+    /// gradient goes to the scale layer, the only factor with a nonzero log-det.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func forwardBackward(
+        input x: Matrix<T>, output y: Matrix<T>, outputGradient dy: Matrix<T>, logAbsDetGradient dld: [T]
+    ) throws -> Matrix<T> {
+        try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
+                             outputGradient: dy, logAbsDetGradient: dld)
+        let zeros = [T](repeating: 0, count: x.rows)
+        let h1 = try orthogonalU.forward(x).output
+        let h2 = try scale.forward(h1).output
+        var h3 = y
+        try addBias(to: &h3, sign: -1)
+        let dh2 = try orthogonalV.forwardBackward(input: h2, output: h3, outputGradient: dy, logAbsDetGradient: zeros)
+        let dh1 = try scale.forwardBackward(input: h1, output: h2, outputGradient: dh2, logAbsDetGradient: dld)
+        let dx = try orthogonalU.forwardBackward(input: x, output: h1, outputGradient: dh1, logAbsDetGradient: zeros)
+        accumulateBiasGradient(dy, sign: 1)
+        return dx
+    }
+
+    /// VJP of ``inverse(_:)``: recomputes `z = y - b`, `h2 = Q_Vᵀ z`, `h1 = diag(exp(-s)) h2`, then
+    /// runs the sub-layers' inverse VJPs from `Q_U` back to `Q_V`; `dL/db = -Σ_rows dY`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func inverseBackward(
+        input y: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T]
+    ) throws -> Matrix<T> {
+        try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
+                             outputGradient: dx, logAbsDetGradient: dld)
+        let zeros = [T](repeating: 0, count: y.rows)
+        var z = y
+        try addBias(to: &z, sign: -1)
+        let h2 = try orthogonalV.inverse(z).output
+        let h1 = try scale.inverse(h2).output
+        let dh1 = try orthogonalU.inverseBackward(input: h1, output: x, outputGradient: dx, logAbsDetGradient: zeros)
+        let dh2 = try scale.inverseBackward(input: h2, output: h1, outputGradient: dh1, logAbsDetGradient: dld)
+        let dy = try orthogonalV.inverseBackward(input: z, output: h2, outputGradient: dh2, logAbsDetGradient: zeros)
+        accumulateBiasGradient(dy, sign: -1)
+        return dy
+    }
+
+    // MARK: - Internals
+
+    /// Adds `sign · b` to every row of `m` (nothing without bias).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func addBias(to m: inout Matrix<T>, sign: T) throws {
+        guard let bias else { return }
+        try bias.value.requireSameShape(Matrix(rows: 1, columns: features), "\(name) bias")
+        let b = bias.value.storage
+        for r in 0..<m.rows {
+            for j in 0..<features { m.storage[r * features + j] += sign * b[j] }
+        }
+    }
+
+    /// Adds `sign · Σ_rows g` to the bias gradient.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func accumulateBiasGradient(_ g: Matrix<T>, sign: T) {
+        guard let bias, bias.gradient.count == features else { return }
+        for r in 0..<g.rows {
+            for j in 0..<features { bias.gradient.storage[j] += sign * g.storage[r * features + j] }
+        }
+    }
+}

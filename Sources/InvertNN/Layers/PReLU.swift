@@ -1,0 +1,86 @@
+import RealModule
+
+/// Parametric ReLU with a learnable, always-positive slope per feature:
+/// `y_j = x_j` for `x_j ≥ 0`, `y_j = α_j·x_j` for `x_j < 0`, with `α_j = exp(θ_j)`.
+///
+/// The slope is stored as its logarithm `θ` (the parameter ``logSlope``), so every optimizer step
+/// keeps `α > 0` and the layer invertible; gradients are taken with respect to `θ`
+/// (`∂y/∂θ = α·x` for `x < 0`).
+///
+/// - Shapes: `x`, `y` `[batch, features]`; parameter `logSlope` `[1, features]`.
+/// - Inverse: `x_j = y_j` for `y_j ≥ 0`, `y_j / α_j` for `y_j < 0`; defined on all finite reals.
+/// - Log-determinant (nats, per sample): `Σ_{j: x_j < 0} θ_j` forward, its negative inverse. At the
+///   kink `x = 0` the right derivative 1 is used.
+/// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` from the initializer for
+///   `features < 1` or a slope that is not positive and finite;
+///   ``InvertNNError/outOfDomain(layer:value:row:column:domain:)`` for NaN/±∞ inputs in either
+///   direction; shape errors as every layer.
+/// - Source: He et al. 2015, "Delving deep into rectifiers" (PReLU); DESIGN.md §3.
+public final class PReLU<T: Scalar>: ElementwiseLayer {
+    public typealias Element = T
+
+    public let features: Int
+    /// `θ = log α`, `[1, features]`.
+    public let logSlope: Parameter<T>
+
+    /// A PReLU on `features` features with initial negative-side slopes `slopes`
+    /// (default 0.25 for every feature, as in He et al. 2015).
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1`, `slopes`
+    ///   has the wrong length, or a slope is not positive and finite.
+    public init(features: Int, slopes: [T]? = nil) throws {
+        guard features >= 1 else {
+            throw InvertNNError.invalidArgument(operation: "PReLU", reason: "features must be ≥ 1, got \(features)")
+        }
+        let slopes = slopes ?? [T](repeating: 0.25, count: features)
+        guard slopes.count == features else {
+            throw InvertNNError.invalidArgument(
+                operation: "PReLU", reason: "slopes must have \(features) entries, got \(slopes.count)")
+        }
+        if let bad = slopes.firstIndex(where: { !($0 > 0) || !$0.isFinite }) {
+            throw InvertNNError.invalidArgument(
+                operation: "PReLU", reason: "slope \(slopes[bad]) at index \(bad) must be positive and finite")
+        }
+        self.features = features
+        self.logSlope = Parameter(name: "logSlope", value: Matrix(row: slopes.map { T.log($0) }))
+    }
+
+    /// The current slopes `α = exp(θ)`.
+    public var slopes: [T] { logSlope.value.storage.map { T.exp($0) } }
+
+    public var name: String { "PReLU(\(features))" }
+    public var inputFeatures: Int { features }
+    public var outputFeatures: Int { features }
+    public var parameters: [Parameter<T>] { [logSlope] }
+    public var configuration: [String: ConfigurationValue] {
+        ["type": .string("PReLU"), "features": .int(features)]
+    }
+    var perFeatureParameter: Parameter<T>? { logSlope }
+    func makeMap() -> LeakyMap<T> { LeakyMap(slopes: slopes, logSlopes: logSlope.value.storage) }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> { try elementwiseForward(x) }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> { try elementwiseInverse(y) }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func forwardBackward(
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
+    ) throws -> Matrix<T> {
+        try elementwiseForwardBackward(input: input, output: output, outputGradient: outputGradient,
+                                       logAbsDetGradient: logAbsDetGradient)
+    }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func inverseBackward(
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
+    ) throws -> Matrix<T> {
+        try elementwiseInverseBackward(input: input, output: output, outputGradient: outputGradient,
+                                       logAbsDetGradient: logAbsDetGradient)
+    }
+}

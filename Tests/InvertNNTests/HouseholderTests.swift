@@ -1,0 +1,198 @@
+import Testing
+import InvertNN
+
+/// Random trapezoidal Householder layers with bias; `reflectors(n)` picks m, `determinant` the
+/// fixed last reflector when m = n.
+struct HouseholderFactory: LayerFactory {
+    var reflectors: (Int) -> Int = { $0 }
+    var determinant: Householder<Double>.Determinant? = nil
+    var parametrization: Householder<Double>.Parametrization = .trapezoidal
+    var hasBias = true
+
+    func make<T: Scalar>(features: Int, seed: UInt64, _: T.Type) throws -> any InvertibleLayer<T> {
+        var rng = SeededGenerator(seed: seed)
+        let m = reflectors(features)
+        // Draw in Double so Float and Double layers start from the same values.
+        let probe = try Householder<Double>(
+            features: features, reflectors: m, determinant: m == features ? determinant : nil,
+            parametrization: parametrization, hasBias: hasBias, using: &rng)
+        let bias = hasBias ? (0..<features).map { _ in T(rng.nextNormal(Double.self)) } : nil
+        return try Householder<T>(
+            reflectors: probe.reflectors.value.converted(to: T.self),
+            parametrization: parametrization == .trapezoidal ? .trapezoidal : .general, bias: bias, hasBias: hasBias)
+    }
+}
+
+@Suite struct HouseholderTests {
+    @Test func contractFullPositive() throws {
+        try checkLayerContract(HouseholderFactory(determinant: .positive))
+    }
+
+    @Test func contractFullNegative() throws {
+        try checkLayerContract(HouseholderFactory(determinant: .negative))
+    }
+
+    @Test func contractFewerReflectors() throws {
+        // m < n: n/2 and n/4 reflectors (at least 1), and a single one.
+        try checkLayerContract(HouseholderFactory(reflectors: { max(1, $0 / 2) }), features: [2, 3, 17, 64])
+        try checkLayerContract(HouseholderFactory(reflectors: { max(1, $0 / 4) }, hasBias: false), features: [3, 17, 64])
+        try checkLayerContract(HouseholderFactory(reflectors: { _ in 1 }), features: [2, 17])
+    }
+
+    @Test func contractGeneralParametrization() throws {
+        try checkLayerContract(HouseholderFactory(parametrization: .general), features: [1, 3, 17])
+    }
+
+    /// Issue 2 known values: W = H(v1) H(v2) H(v3) with non-trapezoidal vectors.
+    @Test func knownValues() throws {
+        let vectors = try Matrix<Double>([[1, 2, 2], [0, 1, -1], [3, 0, 4]])
+        let w = try Householder<Double>.product(ofReflectors: vectors)
+        // Independent reference: the explicit product of the three reflector matrices.
+        let reference = try BLAS.matmul(
+            BLAS.matmul(Householder<Double>.reflector([1, 2, 2]), Householder<Double>.reflector([0, 1, -1])),
+            Householder<Double>.reflector([3, 0, 4]))
+        #expect(try (w - reference).maxAbs <= 1e-15)
+        let y = try BLAS.gemv(w, [1, -1, 0.5])
+        for (a, b) in zip(y, [0.7777777778, 0.8555555556, 0.9555555556]) { #expect(abs(a - b) <= 1e-9) }
+        let det = try LAPACK.logAbsDeterminant(w)
+        #expect(det.sign == -1)
+        #expect(abs(det.logAbsDet) <= 1e-12)
+
+        // The same map as a layer (general parametrization keeps the vectors as given).
+        let layer = try Householder<Double>(reflectors: vectors, parametrization: .general, bias: [0.5, -1, 2])
+        #expect(try (layer.matrix() - w).maxAbs <= 1e-15)
+        let batch = try Matrix<Double>([[1, -1, 0.5], [0, 2, -3]])
+        let out = try layer.forward(batch)
+        let expected = try Matrix<Double>([[1.2777777778, -0.1444444444, 2.9555555556],
+                                           [1.4777777778, -3.9644444444, 0.1955555556]])
+        #expect(try (out.output - expected).maxAbs <= 1e-9)
+        #expect(out.logAbsDet == [0, 0])
+        let back = try layer.inverse(out.output)
+        #expect(try (back.output - batch).maxAbs <= 1e-12)
+        #expect(back.logAbsDet == [0, 0])
+        // Without bias the layer gives exactly the gemv above, sample by sample.
+        let plain = try Householder<Double>(reflectors: vectors, parametrization: .general, hasBias: false)
+        let single = try plain.forward(Matrix(row: [1, -1, 0.5])).output
+        for j in 0..<3 { #expect(abs(single[0, j] - y[j]) <= 1e-12) }
+    }
+
+    /// Float reflectors of vectors whose squared norm over- or underflows.
+    @Test func reflectorScaling() throws {
+        let expected = try Matrix<Float>([[0.28, -0.96, 0], [-0.96, -0.28, 0], [0, 0, 1]])
+        for v: [Float] in [[3, 4, 0], [3e20, 4e20, 0], [3e-25, 4e-25, 0]] {
+            let h = try Householder<Float>.reflector(v)
+            #expect(h.firstNonFinite() == nil, "finite for \(v)")
+            #expect(try (h - expected).maxAbs <= 1e-6, "reflector of \(v): \(h)")
+            let p = try Householder<Float>.product(ofReflectors: Matrix(row: v))
+            #expect(try (p - expected).maxAbs <= 1e-6, "product of \(v): \(p)")
+        }
+        #expect(try Householder<Float>.reflector([0, 0, 0]) == Matrix<Float>.identity(3))
+        #expect(try Householder<Double>.product(ofReflectors: Matrix(rows: 2, columns: 4)) == Matrix<Double>.identity(4))
+        // A layer whose reflectors are huge is still exactly orthogonal in Float.
+        let layer = try Householder<Float>(reflectors: Matrix([[3e20, 4e20, 0], [0, 3e-25, 4e-25]]), hasBias: false)
+        let w = try layer.matrix()
+        #expect(w.firstNonFinite() == nil)
+        let gram = try BLAS.matmul(w, transposeA: true, w)
+        #expect(try (gram - Matrix<Float>.identity(3)).maxAbs <= 1e-6)
+    }
+
+    @Test func orthogonalAndDeterminant() throws {
+        for determinant in [Householder<Double>.Determinant.positive, .negative] {
+            for n in [1, 2, 3, 17, 64] {
+                var rng = SeededGenerator(seed: UInt64(n))
+                let layer = try Householder<Double>(features: n, determinant: determinant, using: &rng)
+                let w = try layer.matrix()
+                let gram = try BLAS.matmul(w, transposeA: true, w)
+                let defect = try (gram - Matrix<Double>.identity(n)).maxAbs
+                #expect(defect <= 1e-13 * Double(n), "‖WᵀW - I‖max = \(defect) at n = \(n)")
+                let det = try LAPACK.logAbsDeterminant(w)
+                #expect(det.sign == (determinant == .positive ? 1 : -1), "det sign n = \(n)")
+                #expect(abs(det.logAbsDet) <= 1e-12 * Double(n))
+                #expect(try layer.determinantSign() == determinant)
+            }
+        }
+        // The zero-initialized layer is the identity, or the flip of the last coordinate.
+        #expect(try Householder<Double>(features: 4).matrix() == Matrix<Double>.identity(4))
+        var flip = Matrix<Double>.identity(4)
+        flip[3, 3] = -1
+        #expect(try Householder<Double>(features: 4, determinant: .negative).matrix() == flip)
+    }
+
+    @Test func orthogonalLargeAndFewReflectors() throws {
+        for (n, m) in [(256, 256), (256, 64), (64, 7)] {
+            var rng = SeededGenerator(seed: 42)
+            let layer = try Householder<Double>(features: n, reflectors: m, hasBias: false, using: &rng)
+            let w = try layer.matrix()
+            let defect = try (BLAS.matmul(w, transposeA: true, w) - Matrix<Double>.identity(n)).maxAbs
+            #expect(defect <= 1e-13 * Double(n), "‖WᵀW - I‖max = \(defect) at n = \(n), m = \(m)")
+            // Against the reflectors multiplied one by one.
+            var reference = Matrix<Double>.identity(n)
+            for i in 0..<m { reference = try BLAS.matmul(reference, Householder<Double>.reflector(layer.reflectors.value.row(i))) }
+            #expect(try (w - reference).maxAbs <= 1e-13 * Double(n), "WY vs sequential product n = \(n), m = \(m)")
+        }
+    }
+
+    @Test func trapezoidalStructure() throws {
+        var rng = SeededGenerator(seed: 3)
+        let layer = try Householder<Double>(features: 5, determinant: .negative, using: &rng)
+        let v = layer.reflectors.value
+        let mask = try #require(layer.reflectors.trainableMask)
+        for i in 0..<5 {
+            for j in 0..<5 {
+                let trainable = j >= i && i < 4
+                #expect(mask[i * 5 + j] == trainable, "mask [\(i), \(j)]")
+                if !trainable { #expect(v[i, j] == (i == 4 && j == 4 ? 1 : 0), "fixed value [\(i), \(j)]") }
+            }
+        }
+        #expect(layer.reflectors.trainableCount == 5 * 4 / 2 + 4)
+        #expect(layer.fixedLastReflector == .flip)  // four free reflectors: det +1 before the flip
+        #expect(try layer.determinantSign() == .negative)
+        // A fixed entry moved by a careless optimizer does not change the map.
+        let before = try layer.matrix()
+        layer.reflectors.value[2, 0] = 7
+        layer.reflectors.value[4, 4] = -3
+        #expect(try layer.matrix() == before)
+        // With m < n no reflector is fixed.
+        let partial = try Householder<Double>(features: 5, reflectors: 3, using: &rng)
+        #expect(partial.fixedLastReflector == nil)
+        #expect(try partial.determinantSign() == .negative)  // three nonzero reflectors
+        #expect(partial.reflectors.trainableCount == 5 + 4 + 3)
+        #expect(partial.configuration["reflectors"] == .int(3))
+    }
+
+    @Test func rejectsBadInput() throws {
+        #expect(throws: InvertNNError.self) { try Householder<Double>(features: 0) }
+        #expect(throws: InvertNNError.self) { try Householder<Double>(features: 3, reflectors: 0) }
+        #expect(throws: InvertNNError.self) { try Householder<Double>(features: 3, reflectors: 4) }
+        #expect(throws: InvertNNError.self) { try Householder<Double>(features: 3, reflectors: 2, determinant: .negative) }
+        // Not trapezoidal, non-finite, wrong bias, contradicting determinant.
+        #expect(throws: InvertNNError.self) { try Householder<Double>(reflectors: Matrix([[1, 2], [3, 0]])) }
+        #expect(throws: InvertNNError.self) { try Householder<Double>(reflectors: Matrix([[1, .nan], [0, 0]])) }
+        #expect(throws: InvertNNError.self) { try Householder<Double>(reflectors: Matrix([[1, 2], [0, 0]]), bias: [1]) }
+        #expect(throws: InvertNNError.self) { try Householder<Double>(reflectors: Matrix([[1, 2], [0, 0]]), bias: [1, .infinity]) }
+        #expect(throws: InvertNNError.self) {
+            try Householder<Double>(reflectors: Matrix([[1, 2], [0, 5]]), determinant: .negative)
+        }
+        #expect(throws: InvertNNError.self) { try Householder<Double>(reflectors: Matrix(rows: 0, columns: 0)) }
+        #expect(throws: InvertNNError.self) { try Householder<Double>.reflector([]) }
+        #expect(throws: InvertNNError.self) { try Householder<Double>.reflector([1, .nan]) }
+        #expect(throws: InvertNNError.self) { try Householder<Double>.product(ofReflectors: Matrix([[1, .infinity]])) }
+        var rng = SeededGenerator(seed: 1)
+        #expect(throws: InvertNNError.self) {
+            try Householder<Double>(features: 3, standardDeviation: -1, using: &rng)
+        }
+
+        let layer = try Householder<Double>(features: 3)
+        #expect(throws: InvertNNError.self) { try layer.forward(Matrix(rows: 2, columns: 4)) }
+        #expect(throws: InvertNNError.self) { try layer.inverse(Matrix(rows: 0, columns: 3)) }
+        #expect(throws: InvertNNError.self) {
+            try layer.forwardBackward(input: Matrix(rows: 2, columns: 3), output: Matrix(rows: 2, columns: 3),
+                                      outputGradient: Matrix(rows: 1, columns: 3), logAbsDetGradient: [0, 0])
+        }
+        // A parameter replaced by one of the wrong shape or with NaN throws instead of trapping.
+        layer.reflectors.value = Matrix(rows: 2, columns: 3)
+        #expect(throws: InvertNNError.self) { try layer.forward(Matrix(rows: 1, columns: 3)) }
+        layer.reflectors.value = try Matrix([[1, 0, 0], [0, .nan, 0], [0, 0, 0]])
+        #expect(throws: InvertNNError.self) { try layer.matrix() }
+    }
+}
