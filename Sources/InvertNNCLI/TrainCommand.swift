@@ -43,6 +43,18 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Where to write the 8x8 grid of generated samples (PNG).")
     var samples: String = "samples.png"
 
+    @Option(parsing: .unconditional, help: "Coupling blocks of the flow.")
+    var couplings: Int = TrainingDefaults.couplings
+
+    @Option(help: ArgumentHelp("Hidden widths of each coupling's conditioner MLP, comma-separated.", valueName: "N,N,..."))
+    var hiddenSizes: String = TrainingDefaults.hiddenSizes.map(String.init).joined(separator: ",")
+
+    @Option(help: "Feature mixing before each coupling: invertible-linear or permutation.")
+    var mixing: MixingOption = TrainingDefaults.mixing
+
+    @Option(help: "Adam's decoupled weight decay (AdamW).")
+    var weightDecay: Double = TrainingDefaults.weightDecay
+
     @Option(help: "Sampling temperature: the standard deviation of the latent draws (1 = the model's own distribution).")
     var temperature: Double = 1
 
@@ -56,12 +68,27 @@ struct TrainCommand: ParsableCommand {
         guard temperature > 0, temperature.isFinite else {
             throw ValidationError("--temperature must be positive, got \(temperature)")
         }
+        guard couplings >= 1 else { throw ValidationError("--couplings must be at least 1, got \(couplings)") }
+        guard parsedHiddenSizes != nil else {
+            throw ValidationError("--hidden-sizes must be comma-separated positive integers, got '\(hiddenSizes)'")
+        }
+        guard weightDecay >= 0, weightDecay.isFinite else {
+            throw ValidationError("--weight-decay must be 0 or more, got \(weightDecay)")
+        }
         guard !samples.isEmpty else { throw ValidationError("--samples needs a file path") }
         let directory = URL(fileURLWithPath: samples).deletingLastPathComponent().path
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw ValidationError("--samples: the directory \(directory) does not exist")
         }
+    }
+
+    /// The hidden widths, or nil if malformed (an empty string means no hidden layer).
+    var parsedHiddenSizes: [Int]? {
+        if hiddenSizes.isEmpty { return [] }
+        let parts = hiddenSizes.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.allSatisfy({ ($0 ?? 0) >= 1 }) else { return nil }
+        return parts.compactMap { $0 }
     }
 
     func run() throws {
@@ -76,11 +103,13 @@ struct TrainCommand: ParsableCommand {
         let clock = ContinuousClock()
         let start = clock.now
         let dataset = try dataOptions.load(T.self)
-        let flow: NormalizingFlow<T> = try FlowPresets.digits(features: dataset.dimensions, seed: seed)
+        let flow: NormalizingFlow<T> = try FlowPresets.digits(
+            features: dataset.dimensions, couplings: couplings, hiddenSizes: parsedHiddenSizes ?? [],
+            mixing: mixing.preset, seed: seed)
         let preprocessing = try Dequantization<T>(levels: dataset.levels, logitAlpha: T(FlowPresets.logitAlpha))
         let configuration = TrainingConfiguration(
             epochs: epochs, batchSize: batchSize, learningRate: learningRate, seed: seed,
-            maxGradientNorm: TrainingDefaults.maxGradientNorm, schedule: TrainingDefaults.schedule)
+            maxGradientNorm: TrainingDefaults.maxGradientNorm, weightDecay: weightDecay, schedule: TrainingDefaults.schedule)
         let trainer = try Trainer(flow: flow, preprocessing: preprocessing, configuration: configuration)
 
         StandardError.line(
@@ -121,8 +150,20 @@ struct TrainCommand: ParsableCommand {
     }
 }
 
+/// The `--mixing` choices.
+enum MixingOption: String, ExpressibleByArgument, CaseIterable {
+    case invertibleLinear = "invertible-linear"
+    case permutation
+
+    var preset: FlowPresets.Mixing { self == .permutation ? .permutation : .invertibleLinear }
+}
+
 /// The default hyper-parameters of `invertnn train` (tuned for the digits on 2 cores).
 enum TrainingDefaults {
+    static let couplings = 8
+    static let hiddenSizes = [256, 256]
+    static let mixing = MixingOption.invertibleLinear
+    static let weightDecay = 0.0
     static let epochs = 40
     static let batchSize = 64
     static let learningRate = 1e-2

@@ -2,6 +2,15 @@ import RealModule
 
 /// Ready-made flow architectures.
 public enum FlowPresets {
+    /// The feature mixing layer placed before every coupling of ``digits(features:couplings:hiddenSizes:scaleBound:mixing:seed:as:)``.
+    public enum Mixing: String, Sendable, CaseIterable {
+        /// A fixed random ``Permutation`` (RealNVP-style, no parameters).
+        case permutation
+        /// A learnable ``InvertibleLinear`` (orthogonal · diagonal · orthogonal with bias, like
+        /// Glow's invertible 1×1 convolution on a single pixel), from random orthogonal factors.
+        case invertibleLinear
+    }
+
     /// α of the logit preprocessing the digits preset is meant for (``Dequantization``).
     public static let logitAlpha = 0.05
 
@@ -11,18 +20,20 @@ public enum FlowPresets {
     /// ``AffineCoupling`` whose conditioner is an MLP with `hiddenSizes` (ReLU) and a log-scale
     /// bounded by `scaleBound`, conditioning on alternating halves; the conditioner's last layer
     /// starts at zero, so the initial flow is a pure feature mixing (volume preserving).
-    /// The mixing layer is a random ``Permutation``.
+    /// The mixing layer is a learnable ``InvertibleLinear`` from random orthogonal factors (default)
+    /// or a random ``Permutation``.
     ///
     /// - Parameters:
     ///   - features: D (64 for the digits), ≥ 2.
     ///   - couplings: number of coupling blocks, ≥ 1.
     ///   - hiddenSizes: the conditioner's hidden widths.
     ///   - scaleBound: `c` of `s = c·tanh(ŝ/c)`.
+    ///   - mixing: the layer before each coupling.
     ///   - seed: seed of the random initialization (permutations, conditioner weights).
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes.
     public static func digits<T: Scalar>(
         features: Int = 64, couplings: Int = 8, hiddenSizes: [Int] = [256, 256], scaleBound: Double = 2,
-        seed: UInt64 = 0, as _: T.Type = T.self
+        mixing: Mixing = .invertibleLinear, seed: UInt64 = 0, as _: T.Type = T.self
     ) throws -> NormalizingFlow<T> {
         guard features >= 2, couplings >= 1 else {
             throw InvertNNError.invalidArgument(
@@ -32,7 +43,12 @@ public enum FlowPresets {
         var layers = [any InvertibleLayer<T>]()
         var block = CouplingBlock.first
         for _ in 0..<couplings {
-            layers.append(try Permutation<T>.random(features: features, using: &generator))
+            switch mixing {
+            case .permutation:
+                layers.append(try Permutation<T>.random(features: features, using: &generator))
+            case .invertibleLinear:
+                layers.append(try InvertibleLinear<T>(features: features, using: &generator))
+            }
             layers.append(try AffineCoupling<T>(
                 features: features, hiddenSizes: hiddenSizes, conditioningBlock: block, scaleBound: T(scaleBound),
                 using: &generator))

@@ -96,6 +96,7 @@ public final class Adam<T: Scalar> {
         let correction1 = 1 - T.pow(beta1, t)
         let correction2 = 1 - T.pow(beta2, t)
         let b1 = beta1, b2 = beta2, eps = epsilon, lr = learningRate, decay = weightDecay
+        let tiny = T.leastNormalMagnitude
         for (index, p) in parameters.enumerated() {
             let mask = p.trainableMask
             p.gradient.storage.withUnsafeBufferPointer { g in
@@ -105,10 +106,17 @@ public final class Adam<T: Scalar> {
                             for i in 0..<theta.count {
                                 if let mask, !mask[i] { continue }
                                 let gi = g[i] * clip
-                                m[i] = b1 * m[i] + (1 - b1) * gi
-                                v[i] = b2 * v[i] + (1 - b2) * gi * gi
-                                let mHat = m[i] / correction1
-                                let vHat = v[i] / correction2
+                                var mi = b1 * m[i] + (1 - b1) * gi
+                                var vi = b2 * v[i] + (1 - b2) * gi * gi
+                                // Moments of entries whose gradient stays 0 (dead ReLU units, say)
+                                // decay geometrically into subnormal numbers, whose arithmetic is
+                                // two orders of magnitude slower on x86; flush them to zero.
+                                if Swift.abs(mi) < tiny { mi = 0 }
+                                if vi < tiny { vi = 0 }
+                                m[i] = mi
+                                v[i] = vi
+                                let mHat = mi / correction1
+                                let vHat = vi / correction2
                                 theta[i] -= lr * (mHat / (vHat.squareRoot() + eps) + decay * theta[i])
                             }
                         }
