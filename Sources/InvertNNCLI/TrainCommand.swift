@@ -55,6 +55,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Adam's decoupled weight decay (AdamW).")
     var weightDecay: Double = TrainingDefaults.weightDecay
 
+    @Option(help: "Decay of the exponential moving average of the parameters used for evaluation and the result (0 = off).")
+    var averaging: Double = TrainingDefaults.averaging
+
     @Option(help: "Sampling temperature: the standard deviation of the latent draws (1 = the model's own distribution).")
     var temperature: Double = 1
 
@@ -75,6 +78,7 @@ struct TrainCommand: ParsableCommand {
         guard weightDecay >= 0, weightDecay.isFinite else {
             throw ValidationError("--weight-decay must be 0 or more, got \(weightDecay)")
         }
+        guard averaging >= 0, averaging < 1 else { throw ValidationError("--averaging must lie in [0, 1), got \(averaging)") }
         guard !samples.isEmpty else { throw ValidationError("--samples needs a file path") }
         let directory = URL(fileURLWithPath: samples).deletingLastPathComponent().path
         var isDirectory: ObjCBool = false
@@ -92,6 +96,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
+        BLASCoreSelection.reexecuteWithBetterKernelsIfNeeded()
         BLAS.setThreads(threads ?? 0)
         switch precision {
         case .float: try train(Float.self)
@@ -109,13 +114,14 @@ struct TrainCommand: ParsableCommand {
         let preprocessing = try Dequantization<T>(levels: dataset.levels, logitAlpha: T(FlowPresets.logitAlpha))
         let configuration = TrainingConfiguration(
             epochs: epochs, batchSize: batchSize, learningRate: learningRate, seed: seed,
-            maxGradientNorm: TrainingDefaults.maxGradientNorm, weightDecay: weightDecay, schedule: TrainingDefaults.schedule)
+            maxGradientNorm: TrainingDefaults.maxGradientNorm, weightDecay: weightDecay, schedule: TrainingDefaults.schedule,
+            parameterAveraging: averaging > 0 ? averaging : nil)
         let trainer = try Trainer(flow: flow, preprocessing: preprocessing, configuration: configuration)
 
         StandardError.line(
             "invertnn train: \(dataset.name), \(dataset.train.rows)/\(dataset.validation.rows)/\(dataset.test.rows) samples of "
                 + "\(dataset.dimensions) dimensions with \(dataset.levels) levels; \(flow.trainableParameterCount) parameters; "
-                + "\(precision.rawValue), \(BLAS.threads) BLAS thread(s)")
+                + "\(precision.rawValue), \(BLAS.threads) BLAS thread(s), \(BLAS.coreName) kernels")
         let reporter = ProgressReporter(epochs: epochs)
         let result = try trainer.fit(
             train: dataset.train, validation: dataset.validation, test: dataset.test, progress: reporter.handle)
@@ -164,6 +170,7 @@ enum TrainingDefaults {
     static let hiddenSizes = [256, 256]
     static let mixing = MixingOption.invertibleLinear
     static let weightDecay = 0.0
+    static let averaging = 0.0
     static let epochs = 40
     static let batchSize = 64
     static let learningRate = 1e-2

@@ -95,7 +95,8 @@ public final class Adam<T: Scalar> {
         let t = T(step)
         let correction1 = 1 - T.pow(beta1, t)
         let correction2 = 1 - T.pow(beta2, t)
-        let b1 = beta1, b2 = beta2, eps = epsilon, lr = learningRate, decay = weightDecay
+        let b1 = beta1, b2 = beta2, eps = epsilon, decay = learningRate * weightDecay
+        let stepScale = learningRate / correction1, inverseCorrection2 = 1 / correction2
         let tiny = T.leastNormalMagnitude
         for (index, p) in parameters.enumerated() {
             let mask = p.trainableMask
@@ -103,22 +104,25 @@ public final class Adam<T: Scalar> {
                 p.value.storage.withUnsafeMutableBufferPointer { theta in
                     firstMoments[index].withUnsafeMutableBufferPointer { m in
                         secondMoments[index].withUnsafeMutableBufferPointer { v in
+                            // One branch-free loop per parameter (vectorizable); masked entries are
+                            // restored afterwards rather than tested inside the loop.
+                            var fixed = [(Int, T)]()
+                            if let mask { for i in 0..<theta.count where !mask[i] { fixed.append((i, theta[i])) } }
                             for i in 0..<theta.count {
-                                if let mask, !mask[i] { continue }
                                 let gi = g[i] * clip
                                 var mi = b1 * m[i] + (1 - b1) * gi
                                 var vi = b2 * v[i] + (1 - b2) * gi * gi
                                 // Moments of entries whose gradient stays 0 (dead ReLU units, say)
                                 // decay geometrically into subnormal numbers, whose arithmetic is
                                 // two orders of magnitude slower on x86; flush them to zero.
-                                if Swift.abs(mi) < tiny { mi = 0 }
-                                if vi < tiny { vi = 0 }
+                                mi = Swift.abs(mi) < tiny ? 0 : mi
+                                vi = vi < tiny ? 0 : vi
                                 m[i] = mi
                                 v[i] = vi
-                                let mHat = mi / correction1
-                                let vHat = vi / correction2
-                                theta[i] -= lr * (mHat / (vHat.squareRoot() + eps) + decay * theta[i])
+                                // θ -= η·(m̂/(√v̂ + ε) + λθ) with m̂ = m/c₁, v̂ = v/c₂.
+                                theta[i] -= stepScale * mi / ((vi * inverseCorrection2).squareRoot() + eps) + decay * theta[i]
                             }
+                            for (i, value) in fixed { theta[i] = value; m[i] = 0; v[i] = 0 }
                         }
                     }
                 }

@@ -106,7 +106,39 @@ public final class Trainer<T: Scalar> {
         func restoreBest() {
             for (p, v) in zip(flow.parameters, bestValues) { p.value = v }
         }
+        // Polyak averaging: `average` holds the uncorrected EMA; evaluation swaps the corrected
+        // average in and the training iterate back out.
+        let parameters = flow.parameters
+        var average: [[T]]? = configuration.parameterAveraging.map { _ in parameters.map { [T](repeating: 0, count: $0.count) } }
+        var averageWeight = 0.0
+        func updateAverage() {
+            guard let beta = configuration.parameterAveraging, average != nil else { return }
+            averageWeight = beta * averageWeight + (1 - beta)
+            let b = T(beta), oneMinus = T(1 - beta)
+            for (index, p) in parameters.enumerated() {
+                p.value.storage.withUnsafeBufferPointer { theta in
+                    average![index].withUnsafeMutableBufferPointer { avg in
+                        for i in 0..<avg.count { avg[i] = b * avg[i] + oneMinus * theta[i] }
+                    }
+                }
+            }
+        }
+        func withAveragedParameters<R>(_ body: () throws -> R) rethrows -> R {
+            guard let average, averageWeight > 0 else { return try body() }
+            let iterate = parameters.map { $0.value }
+            let correction = T(1 / averageWeight)
+            for (p, avg) in zip(parameters, average) {
+                p.value.storage.withUnsafeMutableBufferPointer { theta in
+                    for i in 0..<theta.count { theta[i] = avg[i] * correction }
+                }
+            }
+            defer { for (p, v) in zip(parameters, iterate) { p.value = v } }
+            return try body()
+        }
         func record(epoch: Int, samplesPerSecond: Double) throws {
+            try withAveragedParameters { try recordCurrent(epoch: epoch, samplesPerSecond: samplesPerSecond) }
+        }
+        func recordCurrent(epoch: Int, samplesPerSecond: Double) throws {
             let trainEval = try evaluate(train, noiseSeed: evaluationSeeds[0])
             let validationEval = try evaluate(validation, noiseSeed: evaluationSeeds[1])
             let testEval = try test.map { try evaluate($0, noiseSeed: evaluationSeeds[2]) }
@@ -155,6 +187,7 @@ public final class Trainer<T: Scalar> {
                     } catch InvertNNError.diverged(_, let detail) {
                         throw InvertNNError.diverged(step: globalStep, detail: "\(detail) in epoch \(epoch)")
                     }
+                    updateAverage()
                     var preprocessingLogDet = 0.0
                     for v in pre.logAbsDet { preprocessingLogDet += Double(v) }
                     let rows = upper - lower

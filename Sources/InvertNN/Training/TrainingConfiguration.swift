@@ -40,6 +40,11 @@ public struct TrainingConfiguration: Sendable, Equatable {
     public var weightDecay: Double
     /// The learning-rate schedule.
     public var schedule: LearningRateSchedule
+    /// Decay β of an exponential moving average of the parameters (Polyak & Juditsky 1992;
+    /// as used for flows by Kingma & Dhariwal 2018 and Ho et al. 2019), or `nil` for none. With it,
+    /// evaluation, model selection and the final parameters use the average
+    /// `θ̄ ← βθ̄ + (1-β)θ`, bias-corrected by `1 - βᵗ`, instead of the last iterate.
+    public var parameterAveraging: Double?
     /// Rows per evaluation pass (memory only; results do not depend on it beyond rounding).
     public var evaluationBatchSize: Int
     /// Seed of the dequantization noise used for evaluation, fixed so that every epoch (and every
@@ -49,7 +54,7 @@ public struct TrainingConfiguration: Sendable, Equatable {
     public init(
         epochs: Int = 20, batchSize: Int = 64, learningRate: Double = 1e-3, seed: UInt64 = 0,
         maxGradientNorm: Double? = 100, weightDecay: Double = 0, schedule: LearningRateSchedule = .constant,
-        evaluationBatchSize: Int = 600, evaluationSeed: UInt64 = 0xE7A1
+        parameterAveraging: Double? = nil, evaluationBatchSize: Int = 600, evaluationSeed: UInt64 = 0xE7A1
     ) {
         self.epochs = epochs
         self.batchSize = batchSize
@@ -58,6 +63,7 @@ public struct TrainingConfiguration: Sendable, Equatable {
         self.maxGradientNorm = maxGradientNorm
         self.weightDecay = weightDecay
         self.schedule = schedule
+        self.parameterAveraging = parameterAveraging
         self.evaluationBatchSize = evaluationBatchSize
         self.evaluationSeed = evaluationSeed
     }
@@ -71,6 +77,9 @@ public struct TrainingConfiguration: Sendable, Equatable {
         guard evaluationBatchSize >= 1 else { throw invalid("evaluation batch size must be ≥ 1, got \(evaluationBatchSize)") }
         guard weightDecay >= 0, weightDecay.isFinite else { throw invalid("weight decay must be ≥ 0, got \(weightDecay)") }
         if let c = maxGradientNorm, !(c > 0 && c.isFinite) { throw invalid("max gradient norm must be positive, got \(c)") }
+        if let beta = parameterAveraging, !(beta >= 0 && beta < 1) {
+            throw invalid("parameter averaging decay must lie in [0, 1), got \(beta)")
+        }
         if case let .cosine(finalFraction, warmupSteps) = schedule,
            !(finalFraction >= 0 && finalFraction <= 1) || warmupSteps < 0 {
             throw invalid("cosine schedule needs 0 ≤ finalFraction ≤ 1 and warmupSteps ≥ 0")
