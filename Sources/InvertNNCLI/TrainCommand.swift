@@ -170,10 +170,10 @@ enum TrainingDefaults {
     static let hiddenSizes = [256, 256]
     static let mixing = MixingOption.invertibleLinear
     static let weightDecay = 0.0
-    static let averaging = 0.0
-    static let epochs = 40
-    static let batchSize = 64
-    static let learningRate = 1e-2
+    static let averaging = 0.995
+    static let epochs = 30
+    static let batchSize = 32
+    static let learningRate = 5e-3
     static let maxGradientNorm: Double? = 100
     static let schedule = LearningRateSchedule.cosine(finalFraction: 0.02, warmupSteps: 20)
 }

@@ -15,11 +15,28 @@ import InvertNN
         return m
     }
 
-    static func makeTrainer(seed: UInt64, epochs: Int = 4) throws -> Trainer<Double> {
+    static func makeTrainer(seed: UInt64, epochs: Int = 4, averaging: Double? = nil) throws -> Trainer<Double> {
         let flow = try NormalizingFlow(transform: Sequential<Double>([try Diagonal(features: 3)]))
         return try Trainer(
             flow: flow, preprocessing: try Dequantization(levels: 5, logitAlpha: 0.05),
-            configuration: TrainingConfiguration(epochs: epochs, batchSize: 16, learningRate: 0.05, seed: seed))
+            configuration: TrainingConfiguration(
+                epochs: epochs, batchSize: 16, learningRate: 0.05, seed: seed, parameterAveraging: averaging))
+    }
+
+    @Test func parameterAveraging() throws {
+        let train = Self.toyData(seed: 1), validation = Self.toyData(seed: 2, rows: 20)
+        // β = 0 averages nothing: exactly the run without averaging.
+        let plain = try Self.makeTrainer(seed: 3).fit(train: train, validation: validation)
+        let zero = try Self.makeTrainer(seed: 3, averaging: 0).fit(train: train, validation: validation)
+        #expect(plain.history.map(\.validation) == zero.history.map(\.validation))
+        // β = 0.9: the reported figures are those of the averaged parameters the flow ends with,
+        // and they differ from the last iterate's.
+        let trainer = try Self.makeTrainer(seed: 3, averaging: 0.9)
+        let averaged = try trainer.fit(train: train, validation: validation)
+        let again = try trainer.evaluate(validation, noiseSeed: trainer.configuration.evaluationSeed &+ 0xA24B_AED4_963E_E407)
+        #expect(again.negativeLogLikelihood == averaged.best.validation.negativeLogLikelihood)
+        #expect(averaged.history.last!.validation != plain.history.last!.validation)
+        #expect(throws: InvertNNError.self) { try Self.makeTrainer(seed: 3, averaging: 1) }
     }
 
     @Test func trainingLowersTheNLLAndIsReproducible() throws {
