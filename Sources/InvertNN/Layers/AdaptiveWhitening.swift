@@ -270,9 +270,12 @@ public final class AdaptiveWhitening<T: Scalar>: InvertibleLayer {
             }
             logScale[j] = T.log(shifted) / 2
         }
+        // Statistics may come from outside (a checkpoint), so the eigenvectors get the full check.
         let v = try Householder<T>(orthogonal: statistics.eigenvectors, hasBias: false)
         let u = variant == .zca
-            ? try Householder<T>(orthogonal: statistics.eigenvectors.transposed(), hasBias: false)
+            ? try Householder<T>(
+                orthogonal: statistics.eigenvectors.transposed(), tolerance: nil, bias: nil, hasBias: false,
+                reflectorsName: "reflectors", checksGram: false)
             : try Householder<T>(features: n, hasBias: false)
         return (u, logScale, v)
     }

@@ -59,19 +59,46 @@ extension Householder {
     public static func trapezoidalReflectors(
         ofOrthogonal q: Matrix<T>, tolerance: T? = nil
     ) throws -> (reflectors: Matrix<T>, determinant: Determinant) {
+        try trapezoidalReflectors(ofOrthogonal: q, tolerance: tolerance, checksGram: true)
+    }
+
+    /// ``trapezoidalReflectors(ofOrthogonal:tolerance:)``; with `checksGram: false` (for factors
+    /// that LAPACK returned as orthogonal: SVD, eigenvectors) the `2n³` Gram check is replaced by
+    /// the `O(n²)` certificate `max|R - I| ≤ tolerance / 4` on the QR's own R. Since
+    /// `QᵀQ = RᵀR = I + E + Eᵀ + EᵀE` for `E = R - I`, that certificate bounds the defect by
+    /// `tolerance/2 + n·(tolerance/4)²` plus the QR's rounding; if it fails, the Gram check
+    /// decides and its value is reported. This keeps the initialization of a 784×784 layer close
+    /// to the cost of its SVD.
+    static func trapezoidalReflectors(
+        ofOrthogonal q: Matrix<T>, tolerance: T?, checksGram: Bool
+    ) throws -> (reflectors: Matrix<T>, determinant: Determinant) {
         let operation = "Householder(orthogonal:)"
+        guard q.rows == q.columns, q.rows >= 1 else {
+            throw InvertNNError.shapeMismatch(operation: operation, expected: "a square matrix [n, n], n ≥ 1", actual: "\(q.shape)")
+        }
+        try q.requireFinite(operation)
         let n = q.rows
-        let defect = try orthogonalityDefect(q)
         let limit = tolerance ?? defaultOrthogonalityTolerance(features: n)
         guard limit >= 0 else {
             throw InvertNNError.invalidArgument(operation: operation, reason: "tolerance must be ≥ 0, got \(limit)")
         }
-        guard defect <= limit else {
-            throw InvertNNError.singular(
-                operation: operation,
-                detail: "the \(n)×\(n) matrix is not orthogonal: max|QᵀQ - I| = \(defect) > tolerance \(limit)")
+        func requireGram() throws {
+            let defect = try orthogonalityDefect(q)
+            guard defect <= limit else {
+                throw InvertNNError.singular(
+                    operation: operation,
+                    detail: "the \(n)×\(n) matrix is not orthogonal: max|QᵀQ - I| = \(defect) > tolerance \(limit)")
+            }
         }
+        if checksGram { try requireGram() }
         let (factors, tau) = try LAPACK.qrNonNegativeDiagonal(q)
+        if !checksGram {
+            var deviation: T = 0
+            for i in 0..<n {
+                for j in i..<n { deviation = Swift.max(deviation, Swift.abs(factors[i, j] - (i == j ? 1 : 0))) }
+            }
+            if !(deviation <= limit / 4) { try requireGram() }
+        }
         var vectors = Matrix<T>(rows: n, columns: n)
         var nonzero = 0
         for i in 0..<n where tau[i] != 0 {
@@ -94,8 +121,10 @@ extension Householder {
     }
 
     /// ``init(orthogonal:tolerance:bias:hasBias:)`` with a parameter name chosen by a container.
-    convenience init(orthogonal q: Matrix<T>, tolerance: T?, bias: [T]?, hasBias: Bool, reflectorsName: String) throws {
-        let (vectors, _) = try Self.trapezoidalReflectors(ofOrthogonal: q, tolerance: tolerance)
+    convenience init(
+        orthogonal q: Matrix<T>, tolerance: T?, bias: [T]?, hasBias: Bool, reflectorsName: String, checksGram: Bool = true
+    ) throws {
+        let (vectors, _) = try Self.trapezoidalReflectors(ofOrthogonal: q, tolerance: tolerance, checksGram: checksGram)
         try self.init(
             features: q.rows, reflectors: q.rows, determinant: nil, parametrization: .trapezoidal,
             values: vectors, bias: bias, hasBias: hasBias, reflectorsName: reflectorsName)

@@ -30,7 +30,8 @@ extension InvertibleLinear {
     ///   - bias: `b`, `n` entries (default zero).
     ///   - singularTolerance: relative; `a` is rejected when `σ_min ≤ singularTolerance · σ_max`.
     ///     Default ``defaultSingularTolerance(features:)`` (`n·ε`).
-    ///   - orthogonalityTolerance: passed to the reflector conversion of the SVD factors.
+    ///   - orthogonalityTolerance: passed to the reflector conversion of the SVD factors (checked
+    ///     through the QR's R, see ``Householder/trapezoidalReflectors(ofOrthogonal:tolerance:)``).
     /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` for a non-square or
     ///   empty `a`; ``InvertNNError/nonFinite(operation:row:column:)`` for NaN or infinite entries;
     ///   ``InvertNNError/singular(operation:detail:)`` (with `σ_min`, `σ_max`) for a singular or
@@ -58,8 +59,13 @@ extension InvertibleLinear {
                 operation: operation,
                 detail: "the \(n)×\(n) matrix is singular to working precision: σ_min = \(smallest), σ_max = \(largest), σ_min/σ_max ≤ \(tolerance)")
         }
-        let u = try Householder<T>(orthogonal: rt, tolerance: orthogonalityTolerance, bias: nil, hasBias: false)
-        let v = try Householder<T>(orthogonal: p, tolerance: orthogonalityTolerance, bias: nil, hasBias: false)
+        // LAPACK's singular vectors are orthogonal by construction: the QR's own R certifies it.
+        let u = try Householder<T>(
+            orthogonal: rt, tolerance: orthogonalityTolerance, bias: nil, hasBias: false, reflectorsName: "reflectors",
+            checksGram: false)
+        let v = try Householder<T>(
+            orthogonal: p, tolerance: orthogonalityTolerance, bias: nil, hasBias: false, reflectorsName: "reflectors",
+            checksGram: false)
         try self.init(u: u, logScale: sigma.map { T.log($0) }, v: v, bias: bias, hasBias: hasBias)
     }
 
