@@ -35,3 +35,45 @@ struct PixelwiseDiagonalFactory: LayerFactory {
         #expect(throws: InvertNNError.self) { try layer.forward(Matrix(rows: 1, columns: 11)) }
     }
 }
+
+/// 2D (1x1-conv) variants of the orthogonal and SVD-composed layers; `features` = 6·channels.
+struct PixelwiseLinearFactory: LayerFactory {
+    let orthogonalOnly: Bool
+    func make<T: Scalar>(features: Int, seed: UInt64, _: T.Type) throws -> any InvertibleLayer<T> {
+        var rng = SeededGenerator(seed: seed)
+        let channels = features / 6
+        let base: any InvertibleLayer<T>
+        if orthogonalOnly {
+            let h = try Householder<T>(features: channels, hasBias: true, using: &rng)
+            h.bias?.value = Matrix.randomNormal(rows: 1, columns: channels, using: &rng)
+            base = h
+        } else {
+            let linear = try InvertibleLinear<T>(features: channels, using: &rng)
+            linear.scale.logScale.value = Matrix.randomNormal(rows: 1, columns: channels, standardDeviation: 0.5, using: &rng)
+            base = linear
+        }
+        return try Pixelwise<T>(base, channels: channels, height: 2, width: 3)
+    }
+}
+
+@Suite struct Pixelwise2DLinearTests {
+    @Test func householder2DContract() throws {
+        try checkLayerContract(PixelwiseLinearFactory(orthogonalOnly: true), features: [6, 18], batches: [1, 2, 7])
+    }
+
+    @Test func invertibleLinear2DContract() throws {
+        try checkLayerContract(PixelwiseLinearFactory(orthogonalOnly: false), features: [6, 18], batches: [1, 2, 7])
+    }
+
+    @Test func logDetIsHeightTimesWidthTimesOneDimensional() throws {
+        var rng = SeededGenerator(seed: 11)
+        let linear = try InvertibleLinear<Double>(features: 4, using: &rng)
+        linear.scale.logScale.value = try Matrix(row: [0.3, -0.2, 0.5, 0.1])
+        let layer = try Pixelwise<Double>(linear, channels: 4, height: 3, width: 5)
+        let x = Matrix<Double>.randomNormal(rows: 2, columns: 60, using: &rng)
+        let out = try layer.forward(x)
+        let oneD = try LAPACK.logAbsDeterminant(try linear.matrix()).logAbsDet
+        #expect(abs(oneD - 0.7) <= 1e-12)
+        #expect(abs(out.logAbsDet[1] - 15 * oneD) <= 1e-12 * 15)
+    }
+}

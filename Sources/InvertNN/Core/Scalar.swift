@@ -56,4 +56,10 @@ where Self.RawSignificand: FixedWidthInteger {
     static func _geqrf(
         m: Int, n: Int, a: UnsafeMutablePointer<Self>, lda: Int,
         tau: UnsafeMutablePointer<Self>) -> Int32
+
+    /// QR factorization with a non-negative diagonal of R (LAPACK `?geqrfp`, row-major), in the
+    /// same compact form as ``_geqrf(m:n:a:lda:tau:)``. Returns `info`.
+    static func _geqrfp(
+        m: Int, n: Int, a: UnsafeMutablePointer<Self>, lda: Int,
+        tau: UnsafeMutablePointer<Self>) -> Int32
 }

@@ -57,4 +57,10 @@ extension Double: Scalar {
     ) -> Int32 {
         LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, Int32(m), Int32(n), a, Int32(lda), tau)
     }
+
+    public static func _geqrfp(
+        m: Int, n: Int, a: UnsafeMutablePointer<Double>, lda: Int, tau: UnsafeMutablePointer<Double>
+    ) -> Int32 {
+        LAPACKE_dgeqrfp(LAPACK_ROW_MAJOR, Int32(m), Int32(n), a, Int32(lda), tau)
+    }
 }

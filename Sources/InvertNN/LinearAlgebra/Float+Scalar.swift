@@ -57,4 +57,10 @@ extension Float: Scalar {
     ) -> Int32 {
         LAPACKE_sgeqrf(LAPACK_ROW_MAJOR, Int32(m), Int32(n), a, Int32(lda), tau)
     }
+
+    public static func _geqrfp(
+        m: Int, n: Int, a: UnsafeMutablePointer<Float>, lda: Int, tau: UnsafeMutablePointer<Float>
+    ) -> Int32 {
+        LAPACKE_sgeqrfp(LAPACK_ROW_MAJOR, Int32(m), Int32(n), a, Int32(lda), tau)
+    }
 }

@@ -104,4 +104,30 @@ public enum LAPACK {
         if info != 0 { throw InvertNNError.lapack(routine: "geqrf", info: Int(info), meaning: "illegal argument \(-info)") }
         return (f, tau)
     }
+
+    /// Householder QR factorization with a non-negative diagonal of R (`?geqrfp`), in the compact
+    /// form of ``qr(_:)``: `A = H_1 ⋯ H_k R` with `H_i = I - tau_i v_i v_iᵀ`, `v_i[i] = 1` implied,
+    /// `v_i[j] = 0` for `j < i`, and `R[i, i] ≥ 0`. LAPACK's `?larfgp` gives `tau_i = 0` (H = I)
+    /// when column `i` already points along `+e_i`, and `tau_i = 2` with a zero tail (H flips
+    /// coordinate `i`) when it points along `-e_i`; otherwise `tau_i = 2 / (v_iᵀ v_i)`, so every
+    /// `H_i` is an exact reflector (up to rounding).
+    ///
+    /// With `R[i, i] > 0` the factorization of a full-rank square matrix is unique, which is what
+    /// makes it useful both for turning an orthogonal matrix into reflectors with `R = I` and for
+    /// drawing Haar-distributed orthogonal matrices from Gaussian ones (Mezzadri 2007, "How to
+    /// generate random matrices from the classical compact groups", §5: the sign fix).
+    ///
+    /// - Throws: ``InvertNNError/lapack(routine:info:meaning:)`` on an illegal argument.
+    public static func qrNonNegativeDiagonal<T: Scalar>(_ a: Matrix<T>) throws -> (factors: Matrix<T>, tau: [T]) {
+        var f = a
+        var tau = [T](repeating: 0, count: min(a.rows, a.columns))
+        if a.count == 0 { return (f, tau) }
+        let info = f.storage.withUnsafeMutableBufferPointer { pa in
+            tau.withUnsafeMutableBufferPointer { pt in
+                T._geqrfp(m: a.rows, n: a.columns, a: pa.baseAddress!, lda: a.columns, tau: pt.baseAddress!)
+            }
+        }
+        if info != 0 { throw InvertNNError.lapack(routine: "geqrfp", info: Int(info), meaning: "illegal argument \(-info)") }
+        return (f, tau)
+    }
 }
