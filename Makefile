@@ -23,11 +23,12 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y --no-install-recommends $$missing; \
 	fi
 
+# Build output goes to stderr so that stdout of `make run` is only the trainer's JSON line.
 build: deps
-	$(SWIFT) build -c release --product invertnn
+	@$(SWIFT) build -c release --product invertnn >&2
 
 run: build
-	"$$($(SWIFT) build -c release --show-bin-path)/invertnn" train $(ARGS)
+	@"$$($(SWIFT) build -c release --show-bin-path)/invertnn" train $(ARGS)
 
 test: deps
 	OPENBLAS_NUM_THREADS=1 $(SWIFT) test
