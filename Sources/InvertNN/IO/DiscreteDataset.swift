@@ -11,17 +11,21 @@ public struct DiscreteDataset<T: Scalar>: Sendable {
     public let name: String
     /// K, the number of levels per dimension.
     public let levels: Int
-    /// Image height and width for display (`height · width = dimensions`; height 1 when the data
-    /// is not a square image).
+    /// Image height for display (`height · width = dimensions`; 1 when the data is not a square image).
     public let imageHeight: Int
+    /// Image width for display.
     public let imageWidth: Int
-    /// The three splits, `[n_split, dimensions]`.
+    /// The training split, `[n_train, dimensions]`.
     public let train: Matrix<T>
+    /// The validation split, `[n_validation, dimensions]` (model selection).
     public let validation: Matrix<T>
+    /// The test split, `[n_test, dimensions]` (reported only).
     public let test: Matrix<T>
-    /// Labels of each split in the same row order, or empty if the source has none.
+    /// Labels of the training split in row order, or empty if the source has none.
     public let trainLabels: [Int]
+    /// Labels of the validation split, or empty.
     public let validationLabels: [Int]
+    /// Labels of the test split, or empty.
     public let testLabels: [Int]
 
     /// D, the dimension of one sample.

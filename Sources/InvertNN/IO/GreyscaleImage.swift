@@ -2,8 +2,11 @@ import RealModule
 
 /// An 8-bit greyscale image, row-major (`pixels[row * width + column]`, 0 = black, 255 = white).
 public struct GreyscaleImage: Equatable, Sendable {
+    /// Columns of pixels.
     public let width: Int
+    /// Rows of pixels.
     public let height: Int
+    /// `width · height` grey levels, row by row.
     public var pixels: [UInt8]
 
     /// An image of the given size filled with `value`.

@@ -13,9 +13,13 @@ import RealModule
 /// ``TrainingConfiguration/seed``; evaluation noise from ``TrainingConfiguration/evaluationSeed``,
 /// the same every epoch. Same seeds, same data and the same thread count give the same results.
 public final class Trainer<T: Scalar> {
+    /// The model trained; it holds the selected parameters after ``fit(train:validation:test:progress:)``.
     public let flow: NormalizingFlow<T>
+    /// Dequantization (and logit) applied to every batch; its log-det enters the reported NLL.
     public let preprocessing: Dequantization<T>
+    /// The hyper-parameters of the run.
     public let configuration: TrainingConfiguration
+    /// The optimizer over ``NormalizingFlow/parameters``; its learning rate follows the schedule.
     public let optimizer: Adam<T>
 
     /// A trainer for `flow` on data preprocessed by `preprocessing`.

@@ -51,6 +51,7 @@ public struct TrainingConfiguration: Sendable, Equatable {
     /// training seed) is scored on the same dequantized data.
     public var evaluationSeed: UInt64
 
+    /// A configuration; every field has a default (see the properties).
     public init(
         epochs: Int = 20, batchSize: Int = 64, learningRate: Double = 1e-3, seed: UInt64 = 0,
         maxGradientNorm: Double? = 100, weightDecay: Double = 0, schedule: LearningRateSchedule = .constant,

@@ -10,11 +10,13 @@ public struct SplitEvaluation: Sendable, Equatable {
 
 /// The state of training after one optimizer step, for progress display.
 public struct StepProgress: Sendable {
-    /// 1-based epoch and its total.
+    /// 1-based epoch.
     public let epoch: Int
+    /// Epochs of the run.
     public let epochs: Int
-    /// 1-based step within the epoch and the steps per epoch.
+    /// 1-based step within the epoch.
     public let step: Int
+    /// Optimizer steps per epoch.
     public let stepsPerEpoch: Int
     /// Steps since the start of the run.
     public let globalStep: Int
@@ -34,7 +36,9 @@ public struct EpochReport: Sendable {
     public let epoch: Int
     /// Optimizer steps since the start of the run.
     public let steps: Int
+    /// The training set, scored with the fixed evaluation noise.
     public let train: SplitEvaluation
+    /// The validation set (selects the kept parameters).
     public let validation: SplitEvaluation
     /// `nil` when no test set was given.
     public let test: SplitEvaluation?
