@@ -52,7 +52,9 @@ public struct EpochReport: Sendable {
 
 /// What ``Trainer/fit(train:validation:test:progress:)`` reports while it runs.
 public enum TrainingEvent: Sendable {
+    /// After every optimizer step.
     case step(StepProgress)
+    /// After the evaluation that closes an epoch (and once before training, epoch 0).
     case epoch(EpochReport)
 }
 
