@@ -19,9 +19,10 @@ import RealModule
 ///   bounded `s` enters forward, inverse and log-det, which keeps the map exactly invertible.
 /// - Parameters: those of the ``conditioner`` MLP (`dense<k>.weight`, `dense<k>.bias`).
 /// - Backward passes recompute the conditioner's forward from the layer input (the layer contract
-///   passes only input and output), then run the MLP's hand-written backward, so gradients reach
-///   `x_a` (resp. `y_a`) both directly and through the conditioner.
-public final class AffineCoupling<T: Scalar>: InvertibleLayer {
+///   passes only input and output), unless a taped call retained it (``RetainingLayer``: then
+///   a training step costs exactly the MLP's own GEMMs), and run the MLP's hand-written backward,
+///   so gradients reach `x_a` (resp. `y_a`) both directly and through the conditioner.
+public final class AffineCoupling<T: Scalar>: RetainingLayer {
     public typealias Element = T
 
     /// `D`, the feature count (`≥ 2`).
@@ -40,6 +41,18 @@ public final class AffineCoupling<T: Scalar>: InvertibleLayer {
     public let conditioningRange: Range<Int>
     /// The feature positions of the transformed block `b` (`D - d` of them).
     public let transformedRange: Range<Int>
+
+    /// The conditioner trace kept by a retaining call (see ``RetainingLayer``): valid for the
+    /// next backward of `isForward`'s direction if that call's input equals `input` and the
+    /// parameter storages still equal `parameterKeys` (copy-on-write shares them, so both checks
+    /// are O(1) when nothing changed).
+    struct Retained {
+        let isForward: Bool
+        let input: [T]
+        let parameterKeys: [[T]]
+        let trace: MLP<T>.Trace
+    }
+    var retained: Retained?
 
     /// A coupling layer around a ready conditioner.
     ///
@@ -144,7 +157,47 @@ public final class AffineCoupling<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
         try x.requireColumns(features, "\(name).forward")
-        let h = try conditioner(x.columns(conditioningRange))
+        return try forward(x, conditionerOutput: conditioner(x.columns(conditioningRange)))
+    }
+
+    public func forwardRetaining(_ x: Matrix<T>) throws -> LayerOutput<T> {
+        try x.requireColumns(features, "\(name).forward")
+        let trace = try conditioner.forward(x.columns(conditioningRange))
+        retained = Retained(isForward: true, input: x.storage, parameterKeys: parameterKeys(), trace: trace)
+        return try forward(x, conditionerOutput: trace.output)
+    }
+
+    public func inverseRetaining(_ y: Matrix<T>) throws -> LayerOutput<T> {
+        try y.requireColumns(features, "\(name).inverse")
+        let trace = try conditioner.forward(y.columns(conditioningRange))
+        retained = Retained(isForward: false, input: y.storage, parameterKeys: parameterKeys(), trace: trace)
+        return try inverse(y, conditionerOutput: trace.output)
+    }
+
+    public func releaseRetained() { retained = nil }
+
+    /// The parameter storages, shared (not copied) for the retained-state check.
+    private func parameterKeys() -> [[T]] { conditioner.parameters.map { $0.value.storage } }
+
+    /// The conditioner trace for a backward call at `input`: the retained one if it was taken in
+    /// the same direction at the same input with the same parameters, else recomputed. Releases
+    /// the retained state either way.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    private func trace(for input: Matrix<T>, isForward: Bool) throws -> MLP<T>.Trace {
+        defer { retained = nil }
+        if let kept = retained, kept.isForward == isForward, kept.input == input.storage,
+           kept.parameterKeys.count == conditioner.parameters.count,
+           zip(kept.parameterKeys, conditioner.parameters).allSatisfy({ $0.0 == $0.1.value.storage }),
+           kept.trace.output.rows == input.rows {
+            return kept.trace
+        }
+        return try conditioner.forward(input.columns(conditioningRange))
+    }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    private func forward(_ x: Matrix<T>, conditionerOutput h: Matrix<T>) throws -> LayerOutput<T> {
         let rows = x.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
         let bound = scaleBound ?? 0, inverseBound = scaleBound.map { 1 / $0 } ?? 0, bounded = scaleBound != nil
         var y = x
@@ -170,7 +223,12 @@ public final class AffineCoupling<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Double)
     public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
         try y.requireColumns(features, "\(name).inverse")
-        let h = try conditioner(y.columns(conditioningRange))
+        return try inverse(y, conditionerOutput: conditioner(y.columns(conditioningRange)))
+    }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    private func inverse(_ y: Matrix<T>, conditionerOutput h: Matrix<T>) throws -> LayerOutput<T> {
         let rows = y.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
         let bound = scaleBound ?? 0, inverseBound = scaleBound.map { 1 / $0 } ?? 0, bounded = scaleBound != nil
         var x = y
@@ -205,7 +263,7 @@ public final class AffineCoupling<T: Scalar>: InvertibleLayer {
     ) throws -> Matrix<T> {
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: dy, logAbsDetGradient: dld)
-        let trace = try conditioner.forward(x.columns(conditioningRange))
+        let trace = try trace(for: x, isForward: true)
         let rows = x.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
         let bound = scaleBound ?? 0, inverseBound = scaleBound.map { 1 / $0 } ?? 0, bounded = scaleBound != nil
         var dx = dy
@@ -248,7 +306,7 @@ public final class AffineCoupling<T: Scalar>: InvertibleLayer {
     ) throws -> Matrix<T> {
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
-        let trace = try conditioner.forward(y.columns(conditioningRange))
+        let trace = try trace(for: y, isForward: false)
         let rows = y.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
         let bound = scaleBound ?? 0, inverseBound = scaleBound.map { 1 / $0 } ?? 0, bounded = scaleBound != nil
         var dy = dx
