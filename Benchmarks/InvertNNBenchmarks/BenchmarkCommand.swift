@@ -14,6 +14,15 @@ struct BenchmarkCommand: ParsableCommand {
         "gemm": { context, isFloat in
             isFloat ? try gemmSuite(context, Float.self) : try gemmSuite(context, Double.self)
         },
+        "householder": { context, isFloat in
+            isFloat ? try householderSuite(context, Float.self) : try householderSuite(context, Double.self)
+        },
+        "probe": { context, isFloat in
+            isFloat ? try probeSuite(context, Float.self) : try probeSuite(context, Double.self)
+        },
+        "svd": { context, isFloat in
+            isFloat ? try svdSuite(context, Float.self) : try svdSuite(context, Double.self)
+        },
     ]
 
     @Option(help: "Suite to run: \(BenchmarkCommand.suites.keys.sorted().joined(separator: ", ")), or all.")
@@ -46,8 +55,8 @@ struct BenchmarkCommand: ParsableCommand {
         let context = BenchmarkContext(
             batchSizes: quick ? [256, 1024] : [256, 1024, 4096],
             featureSizes: quick ? [64, 256] : [64, 256, 784],
-            repeats: quick ? 7 : 9, warmup: 2, blasCore: BLAS.coreName)
-        let names = suite == "all" ? Self.suites.keys.sorted() : [suite]
+            repeats: 7, warmup: quick ? 1 : 2, blasCore: BLAS.coreName)
+        let names = suite == "all" ? Self.suites.keys.sorted().filter { $0 != "probe" } : [suite]
         var records = [BenchmarkRecord]()
         for name in names {
             for isFloat in precision == "both" ? [true, false] : [precision == "float"] {

@@ -174,15 +174,17 @@ extension Householder {
 
     /// The VJP of ``applyBlocks(_:to:rows:n:transposed:)`` without W.
     ///
-    /// `z` is `[2B, n]`: the output of the map on rows `0..<B` and its gradient on rows `B..<2B`;
-    /// on return it holds the input and the input's gradient. Unit-vector gradients are *added*
+    /// `z` is `[2B, n]`: the gradient of the map's output on rows `0..<B` and the output on rows
+    /// `B..<2B`; on return rows `0..<B` hold the input's gradient (the other half is scratch: the
+    /// last block visited does not rebuild its input). Unit-vector gradients are *added*
     /// into `gradUnits` `[m, n]` (before the normalization's chain rule).
     ///
     /// Each block is `Y = X - A M Ũ` with `A = X Ũᵀ` and `M = Tᵀ` (forward) or `T` (inverse).
     /// With `P = dY Ũᵀ`: `dX = dY - P Mᵀ Ũ`; `dL/dŨ = -Mᵀ Aᵀ dY - M Pᵀ X`; `dL/dM = -Aᵀ P`. The
     /// block input is rebuilt from its output, `A = (Y Ũᵀ)(I - Mᵀ G)` and `X = Y + A M Ũ`, so
-    /// `Pᵀ X = Pᵀ Y + (Pᵀ A) M Ũ`. Stacking `Z = [Y; dY]` makes each block three GEMMs over 2B
-    /// rows: `Z Ũᵀ = [Y Ũᵀ; P]`, `dL/dŨ -= [P Mᵀ; A M]ᵀ Z`, `Z += [A M; -P Mᵀ] Ũ`. T depends on
+    /// `Pᵀ X = Pᵀ Y + (Pᵀ A) M Ũ`. Stacking `Z = [dY; Y]` makes each block three GEMMs over 2B
+    /// rows: `Z Ũᵀ = [P; Y Ũᵀ]`, `dL/dŨ -= [A M; P Mᵀ]ᵀ Z`, `Z += [-P Mᵀ; A M] Ũ` (the last block
+    /// visited updates the gradient half only). T depends on
     /// `G = Ũ Ũᵀ` through `T⁻¹ = ½ I + striu(G)`: `dL/dG = striu(-Tᵀ (dL/dT) Tᵀ)` and
     /// `dL/dŨ += (dL/dG + dL/dGᵀ) Ũ`.
     @_specialize(where T == Float)
@@ -192,10 +194,10 @@ extension Householder {
         gradUnits: UnsafeMutablePointer<T>
     ) {
         let nb = plan.blocks.map(\.count).max() ?? 0
-        var l = [T](repeating: 0, count: 2 * b * nb)      // [Y Ũᵀ; P]
+        var l = [T](repeating: 0, count: 2 * b * nb)      // [P; Y Ũᵀ]
         var aBuf = [T](repeating: 0, count: b * nb)        // A
-        var n1 = [T](repeating: 0, count: 2 * b * nb)     // [A M; -P Mᵀ]
-        var n2 = [T](repeating: 0, count: 2 * b * nb)     // [P Mᵀ; A M]
+        var n1 = [T](repeating: 0, count: 2 * b * nb)     // [-P Mᵀ; A M]
+        var n2 = [T](repeating: 0, count: 2 * b * nb)     // [A M; P Mᵀ]
         var small = [T](repeating: 0, count: 6 * nb * nb)
         // Backward visits blocks in the reverse of the application order.
         let order = transposed ? plan.blocks : Array(plan.blocks.reversed())
@@ -207,14 +209,15 @@ extension Householder {
                             n1.withUnsafeMutableBufferPointer { pn1 in
                                 n2.withUnsafeMutableBufferPointer { pn2 in
                                     small.withUnsafeMutableBufferPointer { ps in
-                                        for block in order {
+                                        for (index, block) in order.enumerated() {
                                             backwardBlock(
                                                 block, u: pu.baseAddress! + block.start * n + block.window,
                                                 t: pt.baseAddress! + block.offset, g: pg.baseAddress! + block.offset,
                                                 z: z + block.window, rows: b, n: n, transposed: transposed,
                                                 gradU: gradUnits + block.start * n + block.window,
                                                 l: pl.baseAddress!, a: pa.baseAddress!, n1: pn1.baseAddress!,
-                                                n2: pn2.baseAddress!, small: ps.baseAddress!)
+                                                n2: pn2.baseAddress!, small: ps.baseAddress!,
+                                                rebuild: index + 1 < order.count)
                                         }
                                     }
                                 }
@@ -232,28 +235,28 @@ extension Householder {
         _ block: ReflectorBlock, u: UnsafePointer<T>, t: UnsafePointer<T>, g: UnsafePointer<T>,
         z: UnsafeMutablePointer<T>, rows b: Int, n: Int, transposed: Bool, gradU: UnsafeMutablePointer<T>,
         l: UnsafeMutablePointer<T>, a: UnsafeMutablePointer<T>, n1: UnsafeMutablePointer<T>,
-        n2: UnsafeMutablePointer<T>, small: UnsafeMutablePointer<T>
+        n2: UnsafeMutablePointer<T>, small: UnsafeMutablePointer<T>, rebuild: Bool
     ) {
         let c = block.count, p = n - block.window, cc = c * c
         // M = Tᵀ (forward) or T (inverse); `mT` says whether op(T) = Tᵀ gives M.
         let mT = transposed
         let e1 = small, gm = small + cc, tmp = small + 2 * cc, gs = small + 3 * cc, tmp2 = small + 4 * cc
-        // L = Z Ũᵀ: [Y Ũᵀ; P], 2B × c.
+        // L = Z Ũᵀ: [P; Y Ũᵀ], 2B × c.
         rawGemm(false, true, 2 * b, c, p, 1, z, n, u, n, 0, l, c)
         // E1 = I - Mᵀ G; Mᵀ = T (forward) or Tᵀ (inverse).
         rawGemm(!mT, false, c, c, c, -1, t, c, g, c, 0, e1, c)
         for i in 0..<c { e1[i * c + i] += 1 }
         // A = (Y Ũᵀ) E1.
-        rawGemm(false, false, b, c, c, 1, l, c, e1, c, 0, a, c)
-        let pm = l + b * c  // P
-        // n2 = [P Mᵀ; A M], n1 = [A M; -P Mᵀ].
-        rawGemm(false, !mT, b, c, c, 1, pm, c, t, c, 0, n2, c)          // P Mᵀ
-        rawGemm(false, mT, b, c, c, 1, a, c, t, c, 0, n2 + b * c, c)    // A M
+        rawGemm(false, false, b, c, c, 1, l + b * c, c, e1, c, 0, a, c)
+        let pm = l  // P
+        // n2 = [A M; P Mᵀ], n1 = [-P Mᵀ; A M].
+        rawGemm(false, mT, b, c, c, 1, a, c, t, c, 0, n2, c)            // A M
+        rawGemm(false, !mT, b, c, c, 1, pm, c, t, c, 0, n2 + b * c, c)  // P Mᵀ
         for i in 0..<(b * c) {
-            n1[i] = n2[b * c + i]
-            n1[b * c + i] = -n2[i]
+            n1[i] = -n2[b * c + i]
+            n1[b * c + i] = n2[i]
         }
-        // dL/dŨ -= n2ᵀ Z  (= M Pᵀ Y + Mᵀ Aᵀ dY).
+        // dL/dŨ -= n2ᵀ Z  (= Mᵀ Aᵀ dY + M Pᵀ Y).
         rawGemm(true, false, c, p, 2 * b, -1, n2, c, z, n, 1, gradU, n)
         // dL/dM = -Aᵀ P; Pᵀ A = -(dL/dM)ᵀ.
         rawGemm(true, false, c, c, b, -1, a, c, pm, c, 0, gm, c)
@@ -275,8 +278,8 @@ extension Householder {
             }
         }
         rawGemm(false, false, c, p, c, 1, tmp2, c, u, n, 1, gradU, n)
-        // Z += n1 Ũ: rebuild the block input and propagate the gradient.
-        rawGemm(false, false, 2 * b, p, c, 1, n1, c, u, n, 1, z, n)
+        // Z += n1 Ũ: propagate the gradient and (except for the last block) rebuild the input.
+        rawGemm(false, false, rebuild ? 2 * b : b, p, c, 1, n1, c, u, n, 1, z, n)
     }
 
     // MARK: - Backward through W

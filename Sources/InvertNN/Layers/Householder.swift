@@ -326,7 +326,7 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     ) throws -> Matrix<T> {
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: dy, logAbsDetGradient: dld)
-        let dx = try directionBackward(centeredOutput: try centered(y), outputGradient: dy, forward: true)
+        let dx = try directionBackward(output: y, subtractBias: true, outputGradient: dy, forward: true)
         accumulateBiasGradient(dy, sign: 1)
         return dx
     }
@@ -341,7 +341,8 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     ) throws -> Matrix<T> {
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
-        let dy = try directionBackward(centeredOutput: x, outputGradient: dx, forward: false, centeredInput: { try self.centered(y) })
+        let dy = try directionBackward(output: x, subtractBias: false, outputGradient: dx, forward: false,
+                                       centeredInput: { try self.centered(y) })
         accumulateBiasGradient(dy, sign: -1)
         return dy
     }
@@ -349,16 +350,17 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     // MARK: - Internals
 
     /// The backward of the bias-free map `out = in Wᵀ` (forward) or `out = in W` (inverse), given
-    /// its output and output gradient: returns the input gradient and accumulates reflector
-    /// gradients. `centeredInput` gives the map's input where the materialized inverse needs it.
+    /// its output (`output - b` when `subtractBias`) and output gradient: returns the input
+    /// gradient and accumulates reflector gradients. `centeredInput` gives the map's input where
+    /// the materialized inverse needs it.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     func directionBackward(
-        centeredOutput out: Matrix<T>, outputGradient dOut: Matrix<T>, forward: Bool,
+        output: Matrix<T>, subtractBias: Bool, outputGradient dOut: Matrix<T>, forward: Bool,
         centeredInput: (() throws -> Matrix<T>)? = nil
     ) throws -> Matrix<T> {
         var plan = try currentPlan()
-        let n = features, b = out.rows
+        let n = features, b = output.rows
         var gradUnits = [T](repeating: 0, count: reflectorCount * n)
         var dIn: Matrix<T>
         if prefersMaterialized(plan, batch: b, backward: true) {
@@ -368,22 +370,38 @@ public final class Householder<T: Scalar>: InvertibleLayer {
             try BLAS.gemm(dOut, w, transposeB: !forward, into: &dIn)
             var k = Matrix<T>(rows: n, columns: n)
             if forward {
-                try BLAS.gemm(dOut, transposeA: true, out, into: &k)
+                try BLAS.gemm(dOut, transposeA: true, subtractBias ? centered(output) : output, into: &k)
             } else {
-                let z = try centeredInput?() ?? out
+                let z = try centeredInput?() ?? output
                 try BLAS.gemm(z, transposeA: true, dIn, into: &k)
             }
             try pushWeightGradient(k: &k, plan: plan, gradUnits: &gradUnits)
         } else {
-            var z = [T](repeating: 0, count: 2 * b * n)
+            // Z = [dOut; output - b], written once; the first half ends as the input gradient.
+            var z = [T](unsafeUninitializedCapacity: 2 * b * n) { buffer, count in
+                let base = buffer.baseAddress!
+                dOut.storage.withUnsafeBufferPointer { pd in base.initialize(from: pd.baseAddress!, count: b * n) }
+                output.storage.withUnsafeBufferPointer { po in (base + b * n).initialize(from: po.baseAddress!, count: b * n) }
+                count = 2 * b * n
+            }
+            if subtractBias, let bias {
+                try bias.value.requireSameShape(Matrix(rows: 1, columns: n), "\(name) bias")
+                bias.value.storage.withUnsafeBufferPointer { pb in
+                    z.withUnsafeMutableBufferPointer { pz in
+                        for r in 0..<b {
+                            let o = (b + r) * n
+                            for j in 0..<n { pz[o + j] -= pb[j] }
+                        }
+                    }
+                }
+            }
             z.withUnsafeMutableBufferPointer { pz in
-                out.storage.withUnsafeBufferPointer { po in pz.baseAddress!.update(from: po.baseAddress!, count: b * n) }
-                dOut.storage.withUnsafeBufferPointer { pd in (pz.baseAddress! + b * n).update(from: pd.baseAddress!, count: b * n) }
                 gradUnits.withUnsafeMutableBufferPointer { pg in
                     Self.backwardBlocks(plan, z: pz.baseAddress!, rows: b, n: n, transposed: forward, gradUnits: pg.baseAddress!)
                 }
             }
-            dIn = Matrix(uncheckedRows: b, columns: n, storage: Array(z[(b * n)...]))
+            z.removeLast(b * n)
+            dIn = Matrix(uncheckedRows: b, columns: n, storage: z)
         }
         try accumulateUnitGradients(gradUnits, plan: plan)
         return dIn
@@ -600,8 +618,16 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Double)
     func accumulateBiasGradient(_ g: Matrix<T>, sign: T) {
         guard let bias, bias.gradient.count == features else { return }
-        for r in 0..<g.rows {
-            for j in 0..<features { bias.gradient.storage[j] += sign * g.storage[r * features + j] }
+        let n = features, rows = g.rows
+        var sums = [T](repeating: 0, count: n)
+        g.storage.withUnsafeBufferPointer { pg in
+            sums.withUnsafeMutableBufferPointer { ps in
+                for r in 0..<rows {
+                    let o = r * n
+                    for j in 0..<n { ps[j] += pg[o + j] }
+                }
+            }
         }
+        for j in 0..<n { bias.gradient.storage[j] += sign * sums[j] }
     }
 }

@@ -363,8 +363,16 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Double)
     func accumulateBiasGradient(_ g: Matrix<T>, sign: T) {
         guard let bias, bias.gradient.count == features else { return }
-        for r in 0..<g.rows {
-            for j in 0..<features { bias.gradient.storage[j] += sign * g.storage[r * features + j] }
+        let n = features, rows = g.rows
+        var sums = [T](repeating: 0, count: n)
+        g.storage.withUnsafeBufferPointer { pg in
+            sums.withUnsafeMutableBufferPointer { ps in
+                for r in 0..<rows {
+                    let o = r * n
+                    for j in 0..<n { ps[j] += pg[o + j] }
+                }
+            }
         }
+        for j in 0..<n { bias.gradient.storage[j] += sign * sums[j] }
     }
 }
