@@ -51,6 +51,9 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
         let input: [T]
         let parameterKeys: [[T]]
         let trace: MLP<T>.Trace
+        /// Per row, `[e^{±s} (D-d entries), ds/dŝ (D-d entries)]`: the backward's transcendental
+        /// functions, evaluated once by the retaining call.
+        let factors: [T]
     }
     var retained: Retained?
 
@@ -163,15 +166,19 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
     public func forwardRetaining(_ x: Matrix<T>) throws -> LayerOutput<T> {
         try x.requireColumns(features, "\(name).forward")
         let trace = try conditioner.forward(x.columns(conditioningRange))
-        retained = Retained(isForward: true, input: x.storage, parameterKeys: parameterKeys(), trace: trace)
-        return try forward(x, conditionerOutput: trace.output)
+        var factors = [T](repeating: 0, count: trace.output.count)
+        let result = try factors.withUnsafeMutableBufferPointer { try forward(x, conditionerOutput: trace.output, factors: $0.baseAddress) }
+        retained = Retained(isForward: true, input: x.storage, parameterKeys: parameterKeys(), trace: trace, factors: factors)
+        return result
     }
 
     public func inverseRetaining(_ y: Matrix<T>) throws -> LayerOutput<T> {
         try y.requireColumns(features, "\(name).inverse")
         let trace = try conditioner.forward(y.columns(conditioningRange))
-        retained = Retained(isForward: false, input: y.storage, parameterKeys: parameterKeys(), trace: trace)
-        return try inverse(y, conditionerOutput: trace.output)
+        var factors = [T](repeating: 0, count: trace.output.count)
+        let result = try factors.withUnsafeMutableBufferPointer { try inverse(y, conditionerOutput: trace.output, factors: $0.baseAddress) }
+        retained = Retained(isForward: false, input: y.storage, parameterKeys: parameterKeys(), trace: trace, factors: factors)
+        return result
     }
 
     public func releaseRetained() { retained = nil }
@@ -184,20 +191,22 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
     /// the retained state either way.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    private func trace(for input: Matrix<T>, isForward: Bool) throws -> MLP<T>.Trace {
+    private func trace(for input: Matrix<T>, isForward: Bool) throws -> (MLP<T>.Trace, [T]?) {
         defer { retained = nil }
         if let kept = retained, kept.isForward == isForward, kept.input == input.storage,
            kept.parameterKeys.count == conditioner.parameters.count,
            zip(kept.parameterKeys, conditioner.parameters).allSatisfy({ $0.0 == $0.1.value.storage }),
            kept.trace.output.rows == input.rows {
-            return kept.trace
+            return (kept.trace, kept.factors)
         }
-        return try conditioner.forward(input.columns(conditioningRange))
+        return (try conditioner.forward(input.columns(conditioningRange)), nil)
     }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    private func forward(_ x: Matrix<T>, conditionerOutput h: Matrix<T>) throws -> LayerOutput<T> {
+    private func forward(
+        _ x: Matrix<T>, conditionerOutput h: Matrix<T>, factors: UnsafeMutablePointer<T>? = nil
+    ) throws -> LayerOutput<T> {
         let rows = x.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
         let bound = scaleBound ?? 0, inverseBound = scaleBound.map { 1 / $0 } ?? 0, bounded = scaleBound != nil
         var y = x
@@ -208,9 +217,15 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
                     let ho = r * 2 * m, o = r * width + offset
                     var sum: T = 0
                     for j in 0..<m {
-                        let s = bounded ? bound * T.tanh(hp[ho + j] * inverseBound) : hp[ho + j]
+                        let squashed = bounded ? T.tanh(hp[ho + j] * inverseBound) : 0
+                        let s = bounded ? bound * squashed : hp[ho + j]
                         sum += s
-                        yp[o + j] = yp[o + j] * T.exp(s) + hp[ho + m + j]
+                        let e = T.exp(s)
+                        yp[o + j] = yp[o + j] * e + hp[ho + m + j]
+                        if let factors {
+                            factors[ho + j] = e
+                            factors[ho + m + j] = bounded ? 1 - squashed * squashed : 1
+                        }
                     }
                     logDet[r] = sum
                 }
@@ -228,7 +243,9 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    private func inverse(_ y: Matrix<T>, conditionerOutput h: Matrix<T>) throws -> LayerOutput<T> {
+    private func inverse(
+        _ y: Matrix<T>, conditionerOutput h: Matrix<T>, factors: UnsafeMutablePointer<T>? = nil
+    ) throws -> LayerOutput<T> {
         let rows = y.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
         let bound = scaleBound ?? 0, inverseBound = scaleBound.map { 1 / $0 } ?? 0, bounded = scaleBound != nil
         var x = y
@@ -239,9 +256,15 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
                     let ho = r * 2 * m, o = r * width + offset
                     var sum: T = 0
                     for j in 0..<m {
-                        let s = bounded ? bound * T.tanh(hp[ho + j] * inverseBound) : hp[ho + j]
+                        let squashed = bounded ? T.tanh(hp[ho + j] * inverseBound) : 0
+                        let s = bounded ? bound * squashed : hp[ho + j]
                         sum += s
-                        xp[o + j] = (xp[o + j] - hp[ho + m + j]) * T.exp(-s)
+                        let e = T.exp(-s)
+                        xp[o + j] = (xp[o + j] - hp[ho + m + j]) * e
+                        if let factors {
+                            factors[ho + j] = e
+                            factors[ho + m + j] = bounded ? 1 - squashed * squashed : 1
+                        }
                     }
                     logDet[r] = -sum
                 }
@@ -263,26 +286,35 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
     ) throws -> Matrix<T> {
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: dy, logAbsDetGradient: dld)
-        let trace = try trace(for: x, isForward: true)
+        let (trace, kept) = try trace(for: x, isForward: true)
         let rows = x.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
         let bound = scaleBound ?? 0, inverseBound = scaleBound.map { 1 / $0 } ?? 0, bounded = scaleBound != nil
         var dx = dy
         var dh = Matrix<T>(rows: rows, columns: 2 * m)
-        trace.output.storage.withUnsafeBufferPointer { hp in
-            x.storage.withUnsafeBufferPointer { xp in
-                dx.storage.withUnsafeMutableBufferPointer { gp in
-                    dh.storage.withUnsafeMutableBufferPointer { dhp in
-                        for r in 0..<rows {
-                            let ho = r * 2 * m, o = r * width + offset, ld = dld[r]
-                            for j in 0..<m {
-                                let squashed = bounded ? T.tanh(hp[ho + j] * inverseBound) : 0
-                                let s = bounded ? bound * squashed : hp[ho + j]
-                                let e = T.exp(s)
-                                let g = gp[o + j]
-                                gp[o + j] = g * e
-                                let ds = g * xp[o + j] * e + ld
-                                dhp[ho + j] = bounded ? ds * (1 - squashed * squashed) : ds
-                                dhp[ho + m + j] = g
+        let keptFactors = kept ?? []
+        keptFactors.withUnsafeBufferPointer { fbuf in
+            let fp: UnsafePointer<T>? = kept == nil ? nil : fbuf.baseAddress
+            trace.output.storage.withUnsafeBufferPointer { hp in
+                x.storage.withUnsafeBufferPointer { xp in
+                    dx.storage.withUnsafeMutableBufferPointer { gp in
+                        dh.storage.withUnsafeMutableBufferPointer { dhp in
+                            for r in 0..<rows {
+                                let ho = r * 2 * m, o = r * width + offset, ld = dld[r]
+                                for j in 0..<m {
+                                    let e: T, slope: T
+                                    if let fp {
+                                        e = fp[ho + j]
+                                        slope = fp[ho + m + j]
+                                    } else {
+                                        let squashed = bounded ? T.tanh(hp[ho + j] * inverseBound) : 0
+                                        e = T.exp(bounded ? bound * squashed : hp[ho + j])
+                                        slope = bounded ? 1 - squashed * squashed : 1
+                                    }
+                                    let g = gp[o + j]
+                                    gp[o + j] = g * e
+                                    dhp[ho + j] = (g * xp[o + j] * e + ld) * slope
+                                    dhp[ho + m + j] = g
+                                }
                             }
                         }
                     }
@@ -306,28 +338,37 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
     ) throws -> Matrix<T> {
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
-        let trace = try trace(for: y, isForward: false)
+        let (trace, kept) = try trace(for: y, isForward: false)
         let rows = y.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
         let bound = scaleBound ?? 0, inverseBound = scaleBound.map { 1 / $0 } ?? 0, bounded = scaleBound != nil
         var dy = dx
         var dh = Matrix<T>(rows: rows, columns: 2 * m)
-        trace.output.storage.withUnsafeBufferPointer { hp in
-            y.storage.withUnsafeBufferPointer { yp in
-                dy.storage.withUnsafeMutableBufferPointer { gp in
-                    dh.storage.withUnsafeMutableBufferPointer { dhp in
-                        for r in 0..<rows {
-                            let ho = r * 2 * m, o = r * width + offset, ld = dld[r]
-                            for j in 0..<m {
-                                let squashed = bounded ? T.tanh(hp[ho + j] * inverseBound) : 0
-                                let s = bounded ? bound * squashed : hp[ho + j]
-                                let e = T.exp(-s)
-                                let t = hp[ho + m + j]
-                                let xb = (yp[o + j] - t) * e
-                                let g = gp[o + j]
-                                gp[o + j] = g * e
-                                let ds = -g * xb - ld
-                                dhp[ho + j] = bounded ? ds * (1 - squashed * squashed) : ds
-                                dhp[ho + m + j] = -g * e
+        let keptFactors = kept ?? []
+        keptFactors.withUnsafeBufferPointer { fbuf in
+            let fp: UnsafePointer<T>? = kept == nil ? nil : fbuf.baseAddress
+            trace.output.storage.withUnsafeBufferPointer { hp in
+                y.storage.withUnsafeBufferPointer { yp in
+                    dy.storage.withUnsafeMutableBufferPointer { gp in
+                        dh.storage.withUnsafeMutableBufferPointer { dhp in
+                            for r in 0..<rows {
+                                let ho = r * 2 * m, o = r * width + offset, ld = dld[r]
+                                for j in 0..<m {
+                                    let e: T, slope: T
+                                    if let fp {
+                                        e = fp[ho + j]
+                                        slope = fp[ho + m + j]
+                                    } else {
+                                        let squashed = bounded ? T.tanh(hp[ho + j] * inverseBound) : 0
+                                        e = T.exp(-(bounded ? bound * squashed : hp[ho + j]))
+                                        slope = bounded ? 1 - squashed * squashed : 1
+                                    }
+                                    let t = hp[ho + m + j]
+                                    let xb = (yp[o + j] - t) * e
+                                    let g = gp[o + j]
+                                    gp[o + j] = g * e
+                                    dhp[ho + j] = (-g * xb - ld) * slope
+                                    dhp[ho + m + j] = -g * e
+                                }
                             }
                         }
                     }
