@@ -14,6 +14,25 @@ struct BenchmarkCommand: ParsableCommand {
         "gemm": { context, isFloat in
             isFloat ? try gemmSuite(context, Float.self) : try gemmSuite(context, Double.self)
         },
+        "householder": { context, isFloat in
+            isFloat ? try householderSuite(context, Float.self) : try householderSuite(context, Double.self)
+        },
+        "probe": { context, isFloat in
+            isFloat ? try probeSuite(context, Float.self) : try probeSuite(context, Double.self)
+        },
+        "coupling": { context, isFloat in
+            isFloat ? try couplingSuite(context, Float.self) : try couplingSuite(context, Double.self)
+        },
+        "train": { context, isFloat in
+            isFloat ? try trainSuite(context, Float.self) : try trainSuite(context, Double.self)
+        },
+        // Double only (one child process per mode and depth); runs once, for the Double pass.
+        "memory": { context, isFloat in
+            isFloat ? [] : try memorySuite(context, executable: "/proc/self/exe")
+        },
+        "svd": { context, isFloat in
+            isFloat ? try svdSuite(context, Float.self) : try svdSuite(context, Double.self)
+        },
     ]
 
     @Option(help: "Suite to run: \(BenchmarkCommand.suites.keys.sorted().joined(separator: ", ")), or all.")
@@ -31,6 +50,12 @@ struct BenchmarkCommand: ParsableCommand {
     @Flag(help: "Print one JSON array of records instead of a table.")
     var json = false
 
+    @Option(help: .hidden)
+    var memoryChild: String?
+
+    @Option(help: .hidden)
+    var memoryDepth: Int = 32
+
     mutating func validate() throws {
         guard suite == "all" || Self.suites[suite] != nil else {
             throw ValidationError("unknown suite '\(suite)'; choose one of \(Self.suites.keys.sorted().joined(separator: ", ")) or all")
@@ -43,11 +68,15 @@ struct BenchmarkCommand: ParsableCommand {
 
     func run() throws {
         BLAS.setThreads(threads)
+        if let memoryChild {
+            try InvertNNBenchmarks.memoryChild(mode: memoryChild, depth: memoryDepth)
+            return
+        }
         let context = BenchmarkContext(
             batchSizes: quick ? [256, 1024] : [256, 1024, 4096],
             featureSizes: quick ? [64, 256] : [64, 256, 784],
-            repeats: quick ? 7 : 9, warmup: 2, blasCore: BLAS.coreName)
-        let names = suite == "all" ? Self.suites.keys.sorted() : [suite]
+            repeats: 7, warmup: quick ? 1 : 2, blasCore: BLAS.coreName, quick: quick)
+        let names = suite == "all" ? Self.suites.keys.sorted().filter { $0 != "probe" } : [suite]
         var records = [BenchmarkRecord]()
         for name in names {
             for isFloat in precision == "both" ? [true, false] : [precision == "float"] {
@@ -66,13 +95,13 @@ struct BenchmarkCommand: ParsableCommand {
 
     func table(_ records: [BenchmarkRecord]) -> String {
         var lines = ["BLAS core: \(records.first?.blasCore ?? BLAS.coreName), threads: \(threads)",
-                     "| suite | case | precision | B | n | m | mode | ms | reference ms | ratio | GFLOP/s | samples/s |",
-                     "| --- | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+                     "| suite | case | precision | B | n | m | mode | ms | reference ms | ratio | GFLOP/s | samples/s | note |",
+                     "| --- | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
         for r in records {
             lines.append(String(
-                format: "| %@ | %@ | %@ | %d | %d | %@ | %@ | %.3f | %.3f | %.3f | %.1f | %.0f |",
+                format: "| %@ | %@ | %@ | %d | %d | %@ | %@ | %.3f | %.3f | %.3f | %.1f | %.0f | %@ |",
                 r.suite, r.case, r.precision, r.batch, r.features, r.reflectors.map { "\($0)" } ?? "-", r.mode,
-                r.medianMilliseconds, r.referenceMilliseconds, r.ratio, r.gflops, r.samplesPerSecond))
+                r.medianMilliseconds, r.referenceMilliseconds, r.ratio, r.gflops, r.samplesPerSecond, r.note ?? ""))
         }
         return lines.joined(separator: "\n")
     }

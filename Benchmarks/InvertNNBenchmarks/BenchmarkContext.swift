@@ -7,6 +7,7 @@ struct BenchmarkContext {
     var repeats: Int
     var warmup: Int
     var blasCore: String
+    var quick = false
 
     func record<T: Scalar>(
         suite: String, case name: String, precision _: T.Type, batch: Int, features: Int, reflectors: Int?,

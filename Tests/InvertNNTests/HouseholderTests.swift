@@ -8,6 +8,9 @@ struct HouseholderFactory: LayerFactory {
     var determinant: Householder<Double>.Determinant? = nil
     var parametrization: Householder<Double>.Parametrization = .trapezoidal
     var hasBias = true
+    /// Forces one evaluation path (nil: the automatic rule) and the block size.
+    var strategy: Householder<Double>.Strategy? = nil
+    var blockSize: Int? = nil
 
     func make<T: Scalar>(features: Int, seed: UInt64, _: T.Type) throws -> any InvertibleLayer<T> {
         var rng = SeededGenerator(seed: seed)
@@ -17,9 +20,12 @@ struct HouseholderFactory: LayerFactory {
             features: features, reflectors: m, determinant: m == features ? determinant : nil,
             parametrization: parametrization, hasBias: hasBias, using: &rng)
         let bias = hasBias ? (0..<features).map { _ in T(rng.nextNormal(Double.self)) } : nil
-        return try Householder<T>(
+        let layer = try Householder<T>(
             reflectors: probe.reflectors.value.converted(to: T.self),
             parametrization: parametrization == .trapezoidal ? .trapezoidal : .general, bias: bias, hasBias: hasBias)
+        if let strategy { layer.strategy = Householder<T>.Strategy(rawValue: strategy.rawValue) ?? .automatic }
+        if let blockSize { layer.blockSize = blockSize }
+        return layer
     }
 }
 
@@ -37,6 +43,73 @@ struct HouseholderFactory: LayerFactory {
         try checkLayerContract(HouseholderFactory(reflectors: { max(1, $0 / 2) }), features: [2, 3, 17, 64])
         try checkLayerContract(HouseholderFactory(reflectors: { max(1, $0 / 4) }, hasBias: false), features: [3, 17, 64])
         try checkLayerContract(HouseholderFactory(reflectors: { _ in 1 }), features: [2, 17])
+    }
+
+    /// Both BLAS-3 paths with small blocks, so that most layers have several blocks and a partial
+    /// last one (m not a multiple of nb), for m = n, m < n and the general parametrization.
+    @Test(arguments: [Householder<Double>.Strategy.blocked, .materialized])
+    func contractBlockedPaths(strategy: Householder<Double>.Strategy) throws {
+        try checkLayerContract(HouseholderFactory(determinant: .negative, strategy: strategy, blockSize: 4),
+                               features: [3, 17, 64])
+        try checkLayerContract(HouseholderFactory(reflectors: { max(1, $0 / 3) }, strategy: strategy, blockSize: 5),
+                               features: [3, 17, 64])
+        try checkLayerContract(HouseholderFactory(reflectors: { max(1, (2 * $0) / 3) }, hasBias: false,
+                                                  strategy: strategy, blockSize: 7), features: [17, 64])
+        try checkLayerContract(HouseholderFactory(parametrization: .general, strategy: strategy, blockSize: 3),
+                               features: [1, 3, 17])
+    }
+
+    /// The two paths and every block size give the same outputs and gradients (to rounding) on a
+    /// larger layer, m < n and m = n, against the one-block reference (nb ≥ m).
+    @Test func pathsAgree() throws {
+        for (n, m, batch) in [(50, 50, 9), (50, 13, 40), (33, 33, 70)] {
+            var rng = SeededGenerator(seed: UInt64(n * m))
+            let x = Matrix<Double>.randomNormal(rows: batch, columns: n, using: &rng)
+            let dy = Matrix<Double>.randomNormal(rows: batch, columns: n, using: &rng)
+            let dld = [Double](repeating: 0, count: batch)
+            var reference: (y: Matrix<Double>, dx: Matrix<Double>, dv: Matrix<Double>, xi: Matrix<Double>,
+                            dyi: Matrix<Double>, dvi: Matrix<Double>)? = nil
+            for (strategy, nb) in [(Householder<Double>.Strategy.blocked, 1000), (.blocked, 8), (.blocked, 1),
+                                   (.materialized, 6), (.materialized, 1000), (.automatic, 48)] {
+                var seeded = SeededGenerator(seed: 5)
+                let layer = try Householder<Double>(features: n, reflectors: m, using: &seeded)
+                layer.bias!.value = Matrix.randomNormal(rows: 1, columns: n, using: &seeded)
+                layer.strategy = strategy
+                layer.blockSize = nb
+                let y = try layer.forward(x).output
+                let dx = try layer.forwardBackward(input: x, output: y, outputGradient: dy, logAbsDetGradient: dld)
+                let dv = layer.reflectors.gradient
+                layer.zeroGradients()
+                let xi = try layer.inverse(x).output
+                let dyi = try layer.inverseBackward(input: x, output: xi, outputGradient: dy, logAbsDetGradient: dld)
+                let dvi = layer.reflectors.gradient
+                guard let r = reference else { reference = (y, dx, dv, xi, dyi, dvi); continue }
+                let label = "n \(n) m \(m) \(strategy) nb \(nb)"
+                for (a, b, what) in [(y, r.y, "y"), (dx, r.dx, "dx"), (dv, r.dv, "dv"), (xi, r.xi, "inverse x"),
+                                     (dyi, r.dyi, "inverse dy"), (dvi, r.dvi, "inverse dv")] {
+                    #expect(try (a - b).maxAbs <= 1e-11 * max(1, b.maxAbs), "\(what) \(label)")
+                }
+            }
+        }
+    }
+
+    /// W is cached for inference and rebuilt when the reflector values change.
+    @Test func cachedMatrixFollowsParameters() throws {
+        var rng = SeededGenerator(seed: 11)
+        let layer = try Householder<Double>(features: 20, reflectors: 20, using: &rng)
+        layer.strategy = .materialized
+        let x = Matrix<Double>.randomNormal(rows: 3, columns: 20, using: &rng)
+        let y1 = try layer.forward(x).output
+        #expect(try layer.forward(x).output == y1)
+        layer.reflectors.value[3, 7] += 0.5
+        let y2 = try layer.forward(x).output
+        layer.strategy = .blocked
+        let y3 = try layer.forward(x).output
+        #expect(try (y2 - y1).maxAbs > 1e-3, "the change reaches the output")
+        #expect(try (y2 - y3).maxAbs <= 1e-12, "cached W agrees with the blocked path after the change")
+        layer.strategy = .materialized
+        layer.reflectors.value = layer.reflectors.value  // same values, new assignment: still valid
+        #expect(try (layer.forward(x).output - y2).maxAbs <= 1e-12)
     }
 
     @Test func contractGeneralParametrization() throws {

@@ -19,9 +19,10 @@ import RealModule
 ///   bounded `s` enters forward, inverse and log-det, which keeps the map exactly invertible.
 /// - Parameters: those of the ``conditioner`` MLP (`dense<k>.weight`, `dense<k>.bias`).
 /// - Backward passes recompute the conditioner's forward from the layer input (the layer contract
-///   passes only input and output), then run the MLP's hand-written backward, so gradients reach
-///   `x_a` (resp. `y_a`) both directly and through the conditioner.
-public final class AffineCoupling<T: Scalar>: InvertibleLayer {
+///   passes only input and output), unless a taped call retained it (``RetainingLayer``: then
+///   a training step costs exactly the MLP's own GEMMs), and run the MLP's hand-written backward,
+///   so gradients reach `x_a` (resp. `y_a`) both directly and through the conditioner.
+public final class AffineCoupling<T: Scalar>: RetainingLayer {
     public typealias Element = T
 
     /// `D`, the feature count (`≥ 2`).
@@ -40,6 +41,21 @@ public final class AffineCoupling<T: Scalar>: InvertibleLayer {
     public let conditioningRange: Range<Int>
     /// The feature positions of the transformed block `b` (`D - d` of them).
     public let transformedRange: Range<Int>
+
+    /// The conditioner trace kept by a retaining call (see ``RetainingLayer``): valid for the
+    /// next backward of `isForward`'s direction if that call's input equals `input` and the
+    /// parameter storages still equal `parameterKeys` (copy-on-write shares them, so both checks
+    /// are O(1) when nothing changed).
+    struct Retained {
+        let isForward: Bool
+        let input: [T]
+        let parameterKeys: [[T]]
+        let trace: MLP<T>.Trace
+        /// Per row, `[e^{±s} (D-d entries), ds/dŝ (D-d entries)]`: the backward's transcendental
+        /// functions, evaluated once by the retaining call.
+        let factors: [T]
+    }
+    var retained: Retained?
 
     /// A coupling layer around a ready conditioner.
     ///
@@ -144,7 +160,53 @@ public final class AffineCoupling<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
         try x.requireColumns(features, "\(name).forward")
-        let h = try conditioner(x.columns(conditioningRange))
+        return try forward(x, conditionerOutput: conditioner(x.columns(conditioningRange)))
+    }
+
+    public func forwardRetaining(_ x: Matrix<T>) throws -> LayerOutput<T> {
+        try x.requireColumns(features, "\(name).forward")
+        let trace = try conditioner.forward(x.columns(conditioningRange))
+        var factors = [T](repeating: 0, count: trace.output.count)
+        let result = try factors.withUnsafeMutableBufferPointer { try forward(x, conditionerOutput: trace.output, factors: $0.baseAddress) }
+        retained = Retained(isForward: true, input: x.storage, parameterKeys: parameterKeys(), trace: trace, factors: factors)
+        return result
+    }
+
+    public func inverseRetaining(_ y: Matrix<T>) throws -> LayerOutput<T> {
+        try y.requireColumns(features, "\(name).inverse")
+        let trace = try conditioner.forward(y.columns(conditioningRange))
+        var factors = [T](repeating: 0, count: trace.output.count)
+        let result = try factors.withUnsafeMutableBufferPointer { try inverse(y, conditionerOutput: trace.output, factors: $0.baseAddress) }
+        retained = Retained(isForward: false, input: y.storage, parameterKeys: parameterKeys(), trace: trace, factors: factors)
+        return result
+    }
+
+    public func releaseRetained() { retained = nil }
+
+    /// The parameter storages, shared (not copied) for the retained-state check.
+    private func parameterKeys() -> [[T]] { conditioner.parameters.map { $0.value.storage } }
+
+    /// The conditioner trace for a backward call at `input`: the retained one if it was taken in
+    /// the same direction at the same input with the same parameters, else recomputed. Releases
+    /// the retained state either way.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    private func trace(for input: Matrix<T>, isForward: Bool) throws -> (MLP<T>.Trace, [T]?) {
+        defer { retained = nil }
+        if let kept = retained, kept.isForward == isForward, kept.input == input.storage,
+           kept.parameterKeys.count == conditioner.parameters.count,
+           zip(kept.parameterKeys, conditioner.parameters).allSatisfy({ $0.0 == $0.1.value.storage }),
+           kept.trace.output.rows == input.rows {
+            return (kept.trace, kept.factors)
+        }
+        return (try conditioner.forward(input.columns(conditioningRange)), nil)
+    }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    private func forward(
+        _ x: Matrix<T>, conditionerOutput h: Matrix<T>, factors: UnsafeMutablePointer<T>? = nil
+    ) throws -> LayerOutput<T> {
         let rows = x.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
         let bound = scaleBound ?? 0, inverseBound = scaleBound.map { 1 / $0 } ?? 0, bounded = scaleBound != nil
         var y = x
@@ -155,9 +217,15 @@ public final class AffineCoupling<T: Scalar>: InvertibleLayer {
                     let ho = r * 2 * m, o = r * width + offset
                     var sum: T = 0
                     for j in 0..<m {
-                        let s = bounded ? bound * T.tanh(hp[ho + j] * inverseBound) : hp[ho + j]
+                        let squashed = bounded ? T.tanh(hp[ho + j] * inverseBound) : 0
+                        let s = bounded ? bound * squashed : hp[ho + j]
                         sum += s
-                        yp[o + j] = yp[o + j] * T.exp(s) + hp[ho + m + j]
+                        let e = T.exp(s)
+                        yp[o + j] = yp[o + j] * e + hp[ho + m + j]
+                        if let factors {
+                            factors[ho + j] = e
+                            factors[ho + m + j] = bounded ? 1 - squashed * squashed : 1
+                        }
                     }
                     logDet[r] = sum
                 }
@@ -170,7 +238,14 @@ public final class AffineCoupling<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Double)
     public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
         try y.requireColumns(features, "\(name).inverse")
-        let h = try conditioner(y.columns(conditioningRange))
+        return try inverse(y, conditionerOutput: conditioner(y.columns(conditioningRange)))
+    }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    private func inverse(
+        _ y: Matrix<T>, conditionerOutput h: Matrix<T>, factors: UnsafeMutablePointer<T>? = nil
+    ) throws -> LayerOutput<T> {
         let rows = y.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
         let bound = scaleBound ?? 0, inverseBound = scaleBound.map { 1 / $0 } ?? 0, bounded = scaleBound != nil
         var x = y
@@ -181,9 +256,15 @@ public final class AffineCoupling<T: Scalar>: InvertibleLayer {
                     let ho = r * 2 * m, o = r * width + offset
                     var sum: T = 0
                     for j in 0..<m {
-                        let s = bounded ? bound * T.tanh(hp[ho + j] * inverseBound) : hp[ho + j]
+                        let squashed = bounded ? T.tanh(hp[ho + j] * inverseBound) : 0
+                        let s = bounded ? bound * squashed : hp[ho + j]
                         sum += s
-                        xp[o + j] = (xp[o + j] - hp[ho + m + j]) * T.exp(-s)
+                        let e = T.exp(-s)
+                        xp[o + j] = (xp[o + j] - hp[ho + m + j]) * e
+                        if let factors {
+                            factors[ho + j] = e
+                            factors[ho + m + j] = bounded ? 1 - squashed * squashed : 1
+                        }
                     }
                     logDet[r] = -sum
                 }
@@ -205,26 +286,35 @@ public final class AffineCoupling<T: Scalar>: InvertibleLayer {
     ) throws -> Matrix<T> {
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: dy, logAbsDetGradient: dld)
-        let trace = try conditioner.forward(x.columns(conditioningRange))
+        let (trace, kept) = try trace(for: x, isForward: true)
         let rows = x.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
         let bound = scaleBound ?? 0, inverseBound = scaleBound.map { 1 / $0 } ?? 0, bounded = scaleBound != nil
         var dx = dy
         var dh = Matrix<T>(rows: rows, columns: 2 * m)
-        trace.output.storage.withUnsafeBufferPointer { hp in
-            x.storage.withUnsafeBufferPointer { xp in
-                dx.storage.withUnsafeMutableBufferPointer { gp in
-                    dh.storage.withUnsafeMutableBufferPointer { dhp in
-                        for r in 0..<rows {
-                            let ho = r * 2 * m, o = r * width + offset, ld = dld[r]
-                            for j in 0..<m {
-                                let squashed = bounded ? T.tanh(hp[ho + j] * inverseBound) : 0
-                                let s = bounded ? bound * squashed : hp[ho + j]
-                                let e = T.exp(s)
-                                let g = gp[o + j]
-                                gp[o + j] = g * e
-                                let ds = g * xp[o + j] * e + ld
-                                dhp[ho + j] = bounded ? ds * (1 - squashed * squashed) : ds
-                                dhp[ho + m + j] = g
+        let keptFactors = kept ?? []
+        keptFactors.withUnsafeBufferPointer { fbuf in
+            let fp: UnsafePointer<T>? = kept == nil ? nil : fbuf.baseAddress
+            trace.output.storage.withUnsafeBufferPointer { hp in
+                x.storage.withUnsafeBufferPointer { xp in
+                    dx.storage.withUnsafeMutableBufferPointer { gp in
+                        dh.storage.withUnsafeMutableBufferPointer { dhp in
+                            for r in 0..<rows {
+                                let ho = r * 2 * m, o = r * width + offset, ld = dld[r]
+                                for j in 0..<m {
+                                    let e: T, slope: T
+                                    if let fp {
+                                        e = fp[ho + j]
+                                        slope = fp[ho + m + j]
+                                    } else {
+                                        let squashed = bounded ? T.tanh(hp[ho + j] * inverseBound) : 0
+                                        e = T.exp(bounded ? bound * squashed : hp[ho + j])
+                                        slope = bounded ? 1 - squashed * squashed : 1
+                                    }
+                                    let g = gp[o + j]
+                                    gp[o + j] = g * e
+                                    dhp[ho + j] = (g * xp[o + j] * e + ld) * slope
+                                    dhp[ho + m + j] = g
+                                }
                             }
                         }
                     }
@@ -248,28 +338,37 @@ public final class AffineCoupling<T: Scalar>: InvertibleLayer {
     ) throws -> Matrix<T> {
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
-        let trace = try conditioner.forward(y.columns(conditioningRange))
+        let (trace, kept) = try trace(for: y, isForward: false)
         let rows = y.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
         let bound = scaleBound ?? 0, inverseBound = scaleBound.map { 1 / $0 } ?? 0, bounded = scaleBound != nil
         var dy = dx
         var dh = Matrix<T>(rows: rows, columns: 2 * m)
-        trace.output.storage.withUnsafeBufferPointer { hp in
-            y.storage.withUnsafeBufferPointer { yp in
-                dy.storage.withUnsafeMutableBufferPointer { gp in
-                    dh.storage.withUnsafeMutableBufferPointer { dhp in
-                        for r in 0..<rows {
-                            let ho = r * 2 * m, o = r * width + offset, ld = dld[r]
-                            for j in 0..<m {
-                                let squashed = bounded ? T.tanh(hp[ho + j] * inverseBound) : 0
-                                let s = bounded ? bound * squashed : hp[ho + j]
-                                let e = T.exp(-s)
-                                let t = hp[ho + m + j]
-                                let xb = (yp[o + j] - t) * e
-                                let g = gp[o + j]
-                                gp[o + j] = g * e
-                                let ds = -g * xb - ld
-                                dhp[ho + j] = bounded ? ds * (1 - squashed * squashed) : ds
-                                dhp[ho + m + j] = -g * e
+        let keptFactors = kept ?? []
+        keptFactors.withUnsafeBufferPointer { fbuf in
+            let fp: UnsafePointer<T>? = kept == nil ? nil : fbuf.baseAddress
+            trace.output.storage.withUnsafeBufferPointer { hp in
+                y.storage.withUnsafeBufferPointer { yp in
+                    dy.storage.withUnsafeMutableBufferPointer { gp in
+                        dh.storage.withUnsafeMutableBufferPointer { dhp in
+                            for r in 0..<rows {
+                                let ho = r * 2 * m, o = r * width + offset, ld = dld[r]
+                                for j in 0..<m {
+                                    let e: T, slope: T
+                                    if let fp {
+                                        e = fp[ho + j]
+                                        slope = fp[ho + m + j]
+                                    } else {
+                                        let squashed = bounded ? T.tanh(hp[ho + j] * inverseBound) : 0
+                                        e = T.exp(-(bounded ? bound * squashed : hp[ho + j]))
+                                        slope = bounded ? 1 - squashed * squashed : 1
+                                    }
+                                    let t = hp[ho + m + j]
+                                    let xb = (yp[o + j] - t) * e
+                                    let g = gp[o + j]
+                                    gp[o + j] = g * e
+                                    dhp[ho + j] = (-g * xb - ld) * slope
+                                    dhp[ho + m + j] = -g * e
+                                }
                             }
                         }
                     }

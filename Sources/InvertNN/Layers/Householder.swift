@@ -18,9 +18,13 @@ import RealModule
 /// - `v_i = 0` is a stationary point: `H(v)` has no limit as `v → 0`, the layer defines its
 ///   gradient there as 0, so a reflector that starts at zero stays there. Train from the random
 ///   initializer; the zero initializer gives a fixed identity (or flip).
-/// - Cost per call: `W` is materialized once through the compact WY form (`O(m n²)`, BLAS-3),
-///   then the batch is one GEMM (`2 B n²` flops). Backward adds two GEMMs for the batch, one
-///   `n³` GEMM and an `O(m n²)` sweep over the reflectors.
+/// - Cost per call (all BLAS-3, see ``Strategy-swift.enum``): either W is materialized from
+///   compact WY blocks (`4/3 n³` for `m = n`, cached until the reflector values change, so
+///   inference is one GEMM, `2 B n²` flops) and backward is two more batch GEMMs plus a blocked
+///   `4/3 n³` push to the reflectors; or the blocks of `nb` reflectors are applied to the batch
+///   directly (`≈ 4 B Σ c p`, `2 B n²` for a full trapezoidal set) and backward rebuilds each
+///   block's input from its output (three GEMMs over `[2B, p]` per block). The automatic rule
+///   picks the cheaper from a flop model per call.
 public final class Householder<T: Scalar>: InvertibleLayer {
     public typealias Element = T
 
@@ -241,8 +245,26 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     ///   replaced by one of another shape; ``InvertNNError/nonFinite(operation:row:column:)`` if it
     ///   holds NaN or infinite values.
     public func matrix() throws -> Matrix<T> {
-        try factorization().w
+        var plan = try currentPlan()
+        return try currentMatrix(&plan)
     }
+
+    // MARK: - Execution settings and cache
+
+    /// How products are evaluated (default ``Strategy-swift.enum/automatic``). Results agree to
+    /// rounding whichever is chosen.
+    public var strategy: Strategy = .automatic
+    /// `nb`, reflectors per compact WY block (default 48; any value ≥ 1 is valid, a last
+    /// partial block is normal).
+    public var blockSize: Int = 48
+    /// The factor by which the automatic rule discounts the blocked path's flops against the
+    /// materialized one's (thin GEMMs with inner size `nb` run below the square GEMM's rate).
+    /// Measured on the benchmark machine (OpenBLAS Prescott kernels); see Benchmarks/PERFORMANCE.md.
+    public var blockedPenalty: Double = 1.25
+
+    /// The plan of the current reflector values (unit vectors, norms, block factors, W once
+    /// built), rebuilt whenever ``reflectors`` changes value.
+    var cachedPlan: Plan?
 
     // MARK: - Directions
 
@@ -250,9 +272,20 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
         try x.requireColumns(features, "\(name).forward")
-        let w = try factorization().w
-        var y = try broadcastBias(rows: x.rows, sign: 1)
-        try BLAS.gemm(x, w, transposeB: true, beta: 1, into: &y)
+        var plan = try currentPlan()
+        var y: Matrix<T>
+        if prefersMaterialized(plan, batch: x.rows, backward: false) {
+            let w = try currentMatrix(&plan)
+            y = try broadcastBias(rows: x.rows, sign: 1)
+            try BLAS.gemm(x, w, transposeB: true, beta: 1, into: &y)
+        } else {
+            y = x
+            let rows = x.rows, n = features
+            y.storage.withUnsafeMutableBufferPointer { py in
+                Self.applyBlocks(plan, to: py.baseAddress!, rows: rows, n: n, transposed: true)
+            }
+            try addBias(to: &y, sign: 1)
+        }
         return LayerOutput(output: y, logAbsDet: [T](repeating: 0, count: x.rows))
     }
 
@@ -260,10 +293,20 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Double)
     public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
         try y.requireColumns(features, "\(name).inverse")
-        let w = try factorization().w
-        let z = try centered(y)
-        var x = Matrix<T>(rows: y.rows, columns: features)
-        try BLAS.gemm(z, w, into: &x)
+        var plan = try currentPlan()
+        var x: Matrix<T>
+        if prefersMaterialized(plan, batch: y.rows, backward: false) {
+            let w = try currentMatrix(&plan)
+            let z = try centered(y)
+            x = Matrix<T>(rows: y.rows, columns: features)
+            try BLAS.gemm(z, w, into: &x)
+        } else {
+            x = try centered(y)
+            let rows = y.rows, n = features
+            x.storage.withUnsafeMutableBufferPointer { px in
+                Self.applyBlocks(plan, to: px.baseAddress!, rows: rows, n: n, transposed: false)
+            }
+        }
         return LayerOutput(output: x, logAbsDet: [T](repeating: 0, count: y.rows))
     }
 
@@ -271,6 +314,11 @@ public final class Householder<T: Scalar>: InvertibleLayer {
 
     /// VJP of ``forward(_:)``: `dX = dY W`, `dL/db = Σ_rows dY`, `dL/dW = dYᵀ X` pushed to the
     /// reflectors. The log-det is constant, so `logAbsDetGradient` contributes nothing.
+    ///
+    /// `output` must be `forward(input).output` (the protocol's contract): both paths use it.
+    /// Materialized, `K = (dL/dW) Wᵀ = dYᵀ (Y - b)` is one GEMM and is pushed to the reflectors
+    /// blocked; blocked, the block inputs are rebuilt from the output (see
+    /// ``backwardBlocks(_:z:rows:n:transposed:gradUnits:)``).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forwardBackward(
@@ -278,18 +326,14 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     ) throws -> Matrix<T> {
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: dy, logAbsDetGradient: dld)
-        let f = try factorization()
-        var dx = Matrix<T>(rows: x.rows, columns: features)
-        try BLAS.gemm(dy, f.w, into: &dx)
-        var weightGradient = Matrix<T>(rows: features, columns: features)
-        try BLAS.gemm(dy, transposeA: true, x, into: &weightGradient)
-        try accumulateReflectorGradient(weightGradient, f)
+        let dx = try directionBackward(output: y, subtractBias: true, outputGradient: dy, forward: true)
         accumulateBiasGradient(dy, sign: 1)
         return dx
     }
 
     /// VJP of ``inverse(_:)``: with `z = y - b` and `x = Wᵀ z` (rows: `X = Z W`),
-    /// `dY = dX Wᵀ`, `dL/db = -Σ_rows dY`, `dL/dW = Zᵀ dX` pushed to the reflectors.
+    /// `dY = dX Wᵀ`, `dL/db = -Σ_rows dY`, `dL/dW = Zᵀ dX` pushed to the reflectors
+    /// (materialized: `K = (dL/dW) Wᵀ = Zᵀ dY`, one GEMM).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func inverseBackward(
@@ -297,25 +341,203 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     ) throws -> Matrix<T> {
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
-        let f = try factorization()
-        var dy = Matrix<T>(rows: y.rows, columns: features)
-        try BLAS.gemm(dx, f.w, transposeB: true, into: &dy)
-        let z = try centered(y)
-        var weightGradient = Matrix<T>(rows: features, columns: features)
-        try BLAS.gemm(z, transposeA: true, dx, into: &weightGradient)
-        try accumulateReflectorGradient(weightGradient, f)
+        let dy = try directionBackward(output: x, subtractBias: false, outputGradient: dx, forward: false,
+                                       centeredInput: { try self.centered(y) })
         accumulateBiasGradient(dy, sign: -1)
         return dy
     }
 
     // MARK: - Internals
 
-    /// What one call needs: the unit reflectors `û_i` (rows, zero for `v_i = 0`), the norms
-    /// `‖v_i‖`, and `W`.
-    struct Factorization {
-        var units: [T]
-        var norms: [T]
-        var w: Matrix<T>
+    /// The backward of the bias-free map `out = in Wᵀ` (forward) or `out = in W` (inverse), given
+    /// its output (`output - b` when `subtractBias`) and output gradient: returns the input
+    /// gradient and accumulates reflector gradients. `centeredInput` gives the map's input where
+    /// the materialized inverse needs it.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func directionBackward(
+        output: Matrix<T>, subtractBias: Bool, outputGradient dOut: Matrix<T>, forward: Bool,
+        centeredInput: (() throws -> Matrix<T>)? = nil
+    ) throws -> Matrix<T> {
+        var plan = try currentPlan()
+        let n = features, b = output.rows
+        var gradUnits = [T](repeating: 0, count: reflectorCount * n)
+        var dIn: Matrix<T>
+        if prefersMaterialized(plan, batch: b, backward: true) {
+            let w = try currentMatrix(&plan)
+            dIn = Matrix<T>(rows: b, columns: n)
+            // forward: dX = dY W, K = dYᵀ Y0; inverse: dZ = dX Wᵀ, K = Zᵀ dZ.
+            try BLAS.gemm(dOut, w, transposeB: !forward, into: &dIn)
+            var k = Matrix<T>(rows: n, columns: n)
+            if forward {
+                try BLAS.gemm(dOut, transposeA: true, subtractBias ? centered(output) : output, into: &k)
+            } else {
+                let z = try centeredInput?() ?? output
+                try BLAS.gemm(z, transposeA: true, dIn, into: &k)
+            }
+            try pushWeightGradient(k: &k, plan: plan, gradUnits: &gradUnits)
+        } else {
+            // Z = [dOut; output - b], written once; the first half ends as the input gradient.
+            var z = [T](unsafeUninitializedCapacity: 2 * b * n) { buffer, count in
+                let base = buffer.baseAddress!
+                dOut.storage.withUnsafeBufferPointer { pd in base.initialize(from: pd.baseAddress!, count: b * n) }
+                output.storage.withUnsafeBufferPointer { po in (base + b * n).initialize(from: po.baseAddress!, count: b * n) }
+                count = 2 * b * n
+            }
+            if subtractBias, let bias {
+                try bias.value.requireSameShape(Matrix(rows: 1, columns: n), "\(name) bias")
+                bias.value.storage.withUnsafeBufferPointer { pb in
+                    z.withUnsafeMutableBufferPointer { pz in
+                        for r in 0..<b {
+                            let o = (b + r) * n
+                            for j in 0..<n { pz[o + j] -= pb[j] }
+                        }
+                    }
+                }
+            }
+            z.withUnsafeMutableBufferPointer { pz in
+                gradUnits.withUnsafeMutableBufferPointer { pg in
+                    Self.backwardBlocks(plan, z: pz.baseAddress!, rows: b, n: n, transposed: forward, gradUnits: pg.baseAddress!)
+                }
+            }
+            z.removeLast(b * n)
+            dIn = Matrix(uncheckedRows: b, columns: n, storage: z)
+        }
+        try accumulateUnitGradients(gradUnits, plan: plan)
+        return dIn
+    }
+
+    /// Pushes `K = (dL/dW) Wᵀ` (`[n, n]`, destroyed) to the unit-vector gradients through
+    /// `S = K - Kᵀ` (see ``accumulateReflectorGradient(antisymmetric:plan:)``).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func pushWeightGradient(k: inout Matrix<T>, plan: Plan, gradUnits: inout [T]) throws {
+        let n = features
+        var s = Matrix<T>(rows: n, columns: n)
+        k.storage.withUnsafeBufferPointer { pk in
+            s.storage.withUnsafeMutableBufferPointer { ps in
+                for r in 0..<n {
+                    for c in 0..<n { ps[r * n + c] = pk[r * n + c] - pk[c * n + r] }
+                }
+            }
+        }
+        let last = lastLearnableBlock(plan)
+        s.storage.withUnsafeMutableBufferPointer { ps in
+            gradUnits.withUnsafeMutableBufferPointer { pg in
+                Self.pushAntisymmetric(plan, s: ps.baseAddress!, n: n, lastBlock: last, gradUnits: pg.baseAddress!)
+            }
+        }
+    }
+
+    /// The index of the last block holding a reflector with a learnable entry and a nonzero norm
+    /// (the push can stop after it), or -1.
+    func lastLearnableBlock(_ plan: Plan) -> Int {
+        let n = features, mask = reflectors.trainableMask
+        var last = -1
+        for (k, block) in plan.blocks.enumerated() {
+            for i in block.start..<(block.start + block.count) where plan.norms[i] > 0 && plan.norms[i].isFinite {
+                if let mask, !(i..<n).contains(where: { mask[i * n + $0] }) { continue }
+                last = k
+            }
+        }
+        return last
+    }
+
+    /// Chain rule through `û = v/‖v‖`: `dL/dv = (I - ûûᵀ) dL/dû / ‖v‖`, added at learnable
+    /// entries only; `v = 0` (where H is not differentiable) gets 0.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func accumulateUnitGradients(_ gradUnits: [T], plan: Plan) throws {
+        let n = features, m = reflectorCount
+        guard reflectors.gradient.rows == m, reflectors.gradient.columns == n else {
+            throw InvertNNError.shapeMismatch(
+                operation: "\(name) reflectors.gradient", expected: "[\(m), \(n)]",
+                actual: "[\(reflectors.gradient.rows), \(reflectors.gradient.columns)]")
+        }
+        let mask = reflectors.trainableMask
+        gradUnits.withUnsafeBufferPointer { pg in
+            plan.units.withUnsafeBufferPointer { pu in
+                reflectors.gradient.storage.withUnsafeMutableBufferPointer { out in
+                    for i in 0..<m where plan.norms[i] > 0 && plan.norms[i].isFinite {
+                        let o = i * n
+                        var dot: T = 0
+                        for j in 0..<n { dot += pu[o + j] * pg[o + j] }
+                        let inverseNorm = 1 / plan.norms[i]
+                        if let mask {
+                            for j in 0..<n where mask[o + j] { out[o + j] += (pg[o + j] - pu[o + j] * dot) * inverseNorm }
+                        } else {
+                            for j in 0..<n { out[o + j] += (pg[o + j] - pu[o + j] * dot) * inverseNorm }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The flop model behind ``Strategy-swift.enum/automatic``: materialized costs `2Bn²` per
+    /// product (forward) or `4Bn² + Σ 4cp²` (backward: `dX`, `K`, the push) plus `Σ 4cp²` to build
+    /// W when it is not cached; blocked costs `Σ 4Bcp` (forward) or `Σ 12Bcp` (backward),
+    /// weighted by ``blockedPenalty``.
+    func prefersMaterialized(_ plan: Plan, batch: Int, backward: Bool) -> Bool {
+        switch strategy {
+        case .materialized: return true
+        case .blocked: return false
+        case .automatic: break
+        }
+        let b = Double(batch), n = Double(features)
+        let build = plan.w == nil ? 4 * plan.sumCPP : 0
+        if backward {
+            return 4 * b * n * n + 4 * plan.sumCPP + build <= blockedPenalty * 12 * b * plan.sumCP
+        }
+        return 2 * b * n * n + build <= blockedPenalty * 4 * b * plan.sumCP
+    }
+
+    /// The plan of the current reflector values: the cached one if ``reflectors`` still holds the
+    /// values it was built from (an O(1) check when the storage was not written since), else a
+    /// new one (validating shape and finiteness).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func currentPlan() throws -> Plan {
+        let value = reflectors.value
+        if let plan = cachedPlan, plan.blockSize == max(1, blockSize), plan.keyRows == value.rows,
+           plan.keyColumns == value.columns, plan.key == value.storage {
+            return plan
+        }
+        let vectors = try structuralVectors()
+        let (units, norms) = Self.normalizedRows(vectors, m: reflectorCount, n: features)
+        let plan = Self.makePlan(
+            key: value.storage, keyRows: value.rows, keyColumns: value.columns, units: units, norms: norms,
+            m: reflectorCount, n: features, blockSize: blockSize, trapezoidal: parametrization == .trapezoidal)
+        cachedPlan = plan
+        return plan
+    }
+
+    /// W for `plan`, built once and kept in the cache with the plan.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func currentMatrix(_ plan: inout Plan) throws -> Matrix<T> {
+        if let w = plan.w { return w }
+        let w = Self.materialize(plan, n: features)
+        plan.w = w
+        if let cached = cachedPlan, cached.key == plan.key { cachedPlan = plan }
+        return w
+    }
+
+    /// Adds `sign · b` to every row of `m` (nothing without bias).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func addBias(to m: inout Matrix<T>, sign: T) throws {
+        guard let bias else { return }
+        try bias.value.requireSameShape(Matrix(rows: 1, columns: features), "\(name) bias")
+        let n = features, rows = m.rows
+        bias.value.storage.withUnsafeBufferPointer { b in
+            m.storage.withUnsafeMutableBufferPointer { p in
+                for r in 0..<rows {
+                    let o = r * n
+                    for j in 0..<n { p[o + j] += sign * b[j] }
+                }
+            }
+        }
     }
 
     /// The reflector vectors as the layer defines them: stored values at learnable entries and
@@ -338,74 +560,29 @@ public final class Householder<T: Scalar>: InvertibleLayer {
         return vectors
     }
 
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    func factorization() throws -> Factorization {
-        let (units, norms) = Self.normalizedRows(try structuralVectors(), m: reflectorCount, n: features)
-        let w = Self.compactWYProduct(units: units, m: reflectorCount, n: features)
-        return Factorization(units: units, norms: norms, w: w)
-    }
-
-    /// Adds `dL/dv_i` for every learnable entry, given `G = dL/dW`.
+    /// Adds `dL/dv_i` for every learnable entry, given `S = K - Kᵀ` with `K = (dL/dW) Wᵀ`
+    /// (`[n, n]`, consumed).
     ///
-    /// With `P_i = H_1 ⋯ H_i` and `K = G Wᵀ`, `dL/dH_i = K_i H_i` where `K_i = P_{i-1}ᵀ K P_{i-1}`
-    /// (because `H_{i+1} ⋯ H_m = H_i P_{i-1}ᵀ W`). For `H = I - 2ûûᵀ` and `A = dL/dH`,
+    /// With `P_i = H_1 ⋯ H_i`, `dL/dH_i = K_i H_i` where `K_i = P_{i-1}ᵀ K P_{i-1}` (because
+    /// `H_{i+1} ⋯ H_m = H_i P_{i-1}ᵀ W`). For `H = I - 2ûûᵀ` and `A = dL/dH`,
     /// `dL/dû = -2 (A + Aᵀ) û`; with `A = K_i H_i` and `H_i û = -û` this is
     /// `2 (K_i - K_iᵀ) û + 4 (ûᵀ K_i û) û`, and the chain rule through `û = v/‖v‖`,
     /// `dL/dv = (I - ûûᵀ) dL/dû / ‖v‖`, removes the last term and leaves
-    /// `dL/dv_i = 2 S_i û_i / ‖v_i‖` with `S_i = K_i - K_iᵀ` (already orthogonal to `û_i`, since
-    /// `S_i` is antisymmetric). The antisymmetric part obeys the same recurrence,
-    /// `S_{i+1} = H_i S_i H_i = S_i - 2 w ûᵀ + 2 û wᵀ` with `w = S_i û`: one GEMV and two rank-1
-    /// updates per reflector, `O(m n²)` in all. `v_i = 0` (where `H` is not differentiable) gets 0.
+    /// `dL/dv_i = 2 S_i û_i / ‖v_i‖` with `S_i = K_i - K_iᵀ = P_{i-1}ᵀ S P_{i-1}`. The sweep over
+    /// i runs blocked (``pushAntisymmetric(_:s:n:lastBlock:gradUnits:)``), BLAS-3.
+    /// `v_i = 0` (where H is not differentiable) gets 0.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    func accumulateReflectorGradient(_ weightGradient: Matrix<T>, _ f: Factorization) throws {
-        let n = features, m = reflectorCount
-        guard reflectors.gradient.rows == m, reflectors.gradient.columns == n else {
-            throw InvertNNError.shapeMismatch(
-                operation: "\(name) reflectors.gradient", expected: "[\(m), \(n)]",
-                actual: "[\(reflectors.gradient.rows), \(reflectors.gradient.columns)]")
-        }
-        var k = Matrix<T>(rows: n, columns: n)
-        try BLAS.gemm(weightGradient, f.w, transposeB: true, into: &k)
-        var s = k
-        for r in 0..<n {
-            for c in 0..<n { s.storage[r * n + c] = k.storage[r * n + c] - k.storage[c * n + r] }
-        }
-        let mask = reflectors.trainableMask
-        // The last reflector with learnable entries: the sweep can stop after it.
-        var last = -1
-        for i in 0..<m where f.norms[i] > 0 && f.norms[i].isFinite {
-            if let mask, !(i..<n).contains(where: { mask[i * n + $0] }) { continue }
-            last = i
-        }
-        guard last >= 0 else { return }
-        // A blocked BLAS-3 form of this sweep (S updated by a block of reflectors at once through
-        // the compact WY factors, Mathiasen et al. 2020; Likhosherstov et al. 2021) belongs here;
-        // it is the subject of the performance issue. This GEMV/GER loop is the reference.
-        var w = [T](repeating: 0, count: n)
-        f.units.withUnsafeBufferPointer { pu in
-            s.storage.withUnsafeMutableBufferPointer { ps in
-                w.withUnsafeMutableBufferPointer { pw in
-                    for i in 0...last where f.norms[i] > 0 && f.norms[i].isFinite {
-                        let u = pu.baseAddress! + i * n
-                        T._gemv(transpose: false, m: n, n: n, alpha: 1, a: ps.baseAddress!, lda: n,
-                                x: u, incx: 1, beta: 0, y: pw.baseAddress!, incy: 1)
-                        let factor = 2 / f.norms[i]
-                        let start = mask == nil ? 0 : i
-                        for j in start..<n where mask?[i * n + j] ?? true {
-                            reflectors.gradient.storage[i * n + j] += factor * pw[j]
-                        }
-                        if i < last {
-                            T._ger(m: n, n: n, alpha: -2, x: pw.baseAddress!, incx: 1, y: u, incy: 1,
-                                   a: ps.baseAddress!, lda: n)
-                            T._ger(m: n, n: n, alpha: 2, x: u, incx: 1, y: pw.baseAddress!, incy: 1,
-                                   a: ps.baseAddress!, lda: n)
-                        }
-                    }
-                }
+    func accumulateReflectorGradient(antisymmetric s: inout Matrix<T>, plan: Plan) throws {
+        let n = features
+        var gradUnits = [T](repeating: 0, count: reflectorCount * n)
+        let last = lastLearnableBlock(plan)
+        s.storage.withUnsafeMutableBufferPointer { ps in
+            gradUnits.withUnsafeMutableBufferPointer { pg in
+                Self.pushAntisymmetric(plan, s: ps.baseAddress!, n: n, lastBlock: last, gradUnits: pg.baseAddress!)
             }
         }
+        try accumulateUnitGradients(gradUnits, plan: plan)
     }
 
     /// A `[rows, features]` matrix whose every row is `sign · b` (zeros without bias).
@@ -441,8 +618,16 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Double)
     func accumulateBiasGradient(_ g: Matrix<T>, sign: T) {
         guard let bias, bias.gradient.count == features else { return }
-        for r in 0..<g.rows {
-            for j in 0..<features { bias.gradient.storage[j] += sign * g.storage[r * features + j] }
+        let n = features, rows = g.rows
+        var sums = [T](repeating: 0, count: n)
+        g.storage.withUnsafeBufferPointer { pg in
+            sums.withUnsafeMutableBufferPointer { ps in
+                for r in 0..<rows {
+                    let o = r * n
+                    for j in 0..<n { ps[j] += pg[o + j] }
+                }
+            }
         }
+        for j in 0..<n { bias.gradient.storage[j] += sign * sums[j] }
     }
 }

@@ -28,6 +28,22 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     /// `b`, `[1, features]`, or `nil` for a layer without bias.
     public let bias: Parameter<T>?
 
+    /// Batches with at least `materializeBatchRatio · features` rows use the layer's dense matrix
+    /// `A = Q_V diag(e^s) Q_U` (cached until a parameter changes): one GEMM per product, and a
+    /// backward of two batch GEMMs plus `O(n³)` work (see
+    /// ``forwardBackward(input:output:outputGradient:logAbsDetGradient:)``). Smaller batches chain
+    /// the three factors. Default 1 (the flop crossover of the two, DESIGN.md §6).
+    public var materializeBatchRatio: Double = 1
+
+    /// The dense matrices of one set of parameter values: `A` and, once needed, the inverse
+    /// direction's `C = Q_V diag(e^{-s}) Q_U` (rows: `X = (Y - b) C`).
+    struct DenseCache {
+        let keys: [[T]]
+        let forwardMatrix: Matrix<T>
+        var inverseMatrix: Matrix<T>?
+    }
+    var denseCache: DenseCache?
+
     /// The identity map (zero reflectors, unit scales, zero bias).
     ///
     /// Zero reflectors are stationary points of the Householder parametrization (see
@@ -154,6 +170,13 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
         try x.requireColumns(features, "\(name).forward")
+        if usesDenseMatrix(batch: x.rows) {
+            let (a, _) = try denseMatrices(inverse: false)
+            var y = Matrix<T>(rows: x.rows, columns: features)
+            try addBias(to: &y, sign: 1)
+            try BLAS.gemm(x, a, transposeB: true, beta: 1, into: &y)
+            return LayerOutput(output: y, logAbsDet: [T](repeating: try logDeterminant(), count: x.rows))
+        }
         let h1 = try orthogonalU.forward(x).output
         let scaled = try scale.forward(h1)
         var y = try orthogonalV.forward(scaled.output).output
@@ -165,6 +188,14 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Double)
     public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
         try y.requireColumns(features, "\(name).inverse")
+        if usesDenseMatrix(batch: y.rows) {
+            let (_, c) = try denseMatrices(inverse: true)
+            var z = y
+            try addBias(to: &z, sign: -1)
+            var x = Matrix<T>(rows: y.rows, columns: features)
+            try BLAS.gemm(z, c!, into: &x)
+            return LayerOutput(output: x, logAbsDet: [T](repeating: -(try logDeterminant()), count: y.rows))
+        }
         var z = y
         try addBias(to: &z, sign: -1)
         let h2 = try orthogonalV.inverse(z).output
@@ -185,6 +216,11 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     ) throws -> Matrix<T> {
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: dy, logAbsDetGradient: dld)
+        if usesDenseMatrix(batch: x.rows) {
+            var y0 = y
+            try addBias(to: &y0, sign: -1)
+            return try denseBackward(mapInput: nil, mapOutput: y0, outputGradient: dy, logAbsDetGradient: dld, forward: true)
+        }
         let zeros = [T](repeating: 0, count: x.rows)
         let h1 = try orthogonalU.forward(x).output
         let h2 = try scale.forward(h1).output
@@ -206,6 +242,11 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     ) throws -> Matrix<T> {
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
+        if usesDenseMatrix(batch: y.rows) {
+            var z = y
+            try addBias(to: &z, sign: -1)
+            return try denseBackward(mapInput: z, mapOutput: x, outputGradient: dx, logAbsDetGradient: dld, forward: false)
+        }
         let zeros = [T](repeating: 0, count: y.rows)
         var z = y
         try addBias(to: &z, sign: -1)
@@ -216,6 +257,91 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         let dy = try orthogonalV.inverseBackward(input: z, output: h2, outputGradient: dh2, logAbsDetGradient: zeros)
         accumulateBiasGradient(dy, sign: -1)
         return dy
+    }
+
+    // MARK: - Dense path
+
+    func usesDenseMatrix(batch: Int) -> Bool { Double(batch) >= materializeBatchRatio * Double(features) }
+
+    /// `Σ_j s_j`, after checking the shape of the log-scales.
+    func logDeterminant() throws -> T {
+        let s = scale.logScale.value
+        guard s.count == features else {
+            throw InvertNNError.shapeMismatch(operation: "\(name) logScale", expected: "[1, \(features)]", actual: "\(s.shape)")
+        }
+        return s.storage.reduce(0, +)
+    }
+
+    /// `A = Q_V D Q_U` and (if `inverse`) `C = Q_V D⁻¹ Q_U`, cached by parameter values (the
+    /// storages are shared copy-on-write, so an unchanged parameter compares equal in O(1)).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func denseMatrices(inverse: Bool) throws -> (Matrix<T>, Matrix<T>?) {
+        let keys = [orthogonalU.reflectors.value.storage, orthogonalV.reflectors.value.storage, scale.logScale.value.storage]
+        var cache: DenseCache
+        if let cached = denseCache, cached.keys == keys {
+            cache = cached
+        } else {
+            _ = try logDeterminant()
+            let wu = try orthogonalU.matrix(), wv = try orthogonalV.matrix()
+            let d = scale.logScale.value.storage.map { T.exp($0) }
+            var scaledU = wu
+            for r in 0..<features { for c in 0..<features { scaledU.storage[r * features + c] *= d[r] } }
+            cache = DenseCache(keys: keys, forwardMatrix: try BLAS.matmul(wv, scaledU), inverseMatrix: nil)
+        }
+        if inverse && cache.inverseMatrix == nil {
+            var scaledU = try orthogonalU.matrix()
+            let d = scale.logScale.value.storage.map { T.exp(-$0) }
+            for r in 0..<features { for c in 0..<features { scaledU.storage[r * features + c] *= d[r] } }
+            cache.inverseMatrix = try BLAS.matmul(orthogonalV.matrix(), scaledU)
+        }
+        denseCache = cache
+        return (cache.forwardMatrix, cache.inverseMatrix)
+    }
+
+    /// The backward of the bias-free map through the dense matrices (`out = in Aᵀ` forward,
+    /// `out = in C` inverse). With `K_V = (dL/dQ_V) Q_Vᵀ`, `K_U = (dL/dQ_U) Q_Uᵀ`:
+    /// forward `K_V = dYᵀ Y0` and `K_U = D (Q_Vᵀ K_V Q_V) D⁻¹`; inverse `K_V = Zᵀ dZ` and
+    /// `K_U = D⁻¹ (Q_Vᵀ K_V Q_V) D`. The log-scale gradient is `± diag(K_U)` (plus `± Σ dld`), and
+    /// each K goes to its factor's reflectors through the blocked push. Besides the two batch
+    /// GEMMs (`dX`, `K_V`) this is `O(n³)`: two GEMMs for `Q_Vᵀ K_V Q_V` and two pushes.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func denseBackward(
+        mapInput: Matrix<T>?, mapOutput: Matrix<T>, outputGradient g: Matrix<T>, logAbsDetGradient dld: [T], forward: Bool
+    ) throws -> Matrix<T> {
+        let n = features
+        let (a, c) = try denseMatrices(inverse: !forward)
+        var dIn = Matrix<T>(rows: g.rows, columns: n)
+        var kv = Matrix<T>(rows: n, columns: n)
+        if forward {
+            try BLAS.gemm(g, a, into: &dIn)                               // dX = dY A
+            try BLAS.gemm(g, transposeA: true, mapOutput, into: &kv)      // dYᵀ Y0
+        } else {
+            try BLAS.gemm(g, c!, transposeB: true, into: &dIn)            // dZ = dX Cᵀ
+            try BLAS.gemm(mapInput!, transposeA: true, dIn, into: &kv)    // Zᵀ dZ
+        }
+        var planV = try orthogonalV.currentPlan()
+        let wv = try orthogonalV.currentMatrix(&planV)
+        let planU = try orthogonalU.currentPlan()
+        var ku = try BLAS.matmul(BLAS.matmul(wv, transposeA: true, kv), wv)
+        let d = scale.logScale.value.storage.map { T.exp($0) }
+        for r in 0..<n {
+            for col in 0..<n { ku.storage[r * n + col] *= forward ? d[r] / d[col] : d[col] / d[r] }
+        }
+        // Log-scales: ± diag(K_U) ± Σ_rows dld.
+        let ldSum = dld.reduce(0, +)
+        if scale.logScale.gradient.count == n {
+            for j in 0..<n { scale.logScale.gradient.storage[j] += forward ? ku[j, j] + ldSum : -ku[j, j] - ldSum }
+        }
+        var gradV = [T](repeating: 0, count: orthogonalV.reflectorCount * n)
+        try orthogonalV.pushWeightGradient(k: &kv, plan: planV, gradUnits: &gradV)
+        try orthogonalV.accumulateUnitGradients(gradV, plan: planV)
+        var gradU = [T](repeating: 0, count: orthogonalU.reflectorCount * n)
+        try orthogonalU.pushWeightGradient(k: &ku, plan: planU, gradUnits: &gradU)
+        try orthogonalU.accumulateUnitGradients(gradU, plan: planU)
+        accumulateBiasGradient(forward ? g : dIn, sign: forward ? 1 : -1)
+        return dIn
     }
 
     // MARK: - Internals
@@ -237,8 +363,16 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Double)
     func accumulateBiasGradient(_ g: Matrix<T>, sign: T) {
         guard let bias, bias.gradient.count == features else { return }
-        for r in 0..<g.rows {
-            for j in 0..<features { bias.gradient.storage[j] += sign * g.storage[r * features + j] }
+        let n = features, rows = g.rows
+        var sums = [T](repeating: 0, count: n)
+        g.storage.withUnsafeBufferPointer { pg in
+            sums.withUnsafeMutableBufferPointer { ps in
+                for r in 0..<rows {
+                    let o = r * n
+                    for j in 0..<n { ps[j] += pg[o + j] }
+                }
+            }
         }
+        for j in 0..<n { bias.gradient.storage[j] += sign * sums[j] }
     }
 }

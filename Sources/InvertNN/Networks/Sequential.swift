@@ -106,9 +106,15 @@ public final class Sequential<T: Scalar>: InvertibleLayer {
         var activations = keepActivations ? [input] : []
         let order: [any InvertibleLayer<T>] = isForward ? layers : layers.reversed()
         for layer in order {
-            let step = isForward
-                ? try layer.forward(current, sideChannels: &sideChannels)
-                : try layer.inverse(current, sideChannels: &sideChannels)
+            let step: LayerOutput<T>
+            if keepActivations, let retaining = layer as? any RetainingLayer<T> {
+                // A taped pass lets layers keep what their backward would recompute.
+                step = isForward ? try retaining.forwardRetaining(current) : try retaining.inverseRetaining(current)
+            } else {
+                step = isForward
+                    ? try layer.forward(current, sideChannels: &sideChannels)
+                    : try layer.inverse(current, sideChannels: &sideChannels)
+            }
             for i in 0..<total.count { total[i] += step.logAbsDet[i] }
             current = step.output
             if keepActivations { activations.append(current) }

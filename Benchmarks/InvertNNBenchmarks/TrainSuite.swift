@@ -1,0 +1,101 @@
+import Foundation
+import InvertNN
+
+/// One maximum-likelihood SGD step on a batch: `L = mean_i(½‖z_i‖² + (D/2) log 2π - Σ log-dets)`
+/// with `z = model.inverse(x)`, backpropagated in tape mode (`inverseTaped` + `backward`) or in
+/// rebuilding mode (`inverse` + `inverseBackward`), then `θ -= lr · dL/dθ`.
+func trainStep<T: Scalar>(_ model: Sequential<T>, _ x: Matrix<T>, rebuilding: Bool, learningRate: T = 1e-3) throws -> T {
+    let b = x.rows
+    let result: LayerOutput<T>
+    var tape: Sequential<T>.Tape? = nil
+    if rebuilding {
+        result = try model.inverse(x)
+    } else {
+        let taped = try model.inverseTaped(x)
+        result = taped.0
+        tape = taped.1
+    }
+    let z = result.output
+    var dz = z
+    let scale = 1 / T(b)
+    var loss: T = 0
+    for i in 0..<z.count {
+        loss += z.storage[i] * z.storage[i] / 2
+        dz.storage[i] *= scale
+    }
+    loss = loss / T(b) - result.logAbsDet.reduce(0, +) / T(b)
+    let dld = [T](repeating: -scale, count: b)
+    if let tape {
+        _ = try model.backward(tape, outputGradient: dz, logAbsDetGradient: dld)
+    } else {
+        _ = try model.inverseBackward(input: x, output: z, outputGradient: dz, logAbsDetGradient: dld)
+    }
+    for p in model.parameters {
+        p.value.storage.withUnsafeMutableBufferPointer { v in
+            p.gradient.storage.withUnsafeMutableBufferPointer { g in
+                for k in 0..<v.count {
+                    v[k] -= learningRate * g[k]
+                    g[k] = 0
+                }
+            }
+        }
+    }
+    return loss
+}
+
+/// `train`: whole SGD training steps, samples/s, against the GEMM floor of the same model
+/// (each InvertibleLinear as a dense layer, each coupling as its MLP's GEMMs).
+/// Models on 64 features, batch 128: 4 × (InvertibleLinear, AffineCoupling [256]) in both
+/// gradient modes, and the digits preset's shape, 8 × (Permutation, AffineCoupling [256, 256]).
+func trainSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> [BenchmarkRecord] {
+    var records = [BenchmarkRecord]()
+    var rng = SeededGenerator(seed: 5)
+    let n = 64, batch = 128
+    let x = Matrix<T>.randomNormal(rows: batch, columns: n, using: &rng)
+
+    var linearLayers = [any InvertibleLayer<T>]()
+    var floor = [() throws -> Void](), floorFlops = 0.0
+    for k in 0..<4 {
+        linearLayers.append(try InvertibleLinear<T>(features: n, using: &rng))
+        let dense = DenseReference<T>(batch: batch, features: n, using: &rng)
+        floor.append(dense.forwardBackward)
+        floorFlops += 3 * dense.forwardFlops
+        linearLayers.append(try AffineCoupling<T>(
+            features: n, hiddenSizes: [256], conditioningBlock: k % 2 == 0 ? .first : .second, using: &rng))
+        let mlp = MLPReference<T>(batch: batch, sizes: [n / 2, 256, n], using: &rng)
+        floor.append(mlp.forwardBackward)
+        floorFlops += 3 * mlp.forwardFlops
+    }
+    let linearFlow = try Sequential(linearLayers)
+    for rebuilding in [false, true] {
+        let (t, r) = try interleavedMedians(
+            repeats: context.repeats, warmup: context.warmup,
+            case: { _ = try trainStep(linearFlow, x, rebuilding: rebuilding) },
+            reference: { for f in floor { try f() } })
+        records.append(context.record(
+            suite: "train", case: "4×(InvertibleLinear, AffineCoupling[256]) \(rebuilding ? "rebuilding" : "tape")",
+            precision: T.self, batch: batch, features: n, reflectors: n, mode: "train-step", seconds: t,
+            referenceSeconds: r, flops: floorFlops, note: "reference = the model's dense/MLP GEMM floor"))
+    }
+
+    var digitsLayers = [any InvertibleLayer<T>]()
+    var digitsFloor = [() throws -> Void](), digitsFlops = 0.0
+    for k in 0..<8 {
+        digitsLayers.append(try Permutation<T>.random(features: n, using: &rng))
+        digitsLayers.append(try AffineCoupling<T>(
+            features: n, hiddenSizes: [256, 256], conditioningBlock: k % 2 == 0 ? .first : .second, using: &rng))
+        let mlp = MLPReference<T>(batch: batch, sizes: [n / 2, 256, 256, n], using: &rng)
+        digitsFloor.append(mlp.forwardBackward)
+        digitsFlops += 3 * mlp.forwardFlops
+    }
+    let digitsFlow = try Sequential(digitsLayers)
+    let (t, r) = try interleavedMedians(
+        repeats: context.repeats, warmup: context.warmup,
+        case: { _ = try trainStep(digitsFlow, x, rebuilding: false) },
+        reference: { for f in digitsFloor { try f() } })
+    records.append(context.record(
+        suite: "train", case: "digits preset shape 8×(Permutation, AffineCoupling[256,256]) tape", precision: T.self,
+        batch: batch, features: n, reflectors: nil, mode: "train-step", seconds: t, referenceSeconds: r,
+        flops: digitsFlops, note: "reference = the model's MLP GEMM floor"))
+    return records
+}
