@@ -261,7 +261,18 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
 
     // MARK: - Dense path
 
-    func usesDenseMatrix(batch: Int) -> Bool { Double(batch) >= materializeBatchRatio * Double(features) }
+    /// The dense path multiplies by `A` or by the explicit inverse `C`, whose rounding gives a
+    /// backward error of about `κ·ε` (κ = max d / min d, known exactly from the log-scales); the
+    /// chained factors are backward stable for any κ. So the dense path is used only while
+    /// `κ ≤ denseConditionLimit` (default 1e4: backward error ≲ 1e-12 in Double).
+    public var denseConditionLimit: Double = 1e4
+
+    func usesDenseMatrix(batch: Int) -> Bool {
+        guard Double(batch) >= materializeBatchRatio * Double(features) else { return false }
+        let s = scale.logScale.value.storage
+        guard let low = s.min(), let high = s.max() else { return false }
+        return Double(high - low) <= Double.log(denseConditionLimit)
+    }
 
     /// `Σ_j s_j`, after checking the shape of the log-scales.
     func logDeterminant() throws -> T {
