@@ -32,6 +32,8 @@ public final class ConcatNoise<T: Scalar>: InvertibleLayer {
                 operation: "ConcatNoise",
                 reason: "features (\(features)) and noise features (\(noise.features)) must be ≥ 1, channel non-empty")
         }
+        let (total, overflow) = features.addingReportingOverflow(noise.features)
+        _ = try SizeLimits.product([overflow ? Int.max : total], operation: "ConcatNoise", what: "output features")
         self.features = features
         self.noiseFeatures = noise.features
         self.noise = noise

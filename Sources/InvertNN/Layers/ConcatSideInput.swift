@@ -27,6 +27,8 @@ public final class ConcatSideInput<T: Scalar>: InvertibleLayer {
                 operation: "ConcatSideInput",
                 reason: "features (\(features)) and sideFeatures (\(sideFeatures)) must be ≥ 1 and the channel name non-empty")
         }
+        let (total, overflow) = features.addingReportingOverflow(sideFeatures)
+        _ = try SizeLimits.product([overflow ? Int.max : total], operation: "ConcatSideInput", what: "output features")
         self.features = features
         self.sideFeatures = sideFeatures
         self.channel = channel
