@@ -9,7 +9,7 @@ struct DataOptions: ParsableArguments {
         valueName: "digits|PATH"))
     var data: String = "digits"
 
-    @Option(help: "Number of pixel levels K of a CSV dataset (every value an integer in 0..<K), e.g. 256 for 8-bit images. Required with a PATH.")
+    @Option(parsing: .unconditional, help: "Number of pixel levels K of a CSV dataset (every value an integer in 0..<K), e.g. 256 for 8-bit images. Required with a PATH.")
     var levels: Int?
 
     @Flag(help: "The last column of the CSV file is a label: it is dropped, not modelled.")

@@ -28,7 +28,7 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Samples per optimizer step.")
     var batchSize: Int = TrainingDefaults.batchSize
 
-    @Option(help: "Adam's base learning rate (cosine-decayed over the run).")
+    @Option(parsing: .unconditional, help: "Adam's base learning rate (cosine-decayed over the run).")
     var learningRate: Double = TrainingDefaults.learningRate
 
     @Option(help: "Seed of the initialization, shuffling, noise and samples; the same seed gives the same results.")
@@ -52,13 +52,13 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Feature mixing before each coupling: invertible-linear or permutation.")
     var mixing: MixingOption = TrainingDefaults.mixing
 
-    @Option(help: "Adam's decoupled weight decay (AdamW).")
+    @Option(parsing: .unconditional, help: "Adam's decoupled weight decay (AdamW).")
     var weightDecay: Double = TrainingDefaults.weightDecay
 
-    @Option(help: "Decay of the exponential moving average of the parameters used for evaluation and the result (0 = off).")
+    @Option(parsing: .unconditional, help: "Decay of the exponential moving average of the parameters used for evaluation and the result (0 = off).")
     var averaging: Double = TrainingDefaults.averaging
 
-    @Option(help: "Sampling temperature: the standard deviation of the latent draws (1 = the model's own distribution).")
+    @Option(parsing: .unconditional, help: "Sampling temperature: the standard deviation of the latent draws (1 = the model's own distribution).")
     var temperature: Double = 1
 
     func validate() throws {
@@ -67,13 +67,18 @@ struct TrainCommand: ParsableCommand {
         guard learningRate > 0, learningRate.isFinite else {
             throw ValidationError("--learning-rate must be positive, got \(learningRate)")
         }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        if let threads, threads < 1 || threads > 1024 {
+            throw ValidationError("--threads must be in 1...1024, got \(threads)")
+        }
         guard temperature > 0, temperature.isFinite else {
             throw ValidationError("--temperature must be positive, got \(temperature)")
         }
-        guard couplings >= 1 else { throw ValidationError("--couplings must be at least 1, got \(couplings)") }
-        guard parsedHiddenSizes != nil else {
-            throw ValidationError("--hidden-sizes must be comma-separated positive integers, got '\(hiddenSizes)'")
+        // Upper bounds keep a typo from allocating without end (a model this size would not fit anyway).
+        guard couplings >= 1, couplings <= 10_000 else {
+            throw ValidationError("--couplings must be in 1...10000, got \(couplings)")
+        }
+        guard let hidden = parsedHiddenSizes, hidden.allSatisfy({ $0 <= 65_536 }) else {
+            throw ValidationError("--hidden-sizes must be comma-separated integers in 1...65536, got '\(hiddenSizes)'")
         }
         guard weightDecay >= 0, weightDecay.isFinite else {
             throw ValidationError("--weight-decay must be 0 or more, got \(weightDecay)")

@@ -91,8 +91,10 @@ public final class Trainer<T: Scalar> {
         }
         let epochs = configuration.epochs
         let batchSize = configuration.batchSize
-        let stepsPerEpoch = (train.rows + batchSize - 1) / batchSize
-        let totalSteps = stepsPerEpoch * epochs
+        // Written so that a huge batch size or epoch count cannot overflow.
+        let stepsPerEpoch = train.rows / batchSize + (train.rows % batchSize == 0 ? 0 : 1)
+        let (product, overflow) = stepsPerEpoch.multipliedReportingOverflow(by: epochs)
+        let totalSteps = overflow ? Int.max : product
         let levelsTerm = Double(d) * Double.log(Double(preprocessing.levels))
         func toBitsPerDimension(_ nll: Double) -> Double { (nll + levelsTerm) / (Double(d) * Double.log(2)) }
 
