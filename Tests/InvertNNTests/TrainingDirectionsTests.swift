@@ -84,7 +84,10 @@ import InvertNN
             return kl
         }
         let initial = try klStep(batch: 4000, train: false)
-        for _ in 0..<1500 { _ = try klStep(batch: 128, train: true) }
+        for step in 0..<2500 {
+            if step == 1500 { adam.learningRate = 0.003 }
+            _ = try klStep(batch: 128, train: true)
+        }
         let final = try klStep(batch: 20000, train: false)
         #expect(initial > 0.3, "the untrained flow is far from the target (KL \(initial))")
         #expect(final <= 0.02, "reverse KL after training \(final) (optimum 0)")
