@@ -37,6 +37,11 @@ final class ProgressReporter {
                 "epoch \(r.epoch)/\(epochs)  bits/dim: train \(format(r.train.bitsPerDimension))  "
                     + "validation \(format(r.validation.bitsPerDimension))\(test)\(r.isBest ? "  *best" : "")"
                     + "\(speed)  \(String(format: "%.1f", r.elapsedSeconds)) s")
+        case let .recovered(epoch, step, reason, failures, scale):
+            clearLine()
+            StandardError.line(
+                "epoch \(epoch) step \(step): skipped, \(reason); restored the last good parameters, learning rate now "
+                    + "\(scale)× the schedule (failure \(failures) in a row)")
         }
     }
 
