@@ -30,7 +30,7 @@ let package = Package(
                 "CBLAS", "CZlib",
                 .product(name: "Numerics", package: "swift-numerics"),
             ],
-            resources: [.copy("Resources/digits.csv.gz")]
+            resources: [.copy("Resources/digits.csv.gz"), .copy("Resources/mnist_5k.csv.gz")]
         ),
         .executableTarget(
             name: "InvertNNCLI",
