@@ -7,5 +7,5 @@ struct InvertNNCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "invertnn",
         abstract: "Invertible neural networks (normalizing flows) on OpenBLAS.",
-        subcommands: [TrainCommand.self])
+        subcommands: [TrainCommand.self, SampleCommand.self, EvalCommand.self, DensityCommand.self])
 }

@@ -169,14 +169,16 @@ public struct Checkpoint<T: Scalar> {
             if let (r, c) = matrix.firstNonFinite() {
                 throw CheckpointError.badOffsets(path: path, tensor: name, reason: "non-finite value at [\(r), \(c)]")
             }
-            // Structurally fixed entries (zeros of trapezoidal reflectors) must hold their values.
+            // Structurally fixed entries (the zeros of trapezoidal reflectors, the fixed last
+            // reflector 0 or e_n) must keep their pattern: zero where the rebuilt layer has zero,
+            // nonzero where it has e_n. The stored value itself is kept, not the placeholder, for
+            // bit-identical results (parameter averaging can round a fixed 1 to 0.9999995, which
+            // reflects identically because H(v) depends on v/|v| only).
             if let mask = parameter.trainableMask {
-                for i in 0..<mask.count where !mask[i] && matrix.storage[i] != parameter.value.storage[i] {
-                    // The fixed last Householder reflector may be 0 or e_n; the rebuilt layer holds the
-                    // stored choice already (from the architecture), so any difference is corruption.
+                for i in 0..<mask.count where !mask[i] && (matrix.storage[i] == 0) != (parameter.value.storage[i] == 0) {
                     throw CheckpointError.badOffsets(
                         path: path, tensor: name,
-                        reason: "entry \(i) is structurally fixed at \(parameter.value.storage[i]) but the file holds \(matrix.storage[i])")
+                        reason: "entry \(i) is structurally \(parameter.value.storage[i] == 0 ? "zero" : "nonzero") but the file holds \(matrix.storage[i])")
                 }
             }
             values.append(matrix)
