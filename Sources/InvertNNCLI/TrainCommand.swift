@@ -232,7 +232,7 @@ struct ModelPreset {
                 learningRate: 1e-3)
         case (_, .points):
             return ModelPreset(
-                couplings: 8, hiddenSizes: [64, 64], mixing: .invertibleLinear, reflectors: nil, epochs: 60, batchSize: 64,
+                couplings: 8, hiddenSizes: [64, 64], mixing: .invertibleLinear, reflectors: nil, epochs: 100, batchSize: 64,
                 learningRate: 3e-3)
         case (_, .image):
             return ModelPreset(

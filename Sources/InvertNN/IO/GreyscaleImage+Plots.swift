@@ -33,15 +33,18 @@ extension GreyscaleImage {
     }
 
     /// A heat map of `values` (row-major, `height` rows of `width`, the first row at the top):
-    /// each value mapped linearly from `[0, max]` to grey 255 (white, low) … 0 (black, high),
-    /// like ink; NaN and negative values are white.
+    /// each value mapped linearly from `[0, top]` to grey 255 (white, low) … 0 (black, high),
+    /// like ink, where `top` is the 99.5th percentile of the finite values (so that a single sharp
+    /// peak does not wash the picture out; values above it are black); NaN and negative values
+    /// are white.
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `values.count != width · height`.
     public static func heatMap(_ values: [Double], width: Int, height: Int) throws -> GreyscaleImage {
         guard width >= 1, height >= 1, values.count == width * height else {
             throw InvertNNError.invalidArgument(operation: "GreyscaleImage.heatMap", reason: "\(values.count) values for \(width)×\(height)")
         }
-        let top = values.lazy.filter { $0.isFinite }.max() ?? 0
+        let finite = values.filter { $0.isFinite }.sorted()
+        let top = finite.isEmpty ? 0 : finite[min(finite.count - 1, Int(Double(finite.count) * 0.995))]
         let pixels = values.map { v -> UInt8 in
             guard top > 0, v.isFinite, v > 0 else { return 255 }
             return UInt8((255 * (1 - Swift.min(v / top, 1))).rounded())
