@@ -33,6 +33,12 @@ struct BenchmarkCommand: ParsableCommand {
         "svd": { context, isFloat in
             isFloat ? try svdSuite(context, Float.self) : try svdSuite(context, Double.self)
         },
+        // Only the initialization case of `svd` (part of it), at the largest size.
+        "svd-init": { context, isFloat in
+            let n = context.featureSizes.max() ?? 784
+            return isFloat ? try svdInitialization(context, Float.self, features: n)
+                : try svdInitialization(context, Double.self, features: n)
+        },
     ]
 
     @Option(help: "Suite to run: \(BenchmarkCommand.suites.keys.sorted().joined(separator: ", ")), or all.")
@@ -76,7 +82,7 @@ struct BenchmarkCommand: ParsableCommand {
             batchSizes: quick ? [256, 1024] : [256, 1024, 4096],
             featureSizes: quick ? [64, 256] : [64, 256, 784],
             repeats: 7, warmup: quick ? 1 : 2, blasCore: BLAS.coreName, quick: quick)
-        let names = suite == "all" ? Self.suites.keys.sorted().filter { $0 != "probe" } : [suite]
+        let names = suite == "all" ? Self.suites.keys.sorted().filter { $0 != "probe" && $0 != "svd-init" } : [suite]
         var records = [BenchmarkRecord]()
         for name in names {
             for isFloat in precision == "both" ? [true, false] : [precision == "float"] {

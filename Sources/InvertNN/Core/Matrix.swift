@@ -157,7 +157,13 @@ public struct Matrix<T: Scalar>: Equatable, Sendable, CustomStringConvertible {
     }
 
     /// Largest absolute entry (0 for an empty matrix); NaN propagates as NaN.
-    public var maxAbs: T {
+    public var maxAbs: T { largestMagnitude() }
+
+    // Specialized because these scans run on every validated input, often from unspecialized
+    // generic callers (initializers, other modules), where a per-element witness call is slow.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func largestMagnitude() -> T {
         var m: T = 0
         for v in storage {
             if v.isNaN { return .nan }
@@ -167,8 +173,14 @@ public struct Matrix<T: Scalar>: Equatable, Sendable, CustomStringConvertible {
     }
 
     /// Position of the first NaN or infinite entry, or `nil` if all are finite.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func firstNonFinite() -> (row: Int, column: Int)? {
-        guard let i = storage.firstIndex(where: { !$0.isFinite }) else { return nil }
+        let index: Int? = storage.withUnsafeBufferPointer { buffer in
+            for i in 0..<buffer.count where !buffer[i].isFinite { return i }
+            return nil
+        }
+        guard let i = index else { return nil }
         return (i / Swift.max(columns, 1), i % Swift.max(columns, 1))
     }
 

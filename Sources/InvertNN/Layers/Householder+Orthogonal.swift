@@ -69,6 +69,8 @@ extension Householder {
     /// `tolerance/2 + n·(tolerance/4)²` plus the QR's rounding; if it fails, the Gram check
     /// decides and its value is reported. This keeps the initialization of a 784×784 layer close
     /// to the cost of its SVD.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     static func trapezoidalReflectors(
         ofOrthogonal q: Matrix<T>, tolerance: T?, checksGram: Bool
     ) throws -> (reflectors: Matrix<T>, determinant: Determinant) {

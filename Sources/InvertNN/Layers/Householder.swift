@@ -139,6 +139,9 @@ public final class Householder<T: Scalar>: InvertibleLayer {
 
     /// The designated initializer; `reflectorsName` lets a container give the parameter a
     /// unique name (``InvertibleLinear`` uses `"U.reflectors"` and `"V.reflectors"`).
+    /// Specialized: its O(m·n) validation loops run from unspecialized generic callers.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     init(
         features: Int, reflectors requested: Int?, determinant: Determinant?, parametrization: Parametrization,
         values: Matrix<T>?, bias: [T]?, hasBias: Bool, reflectorsName: String

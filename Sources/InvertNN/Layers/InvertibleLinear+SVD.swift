@@ -61,12 +61,12 @@ extension InvertibleLinear {
         }
         // LAPACK's singular vectors are orthogonal by construction: the QR's own R certifies it.
         let u = try Householder<T>(
-            orthogonal: rt, tolerance: orthogonalityTolerance, bias: nil, hasBias: false, reflectorsName: "reflectors",
+            orthogonal: rt, tolerance: orthogonalityTolerance, bias: nil, hasBias: false, reflectorsName: "U.reflectors",
             checksGram: false)
         let v = try Householder<T>(
-            orthogonal: p, tolerance: orthogonalityTolerance, bias: nil, hasBias: false, reflectorsName: "reflectors",
+            orthogonal: p, tolerance: orthogonalityTolerance, bias: nil, hasBias: false, reflectorsName: "V.reflectors",
             checksGram: false)
-        try self.init(u: u, logScale: sigma.map { T.log($0) }, v: v, bias: bias, hasBias: hasBias)
+        try self.init(u: u, logScale: sigma.map { T.log($0) }, v: v, bias: bias, hasBias: hasBias, copiesFactors: false)
     }
 
     /// A layer with Haar-distributed random orthogonal factors (see

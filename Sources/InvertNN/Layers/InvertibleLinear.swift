@@ -94,7 +94,14 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `u` or `v` has a bias, their
     ///   feature counts differ, or `logScale` (`bias`) does not have `features` entries;
     ///   ``InvertNNError/nonFinite(operation:row:column:)`` for NaN or infinite values.
-    public init(u: Householder<T>, logScale: [T], v: Householder<T>, bias: [T]? = nil, hasBias: Bool = true) throws {
+    public convenience init(u: Householder<T>, logScale: [T], v: Householder<T>, bias: [T]? = nil, hasBias: Bool = true) throws {
+        try self.init(u: u, logScale: logScale, v: v, bias: bias, hasBias: hasBias, copiesFactors: true)
+    }
+
+    /// The designated initializer. With `copiesFactors: false` the layer adopts `u` and `v`
+    /// as they are (they must already be named `"U.reflectors"` / `"V.reflectors"` and not be
+    /// used elsewhere); initializers that build fresh factors use it to skip the copies.
+    init(u: Householder<T>, logScale: [T], v: Householder<T>, bias: [T]?, hasBias: Bool, copiesFactors: Bool) throws {
         let operation = "InvertibleLinear"
         let n = u.features
         guard v.features == n else {
@@ -118,7 +125,8 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
             }
         }
         func copy(_ h: Householder<T>, _ name: String) throws -> Householder<T> {
-            try Householder<T>(
+            if !copiesFactors && h.reflectors.name == name { return h }
+            return try Householder<T>(
                 features: n, reflectors: h.reflectorCount, determinant: nil, parametrization: h.parametrization,
                 values: h.reflectors.value, bias: nil, hasBias: false, reflectorsName: name)
         }
