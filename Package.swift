@@ -1,5 +1,12 @@
 // swift-tools-version:6.1
+import Foundation
 import PackageDescription
+
+// The DocC plugin is resolved only on request (INVERTNN_DOCC=1 swift package generate-documentation),
+// so ordinary builds and tests fetch nothing extra.
+let documentationDependencies: [Package.Dependency] = ProcessInfo.processInfo.environment["INVERTNN_DOCC"] != nil
+    ? [.package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0")]
+    : []
 
 let package = Package(
     name: "InvertNN",
@@ -11,7 +18,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
-    ],
+    ] + documentationDependencies,
     targets: [
         // The C boundary: OpenBLAS (CBLAS) and LAPACKE. Only Sources/InvertNN/LinearAlgebra imports it.
         .systemLibrary(
