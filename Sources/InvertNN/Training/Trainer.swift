@@ -143,7 +143,13 @@ public final class Trainer<T: Scalar> {
             let correction = T(1 / averageWeight)
             for (p, avg) in zip(parameters, average) {
                 p.value.storage.withUnsafeMutableBufferPointer { theta in
-                    for i in 0..<theta.count { theta[i] = avg[i] * correction }
+                    if let mask = p.trainableMask {
+                        // Fixed entries keep their exact structural value (the corrected average
+                        // of a constant differs from it by rounding).
+                        for i in 0..<theta.count where mask[i] { theta[i] = avg[i] * correction }
+                    } else {
+                        for i in 0..<theta.count { theta[i] = avg[i] * correction }
+                    }
                 }
             }
             defer { for (p, v) in zip(parameters, iterate) { p.value = v } }
