@@ -1,5 +1,12 @@
 // swift-tools-version:6.1
+import Foundation
 import PackageDescription
+
+// The DocC plugin is resolved only on request (INVERTNN_DOCC=1 swift package generate-documentation),
+// so ordinary builds and tests fetch nothing extra.
+let documentationDependencies: [Package.Dependency] = ProcessInfo.processInfo.environment["INVERTNN_DOCC"] != nil
+    ? [.package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0")]
+    : []
 
 let package = Package(
     name: "InvertNN",
@@ -13,7 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
         // Test-only: property-based checks over every layer (Tests/InvertNNTests/Properties).
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
-    ],
+    ] + documentationDependencies,
     targets: [
         // The C boundary: OpenBLAS (CBLAS) and LAPACKE. Only Sources/InvertNN/LinearAlgebra imports it.
         .systemLibrary(
@@ -32,7 +39,7 @@ let package = Package(
                 "CBLAS", "CZlib",
                 .product(name: "Numerics", package: "swift-numerics"),
             ],
-            resources: [.copy("Resources/digits.csv.gz")]
+            resources: [.copy("Resources/digits.csv.gz"), .copy("Resources/mnist_5k.csv.gz")]
         ),
         .executableTarget(
             name: "InvertNNCLI",

@@ -2,42 +2,164 @@ import ArgumentParser
 import Foundation
 import InvertNN
 
-/// Where the training data comes from: the bundled digits or a CSV file of integer pixels.
+/// Where data comes from: a bundled dataset, a 2-D toy density, or a CSV file.
 struct DataOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
-        "'digits' (the bundled 8x8 handwritten digits) or the path of a numeric CSV file, optionally gzip-compressed, one sample per line.",
-        valueName: "digits|PATH"))
+        "'digits' (bundled 8x8 digits), 'mnist' (bundled 5000 MNIST images), a 2-D toy density (moons, rings, checkerboard, mixture) or the path of a numeric CSV file (optionally gzip-compressed, header row detected).",
+        valueName: "NAME|PATH"))
     var data: String = "digits"
 
-    @Option(parsing: .unconditional, help: "Number of pixel levels K of a CSV dataset (every value an integer in 0..<K), e.g. 256 for 8-bit images. Required with a PATH.")
+    @Option(parsing: .unconditional, help: "For a CSV of integer pixels: the number of levels K (every value in 0..<K); the data are dequantized and scored in bits/dim. Without it a CSV is continuous tabular data, standardized and scored in nats/dim.")
     var levels: Int?
 
-    @Flag(help: "The last column of the CSV file is a label: it is dropped, not modelled.")
-    var labelColumn = false
+    @Option(help: ArgumentHelp("A CSV column to exclude (a label), by header name or 1-based number.", valueName: "NAME|N"))
+    var labelColumn: String?
 
-    @Flag(help: "Skip the first line of the CSV file.")
-    var header = false
+    @Option(help: ArgumentHelp("More CSV columns to exclude, comma-separated names or 1-based numbers.", valueName: "A,B,..."))
+    var dropColumns: String?
 
-    var isDigits: Bool { data == "digits" }
+    var namedKind: NamedData? { NamedData(rawValue: data) }
 
     func validate() throws {
-        if isDigits {
-            if let levels, levels != Digits.levels {
-                throw ValidationError("--levels does not apply to the digits (they have \(Digits.levels) levels)")
+        if let named = namedKind {
+            if let levels, levels != named.levels {
+                throw ValidationError("--levels does not apply to --data \(data)")
+            }
+            if labelColumn != nil || dropColumns != nil {
+                throw ValidationError("--label-column and --drop-columns apply to CSV files only")
             }
         } else {
-            guard let levels else { throw ValidationError("--levels K is required with --data PATH") }
-            guard levels >= 2 else { throw ValidationError("--levels must be at least 2, got \(levels)") }
+            if let levels, levels < 2 { throw ValidationError("--levels must be at least 2, got \(levels)") }
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory), !isDirectory.boolValue else {
-                throw ValidationError("no such data file: \(data) (use --data digits or the path of a CSV file)")
+                throw ValidationError("no such data file: \(data) (use digits, mnist, moons, rings, checkerboard, mixture or the path of a CSV file)")
             }
         }
     }
 
+    var droppedColumns: [String] {
+        (dropColumns ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
     /// The dataset in precision `T`.
-    func load<T: Scalar>(_: T.Type) throws -> DiscreteDataset<T> {
-        if isDigits { return try Digits.load(as: T.self) }
-        return try DiscreteDataset<T>.csv(path: data, levels: levels ?? 256, labelColumn: labelColumn, hasHeader: header)
+    func load<T: Scalar>(_: T.Type) throws -> LoadedData<T> {
+        if let named = namedKind { return try named.load(T.self) }
+        if let levels {
+            let table: (columnNames: [String], values: Matrix<Double>) = try CSVReader.parseTable(try GzipReader.read(path: data), source: data)
+            let excluded = try Set(([labelColumn].compactMap { $0 } + droppedColumns).map {
+                try TabularDataset<Double>.columnIndex($0, in: table.columnNames, path: data)
+            })
+            let kept = (0..<table.values.columns).filter { !excluded.contains($0) }
+            guard !kept.isEmpty else { throw ValidationError("\(data): every column is excluded") }
+            var pixels = Matrix<Double>(rows: table.values.rows, columns: kept.count)
+            for r in 0..<pixels.rows { for (k, c) in kept.enumerated() { pixels[r, k] = table.values[r, c] } }
+            let n = pixels.rows
+            let validation = max(1, Int((Double(n) * 0.10).rounded())), test = max(1, Int((Double(n) * 0.15).rounded()))
+            let dataset = try DiscreteDataset<T>(
+                name: data, pixels: pixels, levels: levels, counts: (n - validation - test, validation, test), splitSeed: 1998)
+            return LoadedData(discrete: dataset, kind: .image, columnNames: kept.map { table.columnNames[$0] }, sourceColumns: kept)
+        }
+        let dataset = try TabularDataset<T>.csv(path: data, labelColumn: labelColumn, dropColumns: droppedColumns)
+        return LoadedData(tabular: dataset, kind: dataset.dimensions == 2 ? .points : .tabular, toy: nil)
+    }
+}
+
+/// The datasets known by name.
+enum NamedData: String, CaseIterable {
+    case digits, mnist, moons, rings, checkerboard, mixture
+
+    var levels: Int? {
+        switch self {
+        case .digits: return Digits.levels
+        case .mnist: return MNIST.levels
+        default: return nil
+        }
+    }
+
+    /// Points and seed of the toy datasets.
+    static let toyCount = 3000, toySeed: UInt64 = 2024
+
+    func load<T: Scalar>(_: T.Type) throws -> LoadedData<T> {
+        switch self {
+        case .digits: return LoadedData(discrete: try Digits.load(as: T.self), kind: .image, columnNames: nil, sourceColumns: nil)
+        case .mnist: return LoadedData(discrete: try MNIST.load(as: T.self), kind: .image, columnNames: nil, sourceColumns: nil)
+        case .moons, .rings, .checkerboard, .mixture:
+            let toy = ToyDensity(rawValue: rawValue)!
+            return LoadedData(
+                tabular: try toy.dataset(count: Self.toyCount, seed: Self.toySeed, as: T.self), kind: .points, toy: toy)
+        }
+    }
+}
+
+/// What kind of data a model was trained on; decides how samples are drawn.
+enum DataKind: String {
+    /// Integer pixels of an image (grid PNG).
+    case image
+    /// Continuous 2-D points (scatter plot, density heat map).
+    case points
+    /// Continuous vectors of any dimension.
+    case tabular
+}
+
+/// A dataset ready for training and its description for checkpoints.
+struct LoadedData<T: Scalar> {
+    let name: String
+    let kind: DataKind
+    let train: Matrix<T>
+    let validation: Matrix<T>
+    let test: Matrix<T>
+    /// K for integer data.
+    let levels: Int?
+    let imageHeight: Int
+    let imageWidth: Int
+    let columnNames: [String]?
+    /// 0-based columns of the CSV file that are modelled.
+    let sourceColumns: [Int]?
+
+    var dimensions: Int { train.columns }
+
+    init(discrete d: DiscreteDataset<T>, kind: DataKind, columnNames: [String]?, sourceColumns: [Int]?) {
+        name = d.name
+        self.kind = kind
+        train = d.train
+        validation = d.validation
+        test = d.test
+        levels = d.levels
+        imageHeight = d.imageHeight
+        imageWidth = d.imageWidth
+        self.columnNames = columnNames
+        self.sourceColumns = sourceColumns
+    }
+
+    init(tabular d: TabularDataset<T>, kind: DataKind, toy: ToyDensity?) {
+        name = d.name
+        self.kind = kind
+        train = d.train
+        validation = d.validation
+        test = d.test
+        levels = nil
+        imageHeight = 1
+        imageWidth = d.dimensions
+        columnNames = d.columnNames
+        sourceColumns = toy == nil ? d.sourceColumns : nil
+    }
+
+    /// Dequantization with the logit for integer data, standardization fitted on the training
+    /// split for continuous data.
+    func preprocessing(logitAlpha: Double) throws -> Preprocessing<T> {
+        if let levels { return .dequantization(try Dequantization(levels: levels, logitAlpha: T(logitAlpha))) }
+        return .standardization(try Standardization(fitting: train))
+    }
+
+    /// The `dataset` entry of the checkpoint metadata.
+    var json: JSONValue {
+        var object: [String: JSONValue] = [
+            "name": .string(name), "kind": .string(kind.rawValue), "dimensions": .number(Double(dimensions)),
+            "imageHeight": .number(Double(imageHeight)), "imageWidth": .number(Double(imageWidth)),
+        ]
+        if let columnNames { object["columns"] = .array(columnNames.map { .string($0) }) }
+        if let sourceColumns { object["sourceColumns"] = .array(sourceColumns.map { .number(Double($0)) }) }
+        if NamedData(rawValue: name) != nil { object["named"] = .bool(true) }
+        return .object(object)
     }
 }

@@ -7,29 +7,32 @@ enum Precision: String, ExpressibleByArgument, CaseIterable {
     case float, double
 }
 
-/// `invertnn train`: trains the default flow on discrete image data by maximum likelihood,
-/// reports bits/dim per epoch on stderr, writes a grid of samples as PNG and ends with one JSON
-/// line on stdout.
+/// `invertnn train`: trains a normalizing flow by maximum likelihood on the digits, MNIST, a 2-D
+/// toy density or a CSV file; reports per epoch on stderr, writes samples as PNG and the model as
+/// a safetensors checkpoint, and ends with one JSON line on stdout.
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train the default normalizing flow on the digits (or a CSV of integer pixels).",
+        abstract: "Train a normalizing flow on the digits, MNIST, a 2-D toy density or a CSV file.",
         discussion: """
-            Progress goes to stderr; stdout gets exactly one JSON line with the train, validation and \
-            test bits per dimension of the epoch with the best validation likelihood, the epochs, the \
-            seconds, the parameter count and the precision.
+            Integer data (digits, mnist, a CSV with --levels) are dequantized and scored in bits per \
+            dimension; continuous data (toy densities, a CSV without --levels) are standardized and \
+            scored in nats per dimension, the Jacobian of the standardization included. Model options \
+            left out take the preset of the dataset (see --help of each option). Progress goes to \
+            stderr; stdout gets exactly one JSON line with the figures of the epoch with the best \
+            validation likelihood.
             """)
 
     @OptionGroup var dataOptions: DataOptions
 
-    @Option(parsing: .unconditional, help: "Passes over the training set.")
-    var epochs: Int = TrainingDefaults.epochs
+    @Option(parsing: .unconditional, help: "Passes over the training set (default: the dataset's preset).")
+    var epochs: Int?
 
-    @Option(parsing: .unconditional, help: "Samples per optimizer step.")
-    var batchSize: Int = TrainingDefaults.batchSize
+    @Option(parsing: .unconditional, help: "Samples per optimizer step (default: the preset).")
+    var batchSize: Int?
 
-    @Option(parsing: .unconditional, help: "Adam's base learning rate (cosine-decayed over the run).")
-    var learningRate: Double = TrainingDefaults.learningRate
+    @Option(parsing: .unconditional, help: "Adam's base learning rate, cosine-decayed over the run (default: the preset).")
+    var learningRate: Double?
 
     @Option(help: "Seed of the initialization, shuffling, noise and samples; the same seed gives the same results.")
     var seed: UInt64 = 0
@@ -40,17 +43,26 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "OpenBLAS threads (default: all cores).")
     var threads: Int?
 
-    @Option(help: "Where to write the 8x8 grid of generated samples (PNG).")
+    @Option(help: "Where to write generated samples (PNG): a grid for images, a scatter plot for other data.")
     var samples: String = "samples.png"
 
-    @Option(parsing: .unconditional, help: "Coupling blocks of the flow.")
-    var couplings: Int = TrainingDefaults.couplings
+    @Option(help: "Where to write the trained model (safetensors); default model.safetensors beside the samples PNG.")
+    var out: String?
 
-    @Option(help: ArgumentHelp("Hidden widths of each coupling's conditioner MLP, comma-separated.", valueName: "N,N,..."))
-    var hiddenSizes: String = TrainingDefaults.hiddenSizes.map(String.init).joined(separator: ",")
+    @Option(parsing: .unconditional, help: "Coupling blocks of the flow (default: the preset).")
+    var couplings: Int?
 
-    @Option(help: "Feature mixing before each coupling: invertible-linear or permutation.")
-    var mixing: MixingOption = TrainingDefaults.mixing
+    @Option(help: ArgumentHelp("Hidden widths of each coupling's conditioner MLP, comma-separated (default: the preset).", valueName: "N,N,..."))
+    var hiddenSizes: String?
+
+    @Option(help: "Feature mixing before each coupling: invertible-linear or permutation (default: the preset).")
+    var mixing: MixingOption?
+
+    @Option(parsing: .unconditional, help: "Householder reflectors per orthogonal factor of each invertible-linear mixing layer (default: the preset; all = D).")
+    var reflectors: Int?
+
+    @Option(help: "Initialization: random, or whitening (a last linear layer initialized to whiten the preprocessed training data, ZCA).")
+    var initialization: InitializationOption = .random
 
     @Option(parsing: .unconditional, help: "Adam's decoupled weight decay (AdamW).")
     var weightDecay: Double = TrainingDefaults.weightDecay
@@ -61,10 +73,13 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Sampling temperature: the standard deviation of the latent draws (1 = the model's own distribution).")
     var temperature: Double = 1
 
+    @OptionGroup var output: OutputOptions
+
+
     func validate() throws {
-        guard epochs >= 0 else { throw ValidationError("--epochs must be 0 or more, got \(epochs)") }
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
-        guard learningRate > 0, learningRate.isFinite else {
+        if let epochs, epochs < 0 { throw ValidationError("--epochs must be 0 or more, got \(epochs)") }
+        if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        if let learningRate, !(learningRate > 0 && learningRate.isFinite) {
             throw ValidationError("--learning-rate must be positive, got \(learningRate)")
         }
         if let threads, threads < 1 || threads > 1024 {
@@ -74,26 +89,35 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--temperature must be positive, got \(temperature)")
         }
         // Upper bounds keep a typo from allocating without end (a model this size would not fit anyway).
-        guard couplings >= 1, couplings <= 10_000 else {
+        if let couplings, couplings < 1 || couplings > 10_000 {
             throw ValidationError("--couplings must be in 1...10000, got \(couplings)")
         }
-        guard let hidden = parsedHiddenSizes, hidden.allSatisfy({ $0 <= 65_536 }) else {
+        if let reflectors, reflectors < 1 { throw ValidationError("--reflectors must be at least 1, got \(reflectors)") }
+        if let hiddenSizes, !(parsedHiddenSizes.map { $0.allSatisfy { $0 <= 65_536 } } ?? false) {
             throw ValidationError("--hidden-sizes must be comma-separated integers in 1...65536, got '\(hiddenSizes)'")
         }
         guard weightDecay >= 0, weightDecay.isFinite else {
             throw ValidationError("--weight-decay must be 0 or more, got \(weightDecay)")
         }
         guard averaging >= 0, averaging < 1 else { throw ValidationError("--averaging must lie in [0, 1), got \(averaging)") }
-        guard !samples.isEmpty else { throw ValidationError("--samples needs a file path") }
-        let directory = URL(fileURLWithPath: samples).deletingLastPathComponent().path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw ValidationError("--samples: the directory \(directory) does not exist")
+        for (flag, path) in [("--samples", samples), ("--out", modelPath)] {
+            guard !path.isEmpty else { throw ValidationError("\(flag) needs a file path") }
+            let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("\(flag): the directory \(directory) does not exist")
+            }
         }
+    }
+
+    /// `--out`, or model.safetensors in the directory of `--samples`.
+    var modelPath: String {
+        out ?? URL(fileURLWithPath: samples).deletingLastPathComponent().appendingPathComponent("model.safetensors").path
     }
 
     /// The hidden widths, or nil if malformed (an empty string means no hidden layer).
     var parsedHiddenSizes: [Int]? {
+        guard let hiddenSizes else { return nil }
         if hiddenSizes.isEmpty { return [] }
         let parts = hiddenSizes.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard parts.allSatisfy({ ($0 ?? 0) >= 1 }) else { return nil }
@@ -113,51 +137,117 @@ struct TrainCommand: ParsableCommand {
         let clock = ContinuousClock()
         let start = clock.now
         let dataset = try dataOptions.load(T.self)
+        let preset = ModelPreset.for(dataset)
+        let preprocessing = try dataset.preprocessing(logitAlpha: FlowPresets.logitAlpha)
+        var whiteningData: Matrix<T>? = nil
+        if initialization == .whitening {
+            var noise = SeededGenerator(seed: seed ^ 0x3C6E_F372_FE94_F82B)
+            whiteningData = try preprocessing.transform(dataset.train, using: &noise).output
+        }
         let flow: NormalizingFlow<T> = try FlowPresets.digits(
-            features: dataset.dimensions, couplings: couplings, hiddenSizes: parsedHiddenSizes ?? [],
-            mixing: mixing.preset, seed: seed)
-        let preprocessing = try Dequantization<T>(levels: dataset.levels, logitAlpha: T(FlowPresets.logitAlpha))
+            features: dataset.dimensions, couplings: couplings ?? preset.couplings,
+            hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes, mixing: (mixing ?? preset.mixing).preset,
+            reflectors: reflectors ?? preset.reflectors, whiteningData: whiteningData, seed: seed)
+        let epochs = self.epochs ?? preset.epochs
         let configuration = TrainingConfiguration(
-            epochs: epochs, batchSize: batchSize, learningRate: learningRate, seed: seed,
+            epochs: epochs, batchSize: batchSize ?? preset.batchSize, learningRate: learningRate ?? preset.learningRate, seed: seed,
             maxGradientNorm: TrainingDefaults.maxGradientNorm, weightDecay: weightDecay, schedule: TrainingDefaults.schedule,
             parameterAveraging: averaging > 0 ? averaging : nil)
         let trainer = try Trainer(flow: flow, preprocessing: preprocessing, configuration: configuration)
-
-        StandardError.line(
+        let unit = preprocessing.isDiscrete ? "bits/dim" : "nats/dim"
+        let valueKind = dataset.levels.map { "\($0) levels" } ?? "continuous values (standardized)"
+        output.note(
             "invertnn train: \(dataset.name), \(dataset.train.rows)/\(dataset.validation.rows)/\(dataset.test.rows) samples of "
-                + "\(dataset.dimensions) dimensions with \(dataset.levels) levels; \(flow.trainableParameterCount) parameters; "
+                + "\(dataset.dimensions) dimensions with \(valueKind); \(flow.trainableParameterCount) parameters; "
                 + "\(precision.rawValue), \(BLAS.threads) BLAS thread(s), \(BLAS.coreName) kernels")
-        let reporter = ProgressReporter(epochs: epochs)
+        let reporter = ProgressReporter(epochs: epochs, discrete: preprocessing.isDiscrete, quiet: output.quiet)
         let result = try trainer.fit(
             train: dataset.train, validation: dataset.validation, test: dataset.test, progress: reporter.handle)
         reporter.finish()
 
-        // Samples of the selected parameters, in data units, as an 8×8 grid upscaled ×4.
-        var generator = SeededGenerator(seed: seed &+ 0x5A3B_1E5)
-        let drawn = try flow.sample(count: 64, temperature: T(temperature), using: &generator)
-        let levels = preprocessing.discretize(preprocessing.dataUnits(drawn))
-        let grey = (1 / T(dataset.levels - 1)) * levels
-        let image = try GreyscaleImage.grid(
-            grey, height: dataset.imageHeight, width: dataset.imageWidth, columns: 8, scale: 4, spacing: 2)
-        try PNGWriter.write(image, to: samples)
-        StandardError.line("wrote 64 samples (temperature \(temperature)) as an 8x8 grid, \(image.width)x\(image.height) px, to \(samples)")
+        let description = DataDescription(json: dataset.json, dimensions: dataset.dimensions)
+        let checkpoint = Checkpoint(flow: flow, preprocessing: preprocessing, dataset: dataset.json)
+        try checkpoint.write(to: modelPath)
+        output.note("wrote the model (\(flow.trainableParameterCount) parameters, \(T.dtypeName)) to \(modelPath)")
+
+        let count = dataset.kind == .image ? 64 : 2000
+        let drawn = try Rendering.samples(
+            flow: flow, preprocessing: preprocessing, count: count, temperature: temperature, seed: seed &+ 0x5A3B_1E5)
+        if dataset.kind == .image || dataset.dimensions >= 2 {
+            let note = try Rendering.writePNG(
+                samples: drawn, description: description, preprocessing: preprocessing,
+                reference: dataset.kind == .image ? nil : dataset.train, path: samples)
+            output.note(note + " (temperature \(temperature))")
+        }
 
         let best = result.best
         let test = best.test ?? best.validation
         let elapsed = (clock.now - start).components
         let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
-        StandardError.line(
-            "selected epoch \(best.epoch) (lowest validation NLL): train \(format(best.train.bitsPerDimension)), "
-                + "validation \(format(best.validation.bitsPerDimension)), test \(format(test.bitsPerDimension)) bits/dim")
+        func perDimension(_ e: SplitEvaluation) -> Double { preprocessing.isDiscrete ? e.bitsPerDimension : e.natsPerDimension }
+        if !output.quiet {
+            StandardError.write(SummaryTable.render(result: result, unit: unit, perDimension: perDimension))
+            StandardError.line(
+                "selected epoch \(best.epoch) (lowest validation NLL): train \(format(perDimension(best.train))), "
+                    + "validation \(format(perDimension(best.validation))), test \(format(perDimension(test))) \(unit); "
+                    + "test NLL \(format(test.negativeLogLikelihood)) nats per sample; \(String(format: "%.1f", seconds)) s")
+        }
+        let key = preprocessing.isDiscrete ? "bits_per_dim" : "nats_per_dim"
         let json = "{\"dataset\":\(jsonString(dataset.name)),"
-            + "\"train_bits_per_dim\":\(jsonNumber(best.train.bitsPerDimension)),"
-            + "\"validation_bits_per_dim\":\(jsonNumber(best.validation.bitsPerDimension)),"
-            + "\"test_bits_per_dim\":\(jsonNumber(test.bitsPerDimension)),"
+            + "\"train_\(key)\":\(jsonNumber(perDimension(best.train))),"
+            + "\"validation_\(key)\":\(jsonNumber(perDimension(best.validation))),"
+            + "\"test_\(key)\":\(jsonNumber(perDimension(test))),"
+            + "\"test_nll\":\(jsonNumber(test.negativeLogLikelihood)),"
+            + "\"best_epoch\":\(best.epoch),"
             + "\"epochs\":\(epochs),"
             + "\"seconds\":\(jsonNumber((seconds * 1000).rounded() / 1000)),"
             + "\"parameters\":\(flow.trainableParameterCount),"
-            + "\"precision\":\"\(precision.rawValue)\"}"
+            + "\"precision\":\"\(precision.rawValue)\","
+            + "\"model\":\(jsonString(modelPath))}"
         print(json)
+    }
+}
+
+/// The `--initialization` choices.
+enum InitializationOption: String, ExpressibleByArgument, CaseIterable {
+    case random, whitening
+}
+
+/// The model and optimizer defaults of each kind of data.
+struct ModelPreset {
+    var couplings: Int
+    var hiddenSizes: [Int]
+    var mixing: MixingOption
+    var reflectors: Int?
+    var epochs: Int
+    var batchSize: Int
+    var learningRate: Double
+
+    static func `for`<T: Scalar>(_ data: LoadedData<T>) -> ModelPreset {
+        switch (NamedData(rawValue: data.name), data.kind) {
+        case (.digits?, _):
+            return ModelPreset(
+                couplings: TrainingDefaults.couplings, hiddenSizes: TrainingDefaults.hiddenSizes, mixing: TrainingDefaults.mixing,
+                reflectors: nil, epochs: TrainingDefaults.epochs, batchSize: TrainingDefaults.batchSize,
+                learningRate: TrainingDefaults.learningRate)
+        case (.mnist?, _):
+            // 784 dimensions: permutation mixing keeps a step at the conditioners' GEMMs.
+            return ModelPreset(
+                couplings: 6, hiddenSizes: [512], mixing: .permutation, reflectors: nil, epochs: 12, batchSize: 64,
+                learningRate: 1e-3)
+        case (_, .points):
+            return ModelPreset(
+                couplings: 8, hiddenSizes: [64, 64], mixing: .invertibleLinear, reflectors: nil, epochs: 100, batchSize: 64,
+                learningRate: 3e-3)
+        case (_, .image):
+            return ModelPreset(
+                couplings: 8, hiddenSizes: [256, 256], mixing: data.dimensions > 256 ? .permutation : .invertibleLinear,
+                reflectors: nil, epochs: 30, batchSize: 32, learningRate: 2e-3)
+        case (_, .tabular):
+            return ModelPreset(
+                couplings: 6, hiddenSizes: [64, 64], mixing: .invertibleLinear, reflectors: nil, epochs: 80, batchSize: 32,
+                learningRate: 2e-3)
+        }
     }
 }
 

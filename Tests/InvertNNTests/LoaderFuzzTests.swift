@@ -7,7 +7,8 @@ import InvertNN
 /// seeds by byte flips, insertions from a CSV-biased alphabet, deletions, duplications and
 /// truncations. Each input must either load or throw an ``InvertNNError``; a crash fails the run.
 /// Counts: 100,000 CSV inputs through `CSVReader.parse` (and the dataset checks), 20,000 gzip
-/// files through `GzipReader.read`. Reproduce a run with its seed; raise `FUZZ_SCALE` in the
+/// files through `GzipReader.read`, 20,000 safetensors checkpoints through `SafeTensors.decode`
+/// and `Checkpoint(file:path:)`. Reproduce a run with its seed; raise `FUZZ_SCALE` in the
 /// environment to run longer (e.g. `FUZZ_SCALE=50 swift test --filter LoaderFuzzTests`).
 @Suite struct LoaderFuzzTests {
     static let scale = max(1, Int(ProcessInfo.processInfo.environment["FUZZ_SCALE"] ?? "") ?? 1)
@@ -19,7 +20,7 @@ import InvertNN
     static let alphabet = Array("0123456789,,,\n\n\r .-+eE\tnaif\"x".utf8) + [0, 0xFF, 0xC3]
 
     /// One mutation of `input`.
-    static func mutate(_ input: [UInt8], _ rng: inout SeededGenerator, alphabet: [UInt8]) -> [UInt8] {
+    static func mutate(_ input: [UInt8], _ rng: inout SeededGenerator, alphabet: [UInt8], maxLength: Int = 96) -> [UInt8] {
         var b = input
         for _ in 0...Int(rng.next() % 4) {
             let position = b.isEmpty ? 0 : Int(rng.next() % UInt64(b.count + 1))
@@ -34,7 +35,7 @@ import InvertNN
             default: if !b.isEmpty { b[min(position, b.count - 1)] = UInt8(truncatingIfNeeded: rng.next()) }
             }
         }
-        return Array(b.prefix(96))
+        return Array(b.prefix(maxLength))
     }
 
     @Test func csvReaderNeverTraps() {
@@ -110,5 +111,37 @@ import InvertNN
         }
         #expect(read + rejected == total)
         #expect(rejected > total / 20, "truncations and flips are detected: \(rejected) of \(total) rejected")
+    }
+
+    /// Mutated checkpoints (a small flow, a few hundred bytes; mutations land mostly in the
+    /// 8-byte length and the JSON header): decoding and rebuilding the model either succeed or
+    /// throw `CheckpointError` / `InvertNNError`.
+    @Test func safetensorsReaderNeverTraps() throws {
+        var rng = SeededGenerator(seed: 0x5AFE)
+        let flow = try NormalizingFlow(transform: Sequential<Double>([
+            try Diagonal(features: 3, logScale: [0.1, -0.2, 0.3]), try Permutation<Double>.reversed(features: 3),
+            try Bias(features: 3, bias: [1, 2, 3]),
+        ]))
+        let seed = try Checkpoint(flow: flow, preprocessing: .dequantization(try Dequantization(levels: 4))).safeTensors().encode()
+        let alphabet = Array("{}[]\":,0123456789-.eE \"FD_a".utf8) + Array(0...255).map(UInt8.init)
+        var loaded = 0, rejected = 0
+        let total = 20_000 * Self.scale
+        for _ in 0..<total {
+            let input = Self.mutate(seed, &rng, alphabet: alphabet, maxLength: seed.count + 16)
+            do {
+                let file = try SafeTensors.decode(input, path: "fuzz.safetensors")
+                let checkpoint = try Checkpoint<Double>(file: file, path: "fuzz.safetensors")
+                _ = try? checkpoint.flow.logProbability(Matrix(rows: 1, columns: checkpoint.flow.features, repeating: 0.5))
+                loaded += 1
+            } catch is CheckpointError {
+                rejected += 1
+            } catch is InvertNNError {
+                rejected += 1
+            } catch {
+                Issue.record("unexpected error \(error)")
+            }
+        }
+        #expect(loaded + rejected == total)
+        #expect(rejected > total / 20, "\(rejected) of \(total) rejected")
     }
 }

@@ -51,20 +51,7 @@ public enum PNGWriter {
     ///
     /// - Throws: ``InvertNNError/io(path:reason:)`` if the file cannot be written or renamed.
     public static func write(_ image: GreyscaleImage, to path: String) throws {
-        let bytes = try encode(image)
-        let url = URL(fileURLWithPath: path)
-        let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
-        do {
-            try Data(bytes).write(to: temporary)
-        } catch {
-            throw InvertNNError.io(path: path, reason: "cannot write: \(error.localizedDescription)")
-        }
-        if rename(temporary.path, url.path) != 0 {
-            let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(at: temporary)
-            throw InvertNNError.io(path: path, reason: "cannot rename the temporary file into place: \(reason)")
-        }
+        try AtomicFile.write(try encode(image), to: path)
     }
 
     private static func appendBigEndian(_ value: UInt32, to bytes: inout [UInt8]) {

@@ -46,7 +46,9 @@ public final class ConcatNoise<T: Scalar>: InvertibleLayer {
     public var parameters: [Parameter<T>] { [] }
     public var configuration: [String: ConfigurationValue] {
         ["type": .string("ConcatNoise"), "features": .int(features), "noiseFeatures": .int(noiseFeatures),
-         "channel": .string(channel)]
+         "channel": .string(channel),
+         // Which q, so that a checkpoint can rebuild the layer (only the standard normal so far).
+         "noise": .string(noise is StandardNormal<T> ? "StandardNormal" : String(describing: type(of: noise)))]
     }
 
     public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {

@@ -29,11 +29,20 @@ public enum FlowPresets {
     ///   - hiddenSizes: the conditioner's hidden widths.
     ///   - scaleBound: `c` of `s = c·tanh(ŝ/c)`.
     ///   - mixing: the layer before each coupling.
+    ///   - reflectors: Householder reflectors per orthogonal factor of each ``InvertibleLinear``
+    ///     mixing layer (`nil`: D, a full orthogonal group; fewer is cheaper, O(B·D·m) per call).
+    ///   - whiteningData: if given, `[samples, D]` of (preprocessed) training data: a last layer
+    ///     ``InvertibleLinear/init(whiteningData:variant:epsilon:)`` (ZCA) is appended, the first layer
+    ///     the data meets on its way to the latent space, initialized so that it whitens the data
+    ///     (a data-dependent initialization as in Glow, Kingma & Dhariwal 2018, §3.1; trained on
+    ///     afterwards like any layer).
     ///   - seed: seed of the random initialization (permutations, conditioner weights).
-    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes.
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes; the errors of
+    ///   the whitening initializer.
     public static func digits<T: Scalar>(
         features: Int = 64, couplings: Int = 8, hiddenSizes: [Int] = [256, 256], scaleBound: Double = 2,
-        mixing: Mixing = .invertibleLinear, seed: UInt64 = 0, as _: T.Type = T.self
+        mixing: Mixing = .invertibleLinear, reflectors: Int? = nil, whiteningData: Matrix<T>? = nil,
+        seed: UInt64 = 0, as _: T.Type = T.self
     ) throws -> NormalizingFlow<T> {
         guard features >= 2, couplings >= 1 else {
             throw InvertNNError.invalidArgument(
@@ -47,12 +56,16 @@ public enum FlowPresets {
             case .permutation:
                 layers.append(try Permutation<T>.random(features: features, using: &generator))
             case .invertibleLinear:
-                layers.append(try InvertibleLinear<T>(features: features, using: &generator))
+                layers.append(try InvertibleLinear<T>(
+                    features: features, reflectors: reflectors.map { min($0, features) }, using: &generator))
             }
             layers.append(try AffineCoupling<T>(
                 features: features, hiddenSizes: hiddenSizes, conditioningBlock: block, scaleBound: T(scaleBound),
                 using: &generator))
             block = block.other
+        }
+        if let whiteningData {
+            layers.append(try InvertibleLinear<T>(whiteningData: whiteningData))
         }
         return try NormalizingFlow(transform: try Sequential(layers))
     }

@@ -1,6 +1,7 @@
 import RealModule
 
-/// Maximum-likelihood training of a ``NormalizingFlow`` on discrete data with early-stopping
+/// Maximum-likelihood training of a ``NormalizingFlow`` on discrete or continuous data
+/// (``Preprocessing``) with early-stopping
 /// selection: Adam on mini-batches of a seeded shuffle, freshly dequantized every step, scored
 /// after every epoch on the training, validation and test sets, keeping the parameters of the
 /// epoch with the lowest validation NLL (restored at the end).
@@ -22,8 +23,9 @@ import RealModule
 public final class Trainer<T: Scalar> {
     /// The model trained; it holds the selected parameters after ``fit(train:validation:test:progress:)``.
     public let flow: NormalizingFlow<T>
-    /// Dequantization (and logit) applied to every batch; its log-det enters the reported NLL.
-    public let preprocessing: Dequantization<T>
+    /// Dequantization (and logit) or standardization applied to every batch; its log-det enters
+    /// the reported NLL.
+    public let preprocessing: Preprocessing<T>
     /// The hyper-parameters of the run.
     public let configuration: TrainingConfiguration
     /// The optimizer over ``NormalizingFlow/parameters``; its learning rate follows the schedule.
@@ -32,7 +34,7 @@ public final class Trainer<T: Scalar> {
     /// A trainer for `flow` on data preprocessed by `preprocessing`.
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for an invalid configuration.
-    public init(flow: NormalizingFlow<T>, preprocessing: Dequantization<T>, configuration: TrainingConfiguration) throws {
+    public init(flow: NormalizingFlow<T>, preprocessing: Preprocessing<T>, configuration: TrainingConfiguration) throws {
         try configuration.validate()
         self.flow = flow
         self.preprocessing = preprocessing
@@ -42,10 +44,18 @@ public final class Trainer<T: Scalar> {
             maxGradientNorm: configuration.maxGradientNorm.map { T($0) }, weightDecay: T(configuration.weightDecay))
     }
 
-    /// The NLL of a whole split (nats per sample of `x`, preprocessing included) and its bits
-    /// per dimension, with dequantization noise drawn from `SeededGenerator(seed: noiseSeed)`.
+    /// A trainer for `flow` on discrete data dequantized by `dequantization`.
     ///
-    /// - Parameter data: `[n, D]` integer levels.
+    /// - Throws: as ``init(flow:preprocessing:configuration:)``.
+    public convenience init(flow: NormalizingFlow<T>, preprocessing dequantization: Dequantization<T>, configuration: TrainingConfiguration) throws {
+        try self.init(flow: flow, preprocessing: .dequantization(dequantization), configuration: configuration)
+    }
+
+    /// The NLL of a whole split (nats per sample of `x`, preprocessing included) and its bits
+    /// per dimension, with dequantization noise drawn from `SeededGenerator(seed: noiseSeed)`
+    /// (continuous data use no noise).
+    ///
+    /// - Parameter data: `[n, D]` integer levels or continuous values, as the preprocessing expects.
     /// - Throws: shape mismatch, an out-of-range level, or a layer's error.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
@@ -66,7 +76,7 @@ public final class Trainer<T: Scalar> {
         let nll = total / Double(data.rows)
         return SplitEvaluation(
             negativeLogLikelihood: nll,
-            bitsPerDimension: try bitsPerDimension(nllNats: nll, dimensions: data.columns, levels: preprocessing.levels))
+            bitsPerDimension: try preprocessing.bitsPerDimension(nllNats: nll, dimensions: data.columns))
     }
 
     /// Trains for ``TrainingConfiguration/epochs`` epochs and leaves the flow with the
@@ -103,7 +113,7 @@ public final class Trainer<T: Scalar> {
         let stepsPerEpoch = train.rows / batchSize + (train.rows % batchSize == 0 ? 0 : 1)
         let (product, overflow) = stepsPerEpoch.multipliedReportingOverflow(by: epochs)
         let totalSteps = overflow ? Int.max : product
-        let levelsTerm = Double(d) * Double.log(Double(preprocessing.levels))
+        let levelsTerm = Double(d) * Double.log(Double(preprocessing.levels ?? 1))
         func toBitsPerDimension(_ nll: Double) -> Double { (nll + levelsTerm) / (Double(d) * Double.log(2)) }
 
         // Independent streams: shuffling and training noise from the run seed, evaluation fixed.
@@ -143,7 +153,13 @@ public final class Trainer<T: Scalar> {
             let correction = T(1 / averageWeight)
             for (p, avg) in zip(parameters, average) {
                 p.value.storage.withUnsafeMutableBufferPointer { theta in
-                    for i in 0..<theta.count { theta[i] = avg[i] * correction }
+                    if let mask = p.trainableMask {
+                        // Fixed entries keep their exact structural value (the corrected average
+                        // of a constant differs from it by rounding).
+                        for i in 0..<theta.count where mask[i] { theta[i] = avg[i] * correction }
+                    } else {
+                        for i in 0..<theta.count { theta[i] = avg[i] * correction }
+                    }
                 }
             }
             defer { for (p, v) in zip(parameters, iterate) { p.value = v } }

@@ -4,8 +4,12 @@ import RealModule
 public struct SplitEvaluation: Sendable, Equatable {
     /// `-log p(x)` per sample, in nats, for the dequantized data `x = (k + u)/K ∈ [0, 1)^D`.
     public let negativeLogLikelihood: Double
-    /// The same in bits per dimension of the discrete data (``bitsPerDimension(nllNats:dimensions:levels:)``).
+    /// The same in bits per dimension: of the discrete data (``bitsPerDimension(nllNats:dimensions:levels:)``)
+    /// for integer data, `NLL / (D·ln 2)` for continuous data (``Preprocessing/bitsPerDimension(nllNats:dimensions:)``).
     public let bitsPerDimension: Double
+
+    /// ``bitsPerDimension`` in nats per dimension (`× ln 2`), the usual unit for continuous data.
+    public var natsPerDimension: Double { bitsPerDimension * Double.log(2) }
 }
 
 /// The state of training after one optimizer step, for progress display.

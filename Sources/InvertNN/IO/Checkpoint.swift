@@ -1,0 +1,221 @@
+import RealModule
+
+/// A trained model as one safetensors file (DESIGN.md §4): the flow's parameters as tensors and,
+/// in `__metadata__`, everything needed to rebuild and use it without other files.
+///
+/// Tensors: one per parameter, named by ``LayerRegistry/namedParameters(of:)`` (layer position,
+/// then the parameter's name, e.g. `"1.dense0.weight"`), shape `[rows, columns]` of the
+/// parameter's matrix, dtype `F32` or `F64` as the model's precision.
+///
+/// `__metadata__` (every value a string, as the format requires; JSON where structured):
+/// - `format`: `"invertnn"`, `format_version`: ``formatVersion``;
+/// - `architecture`: the JSON of the transform's ``InvertibleLayer/configuration``;
+/// - `base`: the base distribution, `{"type": "StandardNormal", "features": D}`;
+/// - `preprocessing`: ``Preprocessing/json`` (levels and logit α, or feature means and scales);
+/// - `dataset`: a free-form JSON description of the training data (name, kind, image shape,
+///   column names) that tools use to display and score data;
+/// - `dtype`: `"F32"` or `"F64"`.
+///
+/// Files are written atomically (``AtomicFile``). A loaded model computes bit-identical
+/// log-densities: the parameter bytes are stored exactly and every computation is deterministic.
+public struct Checkpoint<T: Scalar> {
+    /// The version written into, and required of, `format_version`.
+    public static var formatVersion: String { "1" }
+
+    /// The model.
+    public let flow: NormalizingFlow<T>
+    /// The data preprocessing the model was trained with.
+    public let preprocessing: Preprocessing<T>
+    /// A JSON description of the training data (`.object` with at least `"name"`), or `.null`.
+    public let dataset: JSONValue
+
+    /// A checkpoint of `flow` trained on data preprocessed by `preprocessing`.
+    public init(flow: NormalizingFlow<T>, preprocessing: Preprocessing<T>, dataset: JSONValue = .null) {
+        self.flow = flow
+        self.preprocessing = preprocessing
+        self.dataset = dataset
+    }
+
+    /// The safetensors file of this checkpoint.
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if the base distribution is
+    ///   not a standard normal or parameter names collide.
+    public func safeTensors() throws -> SafeTensors {
+        guard flow.base is StandardNormal<T> else {
+            throw InvertNNError.invalidArgument(
+                operation: "Checkpoint", reason: "only flows over a StandardNormal base can be saved, got \(type(of: flow.base))")
+        }
+        let tensors = try LayerRegistry.namedParameters(of: flow.transform).map { entry in
+            try SafeTensors.Tensor(name: entry.name, shape: entry.parameter.value.shape, values: entry.parameter.value.storage)
+        }
+        let metadata: [String: String] = [
+            "format": "invertnn",
+            "format_version": Self.formatVersion,
+            "architecture": JSONValue(configuration: flow.transform.configuration).description,
+            "base": JSONValue.object(["type": .string("StandardNormal"), "features": .number(Double(flow.features))]).description,
+            "preprocessing": preprocessing.json.description,
+            "dataset": dataset.description,
+            "dtype": T.dtypeName,
+        ]
+        return SafeTensors(tensors: tensors, metadata: metadata)
+    }
+
+    /// Writes the checkpoint to `path` atomically (temporary file + rename).
+    ///
+    /// - Throws: as ``safeTensors()``; ``CheckpointError/io(path:reason:)``.
+    public func write(to path: String) throws {
+        try safeTensors().write(to: path)
+    }
+
+    /// Reads the checkpoint at `path`, rebuilding the flow from its metadata. Tensors stored in
+    /// the other precision are converted (then results are no longer bit-identical).
+    ///
+    /// - Throws: every ``CheckpointError`` of ``SafeTensors/read(path:)`` and ``init(file:path:)``.
+    public static func read(path: String) throws -> Checkpoint<T> {
+        try Checkpoint(file: try SafeTensors.read(path: path), path: path)
+    }
+
+    /// Rebuilds a checkpoint from a parsed file.
+    ///
+    /// - Parameter path: names the file in errors.
+    /// - Throws: ``CheckpointError/badMetadata(path:key:reason:)`` for a missing or malformed
+    ///   entry; ``CheckpointError/unsupportedVersion(path:version:)``;
+    ///   ``CheckpointError/badArchitecture(path:reason:)`` if the layers cannot be rebuilt; and the
+    ///   errors of ``load(_:into:path:)`` (missing or unexpected tensors, wrong shapes).
+    public init(file: SafeTensors, path: String) throws {
+        let meta = file.metadata
+        func json(_ key: String) throws -> JSONValue {
+            guard let text = meta[key] else { throw CheckpointError.badMetadata(path: path, key: key, reason: "missing") }
+            do { return try JSONValue.parse(text, source: key) } catch {
+                throw CheckpointError.badMetadata(path: path, key: key, reason: "not valid JSON (\(error))")
+            }
+        }
+        guard meta["format"] == "invertnn" else {
+            throw CheckpointError.badMetadata(path: path, key: "format", reason: "expected \"invertnn\", got \(meta["format"].map { "\"\($0)\"" } ?? "nothing")")
+        }
+        guard let version = meta["format_version"] else {
+            throw CheckpointError.badMetadata(path: path, key: "format_version", reason: "missing")
+        }
+        guard version == Self.formatVersion else { throw CheckpointError.unsupportedVersion(path: path, version: version) }
+        let architecture = try json("architecture")
+        let base = try json("base")
+        guard base["type"]?.stringValue == "StandardNormal", let features = base["features"]?.intValue else {
+            throw CheckpointError.badMetadata(path: path, key: "base", reason: "expected {\"type\": \"StandardNormal\", \"features\": D}, got \(base)")
+        }
+        let preprocessing: Preprocessing<T>
+        do { preprocessing = try Preprocessing<T>(json: try json("preprocessing")) } catch let error as InvertNNError {
+            throw CheckpointError.badMetadata(path: path, key: "preprocessing", reason: "\(error)")
+        }
+        let dataset = meta["dataset"] == nil ? JSONValue.null : try json("dataset")
+        let transform: Sequential<T>
+        do {
+            let layer: any InvertibleLayer<T> = try LayerRegistry.build(architecture)
+            guard let sequential = layer as? Sequential<T> else {
+                throw CheckpointError.badArchitecture(path: path, reason: "the root layer must be a Sequential, got \(layer.name)")
+            }
+            transform = sequential
+        } catch let error as InvertNNError {
+            throw CheckpointError.badArchitecture(path: path, reason: "\(error)")
+        }
+        let flow: NormalizingFlow<T>
+        do {
+            guard features == transform.inputFeatures else {
+                throw InvertNNError.invalidArgument(
+                    operation: "Checkpoint", reason: "the base has \(features) features, the transform \(transform.inputFeatures)")
+            }
+            flow = try NormalizingFlow(transform: transform)
+        } catch let error as InvertNNError {
+            throw CheckpointError.badArchitecture(path: path, reason: "\(error)")
+        }
+        try Self.assign(file, to: flow, path: path)
+        self.init(flow: flow, preprocessing: preprocessing, dataset: dataset)
+    }
+
+    /// Loads the parameter values of a checkpoint file into an existing `flow` of the same
+    /// architecture (for example to continue training).
+    ///
+    /// - Throws: ``CheckpointError/architectureMismatch(path:reason:)`` naming the first
+    ///   difference between the stored and the flow's architecture;
+    ///   ``CheckpointError/badMetadata(path:key:reason:)`` without an architecture; and the tensor
+    ///   errors of ``init(file:path:)``. On error the flow keeps its values.
+    public static func load(_ file: SafeTensors, into flow: NormalizingFlow<T>, path: String) throws {
+        guard let text = file.metadata["architecture"], let stored = try? JSONValue.parse(text) else {
+            throw CheckpointError.badMetadata(path: path, key: "architecture", reason: "missing or not valid JSON")
+        }
+        let own = JSONValue(configuration: flow.transform.configuration)
+        if let difference = firstDifference(stored, own, at: "architecture") {
+            throw CheckpointError.architectureMismatch(path: path, reason: difference)
+        }
+        try assign(file, to: flow, path: path)
+    }
+
+    /// Assigns every tensor to the parameter of the same name after checking names and shapes
+    /// (all checks first, so a failure leaves the flow unchanged).
+    static func assign(_ file: SafeTensors, to flow: NormalizingFlow<T>, path: String) throws {
+        let named: [(name: String, parameter: Parameter<T>)]
+        do { named = try LayerRegistry.namedParameters(of: flow.transform) } catch {
+            throw CheckpointError.badArchitecture(path: path, reason: "\(error)")
+        }
+        var byName = [String: SafeTensors.Tensor]()
+        for t in file.tensors { byName[t.name] = t }
+        var values = [Matrix<T>]()
+        for (name, parameter) in named {
+            guard let tensor = byName.removeValue(forKey: name) else { throw CheckpointError.missingTensor(path: path, tensor: name) }
+            let expected = parameter.value.shape
+            guard tensor.shape == expected else {
+                throw CheckpointError.shapeMismatch(path: path, tensor: name, expected: expected, actual: tensor.shape)
+            }
+            let matrix = try Matrix(rows: expected[0], columns: expected[1], storage: tensor.values(as: T.self))
+            if let (r, c) = matrix.firstNonFinite() {
+                throw CheckpointError.badOffsets(path: path, tensor: name, reason: "non-finite value at [\(r), \(c)]")
+            }
+            // Structurally fixed entries (the zeros of trapezoidal reflectors, the fixed last
+            // reflector 0 or e_n) must keep their pattern: zero where the rebuilt layer has zero,
+            // nonzero where it has e_n. The stored value itself is kept, not the placeholder, for
+            // bit-identical results (parameter averaging can round a fixed 1 to 0.9999995, which
+            // reflects identically because H(v) depends on v/|v| only).
+            if let mask = parameter.trainableMask {
+                for i in 0..<mask.count where !mask[i] && (matrix.storage[i] == 0) != (parameter.value.storage[i] == 0) {
+                    throw CheckpointError.badOffsets(
+                        path: path, tensor: name,
+                        reason: "entry \(i) is structurally \(parameter.value.storage[i] == 0 ? "zero" : "nonzero") but the file holds \(matrix.storage[i])")
+                }
+            }
+            values.append(matrix)
+        }
+        if let extra = byName.keys.sorted().first { throw CheckpointError.unexpectedTensor(path: path, tensor: extra) }
+        for ((_, parameter), value) in zip(named, values) { parameter.value = value }
+    }
+
+    /// A readable path to the first place two JSON values differ, or `nil` if they are equal.
+    static func firstDifference(_ a: JSONValue, _ b: JSONValue, at path: String) -> String? {
+        switch (a, b) {
+        case let (.object(x), .object(y)):
+            for key in Set(x.keys).union(y.keys).sorted() {
+                guard let u = x[key] else { return "\(path).\(key) is only in the model (\(y[key]!))" }
+                guard let v = y[key] else { return "\(path).\(key) is only in the checkpoint (\(u))" }
+                if let d = firstDifference(u, v, at: "\(path).\(key)") { return d }
+            }
+            return nil
+        case let (.array(x), .array(y)):
+            if x.count != y.count { return "\(path) has \(x.count) entries in the checkpoint, \(y.count) in the model" }
+            for (i, (u, v)) in zip(x, y).enumerated() {
+                if let d = firstDifference(u, v, at: "\(path)[\(i)]") { return d }
+            }
+            return nil
+        default:
+            if a == b { return nil }
+            let show: (JSONValue) -> String = { v in let s = v.description; return s.count > 60 ? String(s.prefix(60)) + "…" : s }
+            return "\(path) is \(show(a)) in the checkpoint, \(show(b)) in the model"
+        }
+    }
+
+    /// The precision a checkpoint file stores (its `dtype` metadata, else its first tensor's).
+    ///
+    /// - Throws: ``CheckpointError/badMetadata(path:key:reason:)`` if neither says.
+    public static func storedDType(of file: SafeTensors, path: String) throws -> SafeTensors.DType {
+        if let name = file.metadata["dtype"], let dtype = SafeTensors.DType(rawValue: name) { return dtype }
+        if let first = file.tensors.first { return first.dtype }
+        throw CheckpointError.badMetadata(path: path, key: "dtype", reason: "missing, and the file has no tensors")
+    }
+}

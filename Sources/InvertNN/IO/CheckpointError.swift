@@ -1,0 +1,65 @@
+import RealModule
+
+/// What is wrong with a checkpoint file (``SafeTensors``, ``Checkpoint``).
+///
+/// Every case names the file and the offending part, so a user can tell a truncated download from
+/// a checkpoint of another model.
+public enum CheckpointError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// The file is shorter than its header says (`expected` bytes, `actual` present).
+    case truncated(path: String, expected: Int, actual: Int)
+    /// The 8-byte little-endian header length is impossible (larger than the file or than 100 MB).
+    case badHeaderLength(path: String, length: UInt64, fileSize: Int)
+    /// The header is not valid JSON, or not the JSON object safetensors prescribes.
+    case malformedHeader(path: String, reason: String)
+    /// A tensor has a dtype other than `F32` or `F64`.
+    case unknownDtype(path: String, tensor: String, dtype: String)
+    /// A tensor's data offsets do not match its shape and dtype, or lie outside the data section.
+    case badOffsets(path: String, tensor: String, reason: String)
+    /// A parameter of the model has no tensor in the file.
+    case missingTensor(path: String, tensor: String)
+    /// The file holds a tensor the model has no parameter for.
+    case unexpectedTensor(path: String, tensor: String)
+    /// A tensor's shape differs from the parameter's.
+    case shapeMismatch(path: String, tensor: String, expected: [Int], actual: [Int])
+    /// A required `__metadata__` entry is missing or malformed.
+    case badMetadata(path: String, key: String, reason: String)
+    /// The file's format version is not one this library reads.
+    case unsupportedVersion(path: String, version: String)
+    /// The stored architecture cannot be rebuilt (unknown layer type, bad hyper-parameter).
+    case badArchitecture(path: String, reason: String)
+    /// The stored architecture differs from the model it is loaded into.
+    case architectureMismatch(path: String, reason: String)
+    /// The file cannot be read or written.
+    case io(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .truncated(path, expected, actual):
+            return "\(path): truncated checkpoint, the header promises \(expected) bytes but the file has \(actual)"
+        case let .badHeaderLength(path, length, fileSize):
+            return "\(path): bad safetensors header length \(length) for a file of \(fileSize) bytes"
+        case let .malformedHeader(path, reason):
+            return "\(path): malformed safetensors header: \(reason)"
+        case let .unknownDtype(path, tensor, dtype):
+            return "\(path): tensor \(tensor) has dtype \(dtype); only F32 and F64 are supported"
+        case let .badOffsets(path, tensor, reason):
+            return "\(path): tensor \(tensor): \(reason)"
+        case let .missingTensor(path, tensor):
+            return "\(path): the model's parameter \(tensor) has no tensor in the checkpoint"
+        case let .unexpectedTensor(path, tensor):
+            return "\(path): the checkpoint holds tensor \(tensor), which the model does not have"
+        case let .shapeMismatch(path, tensor, expected, actual):
+            return "\(path): tensor \(tensor) has shape \(actual), the model expects \(expected)"
+        case let .badMetadata(path, key, reason):
+            return "\(path): metadata \(key): \(reason)"
+        case let .unsupportedVersion(path, version):
+            return "\(path): checkpoint format version \(version) is not supported (this library reads \(Checkpoint<Double>.formatVersion))"
+        case let .badArchitecture(path, reason):
+            return "\(path): cannot rebuild the architecture: \(reason)"
+        case let .architectureMismatch(path, reason):
+            return "\(path): the checkpoint's architecture differs from the model's: \(reason)"
+        case let .io(path, reason):
+            return "\(path): \(reason)"
+        }
+    }
+}

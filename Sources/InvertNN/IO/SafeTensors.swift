@@ -1,0 +1,243 @@
+import RealModule
+
+/// A safetensors file in memory: named tensors of `F32` or `F64` values plus string metadata.
+///
+/// Layout (the format of Hugging Face's `safetensors`, https://github.com/huggingface/safetensors):
+/// 1. 8 bytes: `N`, the header length, unsigned little-endian;
+/// 2. `N` bytes: a UTF-8 JSON object mapping every tensor name to
+///    `{"dtype": "F32"|"F64", "shape": [..], "data_offsets": [begin, end]}` and the optional key
+///    `"__metadata__"` to an object of string values; padded with spaces so the data starts at a
+///    multiple of 8 bytes;
+/// 3. the data section: each tensor's elements, row-major, little-endian, at
+///    `[begin, end)` relative to the start of the section, tensors contiguous and in file order.
+///
+/// Tensors keep their raw bytes, so values round-trip bit for bit.
+public struct SafeTensors: Sendable {
+    /// The element types this library reads and writes.
+    public enum DType: String, Sendable, CaseIterable {
+        case f32 = "F32", f64 = "F64"
+        /// Bytes per element.
+        public var byteCount: Int { self == .f32 ? 4 : 8 }
+    }
+
+    /// One named tensor with its raw little-endian bytes.
+    public struct Tensor: Sendable, Equatable {
+        public let name: String
+        public let dtype: DType
+        public let shape: [Int]
+        /// `shape.product · dtype.byteCount` bytes, little-endian.
+        public let bytes: [UInt8]
+
+        /// A tensor from values of precision `T` (its dtype is `T.dtypeName`).
+        ///
+        /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `values.count` is not
+        ///   the product of `shape`.
+        public init<T: Scalar>(name: String, shape: [Int], values: [T]) throws {
+            guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, *) == values.count else {
+                throw InvertNNError.invalidArgument(
+                    operation: "SafeTensors.Tensor", reason: "\(values.count) values for shape \(shape) of \(name)")
+            }
+            var bytes = [UInt8]()
+            bytes.reserveCapacity(values.count * MemoryLayout<T>.size)
+            // Float → Float and Float/Double → Double conversions are exact.
+            if T.dtypeName == DType.f32.rawValue {
+                for v in values { withUnsafeBytes(of: Float(v).bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+                self.dtype = .f32
+            } else {
+                for v in values { withUnsafeBytes(of: Double(v).bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+                self.dtype = .f64
+            }
+            self.name = name
+            self.shape = shape
+            self.bytes = bytes
+        }
+
+        init(name: String, dtype: DType, shape: [Int], bytes: [UInt8]) {
+            self.name = name
+            self.dtype = dtype
+            self.shape = shape
+            self.bytes = bytes
+        }
+
+        /// The elements converted to `T` (exact when the dtype is `T`'s; otherwise rounded as
+        /// `T(Float)` or `T(Double)`).
+        public func values<T: Scalar>(as _: T.Type = T.self) -> [T] {
+            let count = bytes.count / dtype.byteCount
+            var out = [T]()
+            out.reserveCapacity(count)
+            bytes.withUnsafeBytes { raw in
+                for i in 0..<count {
+                    switch dtype {
+                    case .f32:
+                        let bits = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
+                        out.append(T(Float(bitPattern: bits)))
+                    case .f64:
+                        let bits = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))
+                        out.append(T(Double(bitPattern: bits)))
+                    }
+                }
+            }
+            return out
+        }
+    }
+
+    /// The tensors in file order (names unique).
+    public var tensors: [Tensor]
+    /// The `__metadata__` entries (string to string, as the format requires).
+    public var metadata: [String: String]
+
+    /// A file with the given tensors and metadata.
+    public init(tensors: [Tensor], metadata: [String: String] = [:]) {
+        self.tensors = tensors
+        self.metadata = metadata
+    }
+
+    /// The tensor called `name`, or `nil`.
+    public func tensor(named name: String) -> Tensor? { tensors.first { $0.name == name } }
+
+    /// The largest header accepted on reading (the reference implementation's limit).
+    public static let maximumHeaderLength = 100_000_000
+
+    /// The file's bytes.
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for duplicate tensor names
+    ///   or a tensor named `__metadata__`.
+    public func encode() throws -> [UInt8] {
+        var header = [String: JSONValue]()
+        var offset = 0
+        for t in tensors {
+            guard header[t.name] == nil, t.name != "__metadata__" else {
+                throw InvertNNError.invalidArgument(operation: "SafeTensors.encode", reason: "duplicate or reserved tensor name \(t.name)")
+            }
+            header[t.name] = .object([
+                "dtype": .string(t.dtype.rawValue),
+                "shape": .array(t.shape.map { .number(Double($0)) }),
+                "data_offsets": .array([.number(Double(offset)), .number(Double(offset + t.bytes.count))]),
+            ])
+            offset += t.bytes.count
+        }
+        if !metadata.isEmpty { header["__metadata__"] = .object(metadata.mapValues { .string($0) }) }
+        var headerBytes = Array(JSONValue.object(header).description.utf8)
+        while (8 + headerBytes.count) % 8 != 0 { headerBytes.append(0x20) }
+        var out = [UInt8]()
+        out.reserveCapacity(8 + headerBytes.count + offset)
+        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { out.append(contentsOf: $0) }
+        out += headerBytes
+        for t in tensors { out += t.bytes }
+        return out
+    }
+
+    /// Parses a safetensors file.
+    ///
+    /// - Parameter path: names the file in errors.
+    /// - Throws: ``CheckpointError/truncated(path:expected:actual:)`` if the file is shorter than
+    ///   8 bytes or than its header and data say; ``CheckpointError/badHeaderLength(path:length:fileSize:)``;
+    ///   ``CheckpointError/malformedHeader(path:reason:)`` for a header that is not a JSON object
+    ///   of tensor entries; ``CheckpointError/unknownDtype(path:tensor:dtype:)``;
+    ///   ``CheckpointError/badOffsets(path:tensor:reason:)`` for offsets that disagree with the shape
+    ///   or overlap.
+    public static func decode(_ bytes: [UInt8], path: String) throws -> SafeTensors {
+        guard bytes.count >= 8 else { throw CheckpointError.truncated(path: path, expected: 8, actual: bytes.count) }
+        let length = bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard length >= 2, length <= UInt64(maximumHeaderLength) else {
+            throw CheckpointError.badHeaderLength(path: path, length: length, fileSize: bytes.count)
+        }
+        let headerEnd = 8 + Int(length)
+        guard headerEnd <= bytes.count else {
+            throw CheckpointError.truncated(path: path, expected: headerEnd, actual: bytes.count)
+        }
+        let json: JSONValue
+        do {
+            json = try JSONValue.parse(Array(bytes[8..<headerEnd]), source: "header")
+        } catch {
+            throw CheckpointError.malformedHeader(path: path, reason: "not valid JSON (\(error))")
+        }
+        guard let members = json.objectValue else {
+            throw CheckpointError.malformedHeader(path: path, reason: "the header is not a JSON object")
+        }
+        var metadata = [String: String]()
+        if let meta = members["__metadata__"] {
+            guard let object = meta.objectValue else {
+                throw CheckpointError.malformedHeader(path: path, reason: "__metadata__ is not an object")
+            }
+            for (key, value) in object {
+                guard let text = value.stringValue else {
+                    throw CheckpointError.malformedHeader(path: path, reason: "__metadata__ value of \(key) is not a string")
+                }
+                metadata[key] = text
+            }
+        }
+        let dataCount = bytes.count - headerEnd
+        var entries = [(name: String, dtype: DType, shape: [Int], begin: Int, end: Int)]()
+        for (name, entry) in members where name != "__metadata__" {
+            guard let dtypeName = entry["dtype"]?.stringValue,
+                  let shapeValues = entry["shape"]?.arrayValue,
+                  let offsets = entry["data_offsets"]?.arrayValue else {
+                throw CheckpointError.malformedHeader(path: path, reason: "tensor \(name) lacks dtype, shape or data_offsets")
+            }
+            guard let dtype = DType(rawValue: dtypeName) else {
+                throw CheckpointError.unknownDtype(path: path, tensor: name, dtype: dtypeName)
+            }
+            let shape = shapeValues.compactMap { $0.intValue }
+            guard shape.count == shapeValues.count, shape.allSatisfy({ $0 >= 0 }) else {
+                throw CheckpointError.malformedHeader(path: path, reason: "tensor \(name) has a shape that is not a list of sizes")
+            }
+            guard offsets.count == 2, let begin = offsets[0].intValue, let end = offsets[1].intValue, begin >= 0, end >= begin else {
+                throw CheckpointError.badOffsets(path: path, tensor: name, reason: "data_offsets must be [begin, end] with 0 ≤ begin ≤ end")
+            }
+            let (elements, overflow) = shape.reduce((1, false)) { acc, d in
+                let (p, o) = acc.0.multipliedReportingOverflow(by: d); return (p, acc.1 || o)
+            }
+            guard !overflow, elements.multipliedReportingOverflow(by: dtype.byteCount).overflow == false,
+                  end - begin == elements * dtype.byteCount else {
+                throw CheckpointError.badOffsets(
+                    path: path, tensor: name,
+                    reason: "data_offsets [\(begin), \(end)] hold \(end - begin) bytes, shape \(shape) of \(dtype.rawValue) needs \(elements * dtype.byteCount)")
+            }
+            guard end <= dataCount else {
+                throw CheckpointError.truncated(path: path, expected: headerEnd + end, actual: bytes.count)
+            }
+            entries.append((name, dtype, shape, begin, end))
+        }
+        // Tensors must tile the data section without overlap (the reference reader's rule).
+        entries.sort { ($0.begin, $0.end, $0.name) < ($1.begin, $1.end, $1.name) }
+        var cursor = 0
+        for e in entries {
+            guard e.begin == cursor else {
+                throw CheckpointError.badOffsets(
+                    path: path, tensor: e.name, reason: "data starts at \(e.begin) but the previous tensor ends at \(cursor) (gap or overlap)")
+            }
+            cursor = e.end
+        }
+        guard cursor == dataCount else {
+            throw CheckpointError.badOffsets(
+                path: path, tensor: entries.last?.name ?? "(none)",
+                reason: "the tensors cover \(cursor) bytes but the data section has \(dataCount)")
+        }
+        let tensors = entries.map {
+            Tensor(name: $0.name, dtype: $0.dtype, shape: $0.shape, bytes: Array(bytes[(headerEnd + $0.begin)..<(headerEnd + $0.end)]))
+        }
+        return SafeTensors(tensors: tensors, metadata: metadata)
+    }
+
+    /// Reads and parses the file at `path`.
+    ///
+    /// - Throws: ``CheckpointError/io(path:reason:)`` if it cannot be read, else as ``decode(_:path:)``.
+    public static func read(path: String) throws -> SafeTensors {
+        let bytes: [UInt8]
+        do { bytes = try AtomicFile.read(path: path) } catch {
+            throw CheckpointError.io(path: path, reason: "cannot read (missing file or no permission)")
+        }
+        return try decode(bytes, path: path)
+    }
+
+    /// Writes the file atomically (temporary file + rename, ``AtomicFile``).
+    ///
+    /// - Throws: as ``encode()``; ``CheckpointError/io(path:reason:)`` if writing fails.
+    public func write(to path: String) throws {
+        let bytes = try encode()
+        do { try AtomicFile.write(bytes, to: path) } catch let InvertNNError.io(_, reason) {
+            throw CheckpointError.io(path: path, reason: reason)
+        }
+    }
+}

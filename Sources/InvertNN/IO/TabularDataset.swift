@@ -1,0 +1,98 @@
+import RealModule
+
+/// A dataset of continuous feature vectors (tabular data, 2-D toy densities) split into
+/// training, validation and test sets, with the names of its columns.
+///
+/// Flows model such data after ``Standardization`` fitted on the training split
+/// (``Preprocessing/standardization(_:)``); densities are reported in nats per dimension.
+public struct TabularDataset<T: Scalar>: Sendable {
+    /// A short name (the file path or the toy density's name).
+    public let name: String
+    /// The names of the modelled columns, in order.
+    public let columnNames: [String]
+    /// For CSV files, the 0-based indices of the modelled columns in the file; else `0..<D`.
+    public let sourceColumns: [Int]
+    /// The training split, `[n_train, D]`.
+    public let train: Matrix<T>
+    /// The validation split, `[n_validation, D]` (model selection).
+    public let validation: Matrix<T>
+    /// The test split, `[n_test, D]` (reported only).
+    public let test: Matrix<T>
+
+    /// D, the dimension of one sample.
+    public var dimensions: Int { train.columns }
+
+    /// Splits `values` by a seeded shuffle into 75% / 10% / 15% (rounded, each ≥ 1).
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for fewer than 3 rows, no
+    ///   column or a name count that differs from the columns;
+    ///   ``InvertNNError/nonFinite(operation:row:column:)`` for NaN or infinite values.
+    public init(name: String, values: Matrix<Double>, columnNames: [String], sourceColumns: [Int]? = nil, splitSeed: UInt64 = 1998) throws {
+        let n = values.rows
+        guard n >= 3, values.columns >= 1, columnNames.count == values.columns else {
+            throw InvertNNError.invalidArgument(
+                operation: "TabularDataset",
+                reason: "\(name): need ≥ 3 rows, ≥ 1 column and one name per column; got \(n)×\(values.columns) with \(columnNames.count) names")
+        }
+        try values.requireFinite("TabularDataset \(name)")
+        let validation = max(1, Int((Double(n) * 0.10).rounded()))
+        let test = max(1, Int((Double(n) * 0.15).rounded()))
+        let train = n - validation - test
+        guard train >= 1 else {
+            throw InvertNNError.invalidArgument(operation: "TabularDataset", reason: "\(name) has too few rows (\(n)) to split")
+        }
+        var order = Array(0..<n)
+        var generator = SeededGenerator(seed: splitSeed)
+        order.shuffle(using: &generator)
+        self.name = name
+        self.columnNames = columnNames
+        self.sourceColumns = sourceColumns ?? Array(0..<values.columns)
+        self.train = values.rows(at: Array(order[0..<train])).converted(to: T.self)
+        self.validation = values.rows(at: Array(order[train..<(train + validation)])).converted(to: T.self)
+        self.test = values.rows(at: Array(order[(train + validation)...])).converted(to: T.self)
+    }
+
+    /// Loads a numeric CSV file (gzip-compressed or not). A header line is detected
+    /// automatically (``CSVReader/parseTable(_:source:as:)``).
+    ///
+    /// - Parameters:
+    ///   - labelColumn: a column to exclude, by header name or 1-based index (`nil`: none).
+    ///   - dropColumns: more columns to exclude, by name or 1-based index.
+    /// - Throws: ``InvertNNError/io(path:reason:)``, ``InvertNNError/malformedData(source:line:reason:)``
+    ///   for a bad field, ``InvertNNError/invalidArgument(operation:reason:)`` for an unknown
+    ///   column or when no column is left.
+    public static func csv(
+        path: String, labelColumn: String? = nil, dropColumns: [String] = [], splitSeed: UInt64 = 1998
+    ) throws -> TabularDataset<T> {
+        let (names, table): ([String], Matrix<Double>) = try CSVReader.parseTable(try GzipReader.read(path: path), source: path)
+        let excluded = try Set(([labelColumn].compactMap { $0 } + dropColumns).map { try columnIndex($0, in: names, path: path) })
+        let kept = (0..<table.columns).filter { !excluded.contains($0) }
+        guard !kept.isEmpty else {
+            throw InvertNNError.invalidArgument(operation: "TabularDataset.csv", reason: "\(path): every column is excluded")
+        }
+        return try TabularDataset(
+            name: path, values: table.selecting(columns: kept), columnNames: kept.map { names[$0] }, sourceColumns: kept,
+            splitSeed: splitSeed)
+    }
+
+    /// The 0-based index of a column given by name or 1-based number.
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if there is no such column.
+    public static func columnIndex(_ key: String, in names: [String], path: String) throws -> Int {
+        if let i = names.firstIndex(of: key) { return i }
+        if let number = Int(key), number >= 1, number <= names.count { return number - 1 }
+        throw InvertNNError.invalidArgument(
+            operation: "TabularDataset.csv",
+            reason: "\(path) has no column \"\(key)\" (columns: \(names.prefix(12).joined(separator: ", "))\(names.count > 12 ? ", …" : ""); or use a 1-based number)")
+    }
+}
+
+extension Matrix {
+    /// The columns at `indices` (0-based, in that order, each in `0..<columns`: callers check)
+    /// of every row, `[rows, indices.count]`.
+    func selecting(columns indices: [Int]) -> Matrix {
+        var out = Matrix(rows: rows, columns: indices.count)
+        for r in 0..<rows { for (k, c) in indices.enumerated() { out.storage[r * indices.count + k] = storage[r * columns + c] } }
+        return out
+    }
+}

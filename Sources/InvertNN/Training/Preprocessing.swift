@@ -1,0 +1,120 @@
+import RealModule
+
+/// How raw data becomes the continuous input a flow models, and back (DESIGN.md §4).
+///
+/// - ``dequantization(_:)``: integer data with `K` levels (images): uniform dequantization and an
+///   optional logit (``Dequantization``); results are reported in **bits per dimension of the
+///   discrete data**.
+/// - ``standardization(_:)``: continuous data (tabular, 2-D toys): per-feature standardization
+///   (``Standardization``); results are reported in **nats per dimension** of the data as given.
+///
+/// In both cases `transform` returns `log|det ∂y/∂x|`, which the reported densities include:
+/// `log p(x) = log p_flow(y) + log|det ∂y/∂x|`.
+public enum Preprocessing<T: Scalar>: Sendable {
+    case dequantization(Dequantization<T>)
+    case standardization(Standardization<T>)
+
+    /// `K` for discrete data, `nil` for continuous data.
+    public var levels: Int? {
+        if case let .dequantization(d) = self { return d.levels }
+        return nil
+    }
+
+    /// Whether the data are integer levels (reported in bits/dim) rather than continuous (nats/dim).
+    public var isDiscrete: Bool { levels != nil }
+
+    /// The flow's input `y` for raw data `x` `[batch, D]` and `log|det ∂y/∂x|` `[batch]`, nats.
+    /// Discrete data draw their dequantization noise from `generator`; continuous data ignore it.
+    ///
+    /// - Throws: the errors of ``Dequantization/transform(_:using:)`` or
+    ///   ``Standardization/standardize(_:)``.
+    @_specialize(where T == Float, G == SeededGenerator)
+    @_specialize(where T == Double, G == SeededGenerator)
+    public func transform<G: RandomNumberGenerator>(_ data: Matrix<T>, using generator: inout G) throws -> LayerOutput<T> {
+        switch self {
+        case let .dequantization(d): return try d.transform(data, using: &generator)
+        case let .standardization(s): return try s.standardize(data)
+        }
+    }
+
+    /// Flow outputs `y` mapped back to the data's units: integer levels `0..<K` for discrete data
+    /// (``Dequantization/dataUnits(_:)`` then ``Dequantization/discretize(_:)``), `μ + σy` for
+    /// continuous data.
+    ///
+    /// - Throws: shape mismatch (continuous data).
+    public func dataUnits(_ y: Matrix<T>) throws -> Matrix<T> {
+        switch self {
+        case let .dequantization(d): return d.discretize(d.dataUnits(y))
+        case let .standardization(s): return try s.destandardize(y)
+        }
+    }
+
+    /// The per-dimension figure of a mean NLL: bits/dim of the discrete data
+    /// (``bitsPerDimension(nllNats:dimensions:levels:)``, `nll` being that of the dequantized
+    /// `x ∈ [0, 1)^D`) or `nll / (D·ln 2)` bits per dimension of continuous data.
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `dimensions < 1`.
+    public func bitsPerDimension(nllNats nll: Double, dimensions: Int) throws -> Double {
+        switch self {
+        case let .dequantization(d): return try InvertNN.bitsPerDimension(nllNats: nll, dimensions: dimensions, levels: d.levels)
+        case .standardization:
+            guard dimensions >= 1 else {
+                throw InvertNNError.invalidArgument(operation: "Preprocessing.bitsPerDimension", reason: "dimensions must be ≥ 1, got \(dimensions)")
+            }
+            return nll / (Double(dimensions) * Double.log(2))
+        }
+    }
+
+    /// The log-probability of the raw data in its own units from the log-density of the
+    /// preprocessed `x`: for discrete data `log p(x) - D·log K`, the (dequantization lower bound
+    /// on the) log-probability mass of the integer vector; continuous data unchanged.
+    public func dataLogDensity(_ logDensity: Double, dimensions: Int) -> Double {
+        if let k = levels { return logDensity - Double(dimensions) * Double.log(Double(k)) }
+        return logDensity
+    }
+
+    /// The JSON description stored in checkpoints (`kind`, then `levels` and `logitAlpha`, or
+    /// `means` and `scales`, exactly round-trippable).
+    public var json: JSONValue {
+        switch self {
+        case let .dequantization(d):
+            return .object([
+                "kind": .string("dequantization"), "levels": .number(Double(d.levels)),
+                "logitAlpha": d.logitAlpha.map { .number(Double($0)) } ?? .null,
+            ])
+        case let .standardization(s):
+            return .object([
+                "kind": .string("standardization"),
+                "means": .array(s.means.map { .number(Double($0)) }),
+                "scales": .array(s.scales.map { .number(Double($0)) }),
+            ])
+        }
+    }
+
+    /// Rebuilds a preprocessing from ``json``.
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` naming the missing or bad field.
+    public init(json: JSONValue) throws {
+        func bad(_ reason: String) -> InvertNNError { .invalidArgument(operation: "Preprocessing", reason: reason) }
+        switch json["kind"]?.stringValue {
+        case "dequantization":
+            guard let levels = json["levels"]?.intValue else { throw bad("dequantization needs integer levels") }
+            let alpha: T?
+            switch json["logitAlpha"] {
+            case nil, .null?: alpha = nil
+            case let .number(v)?: alpha = T(v)
+            default: throw bad("logitAlpha must be a number or null")
+            }
+            self = .dequantization(try Dequantization(levels: levels, logitAlpha: alpha))
+        case "standardization":
+            guard let means = json["means"]?.arrayValue?.compactMap({ $0.doubleValue }),
+                  let scales = json["scales"]?.arrayValue?.compactMap({ $0.doubleValue }),
+                  means.count == json["means"]?.arrayValue?.count, scales.count == json["scales"]?.arrayValue?.count else {
+                throw bad("standardization needs numeric means and scales")
+            }
+            self = .standardization(try Standardization(means: means.map { T($0) }, scales: scales.map { T($0) }))
+        case let other:
+            throw bad("unknown preprocessing kind \(other.map { "\"\($0)\"" } ?? "(none)")")
+        }
+    }
+}

@@ -1,0 +1,109 @@
+import ArgumentParser
+import Foundation
+import InvertNN
+
+/// `invertnn eval`: the negative log-likelihood of data under a saved model.
+struct EvalCommand: ParsableCommand, CheckpointConsumer {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Score data with a saved model: NLL and bits/dim (integer data) or nats/dim (continuous data).",
+        discussion: """
+            --data NAME scores the train, validation and test splits of a named dataset (digits, mnist, \
+            moons, rings, checkerboard, mixture); --data PATH scores every row of a CSV file with the \
+            model's columns (the columns kept at training are selected when the file has more). \
+            Integer data are dequantized with fixed noise (--seed), so the figures are the usual \
+            dequantization bound.
+            """)
+
+    @Option(help: "The model file written by `invertnn train` (safetensors).")
+    var model: String
+
+    @Option(help: ArgumentHelp("A named dataset or a CSV file (header row detected).", valueName: "NAME|PATH"))
+    var data: String
+
+    @Option(help: "Write one log-density per input row (nats, in the data's units; for integer data log P(k), the dequantization bound) to this file.")
+    var perRow: String?
+
+    @Option(help: "Seed of the dequantization noise of integer data.")
+    var seed: UInt64 = 0xE7A1
+
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        BLASCoreSelection.reexecuteWithBetterKernelsIfNeeded()
+        try withCheckpoint(at: model)
+    }
+
+    struct Score {
+        let name: String
+        let rows: Int
+        let nll: Double
+        let perDimension: Double
+        let logDensities: [Double]
+    }
+
+    func run<T: Scalar>(_ checkpoint: Checkpoint<T>, path: String) throws {
+        let d = checkpoint.flow.features
+        var splits = [(String, Matrix<T>)]()
+        if let named = NamedData(rawValue: data) {
+            let loaded = try named.load(T.self)
+            splits = [("train", loaded.train), ("validation", loaded.validation), ("test", loaded.test)]
+        } else {
+            let description = DataDescription(json: checkpoint.dataset, dimensions: d)
+            let table: (columnNames: [String], values: Matrix<Double>) = try CSVReader.parseTable(try GzipReader.read(path: data), source: data)
+            var values = table.values
+            if values.columns != d {
+                guard let columns = description.sourceColumns, columns.count == d, columns.allSatisfy({ $0 < values.columns }) else {
+                    throw ValidationError("\(data) has \(values.columns) columns; the model takes \(d)")
+                }
+                var selected = Matrix<Double>(rows: values.rows, columns: d)
+                for r in 0..<values.rows { for (k, c) in columns.enumerated() { selected[r, k] = values[r, c] } }
+                values = selected
+            }
+            splits = [(data, values.converted(to: T.self))]
+        }
+        let unit = checkpoint.preprocessing.isDiscrete ? "bits/dim" : "nats/dim"
+        var scores = [Score]()
+        for (name, matrix) in splits { scores.append(try score(checkpoint, name: name, data: matrix)) }
+        if let perRow {
+            let rows = scores.flatMap(\.logDensities)
+            try AtomicFile.write(text: "log_density\n" + rows.map { "\($0)" }.joined(separator: "\n") + "\n", to: perRow)
+            output.note("wrote \(rows.count) log-densities to \(perRow)")
+        }
+        if output.json {
+            let entries = scores.map {
+                "{\"name\":\(jsonString($0.name)),\"rows\":\($0.rows),\"nll\":\(jsonNumber($0.nll)),"
+                    + "\"\(unit == "bits/dim" ? "bits_per_dim" : "nats_per_dim")\":\(jsonNumber($0.perDimension))}"
+            }
+            print("{\"model\":\(jsonString(model)),\"splits\":[\(entries.joined(separator: ","))]}")
+        } else {
+            for s in scores {
+                print("\(s.name): \(s.rows) rows, NLL \(format(s.nll)) nats per sample, \(format(s.perDimension)) \(unit)")
+            }
+        }
+    }
+
+    private func score<T: Scalar>(_ checkpoint: Checkpoint<T>, name: String, data: Matrix<T>) throws -> Score {
+        var noise = SeededGenerator(seed: seed)
+        let d = checkpoint.flow.features
+        let chunk = 500
+        let progress = ProgressLine(label: "eval \(name)", quiet: output.quiet)
+        var logDensities = [Double]()
+        logDensities.reserveCapacity(data.rows)
+        var start = 0
+        while start < data.rows {
+            let end = min(start + chunk, data.rows)
+            let pre = try checkpoint.preprocessing.transform(data.rows(start..<end), using: &noise)
+            let logP = try checkpoint.flow.logProbability(pre.output)
+            for i in 0..<logP.count { logDensities.append(Double(logP[i]) + Double(pre.logAbsDet[i])) }
+            start = end
+            progress.update(end, of: data.rows)
+        }
+        progress.finish()
+        let nll = -logDensities.reduce(0, +) / Double(logDensities.count)
+        let bits = try checkpoint.preprocessing.bitsPerDimension(nllNats: nll, dimensions: d)
+        return Score(
+            name: name, rows: data.rows, nll: nll, perDimension: checkpoint.preprocessing.isDiscrete ? bits : bits * Double.log(2),
+            logDensities: logDensities.map { checkpoint.preprocessing.dataLogDensity($0, dimensions: d) })
+    }
+}

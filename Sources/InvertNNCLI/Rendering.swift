@@ -1,0 +1,146 @@
+import ArgumentParser
+import Foundation
+import InvertNN
+
+/// The description of a model's data stored in its checkpoint (`dataset` metadata).
+struct DataDescription {
+    var name: String
+    var kind: DataKind
+    var dimensions: Int
+    var imageHeight: Int
+    var imageWidth: Int
+    var columns: [String]?
+    var sourceColumns: [Int]?
+
+    init(json: JSONValue, dimensions fallback: Int) {
+        name = json["name"]?.stringValue ?? "data"
+        kind = json["kind"]?.stringValue.flatMap(DataKind.init(rawValue:)) ?? .tabular
+        dimensions = json["dimensions"]?.intValue ?? fallback
+        imageHeight = json["imageHeight"]?.intValue ?? 1
+        imageWidth = json["imageWidth"]?.intValue ?? fallback
+        columns = json["columns"]?.arrayValue?.compactMap { $0.stringValue }
+        sourceColumns = json["sourceColumns"]?.arrayValue?.compactMap { $0.intValue }
+    }
+}
+
+/// Pictures and tables of samples and densities, shared by `train`, `sample` and `density`.
+enum Rendering {
+    /// `count` samples in data units (integer levels, or the original units of continuous data).
+    static func samples<T: Scalar>(
+        flow: NormalizingFlow<T>, preprocessing: Preprocessing<T>, count: Int, temperature: Double, seed: UInt64
+    ) throws -> Matrix<T> {
+        var generator = SeededGenerator(seed: seed)
+        let drawn = try flow.sample(count: count, temperature: T(temperature), using: &generator)
+        return try preprocessing.dataUnits(drawn)
+    }
+
+    /// The plot window of 2-D data: the range of `reference` (or, without it, μ ± 3.5σ of the
+    /// standardization), widened by 8% on each side and made square (the longer side).
+    static func window<T: Scalar>(reference: Matrix<T>?, preprocessing: Preprocessing<T>) -> (ClosedRange<Double>, ClosedRange<Double>) {
+        var lo = [-4.0, -4.0], hi = [4.0, 4.0]
+        if let reference, reference.rows > 0, reference.columns >= 2 {
+            for j in 0..<2 {
+                let column = (0..<reference.rows).map { Double(reference[$0, j]) }
+                lo[j] = column.min()!; hi[j] = column.max()!
+            }
+        } else if case let .standardization(s) = preprocessing, s.features >= 2 {
+            for j in 0..<2 {
+                lo[j] = Double(s.means[j]) - 3.5 * Double(s.scales[j]); hi[j] = Double(s.means[j]) + 3.5 * Double(s.scales[j])
+            }
+        }
+        // A square window, so that the square pictures keep the data's aspect ratio.
+        let span = max(hi[0] - lo[0], hi[1] - lo[1], 1e-9) * 1.16
+        for j in 0..<2 {
+            let centre = (lo[j] + hi[j]) / 2
+            lo[j] = centre - span / 2; hi[j] = centre + span / 2
+        }
+        return (lo[0]...hi[0], lo[1]...hi[1])
+    }
+
+    /// A PNG of `samples` (data units): a grid for image data, a scatter plot of the first two
+    /// columns otherwise (beside the reference points when given). Returns a note for stderr.
+    static func writePNG<T: Scalar>(
+        samples: Matrix<T>, description: DataDescription, preprocessing: Preprocessing<T>, reference: Matrix<T>?, path: String
+    ) throws -> String {
+        if description.kind == .image, let levels = preprocessing.levels {
+            let grey = (1 / T(levels - 1)) * samples
+            let columns = max(1, Int(Double(samples.rows).squareRoot().rounded(.up)))
+            let scale = description.imageHeight >= 20 ? 2 : 4
+            let image = try GreyscaleImage.grid(
+                grey, height: description.imageHeight, width: description.imageWidth, columns: columns, scale: scale, spacing: 2)
+            try PNGWriter.write(image, to: path)
+            return "wrote \(samples.rows) samples as a grid of \(columns) columns, \(image.width)x\(image.height) px, to \(path)"
+        }
+        guard samples.columns >= 2 else {
+            throw InvertNNError.invalidArgument(operation: "invertnn", reason: "a scatter plot needs at least 2 columns, the data have \(samples.columns)")
+        }
+        let (xRange, yRange) = window(reference: reference, preprocessing: preprocessing)
+        var panels = [GreyscaleImage]()
+        if let reference { panels.append(try GreyscaleImage.scatter(reference, xRange: xRange, yRange: yRange)) }
+        panels.append(try GreyscaleImage.scatter(samples, xRange: xRange, yRange: yRange))
+        let image = try GreyscaleImage.sideBySide(panels)
+        try PNGWriter.write(image, to: path)
+        let columns = description.columns.map { $0.prefix(2).joined(separator: ", ") } ?? "columns 1, 2"
+        return "wrote a scatter plot (\(columns)) of \(samples.rows) samples\(reference == nil ? "" : " (right) beside \(reference!.rows) training points (left)"), \(image.width)x\(image.height) px, to \(path)"
+    }
+
+    /// One sample per row with a header of column names, in data units.
+    static func writeCSV<T: Scalar>(samples: Matrix<T>, description: DataDescription, integer: Bool, path: String) throws {
+        let names = description.columns?.count == samples.columns ? description.columns! : (1...samples.columns).map { "x\($0)" }
+        var text = names.joined(separator: ",") + "\n"
+        for r in 0..<samples.rows {
+            text += (0..<samples.columns).map { c -> String in
+                let v = Double(samples[r, c])
+                return integer ? String(Int(v)) : "\(v)"
+            }.joined(separator: ",")
+            text += "\n"
+        }
+        try AtomicFile.write(text: text, to: path)
+    }
+
+    /// `log p(x)` in data units of a grid over the window, `[height · width]`, first row on top.
+    static func densityGrid<T: Scalar>(
+        flow: NormalizingFlow<T>, preprocessing: Preprocessing<T>, xRange: ClosedRange<Double>, yRange: ClosedRange<Double>,
+        size: Int
+    ) throws -> [Double] {
+        var points = Matrix<T>(rows: size * size, columns: 2)
+        for r in 0..<size {
+            let y = yRange.upperBound - (Double(r) + 0.5) / Double(size) * (yRange.upperBound - yRange.lowerBound)
+            for c in 0..<size {
+                let x = xRange.lowerBound + (Double(c) + 0.5) / Double(size) * (xRange.upperBound - xRange.lowerBound)
+                points[r * size + c, 0] = T(x)
+                points[r * size + c, 1] = T(y)
+            }
+        }
+        var noise = SeededGenerator(seed: 0)
+        let pre = try preprocessing.transform(points, using: &noise)
+        let logP = try flow.logProbability(pre.output)
+        return (0..<logP.count).map { Double(logP[$0]) + Double(pre.logAbsDet[$0]) }
+    }
+}
+
+/// Loads a checkpoint in the precision it was saved in and hands it to `body`.
+protocol CheckpointConsumer {
+    func run<T: Scalar>(_ checkpoint: Checkpoint<T>, path: String) throws
+}
+
+extension CheckpointConsumer {
+    func withCheckpoint(at path: String) throws {
+        let file = try SafeTensors.read(path: path)
+        switch try Checkpoint<Float>.storedDType(of: file, path: path) {
+        case .f32: try run(try Checkpoint<Float>(file: file, path: path), path: path)
+        case .f64: try run(try Checkpoint<Double>(file: file, path: path), path: path)
+        }
+    }
+}
+
+/// Common output switches.
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "No progress or notes on stderr (errors still go there).")
+    var quiet = false
+
+    @Flag(help: "Print the result as one JSON object on stdout.")
+    var json = false
+
+    func note(_ text: String) { if !quiet { StandardError.line(text) } }
+}

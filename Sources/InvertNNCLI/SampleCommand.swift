@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import InvertNN
+
+/// `invertnn sample`: draws samples from a saved model, as a PNG (grid of images, or a scatter
+/// plot) and/or a CSV file in the data's original units.
+struct SampleCommand: ParsableCommand, CheckpointConsumer {
+    static let configuration = CommandConfiguration(
+        commandName: "sample",
+        abstract: "Draw samples from a saved model (PNG and/or CSV).")
+
+    @Option(help: "The model file written by `invertnn train` (safetensors).")
+    var model: String
+
+    @Option(parsing: .unconditional, help: "Number of samples.")
+    var count: Int = 64
+
+    @Option(help: "PNG to write: a grid for image data, a scatter plot of the first two columns otherwise.")
+    var png: String?
+
+    @Option(help: "CSV to write: one sample per row with a header, in the data's original units (integer levels for images).")
+    var csv: String?
+
+    @Option(help: "Sampling temperature: the standard deviation of the latent draws (1 = the model's own distribution).")
+    var temperature: Double = 1
+
+    @Option(help: "Seed of the latent draws.")
+    var seed: UInt64 = 0
+
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count)") }
+        guard temperature > 0, temperature.isFinite else { throw ValidationError("--temperature must be positive, got \(temperature)") }
+        guard png != nil || csv != nil else { throw ValidationError("give --png PATH and/or --csv PATH") }
+    }
+
+    func run() throws {
+        BLASCoreSelection.reexecuteWithBetterKernelsIfNeeded()
+        try withCheckpoint(at: model)
+    }
+
+    func run<T: Scalar>(_ checkpoint: Checkpoint<T>, path: String) throws {
+        let description = DataDescription(json: checkpoint.dataset, dimensions: checkpoint.flow.features)
+        let drawn = try Rendering.samples(
+            flow: checkpoint.flow, preprocessing: checkpoint.preprocessing, count: count, temperature: temperature, seed: seed)
+        if let png {
+            output.note(try Rendering.writePNG(
+                samples: drawn, description: description, preprocessing: checkpoint.preprocessing, reference: nil, path: png))
+        }
+        if let csv {
+            try Rendering.writeCSV(samples: drawn, description: description, integer: checkpoint.preprocessing.isDiscrete, path: csv)
+            output.note("wrote \(count) samples of \(drawn.columns) columns to \(csv)")
+        }
+        if output.json {
+            print("{\"model\":\(jsonString(model)),\"count\":\(count),\"temperature\":\(jsonNumber(temperature)),\"seed\":\(seed),"
+                + "\"png\":\(png.map(jsonString) ?? "null"),\"csv\":\(csv.map(jsonString) ?? "null")}")
+        }
+    }
+}

@@ -1,0 +1,304 @@
+import Testing
+import Foundation
+import InvertNN
+
+/// Whether `python3` with numpy can run the checkpoint check script (CI has both).
+let pythonWithNumpy: Bool = {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", "-c", "import numpy"]
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    do { try process.run() } catch { return false }
+    process.waitUntilExit()
+    return process.terminationStatus == 0
+}()
+
+@Suite struct CheckpointTests {
+    /// A flow of D = 8 using most layer families (containers nested), with every learnable
+    /// parameter entry perturbed so that no value is a placeholder.
+    static func richFlow<T: Scalar>(_: T.Type, seed: UInt64 = 11) throws -> NormalizingFlow<T> {
+        var g = SeededGenerator(seed: seed)
+        let d = 8
+        let layers: [any InvertibleLayer<T>] = [
+            try InvertibleLinear<T>(features: d, using: &g),
+            try AffineCoupling<T>(features: d, hiddenSizes: [6], conditioningBlock: .first, using: &g),
+            try Permutation<T>.random(features: d, using: &g),
+            try Householder<T>(features: d, reflectors: 3, using: &g),
+            try Householder<T>(features: d, determinant: .negative, hasBias: false, using: &g),
+            try Diagonal<T>(features: d),
+            try Pixelwise<T>(try InvertibleLinear<T>(features: 2, using: &g), channels: 2, height: 2, width: 2),
+            Inverted<T>(try Sequential<T>([try Diagonal<T>(features: d, hasBias: false), try Bias<T>(features: d)])),
+            try PReLU<T>(features: d),
+            try Baird<T>(features: d),
+            try LeakyReLU<T>(features: d, negativeSlope: 0.2),
+            try AffineCoupling<T>(
+                features: d, hiddenSizes: [5, 4], conditioningBlock: .second, scaleBound: nil, activation: .tanh,
+                firstBlockSize: 3, using: &g),
+            try AffineCoupling<T>(features: d, hiddenSizes: [4], activation: .leakyReLU(slope: 0.1), using: &g),
+        ]
+        let flow = try NormalizingFlow(transform: try Sequential(layers))
+        for p in flow.parameters {
+            for i in 0..<p.count where p.trainableMask?[i] ?? true {
+                p.value.storage[i] += T(0.1) * g.nextNormal(T.self)
+            }
+        }
+        return flow
+    }
+
+    static func data<T: Scalar>(_: T.Type, rows: Int = 33) -> Matrix<T> {
+        var g = SeededGenerator(seed: 5)
+        return Matrix<T>.randomNormal(rows: rows, columns: 8, using: &g)
+    }
+
+    func roundTrip<T: Scalar>(_: T.Type) throws {
+        let flow = try Self.richFlow(T.self)
+        let preprocessing = Preprocessing<T>.standardization(
+            try Standardization(means: (0..<8).map { T($0) / 3 }, scales: (0..<8).map { T(1) + T($0) / 7 }))
+        let path = temporaryPath("rich-\(T.self).safetensors")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Checkpoint(flow: flow, preprocessing: preprocessing, dataset: .object(["name": .string("test")])).write(to: path)
+        let loaded = try Checkpoint<T>.read(path: path)
+        let x = Self.data(T.self)
+        // Bit for bit: the same parameter bytes and a deterministic evaluation.
+        #expect(try loaded.flow.logProbability(x) == flow.logProbability(x))
+        var g1 = SeededGenerator(seed: 3), g2 = SeededGenerator(seed: 3)
+        #expect(try loaded.flow.sample(count: 5, using: &g1) == flow.sample(count: 5, using: &g2))
+        #expect(JSONValue(configuration: loaded.flow.transform.configuration) == JSONValue(configuration: flow.transform.configuration))
+        guard case let .standardization(s) = loaded.preprocessing, case let .standardization(s0) = preprocessing else {
+            Issue.record("preprocessing kind lost"); return
+        }
+        #expect(s == s0)
+        #expect(loaded.dataset["name"]?.stringValue == "test")
+        let names = try LayerRegistry.namedParameters(of: loaded.flow.transform).map(\.name)
+        #expect(Set(names).count == names.count)
+        #expect(names.contains("0.U.reflectors") && names.contains("1.dense0.weight") && names.contains("6.0.U.reflectors")
+            && names.contains("7.0.0.logScale") && names.contains("7.0.1.bias"))
+    }
+
+    @Test func loadingReproducesLogDensitiesBitForBitDouble() throws { try roundTrip(Double.self) }
+    @Test func loadingReproducesLogDensitiesBitForBitFloat() throws { try roundTrip(Float.self) }
+
+    @Test func discretePreprocessingRoundTrips() throws {
+        let p = Preprocessing<Float>.dequantization(try Dequantization(levels: 17, logitAlpha: 0.05))
+        let q = try Preprocessing<Float>(json: try JSONValue.parse(p.json.description))
+        guard case let .dequantization(d) = q else { Issue.record("kind"); return }
+        #expect(d.levels == 17 && d.logitAlpha == Float(0.05))
+        #expect(throws: InvertNNError.self) { try Preprocessing<Float>(json: .object(["kind": .string("magic")])) }
+    }
+
+    /// Every registered layer type rebuilds to the same configuration (domain-restricted layers
+    /// included, which the density round trip above cannot evaluate on normal data).
+    @Test func registryRebuildsEveryLayerType() throws {
+        var g = SeededGenerator(seed: 2)
+        let layers: [any InvertibleLayer<Double>] = [
+            try Sigmoid(features: 4), try Tanh(features: 4), try ELU(features: 4, alpha: 0.5), try SELU(features: 4),
+            try RangeCompression(features: 4, lower: -2, upper: 3), try Householder(features: 4, reflectors: 4, parametrization: .general),
+            try InvertibleLinear(features: 4, reflectors: 2, using: &g), try Diagonal(features: 4, hasBias: false),
+            try Reshape(from: [4], to: [1, 2, 2]), try Reshape(from: [1, 2, 2], to: [4]),
+            try PixelUnshuffle(channels: 1, height: 2, width: 2, factor: 2), try PixelShuffle(channels: 4, height: 1, width: 1, factor: 2),
+            try ConcatNoise(features: 4, noise: StandardNormal(features: 2)), try ConcatSideInput(features: 6, sideFeatures: 1, channel: "c"),
+        ]
+        let original = try Sequential(layers)
+        let json = JSONValue(configuration: original.configuration)
+        let rebuilt: any InvertibleLayer<Double> = try LayerRegistry.build(try JSONValue.parse(json.description))
+        #expect(JSONValue(configuration: rebuilt.configuration) == json)
+        #expect(rebuilt.outputFeatures == 7)
+        // Unknown types and AdaptiveWhitening are refused with the layer's position.
+        let unknown = JSONValue.object(["type": .string("Sequential"), "layers": .array([.object(["type": .string("Warp")])])])
+        #expect(throws: InvertNNError.invalidArgument(operation: "LayerRegistry", reason: "layer 0: unknown layer type \"Warp\"")) {
+            let _: any InvertibleLayer<Double> = try LayerRegistry.build(unknown)
+        }
+        let whitening: any InvertibleLayer<Double> = try AdaptiveWhitening(features: 3)
+        #expect(throws: InvertNNError.self) {
+            let _: any InvertibleLayer<Double> = try LayerRegistry.build(JSONValue(configuration: whitening.configuration))
+        }
+    }
+
+    @Test func jsonRoundTripsNumbersAndEscapes() throws {
+        let value = JSONValue.object([
+            "a": .array([.number(0.1), .number(-1e-300), .number(3), .number(Double(Float(0.1)))]),
+            "s": .string("quote \" backslash \\ tab \t é \u{01}"), "n": .null, "b": .bool(true),
+        ])
+        #expect(try JSONValue.parse(value.description) == value)
+        #expect(try JSONValue.parse(" {\"x\": [1, 2.5e3, \"\\u00e9\\ud83d\\ude00\"]} ") == .object(["x": .array([.number(1), .number(2500), .string("é😀")])]))
+        for bad in ["", "{", "[1,]", "{\"a\" 1}", "nul", "1 2", "\"abc", "{\"a\":1,\"a\":2}"] {
+            #expect(throws: InvertNNError.self, "\(bad)") { try JSONValue.parse(bad) }
+        }
+    }
+
+    // MARK: - Malformed checkpoints
+
+    static func validFile() throws -> (SafeTensors, [UInt8], NormalizingFlow<Double>) {
+        let flow = try richFlow(Double.self)
+        let file = try Checkpoint(flow: flow, preprocessing: .dequantization(try Dequantization(levels: 4))).safeTensors()
+        return (file, try file.encode(), flow)
+    }
+
+    /// The file with its JSON header replaced by `transform(header)`, re-padded.
+    static func rewritingHeader(_ bytes: [UInt8], _ transform: (inout [String: JSONValue]) -> Void) throws -> [UInt8] {
+        let length = Int(bytes[0..<8].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
+        var header = try JSONValue.parse(Array(bytes[8..<(8 + length)])).objectValue!
+        transform(&header)
+        var text = Array(JSONValue.object(header).description.utf8)
+        while text.count % 8 != 0 { text.append(0x20) }
+        var out = [UInt8]()
+        withUnsafeBytes(of: UInt64(text.count).littleEndian) { out.append(contentsOf: $0) }
+        return out + text + bytes[(8 + length)...]
+    }
+
+    @Test func malformedFilesThrowTypedErrors() throws {
+        let (file, bytes, flow) = try Self.validFile()
+        let path = "m.safetensors"
+        #expect(try Checkpoint<Double>(file: try SafeTensors.decode(bytes, path: path), path: path).flow.parameterCount == flow.parameterCount)
+
+        // Truncated data section, and a file shorter than the length field.
+        #expect(throws: CheckpointError.truncated(path: path, expected: bytes.count, actual: bytes.count - 5)) {
+            try SafeTensors.decode(Array(bytes.dropLast(5)), path: path)
+        }
+        #expect(throws: CheckpointError.truncated(path: path, expected: 8, actual: 3)) { try SafeTensors.decode([1, 2, 3], path: path) }
+        // A header length beyond the file.
+        var huge = bytes
+        huge.replaceSubrange(0..<8, with: [0, 0, 0, 0, 0, 0, 0, 1])
+        #expect(throws: CheckpointError.badHeaderLength(path: path, length: 1 << 56, fileSize: bytes.count)) {
+            try SafeTensors.decode(huge, path: path)
+        }
+        var beyond = bytes
+        withUnsafeBytes(of: UInt64(bytes.count).littleEndian) { beyond.replaceSubrange(0..<8, with: $0) }
+        #expect(throws: CheckpointError.truncated(path: path, expected: 8 + bytes.count, actual: bytes.count)) {
+            try SafeTensors.decode(beyond, path: path)
+        }
+        // A header that is not JSON.
+        var garbled = bytes
+        garbled[8] = UInt8(ascii: "x")
+        #expect {
+            try SafeTensors.decode(garbled, path: path)
+        } throws: { error in
+            if case .malformedHeader(path, let reason)? = error as? CheckpointError { return reason.contains("not valid JSON") }
+            return false
+        }
+        // An unknown dtype.
+        let name = file.tensors[0].name
+        let bf16 = try Self.rewritingHeader(bytes) { header in
+            var entry = header[name]!.objectValue!
+            entry["dtype"] = .string("BF16")
+            header[name] = .object(entry)
+        }
+        #expect(throws: CheckpointError.unknownDtype(path: path, tensor: name, dtype: "BF16")) { try SafeTensors.decode(bf16, path: path) }
+        // Offsets that disagree with the shape.
+        let badOffsets = try Self.rewritingHeader(bytes) { header in
+            var entry = header[name]!.objectValue!
+            entry["shape"] = .array([.number(1)])
+            header[name] = .object(entry)
+        }
+        #expect(throws: CheckpointError.self) { try SafeTensors.decode(badOffsets, path: path) }
+
+        // A missing tensor, an unexpected one, a wrong shape.
+        var missing = file
+        missing.tensors.remove(at: 3)
+        #expect(throws: CheckpointError.missingTensor(path: path, tensor: file.tensors[3].name)) {
+            try Checkpoint<Double>(file: try SafeTensors.decode(try missing.encode(), path: path), path: path)
+        }
+        var extra = file
+        extra.tensors.append(try SafeTensors.Tensor(name: "99.ghost", shape: [1, 1], values: [0.0]))
+        #expect(throws: CheckpointError.unexpectedTensor(path: path, tensor: "99.ghost")) { try Checkpoint<Double>(file: extra, path: path) }
+        var reshaped = file
+        let t = file.tensors[0]
+        let values: [Double] = t.values()
+        reshaped.tensors[0] = try SafeTensors.Tensor(name: t.name, shape: [t.shape[1], t.shape[0]], values: values)
+        if t.shape[0] != t.shape[1] {
+            #expect(throws: CheckpointError.shapeMismatch(path: path, tensor: t.name, expected: t.shape, actual: [t.shape[1], t.shape[0]])) {
+                try Checkpoint<Double>(file: reshaped, path: path)
+            }
+        }
+        var flat = file
+        flat.tensors[0] = try SafeTensors.Tensor(name: t.name, shape: [values.count], values: values)
+        #expect(throws: CheckpointError.shapeMismatch(path: path, tensor: t.name, expected: t.shape, actual: [values.count])) {
+            try Checkpoint<Double>(file: flat, path: path)
+        }
+
+        // A different architecture: into another model, and an unbuildable stored one.
+        let other = try NormalizingFlow(transform: try Sequential<Double>([try Diagonal(features: 8)]))
+        #expect {
+            try Checkpoint<Double>.load(file, into: other, path: path)
+        } throws: { error in
+            if case .architectureMismatch(path, let reason)? = error as? CheckpointError { return reason.contains("architecture.layers") }
+            return false
+        }
+        let before = flow.parameters.map(\.value)
+        try Checkpoint<Double>.load(file, into: flow, path: path)
+        #expect(flow.parameters.map(\.value) == before)
+        var unknownLayer = file
+        unknownLayer.metadata["architecture"] = #"{"type":"Sequential","layers":[{"type":"Warp","features":8}]}"#
+        #expect(throws: CheckpointError.badArchitecture(path: path, reason: "LayerRegistry: invalid argument: layer 0: unknown layer type \"Warp\"")) {
+            try Checkpoint<Double>(file: unknownLayer, path: path)
+        }
+        // Metadata: version, missing keys, non-JSON values.
+        var future = file
+        future.metadata["format_version"] = "99"
+        #expect(throws: CheckpointError.unsupportedVersion(path: path, version: "99")) { try Checkpoint<Double>(file: future, path: path) }
+        var noBase = file
+        noBase.metadata["base"] = nil
+        #expect(throws: CheckpointError.badMetadata(path: path, key: "base", reason: "missing")) { try Checkpoint<Double>(file: noBase, path: path) }
+        var notJSON = file
+        notJSON.metadata["preprocessing"] = "{levels: 4"
+        #expect(throws: CheckpointError.self) { try Checkpoint<Double>(file: notJSON, path: path) }
+        // A missing file.
+        #expect(throws: CheckpointError.io(path: "/nonexistent/x.safetensors", reason: "cannot read (missing file or no permission)")) {
+            try Checkpoint<Double>.read(path: "/nonexistent/x.safetensors")
+        }
+    }
+
+    @Test func writesAtomicallyAndAligned() throws {
+        let (file, bytes, _) = try Self.validFile()
+        let length = Int(bytes[0..<8].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
+        #expect((8 + length) % 8 == 0)
+        let path = temporaryPath("atomic.safetensors")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try file.write(to: path)
+        try file.write(to: path)
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.contains("atomic.safetensors.tmp") }
+        #expect(leftovers.isEmpty)
+        #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) == bytes)
+    }
+
+    /// The Python check (standard library + numpy only) reads the file: names, shapes, dtypes,
+    /// and per-tensor sums that match Swift's.
+    @Test(.enabled(if: pythonWithNumpy, "python3 with numpy is not available: the Python checkpoint check is skipped"))
+    func pythonReadsTheCheckpoint() throws {
+        let flow = try Self.richFlow(Float.self)
+        let checkpoint = Checkpoint(flow: flow, preprocessing: .dequantization(try Dequantization(levels: 17)))
+        let path = temporaryPath("python.safetensors"), expectedPath = temporaryPath("python-expected.json")
+        defer {
+            try? FileManager.default.removeItem(atPath: path)
+            try? FileManager.default.removeItem(atPath: expectedPath)
+        }
+        try checkpoint.write(to: path)
+        let named = try LayerRegistry.namedParameters(of: flow.transform)
+        let expected = JSONValue.array(named.map {
+            .object(["name": .string($0.name), "dtype": .string("F32"), "shape": .array($0.parameter.value.shape.map { .number(Double($0)) })])
+        })
+        try AtomicFile.write(text: expected.description, to: expectedPath)
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("python/check_checkpoint.py").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script, path, expectedPath]
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let stdout = output.fileHandleForReading.readDataToEndOfFile()
+        let stderr = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(String(decoding: stderr, as: UTF8.self))")
+        let report = try JSONValue.parse([UInt8](stdout))
+        #expect(report["ok"] == .bool(true))
+        for (name, parameter) in named {
+            let sum = parameter.value.storage.reduce(0.0) { $0 + Double($1) }
+            let reported = report["tensors"]?[name]?["sum"]?.doubleValue ?? .nan
+            #expect(abs(reported - sum) <= 1e-9 * max(1, abs(sum)), "\(name)")
+        }
+    }
+}
