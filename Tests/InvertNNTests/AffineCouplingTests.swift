@@ -169,3 +169,37 @@ struct CouplingFlowFactory: LayerFactory {
         }
     }
 }
+
+/// Issue 3's known values: an uneven split and the other conditioning parity.
+@Suite struct AffineCouplingIssue3KnownValues {
+    @Test func unevenSplitFiveFeatures() throws {
+        // s = A₃h + a₃, t = B₃h + c₃ with h = x[0..<2].
+        let mlp = try MLP<Double>(
+            weights: [try Matrix([[0.2, -0.1], [0.3, 0.4], [-0.5, 0.1], [1, 0], [0.5, -0.5], [0, 1]])],
+            biases: [[0.1, -0.2, 0.05, 0, 0.1, -0.1]])
+        let layer = try AffineCoupling<Double>(
+            features: 5, conditioner: mlp, conditioningBlock: .first, scaleBound: nil, firstBlockSize: 2)
+        let x = Matrix<Double>(row: [0.5, -1, 2, 0.3, -0.7])
+        let out = try layer.forward(x)
+        let expected = [0.5, -1, 3.199717615152, 1.041288445487, -1.618572754477]
+        for j in 0..<5 { #expect(abs(out.output[0, j] - expected[j]) <= 1e-11, "y[\(j)] = \(out.output[0, j])") }
+        #expect(abs(out.logAbsDet[0] - -0.45) <= 1e-12)
+        let back = try layer.inverse(out.output)
+        #expect(try (back.output - x).maxAbs <= 1e-12)
+        #expect(abs(back.logAbsDet[0] - 0.45) <= 1e-12)
+    }
+
+    @Test func secondBlockConditions() throws {
+        // The last two features condition the first two, with issue 2's A, a, B, c.
+        let mlp = try MLP<Double>(
+            weights: [try Matrix([[0.2, -0.1], [0.3, 0.4], [1, 0], [0.5, -0.5]])], biases: [[0.1, -0.2, 0, 0.1]])
+        let layer = try AffineCoupling<Double>(features: 4, conditioner: mlp, conditioningBlock: .second, scaleBound: nil)
+        let x = Matrix<Double>(row: [0.5, -1, 2, 0.3])
+        let out = try layer.forward(x)
+        let expected = [2.799997096609, -0.732027649699, 2, 0.3]
+        for j in 0..<4 { #expect(abs(out.output[0, j] - expected[j]) <= 1e-11, "y[\(j)] = \(out.output[0, j])") }
+        #expect(abs(out.logAbsDet[0] - 0.99) <= 1e-12)
+        let back = try layer.inverse(out.output)
+        #expect(try (back.output - x).maxAbs <= 1e-12)
+    }
+}

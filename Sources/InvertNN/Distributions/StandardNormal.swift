@@ -3,6 +3,7 @@ import RealModule
 /// `log p(z) = -½‖z‖² - (D/2)·log 2π` nats.
 public struct StandardNormal<T: Scalar>: BaseDistribution {
     public typealias Element = T
+    /// The feature count of every sample, `[batch, features]`.
     public let features: Int
 
     /// N(0, I) in `features` dimensions.

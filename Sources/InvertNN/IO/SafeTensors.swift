@@ -22,9 +22,12 @@ public struct SafeTensors: Sendable {
 
     /// One named tensor with its raw little-endian bytes.
     public struct Tensor: Sendable, Equatable {
-        public let name: String
-        public let dtype: DType
-        public let shape: [Int]
+        /// The tensor name, unique in the file.
+    public let name: String
+        /// The element type (`F32` or `F64`).
+    public let dtype: DType
+        /// The shape, row-major; the element count is the product.
+    public let shape: [Int]
         /// `shape.product · dtype.byteCount` bytes, little-endian.
         public let bytes: [UInt8]
 

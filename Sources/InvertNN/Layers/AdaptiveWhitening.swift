@@ -57,7 +57,9 @@ public final class AdaptiveWhitening<T: Scalar>: InvertibleLayer {
     /// about unit range yet enough to keep a constant feature (λ = 0) invertible.
     public static var defaultEpsilon: T { T(1e-6) }
 
+    /// The feature count of every sample, `[batch, features]`.
     public let features: Int
+    /// ZCA (rotate back after scaling) or PCA (stay in the eigenbasis).
     public let variant: Variant
     /// How many of the most recent observed batches the statistics come from.
     public let memorySize: Int

@@ -182,6 +182,7 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
         return result
     }
 
+    /// Drops the conditioner trace kept by a taped pass (``RetainingLayer``).
     public func releaseRetained() { retained = nil }
 
     /// The parameter storages, shared (not copied) for the retained-state check.

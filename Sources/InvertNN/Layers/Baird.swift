@@ -28,6 +28,7 @@ import RealModule
 public final class Baird<T: Scalar>: ElementwiseLayer {
     public typealias Element = T
 
+    /// The feature count of every sample, `[batch, features]`.
     public let features: Int
     /// `c`, the learnable per-feature shift inside the `asinh`, `[1, features]`.
     public let shift: Parameter<T>

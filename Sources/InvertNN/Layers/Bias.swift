@@ -12,6 +12,7 @@ import RealModule
 public final class Bias<T: Scalar>: InvertibleLayer {
     public typealias Element = T
 
+    /// The feature count of every sample, `[batch, features]`.
     public let features: Int
     /// `b`, `[1, features]`.
     public let bias: Parameter<T>

@@ -16,6 +16,7 @@ import RealModule
 public final class ConcatNoise<T: Scalar>: InvertibleLayer {
     public typealias Element = T
 
+    /// Features of `x`, the forward input.
     public let features: Int
     /// `k`, the number of noise features.
     public let noiseFeatures: Int

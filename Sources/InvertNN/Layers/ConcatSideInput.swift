@@ -15,7 +15,9 @@ import RealModule
 public final class ConcatSideInput<T: Scalar>: InvertibleLayer {
     public typealias Element = T
 
+    /// Features of `x`, the forward input.
     public let features: Int
+    /// Width of the side input appended to every sample.
     public let sideFeatures: Int
     /// The side-channel name the input is read from and the output restored to.
     public let channel: String

@@ -9,6 +9,7 @@ import RealModule
 public final class Diagonal<T: Scalar>: InvertibleLayer {
     public typealias Element = T
 
+    /// The feature count of every sample, `[batch, features]`.
     public let features: Int
     /// `s`, the log of the per-feature scale, `[1, features]`.
     public let logScale: Parameter<T>

@@ -19,6 +19,7 @@ import RealModule
 public final class ELU<T: Scalar>: ElementwiseLayer {
     public typealias Element = T
 
+    /// The feature count of every sample, `[batch, features]`.
     public let features: Int
     /// `α > 0`: the negative saturation value is `-α`.
     public let alpha: T

@@ -57,6 +57,7 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     public let features: Int
     /// `m`, the number of reflectors.
     public let reflectorCount: Int
+    /// Trapezoidal (zeros above position i in v_i) or general reflectors.
     public let parametrization: Parametrization
     /// The fixed last reflector (trapezoidal, `m = n`), else `nil`.
     public let fixedLastReflector: FixedReflector?

@@ -6,6 +6,7 @@ public struct LayerOutput<T: Scalar>: Sendable {
     /// `log|det J|` of that direction per sample, `[batch]`, in nats.
     public var logAbsDet: [T]
 
+    /// A result from its batch `[batch, features]` and per-sample log-dets `[batch]`.
     public init(output: Matrix<T>, logAbsDet: [T]) {
         self.output = output
         self.logAbsDet = logAbsDet

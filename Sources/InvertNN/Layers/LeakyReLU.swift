@@ -17,6 +17,7 @@ import RealModule
 public final class LeakyReLU<T: Scalar>: ElementwiseLayer {
     public typealias Element = T
 
+    /// The feature count of every sample, `[batch, features]`.
     public let features: Int
     /// `α > 0`, the slope for negative inputs.
     public let negativeSlope: T

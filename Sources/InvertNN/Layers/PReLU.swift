@@ -19,6 +19,7 @@ import RealModule
 public final class PReLU<T: Scalar>: ElementwiseLayer {
     public typealias Element = T
 
+    /// The feature count of every sample, `[batch, features]`.
     public let features: Int
     /// `θ = log α`, `[1, features]`.
     public let logSlope: Parameter<T>

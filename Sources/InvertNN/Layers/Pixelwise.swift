@@ -20,8 +20,11 @@ public final class Pixelwise<T: Scalar>: InvertibleLayer {
 
     /// The per-pixel layer on `channels` features.
     public let base: any InvertibleLayer<T>
+    /// C, the channels of an NCHW image (the wrapped layer's width).
     public let channels: Int
+    /// H, image rows.
     public let height: Int
+    /// W, image columns.
     public let width: Int
 
     /// Wraps `base` (on `channels` features) for `channels × height × width` images.

@@ -22,6 +22,7 @@ import RealModule
 public final class RangeCompression<T: Scalar>: ElementwiseLayer {
     public typealias Element = T
 
+    /// The feature count of every sample, `[batch, features]`.
     public let features: Int
     /// The lower bound `lo` of the output range.
     public let lower: T

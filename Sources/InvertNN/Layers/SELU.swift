@@ -23,6 +23,7 @@ public final class SELU<T: Scalar>: ElementwiseLayer {
     /// The standard SELU λ (Klambauer et al. 2017).
     public static var scale: T { 1.0507009873554805 }
 
+    /// The feature count of every sample, `[batch, features]`.
     public let features: Int
 
     /// A SELU on `features` features.

@@ -17,6 +17,7 @@ import RealModule
 public final class Tanh<T: Scalar>: ElementwiseLayer {
     public typealias Element = T
 
+    /// The feature count of every sample, `[batch, features]`.
     public let features: Int
 
     /// A tanh layer on `features` features.
