@@ -55,7 +55,11 @@ private func randomCoupling(_ n: Int, _ rng: inout SeededGenerator) throws -> Af
     let hidden = (0..<Int(rng.next() % 3)).map { _ in Int(rng.next() % 8) + 1 }
     let layer = try AffineCoupling<Double>(
         features: d, hiddenSizes: hidden, conditioningBlock: pick([.first, .second], &rng),
-        scaleBound: pick([2.0, 1.0, nil], &rng), activation: pick([.relu, .tanh, .leakyReLU(slope: 0.1)], &rng),
+        // Bounded scales only: with an unbounded s a random conditioner can reach s ≈ -30, where
+        // the inverse's (y_b - t)·e^{-s} loses everything to cancellation (an ill-conditioned
+        // map, not a bug); unbounded couplings are checked with controlled scales in
+        // AffineCouplingTests.
+        scaleBound: pick([2.0, 1.0, 3.0], &rng), activation: pick([.relu, .tanh, .leakyReLU(slope: 0.1)], &rng),
         firstBlockSize: Int(rng.next() % UInt64(d - 1)) + 1, zeroInitializeLastLayer: false, using: &rng)
     for b in layer.conditioner.biases {
         b.value = Matrix.randomNormal(rows: 1, columns: b.value.columns, standardDeviation: 0.3, using: &rng)
