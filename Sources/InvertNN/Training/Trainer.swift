@@ -30,7 +30,7 @@ public final class Trainer<T: Scalar> {
     public let configuration: TrainingConfiguration
     /// The optimizer over ``NormalizingFlow/parameters``; its learning rate follows the schedule.
     public let optimizer: Adam<T>
-    /// The state at the end of the last successful ``fit(train:validation:test:resumingFrom:progress:)``
+    /// The state at the end of the last successful ``fit(train:validation:test:resumingFrom:stoppingAfterEpoch:progress:)``
     /// (optimizer, iterate, average, selection, random streams), to save with a ``Checkpoint``
     /// and continue later; `nil` before a run and after a run that threw.
     public private(set) var trainingState: TrainingState<T>?
@@ -98,6 +98,8 @@ public final class Trainer<T: Scalar> {
     /// - Parameters:
     ///   - train, validation, test: `[n, D]` integer levels; `test` may be `nil`.
     ///   - state: where to continue from, or `nil` for a fresh run.
+    ///   - stop: end the run after this epoch although the schedule spans
+    ///     ``TrainingConfiguration/epochs`` (an interruption to resume from later), or `nil`.
     ///   - progress: called after every step and every epoch, on the calling thread.
     /// - Returns: the per-epoch history and the selected epoch.
     /// - Throws: ``InvertNNError/diverged(step:detail:)`` after
@@ -110,7 +112,7 @@ public final class Trainer<T: Scalar> {
     @_specialize(where T == Double)
     public func fit(
         train: Matrix<T>, validation: Matrix<T>, test: Matrix<T>? = nil,
-        resumingFrom state: TrainingState<T>? = nil,
+        resumingFrom state: TrainingState<T>? = nil, stoppingAfterEpoch stop: Int? = nil,
         progress: ((TrainingEvent) -> Void)? = nil
     ) throws -> TrainingResult {
         trainingState = nil
@@ -235,7 +237,7 @@ public final class Trainer<T: Scalar> {
             try record(epoch: 0, samplesPerSecond: 0)
         }
         do {
-            for epoch in stride(from: firstEpoch, through: epochs, by: 1) {
+            for epoch in stride(from: firstEpoch, through: min(epochs, stop ?? epochs), by: 1) {
                 order.shuffle(using: &shuffler)
                 let epochStart = clock.now
                 var lossSum = 0.0
