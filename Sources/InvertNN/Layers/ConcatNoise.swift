@@ -13,7 +13,7 @@ import RealModule
 ///   `forward(inverse(y))` reproduces `y` exactly), otherwise from `sideChannels.generator`.
 /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if forward finds neither a given
 ///   ε nor a generator (the plain ``forward(_:)`` has neither); shape mismatches.
-public final class ConcatNoise<T: Scalar>: InvertibleLayer {
+public final class ConcatNoise<T: Scalar>: SideChannelLayer {
     public typealias Element = T
 
     /// Features of `x`, the forward input.
@@ -52,16 +52,6 @@ public final class ConcatNoise<T: Scalar>: InvertibleLayer {
          "noise": .string(noise is StandardNormal<T> ? "StandardNormal" : String(describing: type(of: noise)))]
     }
 
-    public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
-        var channels = SideChannels<T>()
-        return try forward(x, sideChannels: &channels)
-    }
-
-    public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
-        var channels = SideChannels<T>()
-        return try inverse(y, sideChannels: &channels)
-    }
-
     public func forward(_ x: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> LayerOutput<T> {
         try x.requireColumns(features, "\(name).forward")
         let epsilon: Matrix<T>
@@ -84,22 +74,6 @@ public final class ConcatNoise<T: Scalar>: InvertibleLayer {
         let epsilon = y.columns(0..<noiseFeatures)
         sideChannels[channel] = epsilon
         return LayerOutput(output: y.columns(noiseFeatures..<outputFeatures), logAbsDet: try noise.logProbability(epsilon))
-    }
-
-    public func forwardBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
-    ) throws -> Matrix<T> {
-        var channels = SideChannels<T>()
-        return try forwardBackward(input: input, output: output, outputGradient: outputGradient,
-                                   logAbsDetGradient: logAbsDetGradient, sideChannels: &channels)
-    }
-
-    public func inverseBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
-    ) throws -> Matrix<T> {
-        var channels = SideChannels<T>()
-        return try inverseBackward(input: input, output: output, outputGradient: outputGradient,
-                                   logAbsDetGradient: logAbsDetGradient, sideChannels: &channels)
     }
 
     /// Returns `dL/dx`; adds `dL/dε = dL/dy_ε - dL/dlogAbsDet · ∇log q(ε)` into
