@@ -85,7 +85,7 @@ import InvertNN
             #expect(loaded.shuffleState == original.shuffleState && loaded.noiseState == original.noiseState)
             #expect(loaded.epoch == 2 && loaded.globalStep == 8 && loaded.trainingRows == 60)
             let file = try Checkpoint(flow: trainer.flow, preprocessing: trainer.preprocessing, trainingState: original).safeTensors()
-            // 5 parameter-sized tensor sets: model, m, v, iterate, last good, average.
+            // 6 parameter-sized tensor sets: model, m, v, iterate, last good, average.
             #expect(file.tensors.count == 6 * trainer.flow.parameters.count)
             #expect(Set(file.tensors.map(\.name)).count == file.tensors.count)
             #expect(file.tensors.allSatisfy { $0.dtype.rawValue == T.dtypeName })
