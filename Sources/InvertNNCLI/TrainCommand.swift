@@ -37,8 +37,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Seed of the initialization, shuffling, noise and samples; the same seed gives the same results.")
     var seed: UInt64 = 0
 
-    @Option(help: "Floating-point precision: float or double.")
-    var precision: Precision = .float
+    @Option(name: .customLong("precision"), help: "Floating-point precision: float or double (default: float; with --resume the checkpoint's).")
+    var precisionOption: Precision?
 
     @Option(parsing: .unconditional, help: "OpenBLAS threads (default: all cores).")
     var threads: Int?
@@ -73,11 +73,29 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Sampling temperature: the standard deviation of the latent draws (1 = the model's own distribution).")
     var temperature: Double = 1
 
+    @Option(help: ArgumentHelp(
+        "Continue training from this checkpoint: its architecture, preprocessing and (if it holds a training state) optimizer, averaging, selection, shuffle and hyper-parameters are restored; training goes on from the next epoch up to --epochs in total.",
+        valueName: "PATH"))
+    var resume: String?
+
+    @Flag(help: "Store the training state (Adam's moments, the last iterate, the Polyak average, the epoch, the random streams) in --out so that --resume can continue exactly (about 5 times the model's size).")
+    var saveState = false
+
+    @Option(parsing: .unconditional, help: "Stop after this epoch although the learning-rate schedule spans --epochs, and write --out with the training state (continue with --resume).")
+    var stopAfter: Int?
+
     @OptionGroup var output: OutputOptions
 
 
     func validate() throws {
         if let epochs, epochs < 0 { throw ValidationError("--epochs must be 0 or more, got \(epochs)") }
+        if let stopAfter, stopAfter < 1 { throw ValidationError("--stop-after must be at least 1, got \(stopAfter)") }
+        if let resume {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: resume, isDirectory: &isDirectory), !isDirectory.boolValue else {
+                throw ValidationError("--resume: no such checkpoint file: \(resume)")
+            }
+        }
         if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
         if let learningRate, !(learningRate > 0 && learningRate.isFinite) {
             throw ValidationError("--learning-rate must be positive, got \(learningRate)")
@@ -127,32 +145,51 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         BLASCoreSelection.reexecuteWithBetterKernelsIfNeeded()
         BLAS.setThreads(threads ?? 0)
+        // The precision of the run: --precision, else with --resume the checkpoint's, else float.
+        var precision = precisionOption ?? .float
+        if let resume, precisionOption == nil {
+            let dtype = try Checkpoint<Double>.storedDType(of: try SafeTensors.read(path: resume), path: resume)
+            precision = dtype == .f64 ? .double : .float
+        }
         switch precision {
-        case .float: try train(Float.self)
-        case .double: try train(Double.self)
+        case .float: try train(Float.self, precision: precision)
+        case .double: try train(Double.self, precision: precision)
         }
     }
 
-    private func train<T: Scalar>(_: T.Type) throws {
+    private func train<T: Scalar>(_: T.Type, precision: Precision) throws {
         let clock = ContinuousClock()
         let start = clock.now
         let dataset = try dataOptions.load(T.self)
         let preset = ModelPreset.for(dataset)
-        let preprocessing = try dataset.preprocessing(logitAlpha: FlowPresets.logitAlpha)
-        var whiteningData: Matrix<T>? = nil
-        if initialization == .whitening {
-            var noise = SeededGenerator(seed: seed ^ 0x3C6E_F372_FE94_F82B)
-            whiteningData = try preprocessing.transform(dataset.train, using: &noise).output
+        let flow: NormalizingFlow<T>
+        let preprocessing: Preprocessing<T>
+        var resumedState: TrainingState<T>? = nil
+        var configuration: TrainingConfiguration
+        if let resume {
+            // The whole file is read before training, so --out may be the same path.
+            let checkpoint = try Checkpoint<T>.read(path: resume)
+            let resumed = try ResumePlan(checkpoint: checkpoint, path: resume, command: self, dataset: dataset, preset: preset)
+            for line in resumed.notes { output.note(line) }
+            (flow, preprocessing, resumedState, configuration) = (checkpoint.flow, checkpoint.preprocessing, checkpoint.trainingState, resumed.configuration)
+        } else {
+            preprocessing = try dataset.preprocessing(logitAlpha: FlowPresets.logitAlpha)
+            var whiteningData: Matrix<T>? = nil
+            if initialization == .whitening {
+                var noise = SeededGenerator(seed: seed ^ 0x3C6E_F372_FE94_F82B)
+                whiteningData = try preprocessing.transform(dataset.train, using: &noise).output
+            }
+            flow = try FlowPresets.digits(
+                features: dataset.dimensions, couplings: couplings ?? preset.couplings,
+                hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes, mixing: (mixing ?? preset.mixing).preset,
+                reflectors: reflectors ?? preset.reflectors, whiteningData: whiteningData, seed: seed)
+            configuration = TrainingConfiguration(
+                epochs: self.epochs ?? preset.epochs, batchSize: batchSize ?? preset.batchSize,
+                learningRate: learningRate ?? preset.learningRate, seed: seed,
+                maxGradientNorm: TrainingDefaults.maxGradientNorm, weightDecay: weightDecay, schedule: TrainingDefaults.schedule,
+                parameterAveraging: averaging > 0 ? averaging : nil)
         }
-        let flow: NormalizingFlow<T> = try FlowPresets.digits(
-            features: dataset.dimensions, couplings: couplings ?? preset.couplings,
-            hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes, mixing: (mixing ?? preset.mixing).preset,
-            reflectors: reflectors ?? preset.reflectors, whiteningData: whiteningData, seed: seed)
-        let epochs = self.epochs ?? preset.epochs
-        let configuration = TrainingConfiguration(
-            epochs: epochs, batchSize: batchSize ?? preset.batchSize, learningRate: learningRate ?? preset.learningRate, seed: seed,
-            maxGradientNorm: TrainingDefaults.maxGradientNorm, weightDecay: weightDecay, schedule: TrainingDefaults.schedule,
-            parameterAveraging: averaging > 0 ? averaging : nil)
+        let epochs = configuration.epochs
         let trainer = try Trainer(flow: flow, preprocessing: preprocessing, configuration: configuration)
         let unit = preprocessing.isDiscrete ? "bits/dim" : "nats/dim"
         let valueKind = dataset.levels.map { "\($0) levels" } ?? "continuous values (standardized)"
@@ -162,13 +199,17 @@ struct TrainCommand: ParsableCommand {
                 + "\(precision.rawValue), \(BLAS.threads) BLAS thread(s), \(BLAS.coreName) kernels")
         let reporter = ProgressReporter(epochs: epochs, discrete: preprocessing.isDiscrete, quiet: output.quiet)
         let result = try trainer.fit(
-            train: dataset.train, validation: dataset.validation, test: dataset.test, progress: reporter.handle)
+            train: dataset.train, validation: dataset.validation, test: dataset.test, resumingFrom: resumedState,
+            stoppingAfterEpoch: stopAfter, progress: reporter.handle)
         reporter.finish()
 
         let description = DataDescription(json: dataset.json, dimensions: dataset.dimensions)
-        let checkpoint = Checkpoint(flow: flow, preprocessing: preprocessing, dataset: dataset.json)
+        let keepState = saveState || stopAfter != nil || resumedState != nil
+        let checkpoint = Checkpoint(
+            flow: flow, preprocessing: preprocessing, dataset: dataset.json, trainingState: keepState ? trainer.trainingState : nil)
         try checkpoint.write(to: modelPath)
-        output.note("wrote the model (\(flow.trainableParameterCount) parameters, \(T.dtypeName)) to \(modelPath)")
+        let stateNote = keepState ? " with the training state after epoch \(result.history.last?.epoch ?? 0)" : ""
+        output.note("wrote the model (\(flow.trainableParameterCount) parameters, \(T.dtypeName))\(stateNote) to \(modelPath)")
 
         let count = dataset.kind == .image ? 64 : 2000
         let drawn = try Rendering.samples(

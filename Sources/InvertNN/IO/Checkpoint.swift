@@ -14,7 +14,11 @@ import RealModule
 /// - `preprocessing`: ``Preprocessing/json`` (levels and logit α, or feature means and scales);
 /// - `dataset`: a free-form JSON description of the training data (name, kind, image shape,
 ///   column names) that tools use to display and score data;
-/// - `dtype`: `"F32"` or `"F64"`.
+/// - `dtype`: `"F32"` or `"F64"`;
+/// - `training_state` (optional, with ``trainingState``): see ``TrainingState`` and
+///   `Checkpoint+TrainingState.swift`; its tensors are named `optimizer.m.<parameter>`,
+///   `optimizer.v.<parameter>`, `trainer.iterate.<parameter>`, `trainer.last_good.<parameter>`
+///   and `trainer.average.<parameter>`. Files without it load as models only.
 ///
 /// Files are written atomically (``AtomicFile``). A loaded model computes bit-identical
 /// log-densities: the parameter bytes are stored exactly and every computation is deterministic.
@@ -28,12 +32,20 @@ public struct Checkpoint<T: Scalar> {
     public let preprocessing: Preprocessing<T>
     /// A JSON description of the training data (`.object` with at least `"name"`), or `.null`.
     public let dataset: JSONValue
+    /// The state to continue training from (``Trainer/trainingState``), or `nil` for a model
+    /// only. Its ``TrainingState/best`` parameters are the model's and are not stored twice.
+    public let trainingState: TrainingState<T>?
 
-    /// A checkpoint of `flow` trained on data preprocessed by `preprocessing`.
-    public init(flow: NormalizingFlow<T>, preprocessing: Preprocessing<T>, dataset: JSONValue = .null) {
+    /// A checkpoint of `flow` trained on data preprocessed by `preprocessing`, optionally with
+    /// the state to resume training.
+    public init(
+        flow: NormalizingFlow<T>, preprocessing: Preprocessing<T>, dataset: JSONValue = .null,
+        trainingState: TrainingState<T>? = nil
+    ) {
         self.flow = flow
         self.preprocessing = preprocessing
         self.dataset = dataset
+        self.trainingState = trainingState
     }
 
     /// The safetensors file of this checkpoint.
@@ -45,10 +57,11 @@ public struct Checkpoint<T: Scalar> {
             throw InvertNNError.invalidArgument(
                 operation: "Checkpoint", reason: "only flows over a StandardNormal base can be saved, got \(type(of: flow.base))")
         }
-        let tensors = try LayerRegistry.namedParameters(of: flow.transform).map { entry in
+        let named = try LayerRegistry.namedParameters(of: flow.transform)
+        var tensors = try named.map { entry in
             try SafeTensors.Tensor(name: entry.name, shape: entry.parameter.value.shape, values: entry.parameter.value.storage)
         }
-        let metadata: [String: String] = [
+        var metadata: [String: String] = [
             "format": "invertnn",
             "format_version": Self.formatVersion,
             "architecture": JSONValue(configuration: flow.transform.configuration).description,
@@ -57,6 +70,11 @@ public struct Checkpoint<T: Scalar> {
             "dataset": dataset.description,
             "dtype": T.dtypeName,
         ]
+        if let trainingState {
+            let saved = try Self.encode(trainingState, named: named, flow: flow)
+            tensors += saved.tensors
+            metadata[Self.trainingStateKey] = saved.metadata.description
+        }
         return SafeTensors(tensors: tensors, metadata: metadata)
     }
 
@@ -81,7 +99,8 @@ public struct Checkpoint<T: Scalar> {
     /// - Throws: ``CheckpointError/badMetadata(path:key:reason:)`` for a missing or malformed
     ///   entry; ``CheckpointError/unsupportedVersion(path:version:)``;
     ///   ``CheckpointError/badArchitecture(path:reason:)`` if the layers cannot be rebuilt; and the
-    ///   errors of ``load(_:into:path:)`` (missing or unexpected tensors, wrong shapes).
+    ///   errors of ``load(_:into:path:)`` (missing or unexpected tensors, wrong shapes);
+    ///   ``CheckpointError/badTrainingState(path:reason:)`` for a malformed training state.
     public init(file: SafeTensors, path: String) throws {
         let meta = file.metadata
         func json(_ key: String) throws -> JSONValue {
@@ -127,8 +146,9 @@ public struct Checkpoint<T: Scalar> {
         } catch let error as InvertNNError {
             throw CheckpointError.badArchitecture(path: path, reason: "\(error)")
         }
-        try Self.assign(file, to: flow, path: path)
-        self.init(flow: flow, preprocessing: preprocessing, dataset: dataset)
+        try Self.assign(Self.modelPart(of: file), to: flow, path: path)
+        let state = try Self.decodeTrainingState(file, flow: flow, path: path)
+        self.init(flow: flow, preprocessing: preprocessing, dataset: dataset, trainingState: state)
     }
 
     /// Loads the parameter values of a checkpoint file into an existing `flow` of the same
@@ -146,7 +166,7 @@ public struct Checkpoint<T: Scalar> {
         if let difference = firstDifference(stored, own, at: "architecture") {
             throw CheckpointError.architectureMismatch(path: path, reason: difference)
         }
-        try assign(file, to: flow, path: path)
+        try assign(modelPart(of: file), to: flow, path: path)
     }
 
     /// Assigns every tensor to the parameter of the same name after checking names and shapes

@@ -31,6 +31,10 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible, Sendable
     case architectureMismatch(path: String, reason: String)
     /// The file cannot be read or written.
     case io(path: String, reason: String)
+    /// The optional training state (`training_state` metadata and the `optimizer.*`/`trainer.*`
+    /// tensors) is malformed: a missing, misshapen or non-finite tensor, an unknown version, a
+    /// missing field.
+    case badTrainingState(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -60,6 +64,8 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible, Sendable
             return "\(path): the checkpoint's architecture differs from the model's: \(reason)"
         case let .io(path, reason):
             return "\(path): \(reason)"
+        case let .badTrainingState(path, reason):
+            return "\(path): bad training state: \(reason)"
         }
     }
 }

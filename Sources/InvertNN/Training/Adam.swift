@@ -131,6 +131,39 @@ public final class Adam<T: Scalar> {
         return norm
     }
 
+    /// The moment estimates `m` and `v`, one array per parameter in ``parameters`` order (each of
+    /// the parameter's ``Parameter/count``), for saving the optimizer with a checkpoint.
+    public var moments: (first: [[T]], second: [[T]]) { (firstMoments, secondMoments) }
+
+    /// Restores a saved state (``step`` and ``moments``) so that later updates continue exactly
+    /// as the optimizer that was saved would have.
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` naming the parameter if the
+    ///   step is negative, the arrays do not match the parameters' sizes, a moment is NaN or
+    ///   infinite, or a second moment is negative (it is an average of squares). On error the
+    ///   optimizer keeps its state.
+    public func restore(step: Int, firstMoments first: [[T]], secondMoments second: [[T]]) throws {
+        func invalid(_ reason: String) -> InvertNNError { .invalidArgument(operation: "Adam.restore", reason: reason) }
+        guard step >= 0 else { throw invalid("the step count must be ≥ 0, got \(step)") }
+        guard first.count == parameters.count, second.count == parameters.count else {
+            throw invalid("moments for \(first.count) and \(second.count) parameters, the optimizer has \(parameters.count)")
+        }
+        for (index, p) in parameters.enumerated() {
+            guard first[index].count == p.count, second[index].count == p.count else {
+                throw invalid("the moments of \(p.name) have \(first[index].count) and \(second[index].count) entries, expected \(p.count)")
+            }
+            if let i = first[index].firstIndex(where: { !$0.isFinite }) {
+                throw invalid("first moment \(i) of \(p.name) is \(first[index][i])")
+            }
+            if let i = second[index].firstIndex(where: { !($0.isFinite && $0 >= 0) }) {
+                throw invalid("second moment \(i) of \(p.name) is \(second[index][i]); it must be finite and ≥ 0")
+            }
+        }
+        self.step = step
+        firstMoments = first
+        secondMoments = second
+    }
+
     /// Forgets the moment estimates and the step count (for a fresh run on the same parameters).
     public func reset() {
         step = 0

@@ -30,6 +30,10 @@ public final class Trainer<T: Scalar> {
     public let configuration: TrainingConfiguration
     /// The optimizer over ``NormalizingFlow/parameters``; its learning rate follows the schedule.
     public let optimizer: Adam<T>
+    /// The state at the end of the last successful ``fit(train:validation:test:resumingFrom:stoppingAfterEpoch:progress:)``
+    /// (optimizer, iterate, average, selection, random streams), to save with a ``Checkpoint``
+    /// and continue later; `nil` before a run and after a run that threw.
+    public private(set) var trainingState: TrainingState<T>?
 
     /// A trainer for `flow` on data preprocessed by `preprocessing`.
     ///
@@ -82,20 +86,36 @@ public final class Trainer<T: Scalar> {
     /// Trains for ``TrainingConfiguration/epochs`` epochs and leaves the flow with the
     /// parameters of the epoch (0 = initial) of lowest validation NLL.
     ///
+    /// Resuming: with `state` (a previous run's ``trainingState``, for example from a
+    /// ``Checkpoint``), the run continues after `state.epoch` up to ``TrainingConfiguration/epochs``
+    /// epochs in total: the iterate, Adam's moments and step, the Polyak average, the history and
+    /// selected epoch, the training guard and the shuffle and noise streams are restored (the
+    /// shuffle is replayed from the saved run's seed and checked against the saved generator
+    /// state), and epoch 0 is not evaluated again. The trainer's configuration governs the steps
+    /// that follow; with the saved run's configuration the result equals an uninterrupted run bit
+    /// for bit. Without averaging in the saved run but with it now, the average starts empty.
+    ///
     /// - Parameters:
     ///   - train, validation, test: `[n, D]` integer levels; `test` may be `nil`.
+    ///   - state: where to continue from, or `nil` for a fresh run.
+    ///   - stop: end the run after this epoch although the schedule spans
+    ///     ``TrainingConfiguration/epochs`` (an interruption to resume from later), or `nil`.
     ///   - progress: called after every step and every epoch, on the calling thread.
     /// - Returns: the per-epoch history and the selected epoch.
     /// - Throws: ``InvertNNError/diverged(step:detail:)`` after
     ///   ``TrainingConfiguration/maxConsecutiveFailures`` consecutive non-finite steps (see the
     ///   training guard above) or when an evaluation is NaN or infinite (the parameters of the best
-    ///   epoch so far are restored first); shape mismatches and layer errors.
+    ///   epoch so far are restored first); shape mismatches and layer errors;
+    ///   ``InvertNNError/invalidArgument(operation:reason:)`` if `state` does not fit the model or
+    ///   the training set (``TrainingState/validate(for:)``, another row count or shuffle).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func fit(
         train: Matrix<T>, validation: Matrix<T>, test: Matrix<T>? = nil,
+        resumingFrom state: TrainingState<T>? = nil, stoppingAfterEpoch stop: Int? = nil,
         progress: ((TrainingEvent) -> Void)? = nil
     ) throws -> TrainingResult {
+        trainingState = nil
         let d = flow.features
         try train.requireColumns(d, "Trainer.fit train")
         try validation.requireColumns(d, "Trainer.fit validation")
@@ -126,6 +146,7 @@ public final class Trainer<T: Scalar> {
         var bestIndex = 0
         var bestValues = flow.parameters.map { $0.value }
         var globalStep = 0
+        var elapsedBefore = 0.0
 
         func restoreBest() {
             for (p, v) in zip(flow.parameters, bestValues) { p.value = v }
@@ -185,19 +206,38 @@ public final class Trainer<T: Scalar> {
             }
             let report = EpochReport(
                 epoch: epoch, steps: globalStep, train: trainEval, validation: validationEval, test: testEval,
-                isBest: isBest, samplesPerSecond: samplesPerSecond, elapsedSeconds: seconds(since: start))
+                isBest: isBest, samplesPerSecond: samplesPerSecond, elapsedSeconds: elapsedBefore + seconds(since: start))
             history.append(report)
             progress?(.epoch(report))
         }
 
-        try record(epoch: 0, samplesPerSecond: 0)
         var order = Array(0..<train.rows)
         // Training guard state: parameters known to give a finite loss and gradient.
         var lastGood = parameters.map { $0.value }
         var consecutiveFailures = 0
         var rateScale = 1.0
+        var firstEpoch = 1
+        if let state {
+            try restore(state, train: train, order: &order, shuffler: &shuffler, noise: &noise)
+            history = state.history
+            bestIndex = state.bestIndex
+            bestValidation = state.bestValidation
+            bestValues = try Self.matrices(state.best, like: parameters)
+            lastGood = try Self.matrices(state.lastGood, like: parameters)
+            globalStep = state.globalStep
+            consecutiveFailures = state.consecutiveFailures
+            rateScale = state.learningRateScale
+            if average != nil, let saved = state.average {
+                average = saved
+                averageWeight = state.averageWeight
+            }
+            elapsedBefore = history.last?.elapsedSeconds ?? 0
+            firstEpoch = state.epoch + 1
+        } else {
+            try record(epoch: 0, samplesPerSecond: 0)
+        }
         do {
-            for epoch in 1...max(epochs, 1) where epochs > 0 {
+            for epoch in stride(from: firstEpoch, through: min(epochs, stop ?? epochs), by: 1) {
                 order.shuffle(using: &shuffler)
                 let epochStart = clock.now
                 var lossSum = 0.0
@@ -274,7 +314,49 @@ public final class Trainer<T: Scalar> {
             restoreBest()
             throw error
         }
+        let moments = optimizer.moments
+        let finalState = TrainingState<T>(
+            configuration: configuration, epoch: history.last?.epoch ?? 0, globalStep: globalStep,
+            optimizerStep: optimizer.step, firstMoments: moments.first, secondMoments: moments.second,
+            iterate: parameters.map { $0.value.storage }, lastGood: lastGood.map { $0.storage },
+            best: bestValues.map { $0.storage }, average: average, averageWeight: averageWeight, history: history,
+            bestIndex: bestIndex, consecutiveFailures: consecutiveFailures, learningRateScale: rateScale,
+            trainingRows: train.rows, shuffleState: shuffler.words, noiseState: noise.words)
         restoreBest()
+        trainingState = finalState
         return TrainingResult(history: history, best: history[bestIndex], steps: globalStep, seconds: seconds(since: start))
+    }
+
+    /// Restores the iterate, the optimizer and the random streams of `state` (all checks first:
+    /// on error nothing has changed).
+    private func restore(
+        _ state: TrainingState<T>, train: Matrix<T>, order: inout [Int],
+        shuffler: inout SeededGenerator, noise: inout SeededGenerator
+    ) throws {
+        func invalid(_ reason: String) -> InvertNNError { .invalidArgument(operation: "Trainer.fit(resumingFrom:)", reason: reason) }
+        let parameters = flow.parameters
+        try state.validate(for: parameters)
+        guard state.trainingRows == train.rows else {
+            throw invalid("the saved run trained on \(state.trainingRows) rows, this training set has \(train.rows)")
+        }
+        // The permutation of each epoch shuffles the previous one, so it is replayed from the
+        // seed; the saved generator words confirm that the replay is the saved run's stream.
+        var replayed = Array(0..<train.rows)
+        var replay = SeededGenerator(seed: state.configuration.seed)
+        for _ in 0..<state.epoch { replayed.shuffle(using: &replay) }
+        guard replay.words == state.shuffleState else {
+            throw invalid("the shuffle of the saved run cannot be replayed (another seed or training set)")
+        }
+        let iterate = try Self.matrices(state.iterate, like: parameters)
+        try optimizer.restore(step: state.optimizerStep, firstMoments: state.firstMoments, secondMoments: state.secondMoments)
+        for (p, v) in zip(parameters, iterate) { p.value = v }
+        order = replayed
+        shuffler = replay
+        noise.words = state.noiseState
+    }
+
+    /// Row-major arrays as matrices shaped like `parameters`.
+    static func matrices(_ arrays: [[T]], like parameters: [Parameter<T>]) throws -> [Matrix<T>] {
+        try zip(arrays, parameters).map { try Matrix(rows: $1.value.rows, columns: $1.value.columns, storage: $0) }
     }
 }

@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+import InvertNN
+
+/// How `invertnn train --resume` continues a checkpoint: the configuration of the continued run
+/// and the notes that tell the user which command-line options the checkpoint overrides.
+///
+/// The checkpoint's architecture and preprocessing always win over the model options. With a
+/// training state, its hyper-parameters (batch size, learning rate, seed, weight decay,
+/// averaging, schedule) win too, so that the continuation equals an uninterrupted run; only
+/// `--epochs` (the total) comes from the command line. Without one, the options and presets
+/// apply as for a fresh run and the optimizer starts fresh.
+struct ResumePlan<T: Scalar> {
+    var configuration: TrainingConfiguration
+    var notes: [String] = []
+
+    /// - Throws: ``CheckpointError/architectureMismatch(path:reason:)`` if the checkpoint models
+    ///   another number of dimensions or another kind of data (levels) than `--data`.
+    init(checkpoint: Checkpoint<T>, path: String, command c: TrainCommand, dataset: LoadedData<T>, preset: ModelPreset) throws {
+        let features = checkpoint.flow.features
+        guard features == dataset.dimensions else {
+            throw CheckpointError.architectureMismatch(
+                path: path, reason: "the checkpoint models \(features) dimensions, --data \(c.dataOptions.data) has \(dataset.dimensions)")
+        }
+        guard checkpoint.preprocessing.levels == dataset.levels else {
+            func kind(_ levels: Int?) -> String { levels.map { "integer data with \($0) levels" } ?? "continuous data" }
+            throw CheckpointError.architectureMismatch(
+                path: path, reason: "the checkpoint was trained on \(kind(checkpoint.preprocessing.levels)), --data \(c.dataOptions.data) holds \(kind(dataset.levels))")
+        }
+        if let name = checkpoint.dataset["name"]?.stringValue, name != dataset.name {
+            notes.append("note: the checkpoint was trained on \(name), continuing on \(dataset.name)")
+        }
+        let ignored = [("--couplings", c.couplings != nil), ("--hidden-sizes", c.hiddenSizes != nil), ("--mixing", c.mixing != nil),
+                       ("--reflectors", c.reflectors != nil), ("--initialization", c.initialization != .random)]
+            .filter { $0.1 }.map { $0.0 }
+        if !ignored.isEmpty {
+            notes.append("note: \(ignored.joined(separator: ", ")) ignored: the architecture and preprocessing come from \(path)")
+        }
+        if let state = checkpoint.trainingState {
+            var saved = state.configuration
+            var overridden = [String]()
+            if let b = c.batchSize, b != saved.batchSize { overridden.append("--batch-size \(b) (checkpoint: \(saved.batchSize))") }
+            if let r = c.learningRate, r != saved.learningRate { overridden.append("--learning-rate \(r) (checkpoint: \(saved.learningRate))") }
+            if c.seed != 0, c.seed != saved.seed { overridden.append("--seed \(c.seed) (checkpoint: \(saved.seed))") }
+            if c.weightDecay != TrainingDefaults.weightDecay, c.weightDecay != saved.weightDecay {
+                overridden.append("--weight-decay \(c.weightDecay) (checkpoint: \(saved.weightDecay))")
+            }
+            let averaging = c.averaging > 0 ? c.averaging : nil
+            if c.averaging != TrainingDefaults.averaging, averaging != saved.parameterAveraging {
+                overridden.append("--averaging \(c.averaging) (checkpoint: \(saved.parameterAveraging ?? 0))")
+            }
+            if !overridden.isEmpty {
+                notes.append("note: ignored \(overridden.joined(separator: ", ")): a resumed run keeps the checkpoint's hyper-parameters")
+            }
+            saved.epochs = c.epochs ?? saved.epochs
+            configuration = saved
+            notes.append(
+                "resuming \(path) after epoch \(state.epoch) (optimizer step \(state.optimizerStep), best epoch "
+                    + "\(state.history[state.bestIndex].epoch)) up to epoch \(saved.epochs)"
+                    + (state.epoch >= saved.epochs ? ": nothing left to train" : ""))
+        } else {
+            configuration = TrainingConfiguration(
+                epochs: c.epochs ?? preset.epochs, batchSize: c.batchSize ?? preset.batchSize,
+                learningRate: c.learningRate ?? preset.learningRate, seed: c.seed,
+                maxGradientNorm: TrainingDefaults.maxGradientNorm, weightDecay: c.weightDecay, schedule: TrainingDefaults.schedule,
+                parameterAveraging: c.averaging > 0 ? c.averaging : nil)
+            notes.append(
+                "note: \(path) holds no training state (written without --save-state): training its parameters for "
+                    + "\(configuration.epochs) more epochs with a fresh optimizer")
+        }
+    }
+}
