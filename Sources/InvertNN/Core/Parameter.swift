@@ -10,8 +10,11 @@ public final class Parameter<T: Scalar> {
     /// A name unique within its layer (`"reflectors"`, `"logScale"`, `"bias"`, …); containers
     /// prefix it with the layer's position for checkpoints.
     public let name: String
-    /// The current value.
+    /// The current value. Assigning a value of another shape is caught by the owning layer's
+    /// next call (``InvertibleLayer/requireParameterShapes()``), which throws.
     public var value: Matrix<T>
+    /// The shape fixed at creation, `[rows, columns]`.
+    public let shape: [Int]
     /// `dL/dθ`, same shape as ``value``.
     public var gradient: Matrix<T>
 
@@ -26,8 +29,18 @@ public final class Parameter<T: Scalar> {
     public init(name: String, value: Matrix<T>, trainableMask: [Bool]? = nil) {
         self.name = name
         self.value = value
+        self.shape = [value.rows, value.columns]
         self.gradient = Matrix(rows: value.rows, columns: value.columns)
         self.trainableMask = trainableMask?.count == value.count ? trainableMask : nil
+    }
+
+    /// Throws ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if ``value`` or
+    /// ``gradient`` no longer has the shape fixed at creation (`owner` names the layer).
+    public func requireShape(_ owner: String) throws {
+        for (label, m) in [("value", value), ("gradient", gradient)] where m.rows != shape[0] || m.columns != shape[1] {
+            throw InvertNNError.shapeMismatch(
+                operation: "\(owner) parameter '\(name)' \(label)", expected: "\(shape)", actual: "\(m.shape)")
+        }
     }
 
     /// Sets every gradient entry to zero.

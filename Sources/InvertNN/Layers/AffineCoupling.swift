@@ -160,11 +160,13 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
+        try requireParameterShapes()
         try x.requireColumns(features, "\(name).forward")
         return try forward(x, conditionerOutput: conditioner(x.columns(conditioningRange)))
     }
 
     public func forwardRetaining(_ x: Matrix<T>) throws -> LayerOutput<T> {
+        try requireParameterShapes()
         try x.requireColumns(features, "\(name).forward")
         let trace = try conditioner.forward(x.columns(conditioningRange))
         var factors = [T](repeating: 0, count: trace.output.count)
@@ -174,6 +176,7 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
     }
 
     public func inverseRetaining(_ y: Matrix<T>) throws -> LayerOutput<T> {
+        try requireParameterShapes()
         try y.requireColumns(features, "\(name).inverse")
         let trace = try conditioner.forward(y.columns(conditioningRange))
         var factors = [T](repeating: 0, count: trace.output.count)
@@ -239,6 +242,7 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
+        try requireParameterShapes()
         try y.requireColumns(features, "\(name).inverse")
         return try inverse(y, conditionerOutput: conditioner(y.columns(conditioningRange)))
     }
@@ -286,6 +290,7 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
     public func forwardBackward(
         input x: Matrix<T>, output y: Matrix<T>, outputGradient dy: Matrix<T>, logAbsDetGradient dld: [T]
     ) throws -> Matrix<T> {
+        try requireParameterShapes()
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: dy, logAbsDetGradient: dld)
         let (trace, kept) = try trace(for: x, isForward: true)
@@ -338,6 +343,7 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
     public func inverseBackward(
         input y: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T]
     ) throws -> Matrix<T> {
+        try requireParameterShapes()
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
         let (trace, kept) = try trace(for: y, isForward: false)

@@ -56,6 +56,7 @@ public final class Diagonal<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
+        try requireParameterShapes()
         try x.requireColumns(features, "\(name).forward")
         let s = logScale.value.storage
         let scale = s.map { T.exp($0) }
@@ -72,6 +73,7 @@ public final class Diagonal<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
+        try requireParameterShapes()
         try y.requireColumns(features, "\(name).inverse")
         let s = logScale.value.storage
         let inverseScale = s.map { T.exp(-$0) }
@@ -90,6 +92,7 @@ public final class Diagonal<T: Scalar>: InvertibleLayer {
     public func forwardBackward(
         input x: Matrix<T>, output y: Matrix<T>, outputGradient dy: Matrix<T>, logAbsDetGradient dld: [T]
     ) throws -> Matrix<T> {
+        try requireParameterShapes()
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: dy, logAbsDetGradient: dld)
         let scale = logScale.value.storage.map { T.exp($0) }
@@ -114,6 +117,7 @@ public final class Diagonal<T: Scalar>: InvertibleLayer {
     public func inverseBackward(
         input y: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T]
     ) throws -> Matrix<T> {
+        try requireParameterShapes()
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
         let inverseScale = logScale.value.storage.map { T.exp(-$0) }

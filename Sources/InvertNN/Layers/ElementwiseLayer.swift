@@ -64,6 +64,7 @@ extension ElementwiseLayer {
     var finiteDomain: String { "finite reals (-∞, ∞)" }
 
     func elementwiseForward(_ x: Matrix<Element>) throws -> LayerOutput<Element> {
+        try requireParameterShapes()
         try x.requireColumns(features, "\(name).forward")
         let map = makeMap()
         let n = features
@@ -91,6 +92,7 @@ extension ElementwiseLayer {
     }
 
     func elementwiseInverse(_ y: Matrix<Element>) throws -> LayerOutput<Element> {
+        try requireParameterShapes()
         try y.requireColumns(features, "\(name).inverse")
         let map = makeMap()
         let n = features
@@ -121,6 +123,7 @@ extension ElementwiseLayer {
         input x: Matrix<Element>, output y: Matrix<Element>, outputGradient dy: Matrix<Element>,
         logAbsDetGradient dld: [Element]
     ) throws -> Matrix<Element> {
+        try requireParameterShapes()
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: dy, logAbsDetGradient: dld)
         let map = makeMap()
@@ -146,6 +149,7 @@ extension ElementwiseLayer {
         input y: Matrix<Element>, output x: Matrix<Element>, outputGradient dx: Matrix<Element>,
         logAbsDetGradient dld: [Element]
     ) throws -> Matrix<Element> {
+        try requireParameterShapes()
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
         let map = makeMap()

@@ -177,6 +177,7 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
+        try requireParameterShapes()
         try x.requireColumns(features, "\(name).forward")
         if usesDenseMatrix(batch: x.rows) {
             let (a, _) = try denseMatrices(inverse: false)
@@ -195,6 +196,7 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
+        try requireParameterShapes()
         try y.requireColumns(features, "\(name).inverse")
         if usesDenseMatrix(batch: y.rows) {
             let (_, c) = try denseMatrices(inverse: true)
@@ -222,6 +224,7 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     public func forwardBackward(
         input x: Matrix<T>, output y: Matrix<T>, outputGradient dy: Matrix<T>, logAbsDetGradient dld: [T]
     ) throws -> Matrix<T> {
+        try requireParameterShapes()
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: dy, logAbsDetGradient: dld)
         if usesDenseMatrix(batch: x.rows) {
@@ -248,6 +251,7 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     public func inverseBackward(
         input y: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T]
     ) throws -> Matrix<T> {
+        try requireParameterShapes()
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
         if usesDenseMatrix(batch: y.rows) {

@@ -66,7 +66,7 @@ public final class Adam<T: Scalar> {
         for p in parameters {
             p.gradient.storage.withUnsafeBufferPointer { g in
                 if let mask = p.trainableMask {
-                    for i in 0..<g.count where mask[i] { let v = Double(g[i]); sum += v * v }
+                    for i in 0..<Swift.min(g.count, mask.count) where mask[i] { let v = Double(g[i]); sum += v * v }
                 } else {
                     for i in 0..<g.count { let v = Double(g[i]); sum += v * v }
                 }
@@ -79,11 +79,13 @@ public final class Adam<T: Scalar> {
     ///
     /// - Returns: the global gradient norm before clipping.
     /// - Throws: ``InvertNNError/diverged(step:detail:)`` if a gradient is NaN or infinite (no
-    ///   parameter is changed then).
+    ///   parameter is changed then); ``InvertNNError/shapeMismatch(operation:expected:actual:)``
+    ///   if a parameter's value or gradient was replaced by one of another shape.
     @discardableResult
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func update() throws -> Double {
+        for p in parameters { try p.requireShape("Adam") }
         let norm = gradientNorm()
         guard norm.isFinite else {
             let culprit = parameters.first { $0.gradient.firstNonFinite() != nil }?.name ?? "a parameter"
