@@ -61,6 +61,12 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Householder reflectors per orthogonal factor of each invertible-linear mixing layer (default: the preset; all = D).")
     var reflectors: Int?
 
+    @Option(help: "Bound c of each coupling's log-scale, s = c·tanh(ŝ/c) (default: the preset).")
+    var scaleBound: Double?
+
+    @Option(help: "α of the logit preprocessing of integer data, y = logit(α + (1 - 2α)x) (default: the preset).")
+    var logitAlpha: Double?
+
     @Option(help: "Initialization: random, or whitening (a last linear layer initialized to whiten the preprocessed training data, ZCA).")
     var initialization: InitializationOption = .random
 
@@ -88,6 +94,12 @@ struct TrainCommand: ParsableCommand {
         }
         if let couplings, couplings < 1 { throw ValidationError("--couplings must be at least 1, got \(couplings)") }
         if let reflectors, reflectors < 1 { throw ValidationError("--reflectors must be at least 1, got \(reflectors)") }
+        if let scaleBound, !(scaleBound > 0 && scaleBound.isFinite) {
+            throw ValidationError("--scale-bound must be positive, got \(scaleBound)")
+        }
+        if let logitAlpha, !(logitAlpha > 0 && logitAlpha < 0.5) {
+            throw ValidationError("--logit-alpha must lie in (0, 0.5), got \(logitAlpha)")
+        }
         if hiddenSizes != nil, parsedHiddenSizes == nil {
             throw ValidationError("--hidden-sizes must be comma-separated positive integers, got '\(hiddenSizes!)'")
         }
@@ -133,7 +145,7 @@ struct TrainCommand: ParsableCommand {
         let start = clock.now
         let dataset = try dataOptions.load(T.self)
         let preset = ModelPreset.for(dataset)
-        let preprocessing = try dataset.preprocessing(logitAlpha: FlowPresets.logitAlpha)
+        let preprocessing = try dataset.preprocessing(logitAlpha: logitAlpha ?? preset.logitAlpha)
         var whiteningData: Matrix<T>? = nil
         if initialization == .whitening {
             var noise = SeededGenerator(seed: seed ^ 0x3C6E_F372_FE94_F82B)
@@ -141,7 +153,7 @@ struct TrainCommand: ParsableCommand {
         }
         let flow: NormalizingFlow<T> = try FlowPresets.digits(
             features: dataset.dimensions, couplings: couplings ?? preset.couplings,
-            hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes, mixing: (mixing ?? preset.mixing).preset,
+            hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes, scaleBound: scaleBound ?? preset.scaleBound, mixing: (mixing ?? preset.mixing).preset,
             reflectors: reflectors ?? preset.reflectors, whiteningData: whiteningData, seed: seed)
         let epochs = self.epochs ?? preset.epochs
         let configuration = TrainingConfiguration(
@@ -217,6 +229,10 @@ struct ModelPreset {
     var epochs: Int
     var batchSize: Int
     var learningRate: Double
+    /// `c` of each coupling's bounded log-scale.
+    var scaleBound: Double = 2
+    /// α of the logit preprocessing of integer data (unused for continuous data).
+    var logitAlpha: Double = FlowPresets.logitAlpha
 
     static func `for`<T: Scalar>(_ data: LoadedData<T>) -> ModelPreset {
         switch (NamedData(rawValue: data.name), data.kind) {
