@@ -18,6 +18,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+        // Test-only: property-based checks over every layer (Tests/InvertNNTests/Properties).
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ] + documentationDependencies,
     targets: [
         // The C boundary: OpenBLAS (CBLAS) and LAPACKE. Only Sources/InvertNN/LinearAlgebra imports it.
@@ -65,6 +67,7 @@ let package = Package(
             dependencies: [
                 "InvertNN", "CBLAS", "CZlib",
                 .product(name: "Numerics", package: "swift-numerics"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
     ]

@@ -9,7 +9,7 @@ struct DataOptions: ParsableArguments {
         valueName: "NAME|PATH"))
     var data: String = "digits"
 
-    @Option(help: "For a CSV of integer pixels: the number of levels K (every value in 0..<K); the data are dequantized and scored in bits/dim. Without it a CSV is continuous tabular data, standardized and scored in nats/dim.")
+    @Option(parsing: .unconditional, help: "For a CSV of integer pixels: the number of levels K (every value in 0..<K); the data are dequantized and scored in bits/dim. Without it a CSV is continuous tabular data, standardized and scored in nats/dim.")
     var levels: Int?
 
     @Option(help: ArgumentHelp("A CSV column to exclude (a label), by header name or 1-based number.", valueName: "NAME|N"))

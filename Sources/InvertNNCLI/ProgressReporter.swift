@@ -48,6 +48,11 @@ final class ProgressReporter {
                 "epoch \(r.epoch)/\(epochs)  \(unit): train \(format(perDimension(r.train)))  "
                     + "validation \(format(perDimension(r.validation)))\(test)\(r.isBest ? "  *best" : "")"
                     + "\(speed)  \(String(format: "%.1f", r.elapsedSeconds)) s")
+        case let .recovered(epoch, step, reason, failures, scale):
+            clearLine()
+            StandardError.line(
+                "epoch \(epoch) step \(step): skipped, \(reason); restored the last good parameters, learning rate now "
+                    + "\(scale)× the schedule (failure \(failures) in a row)")
         }
     }
 

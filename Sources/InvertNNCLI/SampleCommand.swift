@@ -21,7 +21,7 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
     @Option(help: "CSV to write: one sample per row with a header, in the data's original units (integer levels for images).")
     var csv: String?
 
-    @Option(help: "Sampling temperature T: the standard deviation of the latent draws (1 = the model's own distribution; lower T trades diversity for cleaner samples). Default: 0.7 for images (as in Glow, Kingma & Dhariwal 2018), 1 for other data.")
+    @Option(parsing: .unconditional, help: "Sampling temperature T: the standard deviation of the latent draws (1 = the model's own distribution; lower T trades diversity for cleaner samples). Default: 0.7 for images (as in Glow, Kingma & Dhariwal 2018), 1 for other data.")
     var temperature: Double?
 
     @Option(help: "Seed of the latent draws.")

@@ -31,7 +31,7 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Samples per optimizer step (default: the preset).")
     var batchSize: Int?
 
-    @Option(help: "Adam's base learning rate, cosine-decayed over the run (default: the preset).")
+    @Option(parsing: .unconditional, help: "Adam's base learning rate, cosine-decayed over the run (default: the preset).")
     var learningRate: Double?
 
     @Option(help: "Seed of the initialization, shuffling, noise and samples; the same seed gives the same results.")
@@ -61,22 +61,22 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Householder reflectors per orthogonal factor of each invertible-linear mixing layer (default: the preset; all = D).")
     var reflectors: Int?
 
-    @Option(help: "Bound c of each coupling's log-scale, s = c·tanh(ŝ/c) (default: the preset).")
+    @Option(parsing: .unconditional, help: "Bound c of each coupling's log-scale, s = c·tanh(ŝ/c) (default: the preset).")
     var scaleBound: Double?
 
-    @Option(help: "α of the logit preprocessing of integer data, y = logit(α + (1 - 2α)x) (default: the preset).")
+    @Option(parsing: .unconditional, help: "α of the logit preprocessing of integer data, y = logit(α + (1 - 2α)x) (default: the preset).")
     var logitAlpha: Double?
 
     @Option(help: "Initialization: random, or whitening (a last linear layer initialized to whiten the preprocessed training data, ZCA).")
     var initialization: InitializationOption = .random
 
-    @Option(help: "Adam's decoupled weight decay (AdamW).")
+    @Option(parsing: .unconditional, help: "Adam's decoupled weight decay (AdamW).")
     var weightDecay: Double = TrainingDefaults.weightDecay
 
-    @Option(help: "Decay of the exponential moving average of the parameters used for evaluation and the result (0 = off).")
+    @Option(parsing: .unconditional, help: "Decay of the exponential moving average of the parameters used for evaluation and the result (0 = off).")
     var averaging: Double = TrainingDefaults.averaging
 
-    @Option(help: "Sampling temperature T: the standard deviation of the latent draws (1 = the model's own distribution; lower T trades diversity for cleaner samples). Default: 0.7 for images (as in Glow, Kingma & Dhariwal 2018), 1 for other data.")
+    @Option(parsing: .unconditional, help: "Sampling temperature T: the standard deviation of the latent draws (1 = the model's own distribution; lower T trades diversity for cleaner samples). Default: 0.7 for images (as in Glow, Kingma & Dhariwal 2018), 1 for other data.")
     var temperature: Double?
 
     @OptionGroup var output: OutputOptions
@@ -88,11 +88,16 @@ struct TrainCommand: ParsableCommand {
         if let learningRate, !(learningRate > 0 && learningRate.isFinite) {
             throw ValidationError("--learning-rate must be positive, got \(learningRate)")
         }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        if let threads, threads < 1 || threads > 1024 {
+            throw ValidationError("--threads must be in 1...1024, got \(threads)")
+        }
         if let temperature, !(temperature > 0 && temperature.isFinite) {
             throw ValidationError("--temperature must be positive, got \(temperature)")
         }
-        if let couplings, couplings < 1 { throw ValidationError("--couplings must be at least 1, got \(couplings)") }
+        // Upper bounds keep a typo from allocating without end (a model this size would not fit anyway).
+        if let couplings, couplings < 1 || couplings > 10_000 {
+            throw ValidationError("--couplings must be in 1...10000, got \(couplings)")
+        }
         if let reflectors, reflectors < 1 { throw ValidationError("--reflectors must be at least 1, got \(reflectors)") }
         if let scaleBound, !(scaleBound > 0 && scaleBound.isFinite) {
             throw ValidationError("--scale-bound must be positive, got \(scaleBound)")
@@ -100,8 +105,8 @@ struct TrainCommand: ParsableCommand {
         if let logitAlpha, !(logitAlpha > 0 && logitAlpha < 0.5) {
             throw ValidationError("--logit-alpha must lie in (0, 0.5), got \(logitAlpha)")
         }
-        if hiddenSizes != nil, parsedHiddenSizes == nil {
-            throw ValidationError("--hidden-sizes must be comma-separated positive integers, got '\(hiddenSizes!)'")
+        if let hiddenSizes, !(parsedHiddenSizes.map { $0.allSatisfy { $0 <= 65_536 } } ?? false) {
+            throw ValidationError("--hidden-sizes must be comma-separated integers in 1...65536, got '\(hiddenSizes)'")
         }
         guard weightDecay >= 0, weightDecay.isFinite else {
             throw ValidationError("--weight-decay must be 0 or more, got \(weightDecay)")

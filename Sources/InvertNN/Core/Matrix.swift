@@ -30,9 +30,10 @@ public struct Matrix<T: Scalar>: Equatable, Sendable, CustomStringConvertible {
     ///   `storage.count != rows * columns` or a size is negative.
     @inlinable
     public init(rows: Int, columns: Int, storage: [T]) throws {
-        guard rows >= 0, columns >= 0, storage.count == rows * columns else {
+        let (count, overflow) = rows.multipliedReportingOverflow(by: columns)
+        guard rows >= 0, columns >= 0, !overflow, storage.count == count else {
             throw InvertNNError.shapeMismatch(
-                operation: "Matrix.init", expected: "\(rows * columns) elements for [\(rows), \(columns)]",
+                operation: "Matrix.init", expected: "rows × columns elements for [\(rows), \(columns)]",
                 actual: "\(storage.count) elements")
         }
         self.rows = rows

@@ -52,8 +52,9 @@ public struct DiscreteDataset<T: Scalar>: Sendable {
         guard levels >= 2 else {
             throw InvertNNError.invalidArgument(operation: "DiscreteDataset", reason: "levels must be ≥ 2, got \(levels)")
         }
-        guard d >= 1, counts.train >= 1, counts.validation >= 1, counts.test >= 1,
-              counts.train + counts.validation + counts.test == n else {
+        let (partial, overflow1) = counts.train.addingReportingOverflow(counts.validation)
+        let (total, overflow2) = partial.addingReportingOverflow(counts.test)
+        guard d >= 1, counts.train >= 1, counts.validation >= 1, counts.test >= 1, !overflow1, !overflow2, total == n else {
             throw InvertNNError.invalidArgument(
                 operation: "DiscreteDataset",
                 reason: "split \(counts.train)/\(counts.validation)/\(counts.test) does not partition \(n) samples of \(d) dimensions (each split needs ≥ 1)")
@@ -89,7 +90,10 @@ public struct DiscreteDataset<T: Scalar>: Sendable {
     /// The given shape if it multiplies to `dimensions`, else a square if `dimensions` is one,
     /// else a single row.
     static func imageShape(dimensions d: Int, height: Int?, width: Int?) -> (Int, Int) {
-        if let height, let width, height * width == d, height > 0 { return (height, width) }
+        if let height, let width, height > 0, width > 0 {
+            let (area, overflow) = height.multipliedReportingOverflow(by: width)
+            if !overflow && area == d { return (height, width) }
+        }
         let side = Int(Double(d).squareRoot().rounded())
         if side * side == d { return (side, side) }
         return (1, d)

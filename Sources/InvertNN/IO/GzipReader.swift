@@ -24,22 +24,27 @@ public enum GzipReader {
         var buffer = [UInt8](repeating: 0, count: chunk)
         while true {
             let count = buffer.withUnsafeMutableBytes { raw in gzread(file, raw.baseAddress, UInt32(chunk)) }
-            if count < 0 { throw InvertNNError.io(path: path, reason: "gzip read failed: \(errorMessage(file))") }
+            if count < 0 { throw InvertNNError.io(path: path, reason: "gzip read failed: \(errorMessage(file, path: path))") }
             if count == 0 { break }
             result.append(contentsOf: buffer[0..<Int(count)])
         }
         var code: Int32 = 0
         _ = gzerror(file, &code)
         if code != Z_OK && code != Z_STREAM_END {
-            throw InvertNNError.io(path: path, reason: "gzip read failed: \(errorMessage(file))")
+            throw InvertNNError.io(path: path, reason: "gzip read failed: \(errorMessage(file, path: path))")
         }
         return result
     }
 
-    private static func errorMessage(_ file: gzFile) -> String {
+    /// zlib's message for the last error, without the `path: ` prefix zlib adds (the thrown
+    /// error names the path already).
+    private static func errorMessage(_ file: gzFile, path: String) -> String {
         var code: Int32 = 0
         guard let message = gzerror(file, &code) else { return "zlib error \(code)" }
-        let text = String(cString: message)
+        var text = String(cString: message)
+        if text.hasPrefix(path + ": ") { text.removeFirst(path.count + 2) }
+        // Z_BUF_ERROR at the end of the input: the stream stops before its end.
+        if code == Z_BUF_ERROR { text += " (the gzip data is truncated)" }
         return text.isEmpty ? "zlib error \(code)" : text
     }
 }

@@ -95,9 +95,8 @@ public final class AdaptiveWhitening<T: Scalar>: InvertibleLayer {
         epsilon: T = AdaptiveWhitening<T>.defaultEpsilon
     ) throws {
         let operation = "AdaptiveWhitening"
-        guard features >= 1 else {
-            throw InvertNNError.invalidArgument(operation: operation, reason: "features must be ≥ 1, got \(features)")
-        }
+        // The covariance and the whitening matrices are features × features.
+        _ = try SizeLimits.product([features, features], operation: operation, what: "features × features")
         guard memorySize >= 1 else {
             throw InvertNNError.invalidArgument(operation: operation, reason: "memorySize must be ≥ 1, got \(memorySize)")
         }

@@ -128,6 +128,7 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
                 operation: "AffineCoupling",
                 reason: "needs ≥ 2 features to split into a conditioning and a transformed block, got \(features)")
         }
+        try SizeLimits.features(features, operation: "AffineCoupling")
         let k = firstBlockSize ?? features / 2
         guard k >= 1, k < features else {
             throw InvertNNError.invalidArgument(

@@ -38,9 +38,7 @@ public final class Baird<T: Scalar>: ElementwiseLayer {
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1` or `shift`
     ///   has the wrong length or non-finite entries.
     public init(features: Int, shift: [T]? = nil) throws {
-        guard features >= 1 else {
-            throw InvertNNError.invalidArgument(operation: "Baird", reason: "features must be ≥ 1, got \(features)")
-        }
+        try SizeLimits.features(features, operation: "Baird")
         let shift = shift ?? [T](repeating: 0, count: features)
         guard shift.count == features, shift.allSatisfy({ $0.isFinite }) else {
             throw InvertNNError.invalidArgument(

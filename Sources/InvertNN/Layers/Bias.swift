@@ -22,9 +22,7 @@ public final class Bias<T: Scalar>: InvertibleLayer {
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1` or `bias`
     ///   has the wrong length or non-finite entries.
     public init(features: Int, bias: [T]? = nil) throws {
-        guard features >= 1 else {
-            throw InvertNNError.invalidArgument(operation: "Bias", reason: "features must be ≥ 1, got \(features)")
-        }
+        try SizeLimits.features(features, operation: "Bias")
         let bias = bias ?? [T](repeating: 0, count: features)
         guard bias.count == features, bias.allSatisfy({ $0.isFinite }) else {
             throw InvertNNError.invalidArgument(

@@ -13,7 +13,7 @@ import RealModule
 ///   `forward(inverse(y))` reproduces `y` exactly), otherwise from `sideChannels.generator`.
 /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if forward finds neither a given
 ///   ε nor a generator (the plain ``forward(_:)`` has neither); shape mismatches.
-public final class ConcatNoise<T: Scalar>: InvertibleLayer {
+public final class ConcatNoise<T: Scalar>: SideChannelLayer {
     public typealias Element = T
 
     /// Features of `x`, the forward input.
@@ -33,6 +33,8 @@ public final class ConcatNoise<T: Scalar>: InvertibleLayer {
                 operation: "ConcatNoise",
                 reason: "features (\(features)) and noise features (\(noise.features)) must be ≥ 1, channel non-empty")
         }
+        let (total, overflow) = features.addingReportingOverflow(noise.features)
+        _ = try SizeLimits.product([overflow ? Int.max : total], operation: "ConcatNoise", what: "output features")
         self.features = features
         self.noiseFeatures = noise.features
         self.noise = noise
@@ -48,16 +50,6 @@ public final class ConcatNoise<T: Scalar>: InvertibleLayer {
          "channel": .string(channel),
          // Which q, so that a checkpoint can rebuild the layer (only the standard normal so far).
          "noise": .string(noise is StandardNormal<T> ? "StandardNormal" : String(describing: type(of: noise)))]
-    }
-
-    public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
-        var channels = SideChannels<T>()
-        return try forward(x, sideChannels: &channels)
-    }
-
-    public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
-        var channels = SideChannels<T>()
-        return try inverse(y, sideChannels: &channels)
     }
 
     public func forward(_ x: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> LayerOutput<T> {
@@ -82,22 +74,6 @@ public final class ConcatNoise<T: Scalar>: InvertibleLayer {
         let epsilon = y.columns(0..<noiseFeatures)
         sideChannels[channel] = epsilon
         return LayerOutput(output: y.columns(noiseFeatures..<outputFeatures), logAbsDet: try noise.logProbability(epsilon))
-    }
-
-    public func forwardBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
-    ) throws -> Matrix<T> {
-        var channels = SideChannels<T>()
-        return try forwardBackward(input: input, output: output, outputGradient: outputGradient,
-                                   logAbsDetGradient: logAbsDetGradient, sideChannels: &channels)
-    }
-
-    public func inverseBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
-    ) throws -> Matrix<T> {
-        var channels = SideChannels<T>()
-        return try inverseBackward(input: input, output: output, outputGradient: outputGradient,
-                                   logAbsDetGradient: logAbsDetGradient, sideChannels: &channels)
     }
 
     /// Returns `dL/dx`; adds `dL/dε = dL/dy_ε - dL/dlogAbsDet · ∇log q(ε)` into

@@ -12,7 +12,7 @@ import RealModule
 ///   ``InvertNNError/shapeMismatch(operation:expected:actual:)``.
 ///
 /// Source: invertnn's concatenation with an inference-context input, made explicit.
-public final class ConcatSideInput<T: Scalar>: InvertibleLayer {
+public final class ConcatSideInput<T: Scalar>: SideChannelLayer {
     public typealias Element = T
 
     /// Features of `x`, the forward input.
@@ -29,6 +29,8 @@ public final class ConcatSideInput<T: Scalar>: InvertibleLayer {
                 operation: "ConcatSideInput",
                 reason: "features (\(features)) and sideFeatures (\(sideFeatures)) must be ≥ 1 and the channel name non-empty")
         }
+        let (total, overflow) = features.addingReportingOverflow(sideFeatures)
+        _ = try SizeLimits.product([overflow ? Int.max : total], operation: "ConcatSideInput", what: "output features")
         self.features = features
         self.sideFeatures = sideFeatures
         self.channel = channel
@@ -43,16 +45,6 @@ public final class ConcatSideInput<T: Scalar>: InvertibleLayer {
          "channel": .string(channel)]
     }
 
-    public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
-        var channels = SideChannels<T>()
-        return try forward(x, sideChannels: &channels)
-    }
-
-    public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
-        var channels = SideChannels<T>()
-        return try inverse(y, sideChannels: &channels)
-    }
-
     public func forward(_ x: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> LayerOutput<T> {
         try x.requireColumns(features, "\(name).forward")
         let side = try sideChannels.require(channel, rows: x.rows, columns: sideFeatures, layer: name)
@@ -63,22 +55,6 @@ public final class ConcatSideInput<T: Scalar>: InvertibleLayer {
         try y.requireColumns(outputFeatures, "\(name).inverse")
         sideChannels[channel] = y.columns(features..<outputFeatures)
         return LayerOutput(output: y.columns(0..<features), logAbsDet: [T](repeating: 0, count: y.rows))
-    }
-
-    public func forwardBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
-    ) throws -> Matrix<T> {
-        var channels = SideChannels<T>()
-        return try forwardBackward(input: input, output: output, outputGradient: outputGradient,
-                                   logAbsDetGradient: logAbsDetGradient, sideChannels: &channels)
-    }
-
-    public func inverseBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
-    ) throws -> Matrix<T> {
-        var channels = SideChannels<T>()
-        return try inverseBackward(input: input, output: output, outputGradient: outputGradient,
-                                   logAbsDetGradient: logAbsDetGradient, sideChannels: &channels)
     }
 
     /// Returns `dL/dx` and adds `dL/ds` into `sideChannels.gradients[channel]`.

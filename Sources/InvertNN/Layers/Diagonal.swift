@@ -21,9 +21,7 @@ public final class Diagonal<T: Scalar>: InvertibleLayer {
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1` or a given
     ///   vector has the wrong length or non-finite entries.
     public init(features: Int, logScale: [T]? = nil, bias: [T]? = nil, hasBias: Bool = true) throws {
-        guard features >= 1 else {
-            throw InvertNNError.invalidArgument(operation: "Diagonal", reason: "features must be ≥ 1, got \(features)")
-        }
+        try SizeLimits.features(features, operation: "Diagonal")
         for (label, v) in [("logScale", logScale), ("bias", bias)] {
             if let v, v.count != features || v.contains(where: { !$0.isFinite }) {
                 throw InvertNNError.invalidArgument(

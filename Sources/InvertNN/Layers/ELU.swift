@@ -29,9 +29,7 @@ public final class ELU<T: Scalar>: ElementwiseLayer {
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1` or `alpha`
     ///   is not positive and finite.
     public init(features: Int, alpha: T = 1) throws {
-        guard features >= 1 else {
-            throw InvertNNError.invalidArgument(operation: "ELU", reason: "features must be ≥ 1, got \(features)")
-        }
+        try SizeLimits.features(features, operation: "ELU")
         guard alpha > 0, alpha.isFinite else {
             throw InvertNNError.invalidArgument(operation: "ELU", reason: "alpha must be positive and finite, got \(alpha)")
         }

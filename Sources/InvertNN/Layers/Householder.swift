@@ -104,7 +104,13 @@ public final class Householder<T: Scalar>: InvertibleLayer {
         }
         let m = reflectors ?? features
         let fixes = parametrization == .trapezoidal && m == features
-        var values = Matrix<T>(rows: max(m, 0), columns: max(features, 0))
+        // Checked before the reflector matrix is allocated (the designated initializer repeats it).
+        try SizeLimits.features(features, operation: "Householder")
+        guard m >= 1, m <= features else {
+            throw InvertNNError.invalidArgument(operation: "Householder", reason: "reflectors must be in 1...\(features), got \(m)")
+        }
+        _ = try SizeLimits.product([features, features], operation: "Householder", what: "features × features")
+        var values = Matrix<T>(rows: m, columns: features)
         for i in 0..<values.rows {
             let isFixed = fixes && i == m - 1
             let start = parametrization == .trapezoidal ? i : 0
@@ -148,14 +154,14 @@ public final class Householder<T: Scalar>: InvertibleLayer {
         values: Matrix<T>?, bias: [T]?, hasBias: Bool, reflectorsName: String
     ) throws {
         let operation = "Householder"
-        guard features >= 1 else {
-            throw InvertNNError.invalidArgument(operation: operation, reason: "features must be ≥ 1, got \(features)")
-        }
+        try SizeLimits.features(features, operation: operation)
         let m = requested ?? features
         guard m >= 1, m <= features else {
             throw InvertNNError.invalidArgument(
                 operation: operation, reason: "reflectors must be in 1...\(features), got \(m)")
         }
+        // W and the reflectors are materialized as n × n and m × n matrices.
+        _ = try SizeLimits.product([features, features], operation: operation, what: "features × features")
         let fixesLast = parametrization == .trapezoidal && m == features
         if !fixesLast && determinant != nil {
             throw InvertNNError.invalidArgument(

@@ -27,9 +27,7 @@ public final class LeakyReLU<T: Scalar>: ElementwiseLayer {
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1` or
     ///   `negativeSlope` is not positive and finite.
     public init(features: Int, negativeSlope: T = 0.01) throws {
-        guard features >= 1 else {
-            throw InvertNNError.invalidArgument(operation: "LeakyReLU", reason: "features must be ≥ 1, got \(features)")
-        }
+        try SizeLimits.features(features, operation: "LeakyReLU")
         guard negativeSlope > 0, negativeSlope.isFinite else {
             throw InvertNNError.invalidArgument(
                 operation: "LeakyReLU", reason: "negativeSlope must be positive and finite for invertibility, got \(negativeSlope)")

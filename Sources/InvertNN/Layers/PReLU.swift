@@ -30,9 +30,7 @@ public final class PReLU<T: Scalar>: ElementwiseLayer {
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1`, `slopes`
     ///   has the wrong length, or a slope is not positive and finite.
     public init(features: Int, slopes: [T]? = nil) throws {
-        guard features >= 1 else {
-            throw InvertNNError.invalidArgument(operation: "PReLU", reason: "features must be ≥ 1, got \(features)")
-        }
+        try SizeLimits.features(features, operation: "PReLU")
         let slopes = slopes ?? [T](repeating: 0.25, count: features)
         guard slopes.count == features else {
             throw InvertNNError.invalidArgument(

@@ -56,9 +56,7 @@ public final class Permutation<T: Scalar>: InvertibleLayer {
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1`.
     public static func reversed(features: Int) throws -> Permutation {
-        guard features >= 1 else {
-            throw InvertNNError.invalidArgument(operation: "Permutation.reversed", reason: "features must be ≥ 1, got \(features)")
-        }
+        try SizeLimits.features(features, operation: "Permutation.reversed")
         return try Permutation(Array((0..<features).reversed()))
     }
 
@@ -66,9 +64,7 @@ public final class Permutation<T: Scalar>: InvertibleLayer {
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1`.
     public static func random(features: Int, using generator: inout some RandomNumberGenerator) throws -> Permutation {
-        guard features >= 1 else {
-            throw InvertNNError.invalidArgument(operation: "Permutation.random", reason: "features must be ≥ 1, got \(features)")
-        }
+        try SizeLimits.features(features, operation: "Permutation.random")
         var perm = Array(0..<features)
         perm.shuffle(using: &generator)
         return try Permutation(perm)

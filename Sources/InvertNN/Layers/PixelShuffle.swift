@@ -35,6 +35,9 @@ public final class PixelShuffle<T: Scalar>: InvertibleLayer {
                 operation: "PixelShuffle",
                 reason: "channels, height, width and factor must be ≥ 1, got \(channels), \(height), \(width), \(factor)")
         }
+        _ = try SizeLimits.product([channels, height, width], operation: "PixelShuffle", what: "channels × height × width")
+        // factor² (and the scaled height and width) must be representable.
+        _ = try SizeLimits.product([factor, factor], operation: "PixelShuffle", what: "factor²")
         guard channels % (factor * factor) == 0 else {
             throw InvertNNError.invalidArgument(
                 operation: "PixelShuffle", reason: "channels \(channels) is not divisible by factor² = \(factor * factor)")

@@ -36,6 +36,9 @@ public final class PixelUnshuffle<T: Scalar>: InvertibleLayer {
                 operation: "PixelUnshuffle",
                 reason: "channels, height, width and factor must be ≥ 1, got \(channels), \(height), \(width), \(factor)")
         }
+        _ = try SizeLimits.product([channels, height, width], operation: "PixelUnshuffle", what: "channels × height × width")
+        // factor² (and the scaled height and width) must be representable.
+        _ = try SizeLimits.product([factor, factor], operation: "PixelUnshuffle", what: "factor²")
         guard height % factor == 0, width % factor == 0 else {
             throw InvertNNError.invalidArgument(
                 operation: "PixelUnshuffle",

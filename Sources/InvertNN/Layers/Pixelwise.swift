@@ -33,6 +33,7 @@ public final class Pixelwise<T: Scalar>: InvertibleLayer {
             throw InvertNNError.invalidArgument(
                 operation: "Pixelwise", reason: "channels, height and width must be ≥ 1, got \(channels)×\(height)×\(width)")
         }
+        _ = try SizeLimits.product([channels, height, width], operation: "Pixelwise", what: "channels × height × width")
         guard base.inputFeatures == channels, base.outputFeatures == channels else {
             throw InvertNNError.invalidArgument(
                 operation: "Pixelwise",

@@ -34,10 +34,7 @@ public final class RangeCompression<T: Scalar>: ElementwiseLayer {
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1` or the
     ///   bounds are not finite with `lower < upper` and a finite width.
     public init(features: Int, lower: T = 0, upper: T = 1) throws {
-        guard features >= 1 else {
-            throw InvertNNError.invalidArgument(
-                operation: "RangeCompression", reason: "features must be ≥ 1, got \(features)")
-        }
+        try SizeLimits.features(features, operation: "RangeCompression")
         guard lower.isFinite, upper.isFinite, lower < upper, (upper - lower).isFinite else {
             throw InvertNNError.invalidArgument(
                 operation: "RangeCompression",

@@ -31,7 +31,8 @@ public final class Reshape<T: Scalar>: InvertibleLayer {
             throw InvertNNError.invalidArgument(
                 operation: "Reshape", reason: "\(label) \(shape) must be non-empty with every entry ≥ 1")
         }
-        let inputCount = inputShape.reduce(1, *), outputCount = outputShape.reduce(1, *)
+        let inputCount = try SizeLimits.product(inputShape, operation: "Reshape", what: "inputShape")
+        let outputCount = try SizeLimits.product(outputShape, operation: "Reshape", what: "outputShape")
         guard inputCount == outputCount else {
             throw InvertNNError.invalidArgument(
                 operation: "Reshape",

@@ -30,9 +30,7 @@ public final class SELU<T: Scalar>: ElementwiseLayer {
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1`.
     public init(features: Int) throws {
-        guard features >= 1 else {
-            throw InvertNNError.invalidArgument(operation: "SELU", reason: "features must be ≥ 1, got \(features)")
-        }
+        try SizeLimits.features(features, operation: "SELU")
         self.features = features
     }
 

@@ -24,9 +24,7 @@ public final class Sigmoid<T: Scalar>: ElementwiseLayer {
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1`.
     public init(features: Int) throws {
-        guard features >= 1 else {
-            throw InvertNNError.invalidArgument(operation: "Sigmoid", reason: "features must be ≥ 1, got \(features)")
-        }
+        try SizeLimits.features(features, operation: "Sigmoid")
         self.features = features
     }
 

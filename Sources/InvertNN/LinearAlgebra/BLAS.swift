@@ -8,7 +8,8 @@ import CBLAS
 public enum BLAS {
     /// Sets the number of OpenBLAS threads (process-wide). `n < 1` means all cores.
     public static func setThreads(_ n: Int) {
-        openblas_set_num_threads(Int32(n < 1 ? Int(openblas_get_num_procs()) : n))
+        // Clamped: OpenBLAS takes an Int32 and caps the count at its compiled maximum anyway.
+        openblas_set_num_threads(Int32(n < 1 ? Int(openblas_get_num_procs()) : min(n, 1 << 16)))
     }
 
     /// The number of OpenBLAS threads in use.

@@ -125,6 +125,10 @@ public final class MLP<T: Scalar> {
         guard sizes.allSatisfy({ $0 >= 1 }) else {
             throw InvertNNError.invalidArgument(operation: "MLP", reason: "every size must be ≥ 1, got \(sizes)")
         }
+        // Each weight is a fanOut × fanIn matrix.
+        for k in 0..<(sizes.count - 1) {
+            _ = try SizeLimits.product([sizes[k + 1], sizes[k]], operation: "MLP", what: "weight \(k) (out × in)")
+        }
         if case let .leakyReLU(s) = activation, !(s >= 0 && s.isFinite) {
             throw InvertNNError.invalidArgument(
                 operation: "MLP", reason: "leaky ReLU slope must be finite and ≥ 0, got \(s)")

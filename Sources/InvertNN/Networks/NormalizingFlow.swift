@@ -54,10 +54,12 @@ public final class NormalizingFlow<T: Scalar> {
 
     /// `log p(x)` per sample, `[batch]`, in nats: `log p_Z(f⁻¹(x)) + Σ inverse log-dets`.
     ///
-    /// - Throws: shape mismatch or an empty batch; any layer's domain error.
+    /// - Throws: shape mismatch or an empty batch; ``InvertNNError/nonFinite(operation:row:column:)``
+    ///   with the position of the first NaN or infinite entry of `x`; any layer's domain error.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func logProbability(_ x: Matrix<T>) throws -> [T] {
+        try x.requireFinite("NormalizingFlow.logProbability")
         let latent = try transform.inverse(x)
         var result = try base.logProbability(latent.output)
         for i in 0..<result.count { result[i] += latent.logAbsDet[i] }
@@ -68,7 +70,8 @@ public final class NormalizingFlow<T: Scalar> {
     ///
     /// - Throws: as ``logProbability(_:)``.
     public func encode(_ x: Matrix<T>) throws -> LayerOutput<T> {
-        try transform.inverse(x)
+        try x.requireFinite("NormalizingFlow.encode")
+        return try transform.inverse(x)
     }
 
     /// `count` draws `x = f(z)`, `z ~ p_Z` at `temperature` (1 = the model's own distribution;
@@ -108,10 +111,12 @@ public final class NormalizingFlow<T: Scalar> {
     ///
     /// - Parameter x: `[batch, features]`, batch ≥ 1.
     /// - Returns: `L`; NaN or infinity is returned as is (the caller decides whether to stop).
-    /// - Throws: shape mismatch or an empty batch; any layer's error.
+    /// - Throws: shape mismatch or an empty batch; ``InvertNNError/nonFinite(operation:row:column:)``
+    ///   for NaN or infinite data (with its position); any layer's error.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func accumulateNegativeLogLikelihoodGradient(_ x: Matrix<T>) throws -> T {
+        try x.requireFinite("NormalizingFlow.accumulateNegativeLogLikelihoodGradient")
         let (latent, tape) = try transform.inverseTaped(x)
         let batch = x.rows
         let logPz = try base.logProbability(latent.output)

@@ -11,7 +11,7 @@ import RealModule
 ///   ``inverseBackward(input:output:outputGradient:logAbsDetGradient:)`` keep only the final output
 ///   and rebuild each layer's input by inverting on the way back (Gomez et al. 2017, "The
 ///   reversible residual network").
-public final class Sequential<T: Scalar>: InvertibleLayer {
+public final class Sequential<T: Scalar>: SideChannelLayer {
     public typealias Element = T
 
     /// A record of one taped pass: `activations[0]` is the pass's input and `activations[k+1]` the
@@ -164,25 +164,8 @@ public final class Sequential<T: Scalar>: InvertibleLayer {
     }
 
     /// VJP of ``forward(_:)`` in rebuilding mode: only `output` is used; each layer's input is
-    /// rebuilt by inverting it (O(1) activation memory in depth). `input` is only shape-checked.
-    public func forwardBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
-    ) throws -> Matrix<T> {
-        var channels = SideChannels<T>()
-        return try forwardBackward(input: input, output: output, outputGradient: outputGradient,
-                                   logAbsDetGradient: logAbsDetGradient, sideChannels: &channels)
-    }
-
-    /// VJP of ``inverse(_:)`` in rebuilding mode: only `output` (the inverse's result, `x`) is used;
-    /// each layer's input is rebuilt by applying it forward. `input` is only shape-checked.
-    public func inverseBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
-    ) throws -> Matrix<T> {
-        var channels = SideChannels<T>()
-        return try inverseBackward(input: input, output: output, outputGradient: outputGradient,
-                                   logAbsDetGradient: logAbsDetGradient, sideChannels: &channels)
-    }
-
+    /// rebuilt by inverting it (O(1) activation memory in depth), which also restores the side
+    /// inputs layers consumed. `input` is only shape-checked.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forwardBackward(
@@ -204,6 +187,8 @@ public final class Sequential<T: Scalar>: InvertibleLayer {
         return gradient
     }
 
+    /// VJP of ``inverse(_:)`` in rebuilding mode: only `output` (the inverse's result, `x`) is
+    /// used; each layer's input is rebuilt by applying it forward. `input` is only shape-checked.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func inverseBackward(

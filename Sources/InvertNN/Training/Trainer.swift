@@ -10,6 +10,13 @@ import RealModule
 /// `y = preprocessing(k, u)`; the preprocessing log-det does not depend on θ, so it only enters
 /// the reported NLL of `x`, `NLL_x = NLL_y - log|det ∂y/∂x|`, and the bits per dimension.
 ///
+/// Training guard: a step whose loss, gradient or updated parameters are NaN or infinite is
+/// skipped; the parameters of the last step with a finite loss and gradient are restored, the
+/// learning rate is multiplied by ``TrainingConfiguration/failureLearningRateFactor`` (½) for the
+/// rest of the run, and a ``TrainingEvent/recovered(epoch:globalStep:reason:consecutiveFailures:learningRateScale:)``
+/// event is reported. After ``TrainingConfiguration/maxConsecutiveFailures`` (5) failed steps in
+/// a row training stops with ``InvertNNError/diverged(step:detail:)``, the best epoch restored.
+///
 /// Reproducibility: the shuffle and the training noise come from generators seeded by
 /// ``TrainingConfiguration/seed``; evaluation noise from ``TrainingConfiguration/evaluationSeed``,
 /// the same every epoch. Same seeds, same data and the same thread count give the same results.
@@ -79,9 +86,10 @@ public final class Trainer<T: Scalar> {
     ///   - train, validation, test: `[n, D]` integer levels; `test` may be `nil`.
     ///   - progress: called after every step and every epoch, on the calling thread.
     /// - Returns: the per-epoch history and the selected epoch.
-    /// - Throws: ``InvertNNError/diverged(step:detail:)`` as soon as a training loss, a gradient
-    ///   or an evaluation is NaN or infinite (the parameters of the best epoch so far are restored
-    ///   first); shape mismatches and layer errors.
+    /// - Throws: ``InvertNNError/diverged(step:detail:)`` after
+    ///   ``TrainingConfiguration/maxConsecutiveFailures`` consecutive non-finite steps (see the
+    ///   training guard above) or when an evaluation is NaN or infinite (the parameters of the best
+    ///   epoch so far are restored first); shape mismatches and layer errors.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func fit(
@@ -101,8 +109,10 @@ public final class Trainer<T: Scalar> {
         }
         let epochs = configuration.epochs
         let batchSize = configuration.batchSize
-        let stepsPerEpoch = (train.rows + batchSize - 1) / batchSize
-        let totalSteps = stepsPerEpoch * epochs
+        // Written so that a huge batch size or epoch count cannot overflow.
+        let stepsPerEpoch = train.rows / batchSize + (train.rows % batchSize == 0 ? 0 : 1)
+        let (product, overflow) = stepsPerEpoch.multipliedReportingOverflow(by: epochs)
+        let totalSteps = overflow ? Int.max : product
         let levelsTerm = Double(d) * Double.log(Double(preprocessing.levels ?? 1))
         func toBitsPerDimension(_ nll: Double) -> Double { (nll + levelsTerm) / (Double(d) * Double.log(2)) }
 
@@ -182,6 +192,10 @@ public final class Trainer<T: Scalar> {
 
         try record(epoch: 0, samplesPerSecond: 0)
         var order = Array(0..<train.rows)
+        // Training guard state: parameters known to give a finite loss and gradient.
+        var lastGood = parameters.map { $0.value }
+        var consecutiveFailures = 0
+        var rateScale = 1.0
         do {
             for epoch in 1...max(epochs, 1) where epochs > 0 {
                 order.shuffle(using: &shuffler)
@@ -194,19 +208,51 @@ public final class Trainer<T: Scalar> {
                     let batch = train.rows(at: Array(order[lower..<upper]))
                     let pre = try preprocessing.transform(batch, using: &noise)
                     flow.zeroGradients()
-                    let loss = try flow.accumulateNegativeLogLikelihoodGradient(pre.output)
                     globalStep += 1
-                    guard loss.isFinite else {
-                        throw InvertNNError.diverged(step: globalStep, detail: "the training loss is \(loss) in epoch \(epoch)")
-                    }
-                    let rate = configuration.schedule.rate(
-                        base: configuration.learningRate, step: globalStep - 1, totalSteps: totalSteps)
-                    optimizer.learningRate = T(rate)
+                    var failure: String? = nil
+                    var loss: T = 0
                     do {
-                        try optimizer.update()
-                    } catch InvertNNError.diverged(_, let detail) {
-                        throw InvertNNError.diverged(step: globalStep, detail: "\(detail) in epoch \(epoch)")
+                        loss = try flow.accumulateNegativeLogLikelihoodGradient(pre.output)
+                    } catch let error as InvertNNError {
+                        // Non-finite intermediate values make layers with a restricted domain throw.
+                        switch error {
+                        case .nonFinite, .outOfDomain: failure = error.description
+                        default: throw error
+                        }
                     }
+                    if failure == nil && !loss.isFinite { failure = "the training loss is \(loss)" }
+                    let rate = configuration.schedule.rate(
+                        base: configuration.learningRate, step: globalStep - 1, totalSteps: totalSteps) * rateScale
+                    var beforeUpdate = lastGood
+                    if failure == nil {
+                        beforeUpdate = parameters.map { $0.value }
+                        optimizer.learningRate = T(rate)
+                        do {
+                            try optimizer.update()
+                        } catch InvertNNError.diverged(_, let detail) {
+                            failure = detail
+                        }
+                    }
+                    if failure == nil, let bad = parameters.first(where: { $0.value.firstNonFinite() != nil }) {
+                        failure = "parameter \(bad.name) became non-finite after the update"
+                        lastGood = beforeUpdate  // its loss and gradient were finite
+                    }
+                    if let failure {
+                        consecutiveFailures += 1
+                        for (p, v) in zip(parameters, lastGood) { p.value = v }
+                        rateScale *= configuration.failureLearningRateFactor
+                        if consecutiveFailures >= configuration.maxConsecutiveFailures {
+                            throw InvertNNError.diverged(
+                                step: globalStep,
+                                detail: "\(failure) in epoch \(epoch); \(consecutiveFailures) consecutive failed steps "
+                                    + "(learning rate scaled down to \(rateScale) of the schedule), giving up")
+                        }
+                        progress?(.recovered(epoch: epoch, globalStep: globalStep, reason: failure,
+                                             consecutiveFailures: consecutiveFailures, learningRateScale: rateScale))
+                        continue
+                    }
+                    consecutiveFailures = 0
+                    lastGood = beforeUpdate
                     updateAverage()
                     var preprocessingLogDet = 0.0
                     for v in pre.logAbsDet { preprocessingLogDet += Double(v) }

@@ -50,13 +50,22 @@ public struct TrainingConfiguration: Sendable, Equatable {
     /// Seed of the dequantization noise used for evaluation, fixed so that every epoch (and every
     /// training seed) is scored on the same dequantized data.
     public var evaluationSeed: UInt64
+    /// Training guard: after this many consecutive failed steps (non-finite loss, gradient or
+    /// updated parameters) training stops with ``InvertNNError/diverged(step:detail:)``.
+    public var maxConsecutiveFailures: Int
+    /// Training guard: the factor in `(0, 1)` applied to the learning rate after every failed
+    /// step, for the rest of the run (default ½: halve it).
+    public var failureLearningRateFactor: Double
 
     /// A configuration; every field has a default (see the properties).
     public init(
         epochs: Int = 20, batchSize: Int = 64, learningRate: Double = 1e-3, seed: UInt64 = 0,
         maxGradientNorm: Double? = 100, weightDecay: Double = 0, schedule: LearningRateSchedule = .constant,
-        parameterAveraging: Double? = nil, evaluationBatchSize: Int = 600, evaluationSeed: UInt64 = 0xE7A1
+        parameterAveraging: Double? = nil, evaluationBatchSize: Int = 600, evaluationSeed: UInt64 = 0xE7A1,
+        maxConsecutiveFailures: Int = 5, failureLearningRateFactor: Double = 0.5
     ) {
+        self.maxConsecutiveFailures = maxConsecutiveFailures
+        self.failureLearningRateFactor = failureLearningRateFactor
         self.epochs = epochs
         self.batchSize = batchSize
         self.learningRate = learningRate
@@ -78,6 +87,10 @@ public struct TrainingConfiguration: Sendable, Equatable {
         guard evaluationBatchSize >= 1 else { throw invalid("evaluation batch size must be ≥ 1, got \(evaluationBatchSize)") }
         guard weightDecay >= 0, weightDecay.isFinite else { throw invalid("weight decay must be ≥ 0, got \(weightDecay)") }
         if let c = maxGradientNorm, !(c > 0 && c.isFinite) { throw invalid("max gradient norm must be positive, got \(c)") }
+        guard maxConsecutiveFailures >= 1 else { throw invalid("max consecutive failures must be ≥ 1, got \(maxConsecutiveFailures)") }
+        guard failureLearningRateFactor > 0, failureLearningRateFactor < 1 else {
+            throw invalid("failure learning-rate factor must lie in (0, 1), got \(failureLearningRateFactor)")
+        }
         if let beta = parameterAveraging, !(beta >= 0 && beta < 1) {
             throw invalid("parameter averaging decay must lie in [0, 1), got \(beta)")
         }

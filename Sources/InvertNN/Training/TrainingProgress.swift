@@ -60,6 +60,12 @@ public enum TrainingEvent: Sendable {
     case step(StepProgress)
     /// After the evaluation that closes an epoch (and once before training, epoch 0).
     case epoch(EpochReport)
+    /// A step whose loss, gradient or updated parameters were not finite was skipped: the last
+    /// good parameters were restored and the learning rate multiplied by
+    /// ``TrainingConfiguration/failureLearningRateFactor`` (now `learningRateScale` times the
+    /// schedule's rate). `reason` says what was not finite; `consecutiveFailures` counts up to
+    /// ``TrainingConfiguration/maxConsecutiveFailures``.
+    case recovered(epoch: Int, globalStep: Int, reason: String, consecutiveFailures: Int, learningRateScale: Double)
 }
 
 /// The outcome of ``Trainer/fit(train:validation:test:progress:)``.

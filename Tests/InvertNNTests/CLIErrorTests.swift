@@ -1,0 +1,96 @@
+import Testing
+import Foundation
+import CZlib
+import InvertNN
+
+/// The `invertnn` executable as a new user meets it: every bad input gives exactly one line on
+/// stderr, nothing on stdout, an exit code in 1...127, and leaves an existing output untouched.
+/// Runs the debug binary next to the test bundle (built by `swift build --build-tests`).
+@Suite(.serialized) struct CLIErrorTests {
+    static var executable: URL? {
+        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [directory, directory.deletingLastPathComponent()] {
+            let url = candidate.appendingPathComponent("invertnn")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        return nil
+    }
+
+    static func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = try #require(executable, "invertnn binary not found next to the tests")
+        process.arguments = ["train"] + arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// Bad inputs and a fragment of the message each must produce.
+    static func cases(directory: String) -> [(arguments: [String], message: String)] {
+        let d = directory
+        return [
+            (["--data", "\(d)/missing.csv", "--levels", "16"], "no such data file"),
+            (["--data", "\(d)/empty.csv", "--levels", "16"], "no data records"),
+            (["--data", "\(d)/ragged.csv", "--levels", "16"], "ragged.csv:3: expected 3 columns"),
+            (["--data", "\(d)/text.csv", "--levels", "16"], "text.csv:2: column 2: \"x\" is not a finite number"),
+            (["--data", "\(d)/levels.csv", "--levels", "4"], "levels.csv:1: column 2: 7.0 is not an integer level in 0...3"),
+            (["--data", "\(d)/cut.csv.gz", "--levels", "16"], "gzip data is truncated"),
+            (["--data", "\(d)/good.csv", "--levels", "-3"], "--levels must be at least 2, got -3"),
+            (["--batch-size", "0"], "--batch-size must be at least 1"),
+            (["--learning-rate", "0"], "--learning-rate must be positive"),
+            (["--learning-rate", "-1"], "--learning-rate must be positive"),
+            (["--learning-rate", "nan"], "--learning-rate must be positive"),
+            (["--epochs", "-1"], "--epochs must be 0 or more"),
+            (["--samples", "\(d)/no/such/dir/s.png"], "does not exist"),
+            (["--threads", "99999999999"], "--threads must be in 1...1024"),
+            (["--couplings", "0"], "--couplings must be in"),
+            (["--hidden-sizes", "8,x"], "--hidden-sizes must be"),
+            (["--temperature", "-2"], "--temperature must be positive"),
+            (["--precision", "half"], "half"),
+            (["--no-such-option"], "Unknown option"),
+        ]
+    }
+
+    @Test func everyBadInputIsOneLineAndANonZeroExit() throws {
+        guard Self.executable != nil else {
+            Issue.record("invertnn binary not built; run `swift build --build-tests`")
+            return
+        }
+        let directory = temporaryPath("cli")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try writeText("", to: "\(directory)/empty.csv")
+        try writeText("1,2,3\n4,5,6\n7,8\n", to: "\(directory)/ragged.csv")
+        try writeText("1,2\n3,x\n", to: "\(directory)/text.csv")
+        try writeText("1,7\n2,3\n1,1\n", to: "\(directory)/levels.csv")
+        let good = (0..<2000).map { "\($0 % 16),\(($0 * 7) % 16),\(($0 * 3) % 16)" }.joined(separator: "\n")
+        try writeText(good, to: "\(directory)/good.csv")
+        let gz = try #require(gzopen("\(directory)/full.csv.gz", "wb"))
+        let bytes = Array(good.utf8)
+        _ = bytes.withUnsafeBytes { gzwrite(gz, $0.baseAddress, UInt32($0.count)) }
+        gzclose(gz)
+        let compressed = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/full.csv.gz"))
+        try compressed.prefix(compressed.count / 2).write(to: URL(fileURLWithPath: "\(directory)/cut.csv.gz"))
+
+        // An existing output: every failing run must leave it byte for byte as it was.
+        let samples = "\(directory)/samples.png"
+        try writeText("previous result", to: samples)
+
+        for (arguments, message) in Self.cases(directory: directory) {
+            let (status, stdout, stderr) = try Self.run(arguments + (arguments.contains("--samples") ? [] : ["--samples", samples]))
+            let lines = stderr.split(separator: "\n")
+            #expect(status > 0 && status < 128, "\(arguments): exit \(status)")
+            #expect(stdout.isEmpty, "\(arguments): stdout \(stdout)")
+            #expect(lines.count == 1, "\(arguments): stderr has \(lines.count) lines: \(stderr)")
+            #expect(lines.first?.hasPrefix("invertnn: error: ") == true && stderr.contains(message),
+                    "\(arguments): \(stderr)")
+            #expect(try String(contentsOfFile: samples, encoding: .utf8) == "previous result", "\(arguments) touched the output")
+            #expect(!FileManager.default.fileExists(atPath: "\(directory)/model.safetensors"), "\(arguments) wrote a model")
+        }
+    }
+}
