@@ -51,6 +51,9 @@ import InvertNN
             (["--couplings", "0"], "--couplings must be in"),
             (["--hidden-sizes", "8,x"], "--hidden-sizes must be"),
             (["--temperature", "-2"], "--temperature must be positive"),
+            (["--scale-bound", "0"], "--scale-bound must be positive"),
+            (["--logit-alpha", "0.5"], "--logit-alpha must lie in (0, 0.5)"),
+            (["--logit-alpha", "-1e-3"], "--logit-alpha must lie in (0, 0.5)"),
             (["--precision", "half"], "half"),
             (["--no-such-option"], "Unknown option"),
         ]
