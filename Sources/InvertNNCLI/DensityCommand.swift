@@ -29,6 +29,7 @@ struct DensityCommand: ParsableCommand, CheckpointConsumer {
 
     func validate() throws {
         guard size >= 16, size <= 2000 else { throw ValidationError("--size must lie in 16...2000, got \(size)") }
+        try OutputPath.requireWritableDirectory(png, option: "--png")
     }
 
     func run() throws {

@@ -29,6 +29,10 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
 
     @OptionGroup var output: OutputOptions
 
+    func validate() throws {
+        if let perRow { try OutputPath.requireWritableDirectory(perRow, option: "--per-row") }
+    }
+
     func run() throws {
         BLASCoreSelection.reexecuteWithBetterKernelsIfNeeded()
         try withCheckpoint(at: model)
@@ -47,10 +51,19 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
         var splits = [(String, Matrix<T>)]()
         if let named = NamedData(rawValue: data) {
             let loaded = try named.load(T.self)
+            guard loaded.train.columns == d else {
+                throw ValidationError("--data \(data) has \(loaded.train.columns) dimensions; the model \(model) takes \(d)")
+            }
             splits = [("train", loaded.train), ("validation", loaded.validation), ("test", loaded.test)]
         } else {
             let description = DataDescription(json: checkpoint.dataset, dimensions: d)
-            let table: (columnNames: [String], values: Matrix<Double>) = try CSVReader.parseTable(try GzipReader.read(path: data), source: data)
+            // Columns the model was not trained on (a text label, say) are not parsed.
+            let table: (columnNames: [String], values: Matrix<Double>) = try CSVReader.parseTable(
+                try GzipReader.read(path: data), source: data,
+                skipping: { names in
+                    guard names.count != d, let columns = description.sourceColumns else { return [] }
+                    return Set(0..<names.count).subtracting(columns)
+                })
             var values = table.values
             if values.columns != d {
                 guard let columns = description.sourceColumns, columns.count == d, columns.allSatisfy({ $0 < values.columns }) else {

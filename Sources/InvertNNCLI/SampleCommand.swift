@@ -30,11 +30,15 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count)") }
-        if let temperature, !(temperature > 0 && temperature.isFinite) {
-            throw ValidationError("--temperature must be positive, got \(temperature)")
+        // 10 million samples is far beyond any picture or table this command is for, and keeps the
+        // batch allocation bounded (a huge count would otherwise fail to allocate and abort).
+        guard count >= 1, count <= 10_000_000 else { throw ValidationError("--count must lie in 1...10000000, got \(count)") }
+        if let temperature, !(temperature > 0 && temperature <= 100) {
+            throw ValidationError("--temperature must lie in (0, 100], got \(temperature)")
         }
         guard png != nil || csv != nil else { throw ValidationError("give --png PATH and/or --csv PATH") }
+        if let png { try OutputPath.requireWritableDirectory(png, option: "--png") }
+        if let csv { try OutputPath.requireWritableDirectory(csv, option: "--csv") }
     }
 
     func run() throws {

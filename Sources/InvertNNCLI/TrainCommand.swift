@@ -103,14 +103,16 @@ struct TrainCommand: ParsableCommand {
             }
         }
         if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
-        if let learningRate, !(learningRate > 0 && learningRate.isFinite) {
-            throw ValidationError("--learning-rate must be positive, got \(learningRate)")
+        if let learningRate, !(learningRate > 0 && learningRate <= 10) {
+            throw ValidationError("--learning-rate must lie in (0, 10], got \(learningRate)")
         }
         if let threads, threads < 1 || threads > 1024 {
             throw ValidationError("--threads must be in 1...1024, got \(threads)")
         }
-        if let temperature, !(temperature > 0 && temperature.isFinite) {
-            throw ValidationError("--temperature must be positive, got \(temperature)")
+        // A spread beyond 100 standard deviations is no sampling temperature, and in Float it
+        // would overflow only after the whole training run.
+        if let temperature, !(temperature > 0 && temperature <= 100) {
+            throw ValidationError("--temperature must lie in (0, 100], got \(temperature)")
         }
         // Upper bounds keep a typo from allocating without end (a model this size would not fit anyway).
         if let couplings, couplings < 1 || couplings > 10_000 {
@@ -131,12 +133,7 @@ struct TrainCommand: ParsableCommand {
         }
         guard averaging >= 0, averaging < 1 else { throw ValidationError("--averaging must lie in [0, 1), got \(averaging)") }
         for (flag, path) in [("--samples", samples), ("--out", modelPath)] {
-            guard !path.isEmpty else { throw ValidationError("\(flag) needs a file path") }
-            let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw ValidationError("\(flag): the directory \(directory) does not exist")
-            }
+            try OutputPath.requireWritableDirectory(path, option: flag)
         }
     }
 
@@ -169,6 +166,22 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
+    /// Refuses models whose parameter count alone would not fit in memory (each option is within
+    /// its own range, but their product can still ask for terabytes), before anything is allocated.
+    static func requireReasonableModelSize(features d: Int, couplings: Int, hiddenSizes: [Int]) throws {
+        let conditioning = Double(d / 2), transformed = Double(d - d / 2)
+        var widths = [conditioning] + hiddenSizes.map(Double.init) + [2 * transformed]
+        if widths.count < 2 { widths = [conditioning, 2 * transformed] }
+        var perCoupling = 0.0
+        for (a, b) in zip(widths, widths.dropFirst()) { perCoupling += a * b + b }
+        let total = Double(couplings) * (perCoupling + 2 * Double(d) * Double(d))
+        let limit = 500_000_000.0
+        guard total <= limit else {
+            throw ValidationError(
+                "the model would have about \(Int(total)) parameters (limit \(Int(limit))): lower --couplings or --hidden-sizes")
+        }
+    }
+
     private func train<T: Scalar>(_: T.Type, precision: Precision) throws {
         let clock = ContinuousClock()
         let start = clock.now
@@ -191,6 +204,9 @@ struct TrainCommand: ParsableCommand {
                 var noise = SeededGenerator(seed: seed ^ 0x3C6E_F372_FE94_F82B)
                 whiteningData = try preprocessing.transform(dataset.train, using: &noise).output
             }
+            try Self.requireReasonableModelSize(
+                features: dataset.dimensions, couplings: couplings ?? preset.couplings,
+                hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes)
             flow = try FlowPresets.digits(
                 features: dataset.dimensions, couplings: couplings ?? preset.couplings,
                 hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes, scaleBound: scaleBound ?? preset.scaleBound,

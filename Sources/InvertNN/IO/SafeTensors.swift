@@ -191,11 +191,15 @@ public struct SafeTensors: Sendable {
             let (elements, overflow) = shape.reduce((1, false)) { acc, d in
                 let (p, o) = acc.0.multipliedReportingOverflow(by: d); return (p, acc.1 || o)
             }
-            guard !overflow, elements.multipliedReportingOverflow(by: dtype.byteCount).overflow == false,
-                  end - begin == elements * dtype.byteCount else {
+            let (byteCount, byteOverflow) = elements.multipliedReportingOverflow(by: dtype.byteCount)
+            guard !overflow, !byteOverflow else {
+                throw CheckpointError.malformedHeader(
+                    path: path, reason: "tensor \(name) has shape \(shape), whose size overflows a 64-bit byte count")
+            }
+            guard end - begin == byteCount else {
                 throw CheckpointError.badOffsets(
                     path: path, tensor: name,
-                    reason: "data_offsets [\(begin), \(end)] hold \(end - begin) bytes, shape \(shape) of \(dtype.rawValue) needs \(elements * dtype.byteCount)")
+                    reason: "data_offsets [\(begin), \(end)] hold \(end - begin) bytes, shape \(shape) of \(dtype.rawValue) needs \(byteCount)")
             }
             guard end <= dataCount else {
                 throw CheckpointError.truncated(path: path, expected: headerEnd + end, actual: bytes.count)

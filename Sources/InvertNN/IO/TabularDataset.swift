@@ -64,8 +64,12 @@ public struct TabularDataset<T: Scalar>: Sendable {
     public static func csv(
         path: String, labelColumn: String? = nil, dropColumns: [String] = [], splitSeed: UInt64 = 1998
     ) throws -> TabularDataset<T> {
-        let (names, table): ([String], Matrix<Double>) = try CSVReader.parseTable(try GzipReader.read(path: path), source: path)
-        let excluded = try Set(([labelColumn].compactMap { $0 } + dropColumns).map { try columnIndex($0, in: names, path: path) })
+        let keys = [labelColumn].compactMap { $0 } + dropColumns
+        // Excluded columns are not parsed, so a text label column is fine.
+        let (names, table): ([String], Matrix<Double>) = try CSVReader.parseTable(
+            try GzipReader.read(path: path), source: path,
+            skipping: { names in try Set(keys.map { try columnIndex($0, in: names, path: path) }) })
+        let excluded = try Set(keys.map { try columnIndex($0, in: names, path: path) })
         let kept = (0..<table.columns).filter { !excluded.contains($0) }
         guard !kept.isEmpty else {
             throw InvertNNError.invalidArgument(operation: "TabularDataset.csv", reason: "\(path): every column is excluded")
