@@ -295,33 +295,21 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
                              outputGradient: dy, logAbsDetGradient: dld)
         let (trace, kept) = try trace(for: x, isForward: true)
         let rows = x.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
-        let bound = scaleBound ?? 0, inverseBound = scaleBound.map { 1 / $0 } ?? 0, bounded = scaleBound != nil
         var dx = dy
         var dh = Matrix<T>(rows: rows, columns: 2 * m)
-        let keptFactors = kept ?? []
-        keptFactors.withUnsafeBufferPointer { fbuf in
-            let fp: UnsafePointer<T>? = kept == nil ? nil : fbuf.baseAddress
-            trace.output.storage.withUnsafeBufferPointer { hp in
-                x.storage.withUnsafeBufferPointer { xp in
-                    dx.storage.withUnsafeMutableBufferPointer { gp in
-                        dh.storage.withUnsafeMutableBufferPointer { dhp in
-                            for r in 0..<rows {
-                                let ho = r * 2 * m, o = r * width + offset, ld = dld[r]
-                                for j in 0..<m {
-                                    let e: T, slope: T
-                                    if let fp {
-                                        e = fp[ho + j]
-                                        slope = fp[ho + m + j]
-                                    } else {
-                                        let squashed = bounded ? T.tanh(hp[ho + j] * inverseBound) : 0
-                                        e = T.exp(bounded ? bound * squashed : hp[ho + j])
-                                        slope = bounded ? 1 - squashed * squashed : 1
-                                    }
-                                    let g = gp[o + j]
-                                    gp[o + j] = g * e
-                                    dhp[ho + j] = (g * xp[o + j] * e + ld) * slope
-                                    dhp[ho + m + j] = g
-                                }
+        let factors = kept ?? scaleFactors(trace.output, isForward: true)
+        factors.withUnsafeBufferPointer { fp in
+            x.storage.withUnsafeBufferPointer { xp in
+                dx.storage.withUnsafeMutableBufferPointer { gp in
+                    dh.storage.withUnsafeMutableBufferPointer { dhp in
+                        for r in 0..<rows {
+                            let ho = r * 2 * m, o = r * width + offset, ld = dld[r]
+                            for j in 0..<m {
+                                let e = fp[ho + j], slope = fp[ho + m + j]
+                                let g = gp[o + j]
+                                gp[o + j] = g * e
+                                dhp[ho + j] = (g * xp[o + j] * e + ld) * slope
+                                dhp[ho + m + j] = g
                             }
                         }
                     }
@@ -348,12 +336,10 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
                              outputGradient: dx, logAbsDetGradient: dld)
         let (trace, kept) = try trace(for: y, isForward: false)
         let rows = y.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
-        let bound = scaleBound ?? 0, inverseBound = scaleBound.map { 1 / $0 } ?? 0, bounded = scaleBound != nil
         var dy = dx
         var dh = Matrix<T>(rows: rows, columns: 2 * m)
-        let keptFactors = kept ?? []
-        keptFactors.withUnsafeBufferPointer { fbuf in
-            let fp: UnsafePointer<T>? = kept == nil ? nil : fbuf.baseAddress
+        let factors = kept ?? scaleFactors(trace.output, isForward: false)
+        factors.withUnsafeBufferPointer { fp in
             trace.output.storage.withUnsafeBufferPointer { hp in
                 y.storage.withUnsafeBufferPointer { yp in
                     dy.storage.withUnsafeMutableBufferPointer { gp in
@@ -361,15 +347,7 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
                             for r in 0..<rows {
                                 let ho = r * 2 * m, o = r * width + offset, ld = dld[r]
                                 for j in 0..<m {
-                                    let e: T, slope: T
-                                    if let fp {
-                                        e = fp[ho + j]
-                                        slope = fp[ho + m + j]
-                                    } else {
-                                        let squashed = bounded ? T.tanh(hp[ho + j] * inverseBound) : 0
-                                        e = T.exp(-(bounded ? bound * squashed : hp[ho + j]))
-                                        slope = bounded ? 1 - squashed * squashed : 1
-                                    }
+                                    let e = fp[ho + j], slope = fp[ho + m + j]
                                     let t = hp[ho + m + j]
                                     let xb = (yp[o + j] - t) * e
                                     let g = gp[o + j]
@@ -385,6 +363,31 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
         }
         try addConditionerGradient(trace: trace, dh: dh, into: &dy)
         return dy
+    }
+
+    /// Per row, the `m` factors `e^{±s}` (sign of the direction) followed by the `m` slopes
+    /// `ds/dŝ = 1 - tanh²(ŝ/c)` (1 without a bound), from the conditioner output `h` `[rows, 2m]`:
+    /// the same layout a taped pass retains, so both backward passes read one kind of buffer.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    private func scaleFactors(_ h: Matrix<T>, isForward: Bool) -> [T] {
+        let m = transformedRange.count
+        let bound = scaleBound ?? 0, inverseBound = scaleBound.map { 1 / $0 } ?? 0, bounded = scaleBound != nil
+        var factors = [T](repeating: 0, count: h.rows * 2 * m)
+        h.storage.withUnsafeBufferPointer { hp in
+            factors.withUnsafeMutableBufferPointer { fp in
+                for r in 0..<h.rows {
+                    let ho = r * 2 * m
+                    for j in 0..<m {
+                        let squashed = bounded ? T.tanh(hp[ho + j] * inverseBound) : 0
+                        let s = bounded ? bound * squashed : hp[ho + j]
+                        fp[ho + j] = T.exp(isForward ? s : -s)
+                        fp[ho + m + j] = bounded ? 1 - squashed * squashed : 1
+                    }
+                }
+            }
+        }
+        return factors
     }
 
     /// Backpropagates `dh = dL/d(conditioner output)` through the conditioner (accumulating its
