@@ -68,7 +68,7 @@ struct PixelwiseLinearFactory: LayerFactory {
     @Test func logDetIsHeightTimesWidthTimesOneDimensional() throws {
         var rng = SeededGenerator(seed: 11)
         let linear = try InvertibleLinear<Double>(features: 4, using: &rng)
-        linear.scale.logScale.value = try Matrix(row: [0.3, -0.2, 0.5, 0.1])
+        linear.scale.logScale.value = Matrix(row: [0.3, -0.2, 0.5, 0.1])
         let layer = try Pixelwise<Double>(linear, channels: 4, height: 3, width: 5)
         let x = Matrix<Double>.randomNormal(rows: 2, columns: 60, using: &rng)
         let out = try layer.forward(x)
