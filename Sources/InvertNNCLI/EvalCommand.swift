@@ -24,7 +24,7 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
     @Option(help: "Write one log-density per input row (nats, in the data's units; for integer data log P(k), the dequantization bound) to this file.")
     var perRow: String?
 
-    @Option(help: "Seed of the dequantization noise of integer data.")
+    @Option(parsing: .unconditional, help: "Seed of the dequantization noise of integer data.")
     var seed: UInt64 = 0xE7A1
 
     @OptionGroup var output: OutputOptions

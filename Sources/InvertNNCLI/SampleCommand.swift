@@ -24,7 +24,7 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
     @Option(parsing: .unconditional, help: "Sampling temperature T: the standard deviation of the latent draws (1 = the model's own distribution; lower T trades diversity for cleaner samples). Default: 0.7 for images (as in Glow, Kingma & Dhariwal 2018), 1 for other data.")
     var temperature: Double?
 
-    @Option(help: "Seed of the latent draws.")
+    @Option(parsing: .unconditional, help: "Seed of the latent draws.")
     var seed: UInt64 = 0
 
     @OptionGroup var output: OutputOptions

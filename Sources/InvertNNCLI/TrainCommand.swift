@@ -34,7 +34,7 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Adam's base learning rate, cosine-decayed over the run (default: the preset).")
     var learningRate: Double?
 
-    @Option(help: "Seed of the initialization, shuffling, noise and samples; the same seed gives the same results.")
+    @Option(parsing: .unconditional, help: "Seed of the initialization, shuffling, noise and samples (0...2^64-1); the same seed gives the same results.")
     var seed: UInt64 = 0
 
     @Option(name: .customLong("precision"), help: "Floating-point precision: float or double (default: float; with --resume the checkpoint's).")

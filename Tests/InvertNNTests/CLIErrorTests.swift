@@ -52,6 +52,7 @@ import InvertNN
             (["--hidden-sizes", "8,x"], "--hidden-sizes must be"),
             (["--temperature", "-2"], "--temperature must lie in (0, 100]"),
             (["--temperature", "1e39"], "--temperature must lie in (0, 100]"),
+            (["--seed", "-1"], "--seed"),
             (["--learning-rate", "1e308"], "--learning-rate must lie in (0, 10]"),
             (["--couplings", "10000", "--hidden-sizes", "65536"], "lower --couplings or --hidden-sizes"),
             (["--scale-bound", "0"], "--scale-bound must be positive"),
