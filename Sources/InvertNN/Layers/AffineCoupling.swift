@@ -162,7 +162,7 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
     public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try x.requireColumns(features, "\(name).forward")
-        return try forward(x, conditionerOutput: conditioner(x.columns(conditioningRange)))
+        return apply(x, conditionerOutput: try conditioner(x.columns(conditioningRange)), isForward: true)
     }
 
     public func forwardRetaining(_ x: Matrix<T>) throws -> LayerOutput<T> {
@@ -170,7 +170,7 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
         try x.requireColumns(features, "\(name).forward")
         let trace = try conditioner.forward(x.columns(conditioningRange))
         var factors = [T](repeating: 0, count: trace.output.count)
-        let result = try factors.withUnsafeMutableBufferPointer { try forward(x, conditionerOutput: trace.output, factors: $0.baseAddress) }
+        let result = factors.withUnsafeMutableBufferPointer { apply(x, conditionerOutput: trace.output, isForward: true, factors: $0.baseAddress) }
         retained = Retained(isForward: true, input: x.storage, parameterKeys: parameterKeys(), trace: trace, factors: factors)
         return result
     }
@@ -180,7 +180,7 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
         try y.requireColumns(features, "\(name).inverse")
         let trace = try conditioner.forward(y.columns(conditioningRange))
         var factors = [T](repeating: 0, count: trace.output.count)
-        let result = try factors.withUnsafeMutableBufferPointer { try inverse(y, conditionerOutput: trace.output, factors: $0.baseAddress) }
+        let result = factors.withUnsafeMutableBufferPointer { apply(y, conditionerOutput: trace.output, isForward: false, factors: $0.baseAddress) }
         retained = Retained(isForward: false, input: y.storage, parameterKeys: parameterKeys(), trace: trace, factors: factors)
         return result
     }
@@ -207,17 +207,21 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
         return (try conditioner.forward(input.columns(conditioningRange)), nil)
     }
 
+    /// Both directions on the transformed block, given the conditioner output `h` `[rows, 2m]`:
+    /// forward `y_b = x_b ⊙ e^s + t` (log-det `Σ s`), inverse `x_b = (y_b - t) ⊙ e^{-s}` (log-det
+    /// `-Σ s`). With `factors`, also stores per row `e^{±s}` and `ds/dŝ` for the backward pass
+    /// (the layout of ``scaleFactors(_:isForward:)``).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    private func forward(
-        _ x: Matrix<T>, conditionerOutput h: Matrix<T>, factors: UnsafeMutablePointer<T>? = nil
-    ) throws -> LayerOutput<T> {
-        let rows = x.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
+    private func apply(
+        _ input: Matrix<T>, conditionerOutput h: Matrix<T>, isForward: Bool, factors: UnsafeMutablePointer<T>? = nil
+    ) -> LayerOutput<T> {
+        let rows = input.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
         let bound = scaleBound ?? 0, inverseBound = scaleBound.map { 1 / $0 } ?? 0, bounded = scaleBound != nil
-        var y = x
+        var out = input
         var logDet = [T](repeating: 0, count: rows)
         h.storage.withUnsafeBufferPointer { hp in
-            y.storage.withUnsafeMutableBufferPointer { yp in
+            out.storage.withUnsafeMutableBufferPointer { op in
                 for r in 0..<rows {
                     let ho = r * 2 * m, o = r * width + offset
                     var sum: T = 0
@@ -225,18 +229,19 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
                         let squashed = bounded ? T.tanh(hp[ho + j] * inverseBound) : 0
                         let s = bounded ? bound * squashed : hp[ho + j]
                         sum += s
-                        let e = T.exp(s)
-                        yp[o + j] = yp[o + j] * e + hp[ho + m + j]
+                        let e = T.exp(isForward ? s : -s)
+                        let t = hp[ho + m + j]
+                        op[o + j] = isForward ? op[o + j] * e + t : (op[o + j] - t) * e
                         if let factors {
                             factors[ho + j] = e
                             factors[ho + m + j] = bounded ? 1 - squashed * squashed : 1
                         }
                     }
-                    logDet[r] = sum
+                    logDet[r] = isForward ? sum : -sum
                 }
             }
         }
-        return LayerOutput(output: y, logAbsDet: logDet)
+        return LayerOutput(output: out, logAbsDet: logDet)
     }
 
     @_specialize(where T == Float)
@@ -244,39 +249,7 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
     public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try y.requireColumns(features, "\(name).inverse")
-        return try inverse(y, conditionerOutput: conditioner(y.columns(conditioningRange)))
-    }
-
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    private func inverse(
-        _ y: Matrix<T>, conditionerOutput h: Matrix<T>, factors: UnsafeMutablePointer<T>? = nil
-    ) throws -> LayerOutput<T> {
-        let rows = y.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
-        let bound = scaleBound ?? 0, inverseBound = scaleBound.map { 1 / $0 } ?? 0, bounded = scaleBound != nil
-        var x = y
-        var logDet = [T](repeating: 0, count: rows)
-        h.storage.withUnsafeBufferPointer { hp in
-            x.storage.withUnsafeMutableBufferPointer { xp in
-                for r in 0..<rows {
-                    let ho = r * 2 * m, o = r * width + offset
-                    var sum: T = 0
-                    for j in 0..<m {
-                        let squashed = bounded ? T.tanh(hp[ho + j] * inverseBound) : 0
-                        let s = bounded ? bound * squashed : hp[ho + j]
-                        sum += s
-                        let e = T.exp(-s)
-                        xp[o + j] = (xp[o + j] - hp[ho + m + j]) * e
-                        if let factors {
-                            factors[ho + j] = e
-                            factors[ho + m + j] = bounded ? 1 - squashed * squashed : 1
-                        }
-                    }
-                    logDet[r] = -sum
-                }
-            }
-        }
-        return LayerOutput(output: x, logAbsDet: logDet)
+        return apply(y, conditionerOutput: try conditioner(y.columns(conditioningRange)), isForward: false)
     }
 
     /// VJP of ``forward(_:)``. With `g = dL/dy` and `ℓ = dL/dlogAbsDet` per row:
