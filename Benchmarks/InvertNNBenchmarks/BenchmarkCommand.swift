@@ -75,9 +75,12 @@ struct BenchmarkCommand: ParsableCommand {
     func run() throws {
         BLAS.setThreads(threads)
         if let memoryChild {
+            // glibc defaults here: the step's peak must count what it allocates, not reuse.
             try InvertNNBenchmarks.memoryChild(mode: memoryChild, depth: memoryDepth)
             return
         }
+        // As `invertnn train` does: freed step buffers stay in the heap for the next step.
+        Allocator.keepFreedMemoryForReuse()
         let context = BenchmarkContext(
             batchSizes: quick ? [256, 1024] : [256, 1024, 4096],
             featureSizes: quick ? [64, 256] : [64, 256, 784],

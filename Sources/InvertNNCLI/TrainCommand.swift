@@ -153,6 +153,9 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         BLASCoreSelection.reexecuteWithBetterKernelsIfNeeded()
+        // Each training step frees and reallocates the same buffers: keep them in the heap
+        // instead of faulting them back in every step (see Allocator).
+        Allocator.keepFreedMemoryForReuse()
         BLAS.setThreads(threads ?? 0)
         // The precision of the run: --precision, else with --resume the checkpoint's, else float.
         var precision = precisionOption ?? .float

@@ -123,5 +123,23 @@ import InvertNN
         #expect(throws: InvertNNError.self) { try mlp.backward(trace, outputGradient: Matrix(rows: 3, columns: 2)) }
         let other = try MLP<Double>(sizes: [3, 5, 2], using: &rng)
         #expect(throws: InvertNNError.self) { try other.backward(trace, outputGradient: Matrix(rows: 2, columns: 2)) }
+        // A replaced bias gradient of the wrong size is refused before any pass writes into it.
+        let savedGradient = mlp.biases[0].gradient
+        mlp.biases[0].gradient = Matrix(rows: 1, columns: 1)
+        #expect(throws: InvertNNError.self) { try mlp.backward(trace, outputGradient: Matrix(rows: 2, columns: 2)) }
+        mlp.biases[0].gradient = savedGradient
+        mlp.weights[1].value = Matrix(rows: 2, columns: 3)
+        #expect(throws: InvertNNError.self) { try mlp.forward(Matrix(rows: 2, columns: 3)) }
+    }
+
+    /// The branch-free ReLU keeps a NaN pre-activation as NaN (so a training guard sees it) and
+    /// maps negative values, including -0, to a non-positive zero.
+    @Test func reluPropagatesNaN() throws {
+        let mlp = try MLP<Double>(weights: [try Matrix([[1], [1], [1]]), try Matrix([[1, 1, 1]])],
+                                  biases: [[0, -3, 1], [0]])
+        let out = try mlp.forward(try Matrix([[2], [.nan]]))
+        #expect(out.output.storage[0] == 2 + 0 + 3)
+        #expect(out.output.storage[1].isNaN)
+        #expect(out.layerInputs[1].storage[0...2] == [2, 0, 3])
     }
 }

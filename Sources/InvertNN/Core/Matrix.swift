@@ -49,6 +49,16 @@ public struct Matrix<T: Scalar>: Equatable, Sendable, CustomStringConvertible {
         self.storage = storage
     }
 
+    /// A `rows × columns` matrix whose entries the caller writes before anything reads them
+    /// (a GEMM with `beta = 0`, or a loop over every entry). Skipping the zero fill saves one
+    /// pass over memory per call in the layers' hot paths; the sizes must already be validated.
+    @inlinable
+    init(uninitializedRows rows: Int, columns: Int) {
+        self.rows = rows
+        self.columns = columns
+        self.storage = [T](unsafeUninitializedCapacity: rows * columns) { _, count in count = rows * columns }
+    }
+
     /// A matrix from nested rows, `[[row0...], [row1...]]`.
     ///
     /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if rows are ragged.

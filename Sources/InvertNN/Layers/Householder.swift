@@ -308,7 +308,7 @@ public final class Householder<T: Scalar>: InvertibleLayer {
         if prefersMaterialized(plan, batch: y.rows, backward: false) {
             let w = try currentMatrix(&plan)
             let z = try centered(y)
-            x = Matrix<T>(rows: y.rows, columns: features)
+            x = Matrix<T>(uninitializedRows: y.rows, columns: features)
             try BLAS.gemm(z, w, into: &x)
         } else {
             x = try centered(y)
@@ -375,10 +375,10 @@ public final class Householder<T: Scalar>: InvertibleLayer {
         var dIn: Matrix<T>
         if prefersMaterialized(plan, batch: b, backward: true) {
             let w = try currentMatrix(&plan)
-            dIn = Matrix<T>(rows: b, columns: n)
+            dIn = Matrix<T>(uninitializedRows: b, columns: n)
             // forward: dX = dY W, K = dYᵀ Y0; inverse: dZ = dX Wᵀ, K = Zᵀ dZ.
             try BLAS.gemm(dOut, w, transposeB: !forward, into: &dIn)
-            var k = Matrix<T>(rows: n, columns: n)
+            var k = Matrix<T>(uninitializedRows: n, columns: n)
             if forward {
                 try BLAS.gemm(dOut, transposeA: true, subtractBias ? centered(output) : output, into: &k)
             } else {
@@ -423,7 +423,7 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Double)
     func pushWeightGradient(k: inout Matrix<T>, plan: Plan, gradUnits: inout [T]) throws {
         let n = features
-        var s = Matrix<T>(rows: n, columns: n)
+        var s = Matrix<T>(uninitializedRows: n, columns: n)
         k.storage.withUnsafeBufferPointer { pk in
             s.storage.withUnsafeMutableBufferPointer { ps in
                 for r in 0..<n {
@@ -539,15 +539,7 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     func addBias(to m: inout Matrix<T>, sign: T) throws {
         guard let bias else { return }
         try bias.value.requireSameShape(Matrix(rows: 1, columns: features), "\(name) bias")
-        let n = features, rows = m.rows
-        bias.value.storage.withUnsafeBufferPointer { b in
-            m.storage.withUnsafeMutableBufferPointer { p in
-                for r in 0..<rows {
-                    let o = r * n
-                    for j in 0..<n { p[o + j] += sign * b[j] }
-                }
-            }
-        }
+        m.addToEveryRow(bias.value.storage, scaledBy: sign)
     }
 
     /// The reflector vectors as the layer defines them: stored values at learnable entries and
@@ -599,27 +591,18 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     func broadcastBias(rows: Int, sign: T) throws -> Matrix<T> {
-        var out = Matrix<T>(rows: rows, columns: features)
-        guard let bias else { return out }
+        guard let bias else { return Matrix<T>(rows: rows, columns: features) }
         try bias.value.requireSameShape(Matrix(rows: 1, columns: features), "\(name) bias")
-        let b = bias.value.storage
-        for r in 0..<rows {
-            for j in 0..<features { out.storage[r * features + j] = sign * b[j] }
-        }
-        return out
+        return Matrix.broadcasting(row: bias.value.storage, scaledBy: sign, rows: rows)
     }
 
     /// `y - b` row by row (a copy of `y` without bias).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     func centered(_ y: Matrix<T>) throws -> Matrix<T> {
-        guard let bias else { return y }
-        try bias.value.requireSameShape(Matrix(rows: 1, columns: features), "\(name) bias")
-        let b = bias.value.storage
+        guard bias != nil else { return y }
         var z = y
-        for r in 0..<y.rows {
-            for j in 0..<features { z.storage[r * features + j] -= b[j] }
-        }
+        try addBias(to: &z, sign: -1)
         return z
     }
 
@@ -627,17 +610,7 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     func accumulateBiasGradient(_ g: Matrix<T>, sign: T) {
-        guard let bias, bias.gradient.count == features else { return }
-        let n = features, rows = g.rows
-        var sums = [T](repeating: 0, count: n)
-        g.storage.withUnsafeBufferPointer { pg in
-            sums.withUnsafeMutableBufferPointer { ps in
-                for r in 0..<rows {
-                    let o = r * n
-                    for j in 0..<n { ps[j] += pg[o + j] }
-                }
-            }
-        }
-        for j in 0..<n { bias.gradient.storage[j] += sign * sums[j] }
+        guard let bias, bias.gradient.count == features, g.columns == features else { return }
+        g.addColumnSums(scaledBy: sign, into: &bias.gradient.storage)
     }
 }

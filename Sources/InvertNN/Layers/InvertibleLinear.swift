@@ -181,8 +181,13 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         try x.requireColumns(features, "\(name).forward")
         if usesDenseMatrix(batch: x.rows) {
             let (a, _) = try denseMatrices(inverse: false)
-            var y = Matrix<T>(rows: x.rows, columns: features)
-            try addBias(to: &y, sign: 1)
+            var y: Matrix<T>
+            if let bias {
+                try bias.value.requireSameShape(Matrix(rows: 1, columns: features), "\(name) bias")
+                y = Matrix.broadcasting(row: bias.value.storage, rows: x.rows)
+            } else {
+                y = Matrix<T>(rows: x.rows, columns: features)
+            }
             try BLAS.gemm(x, a, transposeB: true, beta: 1, into: &y)
             return LayerOutput(output: y, logAbsDet: [T](repeating: try logDeterminant(), count: x.rows))
         }
@@ -202,7 +207,7 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
             let (_, c) = try denseMatrices(inverse: true)
             var z = y
             try addBias(to: &z, sign: -1)
-            var x = Matrix<T>(rows: y.rows, columns: features)
+            var x = Matrix<T>(uninitializedRows: y.rows, columns: features)
             try BLAS.gemm(z, c!, into: &x)
             return LayerOutput(output: x, logAbsDet: [T](repeating: -(try logDeterminant()), count: y.rows))
         }
@@ -335,8 +340,8 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     ) throws -> Matrix<T> {
         let n = features
         let (a, c) = try denseMatrices(inverse: !forward)
-        var dIn = Matrix<T>(rows: g.rows, columns: n)
-        var kv = Matrix<T>(rows: n, columns: n)
+        var dIn = Matrix<T>(uninitializedRows: g.rows, columns: n)
+        var kv = Matrix<T>(uninitializedRows: n, columns: n)
         if forward {
             try BLAS.gemm(g, a, into: &dIn)                               // dX = dY A
             try BLAS.gemm(g, transposeA: true, mapOutput, into: &kv)      // dYᵀ Y0
@@ -375,27 +380,14 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     func addBias(to m: inout Matrix<T>, sign: T) throws {
         guard let bias else { return }
         try bias.value.requireSameShape(Matrix(rows: 1, columns: features), "\(name) bias")
-        let b = bias.value.storage
-        for r in 0..<m.rows {
-            for j in 0..<features { m.storage[r * features + j] += sign * b[j] }
-        }
+        m.addToEveryRow(bias.value.storage, scaledBy: sign)
     }
 
     /// Adds `sign · Σ_rows g` to the bias gradient.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     func accumulateBiasGradient(_ g: Matrix<T>, sign: T) {
-        guard let bias, bias.gradient.count == features else { return }
-        let n = features, rows = g.rows
-        var sums = [T](repeating: 0, count: n)
-        g.storage.withUnsafeBufferPointer { pg in
-            sums.withUnsafeMutableBufferPointer { ps in
-                for r in 0..<rows {
-                    let o = r * n
-                    for j in 0..<n { ps[j] += pg[o + j] }
-                }
-            }
-        }
-        for j in 0..<n { bias.gradient.storage[j] += sign * sums[j] }
+        guard let bias, bias.gradient.count == features, g.columns == features else { return }
+        g.addColumnSums(scaledBy: sign, into: &bias.gradient.storage)
     }
 }
