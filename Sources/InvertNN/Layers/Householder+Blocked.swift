@@ -96,11 +96,16 @@ extension Householder {
                         rawGemm(false, true, c, c, p, 1, u, n, u, n, 0, g, c)
                         for i in 0..<c {
                             t[i * c + i] = 2
-                            guard i > 0 else { continue }
                             // Column i of T (stride c) = -2 T[0..<i, 0..<i] · G[0..<i, i]; G is
                             // symmetric, so G[0..<i, i] is the contiguous row piece G[i, 0..<i].
-                            T._gemv(transpose: false, m: i, n: i, alpha: -2, a: t, lda: c,
-                                    x: g + i * c, incx: 1, beta: 0, y: t + i, incy: c)
+                            // T is upper triangular: row r sums over s in r..<i. A loop, not a
+                            // GEMV per column: c calls of size < c cost more than their flops.
+                            let gi = g + i * c
+                            for r in 0..<i {
+                                var sum: T = 0
+                                for s in r..<i { sum += t[r * c + s] * gi[s] }
+                                t[r * c + i] = -2 * sum
+                            }
                         }
                     }
                 }

@@ -59,24 +59,51 @@ extension Householder {
     // MARK: - Internal kernels
 
     /// Writes `û = v / ‖v‖` (or zeros for `v = 0`) and returns `‖v‖`. The norm is accumulated on
-    /// `v / max|v_j|` so that neither the squares overflow nor underflow.
+    /// `v / 2^e` with `2^e ≤ max|v_j| < 2^(e+1)`, so that the squares neither overflow nor
+    /// underflow (the scaling of LAPACK `?nrm2`, by an exact power of two).
     @usableFromInline
     static func normalizeReflector(_ v: UnsafePointer<T>, _ n: Int, into unit: UnsafeMutablePointer<T>) -> T {
-        var scale: T = 0
-        for j in 0..<n { scale = Swift.max(scale, Swift.abs(v[j])) }
+        // Four partial maxima and sums break the loop-carried dependency (strict FP order
+        // otherwise serializes these reductions at one add latency per entry).
+        var m0: T = 0, m1: T = 0, m2: T = 0, m3: T = 0
+        var j = 0
+        while j + 4 <= n {
+            m0 = Swift.max(m0, Swift.abs(v[j])); m1 = Swift.max(m1, Swift.abs(v[j + 1]))
+            m2 = Swift.max(m2, Swift.abs(v[j + 2])); m3 = Swift.max(m3, Swift.abs(v[j + 3]))
+            j += 4
+        }
+        while j < n { m0 = Swift.max(m0, Swift.abs(v[j])); j += 1 }
+        let scale = Swift.max(Swift.max(m0, m1), Swift.max(m2, m3))
         if scale == 0 {
             for j in 0..<n { unit[j] = 0 }
             return 0
         }
-        var sumOfSquares: T = 0
-        for j in 0..<n {
-            let w = v[j] / scale
-            unit[j] = w
-            sumOfSquares += w * w
+        // Scaling by a power of two near `scale` is exact, so `w = v / 2^e` has `|w| < 2` and the
+        // sum of squares neither overflows nor underflows. Its reciprocal is a multiply unless
+        // 2^-e overflows (subnormal `scale`), where the division is kept.
+        let power = T(sign: .plus, exponent: scale.exponent, significand: 1)
+        let inverse = 1 / power, multiplies = inverse.isFinite
+        var s0: T = 0, s1: T = 0, s2: T = 0, s3: T = 0
+        j = 0
+        while j + 4 <= n {
+            let w0 = multiplies ? v[j] * inverse : v[j] / power, w1 = multiplies ? v[j + 1] * inverse : v[j + 1] / power
+            let w2 = multiplies ? v[j + 2] * inverse : v[j + 2] / power, w3 = multiplies ? v[j + 3] * inverse : v[j + 3] / power
+            s0 += w0 * w0; s1 += w1 * w1; s2 += w2 * w2; s3 += w3 * w3
+            j += 4
         }
-        let scaledNorm = sumOfSquares.squareRoot()  // in [1, √n]: no overflow, no underflow
-        for j in 0..<n { unit[j] /= scaledNorm }
-        return scale * scaledNorm
+        while j < n {
+            let w = multiplies ? v[j] * inverse : v[j] / power
+            s0 += w * w
+            j += 1
+        }
+        let scaledNorm = ((s0 + s1) + (s2 + s3)).squareRoot()  // in [1/2, 2√n]
+        if multiplies {
+            let toUnit = inverse / scaledNorm
+            for j in 0..<n { unit[j] = v[j] * toUnit }
+        } else {
+            for j in 0..<n { unit[j] = (v[j] / power) / scaledNorm }
+        }
+        return scaledNorm * power
     }
 
     /// Normalizes every row of a row-major `[m, n]` array: unit rows (zero rows stay zero) and

@@ -264,9 +264,21 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     /// How products are evaluated (default ``Strategy-swift.enum/automatic``). Results agree to
     /// rounding whichever is chosen.
     public var strategy: Strategy = .automatic
-    /// `nb`, reflectors per compact WY block (default 48; any value ≥ 1 is valid, a last
-    /// partial block is normal).
-    public var blockSize: Int = 48
+    /// `nb`, reflectors per compact WY block: any value ≥ 1 is valid and a last partial block is
+    /// normal; `nil` (the default) picks ``defaultBlockSize(features:)``.
+    public var blockSize: Int?
+
+    /// The block size used when ``blockSize`` is `nil`: 16 for `n < 128`, 24 for `n < 512`, else
+    /// 32. Each block wastes about `c²p` flops on the zero triangle of its trapezoidal window
+    /// and adds a `c × c` GEMM per batch, so the waste grows like `nb/n`; smaller blocks won on
+    /// the benchmark machine at every measured n (Benchmarks/PERFORMANCE.md), down to the size
+    /// where the thin GEMMs stop running at speed.
+    public static func defaultBlockSize(features n: Int) -> Int {
+        n < 128 ? 16 : n < 512 ? 24 : 32
+    }
+
+    /// ``blockSize``, or its default for this layer's feature count.
+    var effectiveBlockSize: Int { max(1, blockSize ?? Self.defaultBlockSize(features: features)) }
     /// The factor by which the automatic rule discounts the blocked path's flops against the
     /// materialized one's (thin GEMMs with inner size `nb` run below the square GEMM's rate).
     /// Measured on the benchmark machine (OpenBLAS Prescott kernels); see Benchmarks/PERFORMANCE.md.
@@ -509,7 +521,7 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Double)
     func currentPlan() throws -> Plan {
         let value = reflectors.value
-        if let plan = cachedPlan, plan.blockSize == max(1, blockSize), plan.keyRows == value.rows,
+        if let plan = cachedPlan, plan.blockSize == effectiveBlockSize, plan.keyRows == value.rows,
            plan.keyColumns == value.columns, plan.key == value.storage {
             return plan
         }
@@ -517,7 +529,7 @@ public final class Householder<T: Scalar>: InvertibleLayer {
         let (units, norms) = Self.normalizedRows(vectors, m: reflectorCount, n: features)
         let plan = Self.makePlan(
             key: value.storage, keyRows: value.rows, keyColumns: value.columns, units: units, norms: norms,
-            m: reflectorCount, n: features, blockSize: blockSize, trapezoidal: parametrization == .trapezoidal)
+            m: reflectorCount, n: features, blockSize: effectiveBlockSize, trapezoidal: parametrization == .trapezoidal)
         cachedPlan = plan
         return plan
     }
