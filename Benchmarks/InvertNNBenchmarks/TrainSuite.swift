@@ -46,7 +46,7 @@ func trainStep<T: Scalar>(_ model: Sequential<T>, _ x: Matrix<T>, rebuilding: Bo
 /// `train`: whole SGD training steps, samples/s, against the GEMM floor of the same model
 /// (each InvertibleLinear as a dense layer, each coupling as its MLP's GEMMs).
 /// Models on 64 features, batch 128: 4 × (InvertibleLinear, AffineCoupling [256]) in both
-/// gradient modes, and the digits preset's shape, 8 × (Permutation, AffineCoupling [256, 256]).
+/// gradient modes, and the default `invertnn train` model with its Adam step.
 func trainSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> [BenchmarkRecord] {
     var records = [BenchmarkRecord]()
     var rng = SeededGenerator(seed: 5)
@@ -78,24 +78,34 @@ func trainSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> [Be
             referenceSeconds: r, flops: floorFlops, note: "reference = the model's dense/MLP GEMM floor"))
     }
 
-    var digitsLayers = [any InvertibleLayer<T>]()
+    // The default `invertnn train` model (FlowPresets.digits: 8 × (InvertibleLinear,
+    // AffineCoupling [256, 256])) and its whole training step at batch 128: zero the gradients,
+    // the taped NLL forward and backward, one Adam update. The floor: each InvertibleLinear as
+    // a dense layer (three GEMMs), each coupling as its MLP's GEMMs.
+    let flow = try FlowPresets.digits(seed: 0, as: T.self)
+    let adam = try Adam(parameters: flow.parameters, learningRate: 1e-4)
     var digitsFloor = [() throws -> Void](), digitsFlops = 0.0
-    for k in 0..<8 {
-        digitsLayers.append(try Permutation<T>.random(features: n, using: &rng))
-        digitsLayers.append(try AffineCoupling<T>(
-            features: n, hiddenSizes: [256, 256], conditioningBlock: k % 2 == 0 ? .first : .second, using: &rng))
+    for _ in 0..<8 {
+        let dense = DenseReference<T>(batch: batch, features: n, using: &rng)
+        digitsFloor.append(dense.forwardBackward)
+        digitsFlops += 3 * dense.forwardFlops
         let mlp = MLPReference<T>(batch: batch, sizes: [n / 2, 256, 256, n], using: &rng)
         digitsFloor.append(mlp.forwardBackward)
         digitsFlops += 3 * mlp.forwardFlops
     }
-    let digitsFlow = try Sequential(digitsLayers)
+    // Logit-space data like the preprocessed digits: roughly standard normal per feature.
+    let digitsBatch = Matrix<T>.randomNormal(rows: batch, columns: n, using: &rng)
     let (t, r) = try interleavedMedians(
         repeats: context.repeats, warmup: context.warmup,
-        case: { _ = try trainStep(digitsFlow, x, rebuilding: false) },
+        case: {
+            flow.zeroGradients()
+            _ = try flow.accumulateNegativeLogLikelihoodGradient(digitsBatch)
+            _ = try adam.update()
+        },
         reference: { for f in digitsFloor { try f() } })
     records.append(context.record(
-        suite: "train", case: "digits preset shape 8×(Permutation, AffineCoupling[256,256]) tape", precision: T.self,
-        batch: batch, features: n, reflectors: nil, mode: "train-step", seconds: t, referenceSeconds: r,
-        flops: digitsFlops, note: "reference = the model's MLP GEMM floor"))
+        suite: "train", case: "default digits model 8×(InvertibleLinear, AffineCoupling[256,256]) + Adam",
+        precision: T.self, batch: batch, features: n, reflectors: n, mode: "train-step", seconds: t,
+        referenceSeconds: r, flops: digitsFlops, note: "the invertnn train step; reference = the model's GEMM floor"))
     return records
 }

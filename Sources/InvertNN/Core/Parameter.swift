@@ -44,8 +44,14 @@ public final class Parameter<T: Scalar> {
     }
 
     /// Sets every gradient entry to zero.
+    ///
+    /// One `memset`-like pass: called for every parameter before every training step, so an
+    /// element loop through the class property (an exclusivity check and, unspecialized, a
+    /// metadata lookup per entry) cost more than the step's GEMMs on the digits model.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func zeroGradient() {
-        for i in 0..<gradient.count { gradient.storage[i] = 0 }
+        gradient.storage.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
     }
 
     /// Number of scalar entries.

@@ -51,8 +51,13 @@ public struct SideChannels<T: Scalar>: Sendable {
     /// Adds `gradient` into ``gradients``[`name`].
     public mutating func accumulateGradient(_ name: String, _ gradient: Matrix<T>) {
         if let existing = gradients[name], existing.rows == gradient.rows, existing.columns == gradient.columns {
+            gradients[name] = nil  // drop the dictionary's reference: the sum below is in place
             var sum = existing
-            for i in 0..<sum.count { sum.storage[i] += gradient.storage[i] }
+            sum.storage.withUnsafeMutableBufferPointer { s in
+                gradient.storage.withUnsafeBufferPointer { g in
+                    for i in 0..<s.count { s[i] += g[i] }
+                }
+            }
             gradients[name] = sum
         } else {
             gradients[name] = gradient
