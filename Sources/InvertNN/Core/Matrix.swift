@@ -188,7 +188,20 @@ public struct Matrix<T: Scalar>: Equatable, Sendable, CustomStringConvertible {
     @_specialize(where T == Double)
     public func firstNonFinite() -> (row: Int, column: Int)? {
         let index: Int? = storage.withUnsafeBufferPointer { buffer in
-            for i in 0..<buffer.count where !buffer[i].isFinite { return i }
+            // A branch-free scan in chunks (an OR of flags vectorizes; an early exit does not),
+            // then the exact position inside the first chunk that has one. This check runs on
+            // every layer input and parameter rebuild, so it must cost a fraction of a pass.
+            let chunk = 1024
+            var start = 0
+            while start < buffer.count {
+                let end = Swift.min(start + chunk, buffer.count)
+                var flags: UInt8 = 0
+                for i in start..<end { flags |= buffer[i].isFinite ? 0 : 1 }
+                if flags != 0 {
+                    for i in start..<end where !buffer[i].isFinite { return i }
+                }
+                start = end
+            }
             return nil
         }
         guard let i = index else { return nil }

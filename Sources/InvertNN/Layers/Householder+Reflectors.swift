@@ -112,7 +112,7 @@ extension Householder {
     @_specialize(where T == Double)
     @usableFromInline
     static func normalizedRows(_ vectors: [T], m: Int, n: Int) -> (units: [T], norms: [T]) {
-        var units = [T](repeating: 0, count: m * n)
+        var units = [T](unsafeUninitializedCapacity: m * n) { _, count in count = m * n }  // every row is written below
         var norms = [T](repeating: 0, count: m)
         vectors.withUnsafeBufferPointer { pv in
             units.withUnsafeMutableBufferPointer { pu in

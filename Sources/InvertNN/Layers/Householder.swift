@@ -567,9 +567,29 @@ public final class Householder<T: Scalar>: InvertibleLayer {
                 actual: "[\(value.rows), \(value.columns)]")
         }
         try value.requireFinite("\(name) reflectors")
-        guard let mask = reflectors.trainableMask else { return value.storage }
-        var vectors = value.storage
-        for k in 0..<vectors.count where !mask[k] { vectors[k] = 0 }
+        guard let mask = reflectors.trainableMask, mask.count == value.count else { return value.storage }
+        // Rebuilt on every parameter change (each training step), so written as copies: the
+        // trapezoidal mask is row i learnable from column i on (none of the fixed last row),
+        // any other mask takes one branch-free pass.
+        let count = value.count, n = features, m = reflectorCount
+        let trapezoidal = parametrization == .trapezoidal
+        var vectors = [T](unsafeUninitializedCapacity: count) { out, initialized in
+            value.storage.withUnsafeBufferPointer { v in
+                if trapezoidal {
+                    for i in 0..<m {
+                        let row = out.baseAddress! + i * n
+                        let first = fixedLastReflector != nil && i == m - 1 ? n : i
+                        row.update(repeating: 0, count: first)
+                        if first < n { (row + first).update(from: v.baseAddress! + i * n + first, count: n - first) }
+                    }
+                } else {
+                    mask.withUnsafeBufferPointer { learnable in
+                        for k in 0..<count { out[k] = learnable[k] ? v[k] : 0 }
+                    }
+                }
+            }
+            initialized = count
+        }
         if fixedLastReflector == .flip { vectors[features * features - 1] = 1 }
         return vectors
     }

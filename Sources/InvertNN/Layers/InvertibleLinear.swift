@@ -233,9 +233,8 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: dy, logAbsDetGradient: dld)
         if usesDenseMatrix(batch: x.rows) {
-            var y0 = y
-            try addBias(to: &y0, sign: -1)
-            return try denseBackward(mapInput: nil, mapOutput: y0, outputGradient: dy, logAbsDetGradient: dld, forward: true)
+            // `mapOutput` is `y` itself: the bias is taken out of `dYᵀ (y - b)` by a rank-1 update.
+            return try denseBackward(mapInput: nil, mapOutput: y, outputGradient: dy, logAbsDetGradient: dld, forward: true)
         }
         let zeros = [T](repeating: 0, count: x.rows)
         let h1 = try orthogonalU.forward(x).output
@@ -333,6 +332,8 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     /// `K_U = D⁻¹ (Q_Vᵀ K_V Q_V) D`. The log-scale gradient is `± diag(K_U)` (plus `± Σ dld`), and
     /// each K goes to its factor's reflectors through the blocked push. Besides the two batch
     /// GEMMs (`dX`, `K_V`) this is `O(n³)`: two GEMMs for `Q_Vᵀ K_V Q_V` and two pushes.
+    /// Forward, `mapOutput` is the layer output `Y = Y0 + 1bᵀ`; the bias is removed from `K_V` by
+    /// a rank-1 update. Both directions add the bias gradient here.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     func denseBackward(
@@ -344,7 +345,15 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         var kv = Matrix<T>(uninitializedRows: n, columns: n)
         if forward {
             try BLAS.gemm(g, a, into: &dIn)                               // dX = dY A
-            try BLAS.gemm(g, transposeA: true, mapOutput, into: &kv)      // dYᵀ Y0
+            try BLAS.gemm(g, transposeA: true, mapOutput, into: &kv)      // dYᵀ Y
+            if let bias {
+                // dYᵀ (Y - 1bᵀ) = dYᵀ Y - (Σ_rows dY) bᵀ: no centered copy of Y, and the column
+                // sums are the bias gradient as well.
+                var sums = [T](repeating: 0, count: n)
+                g.addColumnSums(into: &sums)
+                try BLAS.ger(alpha: -1, sums, bias.value.storage, into: &kv)
+                for j in 0..<n { bias.gradient.storage[j] += sums[j] }
+            }
         } else {
             try BLAS.gemm(g, c!, transposeB: true, into: &dIn)            // dZ = dX Cᵀ
             try BLAS.gemm(mapInput!, transposeA: true, dIn, into: &kv)    // Zᵀ dZ
@@ -368,7 +377,7 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         var gradU = [T](repeating: 0, count: orthogonalU.reflectorCount * n)
         try orthogonalU.pushWeightGradient(k: &ku, plan: planU, gradUnits: &gradU)
         try orthogonalU.accumulateUnitGradients(gradU, plan: planU)
-        accumulateBiasGradient(forward ? g : dIn, sign: forward ? 1 : -1)
+        if !forward { accumulateBiasGradient(dIn, sign: -1) }
         return dIn
     }
 
