@@ -73,6 +73,17 @@ struct BenchmarkCommand: ParsableCommand {
     }
 
     func run() throws {
+        // OpenBLAS starts its worker threads when it loads; after `openblas_set_num_threads(1)`
+        // they still poll (sched_yield, 5-10 % of a core in profiles here), which disturbs
+        // single-thread timings on a 2-core machine. Setting the variable before the library
+        // loads avoids starting them: re-execute once with it set.
+        if ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil {
+            setenv("OPENBLAS_NUM_THREADS", "\(threads)", 1)
+            var arguments = CommandLine.arguments.map { strdup($0) }
+            arguments.append(nil)
+            execv("/proc/self/exe", &arguments)
+            for pointer in arguments { free(pointer) }  // execv returned: carry on as we are
+        }
         BLAS.setThreads(threads)
         if let memoryChild {
             // glibc defaults here: the step's peak must count what it allocates, not reuse.

@@ -12,9 +12,14 @@ extension Matrix {
         var out = Matrix(uninitializedRows: rows, columns: n)
         v.withUnsafeBufferPointer { pv in
             out.storage.withUnsafeMutableBufferPointer { p in
-                for r in 0..<rows {
-                    let o = r * n
-                    for j in 0..<n { p[o + j] = scale * pv[j] }
+                guard let source = pv.baseAddress, let target = p.baseAddress else { return }
+                if scale == 1 {
+                    for r in 0..<rows { (target + r * n).update(from: source, count: n) }  // memcpy per row
+                } else {
+                    for r in 0..<rows {
+                        let o = r * n
+                        for j in 0..<n { p[o + j] = scale * pv[j] }
+                    }
                 }
             }
         }

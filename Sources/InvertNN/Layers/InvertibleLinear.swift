@@ -362,9 +362,18 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         let wv = try orthogonalV.currentMatrix(&planV)
         let planU = try orthogonalU.currentPlan()
         var ku = try BLAS.matmul(BLAS.matmul(wv, transposeA: true, kv), wv)
-        let d = scale.logScale.value.storage.map { T.exp($0) }
-        for r in 0..<n {
-            for col in 0..<n { ku.storage[r * n + col] *= forward ? d[r] / d[col] : d[col] / d[r] }
+        // K_U = D K D⁻¹ (forward) or D⁻¹ K D (inverse): row factors e^{±s_r}, column factors e^{∓s_c}.
+        let rowFactors = scale.logScale.value.storage.map { T.exp(forward ? $0 : -$0) }
+        let columnFactors = scale.logScale.value.storage.map { T.exp(forward ? -$0 : $0) }
+        rowFactors.withUnsafeBufferPointer { rf in
+            columnFactors.withUnsafeBufferPointer { cf in
+                ku.storage.withUnsafeMutableBufferPointer { k in
+                    for r in 0..<n {
+                        let f = rf[r], o = r * n
+                        for col in 0..<n { k[o + col] *= f * cf[col] }
+                    }
+                }
+            }
         }
         // Log-scales: ± diag(K_U) ± Σ_rows dld.
         let ldSum = dld.reduce(0, +)
