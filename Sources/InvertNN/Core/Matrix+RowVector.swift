@@ -1,3 +1,5 @@
+import RealModule
+
 /// Row-vector broadcasts and column sums: the bias passes of the dense-style layers
 /// (``Householder``, ``InvertibleLinear``, ``MLP``), written once with pointer loops so they run
 /// as one vectorized pass over memory (DESIGN.md §6).

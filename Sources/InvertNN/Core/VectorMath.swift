@@ -1,3 +1,5 @@
+import RealModule
+
 /// Vectorized elementary functions over whole buffers, for the few hot loops that would
 /// otherwise spend more time in scalar `libm` calls than in their GEMMs (the coupling layer's
 /// log-scales: one `exp` per transformed feature and sample, DESIGN.md §6).
