@@ -34,6 +34,16 @@ def main(path):
                   ref=r["reference_ms"], ratio=r["ratio"], gflops=r["gflops"], sps=r["samples_per_second"],
                   target=target))
     print(f"\nTargets in this run: {passed} pass, {failed} FAIL.")
+    # Issue 5: in every case the Float ratio is at most 1.2 times the Double ratio.
+    pairs = {}
+    for r in records:
+        key = (r["suite"], r["case"], r["batch"], r["features"], r.get("reflectors"), r["mode"])
+        pairs.setdefault(key, {})[r["precision"]] = r["ratio"]
+    both = [(k, v) for k, v in pairs.items() if "float" in v and "double" in v and k[0] not in ("gemm", "memory")]
+    misses = [(k, v["float"] / v["double"]) for k, v in both if v["float"] > 1.2 * v["double"]]
+    print(f"Float ratio ≤ 1.2 × Double ratio: {len(both) - len(misses)} of {len(both)} cases pass.")
+    for (suite, case, batch, features, m, mode), q in misses:
+        print(f"- miss: {suite} {case} B={batch} n={features} m={m} {mode}: Float/Double = {q:.2f}")
 
 
 if __name__ == "__main__":

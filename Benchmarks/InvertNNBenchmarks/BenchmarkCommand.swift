@@ -69,7 +69,7 @@ struct BenchmarkCommand: ParsableCommand {
         guard ["float", "double", "both"].contains(precision) else {
             throw ValidationError("--precision must be float, double or both, got '\(precision)'")
         }
-        guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
+        guard threads >= 1, threads <= 1024 else { throw ValidationError("--threads must be in 1...1024, got \(threads)") }
     }
 
     func run() throws {

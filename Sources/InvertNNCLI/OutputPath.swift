@@ -1,14 +1,23 @@
 import ArgumentParser
 import Foundation
+import InvertNN
 
 /// Checks made on output paths before any work starts, so that a run that cannot write its
 /// result fails at once with a usage error instead of after training or sampling.
 enum OutputPath {
-    /// Throws a `ValidationError` naming `option` if `path` is empty or its directory is missing.
+    /// Throws a `ValidationError` naming `option` if `path` is empty, names an existing directory
+    /// or other non-regular file, or its directory is missing or not writable.
     static func requireWritableDirectory(_ path: String, option: String) throws {
         guard !path.isEmpty else { throw ValidationError("\(option) needs a file path") }
-        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard !isDirectory.boolValue else { throw ValidationError("\(option): \(path) is a directory, not a file path") }
+            let type = (try? FileManager.default.attributesOfItem(atPath: path)[.type]) as? FileAttributeType
+            guard type == .typeRegular || type == .typeSymbolicLink else {
+                throw ValidationError("\(option): \(path) exists and is not a regular file")
+            }
+        }
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw ValidationError("\(option): the directory \(directory) does not exist")
         }
@@ -16,4 +25,69 @@ enum OutputPath {
             throw ValidationError("\(option): the directory \(directory) is not writable")
         }
     }
+
+    /// Throws a `ValidationError` if two of the given outputs resolve to the same file (the
+    /// second write would silently replace the first).
+    static func requireDistinct(_ outputs: [(option: String, path: String)]) throws {
+        var seen = [String: String]()
+        for (option, path) in outputs {
+            let resolved = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+            if let other = seen[resolved] {
+                throw ValidationError("\(other) and \(option) name the same file \(path); give them different paths")
+            }
+            seen[resolved] = option
+        }
+    }
+}
+
+/// Several output files written as one unit: each is first written to a staging file beside its
+/// destination, and only when all of them are written are they renamed into place. A failure
+/// while producing any output therefore leaves every existing destination file untouched.
+final class OutputStaging {
+    private var staged = [(staging: String, destination: String)]()
+
+    /// The path to write `destination`'s content to; ``commit()`` moves it into place.
+    func path(for destination: String) -> String {
+        let url = URL(fileURLWithPath: destination)
+        let staging = url.deletingLastPathComponent()
+            .appendingPathComponent(".\(url.lastPathComponent).staged-\(ProcessInfo.processInfo.processIdentifier)").path
+        staged.append((staging, destination))
+        return staging
+    }
+
+    /// Renames every staged file onto its destination (POSIX `rename`, atomic per file).
+    ///
+    /// - Throws: `InvertNNError.io` naming the destination if a rename fails; the staged files
+    ///   not yet moved are removed.
+    func commit() throws {
+        defer { discard() }
+        while !staged.isEmpty {
+            let (staging, destination) = staged.removeFirst()
+            guard rename(staging, destination) == 0 else {
+                let reason = String(cString: strerror(errno))
+                try? FileManager.default.removeItem(atPath: staging)
+                throw InvertNNError.io(path: destination, reason: "cannot move the finished output into place: \(reason)")
+            }
+        }
+    }
+
+    /// Runs `write` with the staging path for `destination` and returns its message; errors and
+    /// the message name `destination`, not the staging file.
+    @discardableResult
+    func write(_ destination: String, _ write: (String) throws -> String) throws -> String {
+        let staging = path(for: destination)
+        do {
+            return try write(staging).replacingOccurrences(of: staging, with: destination)
+        } catch let InvertNNError.io(path, reason) where path == staging {
+            throw InvertNNError.io(path: destination, reason: reason)
+        }
+    }
+
+    /// Removes staged files that were not committed.
+    func discard() {
+        for (staging, _) in staged { try? FileManager.default.removeItem(atPath: staging) }
+        staged.removeAll()
+    }
+
+    deinit { discard() }
 }

@@ -39,6 +39,7 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
         guard png != nil || csv != nil else { throw ValidationError("give --png PATH and/or --csv PATH") }
         if let png { try OutputPath.requireWritableDirectory(png, option: "--png") }
         if let csv { try OutputPath.requireWritableDirectory(csv, option: "--csv") }
+        if let png, let csv { try OutputPath.requireDistinct([("--png", png), ("--csv", csv)]) }
     }
 
     func run() throws {
@@ -51,14 +52,24 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
         let temperature = self.temperature ?? Rendering.defaultTemperature(description.kind)
         let drawn = try Rendering.samples(
             flow: checkpoint.flow, preprocessing: checkpoint.preprocessing, count: count, temperature: temperature, seed: seed)
+        // Both outputs are committed together: a failure leaves any existing files untouched.
+        let staging = OutputStaging()
+        var notes = [String]()
         if let png {
-            output.note(try Rendering.writePNG(
-                samples: drawn, description: description, preprocessing: checkpoint.preprocessing, reference: nil, path: png))
+            notes.append(try staging.write(png) {
+                try Rendering.writePNG(
+                    samples: drawn, description: description, preprocessing: checkpoint.preprocessing, reference: nil, path: $0)
+            })
         }
         if let csv {
-            try Rendering.writeCSV(samples: drawn, description: description, integer: checkpoint.preprocessing.isDiscrete, path: csv)
-            output.note("wrote \(count) samples of \(drawn.columns) columns to \(csv)")
+            try staging.write(csv) {
+                try Rendering.writeCSV(samples: drawn, description: description, integer: checkpoint.preprocessing.isDiscrete, path: $0)
+                return ""
+            }
+            notes.append("wrote \(count) samples of \(drawn.columns) columns to \(csv)")
         }
+        try staging.commit()
+        notes.forEach(output.note)
         if output.json {
             print("{\"model\":\(jsonString(model)),\"count\":\(count),\"temperature\":\(jsonNumber(temperature)),\"seed\":\(seed),"
                 + "\"png\":\(png.map(jsonString) ?? "null"),\"csv\":\(csv.map(jsonString) ?? "null")}")

@@ -135,6 +135,7 @@ struct TrainCommand: ParsableCommand {
         for (flag, path) in [("--samples", samples), ("--out", modelPath)] {
             try OutputPath.requireWritableDirectory(path, option: flag)
         }
+        try OutputPath.requireDistinct([("--samples", samples), ("--out", modelPath)])
     }
 
     /// `--out`, or model.safetensors in the directory of `--samples`.
@@ -239,20 +240,27 @@ struct TrainCommand: ParsableCommand {
         let keepState = saveState || stopAfter != nil || resumedState != nil
         let checkpoint = Checkpoint(
             flow: flow, preprocessing: preprocessing, dataset: dataset.json, trainingState: keepState ? trainer.trainingState : nil)
-        try checkpoint.write(to: modelPath)
+        // The model and the sample picture are committed together: if either cannot be written,
+        // neither existing file is replaced.
+        let staging = OutputStaging()
+        try staging.write(modelPath) { try checkpoint.write(to: $0); return "" }
         let stateNote = keepState ? " with the training state after epoch \(result.history.last?.epoch ?? 0)" : ""
-        output.note("wrote the model (\(flow.trainableParameterCount) parameters, \(T.dtypeName))\(stateNote) to \(modelPath)")
+        var notes = ["wrote the model (\(flow.trainableParameterCount) parameters, \(T.dtypeName))\(stateNote) to \(modelPath)"]
 
         let count = dataset.kind == .image ? 64 : 2000
         let temperature = self.temperature ?? Rendering.defaultTemperature(dataset.kind)
         let drawn = try Rendering.samples(
             flow: flow, preprocessing: preprocessing, count: count, temperature: temperature, seed: seed &+ 0x5A3B_1E5)
         if dataset.kind == .image || dataset.dimensions >= 2 {
-            let note = try Rendering.writePNG(
-                samples: drawn, description: description, preprocessing: preprocessing,
-                reference: dataset.kind == .image ? nil : dataset.train, path: samples)
-            output.note(note + " (temperature \(temperature))")
+            let note = try staging.write(samples) {
+                try Rendering.writePNG(
+                    samples: drawn, description: description, preprocessing: preprocessing,
+                    reference: dataset.kind == .image ? nil : dataset.train, path: $0)
+            }
+            notes.append(note + " (temperature \(temperature))")
         }
+        try staging.commit()
+        notes.forEach(output.note)
 
         let best = result.best
         let test = best.test ?? best.validation

@@ -60,6 +60,9 @@ import InvertNN
             (["--logit-alpha", "-1e-3"], "--logit-alpha must lie in (0, 0.5)"),
             (["--precision", "half"], "half"),
             (["--no-such-option"], "Unknown option"),
+            (["--out", d], "is a directory, not a file path"),
+            (["--samples", d], "is a directory, not a file path"),
+            (["--out", "\(d)/samples.png"], "--samples and --out name the same file"),
         ]
     }
 
@@ -99,5 +102,27 @@ import InvertNN
             #expect(try String(contentsOfFile: samples, encoding: .utf8) == "previous result", "\(arguments) touched the output")
             #expect(!FileManager.default.fileExists(atPath: "\(directory)/model.safetensors"), "\(arguments) wrote a model")
         }
+    }
+
+    /// An output that fails only when it is written, after training (here a picture under
+    /// /proc, which accepts no new files), must not cost the existing model: both outputs are
+    /// staged and committed together.
+    @Test func aFailedOutputLeavesTheOtherOutputUntouched() throws {
+        guard Self.executable != nil, FileManager.default.fileExists(atPath: "/proc/self") else { return }
+        let directory = temporaryPath("cli-staging")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let good = (0..<400).map { "\($0 % 16),\(($0 * 7) % 16),\(($0 * 3) % 16)" }.joined(separator: "\n")
+        try writeText(good, to: "\(directory)/good.csv")
+        let model = "\(directory)/keep.safetensors"
+        try writeText("previous model", to: model)
+        let (status, stdout, stderr) = try Self.run([
+            "--data", "\(directory)/good.csv", "--levels", "16", "--epochs", "1", "--couplings", "1",
+            "--hidden-sizes", "8", "--quiet", "--out", model, "--samples", "/proc/invertnn-\(getpid()).png"])
+        #expect(status == 1, "exit \(status): \(stderr)")
+        #expect(stdout.isEmpty)
+        #expect(stderr.contains("/proc/invertnn-"), "\(stderr)")
+        #expect(try String(contentsOfFile: model, encoding: .utf8) == "previous model")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).sorted() == ["good.csv", "keep.safetensors"])
     }
 }
