@@ -7,19 +7,24 @@ func seconds(_ body: () throws -> Void) rethrows -> Double {
     return Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
 }
 
-/// Medians of `repeats` interleaved (case, reference) pairs after `warmup` unmeasured pairs.
+/// Medians of at least `repeats` interleaved (case, reference) pairs after `warmup` unmeasured
+/// pairs.
 ///
 /// Interleaving puts both measurements under the same machine conditions (this machine is shared
-/// and noisy), so their ratio is meaningful even when absolute times drift.
+/// and noisy), so their ratio is meaningful even when absolute times drift. Short cases get more
+/// pairs, up to 31 or about 0.2 s of reference time: with 7 pairs of a millisecond-scale case, one
+/// burst of another process moved a ratio by 0.2 between runs.
 func interleavedMedians(
     repeats: Int, warmup: Int, case measured: () throws -> Void, reference: () throws -> Void
 ) rethrows -> (caseSeconds: Double, referenceSeconds: Double) {
+    var warmupReference = Double.infinity
     for _ in 0..<warmup {
         try measured()
-        try reference()
+        warmupReference = Swift.min(warmupReference, try seconds(reference))
     }
+    let pairs = Swift.max(repeats, Swift.min(31, warmupReference.isFinite ? Int(0.2 / Swift.max(warmupReference, 1e-6)) : repeats))
     var caseTimes = [Double](), referenceTimes = [Double]()
-    for i in 0..<repeats {
+    for i in 0..<pairs {
         // Alternate which goes first so cache warmth does not favour one side.
         if i % 2 == 0 {
             caseTimes.append(try seconds(measured))
