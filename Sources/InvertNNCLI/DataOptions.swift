@@ -31,9 +31,10 @@ struct DataOptions: ParsableArguments {
         } else {
             if let levels, levels < 2 { throw ValidationError("--levels must be at least 2, got \(levels)") }
             var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory), !isDirectory.boolValue else {
+            guard FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory) else {
                 throw ValidationError("no such data file: \(data) (use digits, mnist, moons, rings, checkerboard, mixture or the path of a CSV file)")
             }
+            guard !isDirectory.boolValue else { throw ValidationError("--data: \(data) is a directory, not a CSV file") }
         }
     }
 

@@ -28,6 +28,7 @@ struct DensityCommand: ParsableCommand, CheckpointConsumer {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
+        try InputPath.requireFile(model, option: "--model")
         guard size >= 16, size <= 2000 else { throw ValidationError("--size must lie in 16...2000, got \(size)") }
         try OutputPath.requireWritableDirectory(png, option: "--png")
     }

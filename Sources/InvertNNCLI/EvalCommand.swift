@@ -30,6 +30,7 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
+        try InputPath.requireFile(model, option: "--model")
         if let perRow { try OutputPath.requireWritableDirectory(perRow, option: "--per-row") }
     }
 

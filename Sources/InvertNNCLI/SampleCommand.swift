@@ -30,6 +30,7 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
+        try InputPath.requireFile(model, option: "--model")
         // 10 million samples is far beyond any picture or table this command is for, and keeps the
         // batch allocation bounded (a huge count would otherwise fail to allocate and abort).
         guard count >= 1, count <= 10_000_000 else { throw ValidationError("--count must lie in 1...10000000, got \(count)") }

@@ -211,6 +211,9 @@ struct TrainCommand: ParsableCommand {
             try Self.requireReasonableModelSize(
                 features: dataset.dimensions, couplings: couplings ?? preset.couplings,
                 hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes)
+            if let reflectors, reflectors > dataset.dimensions {
+                output.note("--reflectors \(reflectors) exceeds the \(dataset.dimensions) dimensions of the data; using \(dataset.dimensions)")
+            }
             flow = try FlowPresets.digits(
                 features: dataset.dimensions, couplings: couplings ?? preset.couplings,
                 hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes, scaleBound: scaleBound ?? preset.scaleBound,

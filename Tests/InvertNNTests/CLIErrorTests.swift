@@ -60,6 +60,8 @@ import InvertNN
             (["--logit-alpha", "-1e-3"], "--logit-alpha must lie in (0, 0.5)"),
             (["--precision", "half"], "half"),
             (["--no-such-option"], "Unknown option"),
+            (["--data", d, "--levels", "16"], "is a directory, not a CSV file"),
+            (["--data", "\(d)/random.csv.gz", "--levels", "16"], "not gzip data"),
             (["--out", d], "is a directory, not a file path"),
             (["--samples", d], "is a directory, not a file path"),
             (["--out", "\(d)/samples.png"], "--samples and --out name the same file"),
@@ -78,6 +80,7 @@ import InvertNN
         try writeText("1,2,3\n4,5,6\n7,8\n", to: "\(directory)/ragged.csv")
         try writeText("1,2\n3,x\n", to: "\(directory)/text.csv")
         try writeText("1,7\n2,3\n1,1\n", to: "\(directory)/levels.csv")
+        try writeText("1,2\n3,4\n", to: "\(directory)/random.csv.gz")  // named .gz, not gzip
         let good = (0..<2000).map { "\($0 % 16),\(($0 * 7) % 16),\(($0 * 3) % 16)" }.joined(separator: "\n")
         try writeText(good, to: "\(directory)/good.csv")
         let gz = try #require(gzopen("\(directory)/full.csv.gz", "wb"))

@@ -33,6 +33,26 @@ func writeText(_ text: String, to path: String) throws {
         #expect(try GzipReader.read(path: path) == Array("1,2\n3,4\n".utf8))
     }
 
+    /// Bytes that are not gzip in a file named `.gz` are an error naming the magic bytes, not
+    /// text to parse; the same bytes under another name are read as is.
+    @Test func gzNameWithoutGzipMagicThrows() throws {
+        let gz = temporaryPath("random.csv.gz"), plain = temporaryPath("random.csv")
+        defer { for p in [gz, plain] { try? FileManager.default.removeItem(atPath: p) } }
+        let bytes = Array("1,2\n3,4\n".utf8)
+        for p in [gz, plain] { try Data(bytes).write(to: URL(fileURLWithPath: p)) }
+        #expect(try GzipReader.read(path: plain) == bytes)
+        do {
+            _ = try GzipReader.read(path: gz)
+            Issue.record("a .gz file without the gzip header was read")
+        } catch let InvertNNError.io(path, reason) {
+            #expect(path == gz)
+            #expect(reason.contains("not gzip data"), "\(reason)")
+        }
+        // An empty .gz file reads as no bytes (the loaders then report "no data records").
+        try Data().write(to: URL(fileURLWithPath: gz))
+        #expect(try GzipReader.read(path: gz) == [])
+    }
+
     @Test func missingAndCorruptFilesThrow() throws {
         #expect(throws: InvertNNError.self) { try GzipReader.read(path: "/nonexistent/dir/file.gz") }
         // A gzip header followed by bytes that are not a deflate stream.

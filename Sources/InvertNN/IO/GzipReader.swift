@@ -5,13 +5,15 @@ import CZlib
 /// RFC 1952 framing, RFC 1951 deflate).
 ///
 /// zlib reads a file that is not gzip-compressed transparently as is, so the same call loads
-/// `data.csv` and `data.csv.gz`. Concatenated gzip members are read one after the other, as
-/// `gunzip` does.
+/// `data.csv` and `data.csv.gz`; a file whose name ends in `.gz` must start with the gzip magic
+/// bytes, so that a damaged or mislabelled archive is reported as such instead of being parsed
+/// as text. Concatenated gzip members are read one after the other, as `gunzip` does.
 public enum GzipReader {
     /// The decompressed bytes of the file at `path`.
     ///
-    /// - Throws: ``InvertNNError/io(path:reason:)`` if the file cannot be opened, or if zlib reports
-    ///   an error while decompressing (a corrupt or truncated stream, named by zlib's message).
+    /// - Throws: ``InvertNNError/io(path:reason:)`` if the file cannot be opened, if zlib reports
+    ///   an error while decompressing (a corrupt or truncated stream, named by zlib's message), or
+    ///   if a `.gz` file does not start with the gzip magic bytes `1f 8b`.
     public static func read(path: String) throws -> [UInt8] {
         guard let file = gzopen(path, "rb") else {
             throw InvertNNError.io(path: path, reason: "cannot open for reading (missing file or no permission)")
@@ -19,7 +21,15 @@ public enum GzipReader {
         defer { gzclose(file) }
         // A larger internal buffer than zlib's 8 KiB default cuts the number of read calls.
         gzbuffer(file, 1 << 17)
-        var result = [UInt8]()
+        // gzdirect is 1 when zlib found no gzip header and passes the bytes through; it is
+        // decided by the first read, so it is asked after one.
+        var first = [UInt8](repeating: 0, count: 1)
+        let firstCount = first.withUnsafeMutableBytes { gzread(file, $0.baseAddress, 1) }
+        if path.lowercased().hasSuffix(".gz"), firstCount > 0, gzdirect(file) == 1 {
+            throw InvertNNError.io(path: path, reason: "not gzip data (the file does not start with the gzip magic bytes 1f 8b)")
+        }
+        if firstCount < 0 { throw InvertNNError.io(path: path, reason: "gzip read failed: \(errorMessage(file, path: path))") }
+        var result = firstCount > 0 ? first : []
         let chunk = 1 << 18
         var buffer = [UInt8](repeating: 0, count: chunk)
         while true {
