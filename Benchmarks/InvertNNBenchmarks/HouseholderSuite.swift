@@ -32,9 +32,11 @@ func householderSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws 
         case "forward":
             body = { nudge(); _ = try layer.forward(x) }
         default:
+            // As a taped training step runs it (Sequential.forwardTaped): the retaining forward,
+            // which keeps the block outputs on the blocked path, then the backward.
             body = {
                 nudge()
-                let y = try layer.forward(x).output
+                let y = try layer.forwardRetaining(x).output
                 _ = try layer.forwardBackward(input: x, output: y, outputGradient: dy, logAbsDetGradient: zeros)
             }
         }

@@ -93,6 +93,60 @@ struct HouseholderFactory: LayerFactory {
         }
     }
 
+    /// A taped (retaining) call keeps the block outputs, and its backward uses them instead of
+    /// rebuilding: outputs and all gradients agree with the plain calls to rounding, in both
+    /// directions, with partial last blocks, one-reflector blocks and m < n. A parameter change
+    /// between the calls makes the backward ignore what was kept (it must still be correct).
+    @Test func retainingMatchesPlainCalls() throws {
+        for (n, m, batch, nb) in [(17, 17, 5, 5), (50, 13, 9, 4), (33, 33, 7, 1), (64, 64, 3, 16)] {
+            var rng = SeededGenerator(seed: UInt64(n + m + nb))
+            let x = Matrix<Double>.randomNormal(rows: batch, columns: n, using: &rng)
+            let dy = Matrix<Double>.randomNormal(rows: batch, columns: n, using: &rng)
+            let dld = [Double](repeating: 0, count: batch)
+            func make() throws -> Householder<Double> {
+                var seeded = SeededGenerator(seed: 9)
+                let layer = try Householder<Double>(features: n, reflectors: m, using: &seeded)
+                layer.bias!.value = Matrix.randomNormal(rows: 1, columns: n, using: &seeded)
+                layer.strategy = .blocked
+                layer.blockSize = nb
+                return layer
+            }
+            let label = "n \(n) m \(m) B \(batch) nb \(nb)"
+            for forward in [true, false] {
+                let plain = try make(), taped = try make()
+                let yPlain = try forward ? plain.forward(x).output : plain.inverse(x).output
+                let yTaped = try forward ? taped.forwardRetaining(x).output : taped.inverseRetaining(x).output
+                #expect(try (yTaped - yPlain).maxAbs <= 1e-12 * max(1, yPlain.maxAbs), "output \(label)")
+                let gPlain = try forward
+                    ? plain.forwardBackward(input: x, output: yPlain, outputGradient: dy, logAbsDetGradient: dld)
+                    : plain.inverseBackward(input: x, output: yPlain, outputGradient: dy, logAbsDetGradient: dld)
+                let gTaped = try forward
+                    ? taped.forwardBackward(input: x, output: yTaped, outputGradient: dy, logAbsDetGradient: dld)
+                    : taped.inverseBackward(input: x, output: yTaped, outputGradient: dy, logAbsDetGradient: dld)
+                for (a, b, what) in [(gTaped, gPlain, "input gradient"),
+                                     (taped.reflectors.gradient, plain.reflectors.gradient, "reflector gradient"),
+                                     (taped.bias!.gradient, plain.bias!.gradient, "bias gradient")] {
+                    #expect(try (a - b).maxAbs <= 1e-11 * max(1, b.maxAbs), "\(what) \(label) forward \(forward)")
+                }
+                // Kept outputs are not used after the reflectors change: the backward recomputes.
+                let stale = try make(), fresh = try make()
+                let yStale = try forward ? stale.forwardRetaining(x).output : stale.inverseRetaining(x).output
+                for layer in [stale, fresh] { layer.reflectors.value.storage[n + 1] += 0.25 }
+                let yFresh = try forward ? fresh.forward(x).output : fresh.inverse(x).output
+                _ = yStale
+                let gStale = try forward
+                    ? stale.forwardBackward(input: x, output: yFresh, outputGradient: dy, logAbsDetGradient: dld)
+                    : stale.inverseBackward(input: x, output: yFresh, outputGradient: dy, logAbsDetGradient: dld)
+                let gFresh = try forward
+                    ? fresh.forwardBackward(input: x, output: yFresh, outputGradient: dy, logAbsDetGradient: dld)
+                    : fresh.inverseBackward(input: x, output: yFresh, outputGradient: dy, logAbsDetGradient: dld)
+                #expect(try (gStale - gFresh).maxAbs <= 1e-11 * max(1, gFresh.maxAbs), "stale \(label) forward \(forward)")
+                #expect(try (stale.reflectors.gradient - fresh.reflectors.gradient).maxAbs
+                        <= 1e-11 * max(1, fresh.reflectors.gradient.maxAbs), "stale reflectors \(label)")
+            }
+        }
+    }
+
     /// W is cached for inference and rebuilt when the reflector values change.
     @Test func cachedMatrixFollowsParameters() throws {
         var rng = SeededGenerator(seed: 11)

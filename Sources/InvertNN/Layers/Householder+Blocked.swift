@@ -152,7 +152,10 @@ extension Householder {
     /// `X ← X W` (the inverse map: blocks 1…K with T) for `rows` rows of leading dimension n.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    static func applyBlocks(_ plan: Plan, to x: UnsafeMutablePointer<T>, rows: Int, n: Int, transposed: Bool) {
+    static func applyBlocks(
+        _ plan: Plan, to x: UnsafeMutablePointer<T>, rows: Int, n: Int, transposed: Bool,
+        saving saved: UnsafeMutablePointer<T>? = nil
+    ) {
         let nb = plan.blocks.map(\.count).max() ?? 0
         var a = [T](repeating: 0, count: rows * nb), c = [T](repeating: 0, count: rows * nb)
         plan.units.withUnsafeBufferPointer { pu in
@@ -160,7 +163,10 @@ extension Householder {
                 a.withUnsafeMutableBufferPointer { pa in
                     c.withUnsafeMutableBufferPointer { pc in
                         let order = transposed ? Array(plan.blocks.reversed()) : plan.blocks
-                        for block in order {
+                        for (index, block) in order.enumerated() {
+                            // With `saved`, slot index-1 keeps the input of the index-th block applied
+                            // (the output of the one before): what the backward would rebuild.
+                            if let saved, index > 0 { (saved + (index - 1) * rows * n).update(from: x, count: rows * n) }
                             let k = block.count, p = n - block.window
                             let u = pu.baseAddress! + block.start * n + block.window
                             let t = pt.baseAddress! + block.offset
@@ -196,7 +202,7 @@ extension Householder {
     @_specialize(where T == Double)
     static func backwardBlocks(
         _ plan: Plan, z: UnsafeMutablePointer<T>, rows b: Int, n: Int, transposed: Bool,
-        gradUnits: UnsafeMutablePointer<T>
+        gradUnits: UnsafeMutablePointer<T>, saved: UnsafePointer<T>? = nil
     ) {
         let nb = plan.blocks.map(\.count).max() ?? 0
         var l = [T](repeating: 0, count: 2 * b * nb)      // [P; Y Ũᵀ]
@@ -215,6 +221,11 @@ extension Householder {
                                 n2.withUnsafeMutableBufferPointer { pn2 in
                                     small.withUnsafeMutableBufferPointer { ps in
                                         for (index, block) in order.enumerated() {
+                                            // The output of this block, kept by a retaining forward
+                                            // (slot count-index-1, see applyBlocks), replaces the rebuild.
+                                            if let saved, index > 0 {
+                                                (z + b * n).update(from: saved + (order.count - index - 1) * b * n, count: b * n)
+                                            }
                                             backwardBlock(
                                                 block, u: pu.baseAddress! + block.start * n + block.window,
                                                 t: pt.baseAddress! + block.offset, g: pg.baseAddress! + block.offset,
@@ -222,7 +233,7 @@ extension Householder {
                                                 gradU: gradUnits + block.start * n + block.window,
                                                 l: pl.baseAddress!, a: pa.baseAddress!, n1: pn1.baseAddress!,
                                                 n2: pn2.baseAddress!, small: ps.baseAddress!,
-                                                rebuild: index + 1 < order.count)
+                                                rebuild: saved == nil && index + 1 < order.count)
                                         }
                                     }
                                 }

@@ -287,6 +287,9 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     /// The plan of the current reflector values (unit vectors, norms, block factors, W once
     /// built), rebuilt whenever ``reflectors`` changes value.
     var cachedPlan: Plan?
+    /// The block outputs kept by a retaining call for the next blocked backward
+    /// (``RetainingLayer``; see `Householder+Retaining.swift`).
+    var retainedBlocks: RetainedBlocks?
 
     // MARK: - Directions
 
@@ -381,6 +384,7 @@ public final class Householder<T: Scalar>: InvertibleLayer {
         output: Matrix<T>, subtractBias: Bool, outputGradient dOut: Matrix<T>, forward: Bool,
         centeredInput: (() throws -> Matrix<T>)? = nil
     ) throws -> Matrix<T> {
+        defer { retainedBlocks = nil }  // kept block outputs serve one backward call at most
         var plan = try currentPlan()
         let n = features, b = output.rows
         var gradUnits = [T](repeating: 0, count: reflectorCount * n)
@@ -417,9 +421,17 @@ public final class Householder<T: Scalar>: InvertibleLayer {
                     }
                 }
             }
+            let kept = keptBlockOutputs(plan: plan, forward: forward, output: output, rows: b)
             z.withUnsafeMutableBufferPointer { pz in
                 gradUnits.withUnsafeMutableBufferPointer { pg in
-                    Self.backwardBlocks(plan, z: pz.baseAddress!, rows: b, n: n, transposed: forward, gradUnits: pg.baseAddress!)
+                    if let kept {
+                        kept.withUnsafeBufferPointer { ps in
+                            Self.backwardBlocks(plan, z: pz.baseAddress!, rows: b, n: n, transposed: forward,
+                                                gradUnits: pg.baseAddress!, saved: ps.baseAddress)
+                        }
+                    } else {
+                        Self.backwardBlocks(plan, z: pz.baseAddress!, rows: b, n: n, transposed: forward, gradUnits: pg.baseAddress!)
+                    }
                 }
             }
             z.removeLast(b * n)

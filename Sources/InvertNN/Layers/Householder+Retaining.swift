@@ -1,0 +1,86 @@
+import RealModule
+
+/// Taped training (``RetainingLayer``): on the blocked path, the backward walks the compact-WY
+/// blocks in reverse and rebuilds each block's output from the next one's by orthogonality, one of
+/// its three GEMMs over `[dY; Y]` (about 2Bn² of its 6Bn² flops). A retaining call keeps the block
+/// outputs instead (`(blocks - 1)·B·n` entries), so the backward's third GEMM runs over `dY` only.
+/// The materialized path needs nothing more than `Y`, so it retains nothing; neither do
+/// batches whose kept outputs would exceed ``retainedEntryLimit`` entries.
+extension Householder: RetainingLayer {
+    /// What a retaining call keeps for the next backward of the same direction.
+    struct RetainedBlocks {
+        let isForward: Bool
+        /// The storage of the map's returned output (shared, so the check is O(1) when unchanged).
+        let output: [T]
+        /// The reflector and bias storages when the outputs were computed.
+        let keys: [[T]]
+        /// Slot `j` holds the output of the `(j+1)`-th block in application order.
+        let blockOutputs: [T]
+    }
+
+    /// The largest number of entries a retaining call keeps (2²⁵: 128 MiB in Float).
+    public static var retainedEntryLimit: Int { 1 << 25 }
+
+    public func forwardRetaining(_ x: Matrix<T>) throws -> LayerOutput<T> {
+        try x.requireColumns(features, "\(name).forward")
+        guard var (y, saved) = try applyRetaining(x, transposed: true) else {
+            retainedBlocks = nil
+            return try forward(x)
+        }
+        try addBias(to: &y, sign: 1)
+        retainedBlocks = RetainedBlocks(isForward: true, output: y.storage, keys: retentionKeys(), blockOutputs: saved)
+        return LayerOutput(output: y, logAbsDet: [T](repeating: 0, count: x.rows))
+    }
+
+    public func inverseRetaining(_ y: Matrix<T>) throws -> LayerOutput<T> {
+        try y.requireColumns(features, "\(name).inverse")
+        guard let (x, saved) = try applyRetaining(try centered(y), transposed: false) else {
+            retainedBlocks = nil
+            return try inverse(y)
+        }
+        retainedBlocks = RetainedBlocks(isForward: false, output: x.storage, keys: retentionKeys(), blockOutputs: saved)
+        return LayerOutput(output: x, logAbsDet: [T](repeating: 0, count: y.rows))
+    }
+
+    /// Drops the kept block outputs.
+    public func releaseRetained() { retainedBlocks = nil }
+
+    /// The bias-free map applied blockwise to `input`, with the block outputs kept; `nil` when the
+    /// backward would take the materialized path, there is a single block, or the outputs would
+    /// exceed ``retainedEntryLimit``.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func applyRetaining(_ input: Matrix<T>, transposed: Bool) throws -> (Matrix<T>, [T])? {
+        let plan = try currentPlan()
+        let rows = input.rows, n = features, blocks = plan.blocks.count
+        guard !prefersMaterialized(plan, batch: rows, backward: true), blocks > 1,
+              let count = try? SizeLimits.product([blocks - 1, rows, n], operation: "Householder", what: "kept block outputs"),
+              count <= Self.retainedEntryLimit
+        else { return nil }
+        var out = input
+        var saved = [T](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }  // all written below
+        out.storage.withUnsafeMutableBufferPointer { po in
+            saved.withUnsafeMutableBufferPointer { ps in
+                Self.applyBlocks(plan, to: po.baseAddress!, rows: rows, n: n, transposed: transposed, saving: ps.baseAddress)
+            }
+        }
+        return (out, saved)
+    }
+
+    /// The kept block outputs if the last retaining call was in this direction, for this output,
+    /// with the same reflectors and bias and the plan's block count; releases them either way.
+    func keptBlockOutputs(plan: Plan, forward: Bool, output: Matrix<T>, rows: Int) -> [T]? {
+        defer { retainedBlocks = nil }
+        guard let kept = retainedBlocks, kept.isForward == forward, kept.output == output.storage,
+              kept.blockOutputs.count == (plan.blocks.count - 1) * rows * features
+        else { return nil }
+        let keys = retentionKeys()
+        guard kept.keys.count == keys.count, zip(kept.keys, keys).allSatisfy({ $0.0 == $0.1 }) else { return nil }
+        return kept.blockOutputs
+    }
+
+    /// The storages whose values the kept outputs depend on (shared, not copied).
+    private func retentionKeys() -> [[T]] {
+        [reflectors.value.storage] + (bias.map { [$0.value.storage] } ?? [])
+    }
+}
