@@ -113,16 +113,23 @@ struct HouseholderFactory: LayerFactory {
             }
             let label = "n \(n) m \(m) B \(batch) nb \(nb)"
             for forward in [true, false] {
+                func apply(_ layer: Householder<Double>, retaining: Bool) throws -> Matrix<Double> {
+                    switch (forward, retaining) {
+                    case (true, false): return try layer.forward(x).output
+                    case (true, true): return try layer.forwardRetaining(x).output
+                    case (false, false): return try layer.inverse(x).output
+                    case (false, true): return try layer.inverseRetaining(x).output
+                    }
+                }
+                func backward(_ layer: Householder<Double>, _ y: Matrix<Double>) throws -> Matrix<Double> {
+                    try forward
+                        ? layer.forwardBackward(input: x, output: y, outputGradient: dy, logAbsDetGradient: dld)
+                        : layer.inverseBackward(input: x, output: y, outputGradient: dy, logAbsDetGradient: dld)
+                }
                 let plain = try make(), taped = try make()
-                let yPlain = try forward ? plain.forward(x).output : plain.inverse(x).output
-                let yTaped = try forward ? taped.forwardRetaining(x).output : taped.inverseRetaining(x).output
+                let yPlain = try apply(plain, retaining: false), yTaped = try apply(taped, retaining: true)
                 #expect(try (yTaped - yPlain).maxAbs <= 1e-12 * max(1, yPlain.maxAbs), "output \(label)")
-                let gPlain = try forward
-                    ? plain.forwardBackward(input: x, output: yPlain, outputGradient: dy, logAbsDetGradient: dld)
-                    : plain.inverseBackward(input: x, output: yPlain, outputGradient: dy, logAbsDetGradient: dld)
-                let gTaped = try forward
-                    ? taped.forwardBackward(input: x, output: yTaped, outputGradient: dy, logAbsDetGradient: dld)
-                    : taped.inverseBackward(input: x, output: yTaped, outputGradient: dy, logAbsDetGradient: dld)
+                let gPlain = try backward(plain, yPlain), gTaped = try backward(taped, yTaped)
                 for (a, b, what) in [(gTaped, gPlain, "input gradient"),
                                      (taped.reflectors.gradient, plain.reflectors.gradient, "reflector gradient"),
                                      (taped.bias!.gradient, plain.bias!.gradient, "bias gradient")] {
@@ -130,16 +137,10 @@ struct HouseholderFactory: LayerFactory {
                 }
                 // Kept outputs are not used after the reflectors change: the backward recomputes.
                 let stale = try make(), fresh = try make()
-                let yStale = try forward ? stale.forwardRetaining(x).output : stale.inverseRetaining(x).output
+                _ = try apply(stale, retaining: true)
                 for layer in [stale, fresh] { layer.reflectors.value.storage[n + 1] += 0.25 }
-                let yFresh = try forward ? fresh.forward(x).output : fresh.inverse(x).output
-                _ = yStale
-                let gStale = try forward
-                    ? stale.forwardBackward(input: x, output: yFresh, outputGradient: dy, logAbsDetGradient: dld)
-                    : stale.inverseBackward(input: x, output: yFresh, outputGradient: dy, logAbsDetGradient: dld)
-                let gFresh = try forward
-                    ? fresh.forwardBackward(input: x, output: yFresh, outputGradient: dy, logAbsDetGradient: dld)
-                    : fresh.inverseBackward(input: x, output: yFresh, outputGradient: dy, logAbsDetGradient: dld)
+                let yFresh = try apply(fresh, retaining: false)
+                let gStale = try backward(stale, yFresh), gFresh = try backward(fresh, yFresh)
                 #expect(try (gStale - gFresh).maxAbs <= 1e-11 * max(1, gFresh.maxAbs), "stale \(label) forward \(forward)")
                 #expect(try (stale.reflectors.gradient - fresh.reflectors.gradient).maxAbs
                         <= 1e-11 * max(1, fresh.reflectors.gradient.maxAbs), "stale reflectors \(label)")
