@@ -22,4 +22,13 @@ public enum Allocator {
         let trim = mallopt(M_TRIM_THRESHOLD, 1 << 30)
         return mmap == 1 && trim == 1
     }
+
+    /// Returns the heap's free memory to the kernel now (glibc `malloc_trim(0)`), for example after
+    /// training, or before measuring resident memory: freed blocks otherwise stay resident until
+    /// the top of the heap is free, so the resident size depends on the heap's layout.
+    /// - Returns: `true` if some memory was returned.
+    @discardableResult
+    public static func returnFreeMemory() -> Bool {
+        malloc_trim(0) == 1
+    }
 }
