@@ -256,29 +256,8 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: dy, logAbsDetGradient: dld)
         let (trace, kept) = try trace(for: x, isForward: true)
-        let rows = x.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
-        var dx = dy
-        var dh = Matrix<T>(uninitializedRows: rows, columns: 2 * m)
-        let factors = kept ?? scaleFactors(trace.output, isForward: true).factors
-        factors.withUnsafeBufferPointer { fp in
-            x.storage.withUnsafeBufferPointer { xp in
-                dx.storage.withUnsafeMutableBufferPointer { gp in
-                    dh.storage.withUnsafeMutableBufferPointer { dhp in
-                        let slopes = rows * m
-                        for r in 0..<rows {
-                            let ho = r * 2 * m, o = r * width + offset, fo = r * m, ld = dld[r]
-                            for j in 0..<m {
-                                let e = fp[fo + j], slope = fp[slopes + fo + j]
-                                let g = gp[o + j]
-                                gp[o + j] = g * e
-                                dhp[ho + j] = (g * xp[o + j] * e + ld) * slope
-                                dhp[ho + m + j] = g
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        var (dx, dh): (Matrix<T>, Matrix<T>) = blockGradients(input: x, conditionerOutput: trace.output, factors: kept, outputGradient: dy,
+                                      logAbsDetGradient: dld, isForward: true)
         try addConditionerGradient(trace: trace, dh: dh, into: &dx)
         return dx
     }
@@ -298,26 +277,44 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
         let (trace, kept) = try trace(for: y, isForward: false)
-        let rows = y.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
-        var dy = dx
+        var (dy, dh) = blockGradients(input: y, conditionerOutput: trace.output, factors: kept, outputGradient: dx,
+                                      logAbsDetGradient: dld, isForward: false)
+        try addConditionerGradient(trace: trace, dh: dh, into: &dy)
+        return dy
+    }
+
+    /// The elementwise part of both backward passes. With `g` the output gradient of the
+    /// transformed block, `e = e^{±s}`, `u = (in_b - t)·e` for the inverse and `in_b·e` forward
+    /// (the scaled term of the output) and `σ = ±1` the direction: the input gradient is `g·e` on
+    /// the transformed block (the conditioning block passes `g` through), and the conditioner
+    /// output gradient is `dL/dŝ = σ(g·u + ℓ)·ds/dŝ` and `dL/dt = g` (forward) or `-g·e` (inverse).
+    /// `factors` are the retained ones, or recomputed from `h` when `nil`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    private func blockGradients(
+        input: Matrix<T>, conditionerOutput h: Matrix<T>, factors kept: [T]?, outputGradient: Matrix<T>,
+        logAbsDetGradient dld: [T], isForward: Bool
+    ) -> (inputGradient: Matrix<T>, conditionerGradient: Matrix<T>) {
+        let rows = input.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
+        var dIn = outputGradient
         var dh = Matrix<T>(uninitializedRows: rows, columns: 2 * m)
-        let factors = kept ?? scaleFactors(trace.output, isForward: false).factors
+        let factors = kept ?? scaleFactors(h, isForward: isForward).factors
+        let sign: T = isForward ? 1 : -1
         factors.withUnsafeBufferPointer { fp in
-            trace.output.storage.withUnsafeBufferPointer { hp in
-                y.storage.withUnsafeBufferPointer { yp in
-                    dy.storage.withUnsafeMutableBufferPointer { gp in
+            h.storage.withUnsafeBufferPointer { hp in
+                input.storage.withUnsafeBufferPointer { ip in
+                    dIn.storage.withUnsafeMutableBufferPointer { gp in
                         dh.storage.withUnsafeMutableBufferPointer { dhp in
                             let slopes = rows * m
                             for r in 0..<rows {
                                 let ho = r * 2 * m, o = r * width + offset, fo = r * m, ld = dld[r]
                                 for j in 0..<m {
                                     let e = fp[fo + j], slope = fp[slopes + fo + j]
-                                    let t = hp[ho + m + j]
-                                    let xb = (yp[o + j] - t) * e
-                                    let g = gp[o + j]
-                                    gp[o + j] = g * e
-                                    dhp[ho + j] = (-g * xb - ld) * slope
-                                    dhp[ho + m + j] = -g * e
+                                    let u = (isForward ? ip[o + j] : ip[o + j] - hp[ho + m + j]) * e
+                                    let g = gp[o + j], ge = g * e
+                                    gp[o + j] = ge
+                                    dhp[ho + j] = sign * (g * u + ld) * slope
+                                    dhp[ho + m + j] = isForward ? g : -ge
                                 }
                             }
                         }
@@ -325,8 +322,7 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
                 }
             }
         }
-        try addConditionerGradient(trace: trace, dh: dh, into: &dy)
-        return dy
+        return (dIn, dh)
     }
 
     /// The scale factors of the transformed block from the conditioner output `h` `[rows, 2m]`,
