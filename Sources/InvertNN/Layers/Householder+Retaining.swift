@@ -23,10 +23,11 @@ extension Householder: RetainingLayer {
 
     public func forwardRetaining(_ x: Matrix<T>) throws -> LayerOutput<T> {
         try x.requireColumns(features, "\(name).forward")
-        guard var (y, saved) = try applyRetaining(x, transposed: true) else {
+        guard let (mapped, saved) = try applyRetaining(x, transposed: true) else {
             retainedBlocks = nil
             return try forward(x)
         }
+        var y = mapped
         try addBias(to: &y, sign: 1)
         retainedBlocks = RetainedBlocks(isForward: true, output: y.storage, keys: retentionKeys(), blockOutputs: saved)
         return LayerOutput(output: y, logAbsDet: [T](repeating: 0, count: x.rows))
