@@ -54,10 +54,14 @@ let package = Package(
             dependencies: ["CBLAS"],
             path: "Benchmarks/CReferenceGemm"
         ),
+        .target(
+            name: "CAllocationCounter",
+            path: "Benchmarks/CAllocationCounter"
+        ),
         .executableTarget(
             name: "InvertNNBenchmarks",
             dependencies: [
-                "InvertNN", "CReferenceGemm",
+                "InvertNN", "CReferenceGemm", "CAllocationCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/InvertNNBenchmarks"

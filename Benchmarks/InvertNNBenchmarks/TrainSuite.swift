@@ -1,3 +1,4 @@
+import CAllocationCounter
 import Foundation
 import InvertNN
 
@@ -95,17 +96,28 @@ func trainSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> [Be
     }
     // Logit-space data like the preprocessed digits: roughly standard normal per feature.
     let digitsBatch = Matrix<T>.randomNormal(rows: batch, columns: n, using: &rng)
+    let step = {
+        flow.zeroGradients()
+        _ = try flow.accumulateNegativeLogLikelihoodGradient(digitsBatch)
+        _ = try adam.update()
+    }
+    // Heap allocations of one step once the first steps have sized every buffer (the
+    // executable interposes malloc and friends; see CAllocationCounter).
+    try step()
+    try step()
+    invertnn_allocation_count_begin()
+    try step()
+    var allocatedBytes = 0
+    let allocations = invertnn_allocation_count_end(&allocatedBytes)
     let (t, r) = try interleavedMedians(
         repeats: context.repeats, warmup: context.warmup,
-        case: {
-            flow.zeroGradients()
-            _ = try flow.accumulateNegativeLogLikelihoodGradient(digitsBatch)
-            _ = try adam.update()
-        },
+        case: step,
         reference: { for f in digitsFloor { try f() } })
     records.append(context.record(
         suite: "train", case: "default digits model 8×(InvertibleLinear, AffineCoupling[256,256]) + Adam",
         precision: T.self, batch: batch, features: n, reflectors: n, mode: "train-step", seconds: t,
-        referenceSeconds: r, flops: digitsFlops, note: "the invertnn train step; reference = the model's GEMM floor"))
+        referenceSeconds: r, flops: digitsFlops, note: "the invertnn train step; reference = the model's GEMM floor; "
+            + "heap allocations per step after the first: \(allocations) (\(allocatedBytes) bytes)"))
     return records
 }
+

@@ -210,20 +210,20 @@ public struct Matrix<T: Scalar>: Equatable, Sendable, CustomStringConvertible {
 
     /// Throws ``InvertNNError/nonFinite(operation:row:column:)`` naming `operation` and the
     /// position of the first NaN or infinite entry.
-    public func requireFinite(_ operation: String) throws {
-        if let (r, c) = firstNonFinite() { throw InvertNNError.nonFinite(operation: operation, row: r, column: c) }
+    public func requireFinite(_ operation: @autoclosure () -> String) throws {
+        if let (r, c) = firstNonFinite() { throw InvertNNError.nonFinite(operation: operation(), row: r, column: c) }
     }
 
     /// Throws ``InvertNNError/shapeMismatch(operation:expected:actual:)`` unless the matrix has
     /// `columns` columns and at least one row.
     @inlinable
-    public func requireColumns(_ columns: Int, _ operation: String) throws {
+    public func requireColumns(_ columns: Int, _ operation: @autoclosure () -> String) throws {
         guard self.columns == columns else {
             throw InvertNNError.shapeMismatch(
-                operation: operation, expected: "[batch, \(columns)]", actual: "[\(rows), \(self.columns)]")
+                operation: operation(), expected: "[batch, \(columns)]", actual: "[\(rows), \(self.columns)]")
         }
         guard rows > 0 else {
-            throw InvertNNError.invalidArgument(operation: operation, reason: "empty batch (0 rows)")
+            throw InvertNNError.invalidArgument(operation: operation(), reason: "empty batch (0 rows)")
         }
     }
 
@@ -262,10 +262,19 @@ extension Matrix {
     }
 
     /// Throws ``InvertNNError/shapeMismatch(operation:expected:actual:)`` unless shapes agree.
-    public func requireSameShape(_ other: Matrix, _ operation: String) throws {
+    public func requireSameShape(_ other: Matrix, _ operation: @autoclosure () -> String) throws {
         guard rows == other.rows, columns == other.columns else {
             throw InvertNNError.shapeMismatch(
-                operation: operation, expected: "[\(rows), \(columns)]", actual: "[\(other.rows), \(other.columns)]")
+                operation: operation(), expected: "[\(rows), \(columns)]", actual: "[\(other.rows), \(other.columns)]")
+        }
+    }
+
+    /// Throws ``InvertNNError/shapeMismatch(operation:expected:actual:)`` unless the matrix is
+    /// `[rows, columns]` (the check of ``requireSameShape(_:_:)`` without building a matrix).
+    public func requireShape(rows: Int, columns: Int, _ operation: @autoclosure () -> String) throws {
+        guard self.rows == rows, self.columns == columns else {
+            throw InvertNNError.shapeMismatch(
+                operation: operation(), expected: "[\(rows), \(columns)]", actual: "[\(self.rows), \(self.columns)]")
         }
     }
 }

@@ -12,7 +12,14 @@ public final class Parameter<T: Scalar> {
     public let name: String
     /// The current value. Assigning a value of another shape is caught by the owning layer's
     /// next call (``InvertibleLayer/requireParameterShapes()``), which throws.
-    public var value: Matrix<T>
+    public var value: Matrix<T> {
+        didSet { version &+= 1 }
+    }
+    /// Counts the writes to ``value`` (assignments and in-place mutations alike): layers key the
+    /// caches derived from a parameter (a Householder plan, W, a kept trace) on it, so an
+    /// optimizer can update the value in place, without the copy a cache holding the old storage
+    /// would force.
+    public private(set) var version: UInt64 = 0
     /// The shape fixed at creation, `[rows, columns]`.
     public let shape: [Int]
     /// `dL/dθ`, same shape as ``value``.
@@ -36,10 +43,16 @@ public final class Parameter<T: Scalar> {
 
     /// Throws ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if ``value`` or
     /// ``gradient`` no longer has the shape fixed at creation (`owner` names the layer).
-    public func requireShape(_ owner: String) throws {
-        for (label, m) in [("value", value), ("gradient", gradient)] where m.rows != shape[0] || m.columns != shape[1] {
+    public func requireShape(_ owner: @autoclosure () -> String) throws {
+        // Called on every layer call: compares without building arrays or strings.
+        let rows = shape[0], columns = shape[1]
+        if value.rows != rows || value.columns != columns {
             throw InvertNNError.shapeMismatch(
-                operation: "\(owner) parameter '\(name)' \(label)", expected: "\(shape)", actual: "\(m.shape)")
+                operation: "\(owner()) parameter '\(name)' value", expected: "\(shape)", actual: "\(value.shape)")
+        }
+        if gradient.rows != rows || gradient.columns != columns {
+            throw InvertNNError.shapeMismatch(
+                operation: "\(owner()) parameter '\(name)' gradient", expected: "\(shape)", actual: "\(gradient.shape)")
         }
     }
 

@@ -23,6 +23,31 @@ public struct StandardNormal<T: Scalar>: BaseDistribution {
         return out
     }
 
+    /// In one pass: `log p(z_r)` and `scale · (-z)`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func logProbabilityAndGradient(
+        _ z: Matrix<T>, scaledBy scale: T, logProbability: inout [T], gradient: inout Matrix<T>
+    ) throws {
+        try requireSameBatch(z, logProbability: logProbability, gradient: gradient)
+        let constant = -T(features) / 2 * T.log(2 * T.pi), n = features
+        z.storage.withUnsafeBufferPointer { pz in
+            gradient.storage.withUnsafeMutableBufferPointer { pg in
+                logProbability.withUnsafeMutableBufferPointer { lp in
+                    for r in 0..<z.rows {
+                        var sum: T = 0
+                        for j in 0..<n {
+                            let v = pz[r * n + j]
+                            sum += v * v
+                            pg[r * n + j] = -scale * v
+                        }
+                        lp[r] = constant - sum / 2
+                    }
+                }
+            }
+        }
+    }
+
     public func logProbabilityGradient(_ z: Matrix<T>) throws -> Matrix<T> {
         try z.requireColumns(features, "StandardNormal.logProbabilityGradient")
         return -1 * z

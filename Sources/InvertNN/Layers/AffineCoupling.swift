@@ -44,18 +44,22 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
 
     /// The conditioner trace kept by a retaining call (see ``RetainingLayer``): valid for the
     /// next backward of `isForward`'s direction if that call's input equals `input` and the
-    /// parameter storages still equal `parameterKeys` (copy-on-write shares them, so both checks
-    /// are O(1) when nothing changed).
+    /// parameters' ``Parameter/version``s still equal ``retainedParameterKeys`` (the input check is
+    /// O(1) when the caller passes the same storage back).
     struct Retained {
         let isForward: Bool
         let input: [T]
-        let parameterKeys: [[T]]
         let trace: MLP<T>.Trace
         /// The backward's transcendental functions, evaluated once by the retaining call (the
         /// layout of ``AffineCoupling/scaleFactors(_:isForward:)``).
         let factors: [T]
     }
     var retained: Retained?
+    /// The conditioner's parameter versions at the retaining call, updated in place so a
+    /// retaining call allocates nothing.
+    var retainedParameterKeys: [UInt64] = []
+    /// Reused buffers (see ``Workspace``); the slot numbers are ``Slot``.
+    let workspace = Workspace<T>(slots: CouplingSlot.count)
 
     /// A coupling layer around a ready conditioner.
     ///
@@ -162,32 +166,59 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
     public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try x.requireColumns(features, "\(name).forward")
-        return apply(x, conditionerOutput: try conditioner(x.columns(conditioningRange)), isForward: true).result
+        return apply(x, conditionerOutput: try conditioner(conditioningColumns(x)), isForward: true).result
     }
 
     public func forwardRetaining(_ x: Matrix<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try x.requireColumns(features, "\(name).forward")
-        let trace = try conditioner.forward(x.columns(conditioningRange))
+        let trace = try conditioner.forward(conditioningColumns(x))
         let (result, factors) = apply(x, conditionerOutput: trace.output, isForward: true)
-        retained = Retained(isForward: true, input: x.storage, parameterKeys: parameterKeys(), trace: trace, factors: factors)
+        retain(Retained(isForward: true, input: x.storage, trace: trace, factors: factors))
         return result
     }
 
     public func inverseRetaining(_ y: Matrix<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try y.requireColumns(features, "\(name).inverse")
-        let trace = try conditioner.forward(y.columns(conditioningRange))
+        let trace = try conditioner.forward(conditioningColumns(y))
         let (result, factors) = apply(y, conditionerOutput: trace.output, isForward: false)
-        retained = Retained(isForward: false, input: y.storage, parameterKeys: parameterKeys(), trace: trace, factors: factors)
+        retain(Retained(isForward: false, input: y.storage, trace: trace, factors: factors))
         return result
     }
 
     /// Drops the conditioner trace kept by a taped pass (``RetainingLayer``).
     public func releaseRetained() { retained = nil }
 
-    /// The parameter storages, shared (not copied) for the retained-state check.
-    private func parameterKeys() -> [[T]] { conditioner.parameters.map { $0.value.storage } }
+    /// Keeps `state` and the parameter versions it was computed with.
+    private func retain(_ state: Retained) {
+        retained = state
+        let parameters = conditioner.parameters
+        if retainedParameterKeys.count != parameters.count {
+            retainedParameterKeys = parameters.map { $0.version }
+        } else {
+            for i in 0..<parameters.count { retainedParameterKeys[i] = parameters[i].version }
+        }
+    }
+
+    /// The conditioning block `x_a` `[rows, |a|]` in a reused buffer. The conditioner first drops
+    /// its previous trace's references (``MLP/recycleTrace()``) so the buffer can be reused.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    private func conditioningColumns(_ x: Matrix<T>) -> Matrix<T> {
+        conditioner.recycleTrace()
+        let rows = x.rows, width = features, d = conditioningRange.count, offset = conditioningRange.lowerBound
+        var out = workspace.matrix(CouplingSlot.conditioningColumns, rows: rows, columns: d)
+        x.storage.withUnsafeBufferPointer { src in
+            out.storage.withUnsafeMutableBufferPointer { dst in
+                for r in 0..<rows {
+                    (dst.baseAddress! + r * d).update(from: src.baseAddress! + r * width + offset, count: d)
+                }
+            }
+        }
+        workspace.keep(CouplingSlot.conditioningColumns, out)
+        return out
+    }
 
     /// The conditioner trace for a backward call at `input`: the retained one if it was taken in
     /// the same direction at the same input with the same parameters, else recomputed. Releases
@@ -197,12 +228,12 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
     private func trace(for input: Matrix<T>, isForward: Bool) throws -> (MLP<T>.Trace, [T]?) {
         defer { retained = nil }
         if let kept = retained, kept.isForward == isForward, kept.input == input.storage,
-           kept.parameterKeys.count == conditioner.parameters.count,
-           zip(kept.parameterKeys, conditioner.parameters).allSatisfy({ $0.0 == $0.1.value.storage }),
+           retainedParameterKeys.count == conditioner.parameters.count,
+           zip(retainedParameterKeys, conditioner.parameters).allSatisfy({ $0.0 == $0.1.version }),
            kept.trace.output.rows == input.rows {
             return (kept.trace, kept.factors)
         }
-        return (try conditioner.forward(input.columns(conditioningRange)), nil)
+        return (try conditioner.forward(conditioningColumns(input)), nil)
     }
 
     /// Both directions on the transformed block, given the conditioner output `h` `[rows, 2m]`:
@@ -215,7 +246,8 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
     ) -> (result: LayerOutput<T>, factors: [T]) {
         let rows = input.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
         let (factors, logDet) = scaleFactors(h, isForward: isForward)
-        var out = input
+        var out = workspace.copy(CouplingSlot.output, of: input)
+        defer { workspace.keep(CouplingSlot.output, out) }
         factors.withUnsafeBufferPointer { fp in
             h.storage.withUnsafeBufferPointer { hp in
                 out.storage.withUnsafeMutableBufferPointer { op in
@@ -238,7 +270,7 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
     public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try y.requireColumns(features, "\(name).inverse")
-        return apply(y, conditionerOutput: try conditioner(y.columns(conditioningRange)), isForward: false).result
+        return apply(y, conditionerOutput: try conditioner(conditioningColumns(y)), isForward: false).result
     }
 
     /// VJP of ``forward(_:)``. With `g = dL/dy` and `ℓ = dL/dlogAbsDet` per row:
@@ -259,6 +291,7 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
         var (dx, dh): (Matrix<T>, Matrix<T>) = blockGradients(input: x, conditionerOutput: trace.output, factors: kept, outputGradient: dy,
                                       logAbsDetGradient: dld, isForward: true)
         try addConditionerGradient(trace: trace, dh: dh, into: &dx)
+        workspace.keep(CouplingSlot.inputGradient, dx)
         return dx
     }
 
@@ -280,6 +313,7 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
         var (dy, dh) = blockGradients(input: y, conditionerOutput: trace.output, factors: kept, outputGradient: dx,
                                       logAbsDetGradient: dld, isForward: false)
         try addConditionerGradient(trace: trace, dh: dh, into: &dy)
+        workspace.keep(CouplingSlot.inputGradient, dy)
         return dy
     }
 
@@ -296,8 +330,10 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
         logAbsDetGradient dld: [T], isForward: Bool
     ) -> (inputGradient: Matrix<T>, conditionerGradient: Matrix<T>) {
         let rows = input.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
-        var dIn = outputGradient
-        var dh = Matrix<T>(uninitializedRows: rows, columns: 2 * m)
+        var dIn = workspace.copy(CouplingSlot.inputGradient, of: outputGradient)
+        var dh = workspace.matrix(CouplingSlot.conditionerGradient, rows: rows, columns: 2 * m)
+        // (The input gradient goes back to its slot after the caller's last write to it.)
+        defer { workspace.keep(CouplingSlot.conditionerGradient, dh) }
         let factors = kept ?? scaleFactors(h, isForward: isForward).factors
         let sign: T = isForward ? 1 : -1
         factors.withUnsafeBufferPointer { fp in
@@ -339,8 +375,13 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
     func scaleFactors(_ h: Matrix<T>, isForward: Bool) -> (factors: [T], logDet: [T]) {
         let rows = h.rows, m = transformedRange.count, count = rows * m
         let bound = scaleBound ?? 0, inverseBound = scaleBound.map { 1 / $0 } ?? 0, bounded = scaleBound != nil
-        var logDet = [T](repeating: 0, count: rows)
-        let factors = [T](unsafeUninitializedCapacity: 2 * count) { fp, initialized in
+        var logDet = workspace.take(CouplingSlot.logDet, count: rows)
+        var factors = workspace.take(CouplingSlot.factors, count: 2 * count)
+        defer {
+            workspace.keep(CouplingSlot.logDet, logDet)
+            workspace.keep(CouplingSlot.factors, factors)
+        }
+        factors.withUnsafeMutableBufferPointer { fp in
             h.storage.withUnsafeBufferPointer { hp in
                 if bounded {
                     for r in 0..<rows {
@@ -368,7 +409,6 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
                 }
                 VectorMath.exp(UnsafeMutableBufferPointer(rebasing: fp[0..<count]))
             }
-            initialized = 2 * count
         }
         return (factors, logDet)
     }
@@ -389,4 +429,10 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
             }
         }
     }
+}
+
+/// The ``Workspace`` slots of ``AffineCoupling``.
+enum CouplingSlot {
+    static let conditioningColumns = 0, output = 1, logDet = 2, factors = 3, inputGradient = 4
+    static let conditionerGradient = 5, count = 6
 }

@@ -30,8 +30,11 @@ public final class Diagonal<T: Scalar>: InvertibleLayer {
         }
         self.features = features
         self.logScale = Parameter(name: "logScale", value: Matrix(row: logScale ?? [T](repeating: 0, count: features)))
-        self.bias = (hasBias || bias != nil)
+        let biasParameter = (hasBias || bias != nil)
             ? Parameter(name: "bias", value: Matrix(row: bias ?? [T](repeating: 0, count: features))) : nil
+        self.bias = biasParameter
+        let scaleParameter = self.logScale
+        self.parameters = biasParameter.map { [scaleParameter, $0] } ?? [scaleParameter]
     }
 
     /// A diagonal layer from positive scales `d` (stored as `s = log d`).
@@ -48,7 +51,7 @@ public final class Diagonal<T: Scalar>: InvertibleLayer {
     public var name: String { "Diagonal(\(features))" }
     public var inputFeatures: Int { features }
     public var outputFeatures: Int { features }
-    public var parameters: [Parameter<T>] { bias.map { [logScale, $0] } ?? [logScale] }
+    public let parameters: [Parameter<T>]
     public var configuration: [String: ConfigurationValue] {
         ["type": .string("Diagonal"), "features": .int(features), "bias": .bool(bias != nil)]
     }

@@ -42,22 +42,36 @@ extension Householder {
 
     /// Everything derived from one set of reflector values; rebuilt when they change.
     struct Plan {
-        /// The parameter storage this plan was built from (shared copy-on-write: an unchanged
-        /// parameter compares equal in O(1), a changed one was copied on write).
-        let key: [T]
+        /// The ``Parameter/version`` of the reflectors this plan was built from.
+        let key: UInt64
         let keyRows: Int
         let keyColumns: Int
         let blockSize: Int
-        let units: [T]
-        let norms: [T]
+        var units: [T]
+        var norms: [T]
         let blocks: [ReflectorBlock]
-        let triangular: [T]
-        let gram: [T]
+        var triangular: [T]
+        var gram: [T]
         /// Σ c·p and Σ c·p² over the blocks (the flop model's counts).
         let sumCP: Double
         let sumCPP: Double
         /// W, built on first need.
         var w: Matrix<T>?
+        /// The largest block's reflector count (the scratch buffers' width).
+        var maxBlockCount: Int { blocks.reduce(0) { Swift.max($0, $1.count) } }
+    }
+
+    /// A zero-filled scratch buffer of `count` entries: from `slot` of `scratch` (a layer's
+    /// ``Workspace``) when given, else newly allocated. Hand it back with ``release(_:_:_:)``.
+    @inline(__always)
+    static func scratchBuffer(_ scratch: Workspace<T>?, _ slot: Int, _ count: Int) -> [T] {
+        guard let scratch else { return [T](repeating: 0, count: count) }
+        return scratch.filled(slot, count: count, with: 0)
+    }
+
+    @inline(__always)
+    static func release(_ scratch: Workspace<T>?, _ slot: Int, _ buffer: [T]) {
+        scratch?.keep(slot, buffer)
     }
 
     // MARK: - Plan
@@ -67,13 +81,33 @@ extension Householder {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     static func makePlan(
-        key: [T], keyRows: Int, keyColumns: Int, units: [T], norms: [T], m: Int, n: Int, blockSize: Int, trapezoidal: Bool
+        key: UInt64, keyRows: Int, keyColumns: Int, units: [T], norms: [T], m: Int, n: Int, blockSize: Int, trapezoidal: Bool,
+        reusing recycled: inout Plan?
     ) -> Plan {
+        var old: Plan? = nil
+        swap(&old, &recycled)
         let nb = max(1, blockSize)
         var blocks = [ReflectorBlock]()
         var offset = 0
         var start = 0
         var sumCP = 0.0, sumCPP = 0.0
+        // A training step changes the values, not the shape: the old plan's block layout and
+        // factor storage serve again (no allocation once the first plan exists). The layout
+        // depends on m, n, nb and the parametrization, which one layer keeps.
+        var reusedTriangular = [T](), reusedGram = [T]()
+        // (`old!` in place, not `if var`: a second binding would share the arrays.)
+        // (The caller may already have moved the old units and norms out for reuse.)
+        if old != nil, old!.blockSize == nb, old!.keyRows == keyRows, old!.keyColumns == keyColumns,
+           keyRows == m, keyColumns == n {
+            blocks = old!.blocks
+            sumCP = old!.sumCP
+            sumCPP = old!.sumCPP
+            offset = old!.triangular.count
+            start = m
+            swap(&reusedTriangular, &old!.triangular)
+            swap(&reusedGram, &old!.gram)
+        }
+        old = nil
         while start < m {
             let c = min(nb, m - start)
             let w = trapezoidal ? start : 0
@@ -84,8 +118,15 @@ extension Householder {
             offset += c * c
             start += c
         }
-        var triangular = [T](repeating: 0, count: offset)
-        var gram = [T](repeating: 0, count: offset)
+        var triangular = [T](), gram = [T]()
+        swap(&triangular, &reusedTriangular)
+        swap(&gram, &reusedGram)
+        if triangular.count == offset && triangular.hasUniqueStorage() {
+            triangular.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }  // T's lower part must be 0
+        } else {
+            triangular = [T](repeating: 0, count: offset)
+        }
+        if !(gram.count == offset && gram.hasUniqueStorage()) { gram = [T](repeating: 0, count: offset) }
         units.withUnsafeBufferPointer { pu in
             triangular.withUnsafeMutableBufferPointer { pt in
                 gram.withUnsafeMutableBufferPointer { pg in
@@ -120,16 +161,34 @@ extension Householder {
     /// window only: `Σ_k 4 c p²` flops (`4/3 n³` for a full trapezoidal set, as LAPACK `?orgqr`).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    static func materialize(_ plan: Plan, n: Int) -> Matrix<T> {
-        var w = Matrix<T>.identity(n)
-        let nb = plan.blocks.map(\.count).max() ?? 0
-        var c1 = [T](repeating: 0, count: nb * n), c2 = [T](repeating: 0, count: nb * n)
+    static func materialize(_ plan: Plan, n: Int, into recycled: inout Matrix<T>?, scratch: Workspace<T>? = nil) -> Matrix<T> {
+        var w: Matrix<T>
+        var reused: Matrix<T>? = nil
+        swap(&reused, &recycled)
+        if reused != nil, reused!.rows == n, reused!.columns == n, reused!.storage.hasUniqueStorage() {
+            reused!.storage.withUnsafeMutableBufferPointer { p in
+                p.update(repeating: 0)
+                for i in 0..<n { p[i * n + i] = 1 }
+            }
+            w = reused!
+            reused = nil
+        } else {
+            w = Matrix<T>.identity(n)
+        }
+        let nb = plan.maxBlockCount
+        var c1 = scratchBuffer(scratch, HouseholderSlot.materialize1, nb * n)
+        var c2 = scratchBuffer(scratch, HouseholderSlot.materialize2, nb * n)
+        defer {
+            release(scratch, HouseholderSlot.materialize1, c1)
+            release(scratch, HouseholderSlot.materialize2, c2)
+        }
         plan.units.withUnsafeBufferPointer { pu in
             plan.triangular.withUnsafeBufferPointer { pt in
                 w.storage.withUnsafeMutableBufferPointer { pw in
                     c1.withUnsafeMutableBufferPointer { p1 in
                         c2.withUnsafeMutableBufferPointer { p2 in
-                            for block in plan.blocks.reversed() {
+                            for k in stride(from: plan.blocks.count - 1, through: 0, by: -1) {
+                                let block = plan.blocks[k]
                                 let c = block.count, p = n - block.window
                                 let u = pu.baseAddress! + block.start * n + block.window
                                 let t = pt.baseAddress! + block.offset
@@ -154,16 +213,22 @@ extension Householder {
     @_specialize(where T == Double)
     static func applyBlocks(
         _ plan: Plan, to x: UnsafeMutablePointer<T>, rows: Int, n: Int, transposed: Bool,
-        saving saved: UnsafeMutablePointer<T>? = nil
+        saving saved: UnsafeMutablePointer<T>? = nil, scratch: Workspace<T>? = nil
     ) {
-        let nb = plan.blocks.map(\.count).max() ?? 0
-        var a = [T](repeating: 0, count: rows * nb), c = [T](repeating: 0, count: rows * nb)
+        let nb = plan.maxBlockCount
+        var a = scratchBuffer(scratch, HouseholderSlot.applyA, rows * nb)
+        var c = scratchBuffer(scratch, HouseholderSlot.applyC, rows * nb)
+        defer {
+            release(scratch, HouseholderSlot.applyA, a)
+            release(scratch, HouseholderSlot.applyC, c)
+        }
         plan.units.withUnsafeBufferPointer { pu in
             plan.triangular.withUnsafeBufferPointer { pt in
                 a.withUnsafeMutableBufferPointer { pa in
                     c.withUnsafeMutableBufferPointer { pc in
-                        let order = transposed ? Array(plan.blocks.reversed()) : plan.blocks
-                        for (index, block) in order.enumerated() {
+                        let count = plan.blocks.count
+                        for index in 0..<count {
+                            let block = plan.blocks[transposed ? count - 1 - index : index]
                             // With `saved`, slot index-1 keeps the input of the index-th block applied
                             // (the output of the one before): what the backward would rebuild.
                             if let saved, index > 0 { (saved + (index - 1) * rows * n).update(from: x, count: rows * n) }
@@ -183,7 +248,7 @@ extension Householder {
 
     // MARK: - Backward, blocked direct
 
-    /// The VJP of ``applyBlocks(_:to:rows:n:transposed:)`` without W.
+    /// The VJP of ``applyBlocks(_:to:rows:n:transposed:saving:scratch:)`` without W.
     ///
     /// `z` is `[2B, n]`: the gradient of the map's output on rows `0..<B` and the output on rows
     /// `B..<2B`; on return rows `0..<B` hold the input's gradient (the other half is scratch: the
@@ -202,16 +267,23 @@ extension Householder {
     @_specialize(where T == Double)
     static func backwardBlocks(
         _ plan: Plan, z: UnsafeMutablePointer<T>, rows b: Int, n: Int, transposed: Bool,
-        gradUnits: UnsafeMutablePointer<T>, saved: UnsafePointer<T>? = nil
+        gradUnits: UnsafeMutablePointer<T>, saved: UnsafePointer<T>? = nil, scratch: Workspace<T>? = nil
     ) {
-        let nb = plan.blocks.map(\.count).max() ?? 0
-        var l = [T](repeating: 0, count: 2 * b * nb)      // [P; Y Ũᵀ]
-        var aBuf = [T](repeating: 0, count: b * nb)        // A
-        var n1 = [T](repeating: 0, count: 2 * b * nb)     // [-P Mᵀ; A M]
-        var n2 = [T](repeating: 0, count: 2 * b * nb)     // [A M; P Mᵀ]
-        var small = [T](repeating: 0, count: 6 * nb * nb)
+        let nb = plan.maxBlockCount
+        var l = scratchBuffer(scratch, HouseholderSlot.backwardL, 2 * b * nb)        // [P; Y Ũᵀ]
+        var aBuf = scratchBuffer(scratch, HouseholderSlot.backwardA, b * nb)         // A
+        var n1 = scratchBuffer(scratch, HouseholderSlot.backwardN1, 2 * b * nb)      // [-P Mᵀ; A M]
+        var n2 = scratchBuffer(scratch, HouseholderSlot.backwardN2, 2 * b * nb)      // [A M; P Mᵀ]
+        var small = scratchBuffer(scratch, HouseholderSlot.backwardSmall, 6 * nb * nb)
+        defer {
+            release(scratch, HouseholderSlot.backwardL, l)
+            release(scratch, HouseholderSlot.backwardA, aBuf)
+            release(scratch, HouseholderSlot.backwardN1, n1)
+            release(scratch, HouseholderSlot.backwardN2, n2)
+            release(scratch, HouseholderSlot.backwardSmall, small)
+        }
         // Backward visits blocks in the reverse of the application order.
-        let order = transposed ? plan.blocks : Array(plan.blocks.reversed())
+        let blockCount = plan.blocks.count
         plan.units.withUnsafeBufferPointer { pu in
             plan.triangular.withUnsafeBufferPointer { pt in
                 plan.gram.withUnsafeBufferPointer { pg in
@@ -220,11 +292,12 @@ extension Householder {
                             n1.withUnsafeMutableBufferPointer { pn1 in
                                 n2.withUnsafeMutableBufferPointer { pn2 in
                                     small.withUnsafeMutableBufferPointer { ps in
-                                        for (index, block) in order.enumerated() {
+                                        for index in 0..<blockCount {
+                                            let block = plan.blocks[transposed ? index : blockCount - 1 - index]
                                             // The output of this block, kept by a retaining forward
                                             // (slot count-index-1, see applyBlocks), replaces the rebuild.
                                             if let saved, index > 0 {
-                                                (z + b * n).update(from: saved + (order.count - index - 1) * b * n, count: b * n)
+                                                (z + b * n).update(from: saved + (blockCount - index - 1) * b * n, count: b * n)
                                             }
                                             backwardBlock(
                                                 block, u: pu.baseAddress! + block.start * n + block.window,
@@ -233,7 +306,7 @@ extension Householder {
                                                 gradU: gradUnits + block.start * n + block.window,
                                                 l: pl.baseAddress!, a: pa.baseAddress!, n1: pn1.baseAddress!,
                                                 n2: pn2.baseAddress!, small: ps.baseAddress!,
-                                                rebuild: saved == nil && index + 1 < order.count)
+                                                rebuild: saved == nil && index + 1 < blockCount)
                                         }
                                     }
                                 }
@@ -313,13 +386,21 @@ extension Householder {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     static func pushAntisymmetric(
-        _ plan: Plan, s: UnsafeMutablePointer<T>, n: Int, lastBlock: Int, gradUnits: UnsafeMutablePointer<T>
+        _ plan: Plan, s: UnsafeMutablePointer<T>, n: Int, lastBlock: Int, gradUnits: UnsafeMutablePointer<T>,
+        scratch: Workspace<T>? = nil
     ) {
         guard lastBlock >= 0 else { return }
-        let nb = plan.blocks.map(\.count).max() ?? 0
-        var mBuf = [T](repeating: 0, count: n * nb), yBuf = [T](repeating: 0, count: n * nb)
-        var eBuf = [T](repeating: 0, count: n * n)
-        var small = [T](repeating: 0, count: 4 * nb * nb)
+        let nb = plan.maxBlockCount
+        var mBuf = scratchBuffer(scratch, HouseholderSlot.pushM, n * nb)
+        var yBuf = scratchBuffer(scratch, HouseholderSlot.pushY, n * nb)
+        var eBuf = scratchBuffer(scratch, HouseholderSlot.pushE, n * n)
+        var small = scratchBuffer(scratch, HouseholderSlot.pushSmall, 4 * nb * nb)
+        defer {
+            release(scratch, HouseholderSlot.pushM, mBuf)
+            release(scratch, HouseholderSlot.pushY, yBuf)
+            release(scratch, HouseholderSlot.pushE, eBuf)
+            release(scratch, HouseholderSlot.pushSmall, small)
+        }
         plan.units.withUnsafeBufferPointer { pu in
             plan.triangular.withUnsafeBufferPointer { pt in
                 mBuf.withUnsafeMutableBufferPointer { pmb in
@@ -389,4 +470,14 @@ extension Householder {
         T._gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                 b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
+}
+
+/// The ``Workspace`` slots of ``Householder`` (its scratch buffers, outputs and gradients).
+enum HouseholderSlot {
+    static let materialize1 = 0, materialize2 = 1, applyA = 2, applyC = 3
+    static let backwardL = 4, backwardA = 5, backwardN1 = 6, backwardN2 = 7, backwardSmall = 8
+    static let pushM = 9, pushY = 10, pushE = 11, pushSmall = 12
+    static let vectors = 13, output = 14, logDet = 15, gradUnits = 16
+    static let inputGradient = 17, weightGradient = 18, stacked = 19, antisymmetric = 20
+    static let count = 21
 }

@@ -112,28 +112,42 @@ extension Householder {
     @_specialize(where T == Double)
     @usableFromInline
     static func normalizedRows(_ vectors: [T], m: Int, n: Int) -> (units: [T], norms: [T]) {
-        var units = [T](unsafeUninitializedCapacity: m * n) { _, count in count = m * n }  // every row is written below
-        var norms = [T](repeating: 0, count: m)
+        var units = [T](), norms = [T]()
+        normalizeRows(vectors, m: m, n: n, units: &units, norms: &norms)
+        return (units, norms)
+    }
+
+    /// ``normalizedRows(_:m:n:)`` into `units` and `norms`, whose storage is reused when it has
+    /// the right size and is not shared (a training step's plan rebuild allocates nothing).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    static func normalizeRows(_ vectors: [T], m: Int, n: Int, units: inout [T], norms: inout [T]) {
+        if !(units.count == m * n && units.hasUniqueStorage()) {
+            units = [T](unsafeUninitializedCapacity: m * n) { _, count in count = m * n }  // every row is written below
+        }
+        if !(norms.count == m && norms.hasUniqueStorage()) { norms = [T](repeating: 0, count: m) }
         vectors.withUnsafeBufferPointer { pv in
             units.withUnsafeMutableBufferPointer { pu in
-                for i in 0..<m {
-                    norms[i] = normalizeReflector(pv.baseAddress! + i * n, n, into: pu.baseAddress! + i * n)
+                norms.withUnsafeMutableBufferPointer { pn in
+                    for i in 0..<m {
+                        pn[i] = normalizeReflector(pv.baseAddress! + i * n, n, into: pu.baseAddress! + i * n)
+                    }
                 }
             }
         }
-        return (units, norms)
     }
 
     /// `W = H(û_1) ⋯ H(û_m)` for unit (or zero) rows `û_i` of `units` `[m, n]` (no trapezoidal
     /// structure assumed), accumulated from compact WY blocks of 48 reflectors
-    /// (``materialize(_:n:)``): `4 m n²` flops, BLAS-3.
+    /// (``materialize(_:n:into:scratch:)``): `4 m n²` flops, BLAS-3.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     @usableFromInline
     static func compactWYProduct(units: [T], m: Int, n: Int) -> Matrix<T> {
         if m == 0 { return Matrix<T>.identity(n) }
-        let plan = makePlan(key: [], keyRows: 0, keyColumns: 0, units: units, norms: [T](repeating: 1, count: m),
-                            m: m, n: n, blockSize: 48, trapezoidal: false)
-        return materialize(plan, n: n)
+        var none: Plan? = nil, noMatrix: Matrix<T>? = nil
+        let plan = makePlan(key: 0, keyRows: 0, keyColumns: 0, units: units, norms: [T](repeating: 1, count: m),
+                            m: m, n: n, blockSize: 48, trapezoidal: false, reusing: &none)
+        return materialize(plan, n: n, into: &noMatrix)
     }
 }

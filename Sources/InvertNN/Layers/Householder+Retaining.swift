@@ -13,7 +13,7 @@ extension Householder: RetainingLayer {
         /// The storage of the map's returned output (shared, so the check is O(1) when unchanged).
         let output: [T]
         /// The reflector and bias storages when the outputs were computed.
-        let keys: [[T]]
+        let keys: ParameterVersions
         /// Slot `j` holds the output of the `(j+1)`-th block in application order.
         let blockOutputs: [T]
     }
@@ -62,7 +62,8 @@ extension Householder: RetainingLayer {
         var saved = [T](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }  // all written below
         out.storage.withUnsafeMutableBufferPointer { po in
             saved.withUnsafeMutableBufferPointer { ps in
-                Self.applyBlocks(plan, to: po.baseAddress!, rows: rows, n: n, transposed: transposed, saving: ps.baseAddress)
+                Self.applyBlocks(plan, to: po.baseAddress!, rows: rows, n: n, transposed: transposed, saving: ps.baseAddress,
+                                 scratch: workspace)
             }
         }
         return (out, saved)
@@ -75,13 +76,23 @@ extension Householder: RetainingLayer {
         guard let kept = retainedBlocks, kept.isForward == forward, kept.output == output.storage,
               kept.blockOutputs.count == (plan.blocks.count - 1) * rows * features
         else { return nil }
-        let keys = retentionKeys()
-        guard kept.keys.count == keys.count, zip(kept.keys, keys).allSatisfy({ $0.0 == $0.1 }) else { return nil }
+        guard kept.keys == retentionKeys() else { return nil }
         return kept.blockOutputs
     }
 
-    /// The storages whose values the kept outputs depend on (shared, not copied).
-    private func retentionKeys() -> [[T]] {
-        [reflectors.value.storage] + (bias.map { [$0.value.storage] } ?? [])
+    /// The versions of the parameters the kept outputs depend on (reflectors and bias).
+    private func retentionKeys() -> ParameterVersions {
+        ParameterVersions(reflectors.version, bias?.version ?? 0)
+    }
+}
+
+/// The ``Parameter/version`` of up to three parameters, compared to tell whether a cache is
+/// still valid (unused places hold 0).
+struct ParameterVersions: Equatable {
+    var first: UInt64, second: UInt64, third: UInt64
+    init(_ first: UInt64, _ second: UInt64 = 0, _ third: UInt64 = 0) {
+        self.first = first
+        self.second = second
+        self.third = third
     }
 }

@@ -216,15 +216,20 @@ public final class Householder<T: Scalar>: InvertibleLayer {
         self.reflectorCount = m
         self.parametrization = parametrization
         self.fixedLastReflector = fixed
-        self.reflectors = Parameter(name: reflectorsName, value: value, trainableMask: mask)
-        self.bias = (hasBias || bias != nil)
+        let reflectorParameter = Parameter(name: reflectorsName, value: value, trainableMask: mask)
+        let biasParameter = (hasBias || bias != nil)
             ? Parameter(name: "bias", value: Matrix(row: bias ?? [T](repeating: 0, count: features))) : nil
+        self.reflectors = reflectorParameter
+        self.bias = biasParameter
+        self.parameters = biasParameter.map { [reflectorParameter, $0] } ?? [reflectorParameter]
     }
 
     public var name: String { "Householder(\(features), m: \(reflectorCount))" }
     public var inputFeatures: Int { features }
     public var outputFeatures: Int { features }
-    public var parameters: [Parameter<T>] { bias.map { [reflectors, $0] } ?? [reflectors] }
+    public let parameters: [Parameter<T>]
+    /// Reused buffers of the calls (see ``Workspace``; slots in ``HouseholderSlot``).
+    let workspace = Workspace<T>(slots: HouseholderSlot.count)
     public var configuration: [String: ConfigurationValue] {
         [
             "type": .string("Householder"), "features": .int(features), "reflectors": .int(reflectorCount),
@@ -287,6 +292,8 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     /// The plan of the current reflector values (unit vectors, norms, block factors, W once
     /// built), rebuilt whenever ``reflectors`` changes value.
     var cachedPlan: Plan?
+    /// The previous plan's W, kept for ``currentMatrix(_:)`` to overwrite.
+    var recycledMatrix: Matrix<T>?
     /// The block outputs kept by a retaining call for the next blocked backward
     /// (``RetainingLayer``; see `Householder+Retaining.swift`).
     var retainedBlocks: RetainedBlocks?
@@ -307,7 +314,7 @@ public final class Householder<T: Scalar>: InvertibleLayer {
             y = x
             let rows = x.rows, n = features
             y.storage.withUnsafeMutableBufferPointer { py in
-                Self.applyBlocks(plan, to: py.baseAddress!, rows: rows, n: n, transposed: true)
+                Self.applyBlocks(plan, to: py.baseAddress!, rows: rows, n: n, transposed: true, scratch: workspace)
             }
             try addBias(to: &y, sign: 1)
         }
@@ -329,7 +336,7 @@ public final class Householder<T: Scalar>: InvertibleLayer {
             x = try centered(y)
             let rows = y.rows, n = features
             x.storage.withUnsafeMutableBufferPointer { px in
-                Self.applyBlocks(plan, to: px.baseAddress!, rows: rows, n: n, transposed: false)
+                Self.applyBlocks(plan, to: px.baseAddress!, rows: rows, n: n, transposed: false, scratch: workspace)
             }
         }
         return LayerOutput(output: x, logAbsDet: [T](repeating: 0, count: y.rows))
@@ -411,7 +418,7 @@ public final class Householder<T: Scalar>: InvertibleLayer {
                 count = 2 * b * n
             }
             if subtractBias, let bias {
-                try bias.value.requireSameShape(Matrix(rows: 1, columns: n), "\(name) bias")
+                try bias.value.requireShape(rows: 1, columns: n, "\(name) bias")
                 bias.value.storage.withUnsafeBufferPointer { pb in
                     z.withUnsafeMutableBufferPointer { pz in
                         for r in 0..<b {
@@ -427,10 +434,11 @@ public final class Householder<T: Scalar>: InvertibleLayer {
                     if let kept {
                         kept.withUnsafeBufferPointer { ps in
                             Self.backwardBlocks(plan, z: pz.baseAddress!, rows: b, n: n, transposed: forward,
-                                                gradUnits: pg.baseAddress!, saved: ps.baseAddress)
+                                                gradUnits: pg.baseAddress!, saved: ps.baseAddress, scratch: workspace)
                         }
                     } else {
-                        Self.backwardBlocks(plan, z: pz.baseAddress!, rows: b, n: n, transposed: forward, gradUnits: pg.baseAddress!)
+                        Self.backwardBlocks(plan, z: pz.baseAddress!, rows: b, n: n, transposed: forward, gradUnits: pg.baseAddress!,
+                                            scratch: workspace)
                     }
                 }
             }
@@ -447,7 +455,8 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Double)
     func pushWeightGradient(k: inout Matrix<T>, plan: Plan, gradUnits: inout [T]) throws {
         let n = features
-        var s = Matrix<T>(uninitializedRows: n, columns: n)
+        var s = workspace.matrix(HouseholderSlot.antisymmetric, rows: n, columns: n)
+        defer { workspace.keep(HouseholderSlot.antisymmetric, s) }
         k.storage.withUnsafeBufferPointer { pk in
             s.storage.withUnsafeMutableBufferPointer { ps in
                 for r in 0..<n {
@@ -458,7 +467,8 @@ public final class Householder<T: Scalar>: InvertibleLayer {
         let last = lastLearnableBlock(plan)
         s.storage.withUnsafeMutableBufferPointer { ps in
             gradUnits.withUnsafeMutableBufferPointer { pg in
-                Self.pushAntisymmetric(plan, s: ps.baseAddress!, n: n, lastBlock: last, gradUnits: pg.baseAddress!)
+                Self.pushAntisymmetric(plan, s: ps.baseAddress!, n: n, lastBlock: last, gradUnits: pg.baseAddress!,
+                                       scratch: workspace)
             }
         }
     }
@@ -534,14 +544,29 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     func currentPlan() throws -> Plan {
         let value = reflectors.value
         if let plan = cachedPlan, plan.blockSize == effectiveBlockSize, plan.keyRows == value.rows,
-           plan.keyColumns == value.columns, plan.key == value.storage {
+           plan.keyColumns == value.columns, plan.key == reflectors.version {
             return plan
         }
+        // The old plan's storage (units, norms, block factors, W) is reused for the new values
+        // when nothing else holds it: a training step rebuilds the plan without allocating.
+        var old = cachedPlan
+        cachedPlan = nil
         let vectors = try structuralVectors()
-        let (units, norms) = Self.normalizedRows(vectors, m: reflectorCount, n: features)
-        let plan = Self.makePlan(
-            key: value.storage, keyRows: value.rows, keyColumns: value.columns, units: units, norms: norms,
-            m: reflectorCount, n: features, blockSize: effectiveBlockSize, trapezoidal: parametrization == .trapezoidal)
+        var units = [T](), norms = [T]()
+        if old != nil {
+            swap(&units, &old!.units)
+            swap(&norms, &old!.norms)
+        }
+        Self.normalizeRows(vectors, m: reflectorCount, n: features, units: &units, norms: &norms)
+        workspace.keep(HouseholderSlot.vectors, vectors)
+        let oldW = old?.w
+        old?.w = nil
+        var plan = Self.makePlan(
+            key: reflectors.version, keyRows: value.rows, keyColumns: value.columns, units: units, norms: norms,
+            m: reflectorCount, n: features, blockSize: effectiveBlockSize, trapezoidal: parametrization == .trapezoidal,
+            reusing: &old)
+        plan.w = nil
+        recycledMatrix = oldW
         cachedPlan = plan
         return plan
     }
@@ -551,7 +576,7 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Double)
     func currentMatrix(_ plan: inout Plan) throws -> Matrix<T> {
         if let w = plan.w { return w }
-        let w = Self.materialize(plan, n: features)
+        let w = Self.materialize(plan, n: features, into: &recycledMatrix, scratch: workspace)
         plan.w = w
         if let cached = cachedPlan, cached.key == plan.key { cachedPlan = plan }
         return w
@@ -562,7 +587,7 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Double)
     func addBias(to m: inout Matrix<T>, sign: T) throws {
         guard let bias else { return }
-        try bias.value.requireSameShape(Matrix(rows: 1, columns: features), "\(name) bias")
+        try bias.value.requireShape(rows: 1, columns: features, "\(name) bias")
         m.addToEveryRow(bias.value.storage, scaledBy: sign)
     }
 
@@ -580,12 +605,13 @@ public final class Householder<T: Scalar>: InvertibleLayer {
         }
         try value.requireFinite("\(name) reflectors")
         guard let mask = reflectors.trainableMask, mask.count == value.count else { return value.storage }
+        var vectors = workspace.take(HouseholderSlot.vectors, count: value.count)
         // Rebuilt on every parameter change (each training step), so written as copies: the
         // trapezoidal mask is row i learnable from column i on (none of the fixed last row),
         // any other mask takes one branch-free pass.
         let count = value.count, n = features, m = reflectorCount
         let trapezoidal = parametrization == .trapezoidal
-        var vectors = [T](unsafeUninitializedCapacity: count) { out, initialized in
+        vectors.withUnsafeMutableBufferPointer { out in
             value.storage.withUnsafeBufferPointer { v in
                 if trapezoidal {
                     for i in 0..<m {
@@ -600,7 +626,6 @@ public final class Householder<T: Scalar>: InvertibleLayer {
                     }
                 }
             }
-            initialized = count
         }
         if fixedLastReflector == .flip { vectors[features * features - 1] = 1 }
         return vectors
@@ -615,7 +640,7 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     /// `2 (K_i - K_iᵀ) û + 4 (ûᵀ K_i û) û`, and the chain rule through `û = v/‖v‖`,
     /// `dL/dv = (I - ûûᵀ) dL/dû / ‖v‖`, removes the last term and leaves
     /// `dL/dv_i = 2 S_i û_i / ‖v_i‖` with `S_i = K_i - K_iᵀ = P_{i-1}ᵀ S P_{i-1}`. The sweep over
-    /// i runs blocked (``pushAntisymmetric(_:s:n:lastBlock:gradUnits:)``), BLAS-3.
+    /// i runs blocked (``pushAntisymmetric(_:s:n:lastBlock:gradUnits:scratch:)``), BLAS-3.
     /// `v_i = 0` (where H is not differentiable) gets 0.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
@@ -625,7 +650,8 @@ public final class Householder<T: Scalar>: InvertibleLayer {
         let last = lastLearnableBlock(plan)
         s.storage.withUnsafeMutableBufferPointer { ps in
             gradUnits.withUnsafeMutableBufferPointer { pg in
-                Self.pushAntisymmetric(plan, s: ps.baseAddress!, n: n, lastBlock: last, gradUnits: pg.baseAddress!)
+                Self.pushAntisymmetric(plan, s: ps.baseAddress!, n: n, lastBlock: last, gradUnits: pg.baseAddress!,
+                                       scratch: workspace)
             }
         }
         try accumulateUnitGradients(gradUnits, plan: plan)
@@ -636,7 +662,7 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Double)
     func broadcastBias(rows: Int, sign: T) throws -> Matrix<T> {
         guard let bias else { return Matrix<T>(rows: rows, columns: features) }
-        try bias.value.requireSameShape(Matrix(rows: 1, columns: features), "\(name) bias")
+        try bias.value.requireShape(rows: 1, columns: features, "\(name) bias")
         return Matrix.broadcasting(row: bias.value.storage, scaledBy: sign, rows: rows)
     }
 

@@ -116,7 +116,7 @@ extension InvertibleLayer {
     /// Throws ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if a parameter's value
     /// or gradient was replaced by one of another shape (so no kernel indexes out of range).
     public func requireParameterShapes() throws {
-        for p in parameters { try p.requireShape(name) }
+        for p in parameters { try p.requireShape(self.name) }
     }
 
     /// Resets every parameter's gradient to zero.

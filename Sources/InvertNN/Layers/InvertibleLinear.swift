@@ -38,11 +38,13 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     /// The dense matrices of one set of parameter values: `A` and, once needed, the inverse
     /// direction's `C = Q_V diag(e^{-s}) Q_U` (rows: `X = (Y - b) C`).
     struct DenseCache {
-        let keys: [[T]]
-        let forwardMatrix: Matrix<T>
+        let keys: ParameterVersions
+        var forwardMatrix: Matrix<T>
         var inverseMatrix: Matrix<T>?
     }
     var denseCache: DenseCache?
+    /// A previous inverse matrix whose storage the next one may reuse.
+    var recycledInverse: Matrix<T>?
 
     /// The identity map (zero reflectors, unit scales, zero bias).
     ///
@@ -134,17 +136,19 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         self.orthogonalU = try copy(u, "U.reflectors")
         self.scale = try Diagonal<T>(features: n, logScale: logScale, hasBias: false)
         self.orthogonalV = try copy(v, "V.reflectors")
-        self.bias = (hasBias || bias != nil)
+        let biasParameter = (hasBias || bias != nil)
             ? Parameter(name: "bias", value: Matrix(row: bias ?? [T](repeating: 0, count: n))) : nil
+        self.bias = biasParameter
+        let core = [orthogonalU.reflectors, scale.logScale, orthogonalV.reflectors]
+        self.parameters = biasParameter.map { core + [$0] } ?? core
     }
 
     public var name: String { "InvertibleLinear(\(features), m: \(orthogonalU.reflectorCount))" }
     public var inputFeatures: Int { features }
     public var outputFeatures: Int { features }
-    public var parameters: [Parameter<T>] {
-        let core = [orthogonalU.reflectors, scale.logScale, orthogonalV.reflectors]
-        return bias.map { core + [$0] } ?? core
-    }
+    public let parameters: [Parameter<T>]
+    /// Reused buffers of the dense path (see ``Workspace``; slots in ``LinearSlot``).
+    let workspace = Workspace<T>(slots: LinearSlot.count)
     public var configuration: [String: ConfigurationValue] {
         [
             "type": .string("InvertibleLinear"), "features": .int(features),
@@ -181,15 +185,13 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         try x.requireColumns(features, "\(name).forward")
         if usesDenseMatrix(batch: x.rows) {
             let (a, _) = try denseMatrices(inverse: false)
-            var y: Matrix<T>
-            if let bias {
-                try bias.value.requireSameShape(Matrix(rows: 1, columns: features), "\(name) bias")
-                y = Matrix.broadcasting(row: bias.value.storage, rows: x.rows)
-            } else {
-                y = Matrix<T>(rows: x.rows, columns: features)
-            }
-            try BLAS.gemm(x, a, transposeB: true, beta: 1, into: &y)
-            return LayerOutput(output: y, logAbsDet: [T](repeating: try logDeterminant(), count: x.rows))
+            var y = workspace.matrix(LinearSlot.output, rows: x.rows, columns: features)
+            try BLAS.gemm(x, a, transposeB: true, into: &y)
+            try addBias(to: &y, sign: 1)
+            let logDet = workspace.filled(LinearSlot.logDet, count: x.rows, with: try logDeterminant())
+            workspace.keep(LinearSlot.output, y)
+            workspace.keep(LinearSlot.logDet, logDet)
+            return LayerOutput(output: y, logAbsDet: logDet)
         }
         let h1 = try orthogonalU.forward(x).output
         let scaled = try scale.forward(h1)
@@ -205,11 +207,15 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         try y.requireColumns(features, "\(name).inverse")
         if usesDenseMatrix(batch: y.rows) {
             let (_, c) = try denseMatrices(inverse: true)
-            var z = y
+            var z = workspace.copy(LinearSlot.centered, of: y)
             try addBias(to: &z, sign: -1)
-            var x = Matrix<T>(uninitializedRows: y.rows, columns: features)
+            var x = workspace.matrix(LinearSlot.output, rows: y.rows, columns: features)
             try BLAS.gemm(z, c!, into: &x)
-            return LayerOutput(output: x, logAbsDet: [T](repeating: -(try logDeterminant()), count: y.rows))
+            workspace.keep(LinearSlot.centered, z)
+            let logDet = workspace.filled(LinearSlot.logDet, count: y.rows, with: -(try logDeterminant()))
+            workspace.keep(LinearSlot.output, x)
+            workspace.keep(LinearSlot.logDet, logDet)
+            return LayerOutput(output: x, logAbsDet: logDet)
         }
         var z = y
         try addBias(to: &z, sign: -1)
@@ -259,8 +265,9 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
         if usesDenseMatrix(batch: y.rows) {
-            var z = y
+            var z = workspace.copy(LinearSlot.centered, of: y)
             try addBias(to: &z, sign: -1)
+            defer { workspace.keep(LinearSlot.centered, z) }
             return try denseBackward(mapInput: z, mapOutput: x, outputGradient: dx, logAbsDetGradient: dld, forward: false)
         }
         let zeros = [T](repeating: 0, count: y.rows)
@@ -290,6 +297,14 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         return Double(high - low) <= Double.log(denseConditionLimit)
     }
 
+    /// Throws unless the log-scales hold `features` entries.
+    func requireLogScaleShape() throws {
+        let s = scale.logScale.value
+        guard s.count == features else {
+            throw InvertNNError.shapeMismatch(operation: "\(name) logScale", expected: "[1, \(features)]", actual: "\(s.shape)")
+        }
+    }
+
     /// `Σ_j s_j`, after checking the shape of the log-scales.
     func logDeterminant() throws -> T {
         let s = scale.logScale.value
@@ -299,31 +314,71 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         return s.storage.reduce(0, +)
     }
 
-    /// `A = Q_V D Q_U` and (if `inverse`) `C = Q_V D⁻¹ Q_U`, cached by parameter values (the
-    /// storages are shared copy-on-write, so an unchanged parameter compares equal in O(1)).
+    /// `A = Q_V D Q_U` and (if `inverse`) `C = Q_V D⁻¹ Q_U`, cached by the parameters'
+    /// ``Parameter/version``s and rebuilt into the previous matrices' storage.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     func denseMatrices(inverse: Bool) throws -> (Matrix<T>, Matrix<T>?) {
-        let keys = [orthogonalU.reflectors.value.storage, orthogonalV.reflectors.value.storage, scale.logScale.value.storage]
-        var cache: DenseCache
-        if let cached = denseCache, cached.keys == keys {
-            cache = cached
-        } else {
-            _ = try logDeterminant()
-            let wu = try orthogonalU.matrix(), wv = try orthogonalV.matrix()
-            let d = scale.logScale.value.storage.map { T.exp($0) }
-            var scaledU = wu
-            for r in 0..<features { for c in 0..<features { scaledU.storage[r * features + c] *= d[r] } }
-            cache = DenseCache(keys: keys, forwardMatrix: try BLAS.matmul(wv, scaledU), inverseMatrix: nil)
+        let keys = ParameterVersions(orthogonalU.reflectors.version, orthogonalV.reflectors.version, scale.logScale.version)
+        if var cache = denseCache, cache.keys == keys {
+            if inverse && cache.inverseMatrix == nil {
+                denseCache = nil  // so the new inverse can reuse a recycled buffer
+                cache.inverseMatrix = try scaledProduct(sign: -1, reusing: &recycledInverse)
+                denseCache = cache
+            }
+            return (cache.forwardMatrix, cache.inverseMatrix)
         }
-        if inverse && cache.inverseMatrix == nil {
-            var scaledU = try orthogonalU.matrix()
-            let d = scale.logScale.value.storage.map { T.exp(-$0) }
-            for r in 0..<features { for c in 0..<features { scaledU.storage[r * features + c] *= d[r] } }
-            cache.inverseMatrix = try BLAS.matmul(orthogonalV.matrix(), scaledU)
+        _ = try logDeterminant()
+        // A parameter changed (every training step): rebuild into the old cache's storage.
+        // Move the old matrices out of the cache so their storage is unshared and can be reused.
+        var oldForward: Matrix<T>? = nil
+        if var old = denseCache {
+            denseCache = nil
+            oldForward = old.forwardMatrix
+            old.forwardMatrix = Matrix(uncheckedRows: 0, columns: 0, storage: [])
+            if let inverseMatrix = old.inverseMatrix { recycledInverse = inverseMatrix }
+        }
+        let forwardMatrix = try scaledProduct(sign: 1, reusing: &oldForward)
+        var cache = DenseCache(keys: keys, forwardMatrix: forwardMatrix, inverseMatrix: nil)
+        if inverse {
+            cache.inverseMatrix = try scaledProduct(sign: -1, reusing: &recycledInverse)
         }
         denseCache = cache
         return (cache.forwardMatrix, cache.inverseMatrix)
+    }
+
+    /// `Q_V diag(e^{sign·s}) Q_U` (`[n, n]`), into `reused`'s storage when it is not shared.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    private func scaledProduct(sign: T, reusing recycled: inout Matrix<T>?) throws -> Matrix<T> {
+        var reused: Matrix<T>? = nil
+        swap(&reused, &recycled)
+        let n = features
+        var planU = try orthogonalU.currentPlan()
+        let wu = try orthogonalU.currentMatrix(&planU)
+        var planV = try orthogonalV.currentPlan()
+        let wv = try orthogonalV.currentMatrix(&planV)
+        var scaledU = workspace.matrix(LinearSlot.scaledU, rows: n, columns: n)
+        scale.logScale.value.storage.withUnsafeBufferPointer { ps in
+            wu.storage.withUnsafeBufferPointer { pw in
+                scaledU.storage.withUnsafeMutableBufferPointer { out in
+                    for r in 0..<n {
+                        let d = T.exp(sign * ps[r]), o = r * n
+                        for c in 0..<n { out[o + c] = pw[o + c] * d }
+                    }
+                }
+            }
+        }
+        var product: Matrix<T>
+        if reused != nil, reused!.rows == n, reused!.columns == n, reused!.storage.hasUniqueStorage() {
+            product = reused!
+            reused = nil
+        } else {
+            product = Matrix(uninitializedRows: n, columns: n)
+        }
+        try BLAS.gemm(wv, scaledU, into: &product)
+        workspace.keep(LinearSlot.scaledU, scaledU)
+        return product
     }
 
     /// The backward of the bias-free map through the dense matrices (`out = in Aᵀ` forward,
@@ -341,15 +396,31 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     ) throws -> Matrix<T> {
         let n = features
         let (a, c) = try denseMatrices(inverse: !forward)
-        var dIn = Matrix<T>(uninitializedRows: g.rows, columns: n)
-        var kv = Matrix<T>(uninitializedRows: n, columns: n)
+        var dIn = workspace.matrix(LinearSlot.inputGradient, rows: g.rows, columns: n)
+        var kv = workspace.matrix(LinearSlot.kv, rows: n, columns: n)
+        var ku = workspace.matrix(LinearSlot.ku, rows: n, columns: n)
+        var product = workspace.matrix(LinearSlot.product, rows: n, columns: n)
+        var sums = workspace.take(LinearSlot.sums, count: n)
+        var factors = workspace.take(LinearSlot.factors, count: 2 * n)
+        var gradV = workspace.filled(LinearSlot.gradV, count: orthogonalV.reflectorCount * n, with: 0)
+        var gradU = workspace.filled(LinearSlot.gradU, count: orthogonalU.reflectorCount * n, with: 0)
+        defer {
+            workspace.keep(LinearSlot.inputGradient, dIn)
+            workspace.keep(LinearSlot.kv, kv)
+            workspace.keep(LinearSlot.ku, ku)
+            workspace.keep(LinearSlot.product, product)
+            workspace.keep(LinearSlot.sums, sums)
+            workspace.keep(LinearSlot.factors, factors)
+            workspace.keep(LinearSlot.gradV, gradV)
+            workspace.keep(LinearSlot.gradU, gradU)
+        }
         if forward {
             try BLAS.gemm(g, a, into: &dIn)                               // dX = dY A
             try BLAS.gemm(g, transposeA: true, mapOutput, into: &kv)      // dYᵀ Y
             if let bias {
                 // dYᵀ (Y - 1bᵀ) = dYᵀ Y - (Σ_rows dY) bᵀ: no centered copy of Y, and the column
                 // sums are the bias gradient as well.
-                var sums = [T](repeating: 0, count: n)
+                sums.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
                 g.addColumnSums(into: &sums)
                 try BLAS.ger(alpha: -1, sums, bias.value.storage, into: &kv)
                 for j in 0..<n { bias.gradient.storage[j] += sums[j] }
@@ -361,17 +432,23 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         var planV = try orthogonalV.currentPlan()
         let wv = try orthogonalV.currentMatrix(&planV)
         let planU = try orthogonalU.currentPlan()
-        var ku = try BLAS.matmul(BLAS.matmul(wv, transposeA: true, kv), wv)
+        try BLAS.gemm(wv, transposeA: true, kv, into: &product)
+        try BLAS.gemm(product, wv, into: &ku)
         // K_U = D K D⁻¹ (forward) or D⁻¹ K D (inverse): row factors e^{±s_r}, column factors e^{∓s_c}.
-        let rowFactors = scale.logScale.value.storage.map { T.exp(forward ? $0 : -$0) }
-        let columnFactors = scale.logScale.value.storage.map { T.exp(forward ? -$0 : $0) }
-        rowFactors.withUnsafeBufferPointer { rf in
-            columnFactors.withUnsafeBufferPointer { cf in
-                ku.storage.withUnsafeMutableBufferPointer { k in
-                    for r in 0..<n {
-                        let f = rf[r], o = r * n
-                        for col in 0..<n { k[o + col] *= f * cf[col] }
-                    }
+        try requireLogScaleShape()
+        scale.logScale.value.storage.withUnsafeBufferPointer { ps in
+            factors.withUnsafeMutableBufferPointer { f in
+                for j in 0..<n {
+                    f[j] = T.exp(forward ? ps[j] : -ps[j])
+                    f[n + j] = T.exp(forward ? -ps[j] : ps[j])
+                }
+            }
+        }
+        factors.withUnsafeBufferPointer { f in
+            ku.storage.withUnsafeMutableBufferPointer { k in
+                for r in 0..<n {
+                    let rf = f[r], o = r * n
+                    for col in 0..<n { k[o + col] *= rf * f[n + col] }
                 }
             }
         }
@@ -380,10 +457,8 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         if scale.logScale.gradient.count == n {
             for j in 0..<n { scale.logScale.gradient.storage[j] += forward ? ku[j, j] + ldSum : -ku[j, j] - ldSum }
         }
-        var gradV = [T](repeating: 0, count: orthogonalV.reflectorCount * n)
         try orthogonalV.pushWeightGradient(k: &kv, plan: planV, gradUnits: &gradV)
         try orthogonalV.accumulateUnitGradients(gradV, plan: planV)
-        var gradU = [T](repeating: 0, count: orthogonalU.reflectorCount * n)
         try orthogonalU.pushWeightGradient(k: &ku, plan: planU, gradUnits: &gradU)
         try orthogonalU.accumulateUnitGradients(gradU, plan: planU)
         if !forward { accumulateBiasGradient(dIn, sign: -1) }
@@ -397,7 +472,7 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Double)
     func addBias(to m: inout Matrix<T>, sign: T) throws {
         guard let bias else { return }
-        try bias.value.requireSameShape(Matrix(rows: 1, columns: features), "\(name) bias")
+        try bias.value.requireShape(rows: 1, columns: features, "\(name) bias")
         m.addToEveryRow(bias.value.storage, scaledBy: sign)
     }
 
@@ -408,4 +483,11 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         guard let bias, bias.gradient.count == features, g.columns == features else { return }
         g.addColumnSums(scaledBy: sign, into: &bias.gradient.storage)
     }
+}
+
+/// The ``Workspace`` slots of ``InvertibleLinear``'s dense path.
+enum LinearSlot {
+    static let output = 0, logDet = 1, centered = 2, scaledU = 3, inputGradient = 4, kv = 5, ku = 6
+    static let product = 7, sums = 8, factors = 9, gradV = 10, gradU = 11
+    static let count = 12
 }

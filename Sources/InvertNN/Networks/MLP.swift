@@ -78,7 +78,9 @@ public final class MLP<T: Scalar> {
         self.activation = activation
         self.weights = weights
         self.biases = biases
+        self.parameters = zip(weights, biases).flatMap { [$0.0, $0.1] }
         self.negativeSlope = T(activation.slope ?? 0)
+        self.workspace = Workspace(slots: 2 * weights.count)
     }
 
     /// An MLP with explicit weights and biases.
@@ -114,7 +116,9 @@ public final class MLP<T: Scalar> {
         self.activation = activation
         self.weights = weights.enumerated().map { Parameter(name: "dense\($0.offset).weight", value: $0.element) }
         self.biases = biases.enumerated().map { Parameter(name: "dense\($0.offset).bias", value: Matrix(row: $0.element)) }
+        self.parameters = zip(self.weights, self.biases).flatMap { [$0.0, $0.1] }
         self.negativeSlope = T(activation.slope ?? 0)
+        self.workspace = Workspace(slots: 2 * weights.count)
     }
 
     private static func validate(sizes: [Int], activation: MLPActivation) throws {
@@ -144,9 +148,20 @@ public final class MLP<T: Scalar> {
     /// Number of dense layers `L`.
     public var layerCount: Int { weights.count }
     /// The parameters in a stable order: `dense0.weight, dense0.bias, dense1.weight, …`.
-    public var parameters: [Parameter<T>] { zip(weights, biases).flatMap { [$0.0, $0.1] } }
+    public let parameters: [Parameter<T>]
+    /// Reused buffers (see ``Workspace``): slot `k` holds dense layer `k`'s output, slot
+    /// `layerCount + k` the backward's gradient with respect to its input.
+    let workspace: Workspace<T>
+    /// The list of layer inputs of the last ``Trace``, reused when that trace was dropped.
+    let traceBuffer = ReusableList<Matrix<T>>()
     /// Total number of scalar parameters.
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
+
+    /// Drops the previous ``Trace``'s references to its layer inputs, once that trace itself was
+    /// dropped, so the buffers a caller passes as inputs can be reused (``Workspace``).
+    func recycleTrace() {
+        traceBuffer.releaseElements()
+    }
 
     /// Applies the MLP to a batch and keeps what ``backward(_:outputGradient:)`` needs.
     ///
@@ -160,14 +175,14 @@ public final class MLP<T: Scalar> {
     public func forward(_ x: Matrix<T>) throws -> Trace {
         try x.requireColumns(inputFeatures, "MLP.forward")
         for p in parameters { try p.requireShape("MLP.forward") }
-        var inputs = [Matrix<T>]()
-        inputs.reserveCapacity(layerCount)
+        var inputs = traceBuffer.take(reservingCapacity: layerCount)
         var current = x
         for k in 0..<layerCount {
             let z = try dense(k, current, activated: k < layerCount - 1)
             inputs.append(current)
             current = z
         }
+        traceBuffer.keep(inputs)
         return Trace(layerInputs: inputs, output: current)
     }
 
@@ -215,10 +230,11 @@ public final class MLP<T: Scalar> {
         for k in stride(from: layerCount - 1, through: 0, by: -1) {
             let input = trace.layerInputs[k]
             try BLAS.gemm(g, transposeA: true, input, beta: 1, into: &weights[k].gradient)
-            var gIn = Matrix<T>(uninitializedRows: batch, columns: sizes[k])
+            var gIn = workspace.matrix(layerCount + k, rows: batch, columns: sizes[k])
             try BLAS.gemm(g, weights[k].value, into: &gIn)
             // One pass applies σ' and sums the result into the previous layer's bias gradient.
             if k > 0 { multiplyByActivationDerivative(&gIn, output: input, addingColumnSumsInto: &biases[k - 1].gradient) }
+            workspace.keep(layerCount + k, gIn)
             g = gIn
         }
         return g
@@ -234,8 +250,9 @@ public final class MLP<T: Scalar> {
     @_specialize(where T == Double)
     private func dense(_ k: Int, _ input: Matrix<T>, activated: Bool) throws -> Matrix<T> {
         let width = sizes[k + 1], rows = input.rows
-        var z = Matrix<T>(uninitializedRows: rows, columns: width)
+        var z = workspace.matrix(k, rows: rows, columns: width)
         try BLAS.gemm(input, weights[k].value, transposeB: true, into: &z)
+        defer { workspace.keep(k, z) }
         let slope = negativeSlope
         biases[k].value.storage.withUnsafeBufferPointer { b in
             z.storage.withUnsafeMutableBufferPointer { out in

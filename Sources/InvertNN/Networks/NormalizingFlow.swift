@@ -36,6 +36,9 @@ public final class NormalizingFlow<T: Scalar> {
         self.transform = transform
     }
 
+    /// Buffers of ``accumulateNegativeLogLikelihoodGradient(_:)``: log p_Z, dL/dz, dL/dld.
+    let workspace = Workspace<T>(slots: 3)
+
     /// A flow over a standard normal base of the transform's dimension.
     ///
     /// - Throws: as ``init(base:transform:)``.
@@ -46,7 +49,7 @@ public final class NormalizingFlow<T: Scalar> {
     /// The dimension D of one sample.
     public var features: Int { transform.inputFeatures }
     /// Every parameter of the transform, in a stable order (for optimizers and checkpoints).
-    public var parameters: [Parameter<T>] { transform.parameters }
+    public var parameters: [Parameter<T>] { transform.parameters }  // stored by Sequential: no copy
     /// Total number of scalar parameters.
     public var parameterCount: Int { transform.parameterCount }
     /// Number of learnable scalars (entries fixed by a ``Parameter/trainableMask`` excluded).
@@ -118,19 +121,20 @@ public final class NormalizingFlow<T: Scalar> {
     public func accumulateNegativeLogLikelihoodGradient(_ x: Matrix<T>) throws -> T {
         try x.requireFinite("NormalizingFlow.accumulateNegativeLogLikelihoodGradient")
         let (latent, tape) = try transform.inverseTaped(x)
-        let batch = x.rows
-        let logPz = try base.logProbability(latent.output)
+        let batch = x.rows, z = latent.output
+        let scale = -1 / T(batch)
+        // The step's buffers come from the workspace: a training loop allocates nothing here.
+        var logPz = workspace.take(0, count: batch)
+        var dz = workspace.matrix(1, rows: batch, columns: z.columns)
+        try base.logProbabilityAndGradient(z, scaledBy: scale, logProbability: &logPz, gradient: &dz)
         var total: T = 0
         for i in 0..<batch { total += logPz[i] + latent.logAbsDet[i] }
         let loss = -total / T(batch)
-
-        var dz = try base.logProbabilityGradient(latent.output)
-        let scale = -1 / T(batch)
-        dz.storage.withUnsafeMutableBufferPointer { buffer in
-            for i in 0..<buffer.count { buffer[i] *= scale }
-        }
-        let dld = [T](repeating: scale, count: batch)
+        let dld = workspace.filled(2, count: batch, with: scale)
         _ = try transform.backward(tape, outputGradient: dz, logAbsDetGradient: dld)
+        workspace.keep(0, logPz)
+        workspace.keep(1, dz)
+        workspace.keep(2, dld)
         return loss
     }
 

@@ -41,12 +41,24 @@ public final class Sequential<T: Scalar>: SideChannelLayer {
                     + "but layer \(k) (\(layers[k].name)) takes \(layers[k].inputFeatures)")
         }
         self.layers = layers
+        self.parameters = layers.flatMap { $0.parameters }
+        self.retainingLayers = layers.map { $0 as? any RetainingLayer<T> }
     }
+
+    /// Each layer as a ``RetainingLayer``, or `nil`: cast once here, since the dynamic cast to a
+    /// parameterized protocol allocates on every call.
+    let retainingLayers: [(any RetainingLayer<T>)?]
+
+    /// The per-sample log-det sums, reused from call to call (see ``Workspace``).
+    let workspace = Workspace<T>(slots: 1)
+    /// The tape's list of activations, reused when the previous tape was dropped.
+    let tapeBuffer = ReusableList<Matrix<T>>()
 
     public var name: String { "Sequential(\(layers.count) layers)" }
     public var inputFeatures: Int { layers[0].inputFeatures }
     public var outputFeatures: Int { layers[layers.count - 1].outputFeatures }
-    public var parameters: [Parameter<T>] { layers.flatMap { $0.parameters } }
+    /// Every layer's parameters in layer order (collected once: layers keep their parameters).
+    public let parameters: [Parameter<T>]
     public var configuration: [String: ConfigurationValue] {
         ["type": .string("Sequential"), "layers": .layers(layers.map { $0.configuration })]
     }
@@ -102,12 +114,19 @@ public final class Sequential<T: Scalar>: SideChannelLayer {
     ) throws -> (LayerOutput<T>, Tape) {
         try input.requireColumns(isForward ? inputFeatures : outputFeatures, "\(name).\(isForward ? "forward" : "inverse")")
         var current = input
-        var total = [T](repeating: 0, count: input.rows)
-        var activations = keepActivations ? [input] : []
-        let order: [any InvertibleLayer<T>] = isForward ? layers : layers.reversed()
-        for layer in order {
+        var total = workspace.filled(0, count: input.rows, with: 0)
+        var activations = [Matrix<T>]()
+        if keepActivations {
+            // The previous tape's list, when the caller dropped that tape.
+            activations = tapeBuffer.take(reservingCapacity: layers.count + 1)
+            activations.append(input)
+        }
+        let count = layers.count
+        for position in 0..<count {
+            let index = isForward ? position : count - 1 - position
+            let layer = layers[index]
             let step: LayerOutput<T>
-            if keepActivations, let retaining = layer as? any RetainingLayer<T> {
+            if keepActivations, let retaining = retainingLayers[index] {
                 // A taped pass lets layers keep what their backward would recompute.
                 step = isForward ? try retaining.forwardRetaining(current) : try retaining.inverseRetaining(current)
             } else {
@@ -119,6 +138,8 @@ public final class Sequential<T: Scalar>: SideChannelLayer {
             current = step.output
             if keepActivations { activations.append(current) }
         }
+        workspace.keep(0, total)
+        if keepActivations { tapeBuffer.keep(activations) }
         return (LayerOutput(output: current, logAbsDet: total), Tape(isForward: isForward, activations: activations))
     }
 
@@ -149,14 +170,16 @@ public final class Sequential<T: Scalar>: SideChannelLayer {
                 reason: "tape has \(tape.activations.count) activations, expected \(layers.count + 1) (was it recorded by this model with a taped call?)")
         }
         var gradient = outputGradient
-        let applied: [any InvertibleLayer<T>] = tape.isForward ? layers : layers.reversed()
-        for k in stride(from: applied.count - 1, through: 0, by: -1) {
+        let count = layers.count
+        for k in stride(from: count - 1, through: 0, by: -1) {
+            // The k-th layer applied: layers[k] forward, layers[count - 1 - k] inverse.
+            let layer = layers[tape.isForward ? k : count - 1 - k]
             let input = tape.activations[k], output = tape.activations[k + 1]
             gradient = tape.isForward
-                ? try applied[k].forwardBackward(
+                ? try layer.forwardBackward(
                     input: input, output: output, outputGradient: gradient, logAbsDetGradient: logAbsDetGradient,
                     sideChannels: &sideChannels)
-                : try applied[k].inverseBackward(
+                : try layer.inverseBackward(
                     input: input, output: output, outputGradient: gradient, logAbsDetGradient: logAbsDetGradient,
                     sideChannels: &sideChannels)
         }

@@ -32,6 +32,9 @@ public final class Adam<T: Scalar> {
 
     @usableFromInline var firstMoments: [[T]]
     @usableFromInline var secondMoments: [[T]]
+    /// Per parameter with a ``Parameter/trainableMask``: 1 for learnable entries and 0 for fixed
+    /// ones, so the update loop stays branch-free and allocation-free (`nil`: all learnable).
+    let learnableFactors: [[T]?]
 
     /// An optimizer over `parameters`.
     ///
@@ -57,6 +60,7 @@ public final class Adam<T: Scalar> {
         self.weightDecay = weightDecay
         self.firstMoments = parameters.map { [T](repeating: 0, count: $0.count) }
         self.secondMoments = parameters.map { [T](repeating: 0, count: $0.count) }
+        self.learnableFactors = parameters.map { p in p.trainableMask.map { mask in mask.map { $0 ? 1 : 0 } } }
     }
 
     /// The Euclidean norm of all learnable gradient entries, accumulated in Double (so Float
@@ -101,30 +105,38 @@ public final class Adam<T: Scalar> {
         let stepScale = learningRate / correction1, inverseCorrection2 = 1 / correction2
         let tiny = T.leastNormalMagnitude
         for (index, p) in parameters.enumerated() {
-            let mask = p.trainableMask
             p.gradient.storage.withUnsafeBufferPointer { g in
                 p.value.storage.withUnsafeMutableBufferPointer { theta in
                     firstMoments[index].withUnsafeMutableBufferPointer { m in
                         secondMoments[index].withUnsafeMutableBufferPointer { v in
-                            // One branch-free loop per parameter (vectorizable); masked entries are
-                            // restored afterwards rather than tested inside the loop.
-                            var fixed = [(Int, T)]()
-                            if let mask { for i in 0..<theta.count where !mask[i] { fixed.append((i, theta[i])) } }
-                            for i in 0..<theta.count {
-                                let gi = g[i] * clip
-                                var mi = b1 * m[i] + (1 - b1) * gi
-                                var vi = b2 * v[i] + (1 - b2) * gi * gi
-                                // Moments of entries whose gradient stays 0 (dead ReLU units, say)
-                                // decay geometrically into subnormal numbers, whose arithmetic is
-                                // two orders of magnitude slower on x86; flush them to zero.
-                                mi = Swift.abs(mi) < tiny ? 0 : mi
-                                vi = vi < tiny ? 0 : vi
-                                m[i] = mi
-                                v[i] = vi
-                                // θ -= η·(m̂/(√v̂ + ε) + λθ) with m̂ = m/c₁, v̂ = v/c₂.
-                                theta[i] -= stepScale * mi / ((vi * inverseCorrection2).squareRoot() + eps) + decay * theta[i]
+                            func apply(_ learnable: (Int) -> T) {
+                                // One branch-free loop per parameter (vectorizable); fixed entries
+                                // get a zero factor: their value, m and v do not move.
+                                for i in 0..<theta.count {
+                                    let f = learnable(i)
+                                    let gi = g[i] * clip
+                                    var mi = b1 * m[i] + (1 - b1) * gi
+                                    var vi = b2 * v[i] + (1 - b2) * gi * gi
+                                    // Moments of entries whose gradient stays 0 (dead ReLU units,
+                                    // say) decay geometrically into subnormal numbers, whose
+                                    // arithmetic is two orders of magnitude slower on x86; flush
+                                    // them to zero.
+                                    mi = Swift.abs(mi) < tiny ? 0 : mi
+                                    vi = vi < tiny ? 0 : vi
+                                    m[i] = f * mi
+                                    v[i] = f * vi
+                                    // θ -= η·(m̂/(√v̂ + ε) + λθ) with m̂ = m/c₁, v̂ = v/c₂.
+                                    // (A select, not a product, for fixed entries: with ε = 0 their
+                                    // step is 0/0.)
+                                    let stepped = theta[i] - (stepScale * mi / ((vi * inverseCorrection2).squareRoot() + eps) + decay * theta[i])
+                                    theta[i] = f != 0 ? stepped : theta[i]
+                                }
                             }
-                            for (i, value) in fixed { theta[i] = value; m[i] = 0; v[i] = 0 }
+                            if let factors = learnableFactors[index], factors.count == theta.count {
+                                factors.withUnsafeBufferPointer { factor in apply { factor[$0] } }
+                            } else {
+                                apply { _ in 1 }
+                            }
                         }
                     }
                 }
