@@ -17,6 +17,10 @@ struct BenchmarkCommand: ParsableCommand {
         "householder": { context, isFloat in
             isFloat ? try householderSuite(context, Float.self) : try householderSuite(context, Double.self)
         },
+        "allocations": { context, isFloat in
+            if isFloat { try allocationSuite(context, Float.self) } else { try allocationSuite(context, Double.self) }
+            return []
+        },
         "probe": { context, isFloat in
             isFloat ? try probeSuite(context, Float.self) : try probeSuite(context, Double.self)
         },
@@ -70,6 +74,9 @@ struct BenchmarkCommand: ParsableCommand {
             throw ValidationError("--precision must be float, double or both, got '\(precision)'")
         }
         guard threads >= 1, threads <= 1024 else { throw ValidationError("--threads must be in 1...1024, got \(threads)") }
+        if suite == "allocations" && json {
+            throw ValidationError("--suite allocations prints a table of allocation counts; it has no JSON records")
+        }
     }
 
     func run() throws {
@@ -96,7 +103,7 @@ struct BenchmarkCommand: ParsableCommand {
             batchSizes: quick ? [256, 1024] : [256, 1024, 4096],
             featureSizes: quick ? [64, 256] : [64, 256, 784],
             repeats: 7, warmup: quick ? 1 : 2, blasCore: BLAS.coreName, quick: quick)
-        let names = suite == "all" ? Self.suites.keys.sorted().filter { $0 != "probe" && $0 != "svd-init" } : [suite]
+        let names = suite == "all" ? Self.suites.keys.sorted().filter { $0 != "probe" && $0 != "svd-init" && $0 != "allocations" } : [suite]
         var records = [BenchmarkRecord]()
         for name in names {
             for isFloat in precision == "both" ? [true, false] : [precision == "float"] {
@@ -104,6 +111,7 @@ struct BenchmarkCommand: ParsableCommand {
                 records += try Self.suites[name]!(context, isFloat)
             }
         }
+        if names == ["allocations"] { return }  // it printed its own table
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]

@@ -1,4 +1,3 @@
-import CAllocationCounter
 import Foundation
 import InvertNN
 
@@ -103,12 +102,7 @@ func trainSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> [Be
     }
     // Heap allocations of one step once the first steps have sized every buffer (the
     // executable interposes malloc and friends; see CAllocationCounter).
-    try step()
-    try step()
-    invertnn_allocation_count_begin()
-    try step()
-    var allocatedBytes = 0
-    let allocations = invertnn_allocation_count_end(&allocatedBytes)
+    let (allocations, allocatedBytes) = try allocationsAfterWarmUp(step)
     let (t, r) = try interleavedMedians(
         repeats: context.repeats, warmup: context.warmup,
         case: step,

@@ -10,10 +10,18 @@ extension Matrix {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     static func broadcasting(row v: [T], scaledBy scale: T = 1, rows: Int) -> Matrix {
-        let n = v.count
-        var out = Matrix(uninitializedRows: rows, columns: n)
+        var out = Matrix(uninitializedRows: rows, columns: v.count)
+        out.setEveryRow(to: v, scaledBy: scale)
+        return out
+    }
+
+    /// Overwrites every row with `scale · v`; `v.count` must equal ``columns``.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    mutating func setEveryRow(to v: [T], scaledBy scale: T = 1) {
+        let n = v.count, rows = self.rows
         v.withUnsafeBufferPointer { pv in
-            out.storage.withUnsafeMutableBufferPointer { p in
+            storage.withUnsafeMutableBufferPointer { p in
                 guard let source = pv.baseAddress, let target = p.baseAddress else { return }
                 if scale == 1 {
                     for r in 0..<rows { (target + r * n).update(from: source, count: n) }  // memcpy per row
@@ -25,7 +33,6 @@ extension Matrix {
                 }
             }
         }
-        return out
     }
 
     /// Adds `scale · v` to every row; `v.count` must equal ``columns``.

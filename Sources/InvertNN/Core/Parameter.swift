@@ -13,13 +13,26 @@ public final class Parameter<T: Scalar> {
     /// The current value. Assigning a value of another shape is caught by the owning layer's
     /// next call (``InvertibleLayer/requireParameterShapes()``), which throws.
     public var value: Matrix<T> {
-        didSet { version &+= 1 }
+        @inlinable get { storedValue }
+        @inlinable set {
+            storedValue = newValue
+            storedVersion &+= 1
+        }
+        // In-place writes (`p.value.storage[i] -= …`, an optimizer's pointer loop) modify the
+        // storage where it is, from any module: no copy, one version bump. (Inlinable, so the
+        // accessor coroutine needs no heap frame in the caller's module.)
+        @inlinable _modify {
+            storedVersion &+= 1
+            yield &storedValue
+        }
     }
+    @usableFromInline var storedValue: Matrix<T>
+    @usableFromInline var storedVersion: UInt64 = 0
     /// Counts the writes to ``value`` (assignments and in-place mutations alike): layers key the
     /// caches derived from a parameter (a Householder plan, W, a kept trace) on it, so an
     /// optimizer can update the value in place, without the copy a cache holding the old storage
     /// would force.
-    public private(set) var version: UInt64 = 0
+    public var version: UInt64 { storedVersion }
     /// The shape fixed at creation, `[rows, columns]`.
     public let shape: [Int]
     /// `dL/dθ`, same shape as ``value``.
@@ -35,7 +48,7 @@ public final class Parameter<T: Scalar> {
     ///   the wrong length is ignored (treated as all learnable).
     public init(name: String, value: Matrix<T>, trainableMask: [Bool]? = nil) {
         self.name = name
-        self.value = value
+        self.storedValue = value
         self.shape = [value.rows, value.columns]
         self.gradient = Matrix(rows: value.rows, columns: value.columns)
         self.trainableMask = trainableMask?.count == value.count ? trainableMask : nil

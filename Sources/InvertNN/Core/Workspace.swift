@@ -54,6 +54,17 @@ final class Workspace<T: Scalar>: Sendable {
         return out
     }
 
+    /// `source - 1bᵀ` (each row minus the bias) in `slot`'s storage, kept for the next call;
+    /// `source` itself without bias. Throws if the bias is not `[1, source.columns]`.
+    func centered(_ slot: Int, _ source: Matrix<T>, bias: Parameter<T>?, owner: @autoclosure () -> String) throws -> Matrix<T> {
+        guard let bias else { return source }
+        try bias.value.requireShape(rows: 1, columns: source.columns, "\(owner()) bias")
+        var out = copy(slot, of: source)
+        out.addToEveryRow(bias.value.storage, scaledBy: -1)
+        keep(slot, out)
+        return out
+    }
+
     /// A buffer of `count` entries all equal to `value`.
     @inline(__always)
     func filled(_ slot: Int, count: Int, with value: T) -> [T] {

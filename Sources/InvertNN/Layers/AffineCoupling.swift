@@ -246,8 +246,11 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
     ) -> (result: LayerOutput<T>, factors: [T]) {
         let rows = input.rows, width = features, m = transformedRange.count, offset = transformedRange.lowerBound
         let (factors, logDet) = scaleFactors(h, isForward: isForward)
-        var out = workspace.copy(CouplingSlot.output, of: input)
-        defer { workspace.keep(CouplingSlot.output, out) }
+        // One output buffer per direction: rebuilding mode maps an inverse result forward again
+        // while that result is still in use.
+        let outputSlot = isForward ? CouplingSlot.output : CouplingSlot.inverseOutput
+        var out = workspace.copy(outputSlot, of: input)
+        defer { workspace.keep(outputSlot, out) }
         factors.withUnsafeBufferPointer { fp in
             h.storage.withUnsafeBufferPointer { hp in
                 out.storage.withUnsafeMutableBufferPointer { op in
@@ -434,5 +437,5 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
 /// The ``Workspace`` slots of ``AffineCoupling``.
 enum CouplingSlot {
     static let conditioningColumns = 0, output = 1, logDet = 2, factors = 3, inputGradient = 4
-    static let conditionerGradient = 5, count = 6
+    static let conditionerGradient = 5, inverseOutput = 6, count = 7
 }

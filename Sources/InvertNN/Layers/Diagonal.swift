@@ -56,21 +56,15 @@ public final class Diagonal<T: Scalar>: InvertibleLayer {
         ["type": .string("Diagonal"), "features": .int(features), "bias": .bool(bias != nil)]
     }
 
+    /// Reused buffers (see ``Workspace``): output, log-dets, per-feature factors and sums.
+    let workspace = Workspace<T>(slots: DiagonalSlot.count)
+
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try x.requireColumns(features, "\(name).forward")
-        let s = logScale.value.storage
-        let scale = s.map { T.exp($0) }
-        let b = bias?.value.storage ?? [T](repeating: 0, count: features)
-        var y = x
-        for r in 0..<x.rows {
-            let o = r * features
-            for j in 0..<features { y.storage[o + j] = scale[j] * x.storage[o + j] + b[j] }
-        }
-        let ld = s.reduce(0, +)
-        return LayerOutput(output: y, logAbsDet: [T](repeating: ld, count: x.rows))
+        return map(x, sign: 1)
     }
 
     @_specialize(where T == Float)
@@ -78,16 +72,53 @@ public final class Diagonal<T: Scalar>: InvertibleLayer {
     public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try y.requireColumns(features, "\(name).inverse")
-        let s = logScale.value.storage
-        let inverseScale = s.map { T.exp(-$0) }
-        let b = bias?.value.storage ?? [T](repeating: 0, count: features)
-        var x = y
-        for r in 0..<y.rows {
-            let o = r * features
-            for j in 0..<features { x.storage[o + j] = (y.storage[o + j] - b[j]) * inverseScale[j] }
+        return map(y, sign: -1)
+    }
+
+    /// Forward (`sign = 1`): `y = e^s ⊙ x + b`, log-det `Σ s`. Inverse (`sign = -1`):
+    /// `x = (y - b) ⊙ e^{-s}`, log-det `-Σ s`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    private func map(_ input: Matrix<T>, sign: T) -> LayerOutput<T> {
+        let n = features, rows = input.rows
+        var factors = workspace.take(DiagonalSlot.factors, count: n)
+        var shift = workspace.take(DiagonalSlot.shift, count: n)
+        let outputSlot = sign > 0 ? DiagonalSlot.output : DiagonalSlot.inverseOutput  // one per direction
+        var out = workspace.matrix(outputSlot, rows: rows, columns: n)
+        var ld: T = 0
+        logScale.value.storage.withUnsafeBufferPointer { ps in
+            factors.withUnsafeMutableBufferPointer { f in
+                shift.withUnsafeMutableBufferPointer { t in
+                    for j in 0..<n {
+                        f[j] = T.exp(sign * ps[j])
+                        ld += ps[j]
+                        t[j] = bias?.value.storage[j] ?? 0
+                    }
+                }
+            }
         }
-        let ld = -s.reduce(0, +)
-        return LayerOutput(output: x, logAbsDet: [T](repeating: ld, count: y.rows))
+        input.storage.withUnsafeBufferPointer { pin in
+            out.storage.withUnsafeMutableBufferPointer { po in
+                factors.withUnsafeBufferPointer { f in
+                    shift.withUnsafeBufferPointer { t in
+                        for r in 0..<rows {
+                            let o = r * n
+                            if sign > 0 {
+                                for j in 0..<n { po[o + j] = f[j] * pin[o + j] + t[j] }
+                            } else {
+                                for j in 0..<n { po[o + j] = (pin[o + j] - t[j]) * f[j] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let logDet = workspace.filled(DiagonalSlot.logDet, count: rows, with: sign * ld)
+        workspace.keep(DiagonalSlot.factors, factors)
+        workspace.keep(DiagonalSlot.shift, shift)
+        workspace.keep(outputSlot, out)
+        workspace.keep(DiagonalSlot.logDet, logDet)
+        return LayerOutput(output: out, logAbsDet: logDet)
     }
 
     @_specialize(where T == Float)
@@ -98,21 +129,8 @@ public final class Diagonal<T: Scalar>: InvertibleLayer {
         try requireParameterShapes()
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: dy, logAbsDetGradient: dld)
-        let scale = logScale.value.storage.map { T.exp($0) }
-        var dx = dy
-        var ds = [T](repeating: dld.reduce(0, +), count: features)
-        var db = [T](repeating: 0, count: features)
-        for r in 0..<x.rows {
-            let o = r * features
-            for j in 0..<features {
-                let g = dy.storage[o + j]
-                dx.storage[o + j] = g * scale[j]
-                ds[j] += g * x.storage[o + j] * scale[j]
-                db[j] += g
-            }
-        }
-        accumulate(ds, db)
-        return dx
+        // dx = g e^s, dL/ds = Σ_rows g x e^s + Σ dld, dL/db = Σ_rows g.
+        return backward(gradient: dy, point: x, sign: 1, logDetGradientSum: dld.reduce(0, +))
     }
 
     @_specialize(where T == Float)
@@ -123,26 +141,62 @@ public final class Diagonal<T: Scalar>: InvertibleLayer {
         try requireParameterShapes()
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
-        let inverseScale = logScale.value.storage.map { T.exp(-$0) }
-        var dy = dx
-        var ds = [T](repeating: -dld.reduce(0, +), count: features)
-        var db = [T](repeating: 0, count: features)
-        for r in 0..<y.rows {
-            let o = r * features
-            for j in 0..<features {
-                let g = dx.storage[o + j]
-                dy.storage[o + j] = g * inverseScale[j]
-                // x = (y - b)·e^{-s}: ∂x/∂s = -x, ∂x/∂b = -e^{-s}.
-                ds[j] -= g * x.storage[o + j]
-                db[j] -= g * inverseScale[j]
-            }
-        }
-        accumulate(ds, db)
-        return dy
+        // x = (y - b)·e^{-s}: dy = g e^{-s}, ∂x/∂s = -x, ∂x/∂b = -e^{-s}:
+        // dL/ds = -Σ_rows g x - Σ dld, dL/db = -Σ_rows g e^{-s}.
+        return backward(gradient: dx, point: x, sign: -1, logDetGradientSum: dld.reduce(0, +))
     }
 
-    private func accumulate(_ ds: [T], _ db: [T]) {
-        for j in 0..<features { logScale.gradient.storage[j] += ds[j] }
-        if let bias { for j in 0..<features { bias.gradient.storage[j] += db[j] } }
+    /// Both VJPs: with `f = e^{sign·s}`, the input gradient is `g ⊙ f`; the log-scale gradient
+    /// adds `sign·(Σ_rows g ⊙ point ⊙ (sign > 0 ? f : 1) + Σ dld)` and the bias gradient
+    /// `sign·Σ_rows g ⊙ (sign > 0 ? 1 : f)`, where `point` is the forward input `x` (forward)
+    /// or the inverse's output `x` (inverse).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    private func backward(gradient g: Matrix<T>, point: Matrix<T>, sign: T, logDetGradientSum: T) -> Matrix<T> {
+        let n = features, rows = g.rows
+        var factors = workspace.take(DiagonalSlot.factors, count: n)
+        var scaleSums = workspace.filled(DiagonalSlot.scaleSums, count: n, with: 0)
+        var biasSums = workspace.filled(DiagonalSlot.biasSums, count: n, with: 0)
+        var out = workspace.matrix(DiagonalSlot.inputGradient, rows: rows, columns: n)
+        let forward = sign > 0
+        logScale.value.storage.withUnsafeBufferPointer { ps in
+            factors.withUnsafeMutableBufferPointer { f in
+                for j in 0..<n { f[j] = T.exp(sign * ps[j]) }
+            }
+        }
+        g.storage.withUnsafeBufferPointer { pg in
+            point.storage.withUnsafeBufferPointer { px in
+                out.storage.withUnsafeMutableBufferPointer { po in
+                    factors.withUnsafeBufferPointer { f in
+                        scaleSums.withUnsafeMutableBufferPointer { ds in
+                            biasSums.withUnsafeMutableBufferPointer { db in
+                                for r in 0..<rows {
+                                    let o = r * n
+                                    for j in 0..<n {
+                                        let gf = pg[o + j] * f[j]
+                                        po[o + j] = gf
+                                        ds[j] += (forward ? gf : pg[o + j]) * px[o + j]
+                                        db[j] += forward ? pg[o + j] : gf
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for j in 0..<n { logScale.gradient.storage[j] += sign * (scaleSums[j] + logDetGradientSum) }
+        if let bias { for j in 0..<n { bias.gradient.storage[j] += sign * biasSums[j] } }
+        workspace.keep(DiagonalSlot.factors, factors)
+        workspace.keep(DiagonalSlot.scaleSums, scaleSums)
+        workspace.keep(DiagonalSlot.biasSums, biasSums)
+        workspace.keep(DiagonalSlot.inputGradient, out)
+        return out
     }
+}
+
+/// The ``Workspace`` slots of ``Diagonal``.
+enum DiagonalSlot {
+    static let output = 0, logDet = 1, factors = 2, shift = 3, scaleSums = 4, biasSums = 5
+    static let inverseOutput = 6, inputGradient = 7, count = 8
 }

@@ -479,5 +479,6 @@ enum HouseholderSlot {
     static let pushM = 9, pushY = 10, pushE = 11, pushSmall = 12
     static let vectors = 13, output = 14, logDet = 15, gradUnits = 16
     static let inputGradient = 17, weightGradient = 18, stacked = 19, antisymmetric = 20
-    static let count = 21
+    static let centered = 21, blockOutputs = 22, inverseOutput = 23
+    static let count = 24
 }

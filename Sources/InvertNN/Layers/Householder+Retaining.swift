@@ -23,14 +23,12 @@ extension Householder: RetainingLayer {
 
     public func forwardRetaining(_ x: Matrix<T>) throws -> LayerOutput<T> {
         try x.requireColumns(features, "\(name).forward")
-        guard let (mapped, saved) = try applyRetaining(x, transposed: true) else {
+        guard let (y, saved) = try applyRetaining(x, transposed: true, addingBias: true) else {
             retainedBlocks = nil
             return try forward(x)
         }
-        var y = mapped
-        try addBias(to: &y, sign: 1)
         retainedBlocks = RetainedBlocks(isForward: true, output: y.storage, keys: retentionKeys(), blockOutputs: saved)
-        return LayerOutput(output: y, logAbsDet: [T](repeating: 0, count: x.rows))
+        return output(y, rows: x.rows)
     }
 
     public func inverseRetaining(_ y: Matrix<T>) throws -> LayerOutput<T> {
@@ -40,32 +38,37 @@ extension Householder: RetainingLayer {
             return try inverse(y)
         }
         retainedBlocks = RetainedBlocks(isForward: false, output: x.storage, keys: retentionKeys(), blockOutputs: saved)
-        return LayerOutput(output: x, logAbsDet: [T](repeating: 0, count: y.rows))
+        return output(x, rows: y.rows, forward: false)
     }
 
     /// Drops the kept block outputs.
     public func releaseRetained() { retainedBlocks = nil }
 
-    /// The bias-free map applied blockwise to `input`, with the block outputs kept; `nil` when the
-    /// backward would take the materialized path, there is a single block, or the outputs would
-    /// exceed ``retainedEntryLimit``.
+    /// The bias-free map applied blockwise to `input` (plus the bias if `addingBias`), with the
+    /// block outputs kept; `nil` when the backward would take the materialized path, there is a
+    /// single block, or the outputs would exceed ``retainedEntryLimit``.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    func applyRetaining(_ input: Matrix<T>, transposed: Bool) throws -> (Matrix<T>, [T])? {
+    func applyRetaining(_ input: Matrix<T>, transposed: Bool, addingBias: Bool = false) throws -> (Matrix<T>, [T])? {
         let plan = try currentPlan()
         let rows = input.rows, n = features, blocks = plan.blocks.count
         guard !prefersMaterialized(plan, batch: rows, backward: true), blocks > 1,
-              let count = try? SizeLimits.product([blocks - 1, rows, n], operation: "Householder", what: "kept block outputs"),
-              count <= Self.retainedEntryLimit
+              case let (perBlock, o1) = rows.multipliedReportingOverflow(by: n), !o1,
+              case let (count, o2) = perBlock.multipliedReportingOverflow(by: blocks - 1), !o2,
+              count <= Self.retainedEntryLimit  // (checked without building an array of sizes)
         else { return nil }
-        var out = input
-        var saved = [T](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }  // all written below
+        // The output and the kept block outputs go to reused buffers (the kept ones are released
+        // by the backward, so the next step finds them unshared); every entry is written below.
+        var out = workspace.copy(transposed ? HouseholderSlot.output : HouseholderSlot.inverseOutput, of: input)
+        var saved = workspace.take(HouseholderSlot.blockOutputs, count: count)
+        defer { workspace.keep(HouseholderSlot.blockOutputs, saved) }
         out.storage.withUnsafeMutableBufferPointer { po in
             saved.withUnsafeMutableBufferPointer { ps in
                 Self.applyBlocks(plan, to: po.baseAddress!, rows: rows, n: n, transposed: transposed, saving: ps.baseAddress,
                                  scratch: workspace)
             }
         }
+        if addingBias { try addBias(to: &out, sign: 1) }
         return (out, saved)
     }
 

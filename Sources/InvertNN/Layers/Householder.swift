@@ -311,14 +311,14 @@ public final class Householder<T: Scalar>: InvertibleLayer {
             y = try broadcastBias(rows: x.rows, sign: 1)
             try BLAS.gemm(x, w, transposeB: true, beta: 1, into: &y)
         } else {
-            y = x
+            y = workspace.copy(HouseholderSlot.output, of: x)
             let rows = x.rows, n = features
             y.storage.withUnsafeMutableBufferPointer { py in
                 Self.applyBlocks(plan, to: py.baseAddress!, rows: rows, n: n, transposed: true, scratch: workspace)
             }
             try addBias(to: &y, sign: 1)
         }
-        return LayerOutput(output: y, logAbsDet: [T](repeating: 0, count: x.rows))
+        return output(y, rows: x.rows)
     }
 
     @_specialize(where T == Float)
@@ -330,16 +330,28 @@ public final class Householder<T: Scalar>: InvertibleLayer {
         if prefersMaterialized(plan, batch: y.rows, backward: false) {
             let w = try currentMatrix(&plan)
             let z = try centered(y)
-            x = Matrix<T>(uninitializedRows: y.rows, columns: features)
+            x = workspace.matrix(HouseholderSlot.inverseOutput, rows: y.rows, columns: features)
             try BLAS.gemm(z, w, into: &x)
         } else {
-            x = try centered(y)
+            x = workspace.copy(HouseholderSlot.inverseOutput, of: y)
+            try addBias(to: &x, sign: -1)
             let rows = y.rows, n = features
             x.storage.withUnsafeMutableBufferPointer { px in
                 Self.applyBlocks(plan, to: px.baseAddress!, rows: rows, n: n, transposed: false, scratch: workspace)
             }
         }
-        return LayerOutput(output: x, logAbsDet: [T](repeating: 0, count: y.rows))
+        return output(x, rows: y.rows, forward: false)
+    }
+
+    /// Keeps `y` (fully written) in its direction's slot for the next call (one per direction:
+    /// rebuilding mode maps an inverse result forward again while it is still in use) and
+    /// returns it with zero log-dets.
+    @inline(__always)
+    func output(_ y: Matrix<T>, rows: Int, forward: Bool = true) -> LayerOutput<T> {
+        workspace.keep(forward ? HouseholderSlot.output : HouseholderSlot.inverseOutput, y)
+        let zeros = workspace.filled(HouseholderSlot.logDet, count: rows, with: 0)
+        workspace.keep(HouseholderSlot.logDet, zeros)
+        return LayerOutput(output: y, logAbsDet: zeros)
     }
 
     // MARK: - Backward
@@ -373,8 +385,7 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     ) throws -> Matrix<T> {
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
-        let dy = try directionBackward(output: x, subtractBias: false, outputGradient: dx, forward: false,
-                                       centeredInput: { try self.centered(y) })
+        let dy = try directionBackward(output: x, subtractBias: false, outputGradient: dx, forward: false, mapInput: y)
         accumulateBiasGradient(dy, sign: -1)
         return dy
     }
@@ -389,33 +400,35 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Double)
     func directionBackward(
         output: Matrix<T>, subtractBias: Bool, outputGradient dOut: Matrix<T>, forward: Bool,
-        centeredInput: (() throws -> Matrix<T>)? = nil
+        mapInput: Matrix<T>? = nil
     ) throws -> Matrix<T> {
         defer { retainedBlocks = nil }  // kept block outputs serve one backward call at most
         var plan = try currentPlan()
         let n = features, b = output.rows
-        var gradUnits = [T](repeating: 0, count: reflectorCount * n)
-        var dIn: Matrix<T>
+        var gradUnits = workspace.filled(HouseholderSlot.gradUnits, count: reflectorCount * n, with: 0)
+        defer { workspace.keep(HouseholderSlot.gradUnits, gradUnits) }
+        var dIn = workspace.matrix(HouseholderSlot.inputGradient, rows: b, columns: n)
         if prefersMaterialized(plan, batch: b, backward: true) {
             let w = try currentMatrix(&plan)
-            dIn = Matrix<T>(uninitializedRows: b, columns: n)
             // forward: dX = dY W, K = dYᵀ Y0; inverse: dZ = dX Wᵀ, K = Zᵀ dZ.
             try BLAS.gemm(dOut, w, transposeB: !forward, into: &dIn)
-            var k = Matrix<T>(uninitializedRows: n, columns: n)
+            var k = workspace.matrix(HouseholderSlot.weightGradient, rows: n, columns: n)
+            defer { workspace.keep(HouseholderSlot.weightGradient, k) }
             if forward {
                 try BLAS.gemm(dOut, transposeA: true, subtractBias ? centered(output) : output, into: &k)
             } else {
-                let z = try centeredInput?() ?? output
+                let z = try mapInput.map { try centered($0) } ?? output
                 try BLAS.gemm(z, transposeA: true, dIn, into: &k)
             }
             try pushWeightGradient(k: &k, plan: plan, gradUnits: &gradUnits)
         } else {
             // Z = [dOut; output - b], written once; the first half ends as the input gradient.
-            var z = [T](unsafeUninitializedCapacity: 2 * b * n) { buffer, count in
+            var z = workspace.take(HouseholderSlot.stacked, count: 2 * b * n)
+            defer { workspace.keep(HouseholderSlot.stacked, z) }
+            z.withUnsafeMutableBufferPointer { buffer in
                 let base = buffer.baseAddress!
-                dOut.storage.withUnsafeBufferPointer { pd in base.initialize(from: pd.baseAddress!, count: b * n) }
-                output.storage.withUnsafeBufferPointer { po in (base + b * n).initialize(from: po.baseAddress!, count: b * n) }
-                count = 2 * b * n
+                dOut.storage.withUnsafeBufferPointer { pd in base.update(from: pd.baseAddress!, count: b * n) }
+                output.storage.withUnsafeBufferPointer { po in (base + b * n).update(from: po.baseAddress!, count: b * n) }
             }
             if subtractBias, let bias {
                 try bias.value.requireShape(rows: 1, columns: n, "\(name) bias")
@@ -442,10 +455,14 @@ public final class Householder<T: Scalar>: InvertibleLayer {
                     }
                 }
             }
-            z.removeLast(b * n)
-            dIn = Matrix(uncheckedRows: b, columns: n, storage: z)
+            // The input gradient is Z's first half (one copy: the stacked buffer keeps its size
+            // for the next call).
+            z.withUnsafeBufferPointer { pz in
+                dIn.storage.withUnsafeMutableBufferPointer { pd in pd.baseAddress!.update(from: pz.baseAddress!, count: b * n) }
+            }
         }
         try accumulateUnitGradients(gradUnits, plan: plan)
+        workspace.keep(HouseholderSlot.inputGradient, dIn)
         return dIn
     }
 
@@ -558,7 +575,9 @@ public final class Householder<T: Scalar>: InvertibleLayer {
             swap(&norms, &old!.norms)
         }
         Self.normalizeRows(vectors, m: reflectorCount, n: features, units: &units, norms: &norms)
-        workspace.keep(HouseholderSlot.vectors, vectors)
+        // (Unmasked reflectors are the parameter's own storage: keeping that would make the
+        // optimizer's next in-place update copy it.)
+        if reflectors.trainableMask != nil { workspace.keep(HouseholderSlot.vectors, vectors) }
         let oldW = old?.w
         old?.w = nil
         var plan = Self.makePlan(
@@ -646,7 +665,8 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Double)
     func accumulateReflectorGradient(antisymmetric s: inout Matrix<T>, plan: Plan) throws {
         let n = features
-        var gradUnits = [T](repeating: 0, count: reflectorCount * n)
+        var gradUnits = workspace.filled(HouseholderSlot.gradUnits, count: reflectorCount * n, with: 0)
+        defer { workspace.keep(HouseholderSlot.gradUnits, gradUnits) }
         let last = lastLearnableBlock(plan)
         s.storage.withUnsafeMutableBufferPointer { ps in
             gradUnits.withUnsafeMutableBufferPointer { pg in
@@ -661,19 +681,21 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     func broadcastBias(rows: Int, sign: T) throws -> Matrix<T> {
-        guard let bias else { return Matrix<T>(rows: rows, columns: features) }
+        var out = workspace.matrix(HouseholderSlot.output, rows: rows, columns: features)
+        guard let bias else {
+            out.storage.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+            return out
+        }
         try bias.value.requireShape(rows: 1, columns: features, "\(name) bias")
-        return Matrix.broadcasting(row: bias.value.storage, scaledBy: sign, rows: rows)
+        out.setEveryRow(to: bias.value.storage, scaledBy: sign)
+        return out
     }
 
     /// `y - b` row by row (a copy of `y` without bias).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     func centered(_ y: Matrix<T>) throws -> Matrix<T> {
-        guard bias != nil else { return y }
-        var z = y
-        try addBias(to: &z, sign: -1)
-        return z
+        try workspace.centered(HouseholderSlot.centered, y, bias: bias, owner: name)
     }
 
     /// Adds `sign · Σ_rows g` to the bias gradient.

@@ -186,8 +186,14 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         if usesDenseMatrix(batch: x.rows) {
             let (a, _) = try denseMatrices(inverse: false)
             var y = workspace.matrix(LinearSlot.output, rows: x.rows, columns: features)
-            try BLAS.gemm(x, a, transposeB: true, into: &y)
-            try addBias(to: &y, sign: 1)
+            if let bias {
+                // The bias rows first, then one GEMM with beta = 1: no second pass over Y.
+                try bias.value.requireShape(rows: 1, columns: features, "\(name) bias")
+                y.setEveryRow(to: bias.value.storage)
+                try BLAS.gemm(x, a, transposeB: true, beta: 1, into: &y)
+            } else {
+                try BLAS.gemm(x, a, transposeB: true, into: &y)
+            }
             let logDet = workspace.filled(LinearSlot.logDet, count: x.rows, with: try logDeterminant())
             workspace.keep(LinearSlot.output, y)
             workspace.keep(LinearSlot.logDet, logDet)
@@ -195,8 +201,11 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         }
         let h1 = try orthogonalU.forward(x).output
         let scaled = try scale.forward(h1)
-        var y = try orthogonalV.forward(scaled.output).output
+        let h3 = try orthogonalV.forward(scaled.output).output
+        guard bias != nil else { return LayerOutput(output: h3, logAbsDet: scaled.logAbsDet) }
+        var y = workspace.copy(LinearSlot.output, of: h3)  // Q_V's result stays Q_V's
         try addBias(to: &y, sign: 1)
+        workspace.keep(LinearSlot.output, y)
         return LayerOutput(output: y, logAbsDet: scaled.logAbsDet)
     }
 
@@ -207,18 +216,17 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         try y.requireColumns(features, "\(name).inverse")
         if usesDenseMatrix(batch: y.rows) {
             let (_, c) = try denseMatrices(inverse: true)
-            var z = workspace.copy(LinearSlot.centered, of: y)
-            try addBias(to: &z, sign: -1)
-            var x = workspace.matrix(LinearSlot.output, rows: y.rows, columns: features)
+            let z = try centered(y)
+            // Each direction has its own output buffer: rebuilding mode maps a layer's inverse
+            // result forward again while that result is still in use.
+            var x = workspace.matrix(LinearSlot.inverseOutput, rows: y.rows, columns: features)
             try BLAS.gemm(z, c!, into: &x)
-            workspace.keep(LinearSlot.centered, z)
             let logDet = workspace.filled(LinearSlot.logDet, count: y.rows, with: -(try logDeterminant()))
-            workspace.keep(LinearSlot.output, x)
+            workspace.keep(LinearSlot.inverseOutput, x)
             workspace.keep(LinearSlot.logDet, logDet)
             return LayerOutput(output: x, logAbsDet: logDet)
         }
-        var z = y
-        try addBias(to: &z, sign: -1)
+        let z = try centered(y)
         let h2 = try orthogonalV.inverse(z).output
         let unscaled = try scale.inverse(h2)
         let x = try orthogonalU.inverse(unscaled.output).output
@@ -242,11 +250,11 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
             // `mapOutput` is `y` itself: the bias is taken out of `dYᵀ (y - b)` by a rank-1 update.
             return try denseBackward(mapInput: nil, mapOutput: y, outputGradient: dy, logAbsDetGradient: dld, forward: true)
         }
-        let zeros = [T](repeating: 0, count: x.rows)
+        let zeros = workspace.filled(LinearSlot.zeros, count: x.rows, with: 0)
+        defer { workspace.keep(LinearSlot.zeros, zeros) }
         let h1 = try orthogonalU.forward(x).output
         let h2 = try scale.forward(h1).output
-        var h3 = y
-        try addBias(to: &h3, sign: -1)
+        let h3 = try centered(y)
         let dh2 = try orthogonalV.forwardBackward(input: h2, output: h3, outputGradient: dy, logAbsDetGradient: zeros)
         let dh1 = try scale.forwardBackward(input: h1, output: h2, outputGradient: dh2, logAbsDetGradient: dld)
         let dx = try orthogonalU.forwardBackward(input: x, output: h1, outputGradient: dh1, logAbsDetGradient: zeros)
@@ -265,14 +273,12 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
         if usesDenseMatrix(batch: y.rows) {
-            var z = workspace.copy(LinearSlot.centered, of: y)
-            try addBias(to: &z, sign: -1)
-            defer { workspace.keep(LinearSlot.centered, z) }
+            let z = try centered(y)
             return try denseBackward(mapInput: z, mapOutput: x, outputGradient: dx, logAbsDetGradient: dld, forward: false)
         }
-        let zeros = [T](repeating: 0, count: y.rows)
-        var z = y
-        try addBias(to: &z, sign: -1)
+        let zeros = workspace.filled(LinearSlot.zeros, count: y.rows, with: 0)
+        defer { workspace.keep(LinearSlot.zeros, zeros) }
+        let z = try centered(y)
         let h2 = try orthogonalV.inverse(z).output
         let h1 = try scale.inverse(h2).output
         let dh1 = try orthogonalU.inverseBackward(input: h1, output: x, outputGradient: dx, logAbsDetGradient: zeros)
@@ -476,6 +482,13 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         m.addToEveryRow(bias.value.storage, scaledBy: sign)
     }
 
+    /// `y - 1bᵀ` in a reused buffer (`y` itself without bias).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func centered(_ y: Matrix<T>) throws -> Matrix<T> {
+        try workspace.centered(LinearSlot.centered, y, bias: bias, owner: name)
+    }
+
     /// Adds `sign · Σ_rows g` to the bias gradient.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
@@ -488,6 +501,6 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
 /// The ``Workspace`` slots of ``InvertibleLinear``'s dense path.
 enum LinearSlot {
     static let output = 0, logDet = 1, centered = 2, scaledU = 3, inputGradient = 4, kv = 5, ku = 6
-    static let product = 7, sums = 8, factors = 9, gradV = 10, gradU = 11
-    static let count = 12
+    static let product = 7, sums = 8, factors = 9, gradV = 10, gradU = 11, zeros = 12
+    static let inverseOutput = 13, count = 14
 }
