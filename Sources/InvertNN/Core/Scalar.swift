@@ -28,6 +28,11 @@ where Self.RawSignificand: FixedWidthInteger {
         transpose: Bool, m: Int, n: Int, alpha: Self, a: UnsafePointer<Self>, lda: Int,
         x: UnsafePointer<Self>, incx: Int, beta: Self, y: UnsafeMutablePointer<Self>, incy: Int)
 
+    /// The lower triangle of `C = alpha * A * Aᵀ + beta * C` (BLAS `?syrk`, row-major, lower,
+    /// no transpose), `A` is `n×k`, `C` is `n×n`; the strict upper triangle is not touched.
+    static func _syrkLower(
+        n: Int, k: Int, alpha: Self, a: UnsafePointer<Self>, lda: Int, beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+
     /// `A += alpha * x * yᵀ` (BLAS `?ger`, row-major), `A` is `m×n`.
     static func _ger(
         m: Int, n: Int, alpha: Self, x: UnsafePointer<Self>, incx: Int,

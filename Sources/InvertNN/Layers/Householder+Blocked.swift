@@ -134,7 +134,14 @@ extension Householder {
                         let c = block.count, p = n - block.window
                         let u = pu.baseAddress! + block.start * n + block.window
                         let g = pg.baseAddress! + block.offset, t = pt.baseAddress! + block.offset
-                        rawGemm(false, true, c, c, p, 1, u, n, u, n, 0, g, c)
+                        // G = Ũ Ũᵀ is symmetric: SYRK builds the lower triangle (half the
+                        // flops of a GEMM; the plan is rebuilt on every step), then a mirror.
+                        if p > 0 {
+                            T._syrkLower(n: c, k: p, alpha: 1, a: u, lda: n, beta: 0, c: g, ldc: c)
+                        } else {
+                            for i in 0..<(c * c) { g[i] = 0 }
+                        }
+                        for i in 0..<c { for j in (i + 1)..<c { g[i * c + j] = g[j * c + i] } }
                         for i in 0..<c {
                             t[i * c + i] = 2
                             // Column i of T (stride c) = -2 T[0..<i, 0..<i] · G[0..<i, i]; G is

@@ -26,6 +26,12 @@ extension Double: Scalar {
             x, Int32(incx), beta, y, Int32(incy))
     }
 
+    public static func _syrkLower(
+        n: Int, k: Int, alpha: Double, a: UnsafePointer<Double>, lda: Int, beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
+    ) {
+        cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, Int32(n), Int32(k), alpha, a, Int32(lda), beta, c, Int32(ldc))
+    }
+
     public static func _ger(
         m: Int, n: Int, alpha: Double, x: UnsafePointer<Double>, incx: Int,
         y: UnsafePointer<Double>, incy: Int, a: UnsafeMutablePointer<Double>, lda: Int

@@ -26,6 +26,12 @@ extension Float: Scalar {
             x, Int32(incx), beta, y, Int32(incy))
     }
 
+    public static func _syrkLower(
+        n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        cblas_ssyrk(CblasRowMajor, CblasLower, CblasNoTrans, Int32(n), Int32(k), alpha, a, Int32(lda), beta, c, Int32(ldc))
+    }
+
     public static func _ger(
         m: Int, n: Int, alpha: Float, x: UnsafePointer<Float>, incx: Int,
         y: UnsafePointer<Float>, incy: Int, a: UnsafeMutablePointer<Float>, lda: Int
