@@ -568,16 +568,20 @@ public final class Householder<T: Scalar>: InvertibleLayer {
         // when nothing else holds it: a training step rebuilds the plan without allocating.
         var old = cachedPlan
         cachedPlan = nil
-        let vectors = try structuralVectors()
         var units = [T](), norms = [T]()
         if old != nil {
             swap(&units, &old!.units)
             swap(&norms, &old!.norms)
         }
-        Self.normalizeRows(vectors, m: reflectorCount, n: features, units: &units, norms: &norms)
-        // (Unmasked reflectors are the parameter's own storage: keeping that would make the
-        // optimizer's next in-place update copy it.)
-        if reflectors.trainableMask != nil { workspace.keep(HouseholderSlot.vectors, vectors) }
+        if parametrization == .trapezoidal && reflectors.trainableMask != nil {
+            try normalizeTrapezoidalRows(units: &units, norms: &norms)
+        } else {
+            let vectors = try structuralVectors()
+            Self.normalizeRows(vectors, m: reflectorCount, n: features, units: &units, norms: &norms)
+            // (Unmasked reflectors are the parameter's own storage: keeping that would make the
+            // optimizer's next in-place update copy it.)
+            if reflectors.trainableMask != nil { workspace.keep(HouseholderSlot.vectors, vectors) }
+        }
         let oldW = old?.w
         old?.w = nil
         var plan = Self.makePlan(
@@ -608,6 +612,42 @@ public final class Householder<T: Scalar>: InvertibleLayer {
         guard let bias else { return }
         try bias.value.requireShape(rows: 1, columns: features, "\(name) bias")
         m.addToEveryRow(bias.value.storage, scaledBy: sign)
+    }
+
+    /// ``structuralVectors()`` and ``normalizeRows(_:m:n:units:norms:)`` in one pass for the
+    /// trapezoidal parametrization: row i is normalized on its learnable columns `i..<n` only
+    /// (the structural zeros before them are written, not read), the fixed last row is 0 or
+    /// `e_n`. Half the reads and no intermediate copy: this runs on every training step.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func normalizeTrapezoidalRows(units: inout [T], norms: inout [T]) throws {
+        let value = reflectors.value, m = reflectorCount, n = features
+        guard value.rows == m, value.columns == n else {
+            throw InvertNNError.shapeMismatch(
+                operation: "\(name) reflectors", expected: "[\(m), \(n)]", actual: "[\(value.rows), \(value.columns)]")
+        }
+        try value.requireFinite("\(name) reflectors")
+        if !(units.count == m * n && units.hasUniqueStorage()) {
+            units = [T](unsafeUninitializedCapacity: m * n) { _, count in count = m * n }  // every row is written below
+        }
+        if !(norms.count == m && norms.hasUniqueStorage()) { norms = [T](repeating: 0, count: m) }
+        let fixed = fixedLastReflector
+        value.storage.withUnsafeBufferPointer { pv in
+            units.withUnsafeMutableBufferPointer { pu in
+                norms.withUnsafeMutableBufferPointer { pn in
+                    for i in 0..<m {
+                        let first = fixed != nil && i == m - 1 ? n : i
+                        let row = pu.baseAddress! + i * n
+                        row.update(repeating: 0, count: first)
+                        pn[i] = first < n ? Self.normalizeReflector(pv.baseAddress! + i * n + first, n - first, into: row + first) : 0
+                    }
+                    if fixed == .flip {  // the last row is e_n (m = n)
+                        pu[n * n - 1] = 1
+                        pn[m - 1] = 1
+                    }
+                }
+            }
+        }
     }
 
     /// The reflector vectors as the layer defines them: stored values at learnable entries and
