@@ -129,3 +129,27 @@ import Testing
         }
     }
 }
+
+/// Rebuilding mode and untaped passes release each layer's buffers; a taped model with
+/// `keepsBuffers = false` releases them after its backward. Results are the same either way.
+@Suite struct BufferReleaseTests {
+    @Test func releasingGivesTheSameGradients() throws {
+        func run(keepsBuffers: Bool) throws -> ([Double], [[Double]]) {
+            let flow = try FlowPresets.digits(features: 10, couplings: 2, hiddenSizes: [16], seed: 5, as: Double.self)
+            flow.transform.keepsBuffers = keepsBuffers
+            var rng = SeededGenerator(seed: 13)
+            var losses = [Double]()
+            for _ in 0..<3 {
+                let x = Matrix<Double>.randomNormal(rows: 12, columns: 10, using: &rng)
+                flow.zeroGradients()
+                losses.append(try flow.accumulateNegativeLogLikelihoodGradient(x))
+                _ = try flow.logProbability(x)  // an untaped pass in between
+            }
+            flow.transform.releaseBuffers()
+            return (losses, flow.parameters.map { $0.gradient.storage })
+        }
+        let kept = try run(keepsBuffers: true), released = try run(keepsBuffers: false)
+        #expect(kept.0 == released.0)
+        #expect(kept.1 == released.1)
+    }
+}

@@ -73,6 +73,13 @@ final class Workspace<T: Scalar>: Sendable {
         return buffer
     }
 
+    /// Empties every slot (the buffers are freed once no result references them).
+    func releaseAll() {
+        slots.withLock { slots in
+            for i in slots.indices { slots[i] = [] }
+        }
+    }
+
     /// Hands `buffer` back to `slot` for the next call (the caller may keep using its own copy).
     @inline(__always)
     func keep(_ slot: Int, _ buffer: [T]) {
@@ -125,6 +132,11 @@ final class ReusableList<Element: Sendable>: Sendable {
     /// Keeps `list` for the next ``take(reservingCapacity:)`` (the caller may go on using it).
     func keep(_ list: [Element]) {
         storage.withLock { $0 = list }
+    }
+
+    /// Drops the kept list.
+    func release() {
+        storage.withLock { $0 = [] }
     }
 
     /// Drops the kept list's elements once nobody else holds the list, so the buffers they

@@ -187,6 +187,11 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
         return result
     }
 
+    public func releaseBuffers() {
+        workspace.releaseAll()
+        conditioner.releaseBuffers()
+    }
+
     /// Drops the conditioner trace kept by a taped pass (``RetainingLayer``).
     public func releaseRetained() { retained = nil }
 

@@ -59,6 +59,8 @@ public final class Diagonal<T: Scalar>: InvertibleLayer {
     /// Reused buffers (see ``Workspace``): output, log-dets, per-feature factors and sums.
     let workspace = Workspace<T>(slots: DiagonalSlot.count)
 
+    public func releaseBuffers() { workspace.releaseAll() }
+
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {

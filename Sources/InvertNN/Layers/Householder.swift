@@ -298,6 +298,11 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     /// (``RetainingLayer``; see `Householder+Retaining.swift`).
     var retainedBlocks: RetainedBlocks?
 
+    public func releaseBuffers() {
+        workspace.releaseAll()
+        recycledMatrix = nil
+    }
+
     // MARK: - Directions
 
     @_specialize(where T == Float)

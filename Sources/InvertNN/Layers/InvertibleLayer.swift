@@ -58,6 +58,12 @@ public protocol InvertibleLayer<Element>: AnyObject {
         input: Matrix<Element>, output: Matrix<Element>,
         outputGradient: Matrix<Element>, logAbsDetGradient: [Element]
     ) throws -> Matrix<Element>
+    /// Drops the buffers the layer reuses from call to call (outputs, gradients, scratch): the
+    /// next call allocates them again. Layers keep them so that a taped training step allocates
+    /// nothing after its first call; ``Sequential``'s untaped passes and rebuilding mode call this
+    /// after each layer, so their memory does not grow with depth. The default does nothing.
+    func releaseBuffers()
+
     /// A JSON-compatible description of the layer's hyper-parameters (not its parameter values),
     /// used by checkpoints to rebuild the architecture.
     var configuration: [String: ConfigurationValue] { get }
@@ -109,6 +115,8 @@ extension InvertibleLayer {
     ) throws -> Matrix<Element> {
         try inverseBackward(input: input, output: output, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
     }
+
+    public func releaseBuffers() {}
 
     /// Total number of scalar parameters.
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }

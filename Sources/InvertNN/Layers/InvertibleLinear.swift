@@ -176,6 +176,14 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         return try BLAS.matmul(orthogonalV.matrix(), scaledU)
     }
 
+    public func releaseBuffers() {
+        workspace.releaseAll()
+        recycledInverse = nil
+        orthogonalU.releaseBuffers()
+        scale.releaseBuffers()
+        orthogonalV.releaseBuffers()
+    }
+
     // MARK: - Directions
 
     @_specialize(where T == Float)

@@ -49,6 +49,7 @@ public final class Pixelwise<T: Scalar>: InvertibleLayer {
     public var inputFeatures: Int { channels * height * width }
     public var outputFeatures: Int { channels * height * width }
     public var parameters: [Parameter<T>] { base.parameters }
+    public func releaseBuffers() { base.releaseBuffers() }
     public var configuration: [String: ConfigurationValue] {
         ["type": .string("Pixelwise"), "channels": .int(channels), "height": .int(height), "width": .int(width),
          "layers": .layers([base.configuration])]

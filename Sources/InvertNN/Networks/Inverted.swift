@@ -17,6 +17,7 @@ public final class Inverted<T: Scalar>: InvertibleLayer {
     public var inputFeatures: Int { base.outputFeatures }
     public var outputFeatures: Int { base.inputFeatures }
     public var parameters: [Parameter<T>] { base.parameters }
+    public func releaseBuffers() { base.releaseBuffers() }
     public var configuration: [String: ConfigurationValue] {
         ["type": .string("Inverted"), "layers": .layers([base.configuration])]
     }

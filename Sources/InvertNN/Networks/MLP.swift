@@ -157,6 +157,12 @@ public final class MLP<T: Scalar> {
     /// Total number of scalar parameters.
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
 
+    /// Drops the reused buffers and the kept trace list (see ``InvertibleLayer/releaseBuffers()``).
+    public func releaseBuffers() {
+        workspace.releaseAll()
+        traceBuffer.release()
+    }
+
     /// Drops the previous ``Trace``'s references to its layer inputs, once that trace itself was
     /// dropped, so the buffers a caller passes as inputs can be reused (``Workspace``).
     func recycleTrace() {
