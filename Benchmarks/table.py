@@ -19,6 +19,10 @@ def main(path):
     passed = failed = 0
     for r in records:
         note = r.get("note") or ""
+        if r["suite"] == "gemm" and r["features"] >= 256 and "pass" not in note and "FAIL" not in note:
+            # Records written before the gemm suite put its verdict in the note: ≥ 0.95 of C's
+            # GFLOP/s is a time ratio ≤ 1/0.95.
+            note = "target ≤ 1.053: " + ("pass" if r["ratio"] <= 1 / 0.95 else "FAIL")
         target = ""
         if "target" in note and ("pass" in note or "FAIL" in note):
             target = note[note.index("target"):]

@@ -40,7 +40,7 @@ func gemmSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> [Ben
             records.append(context.record(
                 suite: "gemm", case: "wrapper-vs-C", precision: T.self, batch: batch, features: n, reflectors: nil,
                 mode: "forward", seconds: swiftTime, referenceSeconds: cTime, flops: dense.forwardFlops,
-                note: "target: ratio ≤ \(String(format: "%.3f", 1 / 0.95)) for n ≥ 256"))
+                note: Targets.passNote(swiftTime / cTime, n >= 256 ? 1 / 0.95 : nil)))
         }
     }
     return records
