@@ -295,12 +295,7 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
         try requireParameterShapes()
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: dy, logAbsDetGradient: dld)
-        let (trace, kept) = try trace(for: x, isForward: true)
-        var (dx, dh): (Matrix<T>, Matrix<T>) = blockGradients(input: x, conditionerOutput: trace.output, factors: kept, outputGradient: dy,
-                                      logAbsDetGradient: dld, isForward: true)
-        try addConditionerGradient(trace: trace, dh: dh, into: &dx)
-        workspace.keep(CouplingSlot.inputGradient, dx)
-        return dx
+        return try backward(input: x, outputGradient: dy, logAbsDetGradient: dld, isForward: true)
     }
 
     /// VJP of ``inverse(_:)``. With `g = dL/dx`, `ℓ = dL/dlogAbsDet` and `x_b = (y_b - t) e^{-s}`
@@ -317,12 +312,21 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
         try requireParameterShapes()
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
-        let (trace, kept) = try trace(for: y, isForward: false)
-        var (dy, dh) = blockGradients(input: y, conditionerOutput: trace.output, factors: kept, outputGradient: dx,
-                                      logAbsDetGradient: dld, isForward: false)
-        try addConditionerGradient(trace: trace, dh: dh, into: &dy)
-        workspace.keep(CouplingSlot.inputGradient, dy)
-        return dy
+        return try backward(input: y, outputGradient: dx, logAbsDetGradient: dld, isForward: false)
+    }
+
+    /// Both VJPs after their checks: the conditioner trace (kept or recomputed), the elementwise
+    /// part, then the conditioner's backward added into the conditioning columns.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    private func backward(input: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient dld: [T], isForward: Bool) throws -> Matrix<T> {
+        let (trace, kept) = try trace(for: input, isForward: isForward)
+        var (inputGradient, dh) = blockGradients(
+            input: input, conditionerOutput: trace.output, factors: kept, outputGradient: outputGradient,
+            logAbsDetGradient: dld, isForward: isForward)
+        try addConditionerGradient(trace: trace, dh: dh, into: &inputGradient)
+        workspace.keep(CouplingSlot.inputGradient, inputGradient)  // after its last write
+        return inputGradient
     }
 
     /// The elementwise part of both backward passes. With `g` the output gradient of the
