@@ -52,7 +52,7 @@ public final class Sequential<T: Scalar>: SideChannelLayer {
     /// Whether layers keep their reused buffers (outputs, gradients, scratch) after a taped pass's
     /// ``backward(_:outputGradient:logAbsDetGradient:)``. `true` (default): a taped training step
     /// allocates nothing after its first call, and the model holds those buffers between steps
-    /// (at [1024, 784], depth 32, Double: about 1.2 GiB at the step's peak against 0.5 GiB
+    /// (at [1024, 784], depth 32, Double: about 1.2 GiB at the step's peak against 0.6 GiB
     /// without them; see Benchmarks/PERFORMANCE.md). `false`: each layer's buffers are released
     /// once its backward ran, so memory is what the tape itself needs and each step allocates.
     /// Untaped passes and rebuilding mode always release them.
