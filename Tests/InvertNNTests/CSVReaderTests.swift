@@ -67,5 +67,27 @@ import InvertNN
         let labelled = try DiscreteDataset<Double>.csv(path: path, levels: 4, labelColumn: true)
         #expect(labelled.dimensions == 2)
         #expect((labelled.trainLabels + labelled.validationLabels + labelled.testLabels).sorted() == [0, 1, 2, 2])
+        // With a header, the reported line is the file's line (the header is line 1).
+        let headed = temporaryPath("levels-header.csv")
+        try writeText("a,b,c\n0,1,2\n3,1,0\n1,1,1\n2,2,2\n", to: headed)
+        do {
+            _ = try DiscreteDataset<Float>.csv(path: headed, levels: 3, hasHeader: true)
+            Issue.record("level 3 with K = 3 must be rejected")
+        } catch let InvertNNError.malformedData(_, line, reason) {
+            #expect(line == 3)
+            #expect(reason.contains("column 1"))
+        }
+    }
+
+    @Test func columnNumberOutOfRangeSaysSo() {
+        do {
+            _ = try TabularDataset<Double>.columnIndex("9", in: ["a", "b", "c", "d"], path: "t.csv")
+            Issue.record("column 9 of 4 must be rejected")
+        } catch let InvertNNError.invalidArgument(_, reason) {
+            #expect(reason.contains("column number 9 is outside 1...4"))
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+        #expect((try? TabularDataset<Double>.columnIndex("4", in: ["a", "b", "c", "d"], path: "t.csv")) == 3)
     }
 }

@@ -19,7 +19,7 @@ import InvertNN
     @Test func extremeFiniteValuesAreFinite() {
         var m = Matrix<Double>(rows: 3, columns: 5, repeating: 0)
         let extremes: [Double] = [.greatestFiniteMagnitude, -.greatestFiniteMagnitude, .leastNonzeroMagnitude,
-                                  -.leastNormalMagnitude, 0, -0.0, 1e308, -1e-320]
+                                  -.leastNormalMagnitude, 0, -0.0, 1e308, -3 * .leastNonzeroMagnitude]
         for (i, v) in extremes.enumerated() { m.storage[i] = v }
         #expect(m.firstNonFinite() == nil)
         #expect(Matrix<Float>(rows: 0, columns: 4).firstNonFinite() == nil)

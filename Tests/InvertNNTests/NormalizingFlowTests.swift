@@ -85,6 +85,20 @@ import InvertNN
         #expect(throws: InvertNNError.self) { try flow.sample(count: 2, temperature: 0, using: &a) }
     }
 
+    /// Above 8192 samples the transform runs in chunks (bounded memory); the result is the
+    /// transform of the same latent draws, and the chunk boundaries do not show.
+    @Test func largeSamplesRunInChunks() throws {
+        let flow = try Self.tinyFlow(features: 4, seed: 3)
+        var a = SeededGenerator(seed: 9), b = SeededGenerator(seed: 9)
+        let count = 2 * 8192 + 7
+        let x = try flow.sample(count: count, temperature: 0.8, using: &a)
+        #expect(x.shape == [count, 4])
+        let z = StandardNormal<Double>(features: 4).sample(count: count, temperature: 0.8, using: &b)
+        let whole = try flow.transform.forward(z).output
+        #expect(try (whole - x).maxAbs <= 1e-12 * max(1, whole.maxAbs))
+        #expect(x.rows(8190..<8196) != x.rows(8196..<8202))  // no repeated or stale chunk
+    }
+
     @Test func rejectsMismatchedBase() throws {
         let transform = try Sequential<Double>([try Diagonal(features: 3)])
         #expect(throws: InvertNNError.self) { try NormalizingFlow(base: StandardNormal(features: 2), transform: transform) }

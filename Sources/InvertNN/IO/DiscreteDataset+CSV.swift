@@ -27,7 +27,8 @@ extension DiscreteDataset {
             for r in 0..<table.rows {
                 let v = table[r, table.columns - 1]
                 guard v.rounded(.down) == v, Swift.abs(v) < 1e9 else {
-                    throw InvertNNError.malformedData(source: path, line: r + 1, reason: "column \(table.columns): label \(v) is not an integer")
+                    throw InvertNNError.malformedData(
+                        source: path, line: r + 1 + (hasHeader ? 1 : 0), reason: "column \(table.columns): label \(v) is not an integer")
                 }
                 labels.append(Int(v))
             }
@@ -42,8 +43,13 @@ extension DiscreteDataset {
         guard train >= 1 else {
             throw InvertNNError.invalidArgument(operation: "DiscreteDataset.csv", reason: "\(path) has too few samples (\(n)) to split")
         }
-        return try DiscreteDataset(
-            name: path, pixels: pixels, labels: labels, levels: levels,
-            counts: (train, validation, test), splitSeed: splitSeed)
+        do {
+            return try DiscreteDataset(
+                name: path, pixels: pixels, labels: labels, levels: levels,
+                counts: (train, validation, test), splitSeed: splitSeed)
+        } catch InvertNNError.malformedData(let source, let line, let reason) where hasHeader {
+            // The dataset counts data rows; the file has the header line before them.
+            throw InvertNNError.malformedData(source: source, line: line + 1, reason: reason)
+        }
     }
 }

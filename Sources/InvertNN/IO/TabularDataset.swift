@@ -85,6 +85,10 @@ public struct TabularDataset<T: Scalar>: Sendable {
     public static func columnIndex(_ key: String, in names: [String], path: String) throws -> Int {
         if let i = names.firstIndex(of: key) { return i }
         if let number = Int(key), number >= 1, number <= names.count { return number - 1 }
+        if Int(key) != nil {
+            throw InvertNNError.invalidArgument(
+                operation: "TabularDataset.csv", reason: "\(path) has \(names.count) columns; column number \(key) is outside 1...\(names.count)")
+        }
         throw InvertNNError.invalidArgument(
             operation: "TabularDataset.csv",
             reason: "\(path) has no column \"\(key)\" (columns: \(names.prefix(12).joined(separator: ", "))\(names.count > 12 ? ", …" : ""); or use a 1-based number)")

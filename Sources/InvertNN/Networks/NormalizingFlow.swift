@@ -94,8 +94,31 @@ public final class NormalizingFlow<T: Scalar> {
                 operation: "NormalizingFlow.sample", reason: "temperature must be positive and finite, got \(temperature)")
         }
         let z = base.sample(count: count, temperature: temperature, using: &generator)
-        return try transform.forward(z).output
+        guard count > Self.sampleChunkRows else { return try transform.forward(z).output }
+        // The latent draws are made at once (the same random stream as one batch), the transform
+        // runs in chunks: its intermediate batches (an MLP's hidden layers, several times the
+        // output's width) would otherwise need gigabytes for millions of samples.
+        var x = Matrix<T>(uninitializedRows: count, columns: z.columns)
+        var start = 0
+        while start < count {
+            let end = Swift.min(start + Self.sampleChunkRows, count)
+            let chunk = try transform.forward(z.rows(start..<end)).output
+            guard chunk.columns == x.columns else {
+                throw InvertNNError.shapeMismatch(
+                    operation: "NormalizingFlow.sample", expected: "[\(end - start), \(x.columns)]", actual: "\(chunk.shape)")
+            }
+            chunk.storage.withUnsafeBufferPointer { source in
+                x.storage.withUnsafeMutableBufferPointer { target in
+                    (target.baseAddress! + start * x.columns).update(from: source.baseAddress!, count: source.count)
+                }
+            }
+            start = end
+        }
+        return x
     }
+
+    /// Rows per transform call in ``sample(count:temperature:using:)``.
+    static var sampleChunkRows: Int { 8192 }
 
     /// Mean negative log-likelihood `-(1/B) Σ_i log p(x_i)` in nats per sample, no gradients.
     ///
