@@ -13,8 +13,10 @@ import RealModule
 ///   activations are one pass over memory (the performance model of DESIGN.md §6).
 /// - `sizes = [n₀, n₁]` (no hidden layer) is the affine map `x Wᵀ + b`.
 ///
-/// Forward returns a ``Trace`` with what the hand-written backward needs; the MLP itself keeps no
-/// per-call state, so it may serve several concurrent forward passes.
+/// Forward returns a ``Trace`` with what the hand-written backward needs. Besides its parameters
+/// the MLP keeps only buffers it reuses from call to call (taken and handed back under a lock; a
+/// call that finds one in use allocates its own), so it may serve several concurrent forward
+/// passes.
 public final class MLP<T: Scalar> {
     /// What ``MLP/backward(_:outputGradient:)`` needs from one forward pass.
     ///
