@@ -93,6 +93,32 @@ final class Workspace<T: Scalar>: Sendable {
     }
 }
 
+extension Array where Element: Scalar {
+    /// Makes the array `count` entries long with unspecified contents, keeping its storage when it
+    /// already has that size and nothing else shares it (values rebuilt every training step, such
+    /// as a Householder plan's unit vectors and block factors). Callers overwrite every entry.
+    @inline(__always)
+    mutating func prepareForOverwrite(count: Int) {
+        if !(self.count == count && hasUniqueStorage()) {
+            self = [Element](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+        }
+    }
+}
+
+extension Matrix {
+    /// A `[rows, columns]` matrix with unspecified contents: `recycled`'s storage (moved out of
+    /// it) when it has that shape and nothing else shares it, else a new one.
+    static func recycling(_ recycled: inout Matrix?, rows: Int, columns: Int) -> Matrix {
+        var taken: Matrix? = nil
+        swap(&taken, &recycled)
+        guard var matrix = taken, matrix.rows == rows, matrix.columns == columns else {
+            return Matrix(uninitializedRows: rows, columns: columns)
+        }
+        taken = nil  // `matrix` is now the only reference the caller's storage may have
+        return matrix.storage.hasUniqueStorage() ? matrix : Matrix(uninitializedRows: rows, columns: columns)
+    }
+}
+
 extension Array {
     /// Whether this array's heap storage is referenced by this variable alone, so writing to it
     /// will not copy. Arrays without capacity (the shared empty storage) and layouts other than

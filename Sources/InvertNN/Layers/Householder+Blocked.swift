@@ -121,12 +121,9 @@ extension Householder {
         var triangular = [T](), gram = [T]()
         swap(&triangular, &reusedTriangular)
         swap(&gram, &reusedGram)
-        if triangular.count == offset && triangular.hasUniqueStorage() {
-            triangular.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }  // T's lower part must be 0
-        } else {
-            triangular = [T](repeating: 0, count: offset)
-        }
-        if !(gram.count == offset && gram.hasUniqueStorage()) { gram = [T](repeating: 0, count: offset) }
+        triangular.prepareForOverwrite(count: offset)
+        triangular.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }  // T's lower part must be 0
+        gram.prepareForOverwrite(count: offset)  // every block's c × c Gram matrix is written below
         units.withUnsafeBufferPointer { pu in
             triangular.withUnsafeMutableBufferPointer { pt in
                 gram.withUnsafeMutableBufferPointer { pg in
@@ -169,18 +166,10 @@ extension Householder {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     static func materialize(_ plan: Plan, n: Int, into recycled: inout Matrix<T>?, scratch: Workspace<T>? = nil) -> Matrix<T> {
-        var w: Matrix<T>
-        var reused: Matrix<T>? = nil
-        swap(&reused, &recycled)
-        if reused != nil, reused!.rows == n, reused!.columns == n, reused!.storage.hasUniqueStorage() {
-            reused!.storage.withUnsafeMutableBufferPointer { p in
-                p.update(repeating: 0)
-                for i in 0..<n { p[i * n + i] = 1 }
-            }
-            w = reused!
-            reused = nil
-        } else {
-            w = Matrix<T>.identity(n)
+        var w = Matrix.recycling(&recycled, rows: n, columns: n)
+        w.storage.withUnsafeMutableBufferPointer { p in  // the identity
+            p.update(repeating: 0)
+            for i in 0..<n { p[i * n + i] = 1 }
         }
         let nb = plan.maxBlockCount
         var c1 = scratchBuffer(scratch, HouseholderSlot.materialize1, nb * n)

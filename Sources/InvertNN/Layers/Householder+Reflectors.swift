@@ -122,10 +122,8 @@ extension Householder {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     static func normalizeRows(_ vectors: [T], m: Int, n: Int, units: inout [T], norms: inout [T]) {
-        if !(units.count == m * n && units.hasUniqueStorage()) {
-            units = [T](unsafeUninitializedCapacity: m * n) { _, count in count = m * n }  // every row is written below
-        }
-        if !(norms.count == m && norms.hasUniqueStorage()) { norms = [T](repeating: 0, count: m) }
+        units.prepareForOverwrite(count: m * n)  // every row and every norm is written below
+        norms.prepareForOverwrite(count: m)
         vectors.withUnsafeBufferPointer { pv in
             units.withUnsafeMutableBufferPointer { pu in
                 norms.withUnsafeMutableBufferPointer { pn in

@@ -632,10 +632,8 @@ public final class Householder<T: Scalar>: InvertibleLayer {
                 operation: "\(name) reflectors", expected: "[\(m), \(n)]", actual: "[\(value.rows), \(value.columns)]")
         }
         try value.requireFinite("\(name) reflectors")
-        if !(units.count == m * n && units.hasUniqueStorage()) {
-            units = [T](unsafeUninitializedCapacity: m * n) { _, count in count = m * n }  // every row is written below
-        }
-        if !(norms.count == m && norms.hasUniqueStorage()) { norms = [T](repeating: 0, count: m) }
+        units.prepareForOverwrite(count: m * n)  // every row and every norm is written below
+        norms.prepareForOverwrite(count: m)
         let fixed = fixedLastReflector
         value.storage.withUnsafeBufferPointer { pv in
             units.withUnsafeMutableBufferPointer { pu in

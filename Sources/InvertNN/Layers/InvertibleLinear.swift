@@ -361,12 +361,10 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         return (cache.forwardMatrix, cache.inverseMatrix)
     }
 
-    /// `Q_V diag(e^{sign·s}) Q_U` (`[n, n]`), into `reused`'s storage when it is not shared.
+    /// `Q_V diag(e^{sign·s}) Q_U` (`[n, n]`), into `recycled`'s storage when it is not shared.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     private func scaledProduct(sign: T, reusing recycled: inout Matrix<T>?) throws -> Matrix<T> {
-        var reused: Matrix<T>? = nil
-        swap(&reused, &recycled)
         let n = features
         var planU = try orthogonalU.currentPlan()
         let wu = try orthogonalU.currentMatrix(&planU)
@@ -383,13 +381,7 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
                 }
             }
         }
-        var product: Matrix<T>
-        if reused != nil, reused!.rows == n, reused!.columns == n, reused!.storage.hasUniqueStorage() {
-            product = reused!
-            reused = nil
-        } else {
-            product = Matrix(uninitializedRows: n, columns: n)
-        }
+        var product = Matrix.recycling(&recycled, rows: n, columns: n)
         try BLAS.gemm(wv, scaledU, into: &product)
         workspace.keep(LinearSlot.scaledU, scaledU)
         return product
