@@ -46,7 +46,8 @@ struct DataOptions: ParsableArguments {
     func load<T: Scalar>(_: T.Type) throws -> LoadedData<T> {
         if let named = namedKind { return try named.load(T.self) }
         if let levels {
-            let table: (columnNames: [String], values: Matrix<Double>) = try CSVReader.parseTable(try GzipReader.read(path: data), source: data)
+            let bytes = try GzipReader.read(path: data)
+            let table: (columnNames: [String], values: Matrix<Double>) = try CSVReader.parseTable(bytes, source: data)
             let excluded = try Set(([labelColumn].compactMap { $0 } + droppedColumns).map {
                 try TabularDataset<Double>.columnIndex($0, in: table.columnNames, path: data)
             })
@@ -57,7 +58,8 @@ struct DataOptions: ParsableArguments {
             let n = pixels.rows
             let validation = max(1, Int((Double(n) * 0.10).rounded())), test = max(1, Int((Double(n) * 0.15).rounded()))
             let dataset = try DiscreteDataset<T>(
-                name: data, pixels: pixels, levels: levels, counts: (n - validation - test, validation, test), splitSeed: 1998)
+                name: data, pixels: pixels, levels: levels, counts: (n - validation - test, validation, test), splitSeed: 1998,
+                recordLines: Array(CSVReader.nonBlankLineNumbers(bytes).suffix(n)))  // errors name file lines
             return LoadedData(discrete: dataset, kind: .image, columnNames: kept.map { table.columnNames[$0] }, sourceColumns: kept)
         }
         let dataset = try TabularDataset<T>.csv(path: data, labelColumn: labelColumn, dropColumns: droppedColumns)

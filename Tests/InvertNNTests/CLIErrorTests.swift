@@ -39,6 +39,8 @@ import InvertNN
             (["--data", "\(d)/ragged.csv", "--levels", "16"], "ragged.csv:3: expected 3 columns"),
             (["--data", "\(d)/text.csv", "--levels", "16"], "text.csv:2: column 2: \"x\" is not a finite number"),
             (["--data", "\(d)/levels.csv", "--levels", "4"], "levels.csv:1: column 2: 7.0 is not an integer level in 0...3"),
+            // With a header and a blank line the message names the file's line (4), not the record (2).
+            (["--data", "\(d)/headed-levels.csv", "--levels", "4"], "headed-levels.csv:4: column 1: -1.0 is not an integer level in 0...3"),
             (["--data", "\(d)/cut.csv.gz", "--levels", "16"], "gzip data is truncated"),
             (["--data", "\(d)/good.csv", "--levels", "-3"], "--levels must be at least 2, got -3"),
             (["--batch-size", "0"], "--batch-size must be at least 1"),
@@ -80,6 +82,7 @@ import InvertNN
         try writeText("1,2,3\n4,5,6\n7,8\n", to: "\(directory)/ragged.csv")
         try writeText("1,2\n3,x\n", to: "\(directory)/text.csv")
         try writeText("1,7\n2,3\n1,1\n", to: "\(directory)/levels.csv")
+        try writeText("a,b\n0,0\n\n-1,1\n1,1\n0,1\n", to: "\(directory)/headed-levels.csv")
         try writeText("1,2\n3,4\n", to: "\(directory)/random.csv.gz")  // named .gz, not gzip
         let good = (0..<2000).map { "\($0 % 16),\(($0 * 7) % 16),\(($0 * 3) % 16)" }.joined(separator: "\n")
         try writeText(good, to: "\(directory)/good.csv")

@@ -67,16 +67,21 @@ import InvertNN
         let labelled = try DiscreteDataset<Double>.csv(path: path, levels: 4, labelColumn: true)
         #expect(labelled.dimensions == 2)
         #expect((labelled.trainLabels + labelled.validationLabels + labelled.testLabels).sorted() == [0, 1, 2, 2])
-        // With a header, the reported line is the file's line (the header is line 1).
+        // With a header and a blank line, the reported line is the file's line.
         let headed = temporaryPath("levels-header.csv")
-        try writeText("a,b,c\n0,1,2\n3,1,0\n1,1,1\n2,2,2\n", to: headed)
+        try writeText("a,b,c\n0,1,2\n\n3,1,0\n1,1,1\n2,2,2\n", to: headed)
         do {
             _ = try DiscreteDataset<Float>.csv(path: headed, levels: 3, hasHeader: true)
             Issue.record("level 3 with K = 3 must be rejected")
         } catch let InvertNNError.malformedData(_, line, reason) {
-            #expect(line == 3)
+            #expect(line == 4)
             #expect(reason.contains("column 1"))
         }
+    }
+
+    @Test func nonBlankLineNumbers() {
+        #expect(CSVReader.nonBlankLineNumbers(Array("a\n\n  \n1,2\r\n\t\n3,4".utf8)) == [1, 4, 6])
+        #expect(CSVReader.nonBlankLineNumbers([]) == [])
     }
 
     @Test func columnNumberOutOfRangeSaysSo() {

@@ -67,6 +67,26 @@ public enum CSVReader {
         return try Matrix(rows: rows, columns: columns, storage: storage)
     }
 
+    /// The 1-based file line of every non-blank line, as ``parse(_:source:hasHeader:as:)``
+    /// counts and skips them. A parsed table's records are the last `rows` of these (a header is
+    /// the first non-blank line), so callers can name the file line of a record they reject.
+    public static func nonBlankLineNumbers(_ bytes: [UInt8]) -> [Int] {
+        var lines = [Int]()
+        bytes.withUnsafeBufferPointer { text in
+            var start = 0, line = 0
+            while start < text.count {
+                line += 1
+                var stop = start
+                while stop < text.count && text[stop] != UInt8(ascii: "\n") { stop += 1 }
+                var lineEnd = stop
+                if lineEnd > start && text[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
+                if !isBlank(text, start, lineEnd) { lines.append(line) }
+                start = stop + 1
+            }
+        }
+        return lines
+    }
+
     private static func isBlank(_ text: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Bool {
         for i in start..<max(start, end) where text[i] != UInt8(ascii: " ") && text[i] != UInt8(ascii: "\t") { return false }
         return true

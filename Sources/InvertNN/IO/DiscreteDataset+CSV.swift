@@ -16,7 +16,10 @@ extension DiscreteDataset {
     public static func csv(
         path: String, levels: Int, labelColumn: Bool = false, hasHeader: Bool = false, splitSeed: UInt64 = 1998
     ) throws -> DiscreteDataset<T> {
-        let table: Matrix<Double> = try CSVReader.parse(try GzipReader.read(path: path), source: path, hasHeader: hasHeader)
+        let bytes = try GzipReader.read(path: path)
+        let table: Matrix<Double> = try CSVReader.parse(bytes, source: path, hasHeader: hasHeader)
+        // The file line of each record (after blank lines and the header), for error messages.
+        let recordLines = Array(CSVReader.nonBlankLineNumbers(bytes).suffix(table.rows))
         var pixels = table
         var labels: [Int] = []
         if labelColumn {
@@ -28,7 +31,7 @@ extension DiscreteDataset {
                 let v = table[r, table.columns - 1]
                 guard v.rounded(.down) == v, Swift.abs(v) < 1e9 else {
                     throw InvertNNError.malformedData(
-                        source: path, line: r + 1 + (hasHeader ? 1 : 0), reason: "column \(table.columns): label \(v) is not an integer")
+                        source: path, line: recordLines[r], reason: "column \(table.columns): label \(v) is not an integer")
                 }
                 labels.append(Int(v))
             }
@@ -43,13 +46,8 @@ extension DiscreteDataset {
         guard train >= 1 else {
             throw InvertNNError.invalidArgument(operation: "DiscreteDataset.csv", reason: "\(path) has too few samples (\(n)) to split")
         }
-        do {
-            return try DiscreteDataset(
-                name: path, pixels: pixels, labels: labels, levels: levels,
-                counts: (train, validation, test), splitSeed: splitSeed)
-        } catch InvertNNError.malformedData(let source, let line, let reason) where hasHeader {
-            // The dataset counts data rows; the file has the header line before them.
-            throw InvertNNError.malformedData(source: source, line: line + 1, reason: reason)
-        }
+        return try DiscreteDataset(
+            name: path, pixels: pixels, labels: labels, levels: levels,
+            counts: (train, validation, test), splitSeed: splitSeed, recordLines: recordLines)
     }
 }

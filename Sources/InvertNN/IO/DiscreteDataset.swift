@@ -40,13 +40,15 @@ public struct DiscreteDataset<T: Scalar>: Sendable {
     ///   - pixels: `[samples, dimensions]`, integers in `0..<levels`.
     ///   - labels: one per sample, or empty.
     ///   - counts: sizes of the three splits; they must add up to the number of samples and each be ≥ 1.
+    ///   - recordLines: the file line of each row, when the pixels come from a file (errors name it);
+    ///     `nil` numbers rows from 1.
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad counts or levels,
-    ///   ``InvertNNError/malformedData(source:line:reason:)`` naming the line (row + 1) and column
-    ///   of a value that is not an integer in `0..<levels`.
+    ///   ``InvertNNError/malformedData(source:line:reason:)`` naming the line (`recordLines[row]`,
+    ///   else row + 1) and column of a value that is not an integer in `0..<levels`.
     public init(
         name: String, pixels: Matrix<Double>, labels: [Int] = [], levels: Int,
         imageHeight: Int? = nil, imageWidth: Int? = nil,
-        counts: (train: Int, validation: Int, test: Int), splitSeed: UInt64
+        counts: (train: Int, validation: Int, test: Int), splitSeed: UInt64, recordLines: [Int]? = nil
     ) throws {
         let n = pixels.rows, d = pixels.columns
         guard levels >= 2 else {
@@ -65,7 +67,7 @@ public struct DiscreteDataset<T: Scalar>: Sendable {
         let top = Double(levels - 1)
         if let bad = pixels.storage.firstIndex(where: { !($0 >= 0 && $0 <= top && $0.rounded(.down) == $0) }) {
             throw InvertNNError.malformedData(
-                source: name, line: bad / d + 1,
+                source: name, line: recordLines.flatMap { $0.indices.contains(bad / d) ? $0[bad / d] : nil } ?? bad / d + 1,
                 reason: "column \(bad % d + 1): \(pixels.storage[bad]) is not an integer level in 0...\(levels - 1)")
         }
         let (height, width) = Self.imageShape(dimensions: d, height: imageHeight, width: imageWidth)
