@@ -1,8 +1,8 @@
 import InvertNN
 
 /// `svd`: the SVD-composed layer (two full Householder factors, a diagonal, a bias) against the
-/// dense layer of the same shape: inference, forward and forward+backward (parameters nudged
-/// every step so nothing is reused across steps).
+/// dense layer of the same shape: inference, forward and forward+backward (both factors'
+/// reflectors nudged every step so nothing is reused across steps).
 func svdSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> [BenchmarkRecord] {
     var records = [BenchmarkRecord]()
     var rng = SeededGenerator(seed: 3)
@@ -10,7 +10,10 @@ func svdSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> [Benc
         for batch in context.batchSizes {
             let dense = DenseReference<T>(batch: batch, features: n, using: &rng)
             let layer = try InvertibleLinear<T>(features: n, using: &rng)
-            let nudge = ParameterNudge(layer.orthogonalU.reflectors, index: 1)
+            // Both factors change, as in a training step: neither plan nor W can be reused.
+            let nudgeU = ParameterNudge(layer.orthogonalU.reflectors, index: 1)
+            let nudgeV = ParameterNudge(layer.orthogonalV.reflectors, index: 1)
+            let nudge = { nudgeU(); nudgeV() }
             let x = dense.x, dy = dense.dy, zeros = [T](repeating: 0, count: batch)
             for mode in ["inference", "forward", "forward+backward"] {
                 let body: () throws -> Void

@@ -56,20 +56,61 @@ extension Matrix {
     @_specialize(where T == Double)
     func addColumnSums(scaledBy scale: T = 1, into target: inout [T]) {
         let n = columns, rows = self.rows
+        guard rows > 0, n > 0, target.count >= n else { return }
         storage.withUnsafeBufferPointer { p in
             target.withUnsafeMutableBufferPointer { t in
-                if scale == 1 {
-                    for r in 0..<rows {
-                        let o = r * n
-                        for j in 0..<n { t[j] += p[o + j] }
+                let source = p.baseAddress!, sums = t.baseAddress!
+                if T.self == Float.self {
+                    source.withMemoryRebound(to: Float.self, capacity: rows * n) { s in
+                        sums.withMemoryRebound(to: Float.self, capacity: n) { d in
+                            Self.addColumnSums(SIMD16<Float>.self, s, rows: rows, columns: n, scale: scale as! Float, into: d)
+                        }
+                    }
+                } else if T.self == Double.self {
+                    source.withMemoryRebound(to: Double.self, capacity: rows * n) { s in
+                        sums.withMemoryRebound(to: Double.self, capacity: n) { d in
+                            Self.addColumnSums(SIMD8<Double>.self, s, rows: rows, columns: n, scale: scale as! Double, into: d)
+                        }
                     }
                 } else {
                     for r in 0..<rows {
-                        let o = r * n
-                        for j in 0..<n { t[j] += scale * p[o + j] }
+                        for j in 0..<n { sums[j] += scale * source[r * n + j] }
                     }
                 }
             }
+        }
+    }
+
+    /// The column sums a strip of `V.scalarCount` columns at a time, two vector accumulators per
+    /// strip (even and odd rows) to hide the add latency; the last `n mod V.scalarCount` columns
+    /// one at a time. Written with explicit vectors because the plain row loop does not
+    /// vectorize (the compiler cannot rule out that the sums alias the matrix) and cost 3.5% of
+    /// an InvertibleLinear training step at [1024, 64].
+    @inline(__always)
+    private static func addColumnSums<V: SIMD>(
+        _: V.Type, _ p: UnsafePointer<V.Scalar>, rows: Int, columns n: Int, scale: V.Scalar,
+        into t: UnsafeMutablePointer<V.Scalar>
+    ) where V.Scalar: BinaryFloatingPoint {
+        let lanes = V.scalarCount
+        var j = 0
+        while j + lanes <= n {
+            var even = V(), odd = V()
+            var r = 0
+            while r + 1 < rows {
+                even += UnsafeRawPointer(p + r * n + j).loadUnaligned(as: V.self)
+                odd += UnsafeRawPointer(p + (r + 1) * n + j).loadUnaligned(as: V.self)
+                r += 2
+            }
+            if r < rows { even += UnsafeRawPointer(p + r * n + j).loadUnaligned(as: V.self) }
+            let previous = UnsafeRawPointer(t + j).loadUnaligned(as: V.self)
+            UnsafeMutableRawPointer(t + j).storeBytes(of: previous + (even + odd) * scale, as: V.self)
+            j += lanes
+        }
+        while j < n {
+            var sum: V.Scalar = 0
+            for r in 0..<rows { sum += p[r * n + j] }
+            t[j] += scale * sum
+            j += 1
         }
     }
 }

@@ -499,14 +499,15 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     /// (the push can stop after it), or -1.
     func lastLearnableBlock(_ plan: Plan) -> Int {
         let n = features, mask = reflectors.trainableMask
-        var last = -1
-        for (k, block) in plan.blocks.enumerated() {
+        // From the last block back: the first hit is the answer (usually the last block).
+        for k in stride(from: plan.blocks.count - 1, through: 0, by: -1) {
+            let block = plan.blocks[k]
             for i in block.start..<(block.start + block.count) where plan.norms[i] > 0 && plan.norms[i].isFinite {
                 if let mask, !(i..<n).contains(where: { mask[i * n + $0] }) { continue }
-                last = k
+                return k
             }
         }
-        return last
+        return -1
     }
 
     /// Chain rule through `û = v/‖v‖`: `dL/dv = (I - ûûᵀ) dL/dû / ‖v‖`, added at learnable
@@ -520,19 +521,36 @@ public final class Householder<T: Scalar>: InvertibleLayer {
                 operation: "\(name) reflectors.gradient", expected: "[\(m), \(n)]",
                 actual: "[\(reflectors.gradient.rows), \(reflectors.gradient.columns)]")
         }
-        let mask = reflectors.trainableMask
+        // A missing mask reads as all-learnable; a mask's flags select per entry (a select, not a
+        // branch, so the row loop vectorizes).
+        let mask = reflectors.trainableMask ?? []
+        let masked = mask.count == m * n
         gradUnits.withUnsafeBufferPointer { pg in
             plan.units.withUnsafeBufferPointer { pu in
-                reflectors.gradient.storage.withUnsafeMutableBufferPointer { out in
-                    for i in 0..<m where plan.norms[i] > 0 && plan.norms[i].isFinite {
-                        let o = i * n
-                        var dot: T = 0
-                        for j in 0..<n { dot += pu[o + j] * pg[o + j] }
-                        let inverseNorm = 1 / plan.norms[i]
-                        if let mask {
-                            for j in 0..<n where mask[o + j] { out[o + j] += (pg[o + j] - pu[o + j] * dot) * inverseNorm }
-                        } else {
-                            for j in 0..<n { out[o + j] += (pg[o + j] - pu[o + j] * dot) * inverseNorm }
+                mask.withUnsafeBufferPointer { pm in
+                    reflectors.gradient.storage.withUnsafeMutableBufferPointer { out in
+                        for i in 0..<m where plan.norms[i] > 0 && plan.norms[i].isFinite {
+                            let o = i * n
+                            // Four partial sums, as in normalizeReflector: strict FP order would
+                            // otherwise serialize the dot product at one add latency per entry.
+                            var d0: T = 0, d1: T = 0, d2: T = 0, d3: T = 0
+                            var j = 0
+                            while j + 4 <= n {
+                                d0 += pu[o + j] * pg[o + j]; d1 += pu[o + j + 1] * pg[o + j + 1]
+                                d2 += pu[o + j + 2] * pg[o + j + 2]; d3 += pu[o + j + 3] * pg[o + j + 3]
+                                j += 4
+                            }
+                            while j < n { d0 += pu[o + j] * pg[o + j]; j += 1 }
+                            let dot = (d0 + d1) + (d2 + d3)
+                            let inverseNorm = 1 / plan.norms[i]
+                            if masked {
+                                for j in 0..<n {
+                                    let d = (pg[o + j] - pu[o + j] * dot) * inverseNorm
+                                    out[o + j] += pm[o + j] ? d : 0
+                                }
+                            } else {
+                                for j in 0..<n { out[o + j] += (pg[o + j] - pu[o + j] * dot) * inverseNorm }
+                            }
                         }
                     }
                 }

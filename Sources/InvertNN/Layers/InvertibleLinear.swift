@@ -32,7 +32,9 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     /// `A = Q_V diag(e^s) Q_U` (cached until a parameter changes): one GEMM per product, and a
     /// backward of two batch GEMMs plus `O(n³)` work (see
     /// ``forwardBackward(input:output:outputGradient:logAbsDetGradient:)``). Smaller batches chain
-    /// the three factors. Default 1 (the flop crossover of the two, DESIGN.md §6).
+    /// the three factors, except that repeated small-batch products with unchanged parameters
+    /// (evaluation or sampling in batches) build `A` once and use it from the second call on.
+    /// Default 1 (the flop crossover of the two, DESIGN.md §6); `.infinity` always chains.
     public var materializeBatchRatio: Double = 1
 
     /// The dense matrices of one set of parameter values: `A` and, once needed, the inverse
@@ -43,6 +45,10 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         var inverseMatrix: Matrix<T>?
     }
     var denseCache: DenseCache?
+    /// The parameter versions seen by the last chained (small-batch) forward and inverse products
+    /// (see ``usesDenseProduct(batch:inverse:)``).
+    var lastChainedForward: ParameterVersions?
+    var lastChainedInverse: ParameterVersions?
     /// A previous inverse matrix whose storage the next one may reuse.
     var recycledInverse: Matrix<T>?
 
@@ -191,7 +197,7 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try x.requireColumns(features, "\(name).forward")
-        if usesDenseMatrix(batch: x.rows) {
+        if usesDenseProduct(batch: x.rows, inverse: false) {
             let (a, _) = try denseMatrices(inverse: false)
             var y = workspace.matrix(LinearSlot.output, rows: x.rows, columns: features)
             if let bias {
@@ -222,7 +228,7 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try y.requireColumns(features, "\(name).inverse")
-        if usesDenseMatrix(batch: y.rows) {
+        if usesDenseProduct(batch: y.rows, inverse: true) {
             let (_, c) = try denseMatrices(inverse: true)
             let z = try centered(y)
             // Each direction has its own output buffer: rebuilding mode maps a layer's inverse
@@ -304,11 +310,42 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     /// `κ ≤ denseConditionLimit` (default 1e4: backward error ≲ 1e-12 in Double).
     public var denseConditionLimit: Double = 1e4
 
+    /// Whether a backward pass over `batch` rows takes the dense path.
     func usesDenseMatrix(batch: Int) -> Bool {
-        guard Double(batch) >= materializeBatchRatio * Double(features) else { return false }
+        Double(batch) >= materializeBatchRatio * Double(features) && denseIsAccurate()
+    }
+
+    /// Whether a forward (`inverse == false`) or inverse product over `batch` rows takes the dense
+    /// path: a large batch does; a small one does when the matrix it needs is already built for the
+    /// current parameters, or when the previous small-batch call in the same direction saw the
+    /// same parameters (evaluation or sampling in batches), which builds it once for the calls
+    /// that follow. Training changes the parameters between steps, so its small batches keep
+    /// chaining the factors.
+    func usesDenseProduct(batch: Int, inverse: Bool) -> Bool {
+        guard denseIsAccurate() else { return false }
+        if Double(batch) >= materializeBatchRatio * Double(features) { return true }
+        guard materializeBatchRatio.isFinite else { return false }  // "always chain"
+        let keys = currentVersions
+        if let cache = denseCache, cache.keys == keys, !inverse || cache.inverseMatrix != nil { return true }
+        if inverse {
+            defer { lastChainedInverse = keys }
+            return lastChainedInverse == keys
+        }
+        defer { lastChainedForward = keys }
+        return lastChainedForward == keys
+    }
+
+    /// `κ ≤ denseConditionLimit` for the current log-scales (false for empty or mis-shaped ones,
+    /// which the chained path reports).
+    func denseIsAccurate() -> Bool {
         let s = scale.logScale.value.storage
         guard let low = s.min(), let high = s.max() else { return false }
         return Double(high - low) <= Double.log(denseConditionLimit)
+    }
+
+    /// The versions of the three parameters the dense matrices depend on.
+    var currentVersions: ParameterVersions {
+        ParameterVersions(orthogonalU.reflectors.version, orthogonalV.reflectors.version, scale.logScale.version)
     }
 
     /// Throws unless the log-scales hold `features` entries.
@@ -333,7 +370,7 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     func denseMatrices(inverse: Bool) throws -> (Matrix<T>, Matrix<T>?) {
-        let keys = ParameterVersions(orthogonalU.reflectors.version, orthogonalV.reflectors.version, scale.logScale.version)
+        let keys = currentVersions
         if var cache = denseCache, cache.keys == keys {
             if inverse && cache.inverseMatrix == nil {
                 denseCache = nil  // so the new inverse can reuse a recycled buffer
