@@ -205,11 +205,15 @@ extension Householder {
 
     /// `X ← X Wᵀ` (`transposed == true`, the forward map: blocks K…1, `X ← X - (X Ũᵀ) Tᵀ Ũ`) or
     /// `X ← X W` (the inverse map: blocks 1…K with T) for `rows` rows of leading dimension n.
+    /// `saved` receives the input of every block after the first applied (`rows × n` each);
+    /// `projections` receives each block's `A = X Ũᵀ` (`rows × c` at offset `start · rows`),
+    /// which spares the retaining backward a GEMM over the outputs per block.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     static func applyBlocks(
         _ plan: Plan, to x: UnsafeMutablePointer<T>, rows: Int, n: Int, transposed: Bool,
-        saving saved: UnsafeMutablePointer<T>? = nil, scratch: Workspace<T>? = nil
+        saving saved: UnsafeMutablePointer<T>? = nil, savingProjections projections: UnsafeMutablePointer<T>? = nil,
+        scratch: Workspace<T>? = nil
     ) {
         let nb = plan.maxBlockCount
         var a = scratchBuffer(scratch, HouseholderSlot.applyA, rows * nb)
@@ -232,8 +236,10 @@ extension Householder {
                             let u = pu.baseAddress! + block.start * n + block.window
                             let t = pt.baseAddress! + block.offset
                             let xw = x + block.window
-                            rawGemm(false, true, rows, k, p, 1, xw, n, u, n, 0, pa.baseAddress!, k)
-                            rawGemm(false, transposed, rows, k, k, 1, pa.baseAddress!, k, t, k, 0, pc.baseAddress!, k)
+                            // A = X Ũᵀ, kept (rows × k at row offset `start · rows`) when asked.
+                            let pj = projections.map { $0 + block.start * rows } ?? pa.baseAddress!
+                            rawGemm(false, true, rows, k, p, 1, xw, n, u, n, 0, pj, k)
+                            rawGemm(false, transposed, rows, k, k, 1, pj, k, t, k, 0, pc.baseAddress!, k)
                             rawGemm(false, false, rows, p, k, -1, pc.baseAddress!, k, u, n, 1, xw, n)
                         }
                     }
@@ -266,6 +272,8 @@ extension Householder {
         gradUnits: UnsafeMutablePointer<T>, saved: UnsafePointer<T>? = nil, scratch: Workspace<T>? = nil
     ) {
         let nb = plan.maxBlockCount
+        // `saved` (a retaining call's buffer) holds the block outputs, then every block's A.
+        let projections = saved.map { $0 + (plan.blocks.count - 1) * b * n }
         var l = scratchBuffer(scratch, HouseholderSlot.backwardL, 2 * b * nb)        // [P; Y Ũᵀ]
         var aBuf = scratchBuffer(scratch, HouseholderSlot.backwardA, b * nb)         // A
         var n1 = scratchBuffer(scratch, HouseholderSlot.backwardN1, 2 * b * nb)      // [-P Mᵀ; A M]
@@ -302,6 +310,7 @@ extension Householder {
                                                 gradU: gradUnits + block.start * n + block.window,
                                                 l: pl.baseAddress!, a: pa.baseAddress!, n1: pn1.baseAddress!,
                                                 n2: pn2.baseAddress!, small: ps.baseAddress!,
+                                                projection: projections.map { UnsafePointer($0 + block.start * b) },
                                                 rebuild: saved == nil && index + 1 < blockCount)
                                         }
                                     }
@@ -319,21 +328,29 @@ extension Householder {
     static func backwardBlock(
         _ block: ReflectorBlock, u: UnsafePointer<T>, t: UnsafePointer<T>, g: UnsafePointer<T>,
         z: UnsafeMutablePointer<T>, rows b: Int, n: Int, transposed: Bool, gradU: UnsafeMutablePointer<T>,
-        l: UnsafeMutablePointer<T>, a: UnsafeMutablePointer<T>, n1: UnsafeMutablePointer<T>,
-        n2: UnsafeMutablePointer<T>, small: UnsafeMutablePointer<T>, rebuild: Bool
+        l: UnsafeMutablePointer<T>, a aScratch: UnsafeMutablePointer<T>, n1: UnsafeMutablePointer<T>,
+        n2: UnsafeMutablePointer<T>, small: UnsafeMutablePointer<T>, projection: UnsafePointer<T>? = nil, rebuild: Bool
     ) {
         let c = block.count, p = n - block.window, cc = c * c
         // M = Tᵀ (forward) or T (inverse); `mT` says whether op(T) = Tᵀ gives M.
         let mT = transposed
         let e1 = small, gm = small + cc, tmp = small + 2 * cc, gs = small + 3 * cc, tmp2 = small + 4 * cc
-        // L = Z Ũᵀ: [P; Y Ũᵀ], 2B × c.
-        rawGemm(false, true, 2 * b, c, p, 1, z, n, u, n, 0, l, c)
-        // E1 = I - Mᵀ G; Mᵀ = T (forward) or Tᵀ (inverse).
-        rawGemm(!mT, false, c, c, c, -1, t, c, g, c, 0, e1, c)
-        for i in 0..<c { e1[i * c + i] += 1 }
-        // A = (Y Ũᵀ) E1.
-        rawGemm(false, false, b, c, c, 1, l + b * c, c, e1, c, 0, a, c)
         let pm = l  // P
+        let a: UnsafePointer<T>
+        if let projection {
+            // A kept by the retaining forward: only P = dY Ũᵀ (B × c) is needed.
+            rawGemm(false, true, b, c, p, 1, z, n, u, n, 0, l, c)
+            a = projection
+        } else {
+            // L = Z Ũᵀ: [P; Y Ũᵀ], 2B × c.
+            rawGemm(false, true, 2 * b, c, p, 1, z, n, u, n, 0, l, c)
+            // E1 = I - Mᵀ G; Mᵀ = T (forward) or Tᵀ (inverse).
+            rawGemm(!mT, false, c, c, c, -1, t, c, g, c, 0, e1, c)
+            for i in 0..<c { e1[i * c + i] += 1 }
+            // A = (Y Ũᵀ) E1.
+            rawGemm(false, false, b, c, c, 1, l + b * c, c, e1, c, 0, aScratch, c)
+            a = UnsafePointer(aScratch)
+        }
         // n2 = [A M; P Mᵀ], n1 = [-P Mᵀ; A M].
         rawGemm(false, mT, b, c, c, 1, a, c, t, c, 0, n2, c)            // A M
         rawGemm(false, !mT, b, c, c, 1, pm, c, t, c, 0, n2 + b * c, c)  // P Mᵀ

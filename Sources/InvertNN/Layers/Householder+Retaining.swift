@@ -3,7 +3,8 @@ import RealModule
 /// Taped training (``RetainingLayer``): on the blocked path, the backward walks the compact-WY
 /// blocks in reverse and rebuilds each block's output from the next one's by orthogonality, one of
 /// its three GEMMs over `[dY; Y]` (about 2Bn² of its 6Bn² flops). A retaining call keeps the block
-/// outputs instead (`(blocks - 1)·B·n` entries), so the backward's third GEMM runs over `dY` only.
+/// outputs instead (`(blocks - 1)·B·n` entries), so the backward's third GEMM runs over `dY` only,
+/// and each block's projection `A = X Ũᵀ` (`B·m` entries), so its first GEMM does too.
 /// The materialized path needs nothing more than `Y`, so it retains nothing; neither do
 /// batches whose kept outputs would exceed ``retainedEntryLimit`` entries.
 extension Householder: RetainingLayer {
@@ -14,7 +15,8 @@ extension Householder: RetainingLayer {
         let output: [T]
         /// The reflector and bias storages when the outputs were computed.
         let keys: ParameterVersions
-        /// Slot `j` holds the output of the `(j+1)`-th block in application order.
+        /// Slot `j` holds the output of the `(j+1)`-th block in application order; then each
+        /// block's projection `A` (`rows × c` at offset `start · rows`).
         let blockOutputs: [T]
     }
 
@@ -53,10 +55,10 @@ extension Householder: RetainingLayer {
         let plan = try currentPlan()
         let rows = input.rows, n = features, blocks = plan.blocks.count
         guard !prefersMaterialized(plan, batch: rows, backward: true), blocks > 1,
-              case let (perBlock, o1) = rows.multipliedReportingOverflow(by: n), !o1,
-              case let (count, o2) = perBlock.multipliedReportingOverflow(by: blocks - 1), !o2,
+              let count = Self.retainedCount(rows: rows, features: n, blocks: blocks, reflectors: reflectorCount),
               count <= Self.retainedEntryLimit  // (checked without building an array of sizes)
         else { return nil }
+        let outputsCount = (blocks - 1) * rows * n
         // The output and the kept block outputs go to reused buffers (the kept ones are released
         // by the backward, so the next step finds them unshared); every entry is written below.
         var out = workspace.copy(transposed ? HouseholderSlot.output : HouseholderSlot.inverseOutput, of: input)
@@ -65,7 +67,7 @@ extension Householder: RetainingLayer {
         out.storage.withUnsafeMutableBufferPointer { po in
             saved.withUnsafeMutableBufferPointer { ps in
                 Self.applyBlocks(plan, to: po.baseAddress!, rows: rows, n: n, transposed: transposed, saving: ps.baseAddress,
-                                 scratch: workspace)
+                                 savingProjections: ps.baseAddress! + outputsCount, scratch: workspace)
             }
         }
         if addingBias { try addBias(to: &out, sign: 1) }
@@ -77,10 +79,21 @@ extension Householder: RetainingLayer {
     func keptBlockOutputs(plan: Plan, forward: Bool, output: Matrix<T>, rows: Int) -> [T]? {
         defer { retainedBlocks = nil }
         guard let kept = retainedBlocks, kept.isForward == forward, kept.output == output.storage,
-              kept.blockOutputs.count == (plan.blocks.count - 1) * rows * features
+              kept.blockOutputs.count
+                == Self.retainedCount(rows: rows, features: features, blocks: plan.blocks.count, reflectors: reflectorCount)
         else { return nil }
         guard kept.keys == retentionKeys() else { return nil }
         return kept.blockOutputs
+    }
+
+    /// `(blocks - 1)·rows·n` block outputs plus `rows·m` projections `A = X Ũᵀ`, or `nil` on
+    /// overflow.
+    static func retainedCount(rows: Int, features n: Int, blocks: Int, reflectors m: Int) -> Int? {
+        let (perBlock, o1) = rows.multipliedReportingOverflow(by: n)
+        let (outputs, o2) = perBlock.multipliedReportingOverflow(by: max(0, blocks - 1))
+        let (projections, o3) = rows.multipliedReportingOverflow(by: m)
+        let (count, o4) = outputs.addingReportingOverflow(projections)
+        return o1 || o2 || o3 || o4 ? nil : count
     }
 
     /// The versions of the parameters the kept outputs depend on (reflectors and bias).
