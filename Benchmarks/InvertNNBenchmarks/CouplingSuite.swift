@@ -23,14 +23,14 @@ func couplingSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> 
                         let y = try layer.forwardRetaining(x).output
                         _ = try layer.forwardBackward(input: x, output: y, outputGradient: dy, logAbsDetGradient: dld)
                     }
-                let (t, r) = try interleavedMedians(
+                let timing = try interleavedMedians(
                     repeats: context.repeats, warmup: context.warmup, case: body,
                     reference: mode == "forward" ? reference.forward : reference.forwardBackward)
                 records.append(context.record(
                     suite: "coupling", case: "AffineCoupling hidden=\(hidden)", precision: T.self, batch: batch,
-                    features: n, reflectors: nil, mode: mode, seconds: t, referenceSeconds: r,
+                    features: n, reflectors: nil, mode: mode, timing: timing,
                     flops: reference.forwardFlops * (mode == "forward" ? 1 : 3),
-                    note: "reference = its own MLP GEMMs" + (mode == "forward+backward" ? "; " + (Targets.passNote(t / r, 1.2) ?? "") : "")))
+                    note: "reference = its own MLP GEMMs" + (mode == "forward+backward" ? "; " + (Targets.passNote(timing.ratio, 1.2) ?? "") : "")))
             }
         }
     }

@@ -34,13 +34,13 @@ func gemmSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> [Ben
                 }
             }
             var y = Matrix<T>(rows: batch, columns: n)
-            let (swiftTime, cTime) = try interleavedMedians(
+            let timing = try interleavedMedians(
                 repeats: context.repeats, warmup: context.warmup,
                 case: { try BLAS.gemm(dense.x, wt, into: &y) }, reference: callC)
             records.append(context.record(
                 suite: "gemm", case: "wrapper-vs-C", precision: T.self, batch: batch, features: n, reflectors: nil,
-                mode: "forward", seconds: swiftTime, referenceSeconds: cTime, flops: dense.forwardFlops,
-                note: Targets.passNote(swiftTime / cTime, n >= 256 ? 1 / 0.95 : nil)))
+                mode: "forward", timing: timing, flops: dense.forwardFlops,
+                note: Targets.passNote(timing.ratio, n >= 256 ? 1 / 0.95 : nil)))
         }
     }
     return records

@@ -41,11 +41,11 @@ func householderSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws 
             }
         }
         let reference: () throws -> Void = mode == "forward+backward" ? dense.forwardBackward : dense.forward
-        let (t, r) = try interleavedMedians(repeats: context.repeats, warmup: context.warmup, case: body, reference: reference)
-        let ratio = t / r
+        let timing = try interleavedMedians(repeats: context.repeats, warmup: context.warmup, case: body, reference: reference)
+        let ratio = timing.ratio
         records.append(context.record(
             suite: "householder", case: name, precision: T.self, batch: batch, features: n, reflectors: m, mode: mode,
-            seconds: t, referenceSeconds: r,
+            timing: timing,
             flops: dense.forwardFlops * (mode == "forward+backward" ? 3 : 1),
             note: Targets.passNote(ratio, Targets.householder(mode: mode, batch: batch, features: n, reflectors: m))))
     }
@@ -93,14 +93,14 @@ func householderSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws 
                     }
                 }
             }
-            let (t, r) = try interleavedMedians(
+            let timing = try interleavedMedians(
                 repeats: context.repeats, warmup: context.warmup,
                 case: { nudge(); _ = try layer.forward(x) }, reference: loop)
             records.append(context.record(
                 suite: "householder", case: "blocked-vs-gemv-ger-loop", precision: T.self, batch: batch, features: n,
-                reflectors: n, mode: "forward", seconds: t, referenceSeconds: r, flops: 2 * Double(batch * n * n),
-                note: "reference = reflector-by-reflector GEMV+GER loop; speed-up \(String(format: "%.1f", r / t))x; "
-                    + (Targets.passNote(t / r, 0.4) ?? "")))
+                reflectors: n, mode: "forward", timing: timing, flops: 2 * Double(batch * n * n),
+                note: "reference = reflector-by-reflector GEMV+GER loop; speed-up \(String(format: "%.1f", 1 / timing.ratio))x; "
+                    + (Targets.passNote(timing.ratio, 0.4) ?? "")))
         }
     }
     return records

@@ -28,12 +28,12 @@ func svdSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> [Benc
                     }
                 }
                 let reference: () throws -> Void = mode == "forward+backward" ? dense.forwardBackward : dense.forward
-                let (t, r) = try interleavedMedians(repeats: context.repeats, warmup: context.warmup, case: body, reference: reference)
+                let timing = try interleavedMedians(repeats: context.repeats, warmup: context.warmup, case: body, reference: reference)
                 records.append(context.record(
                     suite: "svd", case: "InvertibleLinear m=n", precision: T.self, batch: batch, features: n, reflectors: n,
-                    mode: mode, seconds: t, referenceSeconds: r,
+                    mode: mode, timing: timing,
                     flops: dense.forwardFlops * (mode == "forward+backward" ? 3 : 1),
-                    note: Targets.passNote(t / r, Targets.svd(mode: mode, batch: batch, features: n))))
+                    note: Targets.passNote(timing.ratio, Targets.svd(mode: mode, batch: batch, features: n))))
             }
         }
     }
@@ -51,12 +51,12 @@ func svdInitialization<T: Scalar>(_ context: BenchmarkContext, _: T.Type, featur
     var a = Matrix<T>.randomNormal(rows: n, columns: n, using: &rng)
     for i in 0..<n { a[i, i] += 2 * T(n).squareRoot() }
     let repeats = max(3, context.repeats / 2)
-    let (t, r) = try interleavedMedians(
+    let timing = try interleavedMedians(
         repeats: repeats, warmup: 1,
         case: { _ = try InvertibleLinear<T>(matrix: a) },
         reference: { _ = try LAPACK.svd(a) })
     return [context.record(
         suite: "svd", case: "init from matrix vs gesdd", precision: T.self, batch: 1, features: n, reflectors: n,
-        mode: "inference", seconds: t, referenceSeconds: r, flops: 0,
-        note: Targets.passNote(t / r, 1.5))]
+        mode: "inference", timing: timing, flops: 0,
+        note: Targets.passNote(timing.ratio, 1.5))]
 }

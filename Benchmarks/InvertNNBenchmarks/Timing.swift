@@ -7,16 +7,29 @@ func seconds(_ body: () throws -> Void) rethrows -> Double {
     return Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
 }
 
+/// The result of ``interleavedMedians(repeats:warmup:case:reference:)``.
+struct PairedTiming {
+    /// Median seconds of the case and of the reference.
+    let caseSeconds: Double
+    let referenceSeconds: Double
+    /// Median over the pairs of case / reference (not the ratio of the medians).
+    let ratio: Double
+}
+
 /// Medians of at least `repeats` interleaved (case, reference) pairs after `warmup` unmeasured
-/// pairs.
+/// pairs, and the median of the per-pair ratios.
 ///
 /// Interleaving puts both measurements under the same machine conditions (this machine is shared
-/// and noisy), so their ratio is meaningful even when absolute times drift. Short cases get more
-/// pairs, up to 31 or about 0.2 s of reference time: with 7 pairs of a millisecond-scale case, one
-/// burst of another process moved a ratio by 0.2 between runs.
+/// and noisy), so their ratio is meaningful even when absolute times drift. The ratio is taken
+/// per pair, then the median: the two halves of a pair run back to back, so a change of machine
+/// speed between pairs cancels in each pair's ratio, where the ratio of the two medians could
+/// pick them from different speeds (one run reported a coupling forward at 0.76 of the GEMMs it
+/// contains). Short cases get more pairs, up to 31 or about 0.2 s of reference time: with 7
+/// pairs of a millisecond-scale case, one burst of another process moved a ratio by 0.2 between
+/// runs.
 func interleavedMedians(
     repeats: Int, warmup: Int, case measured: () throws -> Void, reference: () throws -> Void
-) rethrows -> (caseSeconds: Double, referenceSeconds: Double) {
+) rethrows -> PairedTiming {
     var warmupReference = Double.infinity
     for _ in 0..<warmup {
         try measured()
@@ -34,7 +47,8 @@ func interleavedMedians(
             caseTimes.append(try seconds(measured))
         }
     }
-    return (median(caseTimes), median(referenceTimes))
+    let ratios = zip(caseTimes, referenceTimes).map { $0 / $1 }
+    return PairedTiming(caseSeconds: median(caseTimes), referenceSeconds: median(referenceTimes), ratio: median(ratios))
 }
 
 func median(_ values: [Double]) -> Double {

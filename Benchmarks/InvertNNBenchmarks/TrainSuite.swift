@@ -68,14 +68,14 @@ func trainSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> [Be
     }
     let linearFlow = try Sequential(linearLayers)
     for rebuilding in [false, true] {
-        let (t, r) = try interleavedMedians(
+        let timing = try interleavedMedians(
             repeats: context.repeats, warmup: context.warmup,
             case: { _ = try trainStep(linearFlow, x, rebuilding: rebuilding) },
             reference: { for f in floor { try f() } })
         records.append(context.record(
             suite: "train", case: "4×(InvertibleLinear, AffineCoupling[256]) \(rebuilding ? "rebuilding" : "tape")",
-            precision: T.self, batch: batch, features: n, reflectors: n, mode: "train-step", seconds: t,
-            referenceSeconds: r, flops: floorFlops, note: "reference = the model's dense/MLP GEMM floor"))
+            precision: T.self, batch: batch, features: n, reflectors: n, mode: "train-step", timing: timing,
+            flops: floorFlops, note: "reference = the model's dense/MLP GEMM floor"))
     }
 
     // The default `invertnn train` model (FlowPresets.digits: 8 × (InvertibleLinear,
@@ -103,14 +103,14 @@ func trainSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> [Be
     // Heap allocations of one step once the first steps have sized every buffer (the
     // executable interposes malloc and friends; see CAllocationCounter).
     let (allocations, allocatedBytes) = try allocationsAfterWarmUp(step)
-    let (t, r) = try interleavedMedians(
+    let timing = try interleavedMedians(
         repeats: context.repeats, warmup: context.warmup,
         case: step,
         reference: { for f in digitsFloor { try f() } })
     records.append(context.record(
         suite: "train", case: "default digits model 8×(InvertibleLinear, AffineCoupling[256,256]) + Adam",
-        precision: T.self, batch: batch, features: n, reflectors: n, mode: "train-step", seconds: t,
-        referenceSeconds: r, flops: digitsFlops, note: "the invertnn train step; reference = the model's GEMM floor; "
+        precision: T.self, batch: batch, features: n, reflectors: n, mode: "train-step", timing: timing,
+        flops: digitsFlops, note: "the invertnn train step; reference = the model's GEMM floor; "
             + "heap allocations per step after the first: \(allocations) (\(allocatedBytes) bytes)"))
     return records
 }
