@@ -51,7 +51,9 @@ struct BenchmarkCommand: ParsableCommand {
     @Option(help: "float, double or both.")
     var precision: String = "both"
 
-    @Option(help: "OpenBLAS threads.")
+    // (Unconditional parsing, so that `--threads -1` reaches the range check instead of being
+    // read as an unknown option.)
+    @Option(parsing: .unconditional, help: "OpenBLAS threads, 1...1024.")
     var threads: Int = 1
 
     @Flag(help: "Fewer shapes and repeats (a smoke run).")
