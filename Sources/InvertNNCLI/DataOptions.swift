@@ -147,6 +147,18 @@ struct LoadedData<T: Scalar> {
         sourceColumns = toy == nil ? d.sourceColumns : nil
     }
 
+    /// The continuous columns that take a single value in the training split, by header name or
+    /// 1-based number among the modelled columns. Standardization keeps them with σ = 1, but a
+    /// constant has no density: a flow can shrink that direction and drive the NLL down without
+    /// bound. (Integer data are dequantized, so a constant pixel is fine there.)
+    var constantColumns: [String] {
+        guard levels == nil, train.rows > 0 else { return [] }
+        return (0..<train.columns).filter { j in
+            let first = train[0, j]
+            return (1..<train.rows).allSatisfy { train[$0, j] == first }
+        }.map { j in columnNames.flatMap { j < $0.count ? $0[j] : nil } ?? String(j + 1) }
+    }
+
     /// Dequantization with the logit for integer data, standardization fitted on the training
     /// split for continuous data.
     func preprocessing(logitAlpha: Double) throws -> Preprocessing<T> {

@@ -211,6 +211,12 @@ struct TrainCommand: ParsableCommand {
             try Self.requireReasonableModelSize(
                 features: dataset.dimensions, couplings: couplings ?? preset.couplings,
                 hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes)
+            let constant = dataset.constantColumns
+            if !constant.isEmpty {
+                output.note("column\(constant.count == 1 ? "" : "s") \(constant.joined(separator: ", ")) of \(dataOptions.data) "
+                    + "\(constant.count == 1 ? "is" : "are") constant in the training split: kept with σ = 1, but a constant "
+                    + "has no density and the NLL can fall without bound; exclude \(constant.count == 1 ? "it" : "them") with --drop-columns")
+            }
             if let reflectors, reflectors > dataset.dimensions {
                 output.note("--reflectors \(reflectors) exceeds the \(dataset.dimensions) dimensions of the data; using \(dataset.dimensions)")
             }

@@ -18,7 +18,10 @@ import InvertNN
 
     static func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
-        process.executableURL = try #require(executable, "invertnn binary not found next to the tests")
+        guard let executable = Self.executable else {
+            throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "invertnn binary not found next to the tests"])
+        }
+        process.executableURL = executable
         process.arguments = ["train"] + arguments
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
@@ -108,6 +111,24 @@ import InvertNN
             #expect(try String(contentsOfFile: samples, encoding: .utf8) == "previous result", "\(arguments) touched the output")
             #expect(!FileManager.default.fileExists(atPath: "\(directory)/model.safetensors"), "\(arguments) wrote a model")
         }
+    }
+
+    /// A continuous column that is constant in the training split gets a note naming it (it is
+    /// kept with σ = 1, but a constant has no density); training still runs.
+    @Test func aConstantColumnIsNamedInANote() throws {
+        guard Self.executable != nil else { return }
+        let directory = temporaryPath("cli-constant")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let rows = (0..<300).map { "\(Double($0 % 17) * 0.3),5.5,\(Double(($0 * 7) % 13) - 2)" }
+        try writeText((["height,flag,width"] + rows).joined(separator: "\n"), to: "\(directory)/table.csv")
+        let (status, _, stderr) = try Self.run([
+            "--data", "\(directory)/table.csv", "--epochs", "0", "--couplings", "1", "--hidden-sizes", "8",
+            "--out", "\(directory)/m.safetensors", "--samples", "\(directory)/s.png"])
+        #expect(status == 0, "exit \(status): \(stderr)")
+        #expect(stderr.contains("column flag of \(directory)/table.csv is constant in the training split"), "\(stderr)")
+        let note = stderr.split(separator: "\n").first { $0.contains("constant") }.map(String.init) ?? ""
+        #expect(!note.contains("height") && !note.contains("width"), "\(note)")
     }
 
     /// An output that fails only when it is written, after training (here a picture under
