@@ -413,6 +413,8 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
         let planU = try orthogonalU.currentPlan()
         var planV = try orthogonalV.currentPlan()
         let wv = try orthogonalV.currentMatrix(&planV)
+        // (2n entries, the size the backward takes from this slot, so the slot keeps one buffer;
+        // the first n hold e^{sign·s}.)
         var factors = workspace.take(LinearSlot.factors, count: 2 * n)
         defer { workspace.keep(LinearSlot.factors, factors) }
         scale.logScale.value.storage.withUnsafeBufferPointer { ps in
@@ -434,11 +436,11 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
             }
         }
         if let wu = planU.w {
-            var scaledV = workspace.matrix(LinearSlot.scaledU, rows: n, columns: n)
+            var scaledV = workspace.matrix(LinearSlot.scaled, rows: n, columns: n)
             scaleColumns(into: &scaledV)
             var product = Matrix.recycling(&recycled, rows: n, columns: n)
             try BLAS.gemm(scaledV, wu, into: &product)
-            workspace.keep(LinearSlot.scaledU, scaledV)
+            workspace.keep(LinearSlot.scaled, scaledV)
             return product
         }
         var product = Matrix.recycling(&recycled, rows: n, columns: n)
@@ -563,7 +565,7 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
 
 /// The ``Workspace`` slots of ``InvertibleLinear``'s dense path.
 enum LinearSlot {
-    static let output = 0, logDet = 1, centered = 2, scaledU = 3, inputGradient = 4, kv = 5, ku = 6
+    static let output = 0, logDet = 1, centered = 2, scaled = 3, inputGradient = 4, kv = 5, ku = 6
     static let product = 7, sums = 8, factors = 9, gradV = 10, gradU = 11, zeros = 12
     static let inverseOutput = 13, count = 14
 }
