@@ -108,18 +108,27 @@ struct BenchmarkCommand: ParsableCommand {
         let names = suite == "all" ? Self.suites.keys.sorted().filter { $0 != "probe" && $0 != "svd-init" && $0 != "allocations" } : [suite]
         var records = [BenchmarkRecord]()
         for name in names {
-            for isFloat in precision == "both" ? [true, false] : [precision == "float"] {
+            // The memory suite measures the issue's Double flow only, whatever --precision says.
+            for isFloat in name == "memory" ? [false] : precision == "both" ? [true, false] : [precision == "float"] {
                 FileHandle.standardError.write(Data("running \(name) (\(isFloat ? "float" : "double"))…\n".utf8))
                 records += try Self.suites[name]!(context, isFloat)
             }
         }
         if names == ["allocations"] { return }  // it printed its own table
+        let text: String
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(records), as: UTF8.self))
+            text = String(decoding: try encoder.encode(records), as: UTF8.self)
         } else {
-            print(table(records))
+            text = table(records)
+        }
+        // Not `print`, which ignores a failed write: `> /dev/full` lost the results and exited 0.
+        do {
+            try FileHandle.standardOutput.write(contentsOf: Data((text + "\n").utf8))
+        } catch {
+            FileHandle.standardError.write(Data("invertnn-bench: error: cannot write the results to standard output: \(error.localizedDescription)\n".utf8))
+            throw ExitCode.failure
         }
     }
 

@@ -31,6 +31,7 @@ struct DensityCommand: ParsableCommand, CheckpointConsumer {
         try InputPath.requireFile(model, option: "--model")
         guard size >= 16, size <= 2000 else { throw ValidationError("--size must lie in 16...2000, got \(size)") }
         try OutputPath.requireWritableDirectory(png, option: "--png")
+        try OutputPath.requireNotInputs([("--png", png)], inputs: [("--model", model)])
     }
 
     func run() throws {
@@ -70,7 +71,7 @@ struct DensityCommand: ParsableCommand, CheckpointConsumer {
         let mass = logP.reduce(0) { $0 + ($1.isFinite ? Double.exp($1) : 0) } * cell
         output.note("wrote the density (\(points == nil ? "" : "with the training points and ")model samples), \(image.width)x\(image.height) px, to \(png); the window x ∈ [\(format(xRange.lowerBound)), \(format(xRange.upperBound))], y ∈ [\(format(yRange.lowerBound)), \(format(yRange.upperBound))] holds \(format(mass)) of the probability mass")
         if output.json {
-            print("{\"png\":\(jsonString(png)),\"mass_in_window\":\(jsonNumber(mass)),\"max_log_density\":\(jsonNumber(top))}")
+            try StandardOutput.line("{\"png\":\(jsonString(png)),\"mass_in_window\":\(jsonNumber(mass)),\"max_log_density\":\(jsonNumber(top))}")
         }
     }
 }

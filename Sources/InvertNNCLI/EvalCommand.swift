@@ -31,7 +31,10 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
 
     func validate() throws {
         try InputPath.requireFile(model, option: "--model")
-        if let perRow { try OutputPath.requireWritableDirectory(perRow, option: "--per-row") }
+        if let perRow {
+            try OutputPath.requireWritableDirectory(perRow, option: "--per-row")
+            try OutputPath.requireNotInputs([("--per-row", perRow)], inputs: [("--model", model), ("--data", data)])
+        }
     }
 
     func run() throws {
@@ -89,10 +92,10 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
                 "{\"name\":\(jsonString($0.name)),\"rows\":\($0.rows),\"nll\":\(jsonNumber($0.nll)),"
                     + "\"\(unit == "bits/dim" ? "bits_per_dim" : "nats_per_dim")\":\(jsonNumber($0.perDimension))}"
             }
-            print("{\"model\":\(jsonString(model)),\"splits\":[\(entries.joined(separator: ","))]}")
+            try StandardOutput.line("{\"model\":\(jsonString(model)),\"splits\":[\(entries.joined(separator: ","))]}")
         } else {
             for s in scores {
-                print("\(s.name): \(s.rows) rows, NLL \(format(s.nll)) nats per sample, \(format(s.perDimension)) \(unit)")
+                try StandardOutput.line("\(s.name): \(s.rows) rows, NLL \(format(s.nll)) nats per sample, \(format(s.perDimension)) \(unit)")
             }
         }
     }

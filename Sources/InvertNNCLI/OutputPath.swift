@@ -26,6 +26,29 @@ enum OutputPath {
         }
     }
 
+    /// Throws a `ValidationError` if an output names the same file as an input (writing it would
+    /// replace the data or model being read): equal paths after resolving symbolic links, or
+    /// the same device and inode (a hard link). Inputs that are not files (a named dataset such
+    /// as `digits`) never match.
+    static func requireNotInputs(_ outputs: [(option: String, path: String)], inputs: [(option: String, path: String)]) throws {
+        for (outputOption, output) in outputs {
+            for (inputOption, input) in inputs where sameFile(output, input) {
+                throw ValidationError(
+                    "\(outputOption) \(output) is the \(inputOption) file; writing it would replace the input: give another path")
+            }
+        }
+    }
+
+    /// Whether two paths name one file: equal after resolving symbolic links, or, when both
+    /// exist, the same device and inode.
+    static func sameFile(_ a: String, _ b: String) -> Bool {
+        func resolved(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
+        if resolved(a) == resolved(b) { return true }
+        var sa = stat(), sb = stat()
+        guard stat(a, &sa) == 0, stat(b, &sb) == 0 else { return false }
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
+    }
+
     /// Throws a `ValidationError` if two of the given outputs resolve to the same file (the
     /// second write would silently replace the first).
     static func requireDistinct(_ outputs: [(option: String, path: String)]) throws {

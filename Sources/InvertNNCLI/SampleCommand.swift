@@ -43,6 +43,8 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
         if let png { try OutputPath.requireWritableDirectory(png, option: "--png") }
         if let csv { try OutputPath.requireWritableDirectory(csv, option: "--csv") }
         if let png, let csv { try OutputPath.requireDistinct([("--png", png), ("--csv", csv)]) }
+        try OutputPath.requireNotInputs(
+            [png.map { ("--png", $0) }, csv.map { ("--csv", $0) }].compactMap { $0 }, inputs: [("--model", model)])
     }
 
     func run() throws {
@@ -74,7 +76,7 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
         try staging.commit()
         notes.forEach(output.note)
         if output.json {
-            print("{\"model\":\(jsonString(model)),\"count\":\(count),\"temperature\":\(jsonNumber(temperature)),\"seed\":\(seed),"
+            try StandardOutput.line("{\"model\":\(jsonString(model)),\"count\":\(count),\"temperature\":\(jsonNumber(temperature)),\"seed\":\(seed),"
                 + "\"png\":\(png.map(jsonString) ?? "null"),\"csv\":\(csv.map(jsonString) ?? "null")}")
         }
     }

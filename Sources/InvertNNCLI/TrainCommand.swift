@@ -136,6 +136,11 @@ struct TrainCommand: ParsableCommand {
             try OutputPath.requireWritableDirectory(path, option: flag)
         }
         try OutputPath.requireDistinct([("--samples", samples), ("--out", modelPath)])
+        // --out may be the resumed checkpoint (it is read before anything is written, and the
+        // write is atomic); no output may be the data, nor --samples the checkpoint.
+        let data = dataOptions.namedKind == nil ? [("--data", dataOptions.data)] : []
+        try OutputPath.requireNotInputs([("--out", modelPath), ("--samples", samples)], inputs: data)
+        if let resume { try OutputPath.requireNotInputs([("--samples", samples)], inputs: [("--resume", resume)]) }
     }
 
     /// `--out`, or model.safetensors in the directory of `--samples`.
@@ -295,7 +300,7 @@ struct TrainCommand: ParsableCommand {
             + "\"parameters\":\(flow.trainableParameterCount),"
             + "\"precision\":\"\(precision.rawValue)\","
             + "\"model\":\(jsonString(modelPath))}"
-        print(json)
+        try StandardOutput.line(json)
     }
 }
 

@@ -70,6 +70,9 @@ import InvertNN
             (["--out", d], "is a directory, not a file path"),
             (["--samples", d], "is a directory, not a file path"),
             (["--out", "\(d)/samples.png"], "--samples and --out name the same file"),
+            // An output must not replace the data it reads.
+            (["--data", "\(d)/good.csv", "--levels", "16", "--out", "\(d)/good.csv"], "--out \(d)/good.csv is the --data file"),
+            (["--data", "\(d)/good.csv", "--levels", "16", "--samples", "\(d)/good.csv"], "--samples \(d)/good.csv is the --data file"),
         ]
     }
 
@@ -110,6 +113,7 @@ import InvertNN
                     "\(arguments): \(stderr)")
             #expect(try String(contentsOfFile: samples, encoding: .utf8) == "previous result", "\(arguments) touched the output")
             #expect(!FileManager.default.fileExists(atPath: "\(directory)/model.safetensors"), "\(arguments) wrote a model")
+            #expect(try String(contentsOfFile: "\(directory)/good.csv", encoding: .utf8) == good, "\(arguments) touched the data")
         }
     }
 
@@ -129,6 +133,27 @@ import InvertNN
         #expect(stderr.contains("column flag of \(directory)/table.csv is constant in the training split"), "\(stderr)")
         let note = stderr.split(separator: "\n").first { $0.contains("constant") }.map(String.init) ?? ""
         #expect(!note.contains("height") && !note.contains("width"), "\(note)")
+    }
+
+    /// A result that cannot be written to standard output (here /dev/full) is an error, not a
+    /// silent exit 0.
+    @Test func anUnwritableStandardOutputFails() throws {
+        guard let executable = Self.executable, let full = FileHandle(forWritingAtPath: "/dev/full") else { return }
+        let directory = temporaryPath("cli-stdout")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = ["train", "--epochs", "0", "--couplings", "1", "--hidden-sizes", "8", "--quiet",
+                             "--out", "\(directory)/m.safetensors", "--samples", "\(directory)/s.png"]
+        let err = Pipe()
+        process.standardOutput = full
+        process.standardError = err
+        try process.run()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 1, "\(stderr)")
+        #expect(stderr.hasPrefix("invertnn: error: standard output: cannot write the result"), "\(stderr)")
     }
 
     /// An output that fails only when it is written, after training (here a picture under
