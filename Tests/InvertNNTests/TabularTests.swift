@@ -66,6 +66,24 @@ import InvertNN
         #expect(table.columnNames == ["column1", "column2"] && table.values.rows == 4)
     }
 
+    /// A finite value beyond Float's range is reported at its file line (not as a NaN/Inf at a
+    /// position of the shuffled split); Double takes it.
+    @Test func valueTooLargeForFloatNamesItsLine() throws {
+        let path = temporaryPath("too-large.csv")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var rows = (0..<20).map { "\($0),\(Double($0) * 0.5),x\($0)" }
+        rows[9] = "9,-2e39,x9"
+        try AtomicFile.write(text: (["id,value,label", ""] + rows).joined(separator: "\n"), to: path)
+        do {
+            _ = try TabularDataset<Float>.csv(path: path, labelColumn: "label")
+            Issue.record("no error for a value beyond Float's range")
+        } catch let InvertNNError.invalidArgument(_, reason) {
+            // Header on line 1, a blank line 2, the tenth record on line 12, column 2 of the file.
+            #expect(reason.contains("too-large.csv:12: column 2: -2e+39 does not fit in Float"), "\(reason)")
+        }
+        #expect(try TabularDataset<Double>.csv(path: path, labelColumn: "label").dimensions == 2)
+    }
+
     @Test func standardizationJacobianEntersTheDensity() throws {
         let s = try Standardization<Double>(means: [1, -2], scales: [2, 0.5])
         let x = try Matrix<Double>([[3, -2], [1, -1]])

@@ -26,8 +26,15 @@ public struct TabularDataset<T: Scalar>: Sendable {
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for fewer than 3 rows, no
     ///   column or a name count that differs from the columns;
-    ///   ``InvertNNError/nonFinite(operation:row:column:)`` for NaN or infinite values.
-    public init(name: String, values: Matrix<Double>, columnNames: [String], sourceColumns: [Int]? = nil, splitSeed: UInt64 = 1998) throws {
+    ///   ``InvertNNError/nonFinite(operation:row:column:)`` for NaN or infinite values;
+    ///   ``InvertNNError/invalidArgument(operation:reason:)`` naming the record (or, through
+    ///   `recordLines`, the file line) of a finite value too large for `T` (beyond 3.4e38 in
+    ///   Float), which would otherwise turn into an infinity after the split.
+    /// - Parameter recordLines: the file line of each row of `values`, for messages (optional).
+    public init(
+        name: String, values: Matrix<Double>, columnNames: [String], sourceColumns: [Int]? = nil, splitSeed: UInt64 = 1998,
+        recordLines: [Int]? = nil
+    ) throws {
         let n = values.rows
         guard n >= 3, values.columns >= 1, columnNames.count == values.columns else {
             throw InvertNNError.invalidArgument(
@@ -35,6 +42,14 @@ public struct TabularDataset<T: Scalar>: Sendable {
                 reason: "\(name): need ≥ 3 rows, ≥ 1 column and one name per column; got \(n)×\(values.columns) with \(columnNames.count) names")
         }
         try values.requireFinite("TabularDataset \(name)")
+        let largest = Double(T.greatestFiniteMagnitude)
+        if largest < .greatestFiniteMagnitude, let i = values.storage.firstIndex(where: { abs($0) > largest }) {
+            let row = i / values.columns, column = (sourceColumns?[i % values.columns] ?? i % values.columns) + 1
+            let place = recordLines.flatMap { row < $0.count ? "\(name):\($0[row])" : nil } ?? "\(name), record \(row + 1)"
+            throw InvertNNError.invalidArgument(
+                operation: "TabularDataset",
+                reason: "\(place): column \(column): \(values.storage[i]) does not fit in \(T.self) (largest \(T.greatestFiniteMagnitude)); use Double precision")
+        }
         let validation = max(1, Int((Double(n) * 0.10).rounded()))
         let test = max(1, Int((Double(n) * 0.15).rounded()))
         let train = n - validation - test
@@ -65,9 +80,10 @@ public struct TabularDataset<T: Scalar>: Sendable {
         path: String, labelColumn: String? = nil, dropColumns: [String] = [], splitSeed: UInt64 = 1998
     ) throws -> TabularDataset<T> {
         let keys = [labelColumn].compactMap { $0 } + dropColumns
+        let bytes = try GzipReader.read(path: path)
         // Excluded columns are not parsed, so a text label column is fine.
         let (names, table): ([String], Matrix<Double>) = try CSVReader.parseTable(
-            try GzipReader.read(path: path), source: path,
+            bytes, source: path,
             skipping: { names in try Set(keys.map { try columnIndex($0, in: names, path: path) }) })
         let excluded = try Set(keys.map { try columnIndex($0, in: names, path: path) })
         let kept = (0..<table.columns).filter { !excluded.contains($0) }
@@ -76,7 +92,7 @@ public struct TabularDataset<T: Scalar>: Sendable {
         }
         return try TabularDataset(
             name: path, values: table.selecting(columns: kept), columnNames: kept.map { names[$0] }, sourceColumns: kept,
-            splitSeed: splitSeed)
+            splitSeed: splitSeed, recordLines: Array(CSVReader.nonBlankLineNumbers(bytes).suffix(table.rows)))
     }
 
     /// The 0-based index of a column given by name or 1-based number.
