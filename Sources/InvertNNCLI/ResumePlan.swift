@@ -15,7 +15,9 @@ struct ResumePlan<T: Scalar> {
     var notes: [String] = []
 
     /// - Throws: ``CheckpointError/architectureMismatch(path:reason:)`` if the checkpoint models
-    ///   another number of dimensions or another kind of data (levels) than `--data`.
+    ///   another number of dimensions or another kind of data (levels) than `--data`; a
+    ///   `ValidationError` if it holds a training state for other data (another dataset name) or
+    ///   `--epochs` is below the epochs it has trained.
     init(checkpoint: Checkpoint<T>, path: String, command c: TrainCommand, dataset: LoadedData<T>, preset: ModelPreset) throws {
         let features = checkpoint.flow.features
         guard features == dataset.dimensions else {
@@ -28,6 +30,13 @@ struct ResumePlan<T: Scalar> {
                 path: path, reason: "the checkpoint was trained on \(kind(checkpoint.preprocessing.levels)), --data \(c.dataOptions.data) holds \(kind(dataset.levels))")
         }
         if let name = checkpoint.dataset["name"]?.stringValue, name != dataset.name {
+            // A training state continues one run: its selection history (best epoch, its
+            // validation NLL and parameters) belongs to the old data and would be compared with
+            // the new data's figures. Without a state the parameters are simply trained further.
+            guard checkpoint.trainingState == nil else {
+                throw ValidationError(
+                    "--resume \(path) holds the training state of a run on \(name), but --data is \(dataset.name): resume on the same data, or train further from a checkpoint written without --save-state")
+            }
             notes.append("note: the checkpoint was trained on \(name), continuing on \(dataset.name)")
         }
         let ignored = [("--couplings", c.couplings != nil), ("--hidden-sizes", c.hiddenSizes != nil), ("--mixing", c.mixing != nil),
@@ -54,6 +63,10 @@ struct ResumePlan<T: Scalar> {
                 notes.append("note: ignored \(overridden.joined(separator: ", ")): a resumed run keeps the checkpoint's hyper-parameters")
             }
             saved.epochs = c.epochs ?? saved.epochs
+            if let requested = c.epochs, requested < state.epoch {
+                throw ValidationError(
+                    "--epochs \(requested) is below the \(state.epoch) epochs \(path) has already trained; give the total, at least \(state.epoch)")
+            }
             configuration = saved
             notes.append(
                 "resuming \(path) after epoch \(state.epoch) (optimizer step \(state.optimizerStep), best epoch "

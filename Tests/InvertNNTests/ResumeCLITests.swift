@@ -48,11 +48,18 @@ import InvertNN
         let bytes = try Data(contentsOf: URL(fileURLWithPath: "\(d)/run.safetensors"))
         try bytes.prefix(bytes.count - 100).write(to: URL(fileURLWithPath: "\(d)/cut.safetensors"))
         try writeText("previous", to: "\(d)/out.safetensors")
+        // Other data of the same kind and dimension as the digits (64 columns, 17 levels).
+        let other = (0..<60).map { r in (0..<64).map { String((r * 7 + $0) % 17) }.joined(separator: ",") }
+        try writeText(other.joined(separator: "\n"), to: "\(d)/other.csv")
         let cases: [([String], String)] = [
             (["--resume", "\(d)/missing.safetensors"], "no such checkpoint file"),
             (["--resume", "\(d)/nan.safetensors"], "bad training state: tensor optimizer.v."),
             (["--resume", "\(d)/cut.safetensors"], "truncated"),
             (["--resume", "\(d)/run.safetensors", "--data", "moons"], "the checkpoint models 64 dimensions, --data moons has 2"),
+            // A training state belongs to its run's data and epochs.
+            (["--resume", "\(d)/run.safetensors", "--data", "\(d)/other.csv", "--levels", "17"],
+             "holds the training state of a run on digits, but --data is \(d)/other.csv"),
+            (["--resume", "\(d)/run.safetensors", "--epochs", "1"], "--epochs 1 is below the 2 epochs"),
         ]
         for (arguments, message) in cases {
             let (status, stdout, stderr) = try train(arguments + ["--out", "\(d)/out.safetensors", "--samples", "\(d)/x.png"])
