@@ -30,12 +30,18 @@ struct DataOptions: ParsableArguments {
             }
         } else {
             if let levels, levels < 2 { throw ValidationError("--levels must be at least 2, got \(levels)") }
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory) else {
-                throw ValidationError("no such data file: \(data) (use digits, mnist, moons, rings, checkerboard, mixture or the path of a CSV file)")
-            }
-            guard !isDirectory.boolValue else { throw ValidationError("--data: \(data) is a directory, not a CSV file") }
+            try Self.requireDataFile(data)
         }
+    }
+
+    /// Throws a usage error unless `data` names an existing file that is not a directory (for a
+    /// `--data` that is not a dataset name; shared by `train` and `eval`).
+    static func requireDataFile(_ data: String) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory) else {
+            throw ValidationError("no such data file: \(data) (use digits, mnist, moons, rings, checkerboard, mixture or the path of a CSV file)")
+        }
+        guard !isDirectory.boolValue else { throw ValidationError("--data: \(data) is a directory, not a CSV file") }
     }
 
     var droppedColumns: [String] {

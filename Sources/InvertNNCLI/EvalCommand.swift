@@ -31,6 +31,7 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
 
     func validate() throws {
         try InputPath.requireFile(model, option: "--model")
+        if NamedData(rawValue: data) == nil { try DataOptions.requireDataFile(data) }
         if let perRow {
             try OutputPath.requireWritableDirectory(perRow, option: "--per-row")
             try OutputPath.requireNotInputs([("--per-row", perRow)], inputs: [("--model", model), ("--data", data)])

@@ -96,6 +96,9 @@ struct TrainCommand: ParsableCommand {
     func validate() throws {
         if let epochs, epochs < 0 { throw ValidationError("--epochs must be 0 or more, got \(epochs)") }
         if let stopAfter, stopAfter < 1 { throw ValidationError("--stop-after must be at least 1, got \(stopAfter)") }
+        if let stopAfter, let epochs, stopAfter > epochs {
+            throw ValidationError("--stop-after \(stopAfter) is beyond --epochs \(epochs): the run ends at epoch \(epochs) anyway")
+        }
         if let resume {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: resume, isDirectory: &isDirectory), !isDirectory.boolValue else {
@@ -299,7 +302,7 @@ struct TrainCommand: ParsableCommand {
             + "\"seconds\":\(jsonNumber((seconds * 1000).rounded() / 1000)),"
             + "\"parameters\":\(flow.trainableParameterCount),"
             + "\"precision\":\"\(precision.rawValue)\","
-            + "\"model\":\(jsonString(modelPath))}"
+            + "\"model\":\(jsonString(URL(fileURLWithPath: modelPath).standardizedFileURL.path))}"  // absolute
         try StandardOutput.line(json)
     }
 }

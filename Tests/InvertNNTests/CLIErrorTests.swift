@@ -51,6 +51,7 @@ import InvertNN
             (["--learning-rate", "-1"], "--learning-rate must lie in (0, 10]"),
             (["--learning-rate", "nan"], "--learning-rate must lie in (0, 10]"),
             (["--epochs", "-1"], "--epochs must be 0 or more"),
+            (["--epochs", "2", "--stop-after", "5"], "--stop-after 5 is beyond --epochs 2"),
             (["--samples", "\(d)/no/such/dir/s.png"], "does not exist"),
             (["--threads", "99999999999"], "--threads must be in 1...1024"),
             (["--couplings", "0"], "--couplings must be in"),
