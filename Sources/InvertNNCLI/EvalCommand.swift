@@ -63,8 +63,9 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
         } else {
             let description = DataDescription(json: checkpoint.dataset, dimensions: d)
             // Columns the model was not trained on (a text label, say) are not parsed.
+            let bytes = try GzipReader.read(path: data)
             let table: (columnNames: [String], values: Matrix<Double>) = try CSVReader.parseTable(
-                try GzipReader.read(path: data), source: data,
+                bytes, source: data,
                 skipping: { names in
                     guard names.count != d, let columns = description.sourceColumns else { return [] }
                     return Set(0..<names.count).subtracting(columns)
@@ -77,6 +78,15 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
                 var selected = Matrix<Double>(rows: values.rows, columns: d)
                 for r in 0..<values.rows { for (k, c) in columns.enumerated() { selected[r, k] = values[r, c] } }
                 values = selected
+            }
+            // A finite value beyond the model's precision (1e39 in Float) would become an
+            // infinity; name its file line instead.
+            let largest = Double(T.greatestFiniteMagnitude)
+            if largest < .greatestFiniteMagnitude, let i = values.storage.firstIndex(where: { abs($0) > largest }) {
+                let row = i / values.columns
+                let lines = CSVReader.nonBlankLineNumbers(bytes).suffix(values.rows)
+                throw InvertNNError.invalidArgument(
+                    operation: "eval", reason: "\(data):\(lines[lines.startIndex + row]): \(values.storage[i]) does not fit in the model's \(T.self) precision")
             }
             splits = [(data, values.converted(to: T.self))]
         }

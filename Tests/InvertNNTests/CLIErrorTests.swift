@@ -16,21 +16,33 @@ import InvertNN
         return nil
     }
 
-    static func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    /// Runs `invertnn <command> <arguments>`; with `standardOutput` (a file handle such as
+    /// /dev/full) stdout goes there and the returned stdout is empty.
+    static func run(
+        _ arguments: [String], command: String = "train", standardOutput: FileHandle? = nil
+    ) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
         guard let executable = Self.executable else {
             throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "invertnn binary not found next to the tests"])
         }
         process.executableURL = executable
-        process.arguments = ["train"] + arguments
+        process.arguments = [command] + arguments
         let out = Pipe(), err = Pipe()
-        process.standardOutput = out
+        process.standardOutput = standardOutput ?? out
         process.standardError = err
         try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stdout = standardOutput == nil ? out.fileHandleForReading.readDataToEndOfFile() : Data()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// Runs `body` with a new scratch directory named after `name`, removed afterwards.
+    static func withScratchDirectory(_ name: String, _ body: (String) throws -> Void) throws {
+        let directory = temporaryPath(name)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try body(directory)
     }
 
     /// Bad inputs and a fragment of the message each must produce.
@@ -82,39 +94,38 @@ import InvertNN
             Issue.record("invertnn binary not built; run `swift build --build-tests`")
             return
         }
-        let directory = temporaryPath("cli")
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        try writeText("", to: "\(directory)/empty.csv")
-        try writeText("1,2,3\n4,5,6\n7,8\n", to: "\(directory)/ragged.csv")
-        try writeText("1,2\n3,x\n", to: "\(directory)/text.csv")
-        try writeText("1,7\n2,3\n1,1\n", to: "\(directory)/levels.csv")
-        try writeText("a,b\n0,0\n\n-1,1\n1,1\n0,1\n", to: "\(directory)/headed-levels.csv")
-        try writeText("1,2\n3,4\n", to: "\(directory)/random.csv.gz")  // named .gz, not gzip
-        let good = (0..<2000).map { "\($0 % 16),\(($0 * 7) % 16),\(($0 * 3) % 16)" }.joined(separator: "\n")
-        try writeText(good, to: "\(directory)/good.csv")
-        let gz = try #require(gzopen("\(directory)/full.csv.gz", "wb"))
-        let bytes = Array(good.utf8)
-        _ = bytes.withUnsafeBytes { gzwrite(gz, $0.baseAddress, UInt32($0.count)) }
-        gzclose(gz)
-        let compressed = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/full.csv.gz"))
-        try compressed.prefix(compressed.count / 2).write(to: URL(fileURLWithPath: "\(directory)/cut.csv.gz"))
+        try Self.withScratchDirectory("cli") { directory in
+            try writeText("", to: "\(directory)/empty.csv")
+            try writeText("1,2,3\n4,5,6\n7,8\n", to: "\(directory)/ragged.csv")
+            try writeText("1,2\n3,x\n", to: "\(directory)/text.csv")
+            try writeText("1,7\n2,3\n1,1\n", to: "\(directory)/levels.csv")
+            try writeText("a,b\n0,0\n\n-1,1\n1,1\n0,1\n", to: "\(directory)/headed-levels.csv")
+            try writeText("1,2\n3,4\n", to: "\(directory)/random.csv.gz")  // named .gz, not gzip
+            let good = (0..<2000).map { "\($0 % 16),\(($0 * 7) % 16),\(($0 * 3) % 16)" }.joined(separator: "\n")
+            try writeText(good, to: "\(directory)/good.csv")
+            let gz = try #require(gzopen("\(directory)/full.csv.gz", "wb"))
+            let bytes = Array(good.utf8)
+            _ = bytes.withUnsafeBytes { gzwrite(gz, $0.baseAddress, UInt32($0.count)) }
+            gzclose(gz)
+            let compressed = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/full.csv.gz"))
+            try compressed.prefix(compressed.count / 2).write(to: URL(fileURLWithPath: "\(directory)/cut.csv.gz"))
 
-        // An existing output: every failing run must leave it byte for byte as it was.
-        let samples = "\(directory)/samples.png"
-        try writeText("previous result", to: samples)
+            // An existing output: every failing run must leave it byte for byte as it was.
+            let samples = "\(directory)/samples.png"
+            try writeText("previous result", to: samples)
 
-        for (arguments, message) in Self.cases(directory: directory) {
-            let (status, stdout, stderr) = try Self.run(arguments + (arguments.contains("--samples") ? [] : ["--samples", samples]))
-            let lines = stderr.split(separator: "\n")
-            #expect(status > 0 && status < 128, "\(arguments): exit \(status)")
-            #expect(stdout.isEmpty, "\(arguments): stdout \(stdout)")
-            #expect(lines.count == 1, "\(arguments): stderr has \(lines.count) lines: \(stderr)")
-            #expect(lines.first?.hasPrefix("invertnn: error: ") == true && stderr.contains(message),
-                    "\(arguments): \(stderr)")
-            #expect(try String(contentsOfFile: samples, encoding: .utf8) == "previous result", "\(arguments) touched the output")
-            #expect(!FileManager.default.fileExists(atPath: "\(directory)/model.safetensors"), "\(arguments) wrote a model")
-            #expect(try String(contentsOfFile: "\(directory)/good.csv", encoding: .utf8) == good, "\(arguments) touched the data")
+            for (arguments, message) in Self.cases(directory: directory) {
+                let (status, stdout, stderr) = try Self.run(arguments + (arguments.contains("--samples") ? [] : ["--samples", samples]))
+                let lines = stderr.split(separator: "\n")
+                #expect(status > 0 && status < 128, "\(arguments): exit \(status)")
+                #expect(stdout.isEmpty, "\(arguments): stdout \(stdout)")
+                #expect(lines.count == 1, "\(arguments): stderr has \(lines.count) lines: \(stderr)")
+                #expect(lines.first?.hasPrefix("invertnn: error: ") == true && stderr.contains(message),
+                        "\(arguments): \(stderr)")
+                #expect(try String(contentsOfFile: samples, encoding: .utf8) == "previous result", "\(arguments) touched the output")
+                #expect(!FileManager.default.fileExists(atPath: "\(directory)/model.safetensors"), "\(arguments) wrote a model")
+                #expect(try String(contentsOfFile: "\(directory)/good.csv", encoding: .utf8) == good, "\(arguments) touched the data")
+            }
         }
     }
 
@@ -122,39 +133,50 @@ import InvertNN
     /// kept with σ = 1, but a constant has no density); training still runs.
     @Test func aConstantColumnIsNamedInANote() throws {
         guard Self.executable != nil else { return }
-        let directory = temporaryPath("cli-constant")
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let rows = (0..<300).map { "\(Double($0 % 17) * 0.3),5.5,\(Double(($0 * 7) % 13) - 2)" }
-        try writeText((["height,flag,width"] + rows).joined(separator: "\n"), to: "\(directory)/table.csv")
-        let (status, _, stderr) = try Self.run([
-            "--data", "\(directory)/table.csv", "--epochs", "0", "--couplings", "1", "--hidden-sizes", "8",
-            "--out", "\(directory)/m.safetensors", "--samples", "\(directory)/s.png"])
-        #expect(status == 0, "exit \(status): \(stderr)")
-        #expect(stderr.contains("column flag of \(directory)/table.csv is constant in the training split"), "\(stderr)")
-        let note = stderr.split(separator: "\n").first { $0.contains("constant") }.map(String.init) ?? ""
-        #expect(!note.contains("height") && !note.contains("width"), "\(note)")
+        try Self.withScratchDirectory("cli-constant") { directory in
+            let rows = (0..<300).map { "\(Double($0 % 17) * 0.3),5.5,\(Double(($0 * 7) % 13) - 2)" }
+            try writeText((["height,flag,width"] + rows).joined(separator: "\n"), to: "\(directory)/table.csv")
+            let (status, _, stderr) = try Self.run([
+                "--data", "\(directory)/table.csv", "--epochs", "0", "--couplings", "1", "--hidden-sizes", "8",
+                "--out", "\(directory)/m.safetensors", "--samples", "\(directory)/s.png"])
+            #expect(status == 0, "exit \(status): \(stderr)")
+            #expect(stderr.contains("column flag of \(directory)/table.csv is constant in the training split"), "\(stderr)")
+            let note = stderr.split(separator: "\n").first { $0.contains("constant") }.map(String.init) ?? ""
+            #expect(!note.contains("height") && !note.contains("width"), "\(note)")
+        }
+    }
+
+    /// `eval` on a Float model names the file line of a value beyond Float's range (it used to
+    /// turn into an infinity and be reported as non-finite data).
+    @Test func evalNamesTheLineOfAValueBeyondFloat() throws {
+        guard Self.executable != nil else { return }
+        try Self.withScratchDirectory("cli-eval-range") { directory in
+            let rows = (0..<60).map { "\(Double($0 % 17) * 0.3),\(Double(($0 * 7) % 13) - 2)" }
+            try writeText((["a,b"] + rows).joined(separator: "\n"), to: "\(directory)/train.csv")
+            var bad = rows
+            bad[4] = "1e39,1"
+            try writeText((["a,b"] + bad).joined(separator: "\n"), to: "\(directory)/bad.csv")
+            let trained = try Self.run(["--data", "\(directory)/train.csv", "--epochs", "0", "--couplings", "1", "--hidden-sizes", "8",
+                                        "--quiet", "--out", "\(directory)/m.safetensors", "--samples", "\(directory)/s.png"])
+            #expect(trained.status == 0, "\(trained.stderr)")
+            let (status, _, stderr) = try Self.run(
+                ["--model", "\(directory)/m.safetensors", "--data", "\(directory)/bad.csv"], command: "eval")
+            #expect(status == 1, "\(stderr)")
+            #expect(stderr.contains("bad.csv:6: 1e+39 does not fit in the model's Float precision"), "\(stderr)")
+        }
     }
 
     /// A result that cannot be written to standard output (here /dev/full) is an error, not a
     /// silent exit 0.
     @Test func anUnwritableStandardOutputFails() throws {
-        guard let executable = Self.executable, let full = FileHandle(forWritingAtPath: "/dev/full") else { return }
-        let directory = temporaryPath("cli-stdout")
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = ["train", "--epochs", "0", "--couplings", "1", "--hidden-sizes", "8", "--quiet",
-                             "--out", "\(directory)/m.safetensors", "--samples", "\(directory)/s.png"]
-        let err = Pipe()
-        process.standardOutput = full
-        process.standardError = err
-        try process.run()
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 1, "\(stderr)")
-        #expect(stderr.hasPrefix("invertnn: error: standard output: cannot write the result"), "\(stderr)")
+        guard Self.executable != nil, let full = FileHandle(forWritingAtPath: "/dev/full") else { return }
+        try Self.withScratchDirectory("cli-stdout") { directory in
+            let (status, _, stderr) = try Self.run(
+                ["--epochs", "0", "--couplings", "1", "--hidden-sizes", "8", "--quiet",
+                 "--out", "\(directory)/m.safetensors", "--samples", "\(directory)/s.png"], standardOutput: full)
+            #expect(status == 1, "\(stderr)")
+            #expect(stderr.hasPrefix("invertnn: error: standard output: cannot write the result"), "\(stderr)")
+        }
     }
 
     /// An output that fails only when it is written, after training (here a picture under
@@ -162,20 +184,19 @@ import InvertNN
     /// staged and committed together.
     @Test func aFailedOutputLeavesTheOtherOutputUntouched() throws {
         guard Self.executable != nil, FileManager.default.fileExists(atPath: "/proc/self") else { return }
-        let directory = temporaryPath("cli-staging")
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let good = (0..<400).map { "\($0 % 16),\(($0 * 7) % 16),\(($0 * 3) % 16)" }.joined(separator: "\n")
-        try writeText(good, to: "\(directory)/good.csv")
-        let model = "\(directory)/keep.safetensors"
-        try writeText("previous model", to: model)
-        let (status, stdout, stderr) = try Self.run([
-            "--data", "\(directory)/good.csv", "--levels", "16", "--epochs", "1", "--couplings", "1",
-            "--hidden-sizes", "8", "--quiet", "--out", model, "--samples", "/proc/invertnn-\(getpid()).png"])
-        #expect(status == 1, "exit \(status): \(stderr)")
-        #expect(stdout.isEmpty)
-        #expect(stderr.contains("/proc/invertnn-"), "\(stderr)")
-        #expect(try String(contentsOfFile: model, encoding: .utf8) == "previous model")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).sorted() == ["good.csv", "keep.safetensors"])
+        try Self.withScratchDirectory("cli-staging") { directory in
+            let good = (0..<400).map { "\($0 % 16),\(($0 * 7) % 16),\(($0 * 3) % 16)" }.joined(separator: "\n")
+            try writeText(good, to: "\(directory)/good.csv")
+            let model = "\(directory)/keep.safetensors"
+            try writeText("previous model", to: model)
+            let (status, stdout, stderr) = try Self.run([
+                "--data", "\(directory)/good.csv", "--levels", "16", "--epochs", "1", "--couplings", "1",
+                "--hidden-sizes", "8", "--quiet", "--out", model, "--samples", "/proc/invertnn-\(getpid()).png"])
+            #expect(status == 1, "exit \(status): \(stderr)")
+            #expect(stdout.isEmpty)
+            #expect(stderr.contains("/proc/invertnn-"), "\(stderr)")
+            #expect(try String(contentsOfFile: model, encoding: .utf8) == "previous model")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: directory).sorted() == ["good.csv", "keep.safetensors"])
+        }
     }
 }
