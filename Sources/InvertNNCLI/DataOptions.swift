@@ -53,10 +53,14 @@ struct DataOptions: ParsableArguments {
         if let named = namedKind { return try named.load(T.self) }
         if let levels {
             let bytes = try GzipReader.read(path: data)
-            let table: (columnNames: [String], values: Matrix<Double>) = try CSVReader.parseTable(bytes, source: data)
-            let excluded = try Set(([labelColumn].compactMap { $0 } + droppedColumns).map {
-                try TabularDataset<Double>.columnIndex($0, in: table.columnNames, path: data)
-            })
+            let keys = [labelColumn].compactMap { $0 } + droppedColumns
+            func excludedColumns(_ names: [String]) throws -> Set<Int> {
+                try Set(keys.map { try TabularDataset<Double>.columnIndex($0, in: names, path: data) })
+            }
+            // Excluded columns are not parsed (a text label is fine), as on the continuous path.
+            let table: (columnNames: [String], values: Matrix<Double>) = try CSVReader.parseTable(
+                bytes, source: data, skipping: excludedColumns)
+            let excluded = try excludedColumns(table.columnNames)
             let kept = (0..<table.values.columns).filter { !excluded.contains($0) }
             guard !kept.isEmpty else { throw ValidationError("\(data): every column is excluded") }
             var pixels = Matrix<Double>(rows: table.values.rows, columns: kept.count)

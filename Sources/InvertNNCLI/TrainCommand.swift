@@ -94,7 +94,9 @@ struct TrainCommand: ParsableCommand {
 
 
     func validate() throws {
-        if let epochs, epochs < 0 { throw ValidationError("--epochs must be 0 or more, got \(epochs)") }
+        if let epochs, epochs < 0 || epochs > 1_000_000 {
+            throw ValidationError("--epochs must be in 0...1000000, got \(epochs)")
+        }
         if let stopAfter, stopAfter < 1 { throw ValidationError("--stop-after must be at least 1, got \(stopAfter)") }
         if let stopAfter, let epochs, stopAfter > epochs {
             throw ValidationError("--stop-after \(stopAfter) is beyond --epochs \(epochs): the run ends at epoch \(epochs) anyway")
@@ -122,8 +124,9 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--couplings must be in 1...10000, got \(couplings)")
         }
         if let reflectors, reflectors < 1 { throw ValidationError("--reflectors must be at least 1, got \(reflectors)") }
-        if let scaleBound, !(scaleBound > 0 && scaleBound.isFinite) {
-            throw ValidationError("--scale-bound must be positive, got \(scaleBound)")
+        // e^s must stay finite in Float (e^88 overflows), with room for the sum over features.
+        if let scaleBound, !(scaleBound > 0 && scaleBound <= 50) {
+            throw ValidationError("--scale-bound must lie in (0, 50], got \(scaleBound)")
         }
         if let logitAlpha, !(logitAlpha > 0 && logitAlpha < 0.5) {
             throw ValidationError("--logit-alpha must lie in (0, 0.5), got \(logitAlpha)")
@@ -215,6 +218,10 @@ struct TrainCommand: ParsableCommand {
             if initialization == .whitening {
                 var noise = SeededGenerator(seed: seed ^ 0x3C6E_F372_FE94_F82B)
                 whiteningData = try preprocessing.transform(dataset.train, using: &noise).output
+            }
+            guard dataset.dimensions >= 2 else {
+                throw ValidationError(
+                    "--data \(dataOptions.data) has \(dataset.dimensions) column after exclusions; a coupling flow needs at least 2")
             }
             try Self.requireReasonableModelSize(
                 features: dataset.dimensions, couplings: couplings ?? preset.couplings,

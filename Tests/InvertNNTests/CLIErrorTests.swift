@@ -62,7 +62,8 @@ import InvertNN
             (["--learning-rate", "0"], "--learning-rate must lie in (0, 10]"),
             (["--learning-rate", "-1"], "--learning-rate must lie in (0, 10]"),
             (["--learning-rate", "nan"], "--learning-rate must lie in (0, 10]"),
-            (["--epochs", "-1"], "--epochs must be 0 or more"),
+            (["--epochs", "-1"], "--epochs must be in 0...1000000"),
+            (["--epochs", "9223372036854775807"], "--epochs must be in 0...1000000"),
             (["--epochs", "2", "--stop-after", "5"], "--stop-after 5 is beyond --epochs 2"),
             (["--samples", "\(d)/no/such/dir/s.png"], "does not exist"),
             (["--threads", "99999999999"], "--threads must be in 1...1024"),
@@ -73,7 +74,8 @@ import InvertNN
             (["--seed", "-1"], "--seed"),
             (["--learning-rate", "1e308"], "--learning-rate must lie in (0, 10]"),
             (["--couplings", "10000", "--hidden-sizes", "65536"], "lower --couplings or --hidden-sizes"),
-            (["--scale-bound", "0"], "--scale-bound must be positive"),
+            (["--scale-bound", "0"], "--scale-bound must lie in (0, 50]"),
+            (["--scale-bound", "1e308"], "--scale-bound must lie in (0, 50]"),
             (["--logit-alpha", "0.5"], "--logit-alpha must lie in (0, 0.5)"),
             (["--logit-alpha", "-1e-3"], "--logit-alpha must lie in (0, 0.5)"),
             (["--precision", "half"], "half"),
@@ -143,6 +145,22 @@ import InvertNN
             #expect(stderr.contains("column flag of \(directory)/table.csv is constant in the training split"), "\(stderr)")
             let note = stderr.split(separator: "\n").first { $0.contains("constant") }.map(String.init) ?? ""
             #expect(!note.contains("height") && !note.contains("width"), "\(note)")
+        }
+    }
+
+    /// With `--levels`, an excluded text column (a label) is not parsed, as without it.
+    @Test func textLabelWithLevelsIsNotParsed() throws {
+        guard Self.executable != nil else { return }
+        try Self.withScratchDirectory("cli-levels-label") { directory in
+            let rows = (0..<60).map { "\($0 % 3),\(($0 * 2) % 3),cat\($0 % 4)" }
+            try writeText((["a,b,lab"] + rows).joined(separator: "\n"), to: "\(directory)/l.csv")
+            for exclusion in [["--label-column", "lab"], ["--drop-columns", "lab"]] {
+                let (status, stdout, stderr) = try Self.run(
+                    ["--data", "\(directory)/l.csv", "--levels", "3", "--epochs", "0", "--couplings", "1", "--hidden-sizes", "8",
+                     "--quiet", "--out", "\(directory)/m.safetensors", "--samples", "\(directory)/s.png"] + exclusion)
+                #expect(status == 0, "\(exclusion): \(stderr)")
+                #expect(stdout.contains("\"train_bits_per_dim\""), "\(stdout)")
+            }
         }
     }
 

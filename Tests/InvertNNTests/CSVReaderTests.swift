@@ -49,6 +49,12 @@ import InvertNN
         #expect(trailingComma?.reason.contains("column 3") == true)
 
         #expect(failure("\n\n")?.line == 0)
+
+        // A NUL byte inside a cell (Double(String) would stop at it and read "1.5").
+        let nul = failure("1,2\n1.5\u{0}garbage,3\n")
+        #expect(nul?.line == 2)
+        #expect(nul?.reason.contains("column 1") == true)
+        #expect(failure("1,2\n7\u{0},3\n")?.line == 2)
     }
 
     @Test func csvDatasetChecksLevels() throws {

@@ -112,6 +112,8 @@ public enum CSVReader {
             }
             if allDigits { return Double(negative ? -value : value) }
         }
+        // Double(String) parses up to a NUL byte and ignores the rest ("1\0garbage" read as 1).
+        guard !text[s..<e].contains(0) else { return nil }
         let string = String(decoding: UnsafeBufferPointer(rebasing: text[s..<e]), as: UTF8.self)
         // Double(String) accepts "nan" and "inf"; data must be finite.
         guard let value = Double(string), value.isFinite else { return nil }
