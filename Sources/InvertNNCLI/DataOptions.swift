@@ -30,6 +30,13 @@ struct DataOptions: ParsableArguments {
             }
         } else {
             if let levels, levels < 2 { throw ValidationError("--levels must be at least 2, got \(levels)") }
+            // A number names a 1-based column; 0 or less can be refused before the file is read.
+            let keys = (labelColumn.map { [("--label-column", $0)] } ?? []) + droppedColumns.map { ("--drop-columns", $0) }
+            for (option, key) in keys {
+                if let number = Int(key), number < 1 {
+                    throw ValidationError("\(option): column numbers start at 1, got \(number)")
+                }
+            }
             try Self.requireDataFile(data)
         }
     }

@@ -65,6 +65,8 @@ import InvertNN
             (["--epochs", "-1"], "--epochs must be in 0...1000000"),
             (["--epochs", "9223372036854775807"], "--epochs must be in 0...1000000"),
             (["--epochs", "2", "--stop-after", "5"], "--stop-after 5 is beyond --epochs 2"),
+            (["--data", "\(d)/good.csv", "--levels", "16", "--label-column", "0"], "--label-column: column numbers start at 1, got 0"),
+            (["--data", "\(d)/good.csv", "--drop-columns", "2,-1"], "--drop-columns: column numbers start at 1, got -1"),
             (["--samples", "\(d)/no/such/dir/s.png"], "does not exist"),
             (["--threads", "99999999999"], "--threads must be in 1...1024"),
             (["--couplings", "0"], "--couplings must be in"),
