@@ -459,9 +459,14 @@ extension Householder {
                                     rawGemm(true, false, rq, c, c, -0.5, u + o, n, q, c, 1, mm, c)
                                     // E = R[o:] Ũ[:, o:] (rq × rq); S[next:, next:] += Eᵀ - E.
                                     rawGemm(false, false, rq, rq, c, 1, mm, c, u + o, n, 0, ee, rq)
+                                    // Eᵀ - E is antisymmetric: one triangle, mirrored.
                                     let sn = s + next * n + next
                                     for i in 0..<rq {
-                                        for j in 0..<rq { sn[i * n + j] += ee[j * rq + i] - ee[i * rq + j] }
+                                        for j in 0..<i {
+                                            let d = ee[j * rq + i] - ee[i * rq + j]
+                                            sn[i * n + j] += d
+                                            sn[j * n + i] -= d
+                                        }
                                     }
                                 }
                             }

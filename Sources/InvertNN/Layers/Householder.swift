@@ -481,8 +481,14 @@ public final class Householder<T: Scalar>: InvertibleLayer {
         defer { workspace.keep(HouseholderSlot.antisymmetric, s) }
         k.storage.withUnsafeBufferPointer { pk in
             s.storage.withUnsafeMutableBufferPointer { ps in
+                // S is antisymmetric: one triangle computed, the other mirrored (half the reads).
                 for r in 0..<n {
-                    for c in 0..<n { ps[r * n + c] = pk[r * n + c] - pk[c * n + r] }
+                    ps[r * n + r] = 0
+                    for c in 0..<r {
+                        let v = pk[r * n + c] - pk[c * n + r]
+                        ps[r * n + c] = v
+                        ps[c * n + r] = -v
+                    }
                 }
             }
         }
