@@ -12,21 +12,25 @@ struct PairedTiming {
     /// Median seconds of the case and of the reference.
     let caseSeconds: Double
     let referenceSeconds: Double
-    /// Median over the pairs of case / reference (not the ratio of the medians).
+    /// Median over groups of two consecutive pairs (case, reference, reference, case) of their
+    /// summed case time over their summed reference time (not the ratio of the medians).
     let ratio: Double
 }
 
 /// Medians of at least `repeats` interleaved (case, reference) pairs after `warmup` unmeasured
-/// pairs, and the median of the per-pair ratios.
+/// pairs, and a drift-cancelling ratio.
 ///
 /// Interleaving puts both measurements under the same machine conditions (this machine is shared
-/// and noisy), so their ratio is meaningful even when absolute times drift. The ratio is taken
-/// per pair, then the median: the two halves of a pair run back to back, so a change of machine
-/// speed between pairs cancels in each pair's ratio, where the ratio of the two medians could
-/// pick them from different speeds (one run reported a coupling forward at 0.76 of the GEMMs it
-/// contains). Short cases get more pairs, up to 31 or about 0.2 s of reference time: with 7
-/// pairs of a millisecond-scale case, one burst of another process moved a ratio by 0.2 between
-/// runs.
+/// and noisy), so their ratio is meaningful even when absolute times drift. Pairs alternate their
+/// order (case first, then reference first), and the ratio is the median over consecutive pairs
+/// taken together, `(c₁ + c₂) / (r₁ + r₂)`: each such group runs case, reference, reference,
+/// case, so a linear drift of machine speed and any advantage of running first or second cancel
+/// within it. (The ratio of the two medians could pick them from different machine speeds: one
+/// run reported a coupling forward at 0.76 of the GEMMs it contains; a median of single-pair
+/// ratios over an odd number of alternating pairs picks one order's value: a cached-W inference,
+/// one GEMM against the same GEMM, came out at 1.10.) The pair count is even. Short cases get
+/// more pairs, up to 32 or about 0.2 s of reference time: with 7 pairs of a millisecond-scale
+/// case, one burst of another process moved a ratio by 0.2 between runs.
 func interleavedMedians(
     repeats: Int, warmup: Int, case measured: () throws -> Void, reference: () throws -> Void
 ) rethrows -> PairedTiming {
@@ -35,7 +39,8 @@ func interleavedMedians(
         try measured()
         warmupReference = Swift.min(warmupReference, try seconds(reference))
     }
-    let pairs = Swift.max(repeats, Swift.min(31, warmupReference.isFinite ? Int(0.2 / Swift.max(warmupReference, 1e-6)) : repeats))
+    let wanted = Swift.max(repeats, Swift.min(32, warmupReference.isFinite ? Int(0.2 / Swift.max(warmupReference, 1e-6)) : repeats))
+    let pairs = wanted + wanted % 2
     var caseTimes = [Double](), referenceTimes = [Double]()
     for i in 0..<pairs {
         // Alternate which goes first so cache warmth does not favour one side.
@@ -47,7 +52,12 @@ func interleavedMedians(
             caseTimes.append(try seconds(measured))
         }
     }
-    let ratios = zip(caseTimes, referenceTimes).map { $0 / $1 }
+    var ratios = [Double]()
+    for i in stride(from: 0, to: pairs, by: 2) {
+        let caseSum: Double = caseTimes[i] + caseTimes[i + 1]
+        let referenceSum: Double = referenceTimes[i] + referenceTimes[i + 1]
+        ratios.append(caseSum / referenceSum)
+    }
     return PairedTiming(caseSeconds: median(caseTimes), referenceSeconds: median(referenceTimes), ratio: median(ratios))
 }
 
