@@ -81,12 +81,10 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
             }
             // A finite value beyond the model's precision (1e39 in Float) would become an
             // infinity; name its file line instead.
-            let largest = Double(T.greatestFiniteMagnitude)
-            if largest < .greatestFiniteMagnitude, let i = values.storage.firstIndex(where: { abs($0) > largest }) {
-                let row = i / values.columns
+            if let (row, _, value) = values.firstEntry(beyondRangeOf: T.self) {
                 let lines = CSVReader.nonBlankLineNumbers(bytes).suffix(values.rows)
                 throw InvertNNError.invalidArgument(
-                    operation: "eval", reason: "\(data):\(lines[lines.startIndex + row]): \(values.storage[i]) does not fit in the model's \(T.self) precision")
+                    operation: "eval", reason: "\(data):\(lines[lines.startIndex + row]): \(value) does not fit in the model's \(T.self) precision")
             }
             splits = [(data, values.converted(to: T.self))]
         }

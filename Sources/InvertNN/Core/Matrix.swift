@@ -219,6 +219,14 @@ public struct Matrix<T: Scalar>: Equatable, Sendable, CustomStringConvertible {
         return (i / Swift.max(columns, 1), i % Swift.max(columns, 1))
     }
 
+    /// Position and value of the first entry whose magnitude exceeds the largest finite value of
+    /// `U` (it would become an infinity in `U`: beyond 3.4e38 for Float), or `nil`.
+    public func firstEntry<U: Scalar>(beyondRangeOf _: U.Type) -> (row: Int, column: Int, value: T)? {
+        let largest = T(U.greatestFiniteMagnitude)
+        guard largest < T.greatestFiniteMagnitude, let i = storage.firstIndex(where: { Swift.abs($0) > largest }) else { return nil }
+        return (i / Swift.max(columns, 1), i % Swift.max(columns, 1), storage[i])
+    }
+
     /// Throws ``InvertNNError/nonFinite(operation:row:column:)`` naming `operation` and the
     /// position of the first NaN or infinite entry.
     public func requireFinite(_ operation: @autoclosure () -> String) throws {

@@ -42,13 +42,12 @@ public struct TabularDataset<T: Scalar>: Sendable {
                 reason: "\(name): need ≥ 3 rows, ≥ 1 column and one name per column; got \(n)×\(values.columns) with \(columnNames.count) names")
         }
         try values.requireFinite("TabularDataset \(name)")
-        let largest = Double(T.greatestFiniteMagnitude)
-        if largest < .greatestFiniteMagnitude, let i = values.storage.firstIndex(where: { abs($0) > largest }) {
-            let row = i / values.columns, column = (sourceColumns?[i % values.columns] ?? i % values.columns) + 1
+        if let (row, c, value) = values.firstEntry(beyondRangeOf: T.self) {
+            let column = (sourceColumns.flatMap { c < $0.count ? $0[c] : nil } ?? c) + 1
             let place = recordLines.flatMap { row < $0.count ? "\(name):\($0[row])" : nil } ?? "\(name), record \(row + 1)"
             throw InvertNNError.invalidArgument(
                 operation: "TabularDataset",
-                reason: "\(place): column \(column): \(values.storage[i]) does not fit in \(T.self) (largest \(T.greatestFiniteMagnitude)); use Double precision")
+                reason: "\(place): column \(column): \(value) does not fit in \(T.self) (largest \(T.greatestFiniteMagnitude)); use Double precision")
         }
         let validation = max(1, Int((Double(n) * 0.10).rounded()))
         let test = max(1, Int((Double(n) * 0.15).rounded()))
