@@ -34,16 +34,16 @@ struct ConcatNoiseFactory: LayerFactory {
 
     @Test func noiseKnownValuesPerSample() throws {
         let layer = try ConcatNoise<Double>(features: 1, noise: StandardNormal(features: 2))
-        var channels = SideChannels<Double>()
+        var channels = LayerContext<Double>()
         let y = try Matrix<Double>([[0, 0, 5], [1, 1, -2]])
-        let back = try layer.inverse(y, sideChannels: &channels)
+        let back = try layer.inverse(y, context: &channels)
         #expect(back.logAbsDet.count == 2)
         #expect(abs(back.logAbsDet[0] - -1.8378770664) <= 1e-10)
         #expect(abs(back.logAbsDet[1] - -2.8378770664) <= 1e-10)
         #expect(back.output.storage == [5, -2])
         #expect(channels["noise"] == (try Matrix<Double>([[0, 0], [1, 1]])))
         // Given the restored ε, forward reproduces y exactly.
-        let again = try layer.forward(back.output, sideChannels: &channels)
+        let again = try layer.forward(back.output, context: &channels)
         #expect(again.output == y)
         #expect(again.logAbsDet == back.logAbsDet.map { -$0 })
     }
@@ -51,9 +51,9 @@ struct ConcatNoiseFactory: LayerFactory {
     @Test func noiseDrawnFromCallerGenerator() throws {
         let layer = try ConcatNoise<Double>(features: 2, noise: StandardNormal(features: 3))
         let x = try Matrix<Double>([[1, 2], [3, 4]])
-        var a = SideChannels<Double>(generator: SeededGenerator(seed: 5))
-        var b = SideChannels<Double>(generator: SeededGenerator(seed: 5))
-        let ya = try layer.forward(x, sideChannels: &a), yb = try layer.forward(x, sideChannels: &b)
+        var a = LayerContext<Double>(generator: SeededGenerator(seed: 5))
+        var b = LayerContext<Double>(generator: SeededGenerator(seed: 5))
+        let ya = try layer.forward(x, context: &a), yb = try layer.forward(x, context: &b)
         #expect(ya.output == yb.output)
         #expect(ya.output.columns(3..<5) == x)
         #expect(throws: InvertNNError.self) { try layer.forward(x) }
@@ -63,8 +63,8 @@ struct ConcatNoiseFactory: LayerFactory {
         let layer = try ConcatSideInput<Double>(features: 2, sideFeatures: 3, channel: "c")
         let x = Matrix<Double>(rows: 4, columns: 2)
         #expect(throws: InvertNNError.self) { try layer.forward(x) }
-        var wrong = SideChannels<Double>(["c": Matrix(rows: 4, columns: 2)])
-        #expect(throws: InvertNNError.self) { try layer.forward(x, sideChannels: &wrong) }
+        var wrong = LayerContext<Double>(["c": Matrix(rows: 4, columns: 2)])
+        #expect(throws: InvertNNError.self) { try layer.forward(x, context: &wrong) }
         #expect(throws: InvertNNError.self) { try ConcatSideInput<Double>(features: 0, sideFeatures: 1, channel: "c") }
     }
 }

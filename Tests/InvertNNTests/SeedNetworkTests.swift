@@ -45,10 +45,10 @@ import InvertNN
 
         let x = Matrix<Double>.randomNormal(rows: 10, columns: 10, using: &rng)
         let side = Matrix<Double>.randomNormal(rows: 10, columns: 10, using: &rng)
-        var forwardChannels = SideChannels<Double>(["side": side])
-        let y = try network.forward(x, sideChannels: &forwardChannels)
-        var inverseChannels = SideChannels<Double>()
-        let back = try network.inverse(y.output, sideChannels: &inverseChannels)
+        var forwardChannels = LayerContext<Double>(["side": side])
+        let y = try network.forward(x, context: &forwardChannels)
+        var inverseChannels = LayerContext<Double>()
+        let back = try network.inverse(y.output, context: &inverseChannels)
 
         #expect(try (back.output - x).maxAbs <= 1e-12 * max(1, x.maxAbs))
         let restored = try #require(inverseChannels["side"])
@@ -80,13 +80,13 @@ import InvertNN
         let dy = Matrix<Double>.randomNormal(rows: 3, columns: 20, using: &rng)
         let dld: [Double] = [0.3, -0.7, 1.1]
         func loss(_ s: Matrix<Double>) throws -> Double {
-            var channels = SideChannels<Double>(["side": s])
-            let out = try network.forward(x, sideChannels: &channels)
+            var channels = LayerContext<Double>(["side": s])
+            let out = try network.forward(x, context: &channels)
             return zip(dy.storage, out.output.storage).map(*).reduce(0, +) + zip(dld, out.logAbsDet).map(*).reduce(0, +)
         }
-        var channels = SideChannels<Double>(["side": side])
-        let (_, tape) = try network.forwardTaped(x, sideChannels: &channels)
-        _ = try network.backward(tape, outputGradient: dy, logAbsDetGradient: dld, sideChannels: &channels)
+        var channels = LayerContext<Double>(["side": side])
+        let (_, tape) = try network.forwardTaped(x, context: &channels)
+        _ = try network.backward(tape, outputGradient: dy, logAbsDetGradient: dld, context: &channels)
         let analytic = try #require(channels.gradients["side"])
         var worst = 0.0, scale = 1e-3
         for k in 0..<side.count {

@@ -14,8 +14,8 @@ final class FaultInjectingLayer: InvertibleLayer {
     var outputFeatures: Int { base.outputFeatures }
     var parameters: [Parameter<Double>] { base.parameters }
     var configuration: [String: ConfigurationValue] { base.configuration }
-    func forward(_ x: Matrix<Double>) throws -> LayerOutput<Double> { try base.forward(x) }
-    func inverse(_ y: Matrix<Double>) throws -> LayerOutput<Double> {
+    func forward(_ x: Matrix<Double>, context: inout LayerContext<Double>) throws -> LayerOutput<Double> { try base.forward(x) }
+    func inverse(_ y: Matrix<Double>, context: inout LayerContext<Double>) throws -> LayerOutput<Double> {
         var out = try base.inverse(y)
         if poisonedCalls > 0 {
             poisonedCalls -= 1
@@ -24,11 +24,11 @@ final class FaultInjectingLayer: InvertibleLayer {
         return out
     }
     func forwardBackward(input: Matrix<Double>, output: Matrix<Double>, outputGradient: Matrix<Double>,
-                         logAbsDetGradient: [Double]) throws -> Matrix<Double> {
+                         logAbsDetGradient: [Double], context: inout LayerContext<Double>) throws -> Matrix<Double> {
         try base.forwardBackward(input: input, output: output, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
     }
     func inverseBackward(input: Matrix<Double>, output: Matrix<Double>, outputGradient: Matrix<Double>,
-                         logAbsDetGradient: [Double]) throws -> Matrix<Double> {
+                         logAbsDetGradient: [Double], context: inout LayerContext<Double>) throws -> Matrix<Double> {
         try base.inverseBackward(input: input, output: output, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
     }
 }

@@ -285,7 +285,7 @@ public final class AdaptiveWhitening<T: Scalar>: InvertibleLayer {
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
+    public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try x.requireColumns(features, "\(name).forward")
         var y = Matrix<T>(rows: x.rows, columns: features)
         if let mean = statistics?.mean {
@@ -299,7 +299,7 @@ public final class AdaptiveWhitening<T: Scalar>: InvertibleLayer {
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
+    public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try y.requireColumns(features, "\(name).inverse")
         var z = y
         if let mean = statistics?.mean {
@@ -318,7 +318,7 @@ public final class AdaptiveWhitening<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forwardBackward(
-        input x: Matrix<T>, output y: Matrix<T>, outputGradient dy: Matrix<T>, logAbsDetGradient dld: [T]
+        input x: Matrix<T>, output y: Matrix<T>, outputGradient dy: Matrix<T>, logAbsDetGradient dld: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: dy, logAbsDetGradient: dld)
@@ -331,7 +331,7 @@ public final class AdaptiveWhitening<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func inverseBackward(
-        input y: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T]
+        input y: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)

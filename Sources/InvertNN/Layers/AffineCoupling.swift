@@ -163,7 +163,7 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
+    public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try x.requireColumns(features, "\(name).forward")
         return apply(x, conditionerOutput: try conditioner(conditioningColumns(x)), isForward: true).result
@@ -275,7 +275,7 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
+    public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try y.requireColumns(features, "\(name).inverse")
         return apply(y, conditionerOutput: try conditioner(conditioningColumns(y)), isForward: false).result
@@ -290,7 +290,7 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forwardBackward(
-        input x: Matrix<T>, output y: Matrix<T>, outputGradient dy: Matrix<T>, logAbsDetGradient dld: [T]
+        input x: Matrix<T>, output y: Matrix<T>, outputGradient dy: Matrix<T>, logAbsDetGradient dld: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try requireParameterShapes()
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
@@ -307,7 +307,7 @@ public final class AffineCoupling<T: Scalar>: RetainingLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func inverseBackward(
-        input y: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T]
+        input y: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try requireParameterShapes()
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,

@@ -9,11 +9,11 @@ import RealModule
 /// (DESIGN.md §3; Huang et al. 2020, "Augmented normalizing flows", eq. 4).
 ///
 /// - Shapes: `x` `[batch, features]`, `y` `[batch, noiseFeatures + features]`, log-dets `[batch]`.
-/// - Noise in the forward direction comes from `sideChannels[channel]` if present (so that
-///   `forward(inverse(y))` reproduces `y` exactly), otherwise from `sideChannels.generator`.
+/// - Noise in the forward direction comes from `context[channel]` if present (so that
+///   `forward(inverse(y))` reproduces `y` exactly), otherwise from `context.generator`.
 /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if forward finds neither a given
 ///   ε nor a generator (the plain ``forward(_:)`` has neither); shape mismatches.
-public final class ConcatNoise<T: Scalar>: SideChannelLayer {
+public final class ConcatNoise<T: Scalar>: InvertibleLayer {
     public typealias Element = T
 
     /// Features of `x`, the forward input.
@@ -52,14 +52,14 @@ public final class ConcatNoise<T: Scalar>: SideChannelLayer {
          "noise": .string(noise is StandardNormal<T> ? "StandardNormal" : String(describing: type(of: noise)))]
     }
 
-    public func forward(_ x: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> LayerOutput<T> {
+    public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try x.requireColumns(features, "\(name).forward")
         let epsilon: Matrix<T>
-        if sideChannels[channel] != nil {
-            epsilon = try sideChannels.require(channel, rows: x.rows, columns: noiseFeatures, layer: name)
-        } else if var generator = sideChannels.generator {
+        if context[channel] != nil {
+            epsilon = try context.require(channel, rows: x.rows, columns: noiseFeatures, layer: name)
+        } else if var generator = context.generator {
             epsilon = noise.sample(count: x.rows, temperature: 1, using: &generator)
-            sideChannels.generator = generator
+            context.generator = generator
         } else {
             throw InvertNNError.invalidArgument(
                 operation: "\(name).forward",
@@ -69,18 +69,18 @@ public final class ConcatNoise<T: Scalar>: SideChannelLayer {
         return LayerOutput(output: try epsilon.concatenatedColumns(x), logAbsDet: logQ.map { -$0 })
     }
 
-    public func inverse(_ y: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> LayerOutput<T> {
+    public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try y.requireColumns(outputFeatures, "\(name).inverse")
         let epsilon = y.columns(0..<noiseFeatures)
-        sideChannels[channel] = epsilon
+        context[channel] = epsilon
         return LayerOutput(output: y.columns(noiseFeatures..<outputFeatures), logAbsDet: try noise.logProbability(epsilon))
     }
 
     /// Returns `dL/dx`; adds `dL/dε = dL/dy_ε - dL/dlogAbsDet · ∇log q(ε)` into
-    /// `sideChannels.gradients[channel]` (useful for reparametrized noise).
+    /// `context.gradients[channel]` (useful for reparametrized noise).
     public func forwardBackward(
         input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T],
-        sideChannels: inout SideChannels<T>
+        context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try validateBackward("forwardBackward", input: input, inFeatures: features, output: output,
                              outFeatures: outputFeatures, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
@@ -90,14 +90,14 @@ public final class ConcatNoise<T: Scalar>: SideChannelLayer {
         for r in 0..<epsilon.rows {
             for j in 0..<noiseFeatures { epsilonGradient[r, j] -= logAbsDetGradient[r] * score[r, j] }
         }
-        sideChannels.accumulateGradient(channel, epsilonGradient)
+        context.accumulateGradient(channel, epsilonGradient)
         return outputGradient.columns(noiseFeatures..<outputFeatures)
     }
 
     /// Returns `dL/dy = [dL/dlogAbsDet · ∇log q(ε) + dL/dε_restored, dL/dx]`.
     public func inverseBackward(
         input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T],
-        sideChannels: inout SideChannels<T>
+        context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try validateBackward("inverseBackward", input: input, inFeatures: outputFeatures, output: output,
                              outFeatures: features, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
@@ -106,7 +106,7 @@ public final class ConcatNoise<T: Scalar>: SideChannelLayer {
         for r in 0..<epsilon.rows {
             for j in 0..<noiseFeatures { epsilonGradient[r, j] *= logAbsDetGradient[r] }
         }
-        if let g = sideChannels.gradients[channel], g.rows == input.rows, g.columns == noiseFeatures {
+        if let g = context.gradients[channel], g.rows == input.rows, g.columns == noiseFeatures {
             epsilonGradient = try epsilonGradient + g
         }
         return try epsilonGradient.concatenatedColumns(outputGradient)

@@ -8,11 +8,11 @@ import RealModule
 /// - Shapes: `x` `[batch, features]`, `y` `[batch, features + sideFeatures]`; any sizes.
 /// - Throws: the plain ``forward(_:)`` cannot find the side input and throws
 ///   ``InvertNNError/invalidArgument(operation:reason:)``; use
-///   ``forward(_:sideChannels:)``. Shape mismatches throw
+///   ``forward(_:context:)``. Shape mismatches throw
 ///   ``InvertNNError/shapeMismatch(operation:expected:actual:)``.
 ///
 /// Source: invertnn's concatenation with an inference-context input, made explicit.
-public final class ConcatSideInput<T: Scalar>: SideChannelLayer {
+public final class ConcatSideInput<T: Scalar>: InvertibleLayer {
     public typealias Element = T
 
     /// Features of `x`, the forward input.
@@ -45,40 +45,40 @@ public final class ConcatSideInput<T: Scalar>: SideChannelLayer {
          "channel": .string(channel)]
     }
 
-    public func forward(_ x: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> LayerOutput<T> {
+    public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try x.requireColumns(features, "\(name).forward")
-        let side = try sideChannels.require(channel, rows: x.rows, columns: sideFeatures, layer: name)
+        let side = try context.require(channel, rows: x.rows, columns: sideFeatures, layer: name)
         return LayerOutput(output: try x.concatenatedColumns(side), logAbsDet: [T](repeating: 0, count: x.rows))
     }
 
-    public func inverse(_ y: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> LayerOutput<T> {
+    public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try y.requireColumns(outputFeatures, "\(name).inverse")
-        sideChannels[channel] = y.columns(features..<outputFeatures)
+        context[channel] = y.columns(features..<outputFeatures)
         return LayerOutput(output: y.columns(0..<features), logAbsDet: [T](repeating: 0, count: y.rows))
     }
 
-    /// Returns `dL/dx` and adds `dL/ds` into `sideChannels.gradients[channel]`.
+    /// Returns `dL/dx` and adds `dL/ds` into `context.gradients[channel]`.
     public func forwardBackward(
         input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T],
-        sideChannels: inout SideChannels<T>
+        context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try validateBackward("forwardBackward", input: input, inFeatures: features, output: output,
                              outFeatures: outputFeatures, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
-        sideChannels.accumulateGradient(channel, outputGradient.columns(features..<outputFeatures))
+        context.accumulateGradient(channel, outputGradient.columns(features..<outputFeatures))
         return outputGradient.columns(0..<features)
     }
 
     /// Returns `dL/dy`: the gradient of `x` in the first block and, in the side block, the
-    /// gradient of the restored side output found in `sideChannels.gradients[channel]` (zero if
+    /// gradient of the restored side output found in `context.gradients[channel]` (zero if
     /// absent).
     public func inverseBackward(
         input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T],
-        sideChannels: inout SideChannels<T>
+        context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try validateBackward("inverseBackward", input: input, inFeatures: outputFeatures, output: output,
                              outFeatures: features, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
         var sideGradient = Matrix<T>(rows: input.rows, columns: sideFeatures)
-        if let g = sideChannels.gradients[channel], g.rows == input.rows, g.columns == sideFeatures { sideGradient = g }
+        if let g = context.gradients[channel], g.rows == input.rows, g.columns == sideFeatures { sideGradient = g }
         return try outputGradient.concatenatedColumns(sideGradient)
     }
 }

@@ -63,7 +63,7 @@ public final class Diagonal<T: Scalar>: InvertibleLayer {
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
+    public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try x.requireColumns(features, "\(name).forward")
         return map(x, sign: 1)
@@ -71,7 +71,7 @@ public final class Diagonal<T: Scalar>: InvertibleLayer {
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
+    public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try y.requireColumns(features, "\(name).inverse")
         return map(y, sign: -1)
@@ -126,7 +126,7 @@ public final class Diagonal<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forwardBackward(
-        input x: Matrix<T>, output y: Matrix<T>, outputGradient dy: Matrix<T>, logAbsDetGradient dld: [T]
+        input x: Matrix<T>, output y: Matrix<T>, outputGradient dy: Matrix<T>, logAbsDetGradient dld: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try requireParameterShapes()
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
@@ -138,7 +138,7 @@ public final class Diagonal<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func inverseBackward(
-        input y: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T]
+        input y: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try requireParameterShapes()
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,

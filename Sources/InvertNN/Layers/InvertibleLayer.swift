@@ -14,16 +14,23 @@ public struct LayerOutput<T: Scalar>: Sendable {
 }
 
 /// A bijection `f` on batches of row vectors, with its log-determinant and hand-written
-/// vector-Jacobian products in both directions (DESIGN.md §2).
+/// vector-Jacobian products in both directions (DESIGN.md §2, §7).
 ///
-/// - ``forward(_:)`` maps `x` `[batch, inputFeatures]` to `y = f(x)` `[batch, outputFeatures]` with
-///   `logAbsDet[i] = log|det ∂y_i/∂x_i|`.
-/// - ``inverse(_:)`` maps `y` back to `x` with `log|det ∂x_i/∂y_i|`, exactly the negative of the
-///   forward one at the matching point.
-/// - ``forwardBackward(input:output:outputGradient:logAbsDetGradient:)`` and
-///   ``inverseBackward(input:output:outputGradient:logAbsDetGradient:)`` take that call's input and
-///   output and the upstream gradients `dL/d(output)` `[batch, outFeatures]` and `dL/dlogAbsDet`
-///   `[batch]`, return `dL/d(input)`, and *add* `dL/dθ` into every parameter's gradient.
+/// A layer implements exactly four methods, each taking the batch and an `inout`
+/// ``LayerContext`` (side channels, the noise generator, and what the next layers read):
+/// - ``forward(_:context:)`` maps `x` `[batch, inputFeatures]` to `y = f(x)`
+///   `[batch, outputFeatures]` with `logAbsDet[i] = log|det ∂y_i/∂x_i|`.
+/// - ``inverse(_:context:)`` maps `y` back to `x` with `log|det ∂x_i/∂y_i|`, exactly the negative
+///   of the forward one at the matching point.
+/// - ``forwardBackward(input:output:outputGradient:logAbsDetGradient:context:)`` and
+///   ``inverseBackward(input:output:outputGradient:logAbsDetGradient:context:)`` take that call's
+///   input and output and the upstream gradients `dL/d(output)` `[batch, outFeatures]` and
+///   `dL/dlogAbsDet` `[batch]`, return `dL/d(input)`, and *add* `dL/dθ` into every parameter's
+///   gradient (and the gradients of side inputs into the context).
+///
+/// The calls without a context (``forward(_:)``, ``inverse(_:)``, …) are extension sugar that pass
+/// an empty context; a layer that does not read the context simply ignores it. There are no
+/// mutual defaults: a conformer that leaves out one of the four does not compile.
 ///
 /// Layers recompute internally whatever else backward needs (an MLP's hidden activations), so a
 /// container may either keep every intermediate on a tape or rebuild inputs by inversion.
@@ -44,19 +51,22 @@ public protocol InvertibleLayer<Element>: AnyObject {
     /// The learnable parameters, in a stable order.
     var parameters: [Parameter<Element>] { get }
 
-    /// `y = f(x)` and `log|det ∂y/∂x|` per sample.
-    func forward(_ x: Matrix<Element>) throws -> LayerOutput<Element>
-    /// `x = f⁻¹(y)` and `log|det ∂x/∂y|` per sample.
-    func inverse(_ y: Matrix<Element>) throws -> LayerOutput<Element>
-    /// VJP of ``forward(_:)`` at `input = x`, `output = f(x)`: returns `dL/dx`, accumulates `dL/dθ`.
+    /// `y = f(x)` and `log|det ∂y/∂x|` per sample; side inputs are read from `context`, noise is
+    /// taken from it or drawn with its generator.
+    func forward(_ x: Matrix<Element>, context: inout LayerContext<Element>) throws -> LayerOutput<Element>
+    /// `x = f⁻¹(y)` and `log|det ∂x/∂y|` per sample; restored side outputs are written to `context`.
+    func inverse(_ y: Matrix<Element>, context: inout LayerContext<Element>) throws -> LayerOutput<Element>
+    /// VJP of ``forward(_:context:)`` at `input = x`, `output = f(x)`: returns `dL/dx`,
+    /// accumulates `dL/dθ` (and side-input gradients into `context.gradients`).
     func forwardBackward(
         input: Matrix<Element>, output: Matrix<Element>,
-        outputGradient: Matrix<Element>, logAbsDetGradient: [Element]
+        outputGradient: Matrix<Element>, logAbsDetGradient: [Element], context: inout LayerContext<Element>
     ) throws -> Matrix<Element>
-    /// VJP of ``inverse(_:)`` at `input = y`, `output = f⁻¹(y)`: returns `dL/dy`, accumulates `dL/dθ`.
+    /// VJP of ``inverse(_:context:)`` at `input = y`, `output = f⁻¹(y)`: returns `dL/dy`,
+    /// accumulates `dL/dθ`.
     func inverseBackward(
         input: Matrix<Element>, output: Matrix<Element>,
-        outputGradient: Matrix<Element>, logAbsDetGradient: [Element]
+        outputGradient: Matrix<Element>, logAbsDetGradient: [Element], context: inout LayerContext<Element>
     ) throws -> Matrix<Element>
     /// Drops the buffers the layer reuses from call to call (outputs, gradients, scratch): the
     /// next call allocates them again. Layers keep them so that a taped training step allocates
@@ -67,23 +77,6 @@ public protocol InvertibleLayer<Element>: AnyObject {
     /// A JSON-compatible description of the layer's hyper-parameters (not its parameter values),
     /// used by checkpoints to rebuild the architecture.
     var configuration: [String: ConfigurationValue] { get }
-
-    /// ``forward(_:)`` with explicit side channels (side inputs to read, noise to reuse or draw).
-    /// The default ignores the channels; layers with side inputs or noise override it.
-    func forward(_ x: Matrix<Element>, sideChannels: inout SideChannels<Element>) throws -> LayerOutput<Element>
-    /// ``inverse(_:)`` with explicit side channels, where layers write their restored side outputs.
-    func inverse(_ y: Matrix<Element>, sideChannels: inout SideChannels<Element>) throws -> LayerOutput<Element>
-    /// ``forwardBackward(input:output:outputGradient:logAbsDetGradient:)`` that also adds the
-    /// gradients of side inputs into `sideChannels.gradients`.
-    func forwardBackward(
-        input: Matrix<Element>, output: Matrix<Element>, outputGradient: Matrix<Element>,
-        logAbsDetGradient: [Element], sideChannels: inout SideChannels<Element>
-    ) throws -> Matrix<Element>
-    /// ``inverseBackward(input:output:outputGradient:logAbsDetGradient:)`` with side channels.
-    func inverseBackward(
-        input: Matrix<Element>, output: Matrix<Element>, outputGradient: Matrix<Element>,
-        logAbsDetGradient: [Element], sideChannels: inout SideChannels<Element>
-    ) throws -> Matrix<Element>
 }
 
 /// A JSON-compatible configuration value for ``InvertibleLayer/configuration``.
@@ -94,26 +87,34 @@ public enum ConfigurationValue: Equatable, Sendable, Codable {
 }
 
 extension InvertibleLayer {
-    public func forward(_ x: Matrix<Element>, sideChannels: inout SideChannels<Element>) throws -> LayerOutput<Element> {
-        try forward(x)
+    /// ``forward(_:context:)`` with an empty context.
+    public func forward(_ x: Matrix<Element>) throws -> LayerOutput<Element> {
+        var context = LayerContext<Element>()
+        return try forward(x, context: &context)
     }
 
-    public func inverse(_ y: Matrix<Element>, sideChannels: inout SideChannels<Element>) throws -> LayerOutput<Element> {
-        try inverse(y)
+    /// ``inverse(_:context:)`` with an empty context.
+    public func inverse(_ y: Matrix<Element>) throws -> LayerOutput<Element> {
+        var context = LayerContext<Element>()
+        return try inverse(y, context: &context)
     }
 
+    /// ``forwardBackward(input:output:outputGradient:logAbsDetGradient:context:)`` with an empty context.
     public func forwardBackward(
-        input: Matrix<Element>, output: Matrix<Element>, outputGradient: Matrix<Element>,
-        logAbsDetGradient: [Element], sideChannels: inout SideChannels<Element>
+        input: Matrix<Element>, output: Matrix<Element>, outputGradient: Matrix<Element>, logAbsDetGradient: [Element]
     ) throws -> Matrix<Element> {
-        try forwardBackward(input: input, output: output, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
+        var context = LayerContext<Element>()
+        return try forwardBackward(input: input, output: output, outputGradient: outputGradient,
+                                   logAbsDetGradient: logAbsDetGradient, context: &context)
     }
 
+    /// ``inverseBackward(input:output:outputGradient:logAbsDetGradient:context:)`` with an empty context.
     public func inverseBackward(
-        input: Matrix<Element>, output: Matrix<Element>, outputGradient: Matrix<Element>,
-        logAbsDetGradient: [Element], sideChannels: inout SideChannels<Element>
+        input: Matrix<Element>, output: Matrix<Element>, outputGradient: Matrix<Element>, logAbsDetGradient: [Element]
     ) throws -> Matrix<Element> {
-        try inverseBackward(input: input, output: output, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
+        var context = LayerContext<Element>()
+        return try inverseBackward(input: input, output: output, outputGradient: outputGradient,
+                                   logAbsDetGradient: logAbsDetGradient, context: &context)
     }
 
     public func releaseBuffers() {}

@@ -194,7 +194,7 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
+    public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try x.requireColumns(features, "\(name).forward")
         if usesDenseProduct(batch: x.rows, inverse: false) {
@@ -225,7 +225,7 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
+    public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try y.requireColumns(features, "\(name).inverse")
         if usesDenseProduct(batch: y.rows, inverse: true) {
@@ -255,7 +255,7 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forwardBackward(
-        input x: Matrix<T>, output y: Matrix<T>, outputGradient dy: Matrix<T>, logAbsDetGradient dld: [T]
+        input x: Matrix<T>, output y: Matrix<T>, outputGradient dy: Matrix<T>, logAbsDetGradient dld: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try requireParameterShapes()
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
@@ -281,7 +281,7 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func inverseBackward(
-        input y: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T]
+        input y: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try requireParameterShapes()
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,

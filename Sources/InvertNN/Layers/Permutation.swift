@@ -82,14 +82,14 @@ public final class Permutation<T: Scalar>: InvertibleLayer {
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
+    public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try x.requireColumns(features, "\(name).forward")
         return LayerOutput(output: gather(x, permutation), logAbsDet: [T](repeating: 0, count: x.rows))
     }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
+    public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try y.requireColumns(features, "\(name).inverse")
         return LayerOutput(output: gather(y, inversePermutation), logAbsDet: [T](repeating: 0, count: y.rows))
     }
@@ -99,7 +99,7 @@ public final class Permutation<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forwardBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try validateBackward("forwardBackward", input: input, inFeatures: features, output: output,
                              outFeatures: features, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
@@ -110,7 +110,7 @@ public final class Permutation<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func inverseBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try validateBackward("inverseBackward", input: input, inFeatures: features, output: output,
                              outFeatures: features, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)

@@ -64,7 +64,7 @@ public final class PixelShuffle<T: Scalar>: InvertibleLayer {
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
+    public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try x.requireColumns(inputFeatures, "\(name).forward")
         return LayerOutput(
             output: PixelShuffling.permute(x, channels: blockChannels, height: height, width: width, factor: factor,
@@ -74,7 +74,7 @@ public final class PixelShuffle<T: Scalar>: InvertibleLayer {
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
+    public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try y.requireColumns(outputFeatures, "\(name).inverse")
         return LayerOutput(
             output: PixelShuffling.permute(y, channels: blockChannels, height: height, width: width, factor: factor,
@@ -85,7 +85,7 @@ public final class PixelShuffle<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forwardBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try validateBackward("forwardBackward", input: input, inFeatures: inputFeatures, output: output,
                              outFeatures: outputFeatures, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
@@ -96,7 +96,7 @@ public final class PixelShuffle<T: Scalar>: InvertibleLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func inverseBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try validateBackward("inverseBackward", input: input, inFeatures: outputFeatures, output: output,
                              outFeatures: inputFeatures, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)

@@ -104,20 +104,20 @@ public final class Pixelwise<T: Scalar>: InvertibleLayer {
         sampleGradients.flatMap { [T](repeating: $0, count: height * width) }
     }
 
-    public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
+    public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try x.requireColumns(inputFeatures, "\(name).forward")
         let result = try base.forward(pixelRows(x))
         return LayerOutput(output: images(result.output, batch: x.rows), logAbsDet: perSample(result.logAbsDet, batch: x.rows))
     }
 
-    public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
+    public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try y.requireColumns(outputFeatures, "\(name).inverse")
         let result = try base.inverse(pixelRows(y))
         return LayerOutput(output: images(result.output, batch: y.rows), logAbsDet: perSample(result.logAbsDet, batch: y.rows))
     }
 
     public func forwardBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try validateBackward("forwardBackward", input: input, inFeatures: inputFeatures, output: output,
                              outFeatures: outputFeatures, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
@@ -128,7 +128,7 @@ public final class Pixelwise<T: Scalar>: InvertibleLayer {
     }
 
     public func inverseBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try validateBackward("inverseBackward", input: input, inFeatures: outputFeatures, output: output,
                              outFeatures: inputFeatures, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)

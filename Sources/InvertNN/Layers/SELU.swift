@@ -46,16 +46,16 @@ public final class SELU<T: Scalar>: ElementwiseLayer {
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> { try elementwiseForward(x) }
+    public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> { try elementwiseForward(x) }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> { try elementwiseInverse(y) }
+    public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> { try elementwiseInverse(y) }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forwardBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try elementwiseForwardBackward(input: input, output: output, outputGradient: outputGradient,
                                        logAbsDetGradient: logAbsDetGradient)
@@ -64,7 +64,7 @@ public final class SELU<T: Scalar>: ElementwiseLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func inverseBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
+        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try elementwiseInverseBackward(input: input, output: output, outputGradient: outputGradient,
                                        logAbsDetGradient: logAbsDetGradient)

@@ -22,42 +22,27 @@ public final class Inverted<T: Scalar>: InvertibleLayer {
         ["type": .string("Inverted"), "layers": .layers([base.configuration])]
     }
 
-    public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> { try base.inverse(x) }
-    public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> { try base.forward(y) }
-
-    public func forwardBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
-    ) throws -> Matrix<T> {
-        try base.inverseBackward(input: input, output: output, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
+    public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
+        try base.inverse(x, context: &context)
     }
 
-    public func inverseBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T]
-    ) throws -> Matrix<T> {
-        try base.forwardBackward(input: input, output: output, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
-    }
-
-    public func forward(_ x: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> LayerOutput<T> {
-        try base.inverse(x, sideChannels: &sideChannels)
-    }
-
-    public func inverse(_ y: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> LayerOutput<T> {
-        try base.forward(y, sideChannels: &sideChannels)
+    public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
+        try base.forward(y, context: &context)
     }
 
     public func forwardBackward(
         input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T],
-        sideChannels: inout SideChannels<T>
+        context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try base.inverseBackward(input: input, output: output, outputGradient: outputGradient,
-                                 logAbsDetGradient: logAbsDetGradient, sideChannels: &sideChannels)
+                                 logAbsDetGradient: logAbsDetGradient, context: &context)
     }
 
     public func inverseBackward(
         input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T],
-        sideChannels: inout SideChannels<T>
+        context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try base.forwardBackward(input: input, output: output, outputGradient: outputGradient,
-                                 logAbsDetGradient: logAbsDetGradient, sideChannels: &sideChannels)
+                                 logAbsDetGradient: logAbsDetGradient, context: &context)
     }
 }

@@ -11,7 +11,7 @@ import RealModule
 ///   ``inverseBackward(input:output:outputGradient:logAbsDetGradient:)`` keep only the final output
 ///   and rebuild each layer's input by inverting on the way back (Gomez et al. 2017, "The
 ///   reversible residual network").
-public final class Sequential<T: Scalar>: SideChannelLayer {
+public final class Sequential<T: Scalar>: InvertibleLayer {
     public typealias Element = T
 
     /// A record of one taped pass: `activations[0]` is the pass's input and `activations[k+1]` the
@@ -80,52 +80,42 @@ public final class Sequential<T: Scalar>: SideChannelLayer {
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func forward(_ x: Matrix<T>) throws -> LayerOutput<T> {
-        var channels = SideChannels<T>()
-        return try run(x, forward: true, keepActivations: false, sideChannels: &channels).0
+    public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
+        try run(x, forward: true, keepActivations: false, context: &context).0
     }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func inverse(_ y: Matrix<T>) throws -> LayerOutput<T> {
-        var channels = SideChannels<T>()
-        return try run(y, forward: false, keepActivations: false, sideChannels: &channels).0
-    }
-
-    public func forward(_ x: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> LayerOutput<T> {
-        try run(x, forward: true, keepActivations: false, sideChannels: &sideChannels).0
-    }
-
-    public func inverse(_ y: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> LayerOutput<T> {
-        try run(y, forward: false, keepActivations: false, sideChannels: &sideChannels).0
+    public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
+        try run(y, forward: false, keepActivations: false, context: &context).0
     }
 
     /// ``forward(_:)`` keeping every intermediate batch for ``backward(_:outputGradient:logAbsDetGradient:)``.
     public func forwardTaped(_ x: Matrix<T>) throws -> (LayerOutput<T>, Tape) {
-        var channels = SideChannels<T>()
-        return try run(x, forward: true, keepActivations: true, sideChannels: &channels)
+        var channels = LayerContext<T>()
+        return try run(x, forward: true, keepActivations: true, context: &channels)
     }
 
     /// ``inverse(_:)`` keeping every intermediate batch for ``backward(_:outputGradient:logAbsDetGradient:)``.
     public func inverseTaped(_ y: Matrix<T>) throws -> (LayerOutput<T>, Tape) {
-        var channels = SideChannels<T>()
-        return try run(y, forward: false, keepActivations: true, sideChannels: &channels)
+        var channels = LayerContext<T>()
+        return try run(y, forward: false, keepActivations: true, context: &channels)
     }
 
     /// ``forwardTaped(_:)`` with explicit side channels.
-    public func forwardTaped(_ x: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> (LayerOutput<T>, Tape) {
-        try run(x, forward: true, keepActivations: true, sideChannels: &sideChannels)
+    public func forwardTaped(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> (LayerOutput<T>, Tape) {
+        try run(x, forward: true, keepActivations: true, context: &context)
     }
 
     /// ``inverseTaped(_:)`` with explicit side channels.
-    public func inverseTaped(_ y: Matrix<T>, sideChannels: inout SideChannels<T>) throws -> (LayerOutput<T>, Tape) {
-        try run(y, forward: false, keepActivations: true, sideChannels: &sideChannels)
+    public func inverseTaped(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> (LayerOutput<T>, Tape) {
+        try run(y, forward: false, keepActivations: true, context: &context)
     }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     func run(
-        _ input: Matrix<T>, forward isForward: Bool, keepActivations: Bool, sideChannels: inout SideChannels<T>
+        _ input: Matrix<T>, forward isForward: Bool, keepActivations: Bool, context: inout LayerContext<T>
     ) throws -> (LayerOutput<T>, Tape) {
         try input.requireColumns(isForward ? inputFeatures : outputFeatures, "\(name).\(isForward ? "forward" : "inverse")")
         var current = input
@@ -146,8 +136,8 @@ public final class Sequential<T: Scalar>: SideChannelLayer {
                 step = isForward ? try retaining.forwardRetaining(current) : try retaining.inverseRetaining(current)
             } else {
                 step = isForward
-                    ? try layer.forward(current, sideChannels: &sideChannels)
-                    : try layer.inverse(current, sideChannels: &sideChannels)
+                    ? try layer.forward(current, context: &context)
+                    : try layer.inverse(current, context: &context)
             }
             for i in 0..<total.count { total[i] += step.logAbsDet[i] }
             current = step.output
@@ -175,16 +165,16 @@ public final class Sequential<T: Scalar>: SideChannelLayer {
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if the tape is not one of
     ///   this model's, or a shape mismatch.
     public func backward(_ tape: Tape, outputGradient: Matrix<T>, logAbsDetGradient: [T]) throws -> Matrix<T> {
-        var channels = SideChannels<T>()
-        return try backward(tape, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient, sideChannels: &channels)
+        var channels = LayerContext<T>()
+        return try backward(tape, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient, context: &channels)
     }
 
     /// ``backward(_:outputGradient:logAbsDetGradient:)`` that also accumulates side-input
-    /// gradients into `sideChannels.gradients`.
+    /// gradients into `context.gradients`.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func backward(
-        _ tape: Tape, outputGradient: Matrix<T>, logAbsDetGradient: [T], sideChannels: inout SideChannels<T>
+        _ tape: Tape, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         guard tape.activations.count == layers.count + 1 else {
             throw InvertNNError.invalidArgument(
@@ -200,10 +190,10 @@ public final class Sequential<T: Scalar>: SideChannelLayer {
             gradient = tape.isForward
                 ? try layer.forwardBackward(
                     input: input, output: output, outputGradient: gradient, logAbsDetGradient: logAbsDetGradient,
-                    sideChannels: &sideChannels)
+                    context: &context)
                 : try layer.inverseBackward(
                     input: input, output: output, outputGradient: gradient, logAbsDetGradient: logAbsDetGradient,
-                    sideChannels: &sideChannels)
+                    context: &context)
             if !keepsBuffers { layer.releaseBuffers() }
         }
         if !keepsBuffers {
@@ -220,7 +210,7 @@ public final class Sequential<T: Scalar>: SideChannelLayer {
     @_specialize(where T == Double)
     public func forwardBackward(
         input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T],
-        sideChannels: inout SideChannels<T>
+        context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try validateBackward("forwardBackward", input: input, inFeatures: inputFeatures, output: output,
                              outFeatures: outputFeatures, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
@@ -228,10 +218,10 @@ public final class Sequential<T: Scalar>: SideChannelLayer {
         var gradient = outputGradient
         for layer in layers.reversed() {
             // Rebuilding the input also restores the side inputs this layer consumed.
-            let layerInput = try layer.inverse(current, sideChannels: &sideChannels).output
+            let layerInput = try layer.inverse(current, context: &context).output
             gradient = try layer.forwardBackward(
                 input: layerInput, output: current, outputGradient: gradient, logAbsDetGradient: logAbsDetGradient,
-                sideChannels: &sideChannels)
+                context: &context)
             layer.releaseBuffers()  // rebuilding mode keeps O(1) activation memory in depth
             current = layerInput
         }
@@ -244,17 +234,17 @@ public final class Sequential<T: Scalar>: SideChannelLayer {
     @_specialize(where T == Double)
     public func inverseBackward(
         input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T],
-        sideChannels: inout SideChannels<T>
+        context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         try validateBackward("inverseBackward", input: input, inFeatures: outputFeatures, output: output,
                              outFeatures: inputFeatures, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
         var current = output
         var gradient = outputGradient
         for layer in layers {
-            let layerInput = try layer.forward(current, sideChannels: &sideChannels).output
+            let layerInput = try layer.forward(current, context: &context).output
             gradient = try layer.inverseBackward(
                 input: layerInput, output: current, outputGradient: gradient, logAbsDetGradient: logAbsDetGradient,
-                sideChannels: &sideChannels)
+                context: &context)
             layer.releaseBuffers()  // rebuilding mode keeps O(1) activation memory in depth
             current = layerInput
         }

@@ -77,14 +77,14 @@ func checkValidProperties(_ spec: LayerProperty, count: Int = 200) async {
             let layer = try spec.make(size, &rng)
             let x = spec.forwardInput(batch, layer.inputFeatures, &rng)
             let side = spec.sideInputs(layer, batch, &rng)
-            var channels = SideChannels<Double>(side)
-            let f = try layer.forward(x, sideChannels: &channels)
+            var channels = LayerContext<Double>(side)
+            let f = try layer.forward(x, context: &channels)
             #expect(f.output.rows == batch && f.output.columns == layer.outputFeatures, "forward shape \(label)")
             #expect(f.logAbsDet.count == batch, "forward log-det count \(label)")
             #expect(isFinite(f.output) && isFinite(f.logAbsDet), "forward finite \(label)")
 
-            var restored = SideChannels<Double>()
-            let b = try layer.inverse(f.output, sideChannels: &restored)
+            var restored = LayerContext<Double>()
+            let b = try layer.inverse(f.output, context: &restored)
             let scale = max(1, x.maxAbs, f.output.maxAbs)
             #expect(try (b.output - x).maxAbs <= spec.tolerance * scale, "round trip x→y→x \(label)")
             for (key, value) in side {
@@ -96,24 +96,24 @@ func checkValidProperties(_ spec: LayerProperty, count: Int = 200) async {
                         "log-dets cancel row \(i) \(label)")
             }
             // y → x → y, from the forward image (inside the inverse domain by construction).
-            var channels2 = SideChannels<Double>()
-            let xBack = try layer.inverse(f.output, sideChannels: &channels2)
-            let yAgain = try layer.forward(xBack.output, sideChannels: &channels2)
+            var channels2 = LayerContext<Double>()
+            let xBack = try layer.inverse(f.output, context: &channels2)
+            let yAgain = try layer.forward(xBack.output, context: &channels2)
             #expect(try (yAgain.output - f.output).maxAbs <= spec.tolerance * scale, "round trip y→x→y \(label)")
 
             // Backward passes: finite, right shapes, finite parameter gradients.
             layer.zeroGradients()
             let dy = Matrix<Double>.randomNormal(rows: batch, columns: layer.outputFeatures, using: &rng)
             let dld = (0..<batch).map { _ in rng.nextNormal(Double.self) }
-            var channels3 = SideChannels<Double>(side)
+            var channels3 = LayerContext<Double>(side)
             let dx = try layer.forwardBackward(input: x, output: f.output, outputGradient: dy, logAbsDetGradient: dld,
-                                               sideChannels: &channels3)
+                                               context: &channels3)
             #expect(dx.rows == batch && dx.columns == layer.inputFeatures && isFinite(dx), "forwardBackward dx \(label)")
             for g in channels3.gradients.values { #expect(isFinite(g), "side-input gradient finite \(label)") }
             let dxIn = Matrix<Double>.randomNormal(rows: batch, columns: layer.inputFeatures, using: &rng)
-            var channels4 = SideChannels<Double>()
+            var channels4 = LayerContext<Double>()
             let dyBack = try layer.inverseBackward(input: f.output, output: b.output, outputGradient: dxIn,
-                                                   logAbsDetGradient: dld, sideChannels: &channels4)
+                                                   logAbsDetGradient: dld, context: &channels4)
             #expect(dyBack.rows == batch && dyBack.columns == layer.outputFeatures && isFinite(dyBack),
                     "inverseBackward dy \(label)")
             for p in layer.parameters {
@@ -160,8 +160,8 @@ func checkInvalidProperties(_ spec: LayerProperty, count: Int = 200) async {
         case .wrongFeaturesForward:
             let x = Matrix<Double>.randomNormal(rows: batch, columns: wrongWidth(nIn), using: &rng)
             expectInvertNNError("forward \(x.shape) \(label)") {
-                var ch = SideChannels<Double>(side)
-                _ = try layer.forward(x, sideChannels: &ch)
+                var ch = LayerContext<Double>(side)
+                _ = try layer.forward(x, context: &ch)
             }
         case .wrongFeaturesInverse:
             let y = Matrix<Double>.randomNormal(rows: batch, columns: wrongWidth(nOut), using: &rng)
@@ -169,8 +169,8 @@ func checkInvalidProperties(_ spec: LayerProperty, count: Int = 200) async {
         case .emptyBatch:
             let emptySide = spec.sideInputs(layer, 0, &rng)
             expectInvertNNError("forward of an empty batch \(label)") {
-                var ch = SideChannels<Double>(emptySide)
-                _ = try layer.forward(Matrix(rows: 0, columns: nIn), sideChannels: &ch)
+                var ch = LayerContext<Double>(emptySide)
+                _ = try layer.forward(Matrix(rows: 0, columns: nIn), context: &ch)
             }
             expectInvertNNError("inverse of an empty batch \(label)") { _ = try layer.inverse(Matrix(rows: 0, columns: nOut)) }
             expectInvertNNError("forwardBackward of an empty batch \(label)") {
@@ -179,8 +179,8 @@ func checkInvalidProperties(_ spec: LayerProperty, count: Int = 200) async {
             }
         case .backwardShapes:
             let x = spec.forwardInput(batch, nIn, &rng)
-            var ch = SideChannels<Double>(side)
-            guard let f = expectNoTrap("forward \(label)", { try layer.forward(x, sideChannels: &ch) }) else {
+            var ch = LayerContext<Double>(side)
+            guard let f = expectNoTrap("forward \(label)", { try layer.forward(x, context: &ch) }) else {
                 Issue.record("\(label): valid forward threw")
                 return
             }
@@ -190,17 +190,17 @@ func checkInvalidProperties(_ spec: LayerProperty, count: Int = 200) async {
             let variant = Int(rng.next() % 4)
             let badRows = batch + 1 + Int(rng.next() % 3)
             expectInvertNNError("forwardBackward variant \(variant) \(label)") {
-                var ch2 = SideChannels<Double>(side)
+                var ch2 = LayerContext<Double>(side)
                 switch variant {
                 case 0: _ = try layer.forwardBackward(input: x, output: f.output,
                                                       outputGradient: Matrix.randomNormal(rows: badRows, columns: nOut, using: &rng),
-                                                      logAbsDetGradient: dld, sideChannels: &ch2)
+                                                      logAbsDetGradient: dld, context: &ch2)
                 case 1: _ = try layer.forwardBackward(input: x, output: f.output, outputGradient: dy,
-                                                      logAbsDetGradient: [Double](repeating: 1, count: badRows), sideChannels: &ch2)
+                                                      logAbsDetGradient: [Double](repeating: 1, count: badRows), context: &ch2)
                 case 2: _ = try layer.forwardBackward(input: x, output: Matrix(rows: batch, columns: wrongWidth(nOut)),
-                                                      outputGradient: dy, logAbsDetGradient: dld, sideChannels: &ch2)
+                                                      outputGradient: dy, logAbsDetGradient: dld, context: &ch2)
                 default: _ = try layer.forwardBackward(input: Matrix(rows: batch, columns: wrongWidth(nIn)), output: f.output,
-                                                       outputGradient: dy, logAbsDetGradient: dld, sideChannels: &ch2)
+                                                       outputGradient: dy, logAbsDetGradient: dld, context: &ch2)
                 }
             }
             expectInvertNNError("inverseBackward variant \(variant) \(label)") {
@@ -224,8 +224,8 @@ func checkInvalidProperties(_ spec: LayerProperty, count: Int = 200) async {
                             : Matrix<Double>.randomNormal(rows: batch, columns: nOut, using: &rng)
             if !forward {
                 // Start from a point inside the inverse domain.
-                var ch = SideChannels<Double>(side)
-                if let y = expectNoTrap("forward \(label)", { try layer.forward(spec.forwardInput(batch, nIn, &rng), sideChannels: &ch) }) {
+                var ch = LayerContext<Double>(side)
+                if let y = expectNoTrap("forward \(label)", { try layer.forward(spec.forwardInput(batch, nIn, &rng), context: &ch) }) {
                     m = y.output
                 }
             }
@@ -234,17 +234,17 @@ func checkInvalidProperties(_ spec: LayerProperty, count: Int = 200) async {
                 m.storage[Int(rng.next() % UInt64(m.count))] = nonFiniteValues[Int(rng.next() % UInt64(nonFiniteValues.count))]
             }
             expectNoTrap("non-finite \(forward ? "forward" : "inverse") input \(label)") {
-                var ch = SideChannels<Double>(side)
-                let out = forward ? try layer.forward(m, sideChannels: &ch) : try layer.inverse(m, sideChannels: &ch)
+                var ch = LayerContext<Double>(side)
+                let out = forward ? try layer.forward(m, context: &ch) : try layer.inverse(m, context: &ch)
                 // If accepted, the backward pass must not trap either.
                 let dy = Matrix<Double>(rows: batch, columns: out.output.columns, repeating: 1)
                 let dld = [Double](repeating: 1, count: batch)
-                var ch2 = SideChannels<Double>(side)
+                var ch2 = LayerContext<Double>(side)
                 _ = forward
                     ? try layer.forwardBackward(input: m, output: out.output, outputGradient: dy, logAbsDetGradient: dld,
-                                                sideChannels: &ch2)
+                                                context: &ch2)
                     : try layer.inverseBackward(input: m, output: out.output, outputGradient: dy, logAbsDetGradient: dld,
-                                                sideChannels: &ch2)
+                                                context: &ch2)
             }
             layer.zeroGradients()
         case .outOfDomain:
@@ -255,8 +255,8 @@ func checkInvalidProperties(_ spec: LayerProperty, count: Int = 200) async {
             if let make = spec.forwardOutOfDomain {
                 let x = make(batch, nIn, &rng)
                 expectInvertNNError("forward outside the domain \(label)") {
-                    var ch = SideChannels<Double>(side)
-                    _ = try layer.forward(x, sideChannels: &ch)
+                    var ch = LayerContext<Double>(side)
+                    _ = try layer.forward(x, context: &ch)
                 }
             }
             if spec.inverseOutOfDomain == nil && spec.forwardOutOfDomain == nil, !spec.badConstructors.isEmpty {
@@ -275,12 +275,12 @@ func checkInvalidProperties(_ spec: LayerProperty, count: Int = 200) async {
             p.value.storage[Int(rng.next() % UInt64(p.count))] = nonFiniteValues[Int(rng.next() % 4)]
             let x = spec.forwardInput(batch, nIn, &rng)
             expectNoTrap("forward with a non-finite parameter \(label)") {
-                var ch = SideChannels<Double>(side)
-                let f = try layer.forward(x, sideChannels: &ch)
-                var ch2 = SideChannels<Double>(side)
+                var ch = LayerContext<Double>(side)
+                let f = try layer.forward(x, context: &ch)
+                var ch2 = LayerContext<Double>(side)
                 _ = try layer.forwardBackward(input: x, output: f.output,
                                               outputGradient: Matrix(rows: batch, columns: nOut, repeating: 1),
-                                              logAbsDetGradient: [Double](repeating: 1, count: batch), sideChannels: &ch2)
+                                              logAbsDetGradient: [Double](repeating: 1, count: batch), context: &ch2)
             }
             expectNoTrap("inverse with a non-finite parameter \(label)") {
                 _ = try layer.inverse(Matrix.randomNormal(rows: batch, columns: nOut, using: &rng))

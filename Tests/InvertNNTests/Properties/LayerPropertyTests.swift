@@ -218,8 +218,8 @@ extension LayerProperty {
             { rng in
                 // The side input is missing or has the wrong shape.
                 let layer = try ConcatSideInput<Double>(features: 2, sideFeatures: 3, channel: "c")
-                var channels = SideChannels<Double>(pick([[:], ["c": Matrix(rows: 1, columns: 2)], ["c": Matrix(rows: 2, columns: 3)]], &rng))
-                _ = try layer.forward(Matrix(rows: 1, columns: 2), sideChannels: &channels)
+                var channels = LayerContext<Double>(pick([[:], ["c": Matrix(rows: 1, columns: 2)], ["c": Matrix(rows: 2, columns: 3)]], &rng))
+                _ = try layer.forward(Matrix(rows: 1, columns: 2), context: &channels)
             },
         ])
 
@@ -239,8 +239,8 @@ extension LayerProperty {
             { rng in
                 // Given noise of the wrong shape.
                 let layer = try ConcatNoise<Double>(features: 2, noise: StandardNormal(features: 3), channel: "e")
-                var channels = SideChannels<Double>(["e": Matrix(rows: 1, columns: pick([2, 4], &rng))])
-                _ = try layer.forward(Matrix(rows: 1, columns: 2), sideChannels: &channels)
+                var channels = LayerContext<Double>(["e": Matrix(rows: 1, columns: pick([2, 4], &rng))])
+                _ = try layer.forward(Matrix(rows: 1, columns: 2), context: &channels)
             },
         ])
 

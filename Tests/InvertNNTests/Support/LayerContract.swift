@@ -28,8 +28,8 @@ private func directionMap<T: Scalar>(
     _ layer: any InvertibleLayer<T>, forward: Bool, side: [String: Matrix<T>]
 ) -> (Matrix<T>) throws -> LayerOutput<T> {
     { input in
-        var channels = SideChannels<T>(forward ? side : [:])
-        return forward ? try layer.forward(input, sideChannels: &channels) : try layer.inverse(input, sideChannels: &channels)
+        var channels = LayerContext<T>(forward ? side : [:])
+        return forward ? try layer.forward(input, context: &channels) : try layer.inverse(input, context: &channels)
     }
 }
 
@@ -69,8 +69,8 @@ func checkLayerContract(
 
             // 1 & 2: round trips (side inputs restored as side outputs) and cancelling log-dets.
             let fwd = try forwardMap(x)
-            var restored = SideChannels<Double>()
-            let back = try layer.inverse(fwd.output, sideChannels: &restored)
+            var restored = LayerContext<Double>()
+            let back = try layer.inverse(fwd.output, context: &restored)
             let xScale = max(1, x.maxAbs)
             #expect(try (back.output - x).maxAbs <= tol.roundTrip * xScale,
                     "round trip x→y→x \(where_)", sourceLocation: sourceLocation)
@@ -89,9 +89,9 @@ func checkLayerContract(
             }
             let x2 = factory.input(rows: batch, features: layer.inputFeatures, using: &rng)
             let y2 = try forwardMap(x2).output
-            var channels2 = SideChannels<Double>()
-            let x2back = try layer.inverse(y2, sideChannels: &channels2).output
-            let again = try layer.forward(x2back, sideChannels: &channels2).output
+            var channels2 = LayerContext<Double>()
+            let x2back = try layer.inverse(y2, context: &channels2).output
+            let again = try layer.forward(x2back, context: &channels2).output
             #expect(try (again - y2).maxAbs <= tol.roundTrip * max(1, y2.maxAbs),
                     "round trip y→x→y \(where_)", sourceLocation: sourceLocation)
 
@@ -167,8 +167,8 @@ func checkGradients(
 ) throws {
     var sideValues = side
     let run: (Matrix<Double>) throws -> LayerOutput<Double> = { input in
-        var channels = SideChannels<Double>(sideValues)
-        return isForward ? try layer.forward(input, sideChannels: &channels) : try layer.inverse(input, sideChannels: &channels)
+        var channels = LayerContext<Double>(sideValues)
+        return isForward ? try layer.forward(input, context: &channels) : try layer.inverse(input, context: &channels)
     }
     let result = try run(input)
     let dy = Matrix<Double>.randomNormal(rows: result.output.rows, columns: result.output.columns, using: &rng)
@@ -181,12 +181,12 @@ func checkGradients(
         return total
     }
     layer.zeroGradients()
-    var channels = SideChannels<Double>(sideValues)
+    var channels = LayerContext<Double>(sideValues)
     let dx = isForward
         ? try layer.forwardBackward(input: input, output: result.output, outputGradient: dy, logAbsDetGradient: dld,
-                                    sideChannels: &channels)
+                                    context: &channels)
         : try layer.inverseBackward(input: input, output: result.output, outputGradient: dy, logAbsDetGradient: dld,
-                                    sideChannels: &channels)
+                                    context: &channels)
     let direction = isForward ? "forward" : "inverse"
 
     var numeric = [Double](repeating: 0, count: input.count)

@@ -1,6 +1,8 @@
 import RealModule
 
-/// Named side inputs and side outputs carried explicitly through a pass of a flow.
+/// What a pass of a flow carries from layer to layer besides the batch: named side inputs and
+/// side outputs, their gradients, and the caller's noise generator. Every method of
+/// ``InvertibleLayer`` takes it `inout`; layers that need none of it ignore it.
 ///
 /// This replaces the original invertnn's global inference context: a layer that concatenates a
 /// side input reads it here in the forward direction and, in the inverse direction, writes the
@@ -10,7 +12,7 @@ import RealModule
 /// draw it from ``generator``, which the caller owns and seeds.
 ///
 /// - Shapes: every value is `[batch, width]` with the batch of the pass.
-public struct SideChannels<T: Scalar>: Sendable {
+public struct LayerContext<T: Scalar>: Sendable {
     /// Side inputs (read by forward) and restored side outputs (written by inverse), by name.
     public var values: [String: Matrix<T>]
     /// `dL/d(values[name])`, accumulated by backward passes, by name.
@@ -65,9 +67,13 @@ public struct SideChannels<T: Scalar>: Sendable {
     }
 
     /// The same channels converted to another precision (the generator is kept).
-    public func converted<U: Scalar>(to _: U.Type = U.self) -> SideChannels<U> {
-        var out = SideChannels<U>(values.mapValues { $0.converted(to: U.self) }, generator: generator)
+    public func converted<U: Scalar>(to _: U.Type = U.self) -> LayerContext<U> {
+        var out = LayerContext<U>(values.mapValues { $0.converted(to: U.self) }, generator: generator)
         out.gradients = gradients.mapValues { $0.converted(to: U.self) }
         return out
     }
 }
+
+/// The former name of ``LayerContext``.
+@available(*, deprecated, renamed: "LayerContext")
+public typealias SideChannels<T: Scalar> = LayerContext<T>
