@@ -1,0 +1,337 @@
+import RealModule
+
+/// A coupling layer: a conditioner network plus a per-feature transformer (Dinh et al. 2017,
+/// "Density estimation using Real NVP", §3.3; Durkan et al. 2019, "Neural Spline Flows", §3.1).
+///
+/// The `D` features split at `k` into two blocks (see ``CouplingBlock``); the conditioning block
+/// `a` (`d` features) passes through and the other block `b` (`m = D - d` features) is transformed
+/// feature by feature, with parameters the conditioner computes from `a`:
+///
+///     h   = conditioner(x_a)                      [batch, P·m]  (P = transformer.parametersPerFeature)
+///     y_a = x_a,   y_b[j] = τ(x_b[j]; h[·, j])    log|det ∂y/∂x| = Σ_j log|τ'(x_b[j])|
+///     x_b[j] = τ⁻¹(y_b[j]; h[·, j])               (h from y_a = x_a)
+///
+/// - Shapes: `x`, `y` `[batch, D]`, log-dets `[batch]` in nats. Splits need not be even.
+/// - Transformers: ``AffineTransformer`` (``AffineCoupling``), ``AdditiveTransformer``,
+///   ``RationalQuadraticSpline``, or any ``CouplingTransformer``.
+/// - Parameters: those of the ``conditioner`` MLP (`dense<k>.weight`, `dense<k>.bias`).
+/// - Backward passes recompute the conditioner's forward from the layer input, unless a taped call
+///   retained it (``RetainingLayer``: then a training step costs the MLP's own GEMMs and the
+///   transformer's elementwise work), and run the MLP's hand-written backward, so gradients reach
+///   `x_a` both directly and through the conditioner.
+/// - Throws: ``InvertNNError/outOfDomain(layer:value:row:column:domain:)`` when an inverse input
+///   lies outside the transformer's inverse domain; shape errors as every layer.
+public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
+    public typealias Element = Transformer.Element
+    public typealias T = Transformer.Element
+
+    /// `D`, the feature count (`≥ 2`).
+    public let features: Int
+    /// `k`: the first block is `[0, k)`, the second `[k, D)`.
+    public let firstBlockSize: Int
+    /// Which block conditions the other.
+    public let conditioningBlock: CouplingBlock
+    /// The per-feature bijection of the transformed block.
+    public let transformer: Transformer
+    /// The conditioner, `[batch, d] -> [batch, P·m]`, laid out parameter-major (`h[r, p·m + j]`).
+    public let conditioner: MLP<T>
+    /// The feature positions of the conditioning block `a` (`d` of them).
+    public let conditioningRange: Range<Int>
+    /// The feature positions of the transformed block `b` (`m` of them).
+    public let transformedRange: Range<Int>
+
+    /// The conditioner trace kept by a retaining call: valid for the next backward of
+    /// `isForward`'s direction if that call's input equals `input` and the parameters'
+    /// ``Parameter/version``s still equal ``retainedParameterKeys``.
+    struct Retained {
+        let isForward: Bool
+        let input: [T]
+        let trace: MLP<T>.Trace
+    }
+    var retained: Retained?
+    /// The conditioner's parameter versions at the retaining call, updated in place.
+    var retainedParameterKeys: [UInt64] = []
+    /// Reused buffers (see ``Workspace``); the slot numbers are ``CouplingSlot``.
+    let workspace = Workspace<T>(slots: CouplingSlot.count)
+
+    /// A coupling layer around a ready conditioner.
+    ///
+    /// - Parameters:
+    ///   - features: `D ≥ 2`.
+    ///   - transformer: the per-feature bijection.
+    ///   - conditioner: an MLP from `d` to `P·(D - d)` features.
+    ///   - conditioningBlock: which block is `a` (default the first).
+    ///   - firstBlockSize: `k` in `1..<D` (default `⌊D/2⌋`).
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `D < 2`, `k` is out of
+    ///   range, or the conditioner's sizes do not fit the split and the transformer.
+    public init(
+        features: Int, transformer: Transformer, conditioner: MLP<T>, conditioningBlock: CouplingBlock = .first,
+        firstBlockSize: Int? = nil
+    ) throws {
+        let (a, b) = try Self.split(features: features, firstBlockSize: firstBlockSize, conditioningBlock: conditioningBlock)
+        let width = transformer.parametersPerFeature * b.count
+        guard conditioner.inputFeatures == a.count, conditioner.outputFeatures == width else {
+            throw InvertNNError.invalidArgument(
+                operation: Self.typeName,
+                reason: "conditioner must map \(a.count) -> \(width) features "
+                    + "(\(transformer.parametersPerFeature) parameters of each of \(b.count) features), got sizes \(conditioner.sizes)")
+        }
+        self.features = features
+        self.firstBlockSize = firstBlockSize ?? features / 2
+        self.conditioningBlock = conditioningBlock
+        self.transformer = transformer
+        self.conditioner = conditioner
+        self.conditioningRange = a
+        self.transformedRange = b
+    }
+
+    /// A coupling layer with a new He-initialized MLP conditioner `d -> hidden… -> P·(D - d)`.
+    ///
+    /// - Parameters:
+    ///   - features: `D ≥ 2`.
+    ///   - transformer: the per-feature bijection.
+    ///   - hiddenSizes: widths of the conditioner's hidden layers (may be empty: affine conditioner).
+    ///   - conditioningBlock: which block is `a` (default the first; alternate it in a flow).
+    ///   - activation: the conditioner's hidden nonlinearity (default ReLU).
+    ///   - firstBlockSize: `k` in `1..<D` (default `⌊D/2⌋`).
+    ///   - zeroInitializeLastLayer: start the conditioner's output layer at 0 (default true: an
+    ///     affine or additive coupling then starts as the identity).
+    ///   - generator: the caller-owned source of randomness.
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` as
+    ///   ``init(features:transformer:conditioner:conditioningBlock:firstBlockSize:)`` and
+    ///   ``MLP/init(sizes:activation:zeroInitializeLastLayer:using:)`` do.
+    public convenience init(
+        features: Int, transformer: Transformer, hiddenSizes: [Int], conditioningBlock: CouplingBlock = .first,
+        activation: MLPActivation = .relu, firstBlockSize: Int? = nil, zeroInitializeLastLayer: Bool = true,
+        using generator: inout some RandomNumberGenerator
+    ) throws {
+        let (a, b) = try Self.split(features: features, firstBlockSize: firstBlockSize, conditioningBlock: conditioningBlock)
+        let mlp = try MLP<T>(sizes: [a.count] + hiddenSizes + [transformer.parametersPerFeature * b.count],
+                             activation: activation, zeroInitializeLastLayer: zeroInitializeLastLayer, using: &generator)
+        try self.init(features: features, transformer: transformer, conditioner: mlp,
+                      conditioningBlock: conditioningBlock, firstBlockSize: firstBlockSize)
+    }
+
+    /// The checkpoint type name: `AffineCoupling` for the affine transformer (the name format 1
+    /// files use), else `Coupling`.
+    static var typeName: String { Transformer.self == AffineTransformer<T>.self ? "AffineCoupling" : "Coupling" }
+
+    private static func split(
+        features: Int, firstBlockSize: Int?, conditioningBlock: CouplingBlock
+    ) throws -> (conditioning: Range<Int>, transformed: Range<Int>) {
+        guard features >= 2 else {
+            throw InvertNNError.invalidArgument(
+                operation: typeName,
+                reason: "needs ≥ 2 features to split into a conditioning and a transformed block, got \(features)")
+        }
+        try SizeLimits.features(features, operation: typeName)
+        let k = firstBlockSize ?? features / 2
+        guard k >= 1, k < features else {
+            throw InvertNNError.invalidArgument(operation: typeName, reason: "firstBlockSize must be in 1..<\(features), got \(k)")
+        }
+        let first = 0..<k, second = k..<features
+        return conditioningBlock == .first ? (first, second) : (second, first)
+    }
+
+    public var name: String {
+        let kind = Self.typeName == "AffineCoupling" ? "AffineCoupling" : "Coupling[\(transformer.name)]"
+        return "\(kind)(\(features), \(conditioningBlock.rawValue) block [\(conditioningRange.lowerBound)..<\(conditioningRange.upperBound)] conditions)"
+    }
+    public var inputFeatures: Int { features }
+    public var outputFeatures: Int { features }
+    public var parameters: [Parameter<T>] { conditioner.parameters }
+
+    /// The transformed block's place in a `[rows, D]` batch.
+    private func block(rows: Int) -> TransformedBlock {
+        TransformedBlock(rows: rows, features: transformedRange.count, rowStride: features, offset: transformedRange.lowerBound)
+    }
+
+    @_specialize(where Transformer == AffineTransformer<Float>)
+    @_specialize(where Transformer == AffineTransformer<Double>)
+    public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
+        try requireParameterShapes()
+        try x.requireColumns(features, "\(name).forward")
+        return try apply(x, conditionerOutput: try conditioner(conditioningColumns(x)), isForward: true)
+    }
+
+    @_specialize(where Transformer == AffineTransformer<Float>)
+    @_specialize(where Transformer == AffineTransformer<Double>)
+    public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
+        try requireParameterShapes()
+        try y.requireColumns(features, "\(name).inverse")
+        return try apply(y, conditionerOutput: try conditioner(conditioningColumns(y)), isForward: false)
+    }
+
+    public func forwardRetaining(_ x: Matrix<T>) throws -> LayerOutput<T> {
+        try retaining(x, isForward: true)
+    }
+
+    public func inverseRetaining(_ y: Matrix<T>) throws -> LayerOutput<T> {
+        try retaining(y, isForward: false)
+    }
+
+    @_specialize(where Transformer == AffineTransformer<Float>)
+    @_specialize(where Transformer == AffineTransformer<Double>)
+    private func retaining(_ input: Matrix<T>, isForward: Bool) throws -> LayerOutput<T> {
+        try requireParameterShapes()
+        try input.requireColumns(features, "\(name).\(isForward ? "forward" : "inverse")")
+        let trace = try conditioner.forward(conditioningColumns(input))
+        let result = try apply(input, conditionerOutput: trace.output, isForward: isForward)
+        retained = Retained(isForward: isForward, input: input.storage, trace: trace)
+        let parameters = conditioner.parameters
+        if retainedParameterKeys.count != parameters.count {
+            retainedParameterKeys = parameters.map { $0.version }
+        } else {
+            for i in 0..<parameters.count { retainedParameterKeys[i] = parameters[i].version }
+        }
+        return result
+    }
+
+    public func releaseBuffers() {
+        workspace.releaseAll()
+        conditioner.releaseBuffers()
+    }
+
+    /// Drops the conditioner trace kept by a taped pass (``RetainingLayer``).
+    public func releaseRetained() { retained = nil }
+
+    /// The conditioning block `x_a` `[rows, d]` in a reused buffer. The conditioner first drops
+    /// its previous trace's references (``MLP/recycleTrace()``) so the buffer can be reused.
+    private func conditioningColumns(_ x: Matrix<T>) -> Matrix<T> {
+        conditioner.recycleTrace()
+        let rows = x.rows, width = features, d = conditioningRange.count, offset = conditioningRange.lowerBound
+        var out = workspace.matrix(CouplingSlot.conditioningColumns, rows: rows, columns: d)
+        x.storage.withUnsafeBufferPointer { src in
+            out.storage.withUnsafeMutableBufferPointer { dst in
+                guard let from = src.baseAddress, let to = dst.baseAddress else { return }
+                for r in 0..<rows { (to + r * d).update(from: from + r * width + offset, count: d) }
+            }
+        }
+        workspace.keep(CouplingSlot.conditioningColumns, out)
+        return out
+    }
+
+    /// The conditioner trace for a backward call at `input`: the retained one if it was taken in
+    /// the same direction at the same input with the same parameters, else recomputed. Releases
+    /// the retained state either way.
+    private func trace(for input: Matrix<T>, isForward: Bool) throws -> MLP<T>.Trace {
+        defer { retained = nil }
+        if let kept = retained, kept.isForward == isForward, kept.input == input.storage,
+           retainedParameterKeys.count == conditioner.parameters.count,
+           zip(retainedParameterKeys, conditioner.parameters).allSatisfy({ $0.0 == $0.1.version }),
+           kept.trace.output.rows == input.rows {
+            return kept.trace
+        }
+        return try conditioner.forward(conditioningColumns(input))
+    }
+
+    /// One direction given the conditioner output `h` `[rows, P·m]`: the input copied, its
+    /// transformed block mapped in place.
+    private func apply(_ input: Matrix<T>, conditionerOutput h: Matrix<T>, isForward: Bool) throws -> LayerOutput<T> {
+        // One output buffer per direction: rebuilding mode maps an inverse result forward again
+        // while that result is still in use.
+        let outputSlot = isForward ? CouplingSlot.output : CouplingSlot.inverseOutput
+        var out = workspace.copy(outputSlot, of: input)
+        defer { workspace.keep(outputSlot, out) }
+        var logDet = workspace.take(CouplingSlot.logDet, count: input.rows)
+        defer { workspace.keep(CouplingSlot.logDet, logDet) }
+        let block = block(rows: input.rows)
+        let failure = h.storage.withUnsafeBufferPointer { hp in
+            out.storage.withUnsafeMutableBufferPointer { op in
+                logDet.withUnsafeMutableBufferPointer { lp in
+                    transformer.apply(op.baseAddress!, block: block, parameters: hp.baseAddress!, logAbsDet: lp.baseAddress!,
+                                      inverse: !isForward)
+                }
+            }
+        }
+        if let failure {
+            throw InvertNNError.outOfDomain(
+                layer: "\(name).\(isForward ? "forward" : "inverse")", value: Double(failure.value), row: failure.row,
+                column: transformedRange.lowerBound + failure.feature, domain: "the transformer's inverse domain")
+        }
+        return LayerOutput(output: out, logAbsDet: logDet)
+    }
+
+    @_specialize(where Transformer == AffineTransformer<Float>)
+    @_specialize(where Transformer == AffineTransformer<Double>)
+    public func forwardBackward(
+        input x: Matrix<T>, output y: Matrix<T>, outputGradient dy: Matrix<T>, logAbsDetGradient dld: [T],
+        context: inout LayerContext<T>
+    ) throws -> Matrix<T> {
+        try requireParameterShapes()
+        try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
+                             outputGradient: dy, logAbsDetGradient: dld)
+        return try backward(input: x, outputGradient: dy, logAbsDetGradient: dld, isForward: true)
+    }
+
+    @_specialize(where Transformer == AffineTransformer<Float>)
+    @_specialize(where Transformer == AffineTransformer<Double>)
+    public func inverseBackward(
+        input y: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T],
+        context: inout LayerContext<T>
+    ) throws -> Matrix<T> {
+        try requireParameterShapes()
+        try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
+                             outputGradient: dx, logAbsDetGradient: dld)
+        return try backward(input: y, outputGradient: dx, logAbsDetGradient: dld, isForward: false)
+    }
+
+    /// Both VJPs after their checks: the conditioner trace (kept or recomputed), the transformer's
+    /// backward on the block, then the conditioner's backward added into the conditioning columns.
+    /// `output` is not needed: everything is recomputed from `input`.
+    private func backward(input: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient dld: [T], isForward: Bool) throws -> Matrix<T> {
+        let trace = try trace(for: input, isForward: isForward)
+        let rows = input.rows
+        var gradient = workspace.copy(CouplingSlot.inputGradient, of: outputGradient)
+        var dh = workspace.matrix(CouplingSlot.conditionerGradient, rows: rows, columns: trace.output.columns)
+        let block = block(rows: rows)
+        input.storage.withUnsafeBufferPointer { ip in
+            trace.output.storage.withUnsafeBufferPointer { hp in
+                gradient.storage.withUnsafeMutableBufferPointer { gp in
+                    dh.storage.withUnsafeMutableBufferPointer { dhp in
+                        dld.withUnsafeBufferPointer { lp in
+                            transformer.backward(
+                                input: ip.baseAddress!, block: block, parameters: hp.baseAddress!, gradient: gp.baseAddress!,
+                                logAbsDetGradient: lp.baseAddress!, parameterGradient: dhp.baseAddress!, inverse: !isForward)
+                        }
+                    }
+                }
+            }
+        }
+        workspace.keep(CouplingSlot.conditionerGradient, dh)
+        let da = try conditioner.backward(trace, outputGradient: dh)
+        let width = features, d = conditioningRange.count, offset = conditioningRange.lowerBound
+        da.storage.withUnsafeBufferPointer { ap in
+            gradient.storage.withUnsafeMutableBufferPointer { gp in
+                for r in 0..<rows {
+                    let o = r * width + offset, ao = r * d
+                    for j in 0..<d { gp[o + j] += ap[ao + j] }
+                }
+            }
+        }
+        workspace.keep(CouplingSlot.inputGradient, gradient)  // after its last write
+        return gradient
+    }
+
+    public var configuration: [String: ConfigurationValue] {
+        var c: [String: ConfigurationValue] = [
+            "type": .string(Self.typeName),
+            "features": .int(features),
+            "firstBlockSize": .int(firstBlockSize),
+            "conditioningBlock": .string(conditioningBlock.rawValue),
+            "hiddenSizes": .ints(conditioner.hiddenSizes),
+            "activation": .string(conditioner.activation.configurationName),
+            "activationSlope": conditioner.activation.slope.map { .double($0) } ?? .null,
+        ]
+        if let affine = transformer as? AffineTransformer<T> {
+            c["scaleBound"] = affine.scaleBound.map { .double(Double($0)) } ?? .null
+        }
+        return c
+    }
+}
+
+/// The ``Workspace`` slots of ``Coupling``.
+enum CouplingSlot {
+    static let conditioningColumns = 0, output = 1, logDet = 2, inputGradient = 3
+    static let conditionerGradient = 4, inverseOutput = 5, count = 6
+}
