@@ -7,11 +7,15 @@ import RealModule
 /// `a` (`d` features) passes through and the other block `b` (`m = D - d` features) is transformed
 /// feature by feature, with parameters the conditioner computes from `a`:
 ///
-///     h   = conditioner(x_a)                      [batch, P·m]  (P = transformer.parametersPerFeature)
+///     h   = conditioner([x_a, c])                 [batch, P·m]  (P = transformer.parametersPerFeature)
 ///     y_a = x_a,   y_b[j] = τ(x_b[j]; h[·, j])    log|det ∂y/∂x| = Σ_j log|τ'(x_b[j])|
 ///     x_b[j] = τ⁻¹(y_b[j]; h[·, j])               (h from y_a = x_a)
 ///
 /// - Shapes: `x`, `y` `[batch, D]`, log-dets `[batch]` in nats. Splits need not be even.
+/// - Context: with ``contextFeatures`` `> 0` the layer is conditional: the conditioner also reads
+///   the context `c` `[batch, contextFeatures]` from ``LayerContext/conditioning`` (appended to
+///   `x_a`), and the backward passes add `dL/dc` into ``LayerContext/conditioningGradient``. A
+///   conditional layer without a context, or with one of another width, throws.
 /// - Transformers: ``AffineTransformer`` (``AffineCoupling``), ``AdditiveTransformer``,
 ///   ``RationalQuadraticSpline``, or any ``CouplingTransformer``.
 /// - Parameters: those of the ``conditioner`` MLP (`dense<k>.weight`, `dense<k>.bias`).
@@ -39,6 +43,8 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
     public let conditioningRange: Range<Int>
     /// The feature positions of the transformed block `b` (`m` of them).
     public let transformedRange: Range<Int>
+    /// Width of the conditioning context `c` the conditioner reads besides `x_a` (0: unconditional).
+    public let contextFeatures: Int
 
     /// The conditioner trace kept by a retaining call: valid for the next backward of
     /// `isForward`'s direction if that call's input equals `input` and the parameters'
@@ -47,6 +53,7 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
         let isForward: Bool
         let input: [T]
         let trace: MLP<T>.Trace
+        let context: [T]
     }
     var retained: Retained?
     /// The conditioner's parameter versions at the retaining call, updated in place.
@@ -59,21 +66,25 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
     /// - Parameters:
     ///   - features: `D ≥ 2`.
     ///   - transformer: the per-feature bijection.
-    ///   - conditioner: an MLP from `d` to `P·(D - d)` features.
+    ///   - conditioner: an MLP from `d + contextFeatures` to `P·(D - d)` features.
     ///   - conditioningBlock: which block is `a` (default the first).
     ///   - firstBlockSize: `k` in `1..<D` (default `⌊D/2⌋`).
+    ///   - contextFeatures: width of the conditioning context (default 0: unconditional).
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `D < 2`, `k` is out of
     ///   range, or the conditioner's sizes do not fit the split and the transformer.
     public init(
         features: Int, transformer: Transformer, conditioner: MLP<T>, conditioningBlock: CouplingBlock = .first,
-        firstBlockSize: Int? = nil
+        firstBlockSize: Int? = nil, contextFeatures: Int = 0
     ) throws {
         let (a, b) = try Self.split(features: features, firstBlockSize: firstBlockSize, conditioningBlock: conditioningBlock)
+        guard contextFeatures >= 0 else {
+            throw InvertNNError.invalidArgument(operation: Self.typeName, reason: "contextFeatures must be ≥ 0, got \(contextFeatures)")
+        }
         let width = transformer.parametersPerFeature * b.count
-        guard conditioner.inputFeatures == a.count, conditioner.outputFeatures == width else {
+        guard conditioner.inputFeatures == a.count + contextFeatures, conditioner.outputFeatures == width else {
             throw InvertNNError.invalidArgument(
                 operation: Self.typeName,
-                reason: "conditioner must map \(a.count) -> \(width) features "
+                reason: "conditioner must map \(a.count + contextFeatures) -> \(width) features "
                     + "(\(transformer.parametersPerFeature) parameters of each of \(b.count) features), got sizes \(conditioner.sizes)")
         }
         self.features = features
@@ -83,6 +94,7 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
         self.conditioner = conditioner
         self.conditioningRange = a
         self.transformedRange = b
+        self.contextFeatures = contextFeatures
     }
 
     /// A coupling layer with a new He-initialized MLP conditioner `d -> hidden… -> P·(D - d)`.
@@ -96,6 +108,7 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
     ///   - firstBlockSize: `k` in `1..<D` (default `⌊D/2⌋`).
     ///   - zeroInitializeLastLayer: start the conditioner's output layer at 0 (default true: an
     ///     affine or additive coupling then starts as the identity).
+    ///   - contextFeatures: width of the conditioning context (default 0: unconditional).
     ///   - generator: the caller-owned source of randomness.
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` as
     ///   ``init(features:transformer:conditioner:conditioningBlock:firstBlockSize:)`` and
@@ -103,13 +116,16 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
     public convenience init(
         features: Int, transformer: Transformer, hiddenSizes: [Int], conditioningBlock: CouplingBlock = .first,
         activation: MLPActivation = .relu, firstBlockSize: Int? = nil, zeroInitializeLastLayer: Bool = true,
-        using generator: inout some RandomNumberGenerator
+        contextFeatures: Int = 0, using generator: inout some RandomNumberGenerator
     ) throws {
         let (a, b) = try Self.split(features: features, firstBlockSize: firstBlockSize, conditioningBlock: conditioningBlock)
-        let mlp = try MLP<T>(sizes: [a.count] + hiddenSizes + [transformer.parametersPerFeature * b.count],
+        guard contextFeatures >= 0, contextFeatures <= SizeLimits.maximumElements else {
+            throw InvertNNError.invalidArgument(operation: Self.typeName, reason: "contextFeatures must be ≥ 0, got \(contextFeatures)")
+        }
+        let mlp = try MLP<T>(sizes: [a.count + contextFeatures] + hiddenSizes + [transformer.parametersPerFeature * b.count],
                              activation: activation, zeroInitializeLastLayer: zeroInitializeLastLayer, using: &generator)
         try self.init(features: features, transformer: transformer, conditioner: mlp,
-                      conditioningBlock: conditioningBlock, firstBlockSize: firstBlockSize)
+                      conditioningBlock: conditioningBlock, firstBlockSize: firstBlockSize, contextFeatures: contextFeatures)
     }
 
     /// The checkpoint type name: `AffineCoupling` for the affine transformer (the name format 1
@@ -151,7 +167,7 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
     public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try x.requireColumns(features, "\(name).forward")
-        return try apply(x, conditionerOutput: try conditioner(conditioningColumns(x)), isForward: true)
+        return try apply(x, conditionerOutput: try conditioner(conditionerInput(x, context)), isForward: true)
     }
 
     @_specialize(where Transformer == AffineTransformer<Float>)
@@ -159,25 +175,26 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
     public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try y.requireColumns(features, "\(name).inverse")
-        return try apply(y, conditionerOutput: try conditioner(conditioningColumns(y)), isForward: false)
+        return try apply(y, conditionerOutput: try conditioner(conditionerInput(y, context)), isForward: false)
     }
 
-    public func forwardRetaining(_ x: Matrix<T>) throws -> LayerOutput<T> {
-        try retaining(x, isForward: true)
+    public func forwardRetaining(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
+        try retaining(x, context: context, isForward: true)
     }
 
-    public func inverseRetaining(_ y: Matrix<T>) throws -> LayerOutput<T> {
-        try retaining(y, isForward: false)
+    public func inverseRetaining(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
+        try retaining(y, context: context, isForward: false)
     }
 
     @_specialize(where Transformer == AffineTransformer<Float>)
     @_specialize(where Transformer == AffineTransformer<Double>)
-    private func retaining(_ input: Matrix<T>, isForward: Bool) throws -> LayerOutput<T> {
+    private func retaining(_ input: Matrix<T>, context: LayerContext<T>, isForward: Bool) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try input.requireColumns(features, "\(name).\(isForward ? "forward" : "inverse")")
-        let trace = try conditioner.forward(conditioningColumns(input))
+        let trace = try conditioner.forward(conditionerInput(input, context))
         let result = try apply(input, conditionerOutput: trace.output, isForward: isForward)
-        retained = Retained(isForward: isForward, input: input.storage, trace: trace)
+        retained = Retained(isForward: isForward, input: input.storage, trace: trace,
+                            context: contextFeatures > 0 ? context.conditioning?.storage ?? [] : [])
         let parameters = conditioner.parameters
         if retainedParameterKeys.count != parameters.count {
             retainedParameterKeys = parameters.map { $0.version }
@@ -195,16 +212,24 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
     /// Drops the conditioner trace kept by a taped pass (``RetainingLayer``).
     public func releaseRetained() { retained = nil }
 
-    /// The conditioning block `x_a` `[rows, d]` in a reused buffer. The conditioner first drops
-    /// its previous trace's references (``MLP/recycleTrace()``) so the buffer can be reused.
-    private func conditioningColumns(_ x: Matrix<T>) -> Matrix<T> {
+    /// The conditioner's input `[x_a, c]` `[rows, d + contextFeatures]` in a reused buffer. The
+    /// conditioner first drops its previous trace's references (``MLP/recycleTrace()``) so the
+    /// buffer can be reused.
+    private func conditionerInput(_ x: Matrix<T>, _ context: LayerContext<T>) throws -> Matrix<T> {
+        let c = try context.requireConditioning(rows: x.rows, columns: contextFeatures, layer: name)
         conditioner.recycleTrace()
         let rows = x.rows, width = features, d = conditioningRange.count, offset = conditioningRange.lowerBound
-        var out = workspace.matrix(CouplingSlot.conditioningColumns, rows: rows, columns: d)
+        let cf = contextFeatures, total = d + cf
+        var out = workspace.matrix(CouplingSlot.conditioningColumns, rows: rows, columns: total)
         x.storage.withUnsafeBufferPointer { src in
             out.storage.withUnsafeMutableBufferPointer { dst in
                 guard let from = src.baseAddress, let to = dst.baseAddress else { return }
-                for r in 0..<rows { (to + r * d).update(from: from + r * width + offset, count: d) }
+                for r in 0..<rows { (to + r * total).update(from: from + r * width + offset, count: d) }
+                guard let c else { return }
+                c.storage.withUnsafeBufferPointer { cp in
+                    guard let cs = cp.baseAddress else { return }
+                    for r in 0..<rows { (to + r * total + d).update(from: cs + r * cf, count: cf) }
+                }
             }
         }
         workspace.keep(CouplingSlot.conditioningColumns, out)
@@ -214,15 +239,16 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
     /// The conditioner trace for a backward call at `input`: the retained one if it was taken in
     /// the same direction at the same input with the same parameters, else recomputed. Releases
     /// the retained state either way.
-    private func trace(for input: Matrix<T>, isForward: Bool) throws -> MLP<T>.Trace {
+    private func trace(for input: Matrix<T>, context: LayerContext<T>, isForward: Bool) throws -> MLP<T>.Trace {
         defer { retained = nil }
         if let kept = retained, kept.isForward == isForward, kept.input == input.storage,
+           contextFeatures == 0 || kept.context == context.conditioning?.storage ?? [],
            retainedParameterKeys.count == conditioner.parameters.count,
            zip(retainedParameterKeys, conditioner.parameters).allSatisfy({ $0.0 == $0.1.version }),
            kept.trace.output.rows == input.rows {
             return kept.trace
         }
-        return try conditioner.forward(conditioningColumns(input))
+        return try conditioner.forward(conditionerInput(input, context))
     }
 
     /// One direction given the conditioner output `h` `[rows, P·m]`: the input copied, its
@@ -261,7 +287,7 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
         try requireParameterShapes()
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: dy, logAbsDetGradient: dld)
-        return try backward(input: x, outputGradient: dy, logAbsDetGradient: dld, isForward: true)
+        return try backward(input: x, outputGradient: dy, logAbsDetGradient: dld, context: &context, isForward: true)
     }
 
     @_specialize(where Transformer == AffineTransformer<Float>)
@@ -273,14 +299,16 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
         try requireParameterShapes()
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
-        return try backward(input: y, outputGradient: dx, logAbsDetGradient: dld, isForward: false)
+        return try backward(input: y, outputGradient: dx, logAbsDetGradient: dld, context: &context, isForward: false)
     }
 
     /// Both VJPs after their checks: the conditioner trace (kept or recomputed), the transformer's
     /// backward on the block, then the conditioner's backward added into the conditioning columns.
     /// `output` is not needed: everything is recomputed from `input`.
-    private func backward(input: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient dld: [T], isForward: Bool) throws -> Matrix<T> {
-        let trace = try trace(for: input, isForward: isForward)
+    private func backward(
+        input: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient dld: [T], context: inout LayerContext<T>, isForward: Bool
+    ) throws -> Matrix<T> {
+        let trace = try trace(for: input, context: context, isForward: isForward)
         let rows = input.rows
         var gradient = workspace.copy(CouplingSlot.inputGradient, of: outputGradient)
         var dh = workspace.matrix(CouplingSlot.conditionerGradient, rows: rows, columns: trace.output.columns)
@@ -300,15 +328,16 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
         }
         workspace.keep(CouplingSlot.conditionerGradient, dh)
         let da = try conditioner.backward(trace, outputGradient: dh)
-        let width = features, d = conditioningRange.count, offset = conditioningRange.lowerBound
+        let width = features, d = conditioningRange.count, offset = conditioningRange.lowerBound, total = d + contextFeatures
         da.storage.withUnsafeBufferPointer { ap in
             gradient.storage.withUnsafeMutableBufferPointer { gp in
                 for r in 0..<rows {
-                    let o = r * width + offset, ao = r * d
+                    let o = r * width + offset, ao = r * total
                     for j in 0..<d { gp[o + j] += ap[ao + j] }
                 }
             }
         }
+        if contextFeatures > 0 { context.accumulateConditioningGradient(da.columns(d..<total)) }
         workspace.keep(CouplingSlot.inputGradient, gradient)  // after its last write
         return gradient
     }
@@ -323,6 +352,7 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
             "activation": .string(conditioner.activation.configurationName),
             "activationSlope": conditioner.activation.slope.map { .double($0) } ?? .null,
         ]
+        if contextFeatures > 0 { c["contextFeatures"] = .int(contextFeatures) }
         if let affine = transformer as? AffineTransformer<T> {
             c["scaleBound"] = affine.scaleBound.map { .double(Double($0)) } ?? .null
         }

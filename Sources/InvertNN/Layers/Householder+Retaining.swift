@@ -23,7 +23,7 @@ extension Householder: RetainingLayer {
     /// The largest number of entries a retaining call keeps (2²⁵: 128 MiB in Float).
     public static var retainedEntryLimit: Int { 1 << 25 }
 
-    public func forwardRetaining(_ x: Matrix<T>) throws -> LayerOutput<T> {
+    public func forwardRetaining(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try x.requireColumns(features, "\(name).forward")
         guard let (y, saved) = try applyRetaining(x, transposed: true, addingBias: true) else {
             retainedBlocks = nil
@@ -33,7 +33,7 @@ extension Householder: RetainingLayer {
         return output(y, rows: x.rows)
     }
 
-    public func inverseRetaining(_ y: Matrix<T>) throws -> LayerOutput<T> {
+    public func inverseRetaining(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try y.requireColumns(features, "\(name).inverse")
         guard let (x, saved) = try applyRetaining(try centered(y), transposed: false) else {
             retainedBlocks = nil

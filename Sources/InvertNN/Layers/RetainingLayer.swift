@@ -12,9 +12,23 @@ import RealModule
 /// otherwise the backward recomputes as usual. Either way the backward call releases it.
 public protocol RetainingLayer<Element>: InvertibleLayer {
     /// ``InvertibleLayer/forward(_:)``, keeping what ``InvertibleLayer/forwardBackward(input:output:outputGradient:logAbsDetGradient:)`` needs.
-    func forwardRetaining(_ x: Matrix<Element>) throws -> LayerOutput<Element>
+    func forwardRetaining(_ x: Matrix<Element>, context: inout LayerContext<Element>) throws -> LayerOutput<Element>
     /// ``InvertibleLayer/inverse(_:)``, keeping what ``InvertibleLayer/inverseBackward(input:output:outputGradient:logAbsDetGradient:)`` needs.
-    func inverseRetaining(_ y: Matrix<Element>) throws -> LayerOutput<Element>
+    func inverseRetaining(_ y: Matrix<Element>, context: inout LayerContext<Element>) throws -> LayerOutput<Element>
     /// Drops anything retained (frees its memory).
     func releaseRetained()
+}
+
+extension RetainingLayer {
+    /// ``forwardRetaining(_:context:)`` with an empty context.
+    public func forwardRetaining(_ x: Matrix<Element>) throws -> LayerOutput<Element> {
+        var context = LayerContext<Element>()
+        return try forwardRetaining(x, context: &context)
+    }
+
+    /// ``inverseRetaining(_:context:)`` with an empty context.
+    public func inverseRetaining(_ y: Matrix<Element>) throws -> LayerOutput<Element> {
+        var context = LayerContext<Element>()
+        return try inverseRetaining(y, context: &context)
+    }
 }

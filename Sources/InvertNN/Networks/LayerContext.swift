@@ -19,12 +19,57 @@ public struct LayerContext<T: Scalar>: Sendable {
     public var gradients: [String: Matrix<T>]
     /// The caller-owned generator for layers that draw noise; `nil` if none was given.
     public var generator: SeededGenerator?
+    /// The conditioning input `c` of a conditional flow, `[batch, contextFeatures]` (after the
+    /// flow's embedding network, if any), read by every conditioner; `nil` for an unconditional pass.
+    public var conditioning: Matrix<T>?
+    /// `dL/dc`, `[batch, contextFeatures]`, accumulated by the backward passes of the layers that
+    /// read ``conditioning``; `nil` until one does.
+    public var conditioningGradient: Matrix<T>?
 
     /// Side channels holding `values`, with an optional noise generator.
     public init(_ values: [String: Matrix<T>] = [:], generator: SeededGenerator? = nil) {
         self.values = values
         self.gradients = [:]
         self.generator = generator
+    }
+
+    /// A context holding the conditioning input `c` `[batch, contextFeatures]` of a conditional pass.
+    public init(conditioning: Matrix<T>?) {
+        self.init()
+        self.conditioning = conditioning
+    }
+
+    /// The conditioning input checked to be `[rows, columns]`, or `nil` when `columns == 0`.
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if a conditional layer gets
+    ///   no context; ``InvertNNError/shapeMismatch(operation:expected:actual:)`` for a context of
+    ///   another batch or width.
+    public func requireConditioning(rows: Int, columns: Int, layer: @autoclosure () -> String) throws -> Matrix<T>? {
+        guard columns > 0 else { return nil }
+        guard let c = conditioning else {
+            throw InvertNNError.invalidArgument(
+                operation: layer(), reason: "this layer is conditional and needs a context [\(rows), \(columns)]; none was given")
+        }
+        guard c.rows == rows, c.columns == columns else {
+            throw InvertNNError.shapeMismatch(
+                operation: "\(layer()) context", expected: "[\(rows), \(columns)]", actual: "[\(c.rows), \(c.columns)]")
+        }
+        return c
+    }
+
+    /// Adds `gradient` `[batch, contextFeatures]` into ``conditioningGradient``.
+    public mutating func accumulateConditioningGradient(_ gradient: Matrix<T>) {
+        guard var sum = conditioningGradient, sum.rows == gradient.rows, sum.columns == gradient.columns else {
+            conditioningGradient = gradient
+            return
+        }
+        conditioningGradient = nil  // drop the stored reference: the sum below is in place
+        sum.storage.withUnsafeMutableBufferPointer { s in
+            gradient.storage.withUnsafeBufferPointer { g in
+                for i in 0..<s.count { s[i] += g[i] }
+            }
+        }
+        conditioningGradient = sum
     }
 
     /// The value named `name`, if present.
@@ -70,6 +115,8 @@ public struct LayerContext<T: Scalar>: Sendable {
     public func converted<U: Scalar>(to _: U.Type = U.self) -> LayerContext<U> {
         var out = LayerContext<U>(values.mapValues { $0.converted(to: U.self) }, generator: generator)
         out.gradients = gradients.mapValues { $0.converted(to: U.self) }
+        out.conditioning = conditioning?.converted(to: U.self)
+        out.conditioningGradient = conditioningGradient?.converted(to: U.self)
         return out
     }
 }

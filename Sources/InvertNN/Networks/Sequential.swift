@@ -133,7 +133,7 @@ public final class Sequential<T: Scalar>: InvertibleLayer {
             let step: LayerOutput<T>
             if keepActivations, let retaining = retainingLayers[index] {
                 // A taped pass lets layers keep what their backward would recompute.
-                step = isForward ? try retaining.forwardRetaining(current) : try retaining.inverseRetaining(current)
+                step = isForward ? try retaining.forwardRetaining(current, context: &context) : try retaining.inverseRetaining(current, context: &context)
             } else {
                 step = isForward
                     ? try layer.forward(current, context: &context)
