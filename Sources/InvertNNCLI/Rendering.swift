@@ -12,14 +12,14 @@ struct DataDescription {
     var columns: [String]?
     var sourceColumns: [Int]?
 
-    init(json: JSONValue, dimensions fallback: Int) {
-        name = json["name"]?.stringValue ?? "data"
-        kind = json["kind"]?.stringValue.flatMap(DataKind.init(rawValue:)) ?? .tabular
-        dimensions = json["dimensions"]?.intValue ?? fallback
-        imageHeight = json["imageHeight"]?.intValue ?? 1
-        imageWidth = json["imageWidth"]?.intValue ?? fallback
-        columns = json["columns"]?.arrayValue?.compactMap { $0.stringValue }
-        sourceColumns = json["sourceColumns"]?.arrayValue?.compactMap { $0.intValue }
+    init(_ dataset: DatasetDescription?, dimensions fallback: Int) {
+        name = dataset?.name ?? "data"
+        kind = dataset?.kind.flatMap(DataKind.init(rawValue:)) ?? .tabular
+        dimensions = dataset?.dimensions ?? fallback
+        imageHeight = dataset?.imageHeight ?? 1
+        imageWidth = dataset?.imageWidth ?? fallback
+        columns = dataset?.columns
+        sourceColumns = dataset?.sourceColumns
     }
 }
 

@@ -53,7 +53,7 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
     }
 
     func run<T: Scalar>(_ checkpoint: Checkpoint<T>, path: String) throws {
-        let description = DataDescription(json: checkpoint.dataset, dimensions: checkpoint.flow.features)
+        let description = DataDescription(checkpoint.dataset, dimensions: checkpoint.flow.features)
         let temperature = self.temperature ?? Rendering.defaultTemperature(description.kind)
         let drawn = try Rendering.samples(
             flow: checkpoint.flow, preprocessing: checkpoint.preprocessing, count: count, temperature: temperature, seed: seed)
@@ -76,8 +76,17 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
         try staging.commit()
         notes.forEach(output.note)
         if output.json {
-            try StandardOutput.line("{\"model\":\(jsonString(model)),\"count\":\(count),\"temperature\":\(jsonNumber(temperature)),\"seed\":\(seed),"
-                + "\"png\":\(png.map(jsonString) ?? "null"),\"csv\":\(csv.map(jsonString) ?? "null")}")
+            try StandardOutput.json(SampleSummary(
+                model: model, count: count, temperature: SummaryNumber(temperature), seed: seed, png: Nullable(png), csv: Nullable(csv)))
         }
     }
+}
+
+/// The JSON line of `--json`.
+private struct SampleSummary: Encodable {
+    let model: String
+    let count: Int
+    let temperature: SummaryNumber
+    let seed: UInt64
+    let png, csv: Nullable<String>
 }

@@ -126,10 +126,18 @@ public final class AdaptiveWhitening<T: Scalar>: InvertibleLayer {
     public var inputFeatures: Int { features }
     public var outputFeatures: Int { features }
     public var parameters: [Parameter<T>] { [] }
-    public var configuration: [String: ConfigurationValue] {
-        ["type": .string("AdaptiveWhitening"), "features": .int(features), "variant": .string(variant.rawValue),
-         "memorySize": .int(memorySize), "refitInterval": refitInterval.map { .int($0) } ?? .null,
-         "epsilon": .double(Double(epsilon))]
+    /// The hyper-parameters (for summaries; the layer cannot be rebuilt from them, its state is
+    /// fitted statistics).
+    public struct Configuration: Codable, Sendable, Equatable {
+        public var features: Int
+        public var variant: String
+        public var memorySize: Int
+        public var refitInterval: Int?
+        public var epsilon: Double
+    }
+    public static var typeName: String { "AdaptiveWhitening" }
+    public var configuration: Configuration {
+        Configuration(features: features, variant: variant.rawValue, memorySize: memorySize, refitInterval: refitInterval, epsilon: Double(epsilon))
     }
 
     // MARK: - Fitting
