@@ -57,13 +57,20 @@ public enum LayerRegistry {
         return entries
     }
 
-    private static let floatTable = table(Float.self)
-    private static let doubleTable = table(Double.self)
+    /// A table behind a class, so that finding the one for `T` is one cast (a dictionary cast
+    /// would check every entry).
+    final class Table<T: Scalar>: Sendable {
+        let entries: [String: Entry<T>]
+        init() { entries = LayerRegistry.table(T.self) }
+    }
+
+    private static let floatTable = Table<Float>()
+    private static let doubleTable = Table<Double>()
 
     /// The table for `T` (built once per precision).
     static func entries<T: Scalar>(_: T.Type) -> [String: Entry<T>] {
-        if let table = floatTable as? [String: Entry<T>] { return table }
-        if let table = doubleTable as? [String: Entry<T>] { return table }
+        if let table = floatTable as? Table<T> { return table.entries }
+        if let table = doubleTable as? Table<T> { return table.entries }
         return table(T.self)
     }
 
