@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import InvertNN
 
@@ -249,5 +250,30 @@ struct ConditionalFlowFactory: LayerFactory {
         #expect(throws: InvertNNError.self) {
             try trainer.fit(train: train, validation: validation)
         }
+    }
+
+    /// A conditional checkpoint (standardization + embedding, with a training state) reloads with
+    /// bit-identical log p(x | c); loading it into a flow with another context encoder is refused.
+    @Test func checkpointRoundTrip() throws {
+        let flow = try Self.flow(Float.self)
+        var rng = SeededGenerator(seed: 13)
+        let x = Matrix<Float>.randomNormal(rows: 64, columns: 4, using: &rng)
+        let c = Matrix<Float>.randomNormal(rows: 64, columns: 2, using: &rng)
+        let trainer = try Trainer(
+            flow: flow, preprocessing: .standardization(try Standardization(fitting: x)),
+            configuration: TrainingConfiguration(epochs: 1, batchSize: 16))
+        _ = try trainer.fit(train: x, validation: x, trainContext: c, validationContext: c)
+        let path = temporaryPath("conditional.safetensors")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Checkpoint(flow: flow, preprocessing: trainer.preprocessing, trainingState: trainer.trainingState).write(to: path)
+        let loaded = try Checkpoint<Float>.read(path: path)
+        #expect(loaded.flow.contextFeatures == 2)
+        #expect(loaded.flow.contextEncoder?.encodedFeatures == 3)
+        #expect(loaded.trainingState != nil)
+        #expect(try loaded.flow.logProbability(x, context: c) == flow.logProbability(x, context: c))
+        let file = try SafeTensors.read(path: path)
+        #expect(file.tensors.contains { $0.name == "context.embedding.dense0.weight" })
+        let other = try Self.flow(Float.self, embedding: false)
+        #expect(throws: CheckpointError.self) { try Checkpoint<Float>.load(file, into: other, path: path) }
     }
 }
