@@ -135,6 +135,11 @@ struct LoadedData<T: Scalar> {
     let columnNames: [String]?
     /// 0-based columns of the CSV file that are modelled.
     let sourceColumns: [Int]?
+    /// The class labels of the train, validation and test rows of a labelled image dataset
+    /// (digits, MNIST), else empty.
+    var labels: [[Int]] = []
+    /// The context of a conditional run (``ContextSplit``), `nil` for an unconditional one.
+    var context: ContextSplit<T>? = nil
 
     var dimensions: Int { train.columns }
 
@@ -149,6 +154,7 @@ struct LoadedData<T: Scalar> {
         imageWidth = d.imageWidth
         self.columnNames = columnNames
         self.sourceColumns = sourceColumns
+        if !d.trainLabels.isEmpty { labels = [d.trainLabels, d.validationLabels, d.testLabels] }
     }
 
     init(tabular d: TabularDataset<T>, kind: DataKind, toy: ToyDensity?) {
@@ -187,6 +193,7 @@ struct LoadedData<T: Scalar> {
     var description: DatasetDescription {
         DatasetDescription(
             name: name, kind: kind.rawValue, dimensions: dimensions, imageHeight: imageHeight, imageWidth: imageWidth,
-            columns: columnNames, sourceColumns: sourceColumns, named: NamedData(rawValue: name) != nil ? true : nil)
+            columns: columnNames, sourceColumns: sourceColumns, named: NamedData(rawValue: name) != nil ? true : nil,
+            contextColumns: context?.names)
     }
 }

@@ -18,11 +18,13 @@ public struct DatasetDescription: Codable, Sendable, Equatable {
     public var sourceColumns: [Int]?
     /// Whether `name` is a bundled or toy dataset rather than a file.
     public var named: Bool?
+    /// The names of the context columns of a conditional model.
+    public var contextColumns: [String]?
 
     /// A description; every field defaults to absent.
     public init(
         name: String? = nil, kind: String? = nil, dimensions: Int? = nil, imageHeight: Int? = nil, imageWidth: Int? = nil,
-        columns: [String]? = nil, sourceColumns: [Int]? = nil, named: Bool? = nil
+        columns: [String]? = nil, sourceColumns: [Int]? = nil, named: Bool? = nil, contextColumns: [String]? = nil
     ) {
         self.name = name
         self.kind = kind
@@ -32,9 +34,10 @@ public struct DatasetDescription: Codable, Sendable, Equatable {
         self.columns = columns
         self.sourceColumns = sourceColumns
         self.named = named
+        self.contextColumns = contextColumns
     }
 
-    private enum CodingKeys: String, CodingKey { case name, kind, dimensions, imageHeight, imageWidth, columns, sourceColumns, named }
+    private enum CodingKeys: String, CodingKey { case name, kind, dimensions, imageHeight, imageWidth, columns, sourceColumns, named, contextColumns }
 
     /// Reads the fields it recognizes; absent, `null` or mistyped ones become `nil`.
     ///
@@ -49,5 +52,6 @@ public struct DatasetDescription: Codable, Sendable, Equatable {
         columns = try? c.decode([String].self, forKey: .columns)
         sourceColumns = try? c.decode([Int].self, forKey: .sourceColumns)
         named = try? c.decode(Bool.self, forKey: .named)
+        contextColumns = try? c.decode([String].self, forKey: .contextColumns)
     }
 }
