@@ -347,9 +347,13 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
     /// keys format 1 files use: `features`, `firstBlockSize`, `conditioningBlock`, `hiddenSizes`,
     /// `activation`, `activationSlope`, `contextFeatures`, then e.g. `scaleBound`).
     public struct Configuration: Codable, Sendable {
+        /// `D`, the features of `[batch, D]`.
         public var features: Int
+        /// `k`: the first block is `[0, k)`.
         public var firstBlockSize: Int
+        /// Which block conditions the other.
         public var conditioningBlock: CouplingBlock
+        /// Widths of the conditioner's hidden layers.
         public var hiddenSizes: [Int]
         /// ``MLPActivation/configurationName``.
         public var activation: String

@@ -129,10 +129,15 @@ public final class AdaptiveWhitening<T: Scalar>: InvertibleLayer {
     /// The hyper-parameters (for summaries; the layer cannot be rebuilt from them, its state is
     /// fitted statistics).
     public struct Configuration: Codable, Sendable, Equatable {
+        /// `D`, the features of `[batch, D]`.
         public var features: Int
+        /// The whitening variant.
         public var variant: String
+        /// Samples the running statistics remember.
         public var memorySize: Int
+        /// Steps between refits, or `nil`.
         public var refitInterval: Int?
+        /// The eigenvalue floor.
         public var epsilon: Double
     }
     public static var typeName: String { "AdaptiveWhitening" }

@@ -48,9 +48,13 @@ public final class ConcatNoise<T: Scalar>: RebuildableLayer {
     /// The hyper-parameters: the feature counts, the side channel's name and the noise
     /// distribution (`"StandardNormal"`, the only one a checkpoint can rebuild so far).
     public struct Configuration: Codable, Sendable, Equatable {
+        /// `D`, the features of `[batch, D]`.
         public var features: Int
+        /// Features of the appended noise.
         public var noiseFeatures: Int
+        /// The name of the side channel in the ``LayerContext``.
         public var channel: String
+        /// The noise distribution (`"StandardNormal"`; absent means the same).
         public var noise: String?
     }
     public static var typeName: String { "ConcatNoise" }

@@ -42,8 +42,11 @@ public final class ConcatSideInput<T: Scalar>: RebuildableLayer {
     public var parameters: [Parameter<T>] { [] }
     /// The hyper-parameters: the feature counts and the side channel's name.
     public struct Configuration: Codable, Sendable, Equatable {
+        /// `D`, the features of `[batch, D]`.
         public var features: Int
+        /// Features of the side input.
         public var sideFeatures: Int
+        /// The name of the side channel in the ``LayerContext``.
         public var channel: String
     }
     public static var typeName: String { "ConcatSideInput" }

@@ -54,7 +54,9 @@ public final class Diagonal<T: Scalar>: RebuildableLayer {
     public let parameters: [Parameter<T>]
     /// The hyper-parameters: the feature count and whether there is a bias.
     public struct Configuration: Codable, Sendable, Equatable {
+        /// `D`, the features of `[batch, D]`.
         public var features: Int
+        /// Whether the layer has a bias.
         public var bias: Bool
     }
     public static var typeName: String { "Diagonal" }

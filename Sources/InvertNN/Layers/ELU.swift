@@ -43,7 +43,9 @@ public final class ELU<T: Scalar>: ElementwiseLayer, RebuildableLayer {
     public var parameters: [Parameter<T>] { [] }
     /// The hyper-parameters: the feature count and `α`.
     public struct Configuration: Codable, Sendable, Equatable {
+        /// `D`, the features of `[batch, D]`.
         public var features: Int
+        /// `α`, the saturation value for negative inputs.
         public var alpha: Double
     }
     public static var typeName: String { "ELU" }

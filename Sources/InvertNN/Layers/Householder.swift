@@ -233,10 +233,15 @@ public final class Householder<T: Scalar>: RebuildableLayer {
     /// The hyper-parameters: the feature and reflector counts, the parametrization, the fixed
     /// last reflector (`"zero"` for det +1, `"flip"` for det -1, or none) and whether there is a bias.
     public struct Configuration: Codable, Sendable, Equatable {
+        /// `D`, the features of `[batch, D]`.
         public var features: Int
+        /// `m`, the number of reflectors.
         public var reflectors: Int
+        /// `"trapezoidal"` or `"general"`.
         public var parametrization: String
+        /// `"zero"`, `"flip"` or `nil` (no fixed reflector).
         public var fixedLastReflector: String?
+        /// Whether the layer has a bias.
         public var bias: Bool
     }
     public static var typeName: String { "Householder" }

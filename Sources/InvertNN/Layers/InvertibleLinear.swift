@@ -159,12 +159,19 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
     /// the two orthogonal factors (as ``Householder/Configuration``), their parametrization, and
     /// whether there is a bias.
     public struct Configuration: Codable, Sendable, Equatable {
+        /// `D`, the features of `[batch, D]`.
         public var features: Int
+        /// Reflectors of the left factor `U`.
         public var reflectorsU: Int
+        /// Reflectors of the right factor `V`.
         public var reflectorsV: Int
+        /// `"trapezoidal"` or `"general"`.
         public var parametrization: String
+        /// The fixed last reflector of `U`.
         public var fixedLastReflectorU: String?
+        /// The fixed last reflector of `V`.
         public var fixedLastReflectorV: String?
+        /// Whether the layer has a bias.
         public var bias: Bool
     }
     public static var typeName: String { "InvertibleLinear" }

@@ -42,7 +42,9 @@ public final class LeakyReLU<T: Scalar>: ElementwiseLayer, RebuildableLayer {
     public var parameters: [Parameter<T>] { [] }
     /// The hyper-parameters: the feature count and the negative slope.
     public struct Configuration: Codable, Sendable, Equatable {
+        /// `D`, the features of `[batch, D]`.
         public var features: Int
+        /// The slope for negative inputs.
         public var negativeSlope: Double
     }
     public static var typeName: String { "LeakyReLU" }

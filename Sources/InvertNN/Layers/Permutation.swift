@@ -78,7 +78,9 @@ public final class Permutation<T: Scalar>: RebuildableLayer {
     public var parameters: [Parameter<T>] { [] }
     /// The hyper-parameters: the feature count and the permutation.
     public struct Configuration: Codable, Sendable, Equatable {
+        /// `D`, the features of `[batch, D]`.
         public var features: Int
+        /// `y[j] = x[permutation[j]]`.
         public var permutation: [Int]
     }
     public static var typeName: String { "Permutation" }

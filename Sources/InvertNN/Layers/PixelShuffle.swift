@@ -57,9 +57,13 @@ public final class PixelShuffle<T: Scalar>: RebuildableLayer {
     public var parameters: [Parameter<T>] { [] }
     /// The hyper-parameters: the input's channels, height and width, and the factor.
     public struct Configuration: Codable, Sendable, Equatable {
+        /// Channels of the input image (NCHW).
         public var channels: Int
+        /// Height of the input image in pixels.
         public var height: Int
+        /// Width of the input image in pixels.
         public var width: Int
+        /// The block size of the rearrangement.
         public var factor: Int
     }
     public static var typeName: String { "PixelShuffle" }

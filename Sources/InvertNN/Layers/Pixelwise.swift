@@ -52,9 +52,13 @@ public final class Pixelwise<T: Scalar>: RebuildableLayer {
     public func releaseBuffers() { base.releaseBuffers() }
     /// The hyper-parameters: the image shape and the per-pixel layer (a one-element `layers`).
     public struct Configuration: Codable, Sendable {
+        /// Channels of the input image (NCHW).
         public var channels: Int
+        /// Height of the input image in pixels.
         public var height: Int
+        /// Width of the input image in pixels.
         public var width: Int
+        /// The children's configurations, in order.
         public var layers: [LayerConfiguration<T>]
     }
     public static var typeName: String { "Pixelwise" }

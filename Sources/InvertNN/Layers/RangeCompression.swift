@@ -51,8 +51,11 @@ public final class RangeCompression<T: Scalar>: ElementwiseLayer, RebuildableLay
     public var parameters: [Parameter<T>] { [] }
     /// The hyper-parameters: the feature count and the target interval.
     public struct Configuration: Codable, Sendable, Equatable {
+        /// `D`, the features of `[batch, D]`.
         public var features: Int
+        /// The lower end of the output interval.
         public var lower: Double
+        /// The upper end of the output interval.
         public var upper: Double
     }
     public static var typeName: String { "RangeCompression" }

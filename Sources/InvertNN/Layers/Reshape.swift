@@ -48,7 +48,9 @@ public final class Reshape<T: Scalar>: RebuildableLayer {
     public var parameters: [Parameter<T>] { [] }
     /// The hyper-parameters: the two shapes.
     public struct Configuration: Codable, Sendable, Equatable {
+        /// The shape of a sample on the way in.
         public var inputShape: [Int]
+        /// The shape of a sample on the way out.
         public var outputShape: [Int]
     }
     public static var typeName: String { "Reshape" }

@@ -20,6 +20,7 @@ public final class Inverted<T: Scalar>: RebuildableLayer {
     public func releaseBuffers() { base.releaseBuffers() }
     /// The hyper-parameters: the inverted layer (a one-element `layers`).
     public struct Configuration: Codable, Sendable {
+        /// The children's configurations, in order.
         public var layers: [LayerConfiguration<T>]
     }
     public static var typeName: String { "Inverted" }

@@ -76,6 +76,7 @@ public final class Sequential<T: Scalar>: RebuildableLayer {
     public let parameters: [Parameter<T>]
     /// The hyper-parameters: the layers in order.
     public struct Configuration: Codable, Sendable {
+        /// The children's configurations, in order.
         public var layers: [LayerConfiguration<T>]
     }
     public static var typeName: String { "Sequential" }
