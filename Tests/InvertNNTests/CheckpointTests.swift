@@ -134,6 +134,26 @@ func architecture<T: Scalar>(of layer: any InvertibleLayer<T>) throws -> String 
         #expect(throws: InvertNNError.self) { _ = try LayerRegistry.layer(json: rejected, as: Float.self) }
     }
 
+    /// A coupling writes the keys of format 1 (the transformer's beside its own, `contextFeatures`
+    /// only when positive) and rebuilds from them, context width included.
+    @Test func couplingConfigurationKeepsFormatOneKeys() throws {
+        var g = SeededGenerator(seed: 4)
+        let plain = try AffineCoupling<Double>(features: 5, hiddenSizes: [3], scaleBound: 1.5, firstBlockSize: 2, using: &g)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(try architecture(of: plain).utf8)) as? [String: Any])
+        #expect(Set(object.keys) == ["type", "features", "firstBlockSize", "conditioningBlock", "hiddenSizes", "activation", "scaleBound"])
+        #expect(object["type"] as? String == "AffineCoupling" && (object["scaleBound"] as? NSNumber)?.doubleValue == 1.5)
+        let conditional = try AffineCoupling<Double>(
+            features: 4, transformer: try AffineTransformer(scaleBound: nil), hiddenSizes: [2], conditioningBlock: .second,
+            activation: .tanh, contextFeatures: 3, using: &g)
+        let json = try architecture(of: conditional)
+        #expect(json.contains(#""contextFeatures":3"#) && !json.contains("scaleBound"))
+        let rebuilt = try LayerRegistry.layer(json: json, as: Double.self)
+        let coupling = try #require(rebuilt as? AffineCoupling<Double>)
+        #expect(coupling.contextFeatures == 3 && coupling.conditioningBlock == .second && coupling.transformer.scaleBound == nil)
+        #expect(coupling.conditioner.sizes == conditional.conditioner.sizes)
+        #expect(try architecture(of: rebuilt) == json)
+    }
+
     /// Metadata strings with every kind of escape, and doubles that need all 17 digits, survive a
     /// write and read exactly.
     @Test func metadataRoundTripsNumbersAndEscapes() throws {
