@@ -157,9 +157,18 @@ struct SBICommand: ParsableCommand {
         let encoder = try ContextEncoder<Float>(
             features: simulator.observations, encoding: .standardization(try Standardization(fitting: trainContext)))
         let width = hidden ?? preset.hidden
-        let flow = try FlowPresets.digits(
+        let couplingFlow = try FlowPresets.digits(
             features: simulator.parameters, couplings: couplings ?? preset.couplings, hiddenSizes: [width, width],
             context: encoder, seed: seed, as: Float.self)
+        // Last in the generative direction, a conditional elementwise affine map whose shift and
+        // log-scale are functions of x alone (linear for the Gaussian task): a learned regression
+        // of θ on x, so the couplings only model what is left.
+        var initialization = SeededGenerator(seed: seed ^ 0xBB67_AE85_84CA_A73B)
+        let regression = try AffineCoupling<Float>(
+            features: simulator.parameters, hiddenSizes: task == .gaussianLinear ? [] : [width], firstBlockSize: 0,
+            contextFeatures: encoder.encodedFeatures, using: &initialization)
+        let flow = try NormalizingFlow(
+            transform: try Sequential(couplingFlow.transform.layers + [regression]), contextEncoder: encoder)
         let preprocessing = Preprocessing<Float>.standardization(try Standardization(fitting: train))
         let configuration = TrainingConfiguration(
             epochs: epochs ?? preset.epochs, batchSize: batchSize ?? preset.batchSize,
