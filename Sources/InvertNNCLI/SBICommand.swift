@@ -38,11 +38,20 @@ struct SBICommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Width of the two hidden layers of each conditioner (default: the task's preset).")
     var hidden: Int?
 
+    @Option(parsing: .unconditional, help: "Samples per optimizer step (default: the task's preset).")
+    var batchSize: Int?
+
+    @Option(parsing: .unconditional, help: "Adam's base learning rate, cosine-decayed (default: the task's preset).")
+    var learningRate: Double?
+
+    @Option(parsing: .unconditional, help: "Adam's decoupled weight decay (default: the task's preset).")
+    var weightDecay: Double?
+
     @Option(parsing: .unconditional, help: "Posterior draws per observation for the scores.")
     var posteriorSamples: Int = 10_000
 
-    @Flag(help: "Skip the classifier two-sample test (it trains 5 small classifiers per observation).")
-    var noC2st = false
+    @Flag(inversion: .prefixedNo, help: "Score with the classifier two-sample test (5 classifiers per observation; default: on for two-moons, off for gaussian-linear, where the KL is exact).")
+    var c2st: Bool?
 
     @Option(parsing: .unconditional, help: "Seed of the simulations, the initialization and the scores.")
     var seed: UInt64 = 0
@@ -65,6 +74,9 @@ struct SBICommand: ParsableCommand {
         if let epochs, epochs < 1 || epochs > 100_000 { throw ValidationError("--epochs must be in 1...100000, got \(epochs)") }
         if let couplings, couplings < 1 || couplings > 100 { throw ValidationError("--couplings must be in 1...100, got \(couplings)") }
         if let hidden, hidden < 1 || hidden > 4096 { throw ValidationError("--hidden must be in 1...4096, got \(hidden)") }
+        if let batchSize, batchSize < 1 || batchSize > 1_000_000 { throw ValidationError("--batch-size must be in 1...1000000, got \(batchSize)") }
+        if let learningRate, !(learningRate > 0 && learningRate <= 1) { throw ValidationError("--learning-rate must lie in (0, 1], got \(learningRate)") }
+        if let weightDecay, !(weightDecay >= 0 && weightDecay <= 1) { throw ValidationError("--weight-decay must lie in [0, 1], got \(weightDecay)") }
         guard posteriorSamples >= 100, posteriorSamples <= 1_000_000 else {
             throw ValidationError("--posterior-samples must be in 100...1000000, got \(posteriorSamples)")
         }
@@ -81,11 +93,15 @@ struct SBICommand: ParsableCommand {
         var epochs: Int
         var batchSize: Int
         var learningRate: Double
+        var weightDecay: Double = 0
     }
 
     var preset: Preset {
         switch task {
-        case .gaussianLinear: return Preset(couplings: 4, hidden: 64, epochs: 60, batchSize: 128, learningRate: 2e-3)
+        // Measured on 10,000 simulations (seeds 0-3): with 1 coupling of 8 hidden units the mean KL
+        // is 0.024-0.030 nats; 2 couplings of 32 give 0.14 and 4 of 64 give 0.35 (they overfit the
+        // 9,000 training pairs while the regression layer alone holds the Gaussian posterior).
+        case .gaussianLinear: return Preset(couplings: 1, hidden: 8, epochs: 100, batchSize: 128, learningRate: 3e-3)
         case .twoMoons: return Preset(couplings: 8, hidden: 128, epochs: 150, batchSize: 128, learningRate: 1e-3)
         }
     }
@@ -144,12 +160,22 @@ struct SBICommand: ParsableCommand {
         let encoder = try ContextEncoder<Float>(
             features: simulator.observations, encoding: .standardization(try Standardization(fitting: trainContext)))
         let width = hidden ?? preset.hidden
-        let flow = try FlowPresets.digits(
+        let couplingFlow = try FlowPresets.digits(
             features: simulator.parameters, couplings: couplings ?? preset.couplings, hiddenSizes: [width, width],
             context: encoder, seed: seed, as: Float.self)
+        // Last in the generative direction, a conditional elementwise affine map whose shift and
+        // log-scale are functions of x alone (linear for the Gaussian task): a learned regression
+        // of θ on x, so the couplings only model what is left.
+        var initialization = SeededGenerator(seed: seed ^ 0xBB67_AE85_84CA_A73B)
+        let regression = try AffineCoupling<Float>(
+            features: simulator.parameters, hiddenSizes: task == .gaussianLinear ? [] : [width], firstBlockSize: 0,
+            contextFeatures: encoder.encodedFeatures, using: &initialization)
+        let flow = try NormalizingFlow(
+            transform: try Sequential(couplingFlow.transform.layers + [regression]), contextEncoder: encoder)
         let preprocessing = Preprocessing<Float>.standardization(try Standardization(fitting: train))
         let configuration = TrainingConfiguration(
-            epochs: epochs ?? preset.epochs, batchSize: preset.batchSize, learningRate: preset.learningRate, seed: seed,
+            epochs: epochs ?? preset.epochs, batchSize: batchSize ?? preset.batchSize,
+            learningRate: learningRate ?? preset.learningRate, seed: seed, weightDecay: weightDecay ?? preset.weightDecay,
             schedule: .cosine(finalFraction: 0.02, warmupSteps: 20))
         let trainer = try Trainer(flow: flow, preprocessing: preprocessing, configuration: configuration)
         output.note(
@@ -184,7 +210,7 @@ struct SBICommand: ParsableCommand {
                 for i in 0..<truth.rows { kl += logP[i] - (Double(logQ[i]) + Double(y.logAbsDet[i])) }
                 score.kl = kl / Double(truth.rows)
             }
-            if !noC2st {
+            if c2st ?? (task == .twoMoons) {
                 score.c2st = try ClassifierTwoSampleTest.accuracy(truth, fitted, seed: seed)
             }
             output.note("x_o = \(observation.map { String(format: "%.3f", $0) }.joined(separator: ", ")): "
