@@ -152,6 +152,11 @@ func architecture<T: Scalar>(of layer: any InvertibleLayer<T>) throws -> String 
         #expect(coupling.contextFeatures == 3 && coupling.conditioningBlock == .second && coupling.transformer.scaleBound == nil)
         #expect(coupling.conditioner.sizes == conditional.conditioner.sizes)
         #expect(try architecture(of: rebuilt) == json)
+        // A conditional coupling with an empty conditioning block (firstBlockSize 0) rebuilds too.
+        let regression = try AffineCoupling<Float>(
+            features: 2, transformer: try AffineTransformer(), hiddenSizes: [3], firstBlockSize: 0, contextFeatures: 2, using: &g)
+        let again = try #require(try LayerRegistry.layer(json: try architecture(of: regression), as: Float.self) as? AffineCoupling<Float>)
+        #expect(again.conditioningRange.isEmpty && again.transformedRange == 0..<2 && again.contextFeatures == 2)
     }
 
     /// Metadata strings with every kind of escape, and doubles that need all 17 digits, survive a
