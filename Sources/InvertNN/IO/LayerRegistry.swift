@@ -8,7 +8,7 @@ import RealModule
 /// values by name. Containers (`Sequential`, `Inverted`, `Pixelwise`) nest their children under
 /// `"layers"`.
 ///
-/// Supported types: Sequential, Inverted, Pixelwise, Diagonal, Bias, Householder,
+/// Supported types: Sequential, Inverted, Pixelwise, Diagonal, ActNorm, Bias, Householder,
 /// InvertibleLinear, AffineCoupling, Permutation, PixelShuffle, PixelUnshuffle, Reshape, Sigmoid,
 /// Tanh, LeakyReLU, PReLU, ELU, SELU, Baird, RangeCompression, ConcatNoise (standard normal
 /// noise), ConcatSideInput. `AdaptiveWhitening` is not: its state is fitted statistics, not
@@ -100,6 +100,12 @@ public enum LayerRegistry {
             case "Pixelwise":
                 return try Pixelwise<T>(try single(), channels: try int("channels"), height: try int("height"), width: try int("width"))
             case "Diagonal": return try Diagonal<T>(features: try int("features"), hasBias: try bool("bias"))
+            case "ActNorm":
+                let direction = try string("initializationDirection")
+                guard let d = ActNorm<T>.InitializationDirection(rawValue: direction) else {
+                    throw bad("unknown initializationDirection \(direction)")
+                }
+                return try ActNorm<T>(features: try int("features"), initialized: try bool("initialized"), initializationDirection: d)
             case "Bias": return try Bias<T>(features: try int("features"))
             case "Householder":
                 let features = try int("features")
