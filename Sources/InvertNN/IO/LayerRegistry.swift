@@ -9,7 +9,7 @@ import RealModule
 /// `"layers"`.
 ///
 /// Supported types: Sequential, Inverted, Pixelwise, Diagonal, ActNorm, Bias, Householder,
-/// InvertibleLinear, AffineCoupling, Permutation, PixelShuffle, PixelUnshuffle, Reshape, Sigmoid,
+/// InvertibleLinear, LULinear, AffineCoupling, Permutation, PixelShuffle, PixelUnshuffle, Reshape, Sigmoid,
 /// Tanh, LeakyReLU, PReLU, ELU, SELU, Baird, RangeCompression, ConcatNoise (standard normal
 /// noise), ConcatSideInput. `AdaptiveWhitening` is not: its state is fitted statistics, not
 /// parameters.
@@ -122,6 +122,12 @@ public enum LayerRegistry {
                     features: features, reflectors: try int("reflectorsV"), determinant: try determinant("fixedLastReflectorV"),
                     parametrization: p, hasBias: false)
                 return try InvertibleLinear<T>(u: u, logScale: [T](repeating: 0, count: features), v: v, hasBias: try bool("bias"))
+            case "LULinear":
+                let signs = try ints("signs")
+                guard signs.allSatisfy({ $0 == 1 || $0 == -1 }) else { throw bad("LULinear signs must be 1 or -1, got \(signs)") }
+                return try LULinear<T>(
+                    features: try int("features"), permutation: try ints("permutation"), signs: signs.map { T($0) },
+                    hasBias: try bool("bias"))
             case "AffineCoupling":
                 let blockName = try string("conditioningBlock")
                 guard let block = CouplingBlock(rawValue: blockName) else { throw bad("unknown conditioningBlock \(blockName)") }
