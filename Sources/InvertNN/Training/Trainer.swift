@@ -346,19 +346,19 @@ public final class Trainer<T: Scalar> {
     /// data row and the flow's context width.
     private func requireContext(_ context: Matrix<T>?, rows: Int, split: String) throws {
         let operation = "Trainer.\(split) context"
-        switch (flow.contextEncoder, context) {
-        case (nil, nil), (nil, .some(_)) where context!.columns == 0:
+        guard let encoder = flow.contextEncoder else {
+            if let context, context.columns > 0 {
+                throw InvertNNError.invalidArgument(
+                    operation: operation, reason: "the flow is unconditional; a context of \(context.columns) columns was given")
+            }
             return
-        case (nil, .some(let c)):
-            throw InvertNNError.invalidArgument(
-                operation: operation, reason: "the flow is unconditional; a context of \(c.columns) columns was given")
-        case (.some(let encoder), nil):
+        }
+        guard let context else {
             throw InvertNNError.invalidArgument(
                 operation: operation, reason: "the flow is conditional; each row needs a context of \(encoder.features) columns")
-        case (.some(let encoder), .some(let c)):
-            guard c.rows == rows, c.columns == encoder.features else {
-                throw InvertNNError.shapeMismatch(operation: operation, expected: "[\(rows), \(encoder.features)]", actual: "\(c.shape)")
-            }
+        }
+        guard context.rows == rows, context.columns == encoder.features else {
+            throw InvertNNError.shapeMismatch(operation: operation, expected: "[\(rows), \(encoder.features)]", actual: "\(context.shape)")
         }
     }
 
