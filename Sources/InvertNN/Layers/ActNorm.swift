@@ -38,11 +38,11 @@ import Synchronization
 ///   ``Pixelwise/actNorm(channels:height:width:initializationDirection:)``.
 /// - Throws: as ``Diagonal``; ``InvertNNError/nonFinite(operation:row:column:)`` if the batch that
 ///   would initialize the layer holds NaN or an infinity (nothing is initialized then).
-public final class ActNorm<T: Scalar>: InvertibleLayer {
+public final class ActNorm<T: Scalar>: RebuildableLayer {
     public typealias Element = T
 
     /// Which direction's first batch sets the parameters.
-    public enum InitializationDirection: String, Sendable {
+    public enum InitializationDirection: String, Codable, Sendable {
         /// The first ``ActNorm/inverse(_:context:)`` call normalizes its output (data → latent).
         case inverse
         /// The first ``ActNorm/forward(_:context:)`` call normalizes its output.
@@ -95,9 +95,19 @@ public final class ActNorm<T: Scalar>: InvertibleLayer {
     public var outputFeatures: Int { features }
     public var parameters: [Parameter<T>] { diagonal.parameters }
     public func releaseBuffers() { diagonal.releaseBuffers() }
-    public var configuration: [String: ConfigurationValue] {
-        ["type": .string("ActNorm"), "features": .int(features), "initialized": .bool(isInitialized),
-         "initializationDirection": .string(initializationDirection.rawValue)]
+    /// The hyper-parameters: the feature count, whether the data-dependent initialization has
+    /// happened (a rebuilt initialized layer never initializes again) and its direction.
+    public struct Configuration: Codable, Sendable, Equatable {
+        public var features: Int
+        public var initialized: Bool
+        public var initializationDirection: InitializationDirection
+    }
+    public static var typeName: String { "ActNorm" }
+    public var configuration: Configuration {
+        Configuration(features: features, initialized: isInitialized, initializationDirection: initializationDirection)
+    }
+    public convenience init(configuration c: Configuration) throws {
+        try self.init(features: c.features, initialized: c.initialized, initializationDirection: c.initializationDirection)
     }
 
     public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {

@@ -24,7 +24,7 @@ import RealModule
 ///   GEMMs to push `dL/dW` to `L`, `U` and `s`.
 /// - Pixelwise form (Glow's invertible 1×1 convolution):
 ///   ``Pixelwise/luLinear(channels:height:width:hasBias:using:)``.
-public final class LULinear<T: Scalar>: InvertibleLayer {
+public final class LULinear<T: Scalar>: RebuildableLayer {
     public typealias Element = T
 
     /// `n`, the size of `x` and `y`.
@@ -164,9 +164,22 @@ public final class LULinear<T: Scalar>: InvertibleLayer {
     public var name: String { "LULinear(\(features))" }
     public var inputFeatures: Int { features }
     public var outputFeatures: Int { features }
-    public var configuration: [String: ConfigurationValue] {
-        ["type": .string("LULinear"), "features": .int(features), "permutation": .ints(permutation),
-         "signs": .ints(signs.map { $0 < 0 ? -1 : 1 }), "bias": .bool(bias != nil)]
+    /// The hyper-parameters: the size, the fixed permutation and signs (±1), and whether there
+    /// is a bias.
+    public struct Configuration: Codable, Sendable, Equatable {
+        public var features: Int
+        public var permutation: [Int]
+        public var signs: [Int]
+        public var bias: Bool
+    }
+    public static var typeName: String { "LULinear" }
+    public var configuration: Configuration {
+        Configuration(features: features, permutation: permutation, signs: signs.map { $0 < 0 ? -1 : 1 }, bias: bias != nil)
+    }
+    /// - Throws: as ``init(features:permutation:signs:hasBias:)``; a sign other than ±1 is an
+    ///   ``InvertNNError/invalidArgument(operation:reason:)``.
+    public convenience init(configuration c: Configuration) throws {
+        try self.init(features: c.features, permutation: c.permutation, signs: c.signs.map { T($0) }, hasBias: c.bias)
     }
 
     public func releaseBuffers() {
