@@ -128,9 +128,9 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
                       conditioningBlock: conditioningBlock, firstBlockSize: firstBlockSize, contextFeatures: contextFeatures)
     }
 
-    /// The checkpoint type name: `AffineCoupling` for the affine transformer (the name format 1
-    /// files use), else `Coupling`.
-    static var typeName: String { Transformer.self == AffineTransformer<T>.self ? "AffineCoupling" : "Coupling" }
+    /// The checkpoint type name: the transformer's ``CouplingTransformer/couplingTypeName``
+    /// (`AffineCoupling`, the name format 1 files use, for the affine transformer).
+    static var typeName: String { Transformer.couplingTypeName }
 
     private static func split(
         features: Int, firstBlockSize: Int?, conditioningBlock: CouplingBlock
@@ -150,7 +150,7 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
     }
 
     public var name: String {
-        let kind = Self.typeName == "AffineCoupling" ? "AffineCoupling" : "Coupling[\(transformer.name)]"
+        let kind = Transformer.self == AffineTransformer<T>.self ? Self.typeName : "\(Self.typeName)[\(transformer.name)]"
         return "\(kind)(\(features), \(conditioningBlock.rawValue) block [\(conditioningRange.lowerBound)..<\(conditioningRange.upperBound)] conditions)"
     }
     public var inputFeatures: Int { features }
@@ -164,6 +164,8 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
 
     @_specialize(where Transformer == AffineTransformer<Float>)
     @_specialize(where Transformer == AffineTransformer<Double>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Float>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Double>)
     public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try x.requireColumns(features, "\(name).forward")
@@ -172,6 +174,8 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
 
     @_specialize(where Transformer == AffineTransformer<Float>)
     @_specialize(where Transformer == AffineTransformer<Double>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Float>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Double>)
     public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try y.requireColumns(features, "\(name).inverse")
@@ -188,6 +192,8 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
 
     @_specialize(where Transformer == AffineTransformer<Float>)
     @_specialize(where Transformer == AffineTransformer<Double>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Float>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Double>)
     private func retaining(_ input: Matrix<T>, context: LayerContext<T>, isForward: Bool) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try input.requireColumns(features, "\(name).\(isForward ? "forward" : "inverse")")
@@ -280,6 +286,8 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
 
     @_specialize(where Transformer == AffineTransformer<Float>)
     @_specialize(where Transformer == AffineTransformer<Double>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Float>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Double>)
     public func forwardBackward(
         input x: Matrix<T>, output y: Matrix<T>, outputGradient dy: Matrix<T>, logAbsDetGradient dld: [T],
         context: inout LayerContext<T>
@@ -292,6 +300,8 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
 
     @_specialize(where Transformer == AffineTransformer<Float>)
     @_specialize(where Transformer == AffineTransformer<Double>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Float>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Double>)
     public func inverseBackward(
         input y: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T],
         context: inout LayerContext<T>
@@ -353,9 +363,7 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
             "activationSlope": conditioner.activation.slope.map { .double($0) } ?? .null,
         ]
         if contextFeatures > 0 { c["contextFeatures"] = .int(contextFeatures) }
-        if let affine = transformer as? AffineTransformer<T> {
-            c["scaleBound"] = affine.scaleBound.map { .double(Double($0)) } ?? .null
-        }
+        c.merge(transformer.configurationEntries) { own, _ in own }
         return c
     }
 }

@@ -89,6 +89,12 @@ public protocol CouplingTransformer<Element>: Sendable {
     var configuration: Configuration { get }
     /// A short name for errors and summaries (e.g. `"affine(bound 2)"`).
     var name: String { get }
+    /// The checkpoint type name of a ``Coupling`` with this transformer (default `"Coupling"`),
+    /// under which ``LayerRegistry`` rebuilds it.
+    static var couplingTypeName: String { get }
+    /// The hyper-parameters as entries of the coupling's ``InvertibleLayer/configuration``
+    /// (default none).
+    var configurationEntries: [String: ConfigurationValue] { get }
 
     /// `y = τ(x; θ)` and `log|τ'(x; θ)|`.
     func forward(_ x: Element, parameters θ: TransformerParameters<Element>) -> (value: Element, logDerivative: Element)
@@ -128,6 +134,9 @@ public protocol CouplingTransformer<Element>: Sendable {
 }
 
 extension CouplingTransformer {
+    public static var couplingTypeName: String { "Coupling" }
+    public var configurationEntries: [String: ConfigurationValue] { [:] }
+
     @inlinable
     public func apply(
         _ data: UnsafeMutablePointer<Element>, block: TransformedBlock, parameters h: UnsafePointer<Element>,

@@ -9,7 +9,7 @@ import RealModule
 /// `"layers"`.
 ///
 /// Supported types: Sequential, Inverted, Pixelwise, Diagonal, Bias, Householder,
-/// InvertibleLinear, AffineCoupling, Permutation, PixelShuffle, PixelUnshuffle, Reshape, Sigmoid,
+/// InvertibleLinear, AffineCoupling, SplineCoupling, AdditiveCoupling, Permutation, PixelShuffle, PixelUnshuffle, Reshape, Sigmoid,
 /// Tanh, LeakyReLU, PReLU, ELU, SELU, Baird, RangeCompression, ConcatNoise (standard normal
 /// noise), ConcatSideInput. `AdaptiveWhitening` is not: its state is fitted statistics, not
 /// parameters.
@@ -93,6 +93,17 @@ public enum LayerRegistry {
             return p
         }
 
+        func coupling<X: CouplingTransformer>(_ transformer: X) throws -> any InvertibleLayer<T> where X.Element == T {
+            let blockName = try string("conditioningBlock")
+            guard let block = CouplingBlock(rawValue: blockName) else { throw bad("unknown conditioningBlock \(blockName)") }
+            let activation = try MLPActivation(configurationName: try string("activation"), slope: try optionalDouble("activationSlope"))
+            var generator = SeededGenerator(seed: 0)
+            return try Coupling(
+                features: try int("features"), transformer: transformer, hiddenSizes: try ints("hiddenSizes"), conditioningBlock: block,
+                activation: activation, firstBlockSize: try int("firstBlockSize"), contextFeatures: try optionalInt("contextFeatures") ?? 0,
+                using: &generator)
+        }
+
         do {
             switch type {
             case "Sequential": return try Sequential<T>(try children())
@@ -125,6 +136,11 @@ public enum LayerRegistry {
                     features: try int("features"), hiddenSizes: try ints("hiddenSizes"), conditioningBlock: block,
                     scaleBound: try optionalDouble("scaleBound").map { T($0) }, activation: activation,
                     firstBlockSize: try int("firstBlockSize"), zeroInitializeLastLayer: true, using: &generator)
+            case "SplineCoupling":
+                return try coupling(RationalQuadraticSpline<T>(
+                    bins: try int("bins"), tailBound: T(try double("tailBound")), minimumBinWidth: T(try double("minimumBinWidth")),
+                    minimumBinHeight: T(try double("minimumBinHeight")), minimumDerivative: T(try double("minimumDerivative"))))
+            case "AdditiveCoupling": return try coupling(AdditiveTransformer<T>())
             case "Permutation": return try Permutation<T>(features: try int("features"), permutation: try ints("permutation"))
             case "PixelShuffle":
                 return try PixelShuffle<T>(channels: try int("channels"), height: try int("height"), width: try int("width"), factor: try int("factor"))
