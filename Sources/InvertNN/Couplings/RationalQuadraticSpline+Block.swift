@@ -3,11 +3,11 @@ import RealModule
 /// The ``CouplingTransformer`` requirements of ``RationalQuadraticSpline``: the entry forms on
 /// stack storage, the block forms on one reused row buffer with vectorized exponentials.
 extension RationalQuadraticSpline {
-    /// Runs `body` on the entry of `θ`, its exponentials on the stack.
+    /// Runs `body` on the entry of `θ`, its exponentials and normalizers on the stack.
     @inline(__always)
     func withEntry<R>(_ θ: TransformerParameters<T>, _ body: (Entry) -> R) -> R {
-        let K = bins
-        return withUnsafeTemporaryAllocation(of: T.self, capacity: parametersPerFeature) { buffer in
+        let K = bins, P = parametersPerFeature
+        return withUnsafeTemporaryAllocation(of: T.self, capacity: P + 2) { buffer in
             let e = buffer.baseAddress!
             var maxW = θ[0], maxH = θ[K]
             for i in 1..<K {
@@ -19,7 +19,15 @@ extension RationalQuadraticSpline {
                 e[K + i] = T.exp(θ[K + i] - maxH)
             }
             for i in 0..<(K - 1) { e[2 * K + i] = T.exp(-Swift.abs(θ[2 * K + i])) }
-            return body(Entry(raw: θ.base, rawStride: θ.stride, exps: UnsafePointer(e), expStride: 1))
+            var sumW: T = 0, sumH: T = 0
+            for i in 0..<K {
+                sumW += e[i]
+                sumH += e[K + i]
+            }
+            e[P] = 1 / sumW
+            e[P + 1] = 1 / sumH
+            return body(Entry(raw: θ.base, rawStride: θ.stride, exps: UnsafePointer(e), expStride: 1,
+                              normalizers: UnsafePointer(e + P), normalizerStride: 1))
         }
     }
 
@@ -55,9 +63,9 @@ extension RationalQuadraticSpline {
         withEntry(θ) { backwardEntry(y, $0, g: g, ℓ: ℓ, into: dθ.base, stride: dθ.stride, inverse: true) }
     }
 
-    /// The exponentials of one row's parameters `hr` `[P·m]` into `e[0..<P·m]` (same layout),
-    /// using `e[P·m..<P·m + 2m]` for the per-feature maxima of `u_w` and `u_h`; one vectorized
-    /// `exp` pass.
+    /// The exponentials of one row's parameters `hr` `[P·m]` into `e[0..<P·m]` (same layout) in one
+    /// vectorized `exp` pass, and the per-feature softmax normalizers into `e[P·m..<P·m + 2m]`
+    /// (widths, then heights; first used for the maxima of `u_w` and `u_h`).
     @inline(__always)
     func prepareRow(_ hr: UnsafePointer<T>, features m: Int, into scratch: UnsafeMutableBufferPointer<T>) {
         let K = bins, count = parametersPerFeature * m
@@ -80,6 +88,20 @@ extension RationalQuadraticSpline {
         }
         for i in (2 * K * m)..<count { e[i] = -Swift.abs(hr[i]) }
         VectorMath.exp(UnsafeMutableBufferPointer(rebasing: scratch[0..<count]))
+        let sumW = maxW, sumH = maxH
+        sumW.update(from: e, count: m)
+        sumH.update(from: e + K * m, count: m)
+        for p in 1..<K {
+            let w = e + p * m, h = e + (K + p) * m
+            for j in 0..<m {
+                sumW[j] += w[j]
+                sumH[j] += h[j]
+            }
+        }
+        for j in 0..<m {
+            sumW[j] = 1 / sumW[j]
+            sumH[j] = 1 / sumH[j]
+        }
     }
 
     @_specialize(where T == Float)
@@ -97,7 +119,7 @@ extension RationalQuadraticSpline {
                 var sum: T = 0
                 for j in 0..<m {
                     let k = block.index(r, j)
-                    let entry = Entry(raw: hr + j, rawStride: m, exps: e + j, expStride: m)
+                    let entry = Entry(raw: hr + j, rawStride: m, exps: e + j, expStride: m, normalizers: e + width + j, normalizerStride: m)
                     let (value, logDerivative) = transformEntry(data[k], entry, inverse: inverse)
                     data[k] = value
                     sum += logDerivative
@@ -123,7 +145,7 @@ extension RationalQuadraticSpline {
                 prepareRow(hr, features: m, into: scratch)
                 for j in 0..<m {
                     let k = block.index(r, j)
-                    let entry = Entry(raw: hr + j, rawStride: m, exps: e + j, expStride: m)
+                    let entry = Entry(raw: hr + j, rawStride: m, exps: e + j, expStride: m, normalizers: e + width + j, normalizerStride: m)
                     let out = dh + r * width + j
                     gradient[k] = backwardEntry(input[k], entry, g: gradient[k], ℓ: ℓ, into: out, stride: m, inverse: inverse)
                 }

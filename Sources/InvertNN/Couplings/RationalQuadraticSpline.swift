@@ -107,14 +107,18 @@ public struct RationalQuadraticSpline<T: Scalar>: CouplingTransformer {
 
     // MARK: One entry's parameters
 
-    /// One entry's parameters: the unconstrained values `u` (`raw[p·rawStride]`) and their
-    /// exponentials (`exps[p·expStride]`): `e^{u_w - max u_w}`, `e^{u_h - max u_h}`, `e^{-|u_δ|}`.
+    /// One entry's parameters: the unconstrained values `u` (`raw[p·rawStride]`), their
+    /// exponentials (`exps[p·expStride]`: `e^{u_w - max u_w}`, `e^{u_h - max u_h}`, `e^{-|u_δ|}`)
+    /// and the softmax normalizers `1/Σ e^{u_w - max}`, `1/Σ e^{u_h - max}` (`normalizers[0]`,
+    /// `normalizers[normalizerStride]`).
     @usableFromInline
     struct Entry {
         let raw: UnsafePointer<T>
         let rawStride: Int
         let exps: UnsafePointer<T>
         let expStride: Int
+        let normalizers: UnsafePointer<T>
+        let normalizerStride: Int
 
         @inline(__always) func u(_ p: Int) -> T { raw[p * rawStride] }
         @inline(__always) func e(_ p: Int) -> T { exps[p * expStride] }
@@ -143,7 +147,16 @@ public struct RationalQuadraticSpline<T: Scalar>: CouplingTransformer {
 
     /// `δ = m_δ + softplus(u)` from `u` and `e = e^{-|u|}`.
     @inline(__always)
-    func knotDerivative(_ u: T, _ e: T) -> T { minimumDerivative + Swift.max(u, 0) + T.log(onePlus: e) }
+    func knotDerivative(_ u: T, _ e: T) -> T { minimumDerivative + Swift.max(u, 0) + Self.logOnePlus(e) }
+
+    /// `log(1 + e)` for `e ∈ [0, 1]` to a few ulps through `log` (Goldberg 1991, "What every
+    /// computer scientist should know about floating-point arithmetic", Theorem 4), several times
+    /// cheaper here than glibc's `log1pf`.
+    @inline(__always)
+    static func logOnePlus(_ e: T) -> T {
+        let v = 1 + e
+        return v == 1 ? e : T.log(v) * (e / (v - 1))
+    }
 
     /// `sigmoid(u) = dδ/du` from `u` and `e = e^{-|u|}`.
     @inline(__always)
@@ -153,12 +166,7 @@ public struct RationalQuadraticSpline<T: Scalar>: CouplingTransformer {
     @inline(__always)
     func locate(_ value: T, inverse: Bool, _ entry: Entry) -> Bin {
         let K = bins, B = tailBound
-        var sumW: T = 0, sumH: T = 0
-        for i in 0..<K {
-            sumW += entry.e(i)
-            sumH += entry.e(K + i)
-        }
-        let iw = 1 / sumW, ih = 1 / sumH
+        let iw = entry.normalizers[0], ih = entry.normalizers[entry.normalizerStride]
         let baseW = 2 * B * minimumBinWidth, baseH = 2 * B * minimumBinHeight
         let scaleW = 2 * B * (1 - T(K) * minimumBinWidth) * iw, scaleH = 2 * B * (1 - T(K) * minimumBinHeight) * ih
         var left = -B, bottom = -B, below: T = 0, belowH: T = 0
