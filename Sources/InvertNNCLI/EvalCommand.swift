@@ -53,23 +53,40 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
 
     func run<T: Scalar>(_ checkpoint: Checkpoint<T>, path: String) throws {
         let d = checkpoint.flow.features
-        var splits = [(String, Matrix<T>)]()
+        var splits = [(String, Matrix<T>, Matrix<T>?)]()
+        let description = DataDescription(json: checkpoint.dataset, dimensions: d)
+        let contextNames = checkpoint.flow.contextEncoder.map { e in description.contextColumns ?? (1...e.features).map { "c\($0)" } }
         if let named = NamedData(rawValue: data) {
-            let loaded = try named.load(T.self)
+            var loaded = try named.load(T.self)
+            if let contextNames { loaded = try loaded.splittingContext(contextNames, option: "the model's context") }
             guard loaded.train.columns == d else {
                 throw ValidationError("--data \(data) has \(loaded.train.columns) dimensions; the model \(model) takes \(d)")
             }
-            splits = [("train", loaded.train), ("validation", loaded.validation), ("test", loaded.test)]
+            splits = [("train", loaded.train, loaded.context?.train), ("validation", loaded.validation, loaded.context?.validation),
+                      ("test", loaded.test, loaded.context?.test)]
         } else {
-            let description = DataDescription(json: checkpoint.dataset, dimensions: d)
             // Columns the model was not trained on (a text label, say) are not parsed.
             let bytes = try GzipReader.read(path: data)
             let table: (columnNames: [String], values: Matrix<Double>) = try CSVReader.parseTable(
                 bytes, source: data,
                 skipping: { names in
-                    guard names.count != d, let columns = description.sourceColumns else { return [] }
-                    return Set(0..<names.count).subtracting(columns)
+                    guard names.count != d + (contextNames?.count ?? 0), let columns = description.sourceColumns else { return [] }
+                    return Set(0..<names.count).subtracting(columns).subtracting(contextNames.map { c in
+                        c.compactMap { names.firstIndex(of: $0) } } ?? [])
                 })
+            // A conditional model reads its context columns by their header names.
+            var context: Matrix<T>? = nil
+            if let contextNames {
+                let indices = try contextNames.map { name in
+                    guard let index = table.columnNames.firstIndex(of: name) else {
+                        throw ValidationError("\(data) has no context column '\(name)' (the model is conditional on \(contextNames.joined(separator: ", ")))")
+                    }
+                    return index
+                }
+                var c = Matrix<T>(rows: table.values.rows, columns: indices.count)
+                for r in 0..<c.rows { for (k, j) in indices.enumerated() { c[r, k] = T(table.values[r, j]) } }
+                context = c
+            }
             var values = table.values
             if values.columns != d {
                 guard let columns = description.sourceColumns, columns.count == d, columns.allSatisfy({ $0 < values.columns }) else {
@@ -86,11 +103,11 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
                 throw InvertNNError.invalidArgument(
                     operation: "eval", reason: "\(data):\(lines[lines.startIndex + row]): \(value) does not fit in the model's \(T.self) precision")
             }
-            splits = [(data, values.converted(to: T.self))]
+            splits = [(data, values.converted(to: T.self), context)]
         }
         let unit = checkpoint.preprocessing.isDiscrete ? "bits/dim" : "nats/dim"
         var scores = [Score]()
-        for (name, matrix) in splits { scores.append(try score(checkpoint, name: name, data: matrix)) }
+        for (name, matrix, context) in splits { scores.append(try score(checkpoint, name: name, data: matrix, context: context)) }
         if let perRow {
             let rows = scores.flatMap(\.logDensities)
             try AtomicFile.write(text: "log_density\n" + rows.map { "\($0)" }.joined(separator: "\n") + "\n", to: perRow)
@@ -109,7 +126,7 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
         }
     }
 
-    private func score<T: Scalar>(_ checkpoint: Checkpoint<T>, name: String, data: Matrix<T>) throws -> Score {
+    private func score<T: Scalar>(_ checkpoint: Checkpoint<T>, name: String, data: Matrix<T>, context: Matrix<T>?) throws -> Score {
         var noise = SeededGenerator(seed: seed)
         let d = checkpoint.flow.features
         let chunk = 500
@@ -120,7 +137,7 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
         while start < data.rows {
             let end = min(start + chunk, data.rows)
             let pre = try checkpoint.preprocessing.transform(data.rows(start..<end), using: &noise)
-            let logP = try checkpoint.flow.logProbability(pre.output)
+            let logP = try checkpoint.flow.logProbability(pre.output, context: context?.rows(start..<end))
             for i in 0..<logP.count { logDensities.append(Double(logP[i]) + Double(pre.logAbsDet[i])) }
             start = end
             progress.update(end, of: data.rows)

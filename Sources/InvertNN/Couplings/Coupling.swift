@@ -68,7 +68,8 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
     ///   - transformer: the per-feature bijection.
     ///   - conditioner: an MLP from `d + contextFeatures` to `P·(D - d)` features.
     ///   - conditioningBlock: which block is `a` (default the first).
-    ///   - firstBlockSize: `k` in `1..<D` (default `⌊D/2⌋`).
+    ///   - firstBlockSize: `k` in `1..<D` (default `⌊D/2⌋`); 0 for a conditional layer whose
+    ///     conditioner reads only the context and transforms every feature.
     ///   - contextFeatures: width of the conditioning context (default 0: unconditional).
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `D < 2`, `k` is out of
     ///   range, or the conditioner's sizes do not fit the split and the transformer.
@@ -76,7 +77,8 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
         features: Int, transformer: Transformer, conditioner: MLP<T>, conditioningBlock: CouplingBlock = .first,
         firstBlockSize: Int? = nil, contextFeatures: Int = 0
     ) throws {
-        let (a, b) = try Self.split(features: features, firstBlockSize: firstBlockSize, conditioningBlock: conditioningBlock)
+        let (a, b) = try Self.split(
+            features: features, firstBlockSize: firstBlockSize, conditioningBlock: conditioningBlock, contextFeatures: contextFeatures)
         guard contextFeatures >= 0 else {
             throw InvertNNError.invalidArgument(operation: Self.typeName, reason: "contextFeatures must be ≥ 0, got \(contextFeatures)")
         }
@@ -118,7 +120,8 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
         activation: MLPActivation = .relu, firstBlockSize: Int? = nil, zeroInitializeLastLayer: Bool = true,
         contextFeatures: Int = 0, using generator: inout some RandomNumberGenerator
     ) throws {
-        let (a, b) = try Self.split(features: features, firstBlockSize: firstBlockSize, conditioningBlock: conditioningBlock)
+        let (a, b) = try Self.split(
+            features: features, firstBlockSize: firstBlockSize, conditioningBlock: conditioningBlock, contextFeatures: contextFeatures)
         guard contextFeatures >= 0, contextFeatures <= SizeLimits.maximumElements else {
             throw InvertNNError.invalidArgument(operation: Self.typeName, reason: "contextFeatures must be ≥ 0, got \(contextFeatures)")
         }
@@ -132,18 +135,28 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
     /// (`AffineCoupling`, the name format 1 files use, for the affine transformer).
     static var typeName: String { Transformer.couplingTypeName }
 
+    /// The conditioning and transformed ranges. A conditional layer may have an empty
+    /// conditioning block (`firstBlockSize` 0 with the first block conditioning): its conditioner
+    /// then reads only the context and every feature is transformed, an elementwise map whose
+    /// parameters are functions of `c` (a conditional diagonal Gaussian when placed next to the base).
     private static func split(
-        features: Int, firstBlockSize: Int?, conditioningBlock: CouplingBlock
+        features: Int, firstBlockSize: Int?, conditioningBlock: CouplingBlock, contextFeatures: Int
     ) throws -> (conditioning: Range<Int>, transformed: Range<Int>) {
-        guard features >= 2 else {
+        let smallest = contextFeatures > 0 ? 0 : 1
+        guard features >= smallest + 1 else {
             throw InvertNNError.invalidArgument(
                 operation: typeName,
                 reason: "needs ≥ 2 features to split into a conditioning and a transformed block, got \(features)")
         }
         try SizeLimits.features(features, operation: typeName)
         let k = firstBlockSize ?? features / 2
-        guard k >= 1, k < features else {
-            throw InvertNNError.invalidArgument(operation: typeName, reason: "firstBlockSize must be in 1..<\(features), got \(k)")
+        guard k >= smallest, k < features || (k == 0 && features >= 1) else {
+            throw InvertNNError.invalidArgument(
+                operation: typeName, reason: "firstBlockSize must be in \(smallest)..<\(features), got \(k)")
+        }
+        if k == 0, conditioningBlock == .second {
+            throw InvertNNError.invalidArgument(
+                operation: typeName, reason: "an empty conditioning block must be the first (firstBlockSize 0, conditioningBlock .first)")
         }
         let first = 0..<k, second = k..<features
         return conditioningBlock == .first ? (first, second) : (second, first)

@@ -135,7 +135,8 @@ public enum LayerRegistry {
                 return try AffineCoupling<T>(
                     features: try int("features"), hiddenSizes: try ints("hiddenSizes"), conditioningBlock: block,
                     scaleBound: try optionalDouble("scaleBound").map { T($0) }, activation: activation,
-                    firstBlockSize: try int("firstBlockSize"), zeroInitializeLastLayer: true, using: &generator)
+                    firstBlockSize: try int("firstBlockSize"), zeroInitializeLastLayer: true,
+                    contextFeatures: try optionalInt("contextFeatures") ?? 0, using: &generator)
             case "SplineCoupling":
                 return try coupling(RationalQuadraticSpline<T>(
                     bins: try int("bins"), tailBound: T(try double("tailBound")), minimumBinWidth: T(try double("minimumBinWidth")),

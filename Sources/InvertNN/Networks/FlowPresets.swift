@@ -43,20 +43,23 @@ public enum FlowPresets {
     ///     the data meets on its way to the latent space, initialized so that it whitens the data
     ///     (a data-dependent initialization as in Glow, Kingma & Dhariwal 2018, §3.1; trained on
     ///     afterwards like any layer).
+    ///   - context: for a conditional flow `p(x | c)`, how the context is encoded; every coupling's
+    ///     conditioner then also reads the encoded context (`nil`: unconditional).
     ///   - seed: seed of the random initialization (permutations, conditioner weights).
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes; the errors of
     ///   the whitening initializer.
     public static func digits<T: Scalar>(
         features: Int = 64, couplings: Int = 8, hiddenSizes: [Int] = [256, 256], scaleBound: Double = 2,
         mixing: Mixing = .invertibleLinear, reflectors: Int? = nil, whiteningData: Matrix<T>? = nil,
-        seed: UInt64 = 0, as _: T.Type = T.self
+        context: ContextEncoder<T>? = nil, seed: UInt64 = 0, as _: T.Type = T.self
     ) throws -> NormalizingFlow<T> {
         try couplingFlow(
             operation: "FlowPresets.digits", features: features, couplings: couplings, mixing: mixing, reflectors: reflectors,
-            whiteningData: whiteningData, seed: seed
+            whiteningData: whiteningData, context: context, seed: seed
         ) { block, generator in
             try AffineCoupling<T>(
-                features: features, hiddenSizes: hiddenSizes, conditioningBlock: block, scaleBound: T(scaleBound), using: &generator)
+                features: features, hiddenSizes: hiddenSizes, conditioningBlock: block, scaleBound: T(scaleBound),
+                contextFeatures: context?.encodedFeatures ?? 0, using: &generator)
         }
     }
 
@@ -76,23 +79,24 @@ public enum FlowPresets {
     ///   - bins: `K`, the spline's bins (conditioner outputs `(3K - 1)` per transformed feature).
     ///   - tailBound: `B` of the spline's interval `[-B, B]`.
     ///   - mixing: the layer before each coupling.
-    ///   - reflectors: as in ``digits(features:couplings:hiddenSizes:scaleBound:mixing:reflectors:whiteningData:seed:as:)``.
-    ///   - whiteningData: as in ``digits(features:couplings:hiddenSizes:scaleBound:mixing:reflectors:whiteningData:seed:as:)``.
+    ///   - reflectors: as in ``digits(features:couplings:hiddenSizes:scaleBound:mixing:reflectors:whiteningData:context:seed:as:)``.
+    ///   - whiteningData: as in ``digits(features:couplings:hiddenSizes:scaleBound:mixing:reflectors:whiteningData:context:seed:as:)``.
+    ///   - context: for a conditional flow `p(x | c)`, how the context is encoded (`nil`: unconditional).
     ///   - seed: seed of the random initialization.
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes or spline
     ///   hyper-parameters; the errors of the whitening initializer.
     public static func neuralSplineFlow<T: Scalar>(
         features: Int, couplings: Int = 6, hiddenSizes: [Int] = [64, 64], bins: Int = 8, tailBound: Double = 3,
         mixing: Mixing = .invertibleLinear, reflectors: Int? = nil, whiteningData: Matrix<T>? = nil,
-        seed: UInt64 = 0, as _: T.Type = T.self
+        context: ContextEncoder<T>? = nil, seed: UInt64 = 0, as _: T.Type = T.self
     ) throws -> NormalizingFlow<T> {
         try couplingFlow(
             operation: "FlowPresets.neuralSplineFlow", features: features, couplings: couplings, mixing: mixing,
-            reflectors: reflectors, whiteningData: whiteningData, seed: seed
+            reflectors: reflectors, whiteningData: whiteningData, context: context, seed: seed
         ) { block, generator in
             try SplineCoupling<T>(
                 features: features, hiddenSizes: hiddenSizes, conditioningBlock: block, bins: bins, tailBound: T(tailBound),
-                using: &generator)
+                contextFeatures: context?.encodedFeatures ?? 0, using: &generator)
         }
     }
 
@@ -100,7 +104,7 @@ public enum FlowPresets {
     /// whitening layer: the structure both presets share.
     private static func couplingFlow<T: Scalar>(
         operation: String, features: Int, couplings: Int, mixing: Mixing, reflectors: Int?, whiteningData: Matrix<T>?,
-        seed: UInt64, coupling: (CouplingBlock, inout SeededGenerator) throws -> any InvertibleLayer<T>
+        context: ContextEncoder<T>?, seed: UInt64, coupling: (CouplingBlock, inout SeededGenerator) throws -> any InvertibleLayer<T>
     ) throws -> NormalizingFlow<T> {
         guard features >= 2, couplings >= 1 else {
             throw InvertNNError.invalidArgument(
@@ -123,6 +127,6 @@ public enum FlowPresets {
         if let whiteningData {
             layers.append(try InvertibleLinear<T>(whiteningData: whiteningData))
         }
-        return try NormalizingFlow(transform: try Sequential(layers))
+        return try NormalizingFlow(transform: try Sequential(layers), contextEncoder: context)
     }
 }
