@@ -10,12 +10,14 @@ struct SplineCouplingFactory: LayerFactory {
     var tailBound = 2.0
     var hiddenSizes = [8]
     var inputScale = 1.0
+    /// Width of the conditioning context (0: unconditional).
+    var contextFeatures = 0
 
     func make<T: Scalar>(features: Int, seed: UInt64, _: T.Type) throws -> any InvertibleLayer<T> {
         var rng = SeededGenerator(seed: seed)
         let layer = try SplineCoupling<T>(
             features: features, hiddenSizes: hiddenSizes, conditioningBlock: conditioningBlock, bins: bins,
-            tailBound: T(tailBound), zeroInitializeLastLayer: false, using: &rng)
+            tailBound: T(tailBound), zeroInitializeLastLayer: false, contextFeatures: contextFeatures, using: &rng)
         for b in layer.conditioner.biases {
             b.value = Matrix.randomNormal(rows: 1, columns: b.value.columns, standardDeviation: T(0.3), using: &rng)
         }
@@ -27,6 +29,10 @@ struct SplineCouplingFactory: LayerFactory {
 
     func input(rows: Int, features: Int, using generator: inout SeededGenerator) -> Matrix<Double> {
         Matrix.randomNormal(rows: rows, columns: features, standardDeviation: inputScale, using: &generator)
+    }
+
+    func conditioning(rows: Int, using generator: inout SeededGenerator) -> Matrix<Double>? {
+        contextFeatures > 0 ? Matrix.randomNormal(rows: rows, columns: contextFeatures, using: &generator) : nil
     }
 }
 
@@ -276,6 +282,11 @@ func splineKnots(_ u: [Double], bins K: Int, bound B: Double, minimum: Double = 
     @Test(arguments: [CouplingBlock.first, .second])
     func contract(conditioningBlock: CouplingBlock) throws {
         try checkLayerContract(SplineCouplingFactory(conditioningBlock: conditioningBlock), features: [2, 3, 17, 64])
+    }
+
+    /// A conditional spline coupling: the context's gradient is checked like the input's.
+    @Test func contractWithContext() throws {
+        try checkLayerContract(SplineCouplingFactory(contextFeatures: 3), features: [2, 3, 17], batches: [1, 7])
     }
 
     /// Wide inputs (a third of them in the tails) and a single bin.
