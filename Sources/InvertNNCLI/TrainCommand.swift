@@ -305,10 +305,10 @@ struct TrainCommand: ParsableCommand {
             stoppingAfterEpoch: stopAfter, progress: reporter.handle)
         reporter.finish()
 
-        let description = DataDescription(json: dataset.json, dimensions: dataset.dimensions)
+        let description = DataDescription(dataset.description, dimensions: dataset.dimensions)
         let keepState = saveState || stopAfter != nil || resumedState != nil
         let checkpoint = Checkpoint(
-            flow: flow, preprocessing: preprocessing, dataset: dataset.json, trainingState: keepState ? trainer.trainingState : nil)
+            flow: flow, preprocessing: preprocessing, dataset: dataset.description, trainingState: keepState ? trainer.trainingState : nil)
         // The model and the sample picture are committed together: if either cannot be written,
         // neither existing file is replaced.
         let staging = OutputStaging()
@@ -349,20 +349,12 @@ struct TrainCommand: ParsableCommand {
                     + "validation \(format(perDimension(best.validation))), test \(format(perDimension(test))) \(unit); "
                     + "test NLL \(format(test.negativeLogLikelihood)) nats per sample; \(String(format: "%.1f", seconds)) s")
         }
-        let key = preprocessing.isDiscrete ? "bits_per_dim" : "nats_per_dim"
-        let json = "{\"dataset\":\(jsonString(dataset.name)),"
-            + "\"train_\(key)\":\(jsonNumber(perDimension(best.train))),"
-            + "\"validation_\(key)\":\(jsonNumber(perDimension(best.validation))),"
-            + "\"test_\(key)\":\(jsonNumber(perDimension(test))),"
-            + "\"test_nll\":\(jsonNumber(test.negativeLogLikelihood)),"
-            + "\"best_epoch\":\(best.epoch),"
-            + "\"epochs\":\(epochs),"
-            + "\"seconds\":\(jsonNumber((seconds * 1000).rounded() / 1000)),"
-            + "\"parameters\":\(flow.trainableParameterCount),"
-            + "\"precision\":\"\(precision.rawValue)\","
-            + (dataset.context.map { "\"context_columns\":[\($0.names.map(jsonString).joined(separator: ","))]," } ?? "")
-            + "\"model\":\(jsonString(URL(fileURLWithPath: modelPath).standardizedFileURL.path))}"  // absolute
-        try StandardOutput.line(json)
+        try StandardOutput.json(TrainSummary(
+            dataset: dataset.name, discrete: preprocessing.isDiscrete, train: perDimension(best.train),
+            validation: perDimension(best.validation), test: perDimension(test), testNLL: test.negativeLogLikelihood,
+            bestEpoch: best.epoch, epochs: epochs, seconds: (seconds * 1000).rounded() / 1000,
+            parameters: flow.trainableParameterCount, precision: precision.rawValue, contextColumns: dataset.context?.names,
+            model: URL(fileURLWithPath: modelPath).standardizedFileURL.path))  // absolute
     }
 }
 
@@ -482,22 +474,42 @@ enum TrainingDefaults {
 /// Formats bits/dim for people.
 func format(_ value: Double) -> String { String(format: "%.4f", value) }
 
-/// A JSON number (the values here are always finite; a non-finite one becomes `null`).
-func jsonNumber(_ value: Double) -> String { value.isFinite ? "\(value)" : "null" }
+/// The JSON line of `train --json`: per-dimension figures in bits (integer data) or nats
+/// (continuous data), keyed `<split>_bits_per_dim` or `<split>_nats_per_dim`.
+struct TrainSummary: Encodable {
+    let dataset: String
+    let discrete: Bool
+    let train, validation, test, testNLL: Double
+    let bestEpoch, epochs: Int
+    let seconds: Double
+    let parameters: Int
+    let precision: String
+    /// The context columns of a conditional model (the key is left out for other models).
+    let contextColumns: [String]?
+    let model: String
 
-/// A JSON string literal with the required escapes (RFC 8259 §7).
-func jsonString(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
-        }
+    private struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(_ name: String) { stringValue = name }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
     }
-    return out + "\""
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Key.self)
+        let unit = discrete ? "bits_per_dim" : "nats_per_dim"
+        try c.encode(dataset, forKey: Key("dataset"))
+        try c.encode(SummaryNumber(train), forKey: Key("train_\(unit)"))
+        try c.encode(SummaryNumber(validation), forKey: Key("validation_\(unit)"))
+        try c.encode(SummaryNumber(test), forKey: Key("test_\(unit)"))
+        try c.encode(SummaryNumber(testNLL), forKey: Key("test_nll"))
+        try c.encode(bestEpoch, forKey: Key("best_epoch"))
+        try c.encode(epochs, forKey: Key("epochs"))
+        try c.encode(SummaryNumber(seconds), forKey: Key("seconds"))
+        try c.encode(parameters, forKey: Key("parameters"))
+        try c.encode(precision, forKey: Key("precision"))
+        try c.encodeIfPresent(contextColumns, forKey: Key("context_columns"))
+        try c.encode(model, forKey: Key("model"))
+    }
 }

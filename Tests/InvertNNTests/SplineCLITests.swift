@@ -18,7 +18,7 @@ import InvertNN
                 "--epochs", "1", "--precision", "double", "--quiet", "--out", model, "--samples", "\(d)/s.png"])
             #expect(train.status == 0, "\(train.stderr)")
             let checkpoint = try Checkpoint<Double>.read(path: model)
-            let json = JSONValue(configuration: checkpoint.flow.transform.configuration).description
+            let json = try architecture(of: checkpoint.flow.transform)
             #expect(json.contains("\"SplineCoupling\"") && json.contains("\"bins\":5") && json.contains("\"tailBound\":3.5"), "\(json)")
             let eval = try CLIErrorTests.run(["--model", model, "--data", "moons"], command: "eval")
             #expect(eval.status == 0, "\(eval.stderr)")

@@ -17,6 +17,9 @@ public struct AdditiveTransformer<T: Scalar>: CouplingTransformer {
     /// The additive transformer (it has no hyper-parameters).
     public init() {}
 
+    /// The additive transformer (the configuration is empty).
+    public init(configuration: Configuration) {}
+
     public var parametersPerFeature: Int { 1 }
     public var configuration: Configuration { Configuration() }
     public var name: String { "additive" }

@@ -34,13 +34,15 @@ public struct AffineTransformer<T: Scalar>: CouplingTransformer {
         self.scaleBound = scaleBound
     }
 
+    /// An affine transformer with the configured bound.
+    ///
+    /// - Throws: as ``init(scaleBound:)``.
+    public init(configuration: Configuration) throws { try self.init(scaleBound: configuration.scaleBound.map { T($0) }) }
+
     public var parametersPerFeature: Int { 2 }
     public var configuration: Configuration { Configuration(scaleBound: scaleBound.map { Double($0) }) }
     public var name: String { scaleBound.map { "affine(bound \($0))" } ?? "affine" }
     public static var couplingTypeName: String { "AffineCoupling" }
-    public var configurationEntries: [String: ConfigurationValue] {
-        ["scaleBound": scaleBound.map { .double(Double($0)) } ?? .null]
-    }
 
     /// `s` and `ds/dŝ` for one pre-activation.
     @inline(__always)

@@ -25,7 +25,7 @@ import RealModule
 ///   `x_a` both directly and through the conditioner.
 /// - Throws: ``InvertNNError/outOfDomain(layer:value:row:column:domain:)`` when an inverse input
 ///   lies outside the transformer's inverse domain; shape errors as every layer.
-public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
+public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, RebuildableLayer {
     public typealias Element = Transformer.Element
     public typealias T = Transformer.Element
 
@@ -131,9 +131,9 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
                       conditioningBlock: conditioningBlock, firstBlockSize: firstBlockSize, contextFeatures: contextFeatures)
     }
 
-    /// The checkpoint type name: the transformer's ``CouplingTransformer/couplingTypeName``
-    /// (`AffineCoupling`, the name format 1 files use, for the affine transformer).
-    static var typeName: String { Transformer.couplingTypeName }
+    /// The checkpoint type name, the transformer's ``CouplingTransformer/couplingTypeName``
+    /// (`AffineCoupling` for the affine transformer, the name format 1 files use).
+    public static var typeName: String { Transformer.couplingTypeName }
 
     /// The conditioning and transformed ranges. A conditional layer may have an empty
     /// conditioning block (`firstBlockSize` 0 with the first block conditioning): its conditioner
@@ -163,7 +163,7 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
     }
 
     public var name: String {
-        let kind = Transformer.self == AffineTransformer<T>.self ? Self.typeName : "\(Self.typeName)[\(transformer.name)]"
+        let kind = Self.typeName == "AffineCoupling" ? "AffineCoupling" : "Coupling[\(transformer.name)]"
         return "\(kind)(\(features), \(conditioningBlock.rawValue) block [\(conditioningRange.lowerBound)..<\(conditioningRange.upperBound)] conditions)"
     }
     public var inputFeatures: Int { features }
@@ -365,19 +365,90 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
         return gradient
     }
 
-    public var configuration: [String: ConfigurationValue] {
-        var c: [String: ConfigurationValue] = [
-            "type": .string(Self.typeName),
-            "features": .int(features),
-            "firstBlockSize": .int(firstBlockSize),
-            "conditioningBlock": .string(conditioningBlock.rawValue),
-            "hiddenSizes": .ints(conditioner.hiddenSizes),
-            "activation": .string(conditioner.activation.configurationName),
-            "activationSlope": conditioner.activation.slope.map { .double($0) } ?? .null,
-        ]
-        if contextFeatures > 0 { c["contextFeatures"] = .int(contextFeatures) }
-        c.merge(transformer.configurationEntries) { own, _ in own }
-        return c
+    /// The hyper-parameters: the split, the conditioner's shape and activation, the context
+    /// width (written only when `> 0`) and the transformer's own fields, all in one object (the
+    /// keys format 1 files use: `features`, `firstBlockSize`, `conditioningBlock`, `hiddenSizes`,
+    /// `activation`, `activationSlope`, `contextFeatures`, then e.g. `scaleBound`).
+    public struct Configuration: Codable, Sendable {
+        /// `D`, the features of `[batch, D]`.
+        public var features: Int
+        /// `k`: the first block is `[0, k)`.
+        public var firstBlockSize: Int
+        /// Which block conditions the other.
+        public var conditioningBlock: CouplingBlock
+        /// Widths of the conditioner's hidden layers.
+        public var hiddenSizes: [Int]
+        /// ``MLPActivation/configurationName``.
+        public var activation: String
+        /// ``MLPActivation/slope``.
+        public var activationSlope: Double?
+        /// Width of the conditioning context; `nil` for 0.
+        public var contextFeatures: Int?
+        /// The transformer's hyper-parameters.
+        public var transformer: Transformer.Configuration
+
+        private enum CodingKeys: String, CodingKey {
+            case features, firstBlockSize, conditioningBlock, hiddenSizes, activation, activationSlope, contextFeatures
+        }
+
+        init(
+            features: Int, firstBlockSize: Int, conditioningBlock: CouplingBlock, hiddenSizes: [Int], activation: MLPActivation,
+            contextFeatures: Int, transformer: Transformer.Configuration
+        ) {
+            self.features = features
+            self.firstBlockSize = firstBlockSize
+            self.conditioningBlock = conditioningBlock
+            self.hiddenSizes = hiddenSizes
+            self.activation = activation.configurationName
+            self.activationSlope = activation.slope
+            self.contextFeatures = contextFeatures > 0 ? contextFeatures : nil
+            self.transformer = transformer
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            features = try c.decode(Int.self, forKey: .features)
+            firstBlockSize = try c.decode(Int.self, forKey: .firstBlockSize)
+            conditioningBlock = try c.decode(CouplingBlock.self, forKey: .conditioningBlock)
+            hiddenSizes = try c.decode([Int].self, forKey: .hiddenSizes)
+            activation = try c.decode(String.self, forKey: .activation)
+            activationSlope = try c.decodeIfPresent(Double.self, forKey: .activationSlope)
+            contextFeatures = try c.decodeIfPresent(Int.self, forKey: .contextFeatures)
+            transformer = try Transformer.Configuration(from: decoder)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(features, forKey: .features)
+            try c.encode(firstBlockSize, forKey: .firstBlockSize)
+            try c.encode(conditioningBlock, forKey: .conditioningBlock)
+            try c.encode(hiddenSizes, forKey: .hiddenSizes)
+            try c.encode(activation, forKey: .activation)
+            try c.encodeIfPresent(activationSlope, forKey: .activationSlope)
+            try c.encodeIfPresent(contextFeatures, forKey: .contextFeatures)
+            try transformer.encode(to: encoder)  // the transformer's fields join the coupling's object
+        }
+    }
+
+    public var configuration: Configuration {
+        Configuration(
+            features: features, firstBlockSize: firstBlockSize, conditioningBlock: conditioningBlock,
+            hiddenSizes: conditioner.hiddenSizes, activation: conditioner.activation, contextFeatures: contextFeatures,
+            transformer: transformer.configuration)
+    }
+
+    /// A coupling with a new conditioner of the configured shape (zero last layer: placeholder
+    /// values a checkpoint overwrites).
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for an unknown activation,
+    ///   a transformer configuration the transformer rejects, or sizes the initializer rejects.
+    public convenience init(configuration c: Configuration) throws {
+        let activation = try MLPActivation(configurationName: c.activation, slope: c.activationSlope)
+        var generator = SeededGenerator(seed: 0)
+        try self.init(
+            features: c.features, transformer: try Transformer(configuration: c.transformer), hiddenSizes: c.hiddenSizes,
+            conditioningBlock: c.conditioningBlock, activation: activation, firstBlockSize: c.firstBlockSize,
+            zeroInitializeLastLayer: true, contextFeatures: c.contextFeatures ?? 0, using: &generator)
     }
 }
 

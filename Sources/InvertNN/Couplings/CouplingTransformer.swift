@@ -85,16 +85,19 @@ public protocol CouplingTransformer<Element>: Sendable {
 
     /// `P`: conditioner outputs per transformed feature.
     var parametersPerFeature: Int { get }
-    /// The hyper-parameters (not the per-row parameters, which the conditioner produces).
+    /// The hyper-parameters (not the per-row parameters, which the conditioner produces); a
+    /// coupling writes their fields into its own checkpoint object, so their names must differ
+    /// from the coupling's (`features`, `hiddenSizes`, …).
     var configuration: Configuration { get }
+    /// The transformer described by `configuration` (to rebuild a checkpoint).
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for values its initializer rejects.
+    init(configuration: Configuration) throws
+    /// The checkpoint type name of a ``Coupling`` with this transformer (`"AffineCoupling"`;
+    /// register the coupling with ``LayerRegistry`` under it).
+    static var couplingTypeName: String { get }
     /// A short name for errors and summaries (e.g. `"affine(bound 2)"`).
     var name: String { get }
-    /// The checkpoint type name of a ``Coupling`` with this transformer (default `"Coupling"`),
-    /// under which ``LayerRegistry`` rebuilds it.
-    static var couplingTypeName: String { get }
-    /// The hyper-parameters as entries of the coupling's ``InvertibleLayer/configuration``
-    /// (default none).
-    var configurationEntries: [String: ConfigurationValue] { get }
 
     /// `y = τ(x; θ)` and `log|τ'(x; θ)|`.
     func forward(_ x: Element, parameters θ: TransformerParameters<Element>) -> (value: Element, logDerivative: Element)
@@ -134,9 +137,6 @@ public protocol CouplingTransformer<Element>: Sendable {
 }
 
 extension CouplingTransformer {
-    public static var couplingTypeName: String { "Coupling" }
-    public var configurationEntries: [String: ConfigurationValue] { [:] }
-
     @inlinable
     public func apply(
         _ data: UnsafeMutablePointer<Element>, block: TransformedBlock, parameters h: UnsafePointer<Element>,

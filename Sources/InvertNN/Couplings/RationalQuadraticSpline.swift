@@ -87,7 +87,7 @@ public struct RationalQuadraticSpline<T: Scalar>: CouplingTransformer {
     /// The spline described by a checkpointed configuration.
     ///
     /// - Throws: as ``init(bins:tailBound:minimumBinWidth:minimumBinHeight:minimumDerivative:)``.
-    public init(_ configuration: Configuration) throws {
+    public init(configuration: Configuration) throws {
         try self.init(bins: configuration.bins, tailBound: T(configuration.tailBound),
                       minimumBinWidth: T(configuration.minimumBinWidth), minimumBinHeight: T(configuration.minimumBinHeight),
                       minimumDerivative: T(configuration.minimumDerivative))
@@ -100,10 +100,6 @@ public struct RationalQuadraticSpline<T: Scalar>: CouplingTransformer {
     }
     public var name: String { "spline(\(bins) bins, bound \(tailBound))" }
     public static var couplingTypeName: String { "SplineCoupling" }
-    public var configurationEntries: [String: ConfigurationValue] {
-        ["bins": .int(bins), "tailBound": .double(Double(tailBound)), "minimumBinWidth": .double(Double(minimumBinWidth)),
-         "minimumBinHeight": .double(Double(minimumBinHeight)), "minimumDerivative": .double(Double(minimumDerivative))]
-    }
 
     // MARK: One entry's parameters
 
