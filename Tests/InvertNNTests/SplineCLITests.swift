@@ -26,6 +26,10 @@ import InvertNN
             #expect(sample.status == 0, "\(sample.stderr)")
             let density = try CLIErrorTests.run(["--model", model, "--png", "\(d)/density.png", "--size", "32", "--quiet"], command: "density")
             #expect(density.status == 0 && FileManager.default.fileExists(atPath: "\(d)/density.png"), "\(density.stderr)")
+            // A model-only checkpoint trains on as a spline flow.
+            let resumed = try CLIErrorTests.run(["--data", "moons", "--resume", model, "--epochs", "1", "--out", "\(d)/more.safetensors", "--samples", "\(d)/m.png"])
+            #expect(resumed.status == 0, "\(resumed.stderr)")
+            #expect(try architecture(of: Checkpoint<Double>.read(path: "\(d)/more.safetensors").flow.transform) == json)
         }
     }
 
