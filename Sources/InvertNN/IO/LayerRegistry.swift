@@ -42,6 +42,8 @@ public enum LayerRegistry {
         register(InvertibleLinear<T>.self)
         register(LULinear<T>.self)
         register(AffineCoupling<T>.self)
+        register(SplineCoupling<T>.self)
+        register(AdditiveCoupling<T>.self)
         register(Permutation<T>.self)
         register(PixelShuffle<T>.self)
         register(PixelUnshuffle<T>.self)
