@@ -107,6 +107,7 @@ func architecture<T: Scalar>(of layer: any InvertibleLayer<T>) throws -> String 
             try Reshape(from: [4], to: [1, 2, 2]), try Reshape(from: [1, 2, 2], to: [4]),
             try PixelUnshuffle(channels: 1, height: 2, width: 2, factor: 2), try PixelShuffle(channels: 4, height: 1, width: 1, factor: 2),
             try ConcatNoise(features: 4, noise: StandardNormal(features: 2)), try ConcatSideInput(features: 6, sideFeatures: 1, channel: "c"),
+            try ActNorm(features: 7, initialized: true, initializationDirection: .forward), try LULinear(features: 7, using: &g),
         ]
         let original = try Sequential(layers)
         let json = try architecture(of: original)
