@@ -22,73 +22,41 @@ import RealModule
 /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` from the initializer for
 ///   `features < 1` or a non-finite or wrong-length `shift`;
 ///   ``InvertNNError/outOfDomain(layer:value:row:column:domain:)`` for NaN/±∞ inputs in either
-///   direction; shape errors as every layer.
+///   direction; ``InvertNNError/nonFinite(operation:row:column:)`` naming the parameter `shift`
+///   and the entry from every call if a shift was set to NaN or ±∞; shape errors as every layer.
 /// - Source: Baird, Smalenberger & Ingkiriwang 2005, "One-step neural network inversion with
 ///   PDF learning and emulation" (IJCNN), in the form written by invertnn; DESIGN.md §3.
-public final class Baird<T: Scalar>: ElementwiseLayer, RebuildableLayer {
-    public typealias Element = T
+public typealias Baird<T: Scalar> = Activation<T, BairdMap<T>>
 
-    /// The feature count of every sample, `[batch, features]`.
-    public let features: Int
-    /// `c`, the learnable per-feature shift inside the `asinh`, `[1, features]`.
-    public let shift: Parameter<T>
-
-    /// A Baird layer on `features` features with initial shifts `shift` (default 0: the identity).
+extension Activation where Map == BairdMap<T> {
+    /// A Baird layer on `features` features with initial shifts `shift` (``init(features:)``
+    /// starts at 0: the identity).
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1` or `shift`
     ///   has the wrong length or non-finite entries.
-    public init(features: Int, shift: [T]? = nil) throws {
-        try SizeLimits.features(features, operation: "Baird")
-        let shift = shift ?? [T](repeating: 0, count: features)
-        guard shift.count == features, shift.allSatisfy({ $0.isFinite }) else {
-            throw InvertNNError.invalidArgument(
-                operation: "Baird", reason: "shift must have \(features) finite entries, got \(shift.count)")
-        }
-        self.features = features
-        self.shift = Parameter(name: "shift", value: Matrix(row: shift))
+    public convenience init(features: Int, shift: [T]) throws {
+        try self.init(features: features, map: BairdMap(), parameter: shift)
     }
 
-    public var name: String { "Baird(\(features))" }
-    public var inputFeatures: Int { features }
-    public var outputFeatures: Int { features }
-    public var parameters: [Parameter<T>] { [shift] }
-    public static var typeName: String { "Baird" }
-    public var configuration: FeatureConfiguration { FeatureConfiguration(features: features) }
-    /// A layer on `configuration.features` features (see ``init(features:)``).
-    public convenience init(configuration: FeatureConfiguration) throws { try self.init(features: configuration.features) }
-    var perFeatureParameter: Parameter<T>? { shift }
-    func makeMap() -> BairdMap<T> { BairdMap(shifts: shift.value.storage) }
-
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> { try elementwiseForward(x) }
-
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> { try elementwiseInverse(y) }
-
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func forwardBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
-    ) throws -> Matrix<T> {
-        try elementwiseForwardBackward(input: input, output: output, outputGradient: outputGradient,
-                                       logAbsDetGradient: logAbsDetGradient)
-    }
-
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func inverseBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
-    ) throws -> Matrix<T> {
-        try elementwiseInverseBackward(input: input, output: output, outputGradient: outputGradient,
-                                       logAbsDetGradient: logAbsDetGradient)
-    }
+    /// `c`, the learnable per-feature shift inside the `asinh`, `[1, features]`.
+    public var shift: Parameter<T> { parameters[0] }
 }
 
 /// `f_c(x) = asinh(sinh x + c)` with `log f'`, overflow-free (see ``Baird``).
-struct BairdMap<T: Scalar>: ElementwiseMap {
+public struct BairdMap<T: Scalar>: ActivationMap {
+    public typealias Element = T
+    public static var typeName: String { "Baird" }
+    public static var parameterName: String? { "shift" }
+
+    /// `c_j` of the call (empty until bound).
     let shifts: [T]
+
+    init(shifts: [T]) { self.shifts = shifts }
+
+    /// The Baird map (its shifts are the layer's parameter).
+    public init(configuration: NoConfiguration = .init()) { shifts = [] }
+
+    public func bound(to parameter: [T], layer: String) -> BairdMap<T> { BairdMap(shifts: parameter) }
 
     /// `f_c(x)` and `log f_c'(x)` for any finite x and c.
     @inline(__always)
@@ -113,18 +81,18 @@ struct BairdMap<T: Scalar>: ElementwiseMap {
     }
 
     @inline(__always)
-    func forward(_ x: T, feature: Int) -> (value: T, logDerivative: T) {
+    public func forward(_ x: T, feature: Int) -> (value: T, logDerivative: T) {
         Self.evaluate(x, shift: shifts[feature])
     }
 
     @inline(__always)
-    func inverse(_ y: T, feature: Int) -> (value: T, logDerivative: T)? {
+    public func inverse(_ y: T, feature: Int) -> (value: T, logDerivative: T)? {
         // f_c⁻¹ = f_{-c}, and log (f_c⁻¹)'(y) = log f_{-c}'(y).
         Self.evaluate(y, shift: -shifts[feature])
     }
 
     @inline(__always)
-    func partials(input x: T, output y: T, feature: Int) -> ElementwisePartials<T> {
+    public func partials(input x: T, output y: T, feature: Int) -> ElementwisePartials<T> {
         let logDerivative = Self.evaluate(x, shift: shifts[feature]).logDerivative
         let derivative = T.exp(logDerivative)
         let tanhY = T.tanh(y), sechY = ActivationMath.sech(y)
@@ -133,6 +101,4 @@ struct BairdMap<T: Scalar>: ElementwiseMap {
             logDerivativeSlope: T.tanh(x) - tanhY * derivative,
             parameterSlope: sechY, logDerivativeParameterSlope: -tanhY * sechY)
     }
-
-    func inverseDomain(feature: Int) -> String { "finite reals (-∞, ∞)" }
 }

@@ -16,73 +16,62 @@ import RealModule
 ///   inverse input `y ≤ -α` or NaN/±∞ in either direction, with its position.
 /// - Source: Clevert et al. 2016, "Fast and accurate deep network learning by exponential linear
 ///   units (ELUs)"; DESIGN.md §3.
-public final class ELU<T: Scalar>: ElementwiseLayer, RebuildableLayer {
-    public typealias Element = T
+public typealias ELU<T: Scalar> = Activation<T, ELUMap<T>>
 
-    /// The feature count of every sample, `[batch, features]`.
-    public let features: Int
-    /// `α > 0`: the negative saturation value is `-α`.
-    public let alpha: T
-
+extension Activation where Map == ELUMap<T> {
     /// An ELU on `features` features.
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1` or `alpha`
     ///   is not positive and finite.
-    public init(features: Int, alpha: T = 1) throws {
-        try SizeLimits.features(features, operation: "ELU")
-        guard alpha > 0, alpha.isFinite else {
-            throw InvertNNError.invalidArgument(operation: "ELU", reason: "alpha must be positive and finite, got \(alpha)")
-        }
-        self.features = features
-        self.alpha = alpha
+    public convenience init(features: Int, alpha: T = 1) throws {
+        try self.init(features: features, map: try ELUMap(alpha: alpha))
     }
 
-    public var name: String { "ELU(\(features), α: \(alpha))" }
-    public var inputFeatures: Int { features }
-    public var outputFeatures: Int { features }
-    public var parameters: [Parameter<T>] { [] }
-    /// The hyper-parameters: the feature count and `α`.
+    /// `α > 0`: the negative saturation value is `-α`.
+    public var alpha: T { map.alpha }
+}
+
+/// The ELU map with a fixed `α` (``ELU``).
+public struct ELUMap<T: Scalar>: ActivationMap {
+    public typealias Element = T
+    public static var typeName: String { "ELU" }
+
+    /// The checkpointed hyper-parameter.
     public struct Configuration: Codable, Sendable, Equatable {
-        /// `D`, the features of `[batch, D]`.
-        public var features: Int
         /// `α`, the saturation value for negative inputs.
         public var alpha: Double
     }
-    public static var typeName: String { "ELU" }
-    public var configuration: Configuration { Configuration(features: features, alpha: Double(alpha)) }
-    public convenience init(configuration c: Configuration) throws { try self.init(features: c.features, alpha: T(c.alpha)) }
-    var perFeatureParameter: Parameter<T>? { nil }
-    func makeMap() -> ScaledELUMap<T> { ScaledELUMap(alpha: alpha, scale: 1) }
 
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> { try elementwiseForward(x) }
+    /// `α > 0`.
+    public var alpha: T { core.alpha }
+    let core: ScaledExponentialLinear<T>
 
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> { try elementwiseInverse(y) }
-
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func forwardBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
-    ) throws -> Matrix<T> {
-        try elementwiseForwardBackward(input: input, output: output, outputGradient: outputGradient,
-                                       logAbsDetGradient: logAbsDetGradient)
+    /// The ELU with saturation value `-alpha`.
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` unless `alpha` is positive and finite.
+    public init(alpha: T) throws {
+        guard alpha > 0, alpha.isFinite else {
+            throw InvertNNError.invalidArgument(operation: "ELU", reason: "alpha must be positive and finite, got \(alpha)")
+        }
+        core = ScaledExponentialLinear(alpha: alpha, scale: 1)
     }
 
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func inverseBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
-    ) throws -> Matrix<T> {
-        try elementwiseInverseBackward(input: input, output: output, outputGradient: outputGradient,
-                                       logAbsDetGradient: logAbsDetGradient)
-    }
+    public init(configuration: Configuration) throws { try self.init(alpha: T(configuration.alpha)) }
+    public var configuration: Configuration { Configuration(alpha: Double(alpha)) }
+    public func layerName(features: Int) -> String { "ELU(\(features), α: \(alpha))" }
+
+    @inline(__always)
+    public func forward(_ x: T, feature: Int) -> (value: T, logDerivative: T) { core.forward(x) }
+    @inline(__always)
+    public func inverse(_ y: T, feature: Int) -> (value: T, logDerivative: T)? { core.inverse(y) }
+    @inline(__always)
+    public func partials(input x: T, output y: T, feature: Int) -> ElementwisePartials<T> { core.partials(x) }
+    public func inverseDomain(feature: Int) -> String { core.inverseDomain }
 }
 
-/// `y = λ·x` for `x ≥ 0`, `y = λα·expm1(x)` for `x < 0`: ELU (λ = 1) and SELU share it.
-struct ScaledELUMap<T: Scalar>: ElementwiseMap {
+/// `y = λ·x` for `x ≥ 0`, `y = λα·expm1(x)` for `x < 0`: the calculus ``ELUMap`` (λ = 1) and
+/// ``SELUMap`` share.
+struct ScaledExponentialLinear<T: Scalar>: Sendable {
     let alpha: T
     let scale: T
     let scaleAlpha: T
@@ -98,12 +87,12 @@ struct ScaledELUMap<T: Scalar>: ElementwiseMap {
     }
 
     @inline(__always)
-    func forward(_ x: T, feature: Int) -> (value: T, logDerivative: T) {
+    func forward(_ x: T) -> (value: T, logDerivative: T) {
         x >= 0 ? (scale * x, logScale) : (scaleAlpha * T.expMinusOne(x), logScaleAlpha + x)
     }
 
     @inline(__always)
-    func inverse(_ y: T, feature: Int) -> (value: T, logDerivative: T)? {
+    func inverse(_ y: T) -> (value: T, logDerivative: T)? {
         if y >= 0 { return (y / scale, -logScale) }
         // Test the ratio, not y: y > -λα can still give y/(λα) == -1 after rounding (log1p(-1) = -∞).
         let ratio = y / scaleAlpha
@@ -113,7 +102,7 @@ struct ScaledELUMap<T: Scalar>: ElementwiseMap {
     }
 
     @inline(__always)
-    func partials(input x: T, output y: T, feature: Int) -> ElementwisePartials<T> {
+    func partials(_ x: T) -> ElementwisePartials<T> {
         if x >= 0 {
             return ElementwisePartials(derivative: scale, reciprocalDerivative: 1 / scale, logDerivativeSlope: 0)
         }
@@ -121,5 +110,5 @@ struct ScaledELUMap<T: Scalar>: ElementwiseMap {
             derivative: scaleAlpha * T.exp(x), reciprocalDerivative: T.exp(-x) / scaleAlpha, logDerivativeSlope: 1)
     }
 
-    func inverseDomain(feature: Int) -> String { "(\(-scaleAlpha), ∞)" }
+    var inverseDomain: String { "(\(-scaleAlpha), ∞)" }
 }

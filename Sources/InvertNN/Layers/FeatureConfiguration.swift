@@ -1,5 +1,6 @@
-/// The configuration of a layer whose only hyper-parameter is its feature count (`Bias`,
-/// `Sigmoid`, `Tanh`, `PReLU`, `SELU`, `Baird`): `{"features": D}`.
+/// The configuration of a layer whose only hyper-parameter is its feature count (``Bias``):
+/// `{"features": D}`. (An ``Activation`` writes the same object when its map has no
+/// hyper-parameters.)
 public struct FeatureConfiguration: Codable, Sendable, Equatable {
     /// `D`, the features of `[batch, D]`.
     public var features: Int

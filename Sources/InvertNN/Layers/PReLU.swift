@@ -12,75 +12,96 @@ import RealModule
 /// - Log-determinant (nats, per sample): `Σ_{j: x_j < 0} θ_j` forward, its negative inverse. At the
 ///   kink `x = 0` the right derivative 1 is used.
 /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` from the initializer for
-///   `features < 1` or a slope that is not positive and finite;
+///   `features < 1` or a slope that is not positive and finite; from every call,
+///   ``InvertNNError/nonFinite(operation:row:column:)`` or
+///   ``InvertNNError/outOfDomain(layer:value:row:column:domain:)`` naming the parameter `logSlope`
+///   and the entry when a log-slope (assigned, or reached by an optimizer) is not finite or its
+///   slope `e^θ` is 0 or infinite in `T` (errors the trainer's guard recovers from);
 ///   ``InvertNNError/outOfDomain(layer:value:row:column:domain:)`` for NaN/±∞ inputs in either
 ///   direction; shape errors as every layer.
 /// - Source: He et al. 2015, "Delving deep into rectifiers" (PReLU); DESIGN.md §3.
-public final class PReLU<T: Scalar>: ElementwiseLayer, RebuildableLayer {
-    public typealias Element = T
+public typealias PReLU<T: Scalar> = Activation<T, PReLUMap<T>>
 
-    /// The feature count of every sample, `[batch, features]`.
-    public let features: Int
-    /// `θ = log α`, `[1, features]`.
-    public let logSlope: Parameter<T>
-
-    /// A PReLU on `features` features with initial negative-side slopes `slopes`
-    /// (default 0.25 for every feature, as in He et al. 2015).
+extension Activation where Map == PReLUMap<T> {
+    /// A PReLU on `features` features with initial negative-side slopes `slopes` (``init(features:)``
+    /// starts every slope at 0.25, as in He et al. 2015).
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1`, `slopes`
     ///   has the wrong length, or a slope is not positive and finite.
-    public init(features: Int, slopes: [T]? = nil) throws {
-        try SizeLimits.features(features, operation: "PReLU")
-        let slopes = slopes ?? [T](repeating: 0.25, count: features)
-        guard slopes.count == features else {
-            throw InvertNNError.invalidArgument(
-                operation: "PReLU", reason: "slopes must have \(features) entries, got \(slopes.count)")
-        }
+    public convenience init(features: Int, slopes: [T]) throws {
         if let bad = slopes.firstIndex(where: { !($0 > 0) || !$0.isFinite }) {
             throw InvertNNError.invalidArgument(
                 operation: "PReLU", reason: "slope \(slopes[bad]) at index \(bad) must be positive and finite")
         }
-        self.features = features
-        self.logSlope = Parameter(name: "logSlope", value: Matrix(row: slopes.map { T.log($0) }))
+        try self.init(features: features, map: PReLUMap(), parameter: slopes.map { T.log($0) })
     }
 
+    /// `θ = log α`, `[1, features]`.
+    public var logSlope: Parameter<T> { parameters[0] }
     /// The current slopes `α = exp(θ)`.
     public var slopes: [T] { logSlope.value.storage.map { T.exp($0) } }
 
-    public var name: String { "PReLU(\(features))" }
-    public var inputFeatures: Int { features }
-    public var outputFeatures: Int { features }
-    public var parameters: [Parameter<T>] { [logSlope] }
+    /// Throws unless every slope `α = e^θ` is positive and finite (checked by every call).
+    ///
+    /// - Throws: ``InvertNNError/nonFinite(operation:row:column:)`` naming the layer, the
+    ///   parameter `logSlope` and the entry for a NaN or infinite log-slope;
+    ///   ``InvertNNError/outOfDomain(layer:value:row:column:domain:)`` for a finite one whose slope
+    ///   is 0 or infinite in `T`.
+    public func requireValidSlopes() throws { _ = try boundMap() }
+}
+
+/// The leaky ReLU map with a learnable per-feature slope `α_j = exp(θ_j)` (``PReLU``). For `x < 0`:
+/// `∂y/∂θ = α·x` and `∂ log f'/∂θ = 1`.
+public struct PReLUMap<T: Scalar>: ActivationMap {
+    public typealias Element = T
     public static var typeName: String { "PReLU" }
-    public var configuration: FeatureConfiguration { FeatureConfiguration(features: features) }
-    /// A layer on `configuration.features` features (see ``init(features:)``).
-    public convenience init(configuration: FeatureConfiguration) throws { try self.init(features: configuration.features) }
-    var perFeatureParameter: Parameter<T>? { logSlope }
-    func makeMap() -> LeakyMap<T> { LeakyMap(slopes: slopes, logSlopes: logSlope.value.storage) }
+    public static var parameterName: String? { "logSlope" }
+    public static var initialParameter: T { T.log(0.25) }
 
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> { try elementwiseForward(x) }
+    /// `α_j` and `θ_j = log α_j` of the call (empty until bound).
+    let slopes: [T]
+    let logSlopes: [T]
 
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> { try elementwiseInverse(y) }
-
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func forwardBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
-    ) throws -> Matrix<T> {
-        try elementwiseForwardBackward(input: input, output: output, outputGradient: outputGradient,
-                                       logAbsDetGradient: logAbsDetGradient)
+    init(slopes: [T], logSlopes: [T]) {
+        self.slopes = slopes
+        self.logSlopes = logSlopes
     }
 
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func inverseBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
-    ) throws -> Matrix<T> {
-        try elementwiseInverseBackward(input: input, output: output, outputGradient: outputGradient,
-                                       logAbsDetGradient: logAbsDetGradient)
+    /// The PReLU map (its slopes are the layer's parameter).
+    public init(configuration: NoConfiguration = .init()) { self.init(slopes: [], logSlopes: []) }
+
+    /// The map with slopes `e^θ`.
+    ///
+    /// - Throws: ``InvertNNError/outOfDomain(layer:value:row:column:domain:)`` naming the parameter
+    ///   and entry for a log-slope whose slope is 0 or infinite in `T`.
+    public func bound(to parameter: [T], layer: String) throws -> PReLUMap<T> {
+        let slopes = parameter.map { T.exp($0) }
+        if let j = slopes.firstIndex(where: { !($0 > 0 && $0.isFinite) }) {
+            throw InvertNNError.outOfDomain(
+                layer: "\(layer) parameter logSlope", value: Double(parameter[j]), row: 0, column: j,
+                domain: "log-slopes whose slope e^θ is positive and finite in \(T.self)")
+        }
+        return PReLUMap(slopes: slopes, logSlopes: parameter)
+    }
+
+    @inline(__always)
+    public func forward(_ x: T, feature: Int) -> (value: T, logDerivative: T) {
+        x >= 0 ? (x, 0) : (slopes[feature] * x, logSlopes[feature])
+    }
+
+    @inline(__always)
+    public func inverse(_ y: T, feature: Int) -> (value: T, logDerivative: T)? {
+        y >= 0 ? (y, 0) : (y / slopes[feature], -logSlopes[feature])
+    }
+
+    @inline(__always)
+    public func partials(input x: T, output y: T, feature: Int) -> ElementwisePartials<T> {
+        if x >= 0 {
+            return ElementwisePartials(derivative: 1, reciprocalDerivative: 1, logDerivativeSlope: 0)
+        }
+        let slope = slopes[feature]
+        return ElementwisePartials(
+            derivative: slope, reciprocalDerivative: 1 / slope, logDerivativeSlope: 0,
+            parameterSlope: slope * x, logDerivativeParameterSlope: 1)
     }
 }

@@ -19,115 +19,85 @@ import RealModule
 ///   ``InvertNNError/outOfDomain(layer:value:row:column:domain:)`` for an inverse input outside
 ///   `(lo, hi)` (bounds included) or NaN/±∞ in either direction, with its position.
 /// - Source: DESIGN.md §3 (invertnn's forward and backward range-compression layers).
-public final class RangeCompression<T: Scalar>: ElementwiseLayer, RebuildableLayer {
-    public typealias Element = T
+public typealias RangeCompression<T: Scalar> = Activation<T, RangeCompressionMap<T>>
 
-    /// The feature count of every sample, `[batch, features]`.
-    public let features: Int
-    /// The lower bound `lo` of the output range.
-    public let lower: T
-    /// The upper bound `hi` of the output range.
-    public let upper: T
-
+extension Activation where Map == RangeCompressionMap<T> {
     /// A range compression of `features` features onto `(lower, upper)` (default `(0, 1)`).
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1` or the
     ///   bounds are not finite with `lower < upper` and a finite width.
-    public init(features: Int, lower: T = 0, upper: T = 1) throws {
-        try SizeLimits.features(features, operation: "RangeCompression")
-        guard lower.isFinite, upper.isFinite, lower < upper, (upper - lower).isFinite else {
-            throw InvertNNError.invalidArgument(
-                operation: "RangeCompression",
-                reason: "bounds must be finite with lower < upper and a finite width, got (\(lower), \(upper))")
-        }
-        self.features = features
-        self.lower = lower
-        self.upper = upper
+    public convenience init(features: Int, lower: T = 0, upper: T = 1) throws {
+        try self.init(features: features, map: try RangeCompressionMap(lower: lower, upper: upper))
     }
 
-    public var name: String { "RangeCompression(\(features), (\(lower), \(upper)))" }
-    public var inputFeatures: Int { features }
-    public var outputFeatures: Int { features }
-    public var parameters: [Parameter<T>] { [] }
-    /// The hyper-parameters: the feature count and the target interval.
+    /// The lower bound `lo` of the output range.
+    public var lower: T { map.lower }
+    /// The upper bound `hi` of the output range.
+    public var upper: T { map.upper }
+}
+
+/// `lo + (hi - lo)σ(x)` and its inverse (``RangeCompression``); the log-derivative slope is
+/// `-tanh(x/2)` as for σ.
+public struct RangeCompressionMap<T: Scalar>: ActivationMap {
+    public typealias Element = T
+    public static var typeName: String { "RangeCompression" }
+
+    /// The checkpointed hyper-parameters: the target interval.
     public struct Configuration: Codable, Sendable, Equatable {
-        /// `D`, the features of `[batch, D]`.
-        public var features: Int
         /// The lower end of the output interval.
         public var lower: Double
         /// The upper end of the output interval.
         public var upper: Double
     }
-    public static var typeName: String { "RangeCompression" }
-    public var configuration: Configuration { Configuration(features: features, lower: Double(lower), upper: Double(upper)) }
-    public convenience init(configuration c: Configuration) throws {
-        try self.init(features: c.features, lower: T(c.lower), upper: T(c.upper))
-    }
-    var perFeatureParameter: Parameter<T>? { nil }
-    func makeMap() -> RangeCompressionMap<T> { RangeCompressionMap(lower: lower, upper: upper) }
 
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> { try elementwiseForward(x) }
-
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> { try elementwiseInverse(y) }
-
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func forwardBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
-    ) throws -> Matrix<T> {
-        try elementwiseForwardBackward(input: input, output: output, outputGradient: outputGradient,
-                                       logAbsDetGradient: logAbsDetGradient)
-    }
-
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func inverseBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
-    ) throws -> Matrix<T> {
-        try elementwiseInverseBackward(input: input, output: output, outputGradient: outputGradient,
-                                       logAbsDetGradient: logAbsDetGradient)
-    }
-}
-
-/// `lo + (hi - lo)σ(x)` and its inverse; the log-derivative slope is `-tanh(x/2)` as for σ.
-struct RangeCompressionMap<T: Scalar>: ElementwiseMap {
-    let lower: T
-    let upper: T
+    /// `lo`.
+    public let lower: T
+    /// `hi`.
+    public let upper: T
     let width: T
     let logWidth: T
 
-    init(lower: T, upper: T) {
+    /// The compression onto `(lower, upper)`.
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` unless the bounds are finite
+    ///   with `lower < upper` and a finite width.
+    public init(lower: T, upper: T) throws {
+        guard lower.isFinite, upper.isFinite, lower < upper, (upper - lower).isFinite else {
+            throw InvertNNError.invalidArgument(
+                operation: "RangeCompression",
+                reason: "bounds must be finite with lower < upper and a finite width, got (\(lower), \(upper))")
+        }
         self.lower = lower
         self.upper = upper
         self.width = upper - lower
         self.logWidth = T.log(upper - lower)
     }
 
+    public init(configuration: Configuration) throws { try self.init(lower: T(configuration.lower), upper: T(configuration.upper)) }
+    public var configuration: Configuration { Configuration(lower: Double(lower), upper: Double(upper)) }
+    public func layerName(features: Int) -> String { "RangeCompression(\(features), (\(lower), \(upper)))" }
+
     @inline(__always)
-    func forward(_ x: T, feature: Int) -> (value: T, logDerivative: T) {
+    public func forward(_ x: T, feature: Int) -> (value: T, logDerivative: T) {
         let tail = ActivationMath.sigmoid(-Swift.abs(x))
         let y = x >= 0 ? upper - width * tail : lower + width * tail
         return (y, logWidth + ActivationMath.logSigmoidDerivative(x))
     }
 
     @inline(__always)
-    func inverse(_ y: T, feature: Int) -> (value: T, logDerivative: T)? {
+    public func inverse(_ y: T, feature: Int) -> (value: T, logDerivative: T)? {
         guard y > lower, y < upper else { return nil }
         let logBelow = T.log(y - lower), logAbove = T.log(upper - y)
         return (logBelow - logAbove, logWidth - logBelow - logAbove)
     }
 
     @inline(__always)
-    func partials(input x: T, output y: T, feature: Int) -> ElementwisePartials<T> {
+    public func partials(input x: T, output y: T, feature: Int) -> ElementwisePartials<T> {
         let logDerivative = logWidth + ActivationMath.logSigmoidDerivative(x)
         return ElementwisePartials(
             derivative: T.exp(logDerivative), reciprocalDerivative: T.exp(-logDerivative),
             logDerivativeSlope: -T.tanh(x / 2))
     }
 
-    func inverseDomain(feature: Int) -> String { "(\(lower), \(upper))" }
+    public func inverseDomain(feature: Int) -> String { "(\(lower), \(upper))" }
 }

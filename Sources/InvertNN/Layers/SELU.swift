@@ -15,59 +15,34 @@ import RealModule
 ///   `y ≤ -λα` or NaN/±∞ in either direction, with its position.
 /// - Source: Klambauer et al. 2017, "Self-normalizing neural networks" (the SELU definition with
 ///   its fixed-point constants α₀₁, λ₀₁); DESIGN.md §3.
-public final class SELU<T: Scalar>: ElementwiseLayer, RebuildableLayer {
-    public typealias Element = T
+public typealias SELU<T: Scalar> = Activation<T, SELUMap<T>>
 
+extension Activation where Map == SELUMap<T> {
+    /// The standard SELU α (Klambauer et al. 2017).
+    public static var alpha: T { SELUMap<T>.alpha }
+    /// The standard SELU λ (Klambauer et al. 2017).
+    public static var scale: T { SELUMap<T>.scale }
+}
+
+/// The SELU map, λ·ELU_α with the fixed-point constants (``SELU``).
+public struct SELUMap<T: Scalar>: ActivationMap {
+    public typealias Element = T
+    public static var typeName: String { "SELU" }
     /// The standard SELU α (Klambauer et al. 2017).
     public static var alpha: T { 1.6732632423543772 }
     /// The standard SELU λ (Klambauer et al. 2017).
     public static var scale: T { 1.0507009873554805 }
 
-    /// The feature count of every sample, `[batch, features]`.
-    public let features: Int
+    let core = ScaledExponentialLinear<T>(alpha: SELUMap.alpha, scale: SELUMap.scale)
 
-    /// A SELU on `features` features.
-    ///
-    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1`.
-    public init(features: Int) throws {
-        try SizeLimits.features(features, operation: "SELU")
-        self.features = features
-    }
+    /// The SELU (its constants are fixed).
+    public init(configuration: NoConfiguration = .init()) {}
 
-    public var name: String { "SELU(\(features))" }
-    public var inputFeatures: Int { features }
-    public var outputFeatures: Int { features }
-    public var parameters: [Parameter<T>] { [] }
-    public static var typeName: String { "SELU" }
-    public var configuration: FeatureConfiguration { FeatureConfiguration(features: features) }
-    /// A layer on `configuration.features` features (see ``init(features:)``).
-    public convenience init(configuration: FeatureConfiguration) throws { try self.init(features: configuration.features) }
-    var perFeatureParameter: Parameter<T>? { nil }
-    func makeMap() -> ScaledELUMap<T> { ScaledELUMap(alpha: Self.alpha, scale: Self.scale) }
-
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> { try elementwiseForward(x) }
-
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> { try elementwiseInverse(y) }
-
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func forwardBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
-    ) throws -> Matrix<T> {
-        try elementwiseForwardBackward(input: input, output: output, outputGradient: outputGradient,
-                                       logAbsDetGradient: logAbsDetGradient)
-    }
-
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func inverseBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
-    ) throws -> Matrix<T> {
-        try elementwiseInverseBackward(input: input, output: output, outputGradient: outputGradient,
-                                       logAbsDetGradient: logAbsDetGradient)
-    }
+    @inline(__always)
+    public func forward(_ x: T, feature: Int) -> (value: T, logDerivative: T) { core.forward(x) }
+    @inline(__always)
+    public func inverse(_ y: T, feature: Int) -> (value: T, logDerivative: T)? { core.inverse(y) }
+    @inline(__always)
+    public func partials(input x: T, output y: T, feature: Int) -> ElementwisePartials<T> { core.partials(x) }
+    public func inverseDomain(feature: Int) -> String { core.inverseDomain }
 }

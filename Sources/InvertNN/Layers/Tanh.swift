@@ -14,60 +14,17 @@ import RealModule
 /// - Throws: ``InvertNNError/outOfDomain(layer:value:row:column:domain:)`` for an inverse input
 ///   with `|y| ≥ 1` or NaN/±∞ in either direction, with its position; shape errors as every layer.
 /// - Source: DESIGN.md §3 (invertnn's tanh activation layer).
-public final class Tanh<T: Scalar>: ElementwiseLayer, RebuildableLayer {
+public typealias Tanh<T: Scalar> = Activation<T, TanhMap<T>>
+
+/// `tanh`, `atanh` and `log tanh'` (``Tanh``); the log-derivative slope is `-2·tanh(x)`.
+public struct TanhMap<T: Scalar>: ActivationMap {
     public typealias Element = T
-
-    /// The feature count of every sample, `[batch, features]`.
-    public let features: Int
-
-    /// A tanh layer on `features` features.
-    ///
-    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1`.
-    public init(features: Int) throws {
-        try SizeLimits.features(features, operation: "Tanh")
-        self.features = features
-    }
-
-    public var name: String { "Tanh(\(features))" }
-    public var inputFeatures: Int { features }
-    public var outputFeatures: Int { features }
-    public var parameters: [Parameter<T>] { [] }
     public static var typeName: String { "Tanh" }
-    public var configuration: FeatureConfiguration { FeatureConfiguration(features: features) }
-    /// A layer on `configuration.features` features (see ``init(features:)``).
-    public convenience init(configuration: FeatureConfiguration) throws { try self.init(features: configuration.features) }
-    var perFeatureParameter: Parameter<T>? { nil }
-    func makeMap() -> TanhMap<T> { TanhMap() }
 
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> { try elementwiseForward(x) }
+    /// The hyperbolic tangent (it has no hyper-parameters).
+    public init(configuration: NoConfiguration = .init()) {}
 
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> { try elementwiseInverse(y) }
-
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func forwardBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
-    ) throws -> Matrix<T> {
-        try elementwiseForwardBackward(input: input, output: output, outputGradient: outputGradient,
-                                       logAbsDetGradient: logAbsDetGradient)
-    }
-
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func inverseBackward(
-        input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
-    ) throws -> Matrix<T> {
-        try elementwiseInverseBackward(input: input, output: output, outputGradient: outputGradient,
-                                       logAbsDetGradient: logAbsDetGradient)
-    }
-}
-
-/// `tanh`, `atanh` and `log tanh'`; the log-derivative slope is `-2·tanh(x)`.
-struct TanhMap<T: Scalar>: ElementwiseMap {
+    /// `log tanh'(x) = log(1 - tanh²x) = 2(log 2 - |x| - log1p(e^{-2|x|}))`.
     @inline(__always)
     static func logDerivative(_ x: T) -> T {
         let a = Swift.abs(x)
@@ -75,12 +32,12 @@ struct TanhMap<T: Scalar>: ElementwiseMap {
     }
 
     @inline(__always)
-    func forward(_ x: T, feature: Int) -> (value: T, logDerivative: T) {
+    public func forward(_ x: T, feature: Int) -> (value: T, logDerivative: T) {
         (T.tanh(x), Self.logDerivative(x))
     }
 
     @inline(__always)
-    func inverse(_ y: T, feature: Int) -> (value: T, logDerivative: T)? {
+    public func inverse(_ y: T, feature: Int) -> (value: T, logDerivative: T)? {
         let a = Swift.abs(y)
         guard a < 1 else { return nil }
         let magnitude = T.log(onePlus: 2 * a / (1 - a)) / 2
@@ -88,12 +45,12 @@ struct TanhMap<T: Scalar>: ElementwiseMap {
     }
 
     @inline(__always)
-    func partials(input x: T, output y: T, feature: Int) -> ElementwisePartials<T> {
+    public func partials(input x: T, output y: T, feature: Int) -> ElementwisePartials<T> {
         let logDerivative = Self.logDerivative(x)
         return ElementwisePartials(
             derivative: T.exp(logDerivative), reciprocalDerivative: T.exp(-logDerivative),
             logDerivativeSlope: -2 * T.tanh(x))
     }
 
-    func inverseDomain(feature: Int) -> String { "(-1, 1)" }
+    public func inverseDomain(feature: Int) -> String { "(-1, 1)" }
 }
