@@ -42,7 +42,7 @@ func allocationSuite<T: Scalar>(_: BenchmarkContext, _: T.Type) throws {
     }
     // Whole steps: the default digits model, and 4 × (InvertibleLinear, AffineCoupling [256]) in
     // both gradient modes, each with an Adam update.
-    let digits = try FlowPresets.digits(seed: 0, as: T.self)
+    let digits = try FlowPresets.realNVP(features: 64, seed: 0, as: T.self)
     let digitsAdam = try Adam(parameters: digits.parameters, learningRate: 1e-4)
     let batch = Matrix<T>.randomNormal(rows: 128, columns: 64, using: &rng)
     try report("default digits model, B=128: NLL step + Adam") {

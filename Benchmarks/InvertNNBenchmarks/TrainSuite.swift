@@ -78,11 +78,11 @@ func trainSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> [Be
             flops: floorFlops, note: "reference = the model's dense/MLP GEMM floor"))
     }
 
-    // The default `invertnn train` model (FlowPresets.digits: 8 × (InvertibleLinear,
+    // The default `invertnn train` model (FlowPresets.realNVP(features: 64): 8 × (InvertibleLinear,
     // AffineCoupling [256, 256])) and its whole training step at batch 128: zero the gradients,
     // the taped NLL forward and backward, one Adam update. The floor: each InvertibleLinear as
     // a dense layer (three GEMMs), each coupling as its MLP's GEMMs.
-    let flow = try FlowPresets.digits(seed: 0, as: T.self)
+    let flow = try FlowPresets.realNVP(features: 64, seed: 0, as: T.self)
     let adam = try Adam(parameters: flow.parameters, learningRate: 1e-4)
     var digitsFloor = [() throws -> Void](), digitsFlops = 0.0
     for _ in 0..<8 {

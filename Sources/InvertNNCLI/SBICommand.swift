@@ -160,7 +160,7 @@ struct SBICommand: ParsableCommand {
         let encoder = try ContextEncoder<Float>(
             features: simulator.observations, encoding: .standardization(try Standardization(fitting: trainContext)))
         let width = hidden ?? preset.hidden
-        let couplingFlow = try FlowPresets.digits(
+        let couplingFlow = try FlowPresets.realNVP(
             features: simulator.parameters, couplings: couplings ?? preset.couplings, hiddenSizes: [width, width],
             context: encoder, seed: seed, as: Float.self)
         // Last in the generative direction, a conditional elementwise affine map whose shift and

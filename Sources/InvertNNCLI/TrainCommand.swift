@@ -267,7 +267,7 @@ struct TrainCommand: ParsableCommand {
             let context = try dataset.context.map { try contextOptions.encoder(for: $0, seed: seed) }
             switch preset.family {
             case .realnvp:
-                flow = try FlowPresets.digits(
+                flow = try FlowPresets.realNVP(
                     features: dataset.dimensions, couplings: couplings ?? preset.couplings,
                     hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes, scaleBound: scaleBound ?? preset.scaleBound,
                     mixing: (mixing ?? preset.mixing).preset,
@@ -368,7 +368,7 @@ enum InitializationOption: String, ExpressibleByArgument, CaseIterable {
 
 /// The `--flow` choices.
 enum FlowFamily: String, ExpressibleByArgument, CaseIterable {
-    /// Affine couplings (``FlowPresets/digits(features:couplings:hiddenSizes:scaleBound:mixing:reflectors:whiteningData:seed:as:)``).
+    /// Affine couplings (``FlowPresets/realNVP(features:couplings:hiddenSizes:scaleBound:mixing:reflectors:whiteningData:context:seed:as:)``).
     case realnvp
     /// Rational-quadratic spline couplings (``FlowPresets/neuralSplineFlow(features:couplings:hiddenSizes:bins:tailBound:mixing:reflectors:whiteningData:seed:as:)``).
     case nsf

@@ -191,7 +191,7 @@ struct ConditionalFlowFactory: LayerFactory {
         var nan = Matrix<Double>(rows: 3, columns: 2)
         nan[1, 1] = .nan
         #expect(throws: InvertNNError.self) { try flow.logProbability(x, context: nan) }
-        let unconditional = try FlowPresets.digits(features: 4, couplings: 2, hiddenSizes: [8], as: Double.self)
+        let unconditional = try FlowPresets.realNVP(features: 4, couplings: 2, hiddenSizes: [8], as: Double.self)
         #expect(throws: InvertNNError.self) { try unconditional.logProbability(x, context: Matrix(rows: 3, columns: 2)) }
         // A conditional transform needs an encoder of its width.
         #expect(throws: InvertNNError.self) { try NormalizingFlow(transform: flow.transform) }
@@ -202,7 +202,7 @@ struct ConditionalFlowFactory: LayerFactory {
     /// A zero-width context is no context: an unconditional flow gives the same densities with
     /// `nil` and with a `[batch, 0]` context, bit for bit.
     @Test func emptyContextIsUnconditional() throws {
-        let flow = try FlowPresets.digits(features: 4, couplings: 2, hiddenSizes: [8], as: Double.self)
+        let flow = try FlowPresets.realNVP(features: 4, couplings: 2, hiddenSizes: [8], as: Double.self)
         var rng = SeededGenerator(seed: 2)
         let x = Matrix<Double>.randomNormal(rows: 5, columns: 4, using: &rng)
         #expect(try flow.logProbability(x) == flow.logProbability(x, context: Matrix(rows: 5, columns: 0)))
@@ -212,7 +212,7 @@ struct ConditionalFlowFactory: LayerFactory {
     @Test func oneHotClasses() throws {
         var rng = SeededGenerator(seed: 9)
         let encoder = try ContextEncoder<Double>(features: 1, encoding: .oneHot(classes: 3))
-        let flow = try FlowPresets.digits(features: 4, couplings: 2, hiddenSizes: [8], context: encoder, as: Double.self)
+        let flow = try FlowPresets.realNVP(features: 4, couplings: 2, hiddenSizes: [8], context: encoder, as: Double.self)
         for p in flow.parameters { p.value = try p.value + Matrix.randomNormal(rows: p.value.rows, columns: p.value.columns,
                                                                         standardDeviation: 0.1, using: &rng) }
         let x = Matrix<Double>.randomNormal(rows: 1, columns: 4, using: &rng)
@@ -240,7 +240,7 @@ struct ConditionalFlowFactory: LayerFactory {
         }
         let (train, trainContext) = draw(4000), (validation, validationContext) = draw(1000), (test, testContext) = draw(4000)
         let encoder = try ContextEncoder<Float>(features: 1, encoding: .standardization(try Standardization(fitting: trainContext)))
-        let flow = try FlowPresets.digits(features: 2, couplings: 4, hiddenSizes: [32, 32], mixing: .permutation,
+        let flow = try FlowPresets.realNVP(features: 2, couplings: 4, hiddenSizes: [32, 32], mixing: .permutation,
                                           context: encoder, seed: 1, as: Float.self)
         var configuration = TrainingConfiguration()
         configuration.epochs = 20

@@ -2,11 +2,11 @@ import Testing
 import InvertNN
 
 @Suite struct FlowPresetsTests {
-    @Test func digitsPresetStartsVolumePreserving() throws {
+    @Test func realNVPPresetStartsVolumePreserving() throws {
         // Zero-initialized conditioner outputs and unit scales: log p(x) = log N(Wx; 0, I) with W
         // orthogonal, i.e. exactly the standard normal density of x.
         for mixing in FlowPresets.Mixing.allCases {
-            let flow: NormalizingFlow<Double> = try FlowPresets.digits(features: 6, couplings: 3, hiddenSizes: [5], mixing: mixing, seed: 4)
+            let flow: NormalizingFlow<Double> = try FlowPresets.realNVP(features: 6, couplings: 3, hiddenSizes: [5], mixing: mixing, seed: 4)
             var rng = SeededGenerator(seed: 1)
             let x = Matrix<Double>.randomNormal(rows: 4, columns: 6, using: &rng)
             let logP = try flow.logProbability(x)
@@ -17,15 +17,47 @@ import InvertNN
     }
 
     @Test func digitsPresetShapesAndSeeds() throws {
-        let a: NormalizingFlow<Float> = try FlowPresets.digits(seed: 7)
-        let b: NormalizingFlow<Float> = try FlowPresets.digits(seed: 7)
+        let a: NormalizingFlow<Float> = try FlowPresets.realNVP(features: 64, seed: 7)
+        let b: NormalizingFlow<Float> = try FlowPresets.realNVP(features: 64, seed: 7)
         #expect(a.features == 64)
         // Conditioners 32 -> 256 -> 256 -> 64 and 8 InvertibleLinear(64) layers.
         let coupling = 32 * 256 + 256 + 256 * 256 + 256 + 256 * 64 + 64
         let linear = 2 * 64 * 64 + 64 + 64
         #expect(a.parameterCount == 8 * (coupling + linear))
         for (p, q) in zip(a.parameters, b.parameters) { #expect(p.value == q.value) }
-        #expect(throws: InvertNNError.self) { try FlowPresets.digits(features: 1, as: Float.self) }
-        #expect(throws: InvertNNError.self) { try FlowPresets.digits(couplings: 0, as: Float.self) }
+        #expect(throws: InvertNNError.self) { try FlowPresets.realNVP(features: 1, as: Float.self) }
+        #expect(throws: InvertNNError.self) { try FlowPresets.realNVP(features: 64, couplings: 0, as: Float.self) }
+    }
+
+    /// The tabular preset is the CLI's tabular model: 6 × (InvertibleLinear, affine coupling with
+    /// a D/2 -> 64 -> 64 -> D conditioner); with whitening data it starts as the full-covariance
+    /// Gaussian fitted to those rows (mean NLL equal to the Gaussian's, computed independently).
+    @Test func tabularPresetShapesAndWhiteningStart() throws {
+        let flow: NormalizingFlow<Double> = try FlowPresets.tabular(features: 20, seed: 3)
+        #expect(flow.transform.layers.count == 12)
+        let coupling = 10 * 64 + 64 + 64 * 64 + 64 + 64 * 20 + 20
+        let linear = 2 * 20 * 20 + 20 + 20
+        #expect(flow.parameterCount == 6 * (coupling + linear))
+        #expect(throws: InvertNNError.self) { try FlowPresets.tabular(features: 1, as: Double.self) }
+
+        // Correlated rows: x = z·A with a fixed mixing A, plus a mean.
+        var rng = SeededGenerator(seed: 9)
+        let z = Matrix<Double>.randomNormal(rows: 500, columns: 4, using: &rng)
+        var x = Matrix<Double>(rows: 500, columns: 4)
+        let a: [[Double]] = [[1, 0.5, 0, 0.2], [0, 1, -0.7, 0], [0, 0, 0.5, 0.3], [0.1, 0, 0, 2]]
+        for r in 0..<500 { for j in 0..<4 { x[r, j] = 1.5 * Double(j) + (0..<4).reduce(0) { $0 + z[r, $1] * a[$1][j] } } }
+        let whitened: NormalizingFlow<Double> = try FlowPresets.tabular(features: 4, whiteningData: x, seed: 3)
+        #expect(whitened.transform.layers.count == 13)
+        let flowNLL = -(try whitened.logProbability(x)).reduce(0, +) / 500
+        let gaussianNLL = try TabularTests.gaussianNLL(train: x, test: x)
+        #expect(abs(flowNLL - gaussianNLL) < 1e-3, "flow \(flowNLL), Gaussian \(gaussianNLL)")
+    }
+
+    /// The deprecated name builds the same flow as ``FlowPresets/realNVP``.
+    @Test func digitsIsTheRealNVPPreset() throws {
+        let old: NormalizingFlow<Double> = try FlowPresets.digits(features: 6, couplings: 2, hiddenSizes: [5], seed: 2)
+        let new: NormalizingFlow<Double> = try FlowPresets.realNVP(features: 6, couplings: 2, hiddenSizes: [5], seed: 2)
+        #expect(old.parameters.map(\.value) == new.parameters.map(\.value))
+        #expect(old.transform.layers.map(\.name) == new.transform.layers.map(\.name))
     }
 }

@@ -15,7 +15,7 @@ import InvertNN
         let preprocessing = Preprocessing<Double>.standardization(try Standardization(fitting: data.train))
 
         // A RealNVP-style flow: 4 blocks of (learnable InvertibleLinear, AffineCoupling with a 32-unit MLP).
-        let flow: NormalizingFlow<Double> = try FlowPresets.digits(features: 2, couplings: 4, hiddenSizes: [32], seed: 0)
+        let flow: NormalizingFlow<Double> = try FlowPresets.realNVP(features: 2, couplings: 4, hiddenSizes: [32], seed: 0)
         let trainer = try Trainer(
             flow: flow, preprocessing: preprocessing,
             configuration: TrainingConfiguration(epochs: 5, batchSize: 64, learningRate: 3e-3))
@@ -51,7 +51,7 @@ import InvertNN
         // p(θ | x): every coupling's conditioner also reads the standardized observation x.
         let context = try ContextEncoder<Double>(
             features: 2, encoding: .standardization(try Standardization(fitting: xTrain)))
-        let posterior: NormalizingFlow<Double> = try FlowPresets.digits(
+        let posterior: NormalizingFlow<Double> = try FlowPresets.realNVP(
             features: 2, couplings: 4, hiddenSizes: [32, 32], context: context, seed: 0)
         let trainer = try Trainer(
             flow: posterior, preprocessing: .standardization(try Standardization(fitting: thetaTrain)),

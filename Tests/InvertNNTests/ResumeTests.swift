@@ -12,7 +12,7 @@ import InvertNN
     static func makeTrainer<T: Scalar>(
         _: T.Type = Double.self, epochs: Int, schedule: LearningRateSchedule = .constant, averaging: Double? = 0.9
     ) throws -> Trainer<T> {
-        let flow: NormalizingFlow<T> = try FlowPresets.digits(features: 3, couplings: 2, hiddenSizes: [6], seed: 11)
+        let flow: NormalizingFlow<T> = try FlowPresets.realNVP(features: 3, couplings: 2, hiddenSizes: [6], seed: 11)
         return try Trainer(
             flow: flow, preprocessing: try Dequantization(levels: 5, logitAlpha: 0.05),
             configuration: TrainingConfiguration(

@@ -104,7 +104,7 @@ import InvertNN
         defer { try? FileManager.default.removeItem(atPath: path) }
         let data = try TabularDataset<Double>.csv(path: path, labelColumn: "label", dropColumns: ["id"])
         let preprocessing = Preprocessing<Double>.standardization(try Standardization(fitting: data.train))
-        let flow: NormalizingFlow<Double> = try FlowPresets.digits(
+        let flow: NormalizingFlow<Double> = try FlowPresets.realNVP(
             features: 20, couplings: 6, hiddenSizes: [64], mixing: .invertibleLinear, seed: 1)
         let trainer = try Trainer(
             flow: flow, preprocessing: preprocessing,
