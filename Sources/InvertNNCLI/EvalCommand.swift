@@ -9,8 +9,9 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
         abstract: "Score data with a saved model: NLL and bits/dim (integer data) or nats/dim (continuous data).",
         discussion: """
             --data NAME scores the train, validation and test splits of a named dataset (digits, mnist, \
-            moons, rings, checkerboard, mixture); --data PATH scores every row of a CSV file with the \
-            model's columns (the columns kept at training are selected when the file has more). \
+            moons, rings, checkerboard, mixture); --data PATH scores every row of a CSV file: its columns \
+            are matched by the header names the model was trained on (a missing one is an error, \
+            extra ones are ignored with a note), or by position for a file without a header. \
             Integer data are dequantized with fixed noise (--seed), so the figures are the usual \
             dequantization bound.
             """)
@@ -64,19 +65,23 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
             let description = DataDescription(json: checkpoint.dataset, dimensions: d)
             // Columns the model was not trained on (a text label, say) are not parsed.
             let bytes = try GzipReader.read(path: data)
+            var selection = ColumnSelection(columns: [], ignored: [])
             let table: (columnNames: [String], values: Matrix<Double>) = try CSVReader.parseTable(
                 bytes, source: data,
                 skipping: { names in
-                    guard names.count != d, let columns = description.sourceColumns else { return [] }
-                    return Set(0..<names.count).subtracting(columns)
+                    selection = try ColumnSelection.choose(
+                        fileNames: names, modelNames: description.columns, sourceColumns: description.sourceColumns,
+                        modelColumns: d, path: data, model: model)
+                    return Set(0..<names.count).subtracting(selection.columns)
                 })
+            if !selection.ignored.isEmpty {
+                output.note("ignored the column\(selection.ignored.count == 1 ? "" : "s") \(selection.ignored.prefix(12).joined(separator: ", "))"
+                    + "\(selection.ignored.count > 12 ? ", …" : "") of \(data), which the model was not trained on")
+            }
             var values = table.values
-            if values.columns != d {
-                guard let columns = description.sourceColumns, columns.count == d, columns.allSatisfy({ $0 < values.columns }) else {
-                    throw ValidationError("\(data) has \(values.columns) columns; the model takes \(d)")
-                }
+            if selection.columns != Array(0..<values.columns) {
                 var selected = Matrix<Double>(rows: values.rows, columns: d)
-                for r in 0..<values.rows { for (k, c) in columns.enumerated() { selected[r, k] = values[r, c] } }
+                for r in 0..<values.rows { for (k, c) in selection.columns.enumerated() { selected[r, k] = values[r, c] } }
                 values = selected
             }
             // A finite value beyond the model's precision (1e39 in Float) would become an

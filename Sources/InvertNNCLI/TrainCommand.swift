@@ -226,6 +226,11 @@ struct TrainCommand: ParsableCommand {
             try Self.requireReasonableModelSize(
                 features: dataset.dimensions, couplings: couplings ?? preset.couplings,
                 hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes)
+            // pandas' to_csv writes its row index as a first column with an empty name.
+            if let names = dataset.columnNames, let unnamed = names.firstIndex(where: { $0.isEmpty || $0.hasPrefix("Unnamed: ") }) {
+                output.note("column \(unnamed + 1) of \(dataOptions.data) has no name (a pandas index written by to_csv?); it is "
+                    + "modelled as data: exclude it with --drop-columns \(unnamed + 1) if it is a row number")
+            }
             let constant = dataset.constantColumns
             if !constant.isEmpty {
                 output.note("column\(constant.count == 1 ? "" : "s") \(constant.joined(separator: ", ")) of \(dataOptions.data) "

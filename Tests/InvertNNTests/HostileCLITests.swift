@@ -1,0 +1,154 @@
+import Testing
+import Foundation
+import CZlib
+import InvertNN
+
+/// Hostile files and silent wrong answers through the `invertnn` binary (issue 14): each case
+/// must end with one error line and an exit code in 1...127, or with a correct result, never a
+/// signal, a clobbered file or a wrong figure with exit 0. Uses the debug binary (see
+/// ``CLIErrorTests``).
+@Suite(.serialized) struct HostileCLITests {
+    static let tiny = ["--couplings", "1", "--hidden-sizes", "8", "--quiet"]
+
+    /// Trains a tiny model on `data` with no epochs into `directory/name` and returns its path.
+    static func tinyModel(_ directory: String, data: String = "moons", extra: [String] = [], name: String = "m.safetensors") throws -> String {
+        let path = "\(directory)/\(name)"
+        let run = try CLIErrorTests.run(
+            ["--data", data, "--epochs", "0", "--out", path, "--samples", "\(directory)/train-\(name).png"] + tiny + extra)
+        #expect(run.status == 0, "\(run.stderr)")
+        return path
+    }
+
+    /// A copy of the checkpoint at `path` with every entry of the tensors whose names end in
+    /// `suffix` set to `value`, written to `target`.
+    static func rewrite(_ path: String, suffix: String, value: Double, to target: String) throws {
+        var file = try SafeTensors.read(path: path)
+        var touched = 0
+        for i in file.tensors.indices where file.tensors[i].name.hasSuffix(suffix) {
+            let old = file.tensors[i]
+            if old.dtype == .f32 {
+                file.tensors[i] = try SafeTensors.Tensor(name: old.name, shape: old.shape, values: [Float](repeating: Float(value), count: old.shape.reduce(1, *)))
+            } else {
+                file.tensors[i] = try SafeTensors.Tensor(name: old.name, shape: old.shape, values: [Double](repeating: value, count: old.shape.reduce(1, *)))
+            }
+            touched += 1
+        }
+        #expect(touched > 0, "no tensor named *\(suffix) in \(file.tensors.map(\.name))")
+        try file.write(to: target)
+    }
+
+    /// A copy of the checkpoint at `path` with metadata `key` replaced by `transform(old)`.
+    static func rewriteMetadata(_ path: String, key: String, to target: String, _ transform: (String) -> String) throws {
+        var file = try SafeTensors.read(path: path)
+        file.metadata[key] = transform(file.metadata[key] ?? "")
+        try file.write(to: target)
+    }
+
+    static func expectError(_ run: (status: Int32, stdout: String, stderr: String), _ message: String, _ label: String,
+                            sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(run.status > 0 && run.status < 128, "\(label): exit \(run.status): \(run.stderr)", sourceLocation: sourceLocation)
+        #expect(run.stdout.isEmpty, "\(label): stdout \(run.stdout)", sourceLocation: sourceLocation)
+        #expect(run.stderr.split(separator: "\n").count == 1 && run.stderr.hasPrefix("invertnn: error: "),
+                "\(label): \(run.stderr)", sourceLocation: sourceLocation)
+        #expect(run.stderr.contains(message), "\(label): expected “\(message)” in \(run.stderr)", sourceLocation: sourceLocation)
+    }
+
+    /// Item 1 and 9: finite weights whose samples are huge (e^80 in Float) draw a picture with
+    /// the points outside the window left out; samples that overflow (e^100) are an error that
+    /// writes nothing, as PNG or CSV.
+    @Test func hugeAndInfiniteSamples() throws {
+        guard CLIErrorTests.executable != nil else { Issue.record("invertnn binary not built"); return }
+        try CLIErrorTests.withScratchDirectory("hostile-samples") { d in
+            let model = try Self.tinyModel(d)
+            try Self.rewrite(model, suffix: "logScale", value: 80, to: "\(d)/huge.safetensors")
+            try Self.rewrite(model, suffix: "logScale", value: 100, to: "\(d)/inf.safetensors")
+            let huge = try CLIErrorTests.run(["--model", "\(d)/huge.safetensors", "--png", "\(d)/h.png", "--count", "200"], command: "sample")
+            #expect(huge.status == 0, "exit \(huge.status): \(huge.stderr)")
+            #expect(FileManager.default.fileExists(atPath: "\(d)/h.png"))
+            for output in [["--png", "\(d)/i.png"], ["--csv", "\(d)/i.csv"]] {
+                let run = try CLIErrorTests.run(["--model", "\(d)/inf.safetensors", "--count", "50"] + output, command: "sample")
+                Self.expectError(run, "not finite", "\(output)")
+                #expect(!FileManager.default.fileExists(atPath: output[1]), "\(output) was written")
+            }
+        }
+    }
+}
+
+extension HostileCLITests {
+    /// Writes `header` and `rows` rows of three continuous columns to `path`.
+    static func writeTable(_ path: String, header: String = "a,b,c", rows: Int = 200) throws {
+        let lines = (0..<rows).map { "\(Double($0 % 17) * 0.3),\(Double(($0 * 7) % 13) - 2),\(Double(($0 * 5) % 11) * 0.5)" }
+        try writeText(([header] + lines).joined(separator: "\n") + "\n", to: path)
+    }
+
+    /// Item 2: column indices read from a checkpoint are checked before use (a -1 or an index
+    /// beyond the file used to trap in the Matrix subscript).
+    @Test func badSourceColumnsInACheckpointAreAnError() throws {
+        guard CLIErrorTests.executable != nil else { Issue.record("invertnn binary not built"); return }
+        try CLIErrorTests.withScratchDirectory("hostile-columns") { d in
+            try Self.writeTable("\(d)/t.csv")
+            try Self.writeTable("\(d)/plain.csv", header: "0,0,0")  // no header: positions decide
+            let model = try Self.tinyModel(d, data: "\(d)/t.csv", extra: ["--drop-columns", "c"])
+            let stored = try #require(try SafeTensors.read(path: model).metadata["dataset"])
+            #expect(stored.contains("sourceColumns"), "\(stored)")
+            for (label, replacement) in [("negative", "[-1, 1]"), ("beyond", "[0, 7]"), ("repeated", "[1, 1]")] {
+                try Self.rewriteMetadata(model, key: "dataset", to: "\(d)/\(label).safetensors") {
+                    $0.replacingOccurrences(of: #""sourceColumns"\s*:\s*\[[^\]]*\]"#, with: "\"sourceColumns\": \(replacement)",
+                                            options: .regularExpression)
+                }
+                let run = try CLIErrorTests.run(["--model", "\(d)/\(label).safetensors", "--data", "\(d)/plain.csv"], command: "eval")
+                Self.expectError(run, "sourceColumns", label)
+            }
+        }
+    }
+}
+
+extension HostileCLITests {
+    /// Item 8: `eval` matches columns by the header names of training, so reordered columns or
+    /// an extra `id` column first give the same figure as the training file; a missing column is
+    /// an error naming it.
+    @Test func evalMatchesColumnsByHeaderName() throws {
+        guard CLIErrorTests.executable != nil else { Issue.record("invertnn binary not built"); return }
+        try CLIErrorTests.withScratchDirectory("hostile-header") { d in
+            try Self.writeTable("\(d)/t.csv")
+            let model = try Self.tinyModel(d, data: "\(d)/t.csv", extra: ["--epochs", "2", "--precision", "double"])
+            let text = try String(contentsOfFile: "\(d)/t.csv", encoding: .utf8)
+            let rows = text.split(separator: "\n").dropFirst().map { $0.split(separator: ",").map(String.init) }
+            try writeText((["c,a,b"] + rows.map { "\($0[2]),\($0[0]),\($0[1])" }).joined(separator: "\n"), to: "\(d)/reordered.csv")
+            try writeText(([",a,b,c"] + rows.enumerated().map { "\($0.offset),\($0.element.joined(separator: ","))" }).joined(separator: "\n"),
+                          to: "\(d)/indexed.csv")
+            try writeText((["a,c"] + rows.map { "\($0[0]),\($0[2])" }).joined(separator: "\n"), to: "\(d)/missing.csv")
+            func nll(_ file: String) throws -> (Double?, String) {
+                let run = try CLIErrorTests.run(["--model", model, "--data", "\(d)/\(file)", "--json"], command: "eval")
+                #expect(run.status == 0, "\(file): \(run.stderr)")
+                let object = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+                let split = (object?["splits"] as? [[String: Any]])?.first
+                return (split?["nll"] as? Double, run.stderr)
+            }
+            let (reference, _) = try nll("t.csv")
+            let (reordered, _) = try nll("reordered.csv")
+            let (indexed, note) = try nll("indexed.csv")
+            #expect(reference != nil && reference!.isFinite)
+            #expect(reordered == reference, "reordered \(String(describing: reordered)) vs \(String(describing: reference))")
+            #expect(indexed == reference, "indexed \(String(describing: indexed)) vs \(String(describing: reference))")
+            #expect(note.contains("ignored the column"), "\(note)")
+            let run = try CLIErrorTests.run(["--model", model, "--data", "\(d)/missing.csv"], command: "eval")
+            Self.expectError(run, "lacks the column b", "missing")
+        }
+    }
+}
+
+extension HostileCLITests {
+    /// Item 8: a first column without a name (pandas' `to_csv` index) gets a note at training.
+    @Test func anUnnamedFirstColumnGetsANote() throws {
+        guard CLIErrorTests.executable != nil else { Issue.record("invertnn binary not built"); return }
+        try CLIErrorTests.withScratchDirectory("hostile-index") { d in
+            let rows = (0..<100).map { "\($0),\(Double($0 % 17) * 0.3),\(Double(($0 * 7) % 13) - 2)" }
+            try writeText(([",a,b"] + rows).joined(separator: "\n"), to: "\(d)/p.csv")
+            let run = try CLIErrorTests.run(["--data", "\(d)/p.csv", "--epochs", "0", "--couplings", "1", "--hidden-sizes", "8",
+                                             "--out", "\(d)/m.safetensors", "--samples", "\(d)/s.png"])
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(run.stderr.contains("column 1 of \(d)/p.csv has no name"), "\(run.stderr)")
+        }
+    }
+}
