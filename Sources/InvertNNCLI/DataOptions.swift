@@ -41,14 +41,17 @@ struct DataOptions: ParsableArguments {
         }
     }
 
-    /// Throws a usage error unless `data` names an existing file that is not a directory (for a
-    /// `--data` that is not a dataset name; shared by `train` and `eval`).
+    /// Throws a usage error unless `data` names a regular file (for a `--data` that is not a
+    /// dataset name; shared by `train`, `eval` and `density`). A device such as /dev/zero never
+    /// ends and a FIFO blocks: neither is data.
     static func requireDataFile(_ data: String) throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory) else {
+        switch RegularFile.problem(at: data) {
+        case nil: return
+        case "no such file"?:
             throw ValidationError("no such data file: \(data) (use digits, mnist, moons, rings, checkerboard, mixture or the path of a CSV file)")
+        case "a directory, not a file"?: throw ValidationError("--data: \(data) is a directory, not a CSV file")
+        case let problem?: throw ValidationError("--data: \(data) is \(problem); data must be a regular file")
         }
-        guard !isDirectory.boolValue else { throw ValidationError("--data: \(data) is a directory, not a CSV file") }
     }
 
     var droppedColumns: [String] {

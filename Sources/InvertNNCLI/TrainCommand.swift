@@ -102,9 +102,8 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--stop-after \(stopAfter) is beyond --epochs \(epochs): the run ends at epoch \(epochs) anyway")
         }
         if let resume {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: resume, isDirectory: &isDirectory), !isDirectory.boolValue else {
-                throw ValidationError("--resume: no such checkpoint file: \(resume)")
+            if let problem = RegularFile.problem(at: resume) {
+                throw ValidationError(problem == "no such file" ? "--resume: no such checkpoint file: \(resume)" : "--resume: \(resume) is \(problem)")
             }
         }
         if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }

@@ -152,3 +152,51 @@ extension HostileCLITests {
         }
     }
 }
+
+extension HostileCLITests {
+    /// Items 5 and 13: only regular files are data or models. A device (a symbolic link to
+    /// /dev/zero made here) or a FIFO is a usage error before anything is read (they used to
+    /// read 4 GB and abort, or block).
+    @Test func onlyRegularFilesAreInputs() throws {
+        guard CLIErrorTests.executable != nil else { Issue.record("invertnn binary not built"); return }
+        try CLIErrorTests.withScratchDirectory("hostile-devices") { d in
+            let model = try Self.tinyModel(d)
+            try FileManager.default.createSymbolicLink(atPath: "\(d)/zero.csv", withDestinationPath: "/dev/zero")
+            #expect(mkfifo("\(d)/fifo.csv", 0o600) == 0)
+            for input in ["zero.csv", "fifo.csv"] {
+                let path = "\(d)/\(input)"
+                let cases: [(String, [String], String)] = [
+                    ("train", ["--data", path, "--samples", "\(d)/s.png"], "--data: \(path) is a"),
+                    ("eval", ["--model", model, "--data", path], "--data: \(path) is a"),
+                    ("density", ["--model", model, "--data", path, "--png", "\(d)/p.png"], "--data: \(path) is a"),
+                    ("sample", ["--model", path, "--png", "\(d)/p.png"], "--model: \(path) is a"),
+                    ("eval", ["--model", path, "--data", "moons"], "--model: \(path) is a"),
+                    ("train", ["--resume", path, "--samples", "\(d)/s.png"], "--resume: \(path) is a"),
+                ]
+                for (command, arguments, message) in cases {
+                    let run = try CLIErrorTests.run(arguments, command: command)
+                    Self.expectError(run, message, "\(command) \(arguments)")
+                    #expect(run.status == 64, "\(command) \(arguments): exit \(run.status)")
+                }
+            }
+            // The library refuses them too.
+            #expect(throws: InvertNNError.self) { try GzipReader.read(path: "\(d)/zero.csv") }
+            #expect(throws: CheckpointError.self) { try SafeTensors.read(path: "\(d)/fifo.csv") }
+        }
+    }
+
+    /// Item 10: `density --data` naming a missing file or a misspelt dataset is an error (it
+    /// used to draw the picture without the training points and exit 0).
+    @Test func densityRefusesMissingData() throws {
+        guard CLIErrorTests.executable != nil else { Issue.record("invertnn binary not built"); return }
+        try CLIErrorTests.withScratchDirectory("hostile-density") { d in
+            let model = try Self.tinyModel(d)
+            for (data, message) in [("\(d)/none.csv", "no such data file"), ("moosn", "no such data file: moosn"),
+                                    ("digits", "is image data")] {
+                let run = try CLIErrorTests.run(["--model", model, "--data", data, "--png", "\(d)/p.png", "--size", "16"], command: "density")
+                Self.expectError(run, message, data)
+                #expect(!FileManager.default.fileExists(atPath: "\(d)/p.png"))
+            }
+        }
+    }
+}

@@ -32,12 +32,14 @@ public enum AtomicFile {
         try write(Array(text.utf8), to: path)
     }
 
-    /// The bytes of the file at `path`.
+    /// The bytes of the regular file at `path`.
     ///
-    /// - Throws: ``InvertNNError/io(path:reason:)`` if it cannot be read.
+    /// - Throws: ``InvertNNError/io(path:reason:)`` if it is not a regular file
+    ///   (``RegularFile/require(_:)``) or cannot be read.
     public static func read(path: String) throws -> [UInt8] {
+        try RegularFile.require(path)
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw InvertNNError.io(path: path, reason: "cannot read (missing file or no permission)")
+            throw InvertNNError.io(path: path, reason: "cannot read (no permission)")
         }
         return [UInt8](data)
     }

@@ -11,12 +11,14 @@ import CZlib
 public enum GzipReader {
     /// The decompressed bytes of the file at `path`.
     ///
-    /// - Throws: ``InvertNNError/io(path:reason:)`` if the file cannot be opened, if zlib reports
+    /// - Throws: ``InvertNNError/io(path:reason:)`` if the path is not a regular file
+    ///   (``RegularFile/require(_:)``: a device or FIFO would never end), cannot be opened, if zlib reports
     ///   an error while decompressing (a corrupt or truncated stream, named by zlib's message), or
     ///   if a `.gz` file does not start with the gzip magic bytes `1f 8b`.
     public static func read(path: String) throws -> [UInt8] {
+        try RegularFile.require(path)
         guard let file = gzopen(path, "rb") else {
-            throw InvertNNError.io(path: path, reason: "cannot open for reading (missing file or no permission)")
+            throw InvertNNError.io(path: path, reason: "cannot open for reading (no permission)")
         }
         defer { gzclose(file) }
         // A larger internal buffer than zlib's 8 KiB default cuts the number of read calls.
