@@ -200,3 +200,52 @@ extension HostileCLITests {
         }
     }
 }
+
+extension HostileCLITests {
+    /// Item 7: an output path that is a symbolic link (made here, never the system's /dev) is
+    /// written through: the link stays and its target gets the result (it used to be replaced by
+    /// a regular file). A link to a FIFO is refused with exit 64, the link intact. Item 13:
+    /// stale staging files of our naming, left by a killed run, are removed on the next write;
+    /// other files stay.
+    @Test func symbolicLinksAreWrittenThrough() throws {
+        guard CLIErrorTests.executable != nil else { Issue.record("invertnn binary not built"); return }
+        try CLIErrorTests.withScratchDirectory("hostile-links") { d in
+            let model = try Self.tinyModel(d)
+            try FileManager.default.createDirectory(atPath: "\(d)/out", withIntermediateDirectories: true)
+            try writeText("old", to: "\(d)/out/target.csv")
+            try FileManager.default.createSymbolicLink(atPath: "\(d)/link.csv", withDestinationPath: "out/target.csv")
+            #expect(mkfifo("\(d)/fifo", 0o600) == 0)
+            try FileManager.default.createSymbolicLink(atPath: "\(d)/pipe.csv", withDestinationPath: "\(d)/fifo")
+            // A finished process: its pid names a stale staging file.
+            let done = Process()
+            done.executableURL = URL(fileURLWithPath: "/bin/true")
+            try done.run()
+            done.waitUntilExit()
+            let stale = "\(d)/out/.target.csv.staged-\(done.processIdentifier)"
+            try writeText("stale", to: stale)
+            try writeText("keep", to: "\(d)/out/.target.csv.staged-x")
+
+            let run = try CLIErrorTests.run(["--model", model, "--csv", "\(d)/link.csv", "--count", "5"], command: "sample")
+            #expect(run.status == 0, "\(run.stderr)")
+            let attributes = try FileManager.default.attributesOfItem(atPath: "\(d)/link.csv")
+            #expect(attributes[.type] as? FileAttributeType == .typeSymbolicLink, "the link was replaced")
+            let written = try String(contentsOfFile: "\(d)/out/target.csv", encoding: .utf8)
+            #expect(written.split(separator: "\n").count == 6, "\(written)")
+            #expect(!FileManager.default.fileExists(atPath: stale), "the stale staging file is still there")
+            #expect(FileManager.default.fileExists(atPath: "\(d)/out/.target.csv.staged-x"))
+
+            for (command, arguments) in [("sample", ["--model", model, "--csv", "\(d)/pipe.csv"]),
+                                         ("eval", ["--model", model, "--data", "moons", "--per-row", "\(d)/pipe.csv"])] {
+                let refused = try CLIErrorTests.run(arguments, command: command)
+                Self.expectError(refused, "FIFO", command)
+                #expect(refused.status == 64)
+                let kind = try FileManager.default.attributesOfItem(atPath: "\(d)/pipe.csv")[.type] as? FileAttributeType
+                #expect(kind == .typeSymbolicLink)
+            }
+            // The library writes through links too.
+            try AtomicFile.write(text: "library", to: "\(d)/link.csv")
+            #expect(try String(contentsOfFile: "\(d)/out/target.csv", encoding: .utf8) == "library")
+            #expect(throws: InvertNNError.self) { try AtomicFile.write(text: "x", to: "\(d)/pipe.csv") }
+        }
+    }
+}
