@@ -126,7 +126,17 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
             let end = min(start + chunk, data.rows)
             let pre = try checkpoint.preprocessing.transform(data.rows(start..<end), using: &noise)
             let logP = try checkpoint.flow.logProbability(pre.output)
-            for i in 0..<logP.count { logDensities.append(Double(logP[i]) + Double(pre.logAbsDet[i])) }
+            for i in 0..<logP.count {
+                let value = Double(logP[i]) + Double(pre.logAbsDet[i])
+                // A NaN or infinite NLL is no result: say which row, and exit non-zero.
+                guard value.isFinite else {
+                    throw InvertNNError.invalidArgument(
+                        operation: "eval",
+                        reason: "\(name) row \(start + i + 1): the log-density is \(value) under \(model) (extreme weights, or a "
+                            + "point outside the model's support); no figure is reported")
+                }
+                logDensities.append(value)
+            }
             start = end
             progress.update(end, of: data.rows)
         }

@@ -52,7 +52,7 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Coupling blocks of the flow (default: the preset).")
     var couplings: Int?
 
-    @Option(help: ArgumentHelp("Hidden widths of each coupling's conditioner MLP, comma-separated (default: the preset).", valueName: "N,N,..."))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Hidden widths of each coupling's conditioner MLP, comma-separated (default: the preset).", valueName: "N,N,..."))
     var hiddenSizes: String?
 
     @Option(help: "Feature mixing before each coupling: invertible-linear or permutation (default: the preset).")
@@ -107,8 +107,9 @@ struct TrainCommand: ParsableCommand {
             }
         }
         if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
-        if let learningRate, !(learningRate > 0 && learningRate <= 10) {
-            throw ValidationError("--learning-rate must lie in (0, 10], got \(learningRate)")
+        // Below 1e-10 a step changes nothing even in Double, and 1e-300 rounds to 0 in Float.
+        if let learningRate, !(learningRate >= 1e-10 && learningRate <= 10) {
+            throw ValidationError("--learning-rate must lie in [1e-10, 10], got \(learningRate)")
         }
         if let threads, threads < 1 || threads > 1024 {
             throw ValidationError("--threads must be in 1...1024, got \(threads)")

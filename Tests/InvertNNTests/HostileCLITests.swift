@@ -249,3 +249,40 @@ extension HostileCLITests {
         }
     }
 }
+
+extension HostileCLITests {
+    /// Item 9: a model whose log-densities overflow makes `eval` fail naming the row (it used
+    /// to print `NLL nan`/`inf` with exit 0).
+    @Test func evalRefusesNonFiniteResults() throws {
+        guard CLIErrorTests.executable != nil else { Issue.record("invertnn binary not built"); return }
+        try CLIErrorTests.withScratchDirectory("hostile-eval-inf") { d in
+            let model = try Self.tinyModel(d)
+            try Self.rewrite(model, suffix: "logScale", value: -100, to: "\(d)/inf.safetensors")
+            for extra in [[String](), ["--json"]] {
+                let run = try CLIErrorTests.run(["--model", "\(d)/inf.safetensors", "--data", "moons"] + extra, command: "eval")
+                Self.expectError(run, "train row 1: the log-density is", "eval \(extra)")
+            }
+        }
+    }
+
+    /// Item 13: CLI corner cases: a CR-only CSV (classic Mac OS) trains; a header beyond the
+    /// safetensors limit names the limit.
+    @Test func crOnlyCSVAndHeaderLimit() throws {
+        guard CLIErrorTests.executable != nil else { Issue.record("invertnn binary not built"); return }
+        try CLIErrorTests.withScratchDirectory("hostile-cr") { d in
+            let rows = (0..<120).map { "\(Double($0 % 17) * 0.3),\(Double(($0 * 7) % 13) - 2)" }
+            try writeText((["a,b"] + rows).joined(separator: "\r"), to: "\(d)/mac.csv")
+            let run = try CLIErrorTests.run(["--data", "\(d)/mac.csv", "--epochs", "0", "--out", "\(d)/m.safetensors",
+                                             "--samples", "\(d)/s.png", "--json"] + Self.tiny)
+            #expect(run.status == 0, "\(run.stderr)")
+            let model = try Checkpoint<Float>.read(path: "\(d)/m.safetensors")
+            #expect(model.flow.features == 2)
+            // 8-byte length of 200 MB followed by a few bytes: the message names the limit.
+            var bytes = [UInt8](repeating: 0, count: 64)
+            withUnsafeBytes(of: UInt64(200_000_000).littleEndian) { for i in 0..<8 { bytes[i] = $0[i] } }
+            try Data(bytes).write(to: URL(fileURLWithPath: "\(d)/big.safetensors"))
+            let big = try CLIErrorTests.run(["--model", "\(d)/big.safetensors", "--data", "moons"], command: "eval")
+            Self.expectError(big, "beyond the limit of 100000000 bytes", "header")
+        }
+    }
+}

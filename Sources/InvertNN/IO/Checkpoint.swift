@@ -51,8 +51,12 @@ public struct Checkpoint<T: Scalar> {
     /// The safetensors file of this checkpoint.
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if the base distribution is
-    ///   not a standard normal or parameter names collide.
+    ///   not a standard normal or parameter names collide;
+    ///   ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if the preprocessing does not
+    ///   fit the flow's width (``Preprocessing/requireFeatures(_:)``), so that such a file is
+    ///   refused when written rather than at its first use.
     public func safeTensors() throws -> SafeTensors {
+        try preprocessing.requireFeatures(flow.features)
         guard flow.base is StandardNormal<T> else {
             throw InvertNNError.invalidArgument(
                 operation: "Checkpoint", reason: "only flows over a StandardNormal base can be saved, got \(type(of: flow.base))")
