@@ -18,6 +18,8 @@ struct DataOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: ArgumentHelp("More CSV columns to exclude, comma-separated names or 1-based numbers.", valueName: "A,B,..."))
     var dropColumns: String?
 
+    @OptionGroup var readLimits: ReadLimitOptions
+
     var namedKind: NamedData? { NamedData(rawValue: data) }
 
     func validate() throws {
@@ -62,7 +64,7 @@ struct DataOptions: ParsableArguments {
     func load<T: Scalar>(_: T.Type) throws -> LoadedData<T> {
         if let named = namedKind { return try named.load(T.self) }
         if let levels {
-            let bytes = try GzipReader.read(path: data)
+            let bytes = try GzipReader.read(path: data, limits: readLimits.limits)
             let keys = [labelColumn].compactMap { $0 } + droppedColumns
             func excludedColumns(_ names: [String]) throws -> Set<Int> {
                 try Set(keys.map { try TabularDataset<Double>.columnIndex($0, in: names, path: data) })
@@ -82,7 +84,8 @@ struct DataOptions: ParsableArguments {
                 recordLines: Array(CSVReader.nonBlankLineNumbers(bytes).suffix(n)))  // errors name file lines
             return LoadedData(discrete: dataset, kind: .image, columnNames: kept.map { table.columnNames[$0] }, sourceColumns: kept)
         }
-        let dataset = try TabularDataset<T>.csv(path: data, labelColumn: labelColumn, dropColumns: droppedColumns)
+        let dataset = try TabularDataset<T>.csv(
+            path: data, labelColumn: labelColumn, dropColumns: droppedColumns, limits: readLimits.limits)
         return LoadedData(tabular: dataset, kind: dataset.dimensions == 2 ? .points : .tabular, toy: nil)
     }
 }

@@ -25,6 +25,8 @@ struct DensityCommand: ParsableCommand, CheckpointConsumer {
     @Option(parsing: .unconditional, help: "Grid cells per side (the heat map's resolution in pixels).")
     var size: Int = 320
 
+    @OptionGroup var readLimits: ReadLimitOptions
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -57,7 +59,7 @@ struct DensityCommand: ParsableCommand, CheckpointConsumer {
         if let named = NamedData(rawValue: source), named.levels == nil {
             points = try named.load(T.self).train
         } else if RegularFile.problem(at: source) == nil {
-            points = try TabularDataset<T>.csv(path: source).train
+            points = try TabularDataset<T>.csv(path: source, limits: readLimits.limits).train
         } else {
             output.note("the model's training data \(source) is not a readable file: drawing without the training points (give --data)")
         }

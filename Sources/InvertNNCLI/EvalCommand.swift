@@ -28,6 +28,8 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
     @Option(parsing: .unconditional, help: "Seed of the dequantization noise of integer data.")
     var seed: UInt64 = 0xE7A1
 
+    @OptionGroup var readLimits: ReadLimitOptions
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -64,7 +66,7 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
         } else {
             let description = DataDescription(json: checkpoint.dataset, dimensions: d)
             // Columns the model was not trained on (a text label, say) are not parsed.
-            let bytes = try GzipReader.read(path: data)
+            let bytes = try GzipReader.read(path: data, limits: readLimits.limits)
             var selection = ColumnSelection(columns: [], ignored: [])
             let table: (columnNames: [String], values: Matrix<Double>) = try CSVReader.parseTable(
                 bytes, source: data,

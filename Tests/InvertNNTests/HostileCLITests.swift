@@ -286,3 +286,46 @@ extension HostileCLITests {
         }
     }
 }
+
+extension HostileCLITests {
+    /// Writes `text` gzip-compressed to `path`, `repeats` times (a small file that inflates).
+    static func writeGzip(_ text: String, repeats: Int, to path: String) throws {
+        let gz = try #require(gzopen(path, "wb9"))
+        let bytes = Array(text.utf8)
+        for _ in 0..<repeats { _ = bytes.withUnsafeBytes { gzwrite(gz, $0.baseAddress, UInt32($0.count)) } }
+        gzclose(gz)
+    }
+
+    /// Item 3: a small `.gz` that inflates beyond `--max-data-bytes`, or one line beyond
+    /// `--max-line-bytes` (4 MiB by default), fails while reading, naming the limit and the
+    /// option; raising the option lets the same file through.
+    @Test func decompressedSizeAndLineLengthAreBounded() throws {
+        guard CLIErrorTests.executable != nil else { Issue.record("invertnn binary not built"); return }
+        try CLIErrorTests.withScratchDirectory("hostile-bomb") { d in
+            try Self.writeGzip(String(repeating: "1,2\n", count: 1000), repeats: 25, to: "\(d)/bomb.csv.gz")  // 100 kB inflated
+            try Self.writeGzip(String(repeating: "1,", count: 1000), repeats: 2500, to: "\(d)/line.csv.gz")     // one 5 MB line
+            let size = try FileManager.default.attributesOfItem(atPath: "\(d)/line.csv.gz")[.size] as? Int ?? 0
+            #expect(size < 100_000)
+            let common = ["--epochs", "0", "--samples", "\(d)/s.png"] + Self.tiny
+            let bomb = try CLIErrorTests.run(["--data", "\(d)/bomb.csv.gz", "--max-data-bytes", "50000"] + common)
+            Self.expectError(bomb, "exceed 50000 bytes (decompressed)", "bomb")
+            #expect(bomb.stderr.contains("--max-data-bytes"))
+            let line = try CLIErrorTests.run(["--data", "\(d)/line.csv.gz"] + common)
+            Self.expectError(line, "line.csv.gz:1: the line is longer than 4194304 bytes", "line")
+            #expect(line.stderr.contains("--max-line-bytes"))
+            let eval = try CLIErrorTests.run(["--model", try Self.tinyModel(d), "--data", "\(d)/line.csv.gz", "--max-line-bytes", "1000"],
+                                             command: "eval")
+            Self.expectError(eval, "longer than 1000 bytes", "eval")
+            // Raised limits let the same file through.
+            let raised = try CLIErrorTests.run(["--data", "\(d)/bomb.csv.gz", "--max-data-bytes", "200000"] + common + ["--out", "\(d)/b.safetensors"])
+            #expect(raised.status == 0, "\(raised.stderr)")
+        }
+        // The library bounds every read, within one chunk of the limit.
+        let path = temporaryPath("limits.gz")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Self.writeGzip(String(repeating: "3,4\n", count: 1000), repeats: 200, to: path)
+        #expect(throws: InvertNNError.self) { try GzipReader.read(path: path, limits: ReadLimits(maximumBytes: 500_000)) }
+        #expect(try GzipReader.read(path: path, limits: ReadLimits(maximumBytes: 800_000, maximumLineBytes: 3)).count == 800_000)
+        #expect(throws: InvertNNError.self) { try GzipReader.read(path: path, limits: ReadLimits(maximumLineBytes: 2)) }
+    }
+}
