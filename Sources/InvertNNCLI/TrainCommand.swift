@@ -181,19 +181,16 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
-    /// Refuses models whose parameter count alone would not fit in memory (each option is within
-    /// its own range, but their product can still ask for terabytes), before anything is allocated.
-    static func requireReasonableModelSize(features d: Int, couplings: Int, hiddenSizes: [Int]) throws {
-        let conditioning = Double(d / 2), transformed = Double(d - d / 2)
-        var widths = [conditioning] + hiddenSizes.map(Double.init) + [2 * transformed]
-        if widths.count < 2 { widths = [conditioning, 2 * transformed] }
-        var perCoupling = 0.0
-        for (a, b) in zip(widths, widths.dropFirst()) { perCoupling += a * b + b }
-        let total = Double(couplings) * (perCoupling + 2 * Double(d) * Double(d))
-        let limit = 500_000_000.0
-        guard total <= limit else {
+    /// Refuses models beyond ``SizeLimits/maximumParameters`` (each option is within its own
+    /// range, but their product can still ask for terabytes), before anything is allocated.
+    static func requireReasonableModelSize(
+        features d: Int, couplings: Int, hiddenSizes: [Int], mixing: FlowPresets.Mixing, reflectors: Int?
+    ) throws {
+        let total = FlowPresets.digitsParameterCount(
+            features: d, couplings: couplings, hiddenSizes: hiddenSizes, mixing: mixing, reflectors: reflectors)
+        guard total <= SizeLimits.maximumParameters else {
             throw ValidationError(
-                "the model would have about \(Int(total)) parameters (limit \(Int(limit))): lower --couplings or --hidden-sizes")
+                "the model would have about \(total) parameters (limit \(SizeLimits.maximumParameters)): lower --couplings or --hidden-sizes")
         }
     }
 
@@ -225,7 +222,8 @@ struct TrainCommand: ParsableCommand {
             }
             try Self.requireReasonableModelSize(
                 features: dataset.dimensions, couplings: couplings ?? preset.couplings,
-                hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes)
+                hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes, mixing: (mixing ?? preset.mixing).preset,
+                reflectors: reflectors ?? preset.reflectors)
             // pandas' to_csv writes its row index as a first column with an empty name.
             if let names = dataset.columnNames, let unnamed = names.firstIndex(where: { $0.isEmpty || $0.hasPrefix("Unnamed: ") }) {
                 output.note("column \(unnamed + 1) of \(dataOptions.data) has no name (a pandas index written by to_csv?); it is "

@@ -54,3 +54,46 @@ import InvertNN
         #expect(try Checkpoint<Double>.read(path: path).flow.features == 2)
     }
 }
+
+extension HostileLibraryTests {
+    /// Item 4: the parameter count comes from the configuration alone (checked against a hand
+    /// count), and a checkpoint, an MLP or a preset beyond ``SizeLimits/maximumParameters`` is
+    /// refused before anything is allocated (it used to allocate 6 GB for minutes).
+    @Test func parameterCapBeforeAllocation() throws {
+        // D = 6, 2 couplings of permutation (6 entries) + MLP [3, 5, 6]: 3·5+5 + 5·6+6 = 56.
+        let flow = try FlowPresets.digits(features: 6, couplings: 2, hiddenSizes: [5], mixing: .permutation, as: Double.self)
+        #expect(SizeLimits.parameterCount(of: flow.transform.configuration) == 2 * (6 + 56))
+        #expect(FlowPresets.digitsParameterCount(features: 6, couplings: 2, hiddenSizes: [5], mixing: .permutation) == 124)
+        #expect(flow.transform.parameterCount == 2 * 56)
+        // InvertibleLinear with m = 2 reflectors per factor: 6·4 + 6 (log-scales) + 36 (dense) + 6 (bias) = 72.
+        let linear = try InvertibleLinear<Double>(features: 6, reflectors: 2)
+        #expect(SizeLimits.parameterCount(of: linear.configuration) == 72)
+        #expect(linear.parameterCount == 72 - 36)
+
+        let clock = ContinuousClock()
+        let start = clock.now
+        var generator = SeededGenerator(seed: 1)
+        #expect(throws: InvertNNError.self) { try MLP<Float>(sizes: [2, 40_000, 40_000, 2], using: &generator) }
+        #expect(throws: InvertNNError.self) { try FlowPresets.digits(features: 64, couplings: 8, hiddenSizes: [40_000, 40_000], as: Float.self) }
+        #expect(SizeLimits.mlpParameterCount(sizes: [Int.max, Int.max]) == Int.max)
+
+        let path = temporaryPath("cap.safetensors")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let small = try FlowPresets.digits(features: 4, couplings: 1, hiddenSizes: [8], as: Float.self)
+        try Checkpoint(flow: small, preprocessing: .standardization(try Standardization(means: [0, 0, 0, 0], scales: [1, 1, 1, 1])))
+            .write(to: path)
+        var file = try SafeTensors.read(path: path)
+        let architecture = try #require(file.metadata["architecture"])
+        file.metadata["architecture"] = architecture.replacingOccurrences(
+            of: #""hiddenSizes"\s*:\s*\[8\]"#, with: "\"hiddenSizes\": [40000, 40000]", options: .regularExpression)
+        #expect(file.metadata["architecture"] != architecture)
+        try file.write(to: path)
+        do {
+            _ = try Checkpoint<Float>.read(path: path)
+            Issue.record("the checkpoint was loaded")
+        } catch let error as CheckpointError {
+            #expect("\(error)".contains("beyond the limit of 500000000"), "\(error)")
+        }
+        #expect(clock.now - start < .seconds(5))
+    }
+}

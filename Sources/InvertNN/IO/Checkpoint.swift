@@ -102,7 +102,8 @@ public struct Checkpoint<T: Scalar> {
     /// - Parameter path: names the file in errors.
     /// - Throws: ``CheckpointError/badMetadata(path:key:reason:)`` for a missing or malformed
     ///   entry; ``CheckpointError/unsupportedVersion(path:version:)``;
-    ///   ``CheckpointError/badArchitecture(path:reason:)`` if the layers cannot be rebuilt; and the
+    ///   ``CheckpointError/badArchitecture(path:reason:)`` if the layers cannot be rebuilt or would
+    ///   hold more than ``SizeLimits/maximumParameters`` (checked before any is built); and the
     ///   errors of ``load(_:into:path:)`` (missing or unexpected tensors, wrong shapes);
     ///   ``CheckpointError/badTrainingState(path:reason:)`` for a malformed training state.
     public init(file: SafeTensors, path: String) throws {
@@ -121,6 +122,7 @@ public struct Checkpoint<T: Scalar> {
         }
         guard version == Self.formatVersion else { throw CheckpointError.unsupportedVersion(path: path, version: version) }
         let architecture = try json("architecture")
+        try Self.requireParameterCap(architecture, path: path)
         let base = try json("base")
         guard base["type"]?.stringValue == "StandardNormal", let features = base["features"]?.intValue else {
             throw CheckpointError.badMetadata(path: path, key: "base", reason: "expected {\"type\": \"StandardNormal\", \"features\": D}, got \(base)")

@@ -44,8 +44,9 @@ public enum FlowPresets {
     ///     (a data-dependent initialization as in Glow, Kingma & Dhariwal 2018, §3.1; trained on
     ///     afterwards like any layer).
     ///   - seed: seed of the random initialization (permutations, conditioner weights).
-    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes; the errors of
-    ///   the whitening initializer.
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes or more than
+    ///   ``SizeLimits/maximumParameters`` parameters (checked before anything is allocated); the
+    ///   errors of the whitening initializer.
     public static func digits<T: Scalar>(
         features: Int = 64, couplings: Int = 8, hiddenSizes: [Int] = [256, 256], scaleBound: Double = 2,
         mixing: Mixing = .invertibleLinear, reflectors: Int? = nil, whiteningData: Matrix<T>? = nil,
@@ -55,6 +56,10 @@ public enum FlowPresets {
             throw InvertNNError.invalidArgument(
                 operation: "FlowPresets.digits", reason: "need features ≥ 2 and couplings ≥ 1, got \(features) and \(couplings)")
         }
+        try SizeLimits.requireParameterCount(
+            digitsParameterCount(features: features, couplings: couplings, hiddenSizes: hiddenSizes, mixing: mixing,
+                                 reflectors: reflectors, whitening: whiteningData != nil),
+            operation: "FlowPresets.digits")
         var generator = SeededGenerator(seed: seed)
         var layers = [any InvertibleLayer<T>]()
         var block = CouplingBlock.first
@@ -75,5 +80,38 @@ public enum FlowPresets {
             layers.append(try InvertibleLinear<T>(whiteningData: whiteningData))
         }
         return try NormalizingFlow(transform: try Sequential(layers))
+    }
+
+    /// The scalars ``digits(features:couplings:hiddenSizes:scaleBound:mixing:reflectors:whiteningData:seed:as:)``
+    /// would allocate (``SizeLimits/parameterCount(of:)`` of its configuration), computed without
+    /// building anything; saturates at `Int.max`.
+    public static func digitsParameterCount(
+        features: Int, couplings: Int, hiddenSizes: [Int], mixing: Mixing = .invertibleLinear, reflectors: Int? = nil,
+        whitening: Bool = false
+    ) -> Int {
+        let m = min(reflectors ?? features, features)
+        let linear: [String: ConfigurationValue] = [
+            "type": .string("InvertibleLinear"), "features": .int(features), "reflectorsU": .int(m), "reflectorsV": .int(m),
+            "bias": .bool(true),
+        ]
+        let mixingLayer: [String: ConfigurationValue] = mixing == .permutation
+            ? ["type": .string("Permutation"), "features": .int(features)] : linear
+        var total = 0
+        var block = CouplingBlock.first
+        for _ in 0..<max(couplings, 0) {
+            let coupling: [String: ConfigurationValue] = [
+                "type": .string("AffineCoupling"), "features": .int(features), "firstBlockSize": .int(features / 2),
+                "conditioningBlock": .string(block.rawValue), "hiddenSizes": .ints(hiddenSizes),
+            ]
+            // Two couplings in a row alternate their blocks; the counts of both kinds repeat.
+            let (sum, overflow) = total.addingReportingOverflow(
+                SizeLimits.parameterCount(of: mixingLayer) &+ SizeLimits.parameterCount(of: coupling))
+            if overflow || sum < 0 { return Int.max }
+            total = sum
+            if total > SizeLimits.maximumParameters { return total }
+            block = block.other
+        }
+        if whitening { total = total &+ SizeLimits.parameterCount(of: linear) }
+        return total < 0 ? Int.max : total
     }
 }

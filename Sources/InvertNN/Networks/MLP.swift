@@ -58,12 +58,14 @@ public final class MLP<T: Scalar> {
     ///     initialization; Kingma & Dhariwal 2018 §3.3 zero the last layer for this reason).
     ///   - generator: the caller-owned source of randomness.
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for fewer than two sizes, a
-    ///   size `< 1`, or a leaky-ReLU slope that is negative or not finite.
+    ///   size `< 1`, more than ``SizeLimits/maximumParameters`` parameters, or a leaky-ReLU slope
+    ///   that is negative or not finite.
     public init(
         sizes: [Int], activation: MLPActivation = .relu, zeroInitializeLastLayer: Bool = false,
         using generator: inout some RandomNumberGenerator
     ) throws {
         try Self.validate(sizes: sizes, activation: activation)
+        try SizeLimits.requireParameterCount(SizeLimits.mlpParameterCount(sizes: sizes), operation: "MLP")
         var weights = [Parameter<T>](), biases = [Parameter<T>]()
         let last = sizes.count - 2
         for k in 0...last {

@@ -1,0 +1,84 @@
+/// The parameter cap: a model read from a file or built from options may hold at most
+/// ``SizeLimits/maximumParameters`` scalars, checked on its configuration before any layer
+/// allocates (a 3 KB checkpoint whose architecture says hidden sizes [40000, 40000] used to
+/// allocate 6 GB for four minutes and abort).
+extension SizeLimits {
+    /// 500 million scalars (2 GB in Float, 4 GB in Double, before optimizer state): far above
+    /// the models this library is for, far below what a machine cannot allocate.
+    public static let maximumParameters = 500_000_000
+
+    /// The number of scalars the layer described by `configuration` (its
+    /// ``InvertibleLayer/configuration``, or one read from a checkpoint) allocates for its
+    /// parameters and fixed matrices, computed from the sizes alone. Saturates at `Int.max`;
+    /// unknown layer types count their `features`.
+    ///
+    /// Per type: `Sequential`/`Inverted`/`Pixelwise` the sum of their `layers`; `Diagonal`
+    /// D (2D with bias); `Bias`, `PReLU`, `Permutation` D; `Householder` D·reflectors (+D);
+    /// `InvertibleLinear` D·(reflectorsU + reflectorsV) + D + D² (its cached dense matrix, +D with
+    /// bias); `AffineCoupling`/`Coupling` the conditioner MLP `[d + context, hidden…, 2·(D − d)]`,
+    /// Σ n_k·n_{k+1} + n_{k+1}.
+    public static func parameterCount(of configuration: [String: ConfigurationValue]) -> Int {
+        saturated(count(configuration))
+    }
+
+    /// The scalars of an MLP with layer widths `sizes` (`[in, hidden…, out]`): Σ n_k·n_{k+1} + n_{k+1},
+    /// saturating at `Int.max`.
+    public static func mlpParameterCount(sizes: [Int]) -> Int {
+        saturated(mlpCount(sizes.map(Double.init)))
+    }
+
+    /// Throws if `count` exceeds ``maximumParameters``.
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` naming the count and the limit.
+    public static func requireParameterCount(_ count: Int, operation: String) throws {
+        guard count <= maximumParameters else {
+            throw InvertNNError.invalidArgument(
+                operation: operation,
+                reason: "the model would hold about \(count) parameters, beyond the limit of \(maximumParameters) (SizeLimits.maximumParameters)")
+        }
+    }
+
+    /// ``requireParameterCount(_:operation:)`` of ``parameterCount(of:)``.
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)``.
+    public static func requireParameterCount(of configuration: [String: ConfigurationValue], operation: String) throws {
+        try requireParameterCount(parameterCount(of: configuration), operation: operation)
+    }
+
+    /// `value` rounded up as an `Int`, `Int.max` from 2⁶³ on (or NaN).
+    private static func saturated(_ value: Double) -> Int {
+        value < 9.223372036854775807e18 ? Int(value.rounded(.up)) : Int.max
+    }
+
+    private static func mlpCount(_ sizes: [Double]) -> Double {
+        zip(sizes, sizes.dropFirst()).reduce(0) { $0 + $1.0 * $1.1 + $1.1 }
+    }
+
+    private static func count(_ c: [String: ConfigurationValue]) -> Double {
+        func int(_ key: String) -> Double {
+            if case let .int(v)? = c[key] { return Double(max(v, 0)) }
+            return 0
+        }
+        func flag(_ key: String) -> Bool { if case let .bool(v)? = c[key] { return v }; return false }
+        let d = int("features")
+        let type: String
+        if case let .string(t)? = c["type"] { type = t } else { type = "" }
+        switch type {
+        case "Sequential", "Inverted", "Pixelwise":
+            guard case let .layers(children)? = c["layers"] else { return 0 }
+            return children.reduce(0) { $0 + count($1) }
+        case "Diagonal": return flag("bias") ? 2 * d : d
+        case "Householder": return d * int("reflectors") + (flag("bias") ? d : 0)
+        case "InvertibleLinear": return d * (int("reflectorsU") + int("reflectorsV")) + d + d * d + (flag("bias") ? d : 0)
+        case "AffineCoupling", "Coupling":
+            let k = c["firstBlockSize"] == nil ? (d / 2).rounded(.down) : int("firstBlockSize")
+            var first = true
+            if case let .string(block)? = c["conditioningBlock"] { first = block == "first" }
+            let a = first ? k : d - k, b = d - a
+            var hidden = [Double]()
+            if case let .ints(sizes)? = c["hiddenSizes"] { hidden = sizes.map { Double(max($0, 0)) } }
+            return mlpCount([a + int("contextFeatures")] + hidden + [2 * b])
+        default: return d
+        }
+    }
+}
