@@ -13,7 +13,8 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
             are matched by the header names the model was trained on (a missing one is an error, \
             extra ones are ignored with a note), or by position for a file without a header. \
             Integer data are dequantized with fixed noise (--seed), so the figures are the usual \
-            dequantization bound.
+            dequantization bound; the splits of a named dataset get the noise `train` scores them \
+            with, so both commands report the same bits/dim for the same model.
             """)
 
     @Option(help: "The model file written by `invertnn train` (safetensors).")
@@ -25,8 +26,8 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
     @Option(help: "Write one log-density per input row (nats, in the data's units; for integer data log P(k), the dequantization bound) to this file.")
     var perRow: String?
 
-    @Option(parsing: .unconditional, help: "Seed of the dequantization noise of integer data.")
-    var seed: UInt64 = 0xE7A1
+    @Option(parsing: .unconditional, help: "Seed of the dequantization noise of integer data (the default is the one `train` scores its splits with, so a named dataset's figures agree with train's).")
+    var seed: UInt64 = TrainingConfiguration().evaluationSeed
 
     @OptionGroup var readLimits: ReadLimitOptions
 
@@ -56,13 +57,16 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
 
     func run<T: Scalar>(_ checkpoint: Checkpoint<T>, path: String) throws {
         let d = checkpoint.flow.features
-        var splits = [(String, Matrix<T>)]()
+        var splits = [(name: String, data: Matrix<T>, noiseSeed: UInt64)]()
         if let named = NamedData(rawValue: data) {
             let loaded = try named.load(T.self)
             guard loaded.train.columns == d else {
                 throw ValidationError("--data \(data) has \(loaded.train.columns) dimensions; the model \(model) takes \(d)")
             }
-            splits = [("train", loaded.train), ("validation", loaded.validation), ("test", loaded.test)]
+            // Each split with the noise `train` scores it with, so both report the same figures.
+            splits = [("train", loaded.train), ("validation", loaded.validation), ("test", loaded.test)].enumerated().map {
+                ($0.element.0, $0.element.1, TrainingConfiguration.evaluationNoiseSeed(split: $0.offset, evaluationSeed: seed))
+            }
         } else {
             let description = DataDescription(json: checkpoint.dataset, dimensions: d)
             // Columns the model was not trained on (a text label, say) are not parsed.
@@ -93,11 +97,11 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
                 throw InvertNNError.invalidArgument(
                     operation: "eval", reason: "\(data):\(lines[lines.startIndex + row]): \(value) does not fit in the model's \(T.self) precision")
             }
-            splits = [(data, values.converted(to: T.self))]
+            splits = [(data, values.converted(to: T.self), seed)]
         }
         let unit = checkpoint.preprocessing.isDiscrete ? "bits/dim" : "nats/dim"
         var scores = [Score]()
-        for (name, matrix) in splits { scores.append(try score(checkpoint, name: name, data: matrix)) }
+        for (name, matrix, noiseSeed) in splits { scores.append(try score(checkpoint, name: name, data: matrix, noiseSeed: noiseSeed)) }
         if let perRow {
             let rows = scores.flatMap(\.logDensities)
             try AtomicFile.write(text: "log_density\n" + rows.map { "\($0)" }.joined(separator: "\n") + "\n", to: perRow)
@@ -116,8 +120,8 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
         }
     }
 
-    private func score<T: Scalar>(_ checkpoint: Checkpoint<T>, name: String, data: Matrix<T>) throws -> Score {
-        var noise = SeededGenerator(seed: seed)
+    private func score<T: Scalar>(_ checkpoint: Checkpoint<T>, name: String, data: Matrix<T>, noiseSeed: UInt64) throws -> Score {
+        var noise = SeededGenerator(seed: noiseSeed)
         let d = checkpoint.flow.features
         let chunk = 500
         let progress = ProgressLine(label: "eval \(name)", quiet: output.quiet)

@@ -329,3 +329,27 @@ extension HostileCLITests {
         #expect(throws: InvertNNError.self) { try GzipReader.read(path: path, limits: ReadLimits(maximumLineBytes: 2)) }
     }
 }
+
+extension HostileCLITests {
+    /// Item 14: `eval --data NAME` and `train` report the same bits/dim per split for the same
+    /// model: both draw each split's dequantization noise from
+    /// `TrainingConfiguration.evaluationNoiseSeed(split:evaluationSeed:)`.
+    @Test func evalAgreesWithTrain() throws {
+        guard CLIErrorTests.executable != nil else { Issue.record("invertnn binary not built"); return }
+        try CLIErrorTests.withScratchDirectory("hostile-agree") { d in
+            let trained = try CLIErrorTests.run(["--data", "digits", "--epochs", "0", "--out", "\(d)/m.safetensors",
+                                                 "--samples", "\(d)/s.png", "--precision", "double"] + Self.tiny)
+            #expect(trained.status == 0, "\(trained.stderr)")
+            let train = try #require(try JSONSerialization.jsonObject(with: Data(trained.stdout.utf8)) as? [String: Any])
+            let run = try CLIErrorTests.run(["--model", "\(d)/m.safetensors", "--data", "digits", "--json", "--quiet"], command: "eval")
+            #expect(run.status == 0, "\(run.stderr)")
+            let eval = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+            let splits = try #require(eval["splits"] as? [[String: Any]])
+            for split in splits {
+                let name = try #require(split["name"] as? String)
+                let a = try #require(split["bits_per_dim"] as? Double), b = try #require(train["\(name)_bits_per_dim"] as? Double)
+                #expect(abs(a - b) < 1e-9, "\(name): eval \(a), train \(b)")
+            }
+        }
+    }
+}

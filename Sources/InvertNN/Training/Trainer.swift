@@ -139,7 +139,9 @@ public final class Trainer<T: Scalar> {
         // Independent streams: shuffling and training noise from the run seed, evaluation fixed.
         var shuffler = SeededGenerator(seed: configuration.seed)
         var noise = SeededGenerator(seed: configuration.seed ^ 0x9E37_79B9_7F4A_7C15)
-        let evaluationSeeds = (0..<3).map { configuration.evaluationSeed &+ UInt64($0) &* 0xA24B_AED4_963E_E407 }
+        let evaluationSeeds = (0..<3).map {
+            TrainingConfiguration.evaluationNoiseSeed(split: $0, evaluationSeed: configuration.evaluationSeed)
+        }
 
         var history = [EpochReport]()
         var bestValidation = Double.infinity
