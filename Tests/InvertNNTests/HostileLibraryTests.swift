@@ -97,3 +97,29 @@ extension HostileLibraryTests {
         #expect(clock.now - start < .seconds(5))
     }
 }
+
+extension HostileLibraryTests {
+    /// Item 15: a flow scores an empty batch as an empty result, in both precisions, and the
+    /// preprocessing passes it through.
+    @Test func emptyBatchThroughAFlow() throws {
+        func check<T: Scalar>(_: T.Type) throws {
+            let flow = try FlowPresets.digits(features: 4, couplings: 2, hiddenSizes: [6], as: T.self)
+            let empty = Matrix<T>(rows: 0, columns: 4)
+            #expect(try flow.logProbability(empty).isEmpty)
+            let forward = try flow.transform.forward(empty)
+            #expect(forward.output.shape == [0, 4] && forward.logAbsDet.isEmpty)
+            let standardization = Preprocessing<T>.standardization(try Standardization(means: [0, 0, 0, 0], scales: [1, 2, 1, 1]))
+            var noise = SeededGenerator(seed: 0)
+            #expect(try standardization.transform(empty, using: &noise).output.shape == [0, 4])
+            let dequantization = Preprocessing<T>.dequantization(try Dequantization(levels: 4))
+            #expect(try dequantization.transform(empty, using: &noise).output.shape == [0, 4])
+            // A batch of real rows after an empty one gives the same as alone.
+            let x = Matrix<T>.randomNormal(rows: 3, columns: 4, using: &noise)
+            let before = try flow.logProbability(x)
+            _ = try flow.logProbability(empty)
+            #expect(try flow.logProbability(x) == before)
+        }
+        try check(Float.self)
+        try check(Double.self)
+    }
+}

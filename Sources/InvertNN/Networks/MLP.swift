@@ -178,8 +178,8 @@ public final class MLP<T: Scalar> {
     /// - Parameter x: `[batch, n₀]`.
     /// - Returns: the ``Trace`` whose `output` is `[batch, n_L]`.
     /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if `x` does not have
-    ///   `n₀` columns or a parameter's value no longer has its shape;
-    ///   ``InvertNNError/invalidArgument(operation:reason:)`` for an empty batch.
+    ///   `n₀` columns or a parameter's value no longer has its shape. An empty batch gives an
+    ///   empty trace.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>) throws -> Trace {

@@ -57,7 +57,7 @@ public final class NormalizingFlow<T: Scalar> {
 
     /// `log p(x)` per sample, `[batch]`, in nats: `log p_Z(f⁻¹(x)) + Σ inverse log-dets`.
     ///
-    /// - Throws: shape mismatch or an empty batch; ``InvertNNError/nonFinite(operation:row:column:)``
+    /// - Throws: shape mismatch (an empty batch gives `[]`); ``InvertNNError/nonFinite(operation:row:column:)``
     ///   with the position of the first NaN or infinite entry of `x`; any layer's domain error.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
@@ -124,6 +124,7 @@ public final class NormalizingFlow<T: Scalar> {
     ///
     /// - Throws: as ``logProbability(_:)``.
     public func negativeLogLikelihood(_ x: Matrix<T>) throws -> T {
+        try Self.requireRows(x, "NormalizingFlow.negativeLogLikelihood")
         let logP = try logProbability(x)
         return -logP.reduce(0, +) / T(logP.count)
     }
@@ -142,6 +143,7 @@ public final class NormalizingFlow<T: Scalar> {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func accumulateNegativeLogLikelihoodGradient(_ x: Matrix<T>) throws -> T {
+        try Self.requireRows(x, "NormalizingFlow.accumulateNegativeLogLikelihoodGradient")
         try x.requireFinite("NormalizingFlow.accumulateNegativeLogLikelihoodGradient")
         let (latent, tape) = try transform.inverseTaped(x)
         let batch = x.rows, z = latent.output
@@ -163,4 +165,12 @@ public final class NormalizingFlow<T: Scalar> {
 
     /// Resets every parameter gradient to zero.
     public func zeroGradients() { transform.zeroGradients() }
+
+    /// A mean over no samples is undefined (0/0): the mean losses need a row, unlike
+    /// ``logProbability(_:)``, which returns `[]` for an empty batch.
+    private static func requireRows(_ x: Matrix<T>, _ operation: String) throws {
+        guard x.rows > 0 else {
+            throw InvertNNError.invalidArgument(operation: operation, reason: "the mean over an empty batch (0 rows) is undefined")
+        }
+    }
 }
