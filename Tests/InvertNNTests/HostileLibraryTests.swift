@@ -123,3 +123,39 @@ extension HostileLibraryTests {
         try check(Double.self)
     }
 }
+
+extension HostileLibraryTests {
+    /// Item 17: a PReLU whose log-slope is set to -∞, NaN, +∞ or a finite value whose slope
+    /// overflows or underflows refuses every call with an error naming the parameter and entry
+    /// (it used to return a log-det of -∞ and an inverse of -∞).
+    @Test func preluRejectsNonFiniteSlopes() throws {
+        func check<T: Scalar>(_: T.Type, overflow: T) throws {
+            for bad in [-T.infinity, T.nan, T.infinity, overflow, -overflow] {
+                let layer = try PReLU<T>(features: 3)
+                layer.logSlope.value[0, 1] = bad
+                let x = try Matrix<T>(rows: 2, columns: 3, storage: [-1, -2, 3, 4, -5, -6])
+                let calls: [(String, () throws -> Void)] = [
+                    ("forward", { _ = try layer.forward(x) }),
+                    ("inverse", { _ = try layer.inverse(x) }),
+                    ("forwardBackward", { _ = try layer.forwardBackward(input: x, output: x, outputGradient: x, logAbsDetGradient: [1, 1]) }),
+                    ("inverseBackward", { _ = try layer.inverseBackward(input: x, output: x, outputGradient: x, logAbsDetGradient: [1, 1]) }),
+                ]
+                for (label, call) in calls {
+                    do {
+                        try call()
+                        Issue.record("\(T.self) \(label) with log-slope \(bad) did not throw")
+                    } catch let error as InvertNNError {
+                        #expect("\(error)".contains("PReLU(3) parameter logSlope") && "\(error)".contains("[0, 1]"), "\(error)")
+                    }
+                }
+            }
+            // A finite, representable slope is fine.
+            let layer = try PReLU<T>(features: 3)
+            layer.logSlope.value[0, 1] = 3
+            let y = try layer.forward(try Matrix<T>(rows: 1, columns: 3, storage: [-1, -1, 1]))
+            #expect(abs(Double(y.output[0, 1]) + Double.exp(3)) < 1e-4 && abs(Double(y.logAbsDet[0]) - (3 + Double.log(0.25))) < 1e-5)
+        }
+        try check(Float.self, overflow: 200)
+        try check(Double.self, overflow: 1000)
+    }
+}

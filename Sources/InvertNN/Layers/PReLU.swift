@@ -12,7 +12,8 @@ import RealModule
 /// - Log-determinant (nats, per sample): `Σ_{j: x_j < 0} θ_j` forward, its negative inverse. At the
 ///   kink `x = 0` the right derivative 1 is used.
 /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` from the initializer for
-///   `features < 1` or a slope that is not positive and finite;
+///   `features < 1` or a slope that is not positive and finite; from every call, the errors of
+///   ``requireValidSlopes()`` when the parameter `logSlope` holds a value whose slope is not;
 ///   ``InvertNNError/outOfDomain(layer:value:row:column:domain:)`` for NaN/±∞ inputs in either
 ///   direction; shape errors as every layer.
 /// - Source: He et al. 2015, "Delving deep into rectifiers" (PReLU); DESIGN.md §3.
@@ -44,6 +45,27 @@ public final class PReLU<T: Scalar>: ElementwiseLayer {
         self.logSlope = Parameter(name: "logSlope", value: Matrix(row: slopes.map { T.log($0) }))
     }
 
+    /// Throws unless every slope `α = e^θ` is positive and finite: a log-slope of -∞ (slope 0),
+    /// NaN, or one whose exponential overflows or underflows (assigned through the parameter, or
+    /// reached by an optimizer) would give a log-det of -∞ or NaN and a non-invertible map. Both
+    /// errors are ones the trainer's guard recovers from.
+    ///
+    /// - Throws: ``InvertNNError/nonFinite(operation:row:column:)`` naming the layer, the
+    ///   parameter `logSlope` and the entry for a NaN or infinite log-slope;
+    ///   ``InvertNNError/outOfDomain(layer:value:row:column:domain:)`` for a finite one whose slope
+    ///   is 0 or infinite in `T`.
+    public func requireValidSlopes() throws {
+        for (j, theta) in logSlope.value.storage.enumerated() {
+            guard theta.isFinite else { throw InvertNNError.nonFinite(operation: "\(name) parameter logSlope", row: 0, column: j) }
+            let slope = T.exp(theta)
+            guard slope > 0, slope.isFinite else {
+                throw InvertNNError.outOfDomain(
+                    layer: "\(name) parameter logSlope", value: Double(theta), row: 0, column: j,
+                    domain: "log-slopes whose slope e^θ is positive and finite in \(T.self)")
+            }
+        }
+    }
+
     /// The current slopes `α = exp(θ)`.
     public var slopes: [T] { logSlope.value.storage.map { T.exp($0) } }
 
@@ -59,18 +81,25 @@ public final class PReLU<T: Scalar>: ElementwiseLayer {
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> { try elementwiseForward(x) }
+    public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
+        try requireValidSlopes()
+        return try elementwiseForward(x)
+    }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> { try elementwiseInverse(y) }
+    public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
+        try requireValidSlopes()
+        return try elementwiseInverse(y)
+    }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forwardBackward(
         input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
-        try elementwiseForwardBackward(input: input, output: output, outputGradient: outputGradient,
+        try requireValidSlopes()
+        return try elementwiseForwardBackward(input: input, output: output, outputGradient: outputGradient,
                                        logAbsDetGradient: logAbsDetGradient)
     }
 
@@ -79,7 +108,8 @@ public final class PReLU<T: Scalar>: ElementwiseLayer {
     public func inverseBackward(
         input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
-        try elementwiseInverseBackward(input: input, output: output, outputGradient: outputGradient,
+        try requireValidSlopes()
+        return try elementwiseInverseBackward(input: input, output: output, outputGradient: outputGradient,
                                        logAbsDetGradient: logAbsDetGradient)
     }
 }
