@@ -141,6 +141,11 @@ struct LoadedData<T: Scalar> {
     let columnNames: [String]?
     /// 0-based columns of the CSV file that are modelled.
     let sourceColumns: [Int]?
+    /// The class labels of the train, validation and test rows of a labelled image dataset
+    /// (digits, MNIST), else empty.
+    var labels: [[Int]] = []
+    /// The context of a conditional run (``ContextSplit``), `nil` for an unconditional one.
+    var context: ContextSplit<T>? = nil
 
     var dimensions: Int { train.columns }
 
@@ -155,6 +160,7 @@ struct LoadedData<T: Scalar> {
         imageWidth = d.imageWidth
         self.columnNames = columnNames
         self.sourceColumns = sourceColumns
+        if !d.trainLabels.isEmpty { labels = [d.trainLabels, d.validationLabels, d.testLabels] }
     }
 
     init(tabular d: TabularDataset<T>, kind: DataKind, toy: ToyDensity?) {
@@ -198,6 +204,7 @@ struct LoadedData<T: Scalar> {
         if let columnNames { object["columns"] = .array(columnNames.map { .string($0) }) }
         if let sourceColumns { object["sourceColumns"] = .array(sourceColumns.map { .number(Double($0)) }) }
         if NamedData(rawValue: name) != nil { object["named"] = .bool(true) }
+        if let context { object["contextColumns"] = .array(context.names.map { .string($0) }) }
         return .object(object)
     }
 }

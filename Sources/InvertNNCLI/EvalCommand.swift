@@ -57,18 +57,22 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
 
     func run<T: Scalar>(_ checkpoint: Checkpoint<T>, path: String) throws {
         let d = checkpoint.flow.features
-        var splits = [(name: String, data: Matrix<T>, noiseSeed: UInt64)]()
+        var splits = [(name: String, data: Matrix<T>, context: Matrix<T>?, noiseSeed: UInt64)]()
+        let description = DataDescription(json: checkpoint.dataset, dimensions: d)
+        let contextNames = checkpoint.flow.contextEncoder.map { e in description.contextColumns ?? (1...e.features).map { "c\($0)" } }
         if let named = NamedData(rawValue: data) {
-            let loaded = try named.load(T.self)
+            var loaded = try named.load(T.self)
+            if let contextNames { loaded = try loaded.splittingContext(contextNames, option: "the model's context") }
             guard loaded.train.columns == d else {
                 throw ValidationError("--data \(data) has \(loaded.train.columns) dimensions; the model \(model) takes \(d)")
             }
             // Each split with the noise `train` scores it with, so both report the same figures.
-            splits = [("train", loaded.train), ("validation", loaded.validation), ("test", loaded.test)].enumerated().map {
-                ($0.element.0, $0.element.1, TrainingConfiguration.evaluationNoiseSeed(split: $0.offset, evaluationSeed: seed))
+            let parts = [("train", loaded.train, loaded.context?.train), ("validation", loaded.validation, loaded.context?.validation),
+                         ("test", loaded.test, loaded.context?.test)]
+            splits = parts.enumerated().map {
+                ($0.element.0, $0.element.1, $0.element.2, TrainingConfiguration.evaluationNoiseSeed(split: $0.offset, evaluationSeed: seed))
             }
         } else {
-            let description = DataDescription(json: checkpoint.dataset, dimensions: d)
             // Columns the model was not trained on (a text label, say) are not parsed.
             let bytes = try GzipReader.read(path: data, limits: readLimits.limits)
             var selection = ColumnSelection(columns: [], ignored: [])
@@ -78,11 +82,26 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
                     selection = try ColumnSelection.choose(
                         fileNames: names, modelNames: description.columns, sourceColumns: description.sourceColumns,
                         modelColumns: d, path: data, model: model)
-                    return Set(0..<names.count).subtracting(selection.columns)
+                    let contextIndices = contextNames.map { c in c.compactMap { names.firstIndex(of: $0) } } ?? []
+                    selection.ignored.removeAll { contextNames?.contains($0) == true }
+                    return Set(0..<names.count).subtracting(selection.columns).subtracting(contextIndices)
                 })
             if !selection.ignored.isEmpty {
                 output.note("ignored the column\(selection.ignored.count == 1 ? "" : "s") \(selection.ignored.prefix(12).joined(separator: ", "))"
                     + "\(selection.ignored.count > 12 ? ", …" : "") of \(data), which the model was not trained on")
+            }
+            // A conditional model reads its context columns by their header names.
+            var context: Matrix<T>? = nil
+            if let contextNames {
+                let indices = try contextNames.map { name in
+                    guard let index = table.columnNames.firstIndex(of: name) else {
+                        throw ValidationError("\(data) has no context column '\(name)' (the model is conditional on \(contextNames.joined(separator: ", ")))")
+                    }
+                    return index
+                }
+                var c = Matrix<T>(rows: table.values.rows, columns: indices.count)
+                for r in 0..<c.rows { for (k, j) in indices.enumerated() { c[r, k] = T(table.values[r, j]) } }
+                context = c
             }
             var values = table.values
             if selection.columns != Array(0..<values.columns) {
@@ -97,11 +116,13 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
                 throw InvertNNError.invalidArgument(
                     operation: "eval", reason: "\(data):\(lines[lines.startIndex + row]): \(value) does not fit in the model's \(T.self) precision")
             }
-            splits = [(data, values.converted(to: T.self), seed)]
+            splits = [(data, values.converted(to: T.self), context, seed)]
         }
         let unit = checkpoint.preprocessing.isDiscrete ? "bits/dim" : "nats/dim"
         var scores = [Score]()
-        for (name, matrix, noiseSeed) in splits { scores.append(try score(checkpoint, name: name, data: matrix, noiseSeed: noiseSeed)) }
+        for (name, matrix, context, noiseSeed) in splits {
+            scores.append(try score(checkpoint, name: name, data: matrix, context: context, noiseSeed: noiseSeed))
+        }
         if let perRow {
             let rows = scores.flatMap(\.logDensities)
             try AtomicFile.write(text: "log_density\n" + rows.map { "\($0)" }.joined(separator: "\n") + "\n", to: perRow)
@@ -120,7 +141,9 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
         }
     }
 
-    private func score<T: Scalar>(_ checkpoint: Checkpoint<T>, name: String, data: Matrix<T>, noiseSeed: UInt64) throws -> Score {
+    private func score<T: Scalar>(
+        _ checkpoint: Checkpoint<T>, name: String, data: Matrix<T>, context: Matrix<T>?, noiseSeed: UInt64
+    ) throws -> Score {
         var noise = SeededGenerator(seed: noiseSeed)
         let d = checkpoint.flow.features
         let chunk = 500
@@ -131,7 +154,7 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
         while start < data.rows {
             let end = min(start + chunk, data.rows)
             let pre = try checkpoint.preprocessing.transform(data.rows(start..<end), using: &noise)
-            let logP = try checkpoint.flow.logProbability(pre.output)
+            let logP = try checkpoint.flow.logProbability(pre.output, context: context?.rows(start..<end))
             for i in 0..<logP.count {
                 let value = Double(logP[i]) + Double(pre.logAbsDet[i])
                 // A NaN or infinite NLL is no result: say which row, and exit non-zero.

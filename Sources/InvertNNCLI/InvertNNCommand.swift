@@ -8,7 +8,7 @@ struct InvertNNCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "invertnn",
         abstract: "Invertible neural networks (normalizing flows) on OpenBLAS.",
-        subcommands: [TrainCommand.self, SampleCommand.self, EvalCommand.self, DensityCommand.self])
+        subcommands: [TrainCommand.self, SampleCommand.self, EvalCommand.self, DensityCommand.self, SBICommand.self])
 
     /// Exit code of a library error (bad data, bad file, diverged training): `EXIT_FAILURE`.
     /// Usage errors keep swift-argument-parser's `EX_USAGE` (64); both are below 128, the range

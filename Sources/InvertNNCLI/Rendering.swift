@@ -11,6 +11,8 @@ struct DataDescription {
     var imageWidth: Int
     var columns: [String]?
     var sourceColumns: [Int]?
+    /// The names of the context columns of a conditional model.
+    var contextColumns: [String]?
 
     init(json: JSONValue, dimensions fallback: Int) {
         name = json["name"]?.stringValue ?? "data"
@@ -20,6 +22,7 @@ struct DataDescription {
         imageWidth = json["imageWidth"]?.intValue ?? fallback
         columns = json["columns"]?.arrayValue?.compactMap { $0.stringValue }
         sourceColumns = json["sourceColumns"]?.arrayValue?.compactMap { $0.intValue }
+        contextColumns = json["contextColumns"]?.arrayValue?.compactMap { $0.stringValue }
     }
 }
 
@@ -32,12 +35,15 @@ enum Rendering {
     /// whose scatter plots are compared with the training points.
     static func defaultTemperature(_ kind: DataKind) -> Double { kind == .image ? 0.7 : 1 }
 
-    /// `count` samples in data units (integer levels, or the original units of continuous data).
+    /// `count` samples in data units (integer levels, or the original units of continuous data);
+    /// for a conditional model one per row of `context` (`[count, contextFeatures]`) or all from
+    /// one context row.
     static func samples<T: Scalar>(
-        flow: NormalizingFlow<T>, preprocessing: Preprocessing<T>, count: Int, temperature: Double, seed: UInt64
+        flow: NormalizingFlow<T>, preprocessing: Preprocessing<T>, count: Int, temperature: Double, seed: UInt64,
+        context: Matrix<T>? = nil
     ) throws -> Matrix<T> {
         var generator = SeededGenerator(seed: seed)
-        let drawn = try flow.sample(count: count, temperature: T(temperature), using: &generator)
+        let drawn = try flow.sample(count: count, context: context, temperature: T(temperature), using: &generator)
         try requireFinite(drawn, what: "sample")
         let samples = try preprocessing.dataUnits(drawn)
         try requireFinite(samples, what: "sample (in data units)")

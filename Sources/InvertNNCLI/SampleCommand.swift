@@ -27,6 +27,16 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
     @Option(parsing: .unconditional, help: "Seed of the latent draws.")
     var seed: UInt64 = 0
 
+    @Option(help: ArgumentHelp(
+        "For a conditional model: one context row, comma-separated values in the order of its context columns (a class-conditional image model takes the class, e.g. 3); all --count samples share it.",
+        valueName: "V,V,..."))
+    var context: String?
+
+    @Option(help: ArgumentHelp(
+        "For a conditional model: a CSV of context rows (a header naming the model's context columns, or exactly that many columns); --count samples are drawn for each row, and the CSV output starts with the context columns.",
+        valueName: "PATH"))
+    var contextFile: String?
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -40,6 +50,8 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
             throw ValidationError("--temperature must lie in (0, 100], got \(temperature)")
         }
         guard png != nil || csv != nil else { throw ValidationError("give --png PATH and/or --csv PATH") }
+        if context != nil, contextFile != nil { throw ValidationError("give --context or --context-file, not both") }
+        if let contextFile { try InputPath.requireFile(contextFile, option: "--context-file") }
         if let png { try OutputPath.requireWritableDirectory(png, option: "--png") }
         if let csv { try OutputPath.requireWritableDirectory(csv, option: "--csv") }
         if let png, let csv { try OutputPath.requireDistinct([("--png", png), ("--csv", csv)]) }
@@ -53,25 +65,41 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
     }
 
     func run<T: Scalar>(_ checkpoint: Checkpoint<T>, path: String) throws {
-        let description = DataDescription(json: checkpoint.dataset, dimensions: checkpoint.flow.features)
+        var description = DataDescription(json: checkpoint.dataset, dimensions: checkpoint.flow.features)
         let temperature = self.temperature ?? Rendering.defaultTemperature(description.kind)
-        let drawn = try Rendering.samples(
-            flow: checkpoint.flow, preprocessing: checkpoint.preprocessing, count: count, temperature: temperature, seed: seed)
+        let contexts = try sampleContexts(checkpoint, description: description)
+        let total = contexts?.rows ?? count
+        guard total <= 1_000_000 else {
+            throw ValidationError("\(contexts!.rows / count) context rows × --count \(count) = \(total) samples; the limit is 1000000")
+        }
+        var drawn = try Rendering.samples(
+            flow: checkpoint.flow, preprocessing: checkpoint.preprocessing, count: total, temperature: temperature, seed: seed,
+            context: contexts)
+        var csvSamples = drawn
+        if contextFile != nil, let contexts {
+            // The CSV rows say which context each sample was drawn for.
+            csvSamples = try contexts.concatenatedColumns(drawn)
+            let names = description.contextColumns ?? (1...contexts.columns).map { "c\($0)" }
+            let sampleNames = description.columns?.count == drawn.columns ? description.columns! : (1...drawn.columns).map { "x\($0)" }
+            description.columns = names + sampleNames
+        }
         // Both outputs are committed together: a failure leaves any existing files untouched.
         let staging = OutputStaging()
         var notes = [String]()
         if let png {
             notes.append(try staging.write(png) {
                 try Rendering.writePNG(
-                    samples: drawn, description: description, preprocessing: checkpoint.preprocessing, reference: nil, path: $0)
+                    samples: drawn, description: DataDescription(json: checkpoint.dataset, dimensions: drawn.columns),
+                    preprocessing: checkpoint.preprocessing, reference: nil, path: $0)
             })
         }
         if let csv {
             try staging.write(csv) {
-                try Rendering.writeCSV(samples: drawn, description: description, integer: checkpoint.preprocessing.isDiscrete, path: $0)
+                try Rendering.writeCSV(
+                    samples: csvSamples, description: description, integer: checkpoint.preprocessing.isDiscrete, path: $0)
                 return ""
             }
-            notes.append("wrote \(count) samples of \(drawn.columns) columns to \(csv)")
+            notes.append("wrote \(total) samples of \(csvSamples.columns) columns to \(csv)")
         }
         try staging.commit()
         notes.forEach(output.note)
@@ -79,5 +107,56 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
             try StandardOutput.line("{\"model\":\(jsonString(model)),\"count\":\(count),\"temperature\":\(jsonNumber(temperature)),\"seed\":\(seed),"
                 + "\"png\":\(png.map(jsonString) ?? "null"),\"csv\":\(csv.map(jsonString) ?? "null")}")
         }
+    }
+
+    /// The context of every sample of a conditional model (`nil` for an unconditional one):
+    /// `--context` for all, `--count` per row of `--context-file`, or for a class-conditional
+    /// model without either, `--count / classes` samples of each class (one grid row per class).
+    private func sampleContexts<T: Scalar>(_ checkpoint: Checkpoint<T>, description: DataDescription) throws -> Matrix<T>? {
+        let flow = checkpoint.flow
+        guard let encoder = flow.contextEncoder else {
+            if context != nil || contextFile != nil {
+                throw ValidationError("\(model) is an unconditional model; --context and --context-file apply to conditional ones")
+            }
+            return nil
+        }
+        let names = description.contextColumns ?? (1...encoder.features).map { "c\($0)" }
+        if let context {
+            let parts = context.split(separator: ",", omittingEmptySubsequences: false)
+                .map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard parts.count == encoder.features, parts.allSatisfy({ $0?.isFinite ?? false }) else {
+                throw ValidationError(
+                    "--context needs \(encoder.features) finite number(s) (\(names.joined(separator: ", "))), got '\(context)'")
+            }
+            var row = Matrix<T>(rows: 1, columns: encoder.features)
+            for (j, v) in parts.enumerated() { row[0, j] = T(v!) }
+            return row.rows(at: Array(repeating: 0, count: count))
+        }
+        if let contextFile {
+            let table: (columnNames: [String], values: Matrix<Double>) = try CSVReader.parseTable(
+                try GzipReader.read(path: contextFile), source: contextFile)
+            var columns = Array(0..<table.values.columns)
+            if table.values.columns != encoder.features || names.allSatisfy(table.columnNames.contains) {
+                columns = try names.map { name in
+                    guard let index = table.columnNames.firstIndex(of: name) else {
+                        throw ValidationError("--context-file \(contextFile) has no column '\(name)' (the model's context: \(names.joined(separator: ", ")))")
+                    }
+                    return index
+                }
+            }
+            guard table.values.rows >= 1 else { throw ValidationError("--context-file \(contextFile) has no rows") }
+            guard table.values.rows <= 1_000_000 / count else {
+                throw ValidationError("--context-file \(contextFile): \(table.values.rows) rows × --count \(count) exceeds 1000000 samples")
+            }
+            var rows = Matrix<T>(rows: table.values.rows * count, columns: columns.count)
+            for r in 0..<table.values.rows {
+                for k in 0..<count { for (j, c) in columns.enumerated() { rows[r * count + k, j] = T(table.values[r, c]) } }
+            }
+            return rows
+        }
+        if case let .oneHot(classes) = encoder.encoding {
+            return ContextSampling.contexts(classes: classes, rows: nil as Matrix<T>?, count: count, perClass: max(1, count / classes))
+        }
+        throw ValidationError("\(model) is conditional on \(names.joined(separator: ", ")): give --context or --context-file")
     }
 }

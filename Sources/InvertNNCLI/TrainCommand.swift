@@ -25,6 +25,8 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var dataOptions: DataOptions
 
+    @OptionGroup var contextOptions: ContextOptions
+
     @Option(parsing: .unconditional, help: "Passes over the training set (default: the dataset's preset).")
     var epochs: Int?
 
@@ -197,7 +199,8 @@ struct TrainCommand: ParsableCommand {
     private func train<T: Scalar>(_: T.Type, precision: Precision) throws {
         let clock = ContinuousClock()
         let start = clock.now
-        let dataset = try dataOptions.load(T.self)
+        let loaded = try dataOptions.load(T.self)
+        let dataset = contextOptions.contextColumns == nil ? loaded : try loaded.splittingContext(contextOptions.keys)
         let preset = ModelPreset.for(dataset)
         let flow: NormalizingFlow<T>
         let preprocessing: Preprocessing<T>
@@ -242,7 +245,8 @@ struct TrainCommand: ParsableCommand {
                 features: dataset.dimensions, couplings: couplings ?? preset.couplings,
                 hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes, scaleBound: scaleBound ?? preset.scaleBound,
                 mixing: (mixing ?? preset.mixing).preset,
-                reflectors: reflectors ?? preset.reflectors, whiteningData: whiteningData, seed: seed)
+                reflectors: reflectors ?? preset.reflectors, whiteningData: whiteningData,
+                context: try dataset.context.map { try contextOptions.encoder(for: $0, seed: seed) }, seed: seed)
             configuration = TrainingConfiguration(
                 epochs: self.epochs ?? preset.epochs, batchSize: batchSize ?? preset.batchSize,
                 learningRate: learningRate ?? preset.learningRate, seed: seed,
@@ -251,15 +255,24 @@ struct TrainCommand: ParsableCommand {
         }
         let epochs = configuration.epochs
         let trainer = try Trainer(flow: flow, preprocessing: preprocessing, configuration: configuration)
+        guard flow.contextFeatures == (dataset.context?.names.count ?? 0) else {
+            throw ValidationError(
+                "the model is \(flow.isConditional ? "conditional on \(flow.contextFeatures) context column(s)" : "unconditional"); "
+                    + "give the same --context-columns as when it was trained")
+        }
         let unit = preprocessing.isDiscrete ? "bits/dim" : "nats/dim"
         let valueKind = dataset.levels.map { "\($0) levels" } ?? "continuous values (standardized)"
         output.note(
             "invertnn train: \(dataset.name), \(dataset.train.rows)/\(dataset.validation.rows)/\(dataset.test.rows) samples of "
-                + "\(dataset.dimensions) dimensions with \(valueKind); \(flow.trainableParameterCount) parameters; "
+                + "\(dataset.dimensions) dimensions with \(valueKind)"
+                + (dataset.context.map { " given the context \($0.names.joined(separator: ", "))" } ?? "")
+                + "; \(flow.trainableParameterCount) parameters; "
                 + "\(precision.rawValue), \(BLAS.threads) BLAS thread(s), \(BLAS.coreName) kernels")
         let reporter = ProgressReporter(epochs: epochs, discrete: preprocessing.isDiscrete, quiet: output.quiet)
         let result = try trainer.fit(
-            train: dataset.train, validation: dataset.validation, test: dataset.test, resumingFrom: resumedState,
+            train: dataset.train, validation: dataset.validation, test: dataset.test,
+            trainContext: dataset.context?.train, validationContext: dataset.context?.validation,
+            testContext: dataset.context?.test, resumingFrom: resumedState,
             stoppingAfterEpoch: stopAfter, progress: reporter.handle)
         reporter.finish()
 
@@ -274,10 +287,16 @@ struct TrainCommand: ParsableCommand {
         let stateNote = keepState ? " with the training state after epoch \(result.history.last?.epoch ?? 0)" : ""
         var notes = ["wrote the model (\(flow.trainableParameterCount) parameters, \(T.dtypeName))\(stateNote) to \(modelPath)"]
 
-        let count = dataset.kind == .image ? 64 : 2000
+        var count = dataset.kind == .image ? 64 : 2000
+        // A conditional model draws one row of the grid per class, or one sample per test context.
+        let sampleContext = dataset.context.map {
+            ContextSampling.contexts(classes: $0.classes, rows: $0.test, count: count)
+        }
+        count = sampleContext?.rows ?? count
         let temperature = self.temperature ?? Rendering.defaultTemperature(dataset.kind)
         let drawn = try Rendering.samples(
-            flow: flow, preprocessing: preprocessing, count: count, temperature: temperature, seed: seed &+ 0x5A3B_1E5)
+            flow: flow, preprocessing: preprocessing, count: count, temperature: temperature, seed: seed &+ 0x5A3B_1E5,
+            context: sampleContext)
         if dataset.kind == .image || dataset.dimensions >= 2 {
             let note = try staging.write(samples) {
                 try Rendering.writePNG(
@@ -312,6 +331,7 @@ struct TrainCommand: ParsableCommand {
             + "\"seconds\":\(jsonNumber((seconds * 1000).rounded() / 1000)),"
             + "\"parameters\":\(flow.trainableParameterCount),"
             + "\"precision\":\"\(precision.rawValue)\","
+            + (dataset.context.map { "\"context_columns\":[\($0.names.map(jsonString).joined(separator: ","))]," } ?? "")
             + "\"model\":\(jsonString(URL(fileURLWithPath: modelPath).standardizedFileURL.path))}"  // absolute
         try StandardOutput.line(json)
     }

@@ -22,14 +22,16 @@ extension Coupling {
     ///   - conditioningBlock: which block is `a` (default the first).
     ///   - scaleBound: `c > 0` (default 2), or `nil` to switch the bound off.
     ///   - firstBlockSize: `k` in `1..<D` (default `⌊D/2⌋`).
+    ///   - contextFeatures: width of the conditioning context appended to the conditioner's input
+    ///     (default 0: unconditional); the conditioner then maps `d + contextFeatures` features.
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `D < 2`, `k` is out of
     ///   range, `c` is not positive and finite, or the conditioner's sizes do not fit the split.
     public convenience init<S: Scalar>(
         features: Int, conditioner: MLP<S>, conditioningBlock: CouplingBlock = .first,
-        scaleBound: S? = 2, firstBlockSize: Int? = nil
+        scaleBound: S? = 2, firstBlockSize: Int? = nil, contextFeatures: Int = 0
     ) throws where Transformer == AffineTransformer<S> {
         try self.init(features: features, transformer: try AffineTransformer(scaleBound: scaleBound), conditioner: conditioner,
-                      conditioningBlock: conditioningBlock, firstBlockSize: firstBlockSize)
+                      conditioningBlock: conditioningBlock, firstBlockSize: firstBlockSize, contextFeatures: contextFeatures)
     }
 
     /// An affine coupling layer with a new He-initialized MLP conditioner `d -> hidden… -> 2(D - d)`.
@@ -43,17 +45,18 @@ extension Coupling {
     ///   - firstBlockSize: `k` in `1..<D` (default `⌊D/2⌋`).
     ///   - zeroInitializeLastLayer: start the conditioner's output layer at 0 so the layer starts as
     ///     the identity (default true).
+    ///   - contextFeatures: width of the conditioning context (default 0: unconditional).
     ///   - generator: the caller-owned source of randomness.
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` as the initializer above and
     ///   ``MLP/init(sizes:activation:zeroInitializeLastLayer:using:)`` do.
     public convenience init<S: Scalar>(
         features: Int, hiddenSizes: [Int], conditioningBlock: CouplingBlock = .first, scaleBound: S? = 2,
         activation: MLPActivation = .relu, firstBlockSize: Int? = nil, zeroInitializeLastLayer: Bool = true,
-        using generator: inout some RandomNumberGenerator
+        contextFeatures: Int = 0, using generator: inout some RandomNumberGenerator
     ) throws where Transformer == AffineTransformer<S> {
         try self.init(features: features, transformer: try AffineTransformer(scaleBound: scaleBound), hiddenSizes: hiddenSizes,
                       conditioningBlock: conditioningBlock, activation: activation, firstBlockSize: firstBlockSize,
-                      zeroInitializeLastLayer: zeroInitializeLastLayer, using: &generator)
+                      zeroInitializeLastLayer: zeroInitializeLastLayer, contextFeatures: contextFeatures, using: &generator)
     }
 
 }

@@ -111,7 +111,7 @@ extension Checkpoint {
 
         // Tensors, in flow.parameters order, checked for presence, shape and finiteness.
         let named: [(name: String, parameter: Parameter<T>)]
-        do { named = try LayerRegistry.namedParameters(of: flow.transform) } catch { throw bad("\(error)") }
+        do { named = try Self.namedParameters(of: flow) } catch { throw bad("\(error)") }
         let parameters = flow.parameters
         var byName = [String: SafeTensors.Tensor]()
         for t in file.tensors where statePrefixes.contains(where: { t.name.hasPrefix($0) }) { byName[t.name] = t }

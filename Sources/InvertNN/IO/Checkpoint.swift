@@ -15,6 +15,9 @@ import RealModule
 /// - `dataset`: a free-form JSON description of the training data (name, kind, image shape,
 ///   column names) that tools use to display and score data;
 /// - `dtype`: `"F32"` or `"F64"`;
+/// - `context` (conditional flows only): the context width, its encoding (identity,
+///   standardization with means and scales, or one-hot classes) and the embedding network's sizes
+///   and activation; the embedding's tensors are named `context.embedding.<parameter>`;
 /// - `training_state` (optional, with ``trainingState``): see ``TrainingState`` and
 ///   `Checkpoint+TrainingState.swift`; its tensors are named `optimizer.m.<parameter>`,
 ///   `optimizer.v.<parameter>`, `trainer.iterate.<parameter>`, `trainer.last_good.<parameter>`
@@ -61,7 +64,7 @@ public struct Checkpoint<T: Scalar> {
             throw InvertNNError.invalidArgument(
                 operation: "Checkpoint", reason: "only flows over a StandardNormal base can be saved, got \(type(of: flow.base))")
         }
-        let named = try LayerRegistry.namedParameters(of: flow.transform)
+        let named = try Self.namedParameters(of: flow)
         var tensors = try named.map { entry in
             try SafeTensors.Tensor(name: entry.name, shape: entry.parameter.value.shape, values: entry.parameter.value.storage)
         }
@@ -74,6 +77,7 @@ public struct Checkpoint<T: Scalar> {
             "dataset": dataset.description,
             "dtype": T.dtypeName,
         ]
+        if let encoder = flow.contextEncoder { metadata[ContextDescription.key] = try ContextDescription(encoder).json() }
         if let trainingState {
             let saved = try Self.encode(trainingState, named: named, flow: flow)
             tensors += saved.tensors
@@ -148,7 +152,7 @@ public struct Checkpoint<T: Scalar> {
                 throw InvertNNError.invalidArgument(
                     operation: "Checkpoint", reason: "the base has \(features) features, the transform \(transform.inputFeatures)")
             }
-            flow = try NormalizingFlow(transform: transform)
+            flow = try NormalizingFlow(transform: transform, contextEncoder: try Self.contextEncoder(meta, path: path))
         } catch let error as InvertNNError {
             throw CheckpointError.badArchitecture(path: path, reason: "\(error)")
         }
@@ -172,6 +176,11 @@ public struct Checkpoint<T: Scalar> {
         if let difference = firstDifference(stored, own, at: "architecture") {
             throw CheckpointError.architectureMismatch(path: path, reason: difference)
         }
+        let storedContext = try contextEncoder(file.metadata, path: path).map { ContextDescription($0) }
+        guard storedContext == flow.contextEncoder.map({ ContextDescription($0) }) else {
+            throw CheckpointError.architectureMismatch(
+                path: path, reason: "the context encoders differ (checkpoint: \((try? storedContext?.json()) ?? "none"), model: \((try? flow.contextEncoder.map { try ContextDescription($0).json() }) ?? "none"))")
+        }
         try assign(modelPart(of: file), to: flow, path: path)
     }
 
@@ -179,7 +188,7 @@ public struct Checkpoint<T: Scalar> {
     /// (all checks first, so a failure leaves the flow unchanged).
     static func assign(_ file: SafeTensors, to flow: NormalizingFlow<T>, path: String) throws {
         let named: [(name: String, parameter: Parameter<T>)]
-        do { named = try LayerRegistry.namedParameters(of: flow.transform) } catch {
+        do { named = try Self.namedParameters(of: flow) } catch {
             throw CheckpointError.badArchitecture(path: path, reason: "\(error)")
         }
         var byName = [String: SafeTensors.Tensor]()

@@ -124,7 +124,8 @@ public enum LayerRegistry {
                 return try AffineCoupling<T>(
                     features: try int("features"), hiddenSizes: try ints("hiddenSizes"), conditioningBlock: block,
                     scaleBound: try optionalDouble("scaleBound").map { T($0) }, activation: activation,
-                    firstBlockSize: try int("firstBlockSize"), zeroInitializeLastLayer: true, using: &generator)
+                    firstBlockSize: try int("firstBlockSize"), zeroInitializeLastLayer: true,
+                    contextFeatures: try optionalInt("contextFeatures") ?? 0, using: &generator)
             case "Permutation": return try Permutation<T>(features: try int("features"), permutation: try ints("permutation"))
             case "PixelShuffle":
                 return try PixelShuffle<T>(channels: try int("channels"), height: try int("height"), width: try int("width"), factor: try int("factor"))

@@ -43,6 +43,8 @@ public enum FlowPresets {
     ///     the data meets on its way to the latent space, initialized so that it whitens the data
     ///     (a data-dependent initialization as in Glow, Kingma & Dhariwal 2018, §3.1; trained on
     ///     afterwards like any layer).
+    ///   - context: for a conditional flow `p(x | c)`, how the context is encoded; every coupling's
+    ///     conditioner then also reads the encoded context (`nil`: unconditional).
     ///   - seed: seed of the random initialization (permutations, conditioner weights).
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes or more than
     ///   ``SizeLimits/maximumParameters`` parameters (checked before anything is allocated); the
@@ -50,7 +52,7 @@ public enum FlowPresets {
     public static func digits<T: Scalar>(
         features: Int = 64, couplings: Int = 8, hiddenSizes: [Int] = [256, 256], scaleBound: Double = 2,
         mixing: Mixing = .invertibleLinear, reflectors: Int? = nil, whiteningData: Matrix<T>? = nil,
-        seed: UInt64 = 0, as _: T.Type = T.self
+        context: ContextEncoder<T>? = nil, seed: UInt64 = 0, as _: T.Type = T.self
     ) throws -> NormalizingFlow<T> {
         guard features >= 2, couplings >= 1 else {
             throw InvertNNError.invalidArgument(
@@ -73,13 +75,13 @@ public enum FlowPresets {
             }
             layers.append(try AffineCoupling<T>(
                 features: features, hiddenSizes: hiddenSizes, conditioningBlock: block, scaleBound: T(scaleBound),
-                using: &generator))
+                contextFeatures: context?.encodedFeatures ?? 0, using: &generator))
             block = block.other
         }
         if let whiteningData {
             layers.append(try InvertibleLinear<T>(whiteningData: whiteningData))
         }
-        return try NormalizingFlow(transform: try Sequential(layers))
+        return try NormalizingFlow(transform: try Sequential(layers), contextEncoder: context)
     }
 
     /// The scalars ``digits(features:couplings:hiddenSizes:scaleBound:mixing:reflectors:whiteningData:seed:as:)``

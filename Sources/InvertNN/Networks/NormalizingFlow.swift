@@ -7,8 +7,14 @@ import RealModule
 ///   `log p(x) = log p_Z(f⁻¹(x)) + log|det ∂f⁻¹/∂x|`, in nats, where the second term is the sum of
 ///   the inverse log-determinants of every layer.
 /// - Sampling: `x = f(z)` with `z ~ p_Z` (optionally at a temperature, `z ~ N(0, τ²I)`).
-/// - Maximum likelihood: ``accumulateNegativeLogLikelihoodGradient(_:)`` runs the inverse
+/// - Maximum likelihood: ``accumulateNegativeLogLikelihoodGradient(_:context:)`` runs the inverse
 ///   direction on a tape and backpropagates `L = -(1/B) Σ_i log p(x_i)`.
+///
+/// - Conditional flows (``contextEncoder`` not `nil`): every density, sample and gradient takes
+///   a context `c` `[batch, contextFeatures]` (one row per sample), encoded once per batch by the
+///   ``ContextEncoder`` and read by every conditioner (Papamakarios et al. 2017 §3.4; Winkler
+///   et al. 2019): `log p(x | c) = log p_Z(f⁻¹(x; c)) + log|det ∂f⁻¹/∂x|`. An unconditional flow
+///   ignores a `nil` context and rejects a non-empty one.
 ///
 /// Shapes: data and latents are `[batch, features]`, row-major, one sample per row.
 public final class NormalizingFlow<T: Scalar> {
@@ -21,7 +27,9 @@ public final class NormalizingFlow<T: Scalar> {
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if the transform is not
     ///   square (input and output features differ) or does not match the base's dimension.
-    public init(base: any BaseDistribution<T>, transform: Sequential<T>) throws {
+    ///   A conditional layer in an unconditional flow, or one that expects another context width
+    ///   than `contextEncoder` produces, is also an invalid argument.
+    public init(base: any BaseDistribution<T>, transform: Sequential<T>, contextEncoder: ContextEncoder<T>? = nil) throws {
         guard transform.inputFeatures == transform.outputFeatures else {
             throw InvertNNError.invalidArgument(
                 operation: "NormalizingFlow",
@@ -32,60 +40,128 @@ public final class NormalizingFlow<T: Scalar> {
                 operation: "NormalizingFlow",
                 reason: "the base distribution has \(base.features) features but the transform takes \(transform.inputFeatures)")
         }
+        let widths = transform.contextWidths
+        let expected = contextEncoder.map { Set([$0.encodedFeatures]) } ?? []
+        guard widths.isSubset(of: expected) else {
+            throw InvertNNError.invalidArgument(
+                operation: "NormalizingFlow",
+                reason: contextEncoder == nil
+                    ? "the transform has conditional layers (context widths \(widths.sorted())) but the flow has no context encoder"
+                    : "the transform's conditional layers read contexts of widths \(widths.sorted()), the encoder gives \(expected.sorted())")
+        }
         self.base = base
         self.transform = transform
+        self.contextEncoder = contextEncoder
+        self.parameters = transform.parameters + (contextEncoder?.parameters ?? [])
     }
 
-    /// Buffers of ``accumulateNegativeLogLikelihoodGradient(_:)``: log p_Z, dL/dz, dL/dld.
+    /// How the context becomes the conditioners' input; `nil` for an unconditional flow.
+    public let contextEncoder: ContextEncoder<T>?
+
+    /// Raw context columns per row (0 for an unconditional flow).
+    public var contextFeatures: Int { contextEncoder?.features ?? 0 }
+
+    /// Whether every density and sample needs a context.
+    public var isConditional: Bool { contextEncoder != nil }
+
+    /// Buffers of ``accumulateNegativeLogLikelihoodGradient(_:context:)``: log p_Z, dL/dz, dL/dld.
     let workspace = Workspace<T>(slots: 3)
 
     /// A flow over a standard normal base of the transform's dimension.
     ///
     /// - Throws: as ``init(base:transform:)``.
-    public convenience init(transform: Sequential<T>) throws {
-        try self.init(base: StandardNormal<T>(features: transform.inputFeatures), transform: transform)
+    public convenience init(transform: Sequential<T>, contextEncoder: ContextEncoder<T>? = nil) throws {
+        try self.init(base: StandardNormal<T>(features: transform.inputFeatures), transform: transform, contextEncoder: contextEncoder)
     }
 
     /// The dimension D of one sample.
     public var features: Int { transform.inputFeatures }
-    /// Every parameter of the transform, in a stable order (for optimizers and checkpoints).
-    public var parameters: [Parameter<T>] { transform.parameters }  // stored by Sequential: no copy
+    /// Every parameter of the transform, then the context embedding's, in a stable order (for
+    /// optimizers and checkpoints).
+    public let parameters: [Parameter<T>]
     /// Total number of scalar parameters.
-    public var parameterCount: Int { transform.parameterCount }
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
     /// Number of learnable scalars (entries fixed by a ``Parameter/trainableMask`` excluded).
     public var trainableParameterCount: Int { parameters.reduce(0) { $0 + $1.trainableCount } }
 
-    /// `log p(x)` per sample, `[batch]`, in nats: `log p_Z(f⁻¹(x)) + Σ inverse log-dets`.
+    /// `log p(x)` per sample, `[batch]`, in nats: `log p_Z(f⁻¹(x)) + Σ inverse log-dets`; for a
+    /// conditional flow `log p(x | c)` with `context` `[batch, contextFeatures]`.
     ///
-    /// - Throws: shape mismatch (an empty batch gives `[]`); ``InvertNNError/nonFinite(operation:row:column:)``
-    ///   with the position of the first NaN or infinite entry of `x`; any layer's domain error.
+    /// - Throws: shape mismatch (of `x` or of the context; an empty batch gives `[]`);
+    ///   ``InvertNNError/nonFinite(operation:row:column:)`` with the position of the first NaN or
+    ///   infinite entry of `x` or `c`; ``InvertNNError/invalidArgument(operation:reason:)`` for a
+    ///   missing context of a conditional flow or a context given to an unconditional one; any
+    ///   layer's domain error.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func logProbability(_ x: Matrix<T>) throws -> [T] {
+    public func logProbability(_ x: Matrix<T>, context: Matrix<T>? = nil) throws -> [T] {
         try x.requireFinite("NormalizingFlow.logProbability")
-        let latent = try transform.inverse(x)
+        var layerContext = try conditioning(context, rows: x.rows, operation: "NormalizingFlow.logProbability").context
+        let latent = try transform.inverse(x, context: &layerContext)
         var result = try base.logProbability(latent.output)
         for i in 0..<result.count { result[i] += latent.logAbsDet[i] }
         return result
     }
 
-    /// The latent code `z = f⁻¹(x)` with the inverse log-determinant per sample.
+    /// The latent code `z = f⁻¹(x)` (or `f⁻¹(x; c)`) with the inverse log-determinant per sample.
     ///
-    /// - Throws: as ``logProbability(_:)``.
-    public func encode(_ x: Matrix<T>) throws -> LayerOutput<T> {
+    /// - Throws: as ``logProbability(_:context:)``.
+    public func encode(_ x: Matrix<T>, context: Matrix<T>? = nil) throws -> LayerOutput<T> {
         try x.requireFinite("NormalizingFlow.encode")
-        return try transform.inverse(x)
+        var layerContext = try conditioning(context, rows: x.rows, operation: "NormalizingFlow.encode").context
+        return try transform.inverse(x, context: &layerContext)
+    }
+
+    /// The data `x = f(z)` (or `f(z; c)`) for latents `z` `[batch, features]`, with the forward
+    /// log-determinant per sample.
+    ///
+    /// - Throws: as ``logProbability(_:context:)``.
+    public func decode(_ z: Matrix<T>, context: Matrix<T>? = nil) throws -> LayerOutput<T> {
+        try z.requireFinite("NormalizingFlow.decode")
+        var layerContext = try conditioning(context, rows: z.rows, operation: "NormalizingFlow.decode").context
+        return try transform.forward(z, context: &layerContext)
+    }
+
+    /// The layer context of a pass over `rows` rows: the encoded context (and its trace for the
+    /// backward pass) of a conditional flow, an empty one otherwise.
+    func conditioning(
+        _ context: Matrix<T>?, rows: Int, operation: String
+    ) throws -> (context: LayerContext<T>, trace: ContextEncoder<T>.Trace?) {
+        guard let encoder = contextEncoder else {
+            if let context, context.columns > 0 {
+                throw InvertNNError.invalidArgument(
+                    operation: operation, reason: "this flow is unconditional; a context of \(context.columns) columns was given")
+            }
+            return (LayerContext(), nil)
+        }
+        guard let context else {
+            throw InvertNNError.invalidArgument(
+                operation: operation, reason: "this flow is conditional and needs a context [\(rows), \(encoder.features)]; none was given")
+        }
+        guard context.rows == rows, context.columns == encoder.features else {
+            throw InvertNNError.shapeMismatch(
+                operation: "\(operation) context", expected: "[\(rows), \(encoder.features)]", actual: "\(context.shape)")
+        }
+        let trace = try encoder.encode(context)
+        return (LayerContext(conditioning: trace.output), trace)
     }
 
     /// `count` draws `x = f(z)`, `z ~ p_Z` at `temperature` (1 = the model's own distribution;
     /// below 1 concentrates on high-density samples, Kingma & Dhariwal 2018, §5).
     ///
+    /// A conditional flow draws from `p(x | c)`: `context` is `[1, contextFeatures]` (all `count`
+    /// samples share it) or `[count, contextFeatures]` (one sample per context row).
+    ///
     /// - Returns: `[count, features]`.
-    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `count < 1` or the
-    ///   temperature is not positive and finite; any layer's error.
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `count < 1`, the
+    ///   temperature is not positive and finite, or the context is missing (conditional flow) or
+    ///   given (unconditional flow); ``InvertNNError/shapeMismatch(operation:expected:actual:)`` for
+    ///   a context of another shape; any layer's error.
     @_specialize(where T == Float, G == SeededGenerator)
     @_specialize(where T == Double, G == SeededGenerator)
-    public func sample<G: RandomNumberGenerator>(count: Int, temperature: T = 1, using generator: inout G) throws -> Matrix<T> {
+    public func sample<G: RandomNumberGenerator>(
+        count: Int, context: Matrix<T>? = nil, temperature: T = 1, using generator: inout G
+    ) throws -> Matrix<T> {
         guard count >= 1 else {
             throw InvertNNError.invalidArgument(operation: "NormalizingFlow.sample", reason: "count must be ≥ 1, got \(count)")
         }
@@ -93,8 +169,10 @@ public final class NormalizingFlow<T: Scalar> {
             throw InvertNNError.invalidArgument(
                 operation: "NormalizingFlow.sample", reason: "temperature must be positive and finite, got \(temperature)")
         }
+        let shared = context.map { $0.rows == 1 && count > 1 } ?? false
+        let encoded = try conditioning(
+            context, rows: shared ? 1 : count, operation: "NormalizingFlow.sample").context.conditioning
         let z = base.sample(count: count, temperature: temperature, using: &generator)
-        guard count > Self.sampleChunkRows else { return try transform.forward(z).output }
         // The latent draws are made at once (the same random stream as one batch), the transform
         // runs in chunks: its intermediate batches (an MLP's hidden layers, several times the
         // output's width) would otherwise need gigabytes for millions of samples.
@@ -102,7 +180,14 @@ public final class NormalizingFlow<T: Scalar> {
         var start = 0
         while start < count {
             let end = Swift.min(start + Self.sampleChunkRows, count)
-            let chunk = try transform.forward(z.rows(start..<end)).output
+            var layerContext = LayerContext<T>()
+            if let encoded {
+                layerContext.conditioning = shared
+                    ? encoded.rows(at: [Int](repeating: 0, count: end - start))
+                    : (end - start == count ? encoded : encoded.rows(start..<end))
+            }
+            let chunk = try transform.forward(end - start == count ? z : z.rows(start..<end), context: &layerContext).output
+            guard end - start < count else { return chunk }
             guard chunk.columns == x.columns else {
                 throw InvertNNError.shapeMismatch(
                     operation: "NormalizingFlow.sample", expected: "[\(end - start), \(x.columns)]", actual: "\(chunk.shape)")
@@ -120,32 +205,56 @@ public final class NormalizingFlow<T: Scalar> {
     /// Rows per transform call in ``sample(count:temperature:using:)``.
     static var sampleChunkRows: Int { 8192 }
 
-    /// Mean negative log-likelihood `-(1/B) Σ_i log p(x_i)` in nats per sample, no gradients.
+    /// Mean negative log-likelihood `-(1/B) Σ_i log p(x_i | c_i)` in nats per sample, no gradients.
     ///
-    /// - Throws: as ``logProbability(_:)``.
-    public func negativeLogLikelihood(_ x: Matrix<T>) throws -> T {
+    /// - Throws: as ``logProbability(_:context:)``; `invalidArgument` for an empty batch.
+    public func negativeLogLikelihood(_ x: Matrix<T>, context: Matrix<T>? = nil) throws -> T {
         try Self.requireRows(x, "NormalizingFlow.negativeLogLikelihood")
-        let logP = try logProbability(x)
+        let logP = try logProbability(x, context: context)
         return -logP.reduce(0, +) / T(logP.count)
     }
 
     /// One maximum-likelihood step's forward and backward pass: evaluates the mean negative
     /// log-likelihood `L = -(1/B) Σ_i [log p_Z(z_i) + ld_i]` of the batch (nats per sample) and
-    /// *adds* `dL/dθ` into every parameter's gradient (call ``zeroGradients()`` first).
+    /// *adds* `dL/dθ` into every parameter's gradient (call ``zeroGradients()`` first), the
+    /// context embedding's included.
     ///
-    /// The inverse direction runs on a tape (``Sequential/inverseTaped(_:)``); backward starts
-    /// from `dL/dz = -∇_z log p_Z(z) / B` and `dL/dld = -1/B` per sample.
+    /// The inverse direction runs on a tape (``Sequential/inverseTaped(_:context:)``); backward
+    /// starts from `dL/dz = -∇_z log p_Z(z) / B` and `dL/dld = -1/B` per sample.
     ///
-    /// - Parameter x: `[batch, features]`, batch ≥ 1.
+    /// - Parameters:
+    ///   - x: `[batch, features]`, batch ≥ 1.
+    ///   - context: `[batch, contextFeatures]` for a conditional flow, `nil` otherwise.
     /// - Returns: `L`; NaN or infinity is returned as is (the caller decides whether to stop).
-    /// - Throws: shape mismatch or an empty batch; ``InvertNNError/nonFinite(operation:row:column:)``
-    ///   for NaN or infinite data (with its position); any layer's error.
+    /// - Throws: as ``logProbability(_:context:)``.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func accumulateNegativeLogLikelihoodGradient(_ x: Matrix<T>) throws -> T {
+    public func accumulateNegativeLogLikelihoodGradient(_ x: Matrix<T>, context: Matrix<T>? = nil) throws -> T {
+        try negativeLogLikelihoodStep(x, context: context).loss
+    }
+
+    /// ``accumulateNegativeLogLikelihoodGradient(_:context:)`` that also returns `dL/dx`
+    /// `[batch, features]` and `dL/dc` `[batch, contextFeatures]` (`nil` for an unconditional
+    /// flow or one-hot class labels): for inference over the context, saliency, or checks.
+    ///
+    /// - Throws: as ``logProbability(_:context:)``.
+    public func negativeLogLikelihoodGradients(
+        _ x: Matrix<T>, context: Matrix<T>? = nil
+    ) throws -> (loss: T, data: Matrix<T>, context: Matrix<T>?) {
+        let step = try negativeLogLikelihoodStep(x, context: context)
+        return (step.loss, step.data, step.context)
+    }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    private func negativeLogLikelihoodStep(
+        _ x: Matrix<T>, context: Matrix<T>?
+    ) throws -> (loss: T, data: Matrix<T>, context: Matrix<T>?) {
         try Self.requireRows(x, "NormalizingFlow.accumulateNegativeLogLikelihoodGradient")
         try x.requireFinite("NormalizingFlow.accumulateNegativeLogLikelihoodGradient")
-        let (latent, tape) = try transform.inverseTaped(x)
+        var (layerContext, contextTrace) = try conditioning(
+            context, rows: x.rows, operation: "NormalizingFlow.accumulateNegativeLogLikelihoodGradient")
+        let (latent, tape) = try transform.inverseTaped(x, context: &layerContext)
         let batch = x.rows, z = latent.output
         let scale = -1 / T(batch)
         // The step's buffers come from the workspace: a training loop allocates nothing here.
@@ -156,18 +265,24 @@ public final class NormalizingFlow<T: Scalar> {
         for i in 0..<batch { total += logPz[i] + latent.logAbsDet[i] }
         let loss = -total / T(batch)
         let dld = workspace.filled(2, count: batch, with: scale)
-        _ = try transform.backward(tape, outputGradient: dz, logAbsDetGradient: dld)
+        layerContext.conditioningGradient = nil
+        let dx = try transform.backward(tape, outputGradient: dz, logAbsDetGradient: dld, context: &layerContext)
         workspace.keep(0, logPz)
         workspace.keep(1, dz)
         workspace.keep(2, dld)
-        return loss
+        guard let encoder = contextEncoder, let contextTrace else { return (loss, dx, nil) }
+        let dEncoded = layerContext.conditioningGradient
+            ?? Matrix(rows: batch, columns: encoder.encodedFeatures)
+        return (loss, dx, try encoder.backward(contextTrace, gradient: dEncoded))
     }
 
     /// Resets every parameter gradient to zero.
-    public func zeroGradients() { transform.zeroGradients() }
+    public func zeroGradients() {
+        for p in parameters { p.zeroGradient() }
+    }
 
     /// A mean over no samples is undefined (0/0): the mean losses need a row, unlike
-    /// ``logProbability(_:)``, which returns `[]` for an empty batch.
+    /// ``logProbability(_:context:)``, which returns `[]` for an empty batch.
     private static func requireRows(_ x: Matrix<T>, _ operation: String) throws {
         guard x.rows > 0 else {
             throw InvertNNError.invalidArgument(operation: operation, reason: "the mean over an empty batch (0 rows) is undefined")

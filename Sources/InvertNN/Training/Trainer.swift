@@ -59,21 +59,27 @@ public final class Trainer<T: Scalar> {
     /// per dimension, with dequantization noise drawn from `SeededGenerator(seed: noiseSeed)`
     /// (continuous data use no noise).
     ///
-    /// - Parameter data: `[n, D]` integer levels or continuous values, as the preprocessing expects.
-    /// - Throws: shape mismatch, an out-of-range level, or a layer's error.
+    /// - Parameters:
+    ///   - data: `[n, D]` integer levels or continuous values, as the preprocessing expects.
+    ///   - context: `[n, contextFeatures]` for a conditional flow (the NLL is then that of
+    ///     `x | c`), `nil` otherwise.
+    /// - Throws: shape mismatch, an out-of-range level, a missing or extra context, or a layer's error.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func evaluate(_ data: Matrix<T>, noiseSeed: UInt64) throws -> SplitEvaluation {
+    public func evaluate(_ data: Matrix<T>, context: Matrix<T>? = nil, noiseSeed: UInt64) throws -> SplitEvaluation {
         try data.requireColumns(flow.features, "Trainer.evaluate")
+        try requireContext(context, rows: data.rows, split: "evaluate")
         var noise = SeededGenerator(seed: noiseSeed)
         var total = 0.0
         let chunk = configuration.evaluationBatchSize
         var start = 0
         while start < data.rows {
             let end = min(start + chunk, data.rows)
-            let batch = end - start == data.rows ? data : data.rows(start..<end)
+            let whole = end - start == data.rows
+            let batch = whole ? data : data.rows(start..<end)
+            let batchContext = whole ? context : context?.rows(start..<end)
             let pre = try preprocessing.transform(batch, using: &noise)
-            let logP = try flow.logProbability(pre.output)
+            let logP = try flow.logProbability(pre.output, context: batchContext)
             for i in 0..<logP.count { total -= Double(logP[i]) + Double(pre.logAbsDet[i]) }
             start = end
         }
@@ -96,7 +102,10 @@ public final class Trainer<T: Scalar> {
     /// for bit. Without averaging in the saved run but with it now, the average starts empty.
     ///
     /// - Parameters:
-    ///   - train, validation, test: `[n, D]` integer levels; `test` may be `nil`.
+    ///   - train, validation, test: `[n, D]` integer levels or continuous values; `test` may be `nil`.
+    ///   - trainContext, validationContext, testContext: for a conditional flow, the context of
+    ///     each row, `[n, contextFeatures]` (the rows of a split and its context are shuffled
+    ///     together); `nil` for an unconditional flow.
     ///   - state: where to continue from, or `nil` for a fresh run.
     ///   - stop: end the run after this epoch although the schedule spans
     ///     ``TrainingConfiguration/epochs`` (an interruption to resume from later), or `nil`.
@@ -112,6 +121,7 @@ public final class Trainer<T: Scalar> {
     @_specialize(where T == Double)
     public func fit(
         train: Matrix<T>, validation: Matrix<T>, test: Matrix<T>? = nil,
+        trainContext: Matrix<T>? = nil, validationContext: Matrix<T>? = nil, testContext: Matrix<T>? = nil,
         resumingFrom state: TrainingState<T>? = nil, stoppingAfterEpoch stop: Int? = nil,
         progress: ((TrainingEvent) -> Void)? = nil
     ) throws -> TrainingResult {
@@ -120,6 +130,9 @@ public final class Trainer<T: Scalar> {
         try train.requireColumns(d, "Trainer.fit train")
         try validation.requireColumns(d, "Trainer.fit validation")
         if let test { try test.requireColumns(d, "Trainer.fit test") }
+        try requireContext(trainContext, rows: train.rows, split: "fit train")
+        try requireContext(validationContext, rows: validation.rows, split: "fit validation")
+        if let test { try requireContext(testContext, rows: test.rows, split: "fit test") }
 
         let clock = ContinuousClock()
         let start = clock.now
@@ -192,9 +205,9 @@ public final class Trainer<T: Scalar> {
             try withAveragedParameters { try recordCurrent(epoch: epoch, samplesPerSecond: samplesPerSecond) }
         }
         func recordCurrent(epoch: Int, samplesPerSecond: Double) throws {
-            let trainEval = try evaluate(train, noiseSeed: evaluationSeeds[0])
-            let validationEval = try evaluate(validation, noiseSeed: evaluationSeeds[1])
-            let testEval = try test.map { try evaluate($0, noiseSeed: evaluationSeeds[2]) }
+            let trainEval = try evaluate(train, context: trainContext, noiseSeed: evaluationSeeds[0])
+            let validationEval = try evaluate(validation, context: validationContext, noiseSeed: evaluationSeeds[1])
+            let testEval = try test.map { try evaluate($0, context: testContext, noiseSeed: evaluationSeeds[2]) }
             guard validationEval.negativeLogLikelihood.isFinite, trainEval.negativeLogLikelihood.isFinite else {
                 throw InvertNNError.diverged(
                     step: globalStep,
@@ -247,14 +260,16 @@ public final class Trainer<T: Scalar> {
                 for step in 0..<stepsPerEpoch {
                     let lower = step * batchSize
                     let upper = min(lower + batchSize, train.rows)
-                    let batch = train.rows(at: Array(order[lower..<upper]))
+                    let rowsOfBatch = Array(order[lower..<upper])
+                    let batch = train.rows(at: rowsOfBatch)
+                    let batchContext = trainContext?.rows(at: rowsOfBatch)
                     let pre = try preprocessing.transform(batch, using: &noise)
                     flow.zeroGradients()
                     globalStep += 1
                     var failure: String? = nil
                     var loss: T = 0
                     do {
-                        loss = try flow.accumulateNegativeLogLikelihoodGradient(pre.output)
+                        loss = try flow.accumulateNegativeLogLikelihoodGradient(pre.output, context: batchContext)
                     } catch let error as InvertNNError {
                         // Non-finite intermediate values make layers with a restricted domain throw.
                         switch error {
@@ -327,6 +342,26 @@ public final class Trainer<T: Scalar> {
         restoreBest()
         trainingState = finalState
         return TrainingResult(history: history, best: history[bestIndex], steps: globalStep, seconds: seconds(since: start))
+    }
+
+    /// Checks that a split's context is present exactly for a conditional flow, with one row per
+    /// data row and the flow's context width.
+    private func requireContext(_ context: Matrix<T>?, rows: Int, split: String) throws {
+        let operation = "Trainer.\(split) context"
+        guard let encoder = flow.contextEncoder else {
+            if let context, context.columns > 0 {
+                throw InvertNNError.invalidArgument(
+                    operation: operation, reason: "the flow is unconditional; a context of \(context.columns) columns was given")
+            }
+            return
+        }
+        guard let context else {
+            throw InvertNNError.invalidArgument(
+                operation: operation, reason: "the flow is conditional; each row needs a context of \(encoder.features) columns")
+        }
+        guard context.rows == rows, context.columns == encoder.features else {
+            throw InvertNNError.shapeMismatch(operation: operation, expected: "[\(rows), \(encoder.features)]", actual: "\(context.shape)")
+        }
     }
 
     /// Restores the iterate, the optimizer and the random streams of `state` (all checks first:

@@ -13,6 +13,9 @@ protocol LayerFactory {
     func input(rows: Int, features: Int, using generator: inout SeededGenerator) -> Matrix<Double>
     /// The side inputs the forward direction reads (concat layers, given noise). Default: none.
     func sideInputs(rows: Int, using generator: inout SeededGenerator) -> [String: Matrix<Double>]
+    /// The conditioning context `[rows, contextFeatures]` of a conditional layer, read in both
+    /// directions (its gradient is checked like the input's). Default: none.
+    func conditioning(rows: Int, using generator: inout SeededGenerator) -> Matrix<Double>?
 }
 
 extension LayerFactory {
@@ -21,14 +24,17 @@ extension LayerFactory {
     }
 
     func sideInputs(rows: Int, using generator: inout SeededGenerator) -> [String: Matrix<Double>] { [:] }
+
+    func conditioning(rows: Int, using generator: inout SeededGenerator) -> Matrix<Double>? { nil }
 }
 
 /// One direction of `layer` as a function of its input, with fixed side inputs for forward.
 private func directionMap<T: Scalar>(
-    _ layer: any InvertibleLayer<T>, forward: Bool, side: [String: Matrix<T>]
+    _ layer: any InvertibleLayer<T>, forward: Bool, side: [String: Matrix<T>], conditioning: Matrix<T>? = nil
 ) -> (Matrix<T>) throws -> LayerOutput<T> {
     { input in
         var channels = LayerContext<T>(forward ? side : [:])
+        channels.conditioning = conditioning
         return forward ? try layer.forward(input, context: &channels) : try layer.inverse(input, context: &channels)
     }
 }
@@ -64,12 +70,13 @@ func checkLayerContract(
             let where_ = "\(layer.name) features \(features) batch \(batch)"
             let x = factory.input(rows: batch, features: layer.inputFeatures, using: &rng)
             let side = factory.sideInputs(rows: batch, using: &rng)
-            let forwardMap = directionMap(layer, forward: true, side: side)
-            let inverseMap = directionMap(layer, forward: false, side: side)
+            let c = factory.conditioning(rows: batch, using: &rng)
+            let forwardMap = directionMap(layer, forward: true, side: side, conditioning: c)
+            let inverseMap = directionMap(layer, forward: false, side: side, conditioning: c)
 
             // 1 & 2: round trips (side inputs restored as side outputs) and cancelling log-dets.
             let fwd = try forwardMap(x)
-            var restored = LayerContext<Double>()
+            var restored = LayerContext<Double>(conditioning: c)
             let back = try layer.inverse(fwd.output, context: &restored)
             let xScale = max(1, x.maxAbs)
             #expect(try (back.output - x).maxAbs <= tol.roundTrip * xScale,
@@ -89,7 +96,7 @@ func checkLayerContract(
             }
             let x2 = factory.input(rows: batch, features: layer.inputFeatures, using: &rng)
             let y2 = try forwardMap(x2).output
-            var channels2 = LayerContext<Double>()
+            var channels2 = LayerContext<Double>(conditioning: c)
             let x2back = try layer.inverse(y2, context: &channels2).output
             let again = try layer.forward(x2back, context: &channels2).output
             #expect(try (again - y2).maxAbs <= tol.roundTrip * max(1, y2.maxAbs),
@@ -110,10 +117,10 @@ func checkLayerContract(
 
             // 4: gradients in both directions.
             if small {
-                try checkGradients(layer, input: x, isForward: true, side: side, tolerance: tol, rng: &rng,
-                                   label: where_, sourceLocation: sourceLocation)
-                try checkGradients(layer, input: fwd.output, isForward: false, side: [:], tolerance: tol, rng: &rng,
-                                   label: where_, sourceLocation: sourceLocation)
+                try checkGradients(layer, input: x, isForward: true, side: side, conditioning: c, tolerance: tol,
+                                   rng: &rng, label: where_, sourceLocation: sourceLocation)
+                try checkGradients(layer, input: fwd.output, isForward: false, side: [:], conditioning: c, tolerance: tol,
+                                   rng: &rng, label: where_, sourceLocation: sourceLocation)
             }
 
             // 5: Float against the Double reference, same parameters.
@@ -124,7 +131,8 @@ func checkLayerContract(
             for (p, q) in zip(doubleParameters, floatParameters) { q.value = p.value.converted(to: Float.self) }
             let xf = x.converted(to: Float.self)
             let sideFloat = side.mapValues { $0.converted(to: Float.self) }
-            let ff = try directionMap(floatLayer, forward: true, side: sideFloat)(xf)
+            let cf = c?.converted(to: Float.self)
+            let ff = try directionMap(floatLayer, forward: true, side: sideFloat, conditioning: cf)(xf)
             let yScale = max(1, fwd.output.maxAbs)
             #expect(try (ff.output.converted(to: Double.self) - fwd.output).maxAbs <= tol.floatVersusDouble * yScale,
                     "Float forward vs Double \(where_)", sourceLocation: sourceLocation)
@@ -132,10 +140,10 @@ func checkLayerContract(
                 #expect(abs(Double(ff.logAbsDet[i]) - fwd.logAbsDet[i]) <= tol.floatVersusDouble * max(1, abs(fwd.logAbsDet[i])),
                         "Float log-det vs Double row \(i) \(where_)", sourceLocation: sourceLocation)
             }
-            let fb = try directionMap(floatLayer, forward: false, side: [:])(ff.output)
+            let fb = try directionMap(floatLayer, forward: false, side: [:], conditioning: cf)(ff.output)
             #expect(Double(try (fb.output - xf).maxAbs) <= tol.floatRoundTrip * xScale * max(1, yScale / xScale),
                     "Float round trip \(where_)", sourceLocation: sourceLocation)
-            let fi = try directionMap(floatLayer, forward: false, side: [:])(fwd.output.converted(to: Float.self))
+            let fi = try directionMap(floatLayer, forward: false, side: [:], conditioning: cf)(fwd.output.converted(to: Float.self))
             #expect(try (fi.output.converted(to: Double.self) - x).maxAbs <= tol.floatVersusDouble * xScale * max(1, yScale / xScale),
                     "Float inverse vs Double \(where_)", sourceLocation: sourceLocation)
         }
@@ -160,14 +168,18 @@ func finiteDifferenceLogAbsDet(
 
 /// Checks one direction's VJP against central differences of
 /// `L = Σ dY ⊙ out + Σ dld ⊙ logAbsDet`, for the input and every learnable parameter entry
-/// (at most 150 entries per parameter, chosen at random), and that fixed entries get exactly 0.
+/// (at most 150 entries per parameter, chosen at random), the side inputs and the conditioning
+/// context, and that fixed entries get exactly 0.
 func checkGradients(
     _ layer: any InvertibleLayer<Double>, input: Matrix<Double>, isForward: Bool, side: [String: Matrix<Double>],
+    conditioning: Matrix<Double>? = nil,
     tolerance tol: ContractTolerances, rng: inout SeededGenerator, label: String, sourceLocation: SourceLocation
 ) throws {
     var sideValues = side
+    var contextValue = conditioning
     let run: (Matrix<Double>) throws -> LayerOutput<Double> = { input in
         var channels = LayerContext<Double>(sideValues)
+        channels.conditioning = contextValue
         return isForward ? try layer.forward(input, context: &channels) : try layer.inverse(input, context: &channels)
     }
     let result = try run(input)
@@ -182,6 +194,7 @@ func checkGradients(
     }
     layer.zeroGradients()
     var channels = LayerContext<Double>(sideValues)
+    channels.conditioning = conditioning
     let dx = isForward
         ? try layer.forwardBackward(input: input, output: result.output, outputGradient: dy, logAbsDetGradient: dld,
                                     context: &channels)
@@ -215,6 +228,24 @@ func checkGradients(
             scale = max(scale, abs(fd))
         }
         #expect(worst <= tol.gradient * scale, "\(direction) gradient of side input '\(name)': error \(worst) \(label)",
+                sourceLocation: sourceLocation)
+    }
+
+    if let conditioning {
+        let analytic = channels.conditioningGradient ?? Matrix(rows: conditioning.rows, columns: conditioning.columns)
+        #expect(analytic.shape == conditioning.shape, "\(direction) context gradient shape \(label)", sourceLocation: sourceLocation)
+        var worst = 0.0, scale = 1e-3
+        for k in 0..<conditioning.count {
+            contextValue!.storage[k] = conditioning.storage[k] + tol.step
+            let lp = try loss(input)
+            contextValue!.storage[k] = conditioning.storage[k] - tol.step
+            let lm = try loss(input)
+            contextValue = conditioning
+            let fd = (lp - lm) / (2 * tol.step)
+            worst = max(worst, abs(fd - analytic.storage[k]))
+            scale = max(scale, abs(fd))
+        }
+        #expect(worst <= tol.gradient * scale, "\(direction) gradient of the context: error \(worst) (scale \(scale)) \(label)",
                 sourceLocation: sourceLocation)
     }
 

@@ -1,0 +1,94 @@
+import Foundation
+import Testing
+import InvertNN
+
+/// `invertnn train --context-columns`, `eval` and `sample --context` on a table where x | c is a
+/// known Gaussian, and the class-conditional digits, as a user runs them (debug binary).
+@Suite(.serialized) struct ConditionalCLITests {
+    /// A CSV `id,c,x1,x2` with x1 = c + 0.5ε₁, x2 = 1 - c + 0.3ε₂, c ~ U[-2, 2].
+    /// Also returns the true mean NLL of x given c of these rows (nats).
+    static func table(rows: Int, seed: UInt64) -> (text: String, nll: Double) {
+        var rng = SeededGenerator(seed: seed)
+        var lines = ["id,c,x1,x2"]
+        var nll = 0.0
+        for i in 0..<rows {
+            let c = Double.random(in: -2...2, using: &rng)
+            let e1 = rng.nextNormal(Double.self), e2 = rng.nextNormal(Double.self)
+            lines.append("\(i),\(c),\(c + 0.5 * e1),\(1 - c + 0.3 * e2)")
+            nll += 0.5 * (e1 * e1 + e2 * e2) + Double.log(2 * Double.pi * 0.5 * 0.3)
+        }
+        return (lines.joined(separator: "\n") + "\n", nll / Double(rows))
+    }
+
+    @Test func tabularContextTrainEvalSample() throws {
+        guard CLIErrorTests.executable != nil else {
+            Issue.record("invertnn binary not built; run `swift build --build-tests`")
+            return
+        }
+        let d = temporaryPath("conditional-cli")
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        try writeText(Self.table(rows: 1500, seed: 3).text, to: "\(d)/t.csv")
+        let model = "\(d)/m.safetensors"
+        let trained = try CLIErrorTests.run([
+            "--data", "\(d)/t.csv", "--drop-columns", "id", "--context-columns", "c", "--couplings", "4",
+            "--hidden-sizes", "32,32", "--epochs", "25", "--learning-rate", "3e-3", "--out", model, "--samples", "\(d)/s.png",
+            "--quiet",
+        ])
+        #expect(trained.status == 0, "\(trained.stderr)")
+        #expect(trained.stdout.contains("\"context_columns\":[\"c\"]"), "\(trained.stdout)")
+        let checkpoint = try Checkpoint<Float>.read(path: model)
+        #expect(checkpoint.flow.contextFeatures == 1 && checkpoint.flow.features == 2)
+
+        // eval reads the context column by name, wherever it stands in the file.
+        let evaluation = Self.table(rows: 2000, seed: 99)
+        try writeText(evaluation.text, to: "\(d)/e.csv")
+        let scored = try CLIErrorTests.run(["--model", model, "--data", "\(d)/e.csv", "--json", "--quiet"], command: "eval")
+        #expect(scored.status == 0, "\(scored.stderr)")
+        let nll = try #require(Self.number("nll", in: scored.stdout))
+        #expect(abs(nll - evaluation.nll) < 0.05, "conditional NLL \(nll) vs \(evaluation.nll) analytic")
+        try writeText("id,x1,x2\n0,0.1,0.2\n", to: "\(d)/missing.csv")
+        let missing = try CLIErrorTests.run(["--model", model, "--data", "\(d)/missing.csv", "--quiet"], command: "eval")
+        #expect(missing.status != 0 && missing.status < 128 && missing.stderr.contains("context column 'c'"), "\(missing.stderr)")
+
+        // sample at c = 1.5: x1 ≈ 1.5, x2 ≈ -0.5.
+        let sampled = try CLIErrorTests.run(
+            ["--model", model, "--context", "1.5", "--count", "2000", "--csv", "\(d)/x.csv", "--quiet"], command: "sample")
+        #expect(sampled.status == 0, "\(sampled.stderr)")
+        let rows = try String(contentsOfFile: "\(d)/x.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+            .map { $0.split(separator: ",").map { Double($0)! } }
+        #expect(rows.count == 2000)
+        let mean1 = rows.map { $0[0] }.reduce(0, +) / 2000, mean2 = rows.map { $0[1] }.reduce(0, +) / 2000
+        #expect(abs(mean1 - 1.5) < 0.1 && abs(mean2 + 0.5) < 0.1, "sample means \(mean1), \(mean2)")
+
+        // --context-file: --count samples per row, the context first in the CSV.
+        try writeText("c\n-1\n1\n", to: "\(d)/c.csv")
+        let perRow = try CLIErrorTests.run(
+            ["--model", model, "--context-file", "\(d)/c.csv", "--count", "3", "--csv", "\(d)/y.csv", "--quiet"], command: "sample")
+        #expect(perRow.status == 0, "\(perRow.stderr)")
+        let lines = try String(contentsOfFile: "\(d)/y.csv", encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 7 && lines[0] == "c,x1,x2" && lines[1].hasPrefix("-1") && lines[6].hasPrefix("1"), "\(lines)")
+
+        // Missing or malformed contexts are usage errors.
+        for (arguments, message) in [
+            (["--model", model, "--csv", "\(d)/z.csv"], "give --context or --context-file"),
+            (["--model", model, "--context", "1,2", "--csv", "\(d)/z.csv"], "--context needs 1"),
+            (["--model", model, "--context", "nan", "--csv", "\(d)/z.csv"], "--context needs 1"),
+        ] {
+            let r = try CLIErrorTests.run(arguments + ["--quiet"], command: "sample")
+            #expect(r.status == 64 && r.stderr.contains(message), "\(arguments): \(r.status) \(r.stderr)")
+        }
+        let unknown = try CLIErrorTests.run(["--data", "\(d)/t.csv", "--context-columns", "nope", "--epochs", "1", "--quiet"])
+        #expect(unknown.status == 64 && unknown.stderr.contains("no column 'nope'"), "\(unknown.stderr)")
+        let everything = try CLIErrorTests.run(
+            ["--data", "\(d)/t.csv", "--context-columns", "id,c,x1", "--epochs", "1", "--quiet", "--samples", "\(d)/q.png"])
+        #expect(everything.status == 64 && everything.stderr.contains("at least 2"), "\(everything.stderr)")
+    }
+
+    /// The first number after `"key":` in a JSON line.
+    static func number(_ key: String, in json: String) -> Double? {
+        guard let range = json.range(of: "\"\(key)\":") else { return nil }
+        let rest = json[range.upperBound...].prefix { "0123456789.eE+-".contains($0) }
+        return Double(rest)
+    }
+}
