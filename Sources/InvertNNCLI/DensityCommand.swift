@@ -83,7 +83,7 @@ struct DensityCommand: ParsableCommand, CheckpointConsumer {
         let mass = logP.reduce(0) { $0 + ($1.isFinite ? Double.exp($1) : 0) } * cell
         output.note("wrote the density (\(points == nil ? "" : "with the training points and ")model samples), \(image.width)x\(image.height) px, to \(png); the window x ∈ [\(format(xRange.lowerBound)), \(format(xRange.upperBound))], y ∈ [\(format(yRange.lowerBound)), \(format(yRange.upperBound))] holds \(format(mass)) of the probability mass")
         if output.json {
-            try StandardOutput.line("{\"png\":\(jsonString(png)),\"mass_in_window\":\(jsonNumber(mass)),\"max_log_density\":\(jsonNumber(top))}")
+            try JSONOutput.line(DensityResultJSON(png: png, massInWindow: mass, maxLogDensity: top))
         }
     }
 }

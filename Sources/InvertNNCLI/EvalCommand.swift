@@ -129,11 +129,9 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
             output.note("wrote \(rows.count) log-densities to \(perRow)")
         }
         if output.json {
-            let entries = scores.map {
-                "{\"name\":\(jsonString($0.name)),\"rows\":\($0.rows),\"nll\":\(jsonNumber($0.nll)),"
-                    + "\"\(unit == "bits/dim" ? "bits_per_dim" : "nats_per_dim")\":\(jsonNumber($0.perDimension))}"
-            }
-            try StandardOutput.line("{\"model\":\(jsonString(model)),\"splits\":[\(entries.joined(separator: ","))]}")
+            try JSONOutput.line(EvalResultJSON(
+                model: model, discrete: checkpoint.preprocessing.isDiscrete,
+                splits: scores.map { .init(name: $0.name, rows: $0.rows, nll: $0.nll, perDimension: $0.perDimension) }))
         } else {
             for s in scores {
                 try StandardOutput.line("\(s.name): \(s.rows) rows, NLL \(format(s.nll)) nats per sample, \(format(s.perDimension)) \(unit)")

@@ -169,7 +169,7 @@ struct OutputOptions: ParsableArguments {
     @Flag(help: "No progress or notes on stderr (errors still go there).")
     var quiet = false
 
-    @Flag(help: "Print the result as one JSON object on stdout.")
+    @Flag(help: "Print the result as one JSON object (sorted keys, one line) on stdout and nothing else there; `train` and `sbi` always do.")
     var json = false
 
     func note(_ text: String) { if !quiet { StandardError.line(text) } }

@@ -243,9 +243,7 @@ struct SBICommand: ParsableCommand {
             meanKL: mean(scores.map(\.kl)), meanC2ST: mean(scores.map(\.c2st)),
             model: out.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
             png: png.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
-        let json = JSONEncoder()
-        json.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        try StandardOutput.line(String(decoding: try json.encode(summary), as: UTF8.self))
+        try JSONOutput.line(summary)
     }
 
     /// The observations scored: x_o = (0, 0) for the two moons (as in Greenberg et al. 2019); for

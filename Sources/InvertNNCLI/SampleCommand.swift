@@ -104,8 +104,7 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
         try staging.commit()
         notes.forEach(output.note)
         if output.json {
-            try StandardOutput.line("{\"model\":\(jsonString(model)),\"count\":\(count),\"temperature\":\(jsonNumber(temperature)),\"seed\":\(seed),"
-                + "\"png\":\(png.map(jsonString) ?? "null"),\"csv\":\(csv.map(jsonString) ?? "null")}")
+            try JSONOutput.line(SampleResultJSON(model: model, count: count, temperature: temperature, seed: seed, png: png, csv: csv))
         }
     }
 

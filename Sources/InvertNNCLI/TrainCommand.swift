@@ -320,20 +320,12 @@ struct TrainCommand: ParsableCommand {
                     + "validation \(format(perDimension(best.validation))), test \(format(perDimension(test))) \(unit); "
                     + "test NLL \(format(test.negativeLogLikelihood)) nats per sample; \(String(format: "%.1f", seconds)) s")
         }
-        let key = preprocessing.isDiscrete ? "bits_per_dim" : "nats_per_dim"
-        let json = "{\"dataset\":\(jsonString(dataset.name)),"
-            + "\"train_\(key)\":\(jsonNumber(perDimension(best.train))),"
-            + "\"validation_\(key)\":\(jsonNumber(perDimension(best.validation))),"
-            + "\"test_\(key)\":\(jsonNumber(perDimension(test))),"
-            + "\"test_nll\":\(jsonNumber(test.negativeLogLikelihood)),"
-            + "\"best_epoch\":\(best.epoch),"
-            + "\"epochs\":\(epochs),"
-            + "\"seconds\":\(jsonNumber((seconds * 1000).rounded() / 1000)),"
-            + "\"parameters\":\(flow.trainableParameterCount),"
-            + "\"precision\":\"\(precision.rawValue)\","
-            + (dataset.context.map { "\"context_columns\":[\($0.names.map(jsonString).joined(separator: ","))]," } ?? "")
-            + "\"model\":\(jsonString(URL(fileURLWithPath: modelPath).standardizedFileURL.path))}"  // absolute
-        try StandardOutput.line(json)
+        try JSONOutput.line(TrainResultJSON(
+            dataset: dataset.name, discrete: preprocessing.isDiscrete, train: perDimension(best.train),
+            validation: perDimension(best.validation), test: perDimension(test), testNLL: test.negativeLogLikelihood,
+            bestEpoch: best.epoch, epochs: epochs, seconds: (seconds * 1000).rounded() / 1000,
+            parameters: flow.trainableParameterCount, precision: precision.rawValue, contextColumns: dataset.context?.names,
+            model: URL(fileURLWithPath: modelPath).standardizedFileURL.path, history: nil))
     }
 }
 
@@ -416,23 +408,3 @@ enum TrainingDefaults {
 
 /// Formats bits/dim for people.
 func format(_ value: Double) -> String { String(format: "%.4f", value) }
-
-/// A JSON number (the values here are always finite; a non-finite one becomes `null`).
-func jsonNumber(_ value: Double) -> String { value.isFinite ? "\(value)" : "null" }
-
-/// A JSON string literal with the required escapes (RFC 8259 §7).
-func jsonString(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
-        }
-    }
-    return out + "\""
-}

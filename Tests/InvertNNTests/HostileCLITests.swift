@@ -353,3 +353,32 @@ extension HostileCLITests {
         }
     }
 }
+
+extension HostileCLITests {
+    /// Item 21: with `--json` every command prints exactly one JSON object, on one line, with
+    /// sorted keys, and nothing else on stdout.
+    @Test func jsonEverywhere() throws {
+        guard CLIErrorTests.executable != nil else { Issue.record("invertnn binary not built"); return }
+        try CLIErrorTests.withScratchDirectory("hostile-json") { d in
+            let runs: [(String, [String])] = [
+                ("train", ["--data", "moons", "--epochs", "1", "--out", "\(d)/m.safetensors", "--samples", "\(d)/s.png", "--json"] + Self.tiny),
+                ("sample", ["--model", "\(d)/m.safetensors", "--csv", "\(d)/x.csv", "--count", "5", "--json"]),
+                ("eval", ["--model", "\(d)/m.safetensors", "--data", "moons", "--json"]),
+                ("density", ["--model", "\(d)/m.safetensors", "--png", "\(d)/p.png", "--size", "16", "--json"]),
+            ]
+            for (command, arguments) in runs {
+                let run = try CLIErrorTests.run(arguments, command: command)
+                #expect(run.status == 0, "\(command): \(run.stderr)")
+                let lines = run.stdout.split(separator: "\n")
+                #expect(lines.count == 1, "\(command): stdout \(run.stdout)")
+                let object = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+                #expect(object != nil, "\(command): \(run.stdout)")
+                // Keys in sorted order, as JSONEncoder's .sortedKeys writes them.
+                let keys = (object ?? [:]).keys.sorted()
+                let positions = keys.compactMap { run.stdout.range(of: "\"\($0)\":")?.lowerBound }
+                #expect(positions == positions.sorted(), "\(command): keys not sorted in \(run.stdout)")
+                #expect(!run.stdout.contains("\\/"), "\(command): escaped slashes")
+            }
+        }
+    }
+}
