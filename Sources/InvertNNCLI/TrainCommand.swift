@@ -92,6 +92,12 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Stop after this epoch although the learning-rate schedule spans --epochs, and write --out with the training state (continue with --resume).")
     var stopAfter: Int?
 
+    @Option(parsing: .unconditional, help: "Early stopping: end the run when the validation NLL has not improved for N epochs (the best epoch is kept, as always).")
+    var patience: Int?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Write the model with the training state to --out every N epochs (atomically), so that an interrupted run loses at most N epochs; continue with --resume. Ctrl-C also writes the state of the last complete epoch.", valueName: "N"))
+    var checkpointEvery: Int?
+
     @OptionGroup var output: OutputOptions
 
 
@@ -100,6 +106,10 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--epochs must be in 0...1000000, got \(epochs)")
         }
         if let stopAfter, stopAfter < 1 { throw ValidationError("--stop-after must be at least 1, got \(stopAfter)") }
+        if let patience, patience < 1 || patience > 1_000_000 { throw ValidationError("--patience must be in 1...1000000, got \(patience)") }
+        if let checkpointEvery, checkpointEvery < 1 || checkpointEvery > 1_000_000 {
+            throw ValidationError("--checkpoint-every must be in 1...1000000, got \(checkpointEvery)")
+        }
         if let stopAfter, let epochs, stopAfter > epochs {
             throw ValidationError("--stop-after \(stopAfter) is beyond --epochs \(epochs): the run ends at epoch \(epochs) anyway")
         }
@@ -269,15 +279,39 @@ struct TrainCommand: ParsableCommand {
                 + "; \(flow.trainableParameterCount) parameters; "
                 + "\(precision.rawValue), \(BLAS.threads) BLAS thread(s), \(BLAS.coreName) kernels")
         let reporter = ProgressReporter(epochs: epochs, discrete: preprocessing.isDiscrete, quiet: output.quiet)
+        func stateCheckpoint(_ state: TrainingState<T>?) -> Checkpoint<T> {
+            Checkpoint(flow: flow, preprocessing: preprocessing, dataset: dataset.json, trainingState: state)
+        }
+        var control = TrainingControl<T>(patience: patience, checkpointEvery: checkpointEvery)
+        control.checkpoint = { state in
+            try stateCheckpoint(state).write(to: modelPath)
+            output.note("epoch \(state.epoch): wrote the model with the training state to \(modelPath)")
+        }
+        Interruption.install()
+        control.interruptRequested = { Interruption.requested }
         let result = try trainer.fit(
             train: dataset.train, validation: dataset.validation, test: dataset.test,
             trainContext: dataset.context?.train, validationContext: dataset.context?.validation,
             testContext: dataset.context?.test, resumingFrom: resumedState,
-            stoppingAfterEpoch: stopAfter, progress: reporter.handle)
+            stoppingAfterEpoch: stopAfter, control: control, progress: reporter.handle)
         reporter.finish()
+        switch result.stop {
+        case let .interrupted(epoch)?:
+            // The state of the last complete epoch, so that --resume loses only the epoch in progress.
+            let saved = trainer.trainingState?.epoch ?? 0
+            try stateCheckpoint(trainer.trainingState).write(to: modelPath)
+            throw InvertNNError.io(
+                path: modelPath,
+                reason: "interrupted during epoch \(epoch): wrote the model with the training state after epoch \(saved) here; "
+                    + "continue with --resume \(modelPath)")
+        case let .patience(epoch, patience)?:
+            output.note("early stopping after epoch \(epoch): the validation NLL has not improved for \(patience) epochs "
+                + "(best epoch \(result.best.epoch))")
+        case nil: break
+        }
 
         let description = DataDescription(json: dataset.json, dimensions: dataset.dimensions)
-        let keepState = saveState || stopAfter != nil || resumedState != nil
+        let keepState = saveState || stopAfter != nil || resumedState != nil || checkpointEvery != nil
         let checkpoint = Checkpoint(
             flow: flow, preprocessing: preprocessing, dataset: dataset.json, trainingState: keepState ? trainer.trainingState : nil)
         // The model and the sample picture are committed together: if either cannot be written,

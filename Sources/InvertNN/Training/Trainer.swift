@@ -109,6 +109,8 @@ public final class Trainer<T: Scalar> {
     ///   - state: where to continue from, or `nil` for a fresh run.
     ///   - stop: end the run after this epoch although the schedule spans
     ///     ``TrainingConfiguration/epochs`` (an interruption to resume from later), or `nil`.
+    ///   - control: early stopping, periodic checkpoints and interruption (``TrainingControl``);
+    ///     the result's ``TrainingResult/stop`` says why a run ended early.
     ///   - progress: called after every step and every epoch, on the calling thread.
     /// - Returns: the per-epoch history and the selected epoch.
     /// - Throws: ``InvertNNError/diverged(step:detail:)`` after
@@ -123,6 +125,7 @@ public final class Trainer<T: Scalar> {
         train: Matrix<T>, validation: Matrix<T>, test: Matrix<T>? = nil,
         trainContext: Matrix<T>? = nil, validationContext: Matrix<T>? = nil, testContext: Matrix<T>? = nil,
         resumingFrom state: TrainingState<T>? = nil, stoppingAfterEpoch stop: Int? = nil,
+        control: TrainingControl<T> = TrainingControl(),
         progress: ((TrainingEvent) -> Void)? = nil
     ) throws -> TrainingResult {
         trainingState = nil
@@ -251,8 +254,21 @@ public final class Trainer<T: Scalar> {
         } else {
             try record(epoch: 0, samplesPerSecond: 0)
         }
+        // The state to resume from after the last complete epoch (see TrainingControl).
+        func snapshot() -> TrainingState<T> {
+            let moments = optimizer.moments
+            return TrainingState<T>(
+                configuration: configuration, epoch: history.last?.epoch ?? 0, globalStep: globalStep,
+                optimizerStep: optimizer.step, firstMoments: moments.first, secondMoments: moments.second,
+                iterate: parameters.map { $0.value.storage }, lastGood: lastGood.map { $0.storage },
+                best: bestValues.map { $0.storage }, average: average, averageWeight: averageWeight, history: history,
+                bestIndex: bestIndex, consecutiveFailures: consecutiveFailures, learningRateScale: rateScale,
+                trainingRows: train.rows, shuffleState: shuffler.words, noiseState: noise.words)
+        }
+        var lastEpochState: TrainingState<T>? = control.interruptRequested == nil ? nil : snapshot()
+        var stopReason: TrainingStop? = nil
         do {
-            for epoch in stride(from: firstEpoch, through: min(epochs, stop ?? epochs), by: 1) {
+            epochs: for epoch in stride(from: firstEpoch, through: min(epochs, stop ?? epochs), by: 1) {
                 order.shuffle(using: &shuffler)
                 let epochStart = clock.now
                 var lossSum = 0.0
@@ -316,6 +332,10 @@ public final class Trainer<T: Scalar> {
                     let rows = upper - lower
                     lossSum += Double(loss) * Double(rows) - preprocessingLogDet
                     seen += rows
+                    if control.interruptRequested?() == true {
+                        stopReason = .interrupted(epoch: epoch)
+                        break epochs
+                    }
                     if let progress {
                         let running = lossSum / Double(seen)
                         progress(.step(StepProgress(
@@ -326,22 +346,37 @@ public final class Trainer<T: Scalar> {
                     }
                 }
                 try record(epoch: epoch, samplesPerSecond: Double(seen) / max(seconds(since: epochStart), 1e-9))
+                if control.interruptRequested != nil { lastEpochState = snapshot() }
+                if let every = control.checkpointEvery, every > 0, epoch % every == 0, let checkpoint = control.checkpoint {
+                    let state = snapshot()
+                    let iterate = parameters.map { $0.value }
+                    restoreBest()
+                    defer { for (p, v) in zip(parameters, iterate) { p.value = v } }
+                    try checkpoint(state)
+                }
+                if let patience = control.patience, history.count - 1 - bestIndex >= patience {
+                    stopReason = .patience(epoch: epoch, patience: patience)
+                    break epochs
+                }
             }
         } catch {
             restoreBest()
             throw error
         }
-        let moments = optimizer.moments
-        let finalState = TrainingState<T>(
-            configuration: configuration, epoch: history.last?.epoch ?? 0, globalStep: globalStep,
-            optimizerStep: optimizer.step, firstMoments: moments.first, secondMoments: moments.second,
-            iterate: parameters.map { $0.value.storage }, lastGood: lastGood.map { $0.storage },
-            best: bestValues.map { $0.storage }, average: average, averageWeight: averageWeight, history: history,
-            bestIndex: bestIndex, consecutiveFailures: consecutiveFailures, learningRateScale: rateScale,
-            trainingRows: train.rows, shuffleState: shuffler.words, noiseState: noise.words)
+        if case .interrupted? = stopReason, let saved = lastEpochState {
+            // The epoch in progress is lost: the state and the model are those after the last
+            // complete epoch.
+            for (p, v) in zip(parameters, try Self.matrices(saved.best, like: parameters)) { p.value = v }
+            trainingState = saved
+            return TrainingResult(
+                history: saved.history, best: saved.history[saved.bestIndex], steps: saved.globalStep,
+                seconds: seconds(since: start), stop: stopReason)
+        }
+        let finalState = snapshot()
         restoreBest()
         trainingState = finalState
-        return TrainingResult(history: history, best: history[bestIndex], steps: globalStep, seconds: seconds(since: start))
+        return TrainingResult(
+            history: history, best: history[bestIndex], steps: globalStep, seconds: seconds(since: start), stop: stopReason)
     }
 
     /// Checks that a split's context is present exactly for a conditional flow, with one row per
