@@ -153,11 +153,15 @@ struct TrainCommand: ParsableCommand {
         for (flag, path) in [("--samples", samples), ("--out", modelPath)] {
             try OutputPath.requireWritableDirectory(path, option: flag)
         }
-        try OutputPath.requireDistinct([("--samples", samples), ("--out", modelPath)])
+        let history = TrainingHistory.paths(model: modelPath)
+        try OutputPath.requireDistinct([("--samples", samples), ("--out", modelPath), ("the history CSV", history.csv),
+                                        ("the training curve", history.png)])
         // --out may be the resumed checkpoint (it is read before anything is written, and the
         // write is atomic); no output may be the data, nor --samples the checkpoint.
         let data = dataOptions.namedKind == nil ? [("--data", dataOptions.data)] : []
-        try OutputPath.requireNotInputs([("--out", modelPath), ("--samples", samples)], inputs: data)
+        try OutputPath.requireNotInputs(
+            [("--out", modelPath), ("--samples", samples), ("the history CSV", history.csv), ("the training curve", history.png)],
+            inputs: data)
         if let resume { try OutputPath.requireNotInputs([("--samples", samples)], inputs: [("--resume", resume)]) }
     }
 
@@ -289,11 +293,16 @@ struct TrainCommand: ParsableCommand {
         }
         Interruption.install()
         control.interruptRequested = { Interruption.requested }
+        var guardEvents = [Int: Int]()
         let result = try trainer.fit(
             train: dataset.train, validation: dataset.validation, test: dataset.test,
             trainContext: dataset.context?.train, validationContext: dataset.context?.validation,
             testContext: dataset.context?.test, resumingFrom: resumedState,
-            stoppingAfterEpoch: stopAfter, control: control, progress: reporter.handle)
+            stoppingAfterEpoch: stopAfter, control: control,
+            progress: { event in
+                if case let .recovered(epoch, _, _, _, _) = event { guardEvents[epoch, default: 0] += 1 }
+                reporter.handle(event)
+            })
         reporter.finish()
         switch result.stop {
         case let .interrupted(epoch)?:
@@ -320,8 +329,20 @@ struct TrainCommand: ParsableCommand {
         try staging.write(modelPath) { try checkpoint.write(to: $0); return "" }
         let stateNote = keepState ? " with the training state after epoch \(result.history.last?.epoch ?? 0)" : ""
         var notes = ["wrote the model (\(flow.trainableParameterCount) parameters, \(T.dtypeName))\(stateNote) to \(modelPath)"]
+        let historyPaths = TrainingHistory.paths(model: modelPath)
+        try staging.write(historyPaths.csv) {
+            try AtomicFile.write(text: TrainingHistory.csv(result.history, discrete: preprocessing.isDiscrete, guardEvents: guardEvents), to: $0)
+            return ""
+        }
+        try staging.write(historyPaths.png) {
+            try PNGWriter.write(try TrainingHistory.curve(result.history, discrete: preprocessing.isDiscrete), to: $0)
+            return ""
+        }
+        notes.append("wrote the per-epoch history to \(historyPaths.csv) and the training curve to \(historyPaths.png)")
 
-        var count = dataset.kind == .image ? 64 : 2000
+        // A scatter of samples beside the training points shows as many of each (at most 5000),
+        // so that the two panels' densities compare by eye.
+        var count = dataset.kind == .image ? 64 : min(dataset.train.rows, 5000)
         // A conditional model draws one row of the grid per class, or one sample per test context.
         let sampleContext = dataset.context.map {
             ContextSampling.contexts(classes: $0.classes, rows: $0.test, count: count)
@@ -335,7 +356,7 @@ struct TrainCommand: ParsableCommand {
             let note = try staging.write(samples) {
                 try Rendering.writePNG(
                     samples: drawn, description: description, preprocessing: preprocessing,
-                    reference: dataset.kind == .image ? nil : dataset.train, path: $0)
+                    reference: dataset.kind == .image ? nil : dataset.train.rows(0..<min(count, dataset.train.rows)), path: $0)
             }
             notes.append(note + " (temperature \(temperature))")
         }
@@ -359,7 +380,8 @@ struct TrainCommand: ParsableCommand {
             validation: perDimension(best.validation), test: perDimension(test), testNLL: test.negativeLogLikelihood,
             bestEpoch: best.epoch, epochs: epochs, seconds: (seconds * 1000).rounded() / 1000,
             parameters: flow.trainableParameterCount, precision: precision.rawValue, contextColumns: dataset.context?.names,
-            model: URL(fileURLWithPath: modelPath).standardizedFileURL.path, history: nil))
+            model: URL(fileURLWithPath: modelPath).standardizedFileURL.path,
+            history: URL(fileURLWithPath: TrainingHistory.paths(model: modelPath).csv).standardizedFileURL.path))
     }
 }
 

@@ -382,3 +382,29 @@ extension HostileCLITests {
         }
     }
 }
+
+extension HostileCLITests {
+    /// Item 18: `train` writes the per-epoch history CSV and a training-curve PNG beside the
+    /// model, committed with it; the JSON names the CSV.
+    @Test func historyAndCurveBesideTheModel() throws {
+        guard CLIErrorTests.executable != nil else { Issue.record("invertnn binary not built"); return }
+        try CLIErrorTests.withScratchDirectory("hostile-history") { d in
+            let run = try CLIErrorTests.run(["--data", "moons", "--epochs", "3", "--out", "\(d)/m.safetensors", "--samples", "\(d)/s.png"] + Self.tiny)
+            #expect(run.status == 0, "\(run.stderr)")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+            #expect(json["history"] as? String == "\(d)/m.history.csv")
+            let lines = try String(contentsOfFile: "\(d)/m.history.csv", encoding: .utf8).split(separator: "\n")
+            #expect(lines.count == 5, "\(lines)")  // header + epochs 0...3
+            #expect(lines.first?.hasPrefix("epoch,steps,train_nll,train_nats_per_dim,validation_nll") == true)
+            let rows = lines.dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+            #expect(rows.map { $0[0] } == ["0", "1", "2", "3"])
+            // The validation figure of the best epoch is the JSON's.
+            let best = try #require(json["best_epoch"] as? Int)
+            let validation = try #require(json["validation_nats_per_dim"] as? Double)
+            #expect(abs((Double(rows[best][5]) ?? .nan) - validation) < 1e-12)
+            let png = try Data(contentsOf: URL(fileURLWithPath: "\(d)/m.curve.png"))
+            #expect(png.count > 100 && png.prefix(4) == Data([0x89, 0x50, 0x4E, 0x47]))
+            #expect(png[16..<24] == Data([0, 0, 2, 0x80, 0, 0, 1, 0xA4]))  // 640 × 420
+        }
+    }
+}

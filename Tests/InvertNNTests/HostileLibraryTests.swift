@@ -1,6 +1,6 @@
 import Testing
 import Foundation
-import InvertNN
+@testable import InvertNN
 
 /// Library-side checks of issue 14: decimal-only CSV cells, CR-only line ends, preprocessing
 /// validated when a checkpoint is written.
@@ -157,5 +157,23 @@ extension HostileLibraryTests {
         }
         try check(Float.self, overflow: 200)
         try check(Double.self, overflow: 1000)
+    }
+}
+
+extension HostileLibraryTests {
+    /// Item 18: the line chart's ticks, axes and legend.
+    @Test func lineChartHasAxesTicksAndLegend() throws {
+        #expect(GreyscaleImage.niceTicks(0, 1) == [0, 0.2, 0.4, 0.6000000000000001, 0.8, 1])
+        #expect(GreyscaleImage.niceTicks(1.5, 1.75).count >= 3)
+        #expect(GreyscaleImage.tickLabel(1.55, step: 0.05) == "1.55" && GreyscaleImage.tickLabel(10, step: 5) == "10")
+        let image = try GreyscaleImage.lineChart(
+            x: [0, 1, 2, 3], series: [.init(name: "train", values: [3, 2, 1.5, 1.2]), .init(name: "validation", values: [3, 2.2, .nan, 1.4])],
+            xLabel: "epoch", yLabel: "nats/dim", width: 320, height: 200)
+        #expect(image.width == 320 && image.height == 200)
+        // Black pixels in the axis column and the plot, white background in a corner.
+        let black = image.pixels.filter { $0 == 0 }.count
+        #expect(black > 500 && image.pixels[image.width * image.height - 1] == 255, "\(black) black pixels")
+        #expect(throws: InvertNNError.self) { try GreyscaleImage.lineChart(x: [0, 1], series: [.init(name: "a", values: [1])], xLabel: "", yLabel: "") }
+        #expect(throws: InvertNNError.self) { try GreyscaleImage.lineChart(x: [0], series: [.init(name: "a", values: [.nan])], xLabel: "", yLabel: "") }
     }
 }
