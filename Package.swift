@@ -72,7 +72,9 @@ let package = Package(
                 "InvertNN", "CBLAS", "CZlib",
                 .product(name: "Numerics", package: "swift-numerics"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
-            ]
+            ],
+            // Checkpoints written by earlier builds, with the results they must keep giving.
+            resources: [.copy("Fixtures")]
         ),
     ]
 )

@@ -196,15 +196,10 @@ struct LoadedData<T: Scalar> {
     }
 
     /// The `dataset` entry of the checkpoint metadata.
-    var json: JSONValue {
-        var object: [String: JSONValue] = [
-            "name": .string(name), "kind": .string(kind.rawValue), "dimensions": .number(Double(dimensions)),
-            "imageHeight": .number(Double(imageHeight)), "imageWidth": .number(Double(imageWidth)),
-        ]
-        if let columnNames { object["columns"] = .array(columnNames.map { .string($0) }) }
-        if let sourceColumns { object["sourceColumns"] = .array(sourceColumns.map { .number(Double($0)) }) }
-        if NamedData(rawValue: name) != nil { object["named"] = .bool(true) }
-        if let context { object["contextColumns"] = .array(context.names.map { .string($0) }) }
-        return .object(object)
+    var description: DatasetDescription {
+        DatasetDescription(
+            name: name, kind: kind.rawValue, dimensions: dimensions, imageHeight: imageHeight, imageWidth: imageWidth,
+            columns: columnNames, sourceColumns: sourceColumns, named: NamedData(rawValue: name) != nil ? true : nil,
+            contextColumns: context?.names)
     }
 }

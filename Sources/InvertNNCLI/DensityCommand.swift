@@ -53,7 +53,7 @@ struct DensityCommand: ParsableCommand, CheckpointConsumer {
         guard checkpoint.flow.features == 2, !checkpoint.preprocessing.isDiscrete else {
             throw ValidationError("density pictures need a model of 2-D continuous data; \(model) has \(checkpoint.flow.features) dimensions")
         }
-        let description = DataDescription(json: checkpoint.dataset, dimensions: 2)
+        let description = DataDescription(checkpoint.dataset, dimensions: 2)
         var points: Matrix<T>? = nil
         let source = data ?? description.name
         if let named = NamedData(rawValue: source), named.levels == nil {
@@ -83,7 +83,13 @@ struct DensityCommand: ParsableCommand, CheckpointConsumer {
         let mass = logP.reduce(0) { $0 + ($1.isFinite ? Double.exp($1) : 0) } * cell
         output.note("wrote the density (\(points == nil ? "" : "with the training points and ")model samples), \(image.width)x\(image.height) px, to \(png); the window x ∈ [\(format(xRange.lowerBound)), \(format(xRange.upperBound))], y ∈ [\(format(yRange.lowerBound)), \(format(yRange.upperBound))] holds \(format(mass)) of the probability mass")
         if output.json {
-            try JSONOutput.line(DensityResultJSON(png: png, massInWindow: mass, maxLogDensity: top))
+            try StandardOutput.json(DensitySummary(png: png, mass_in_window: SummaryNumber(mass), max_log_density: SummaryNumber(top)))
         }
     }
+}
+
+/// The JSON line of `--json`.
+private struct DensitySummary: Encodable {
+    let png: String
+    let mass_in_window, max_log_density: SummaryNumber
 }

@@ -58,7 +58,7 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
     func run<T: Scalar>(_ checkpoint: Checkpoint<T>, path: String) throws {
         let d = checkpoint.flow.features
         var splits = [(name: String, data: Matrix<T>, context: Matrix<T>?, noiseSeed: UInt64)]()
-        let description = DataDescription(json: checkpoint.dataset, dimensions: d)
+        let description = DataDescription(checkpoint.dataset, dimensions: d)
         let contextNames = checkpoint.flow.contextEncoder.map { e in description.contextColumns ?? (1...e.features).map { "c\($0)" } }
         if let named = NamedData(rawValue: data) {
             var loaded = try named.load(T.self)
@@ -129,9 +129,11 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
             output.note("wrote \(rows.count) log-densities to \(perRow)")
         }
         if output.json {
-            try JSONOutput.line(EvalResultJSON(
-                model: model, discrete: checkpoint.preprocessing.isDiscrete,
-                splits: scores.map { .init(name: $0.name, rows: $0.rows, nll: $0.nll, perDimension: $0.perDimension) }))
+            let bits = unit == "bits/dim"
+            try StandardOutput.json(EvalSummary(model: model, splits: scores.map {
+                EvalSplit(name: $0.name, rows: $0.rows, nll: SummaryNumber($0.nll),
+                      bits_per_dim: bits ? SummaryNumber($0.perDimension) : nil, nats_per_dim: bits ? nil : SummaryNumber($0.perDimension))
+            }))
         } else {
             for s in scores {
                 try StandardOutput.line("\(s.name): \(s.rows) rows, NLL \(format(s.nll)) nats per sample, \(format(s.perDimension)) \(unit)")
@@ -174,4 +176,17 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
             name: name, rows: data.rows, nll: nll, perDimension: checkpoint.preprocessing.isDiscrete ? bits : bits * Double.log(2),
             logDensities: logDensities.map { checkpoint.preprocessing.dataLogDensity($0, dimensions: d) })
     }
+}
+
+/// The JSON line of `--json`.
+private struct EvalSplit: Encodable {
+    let name: String
+    let rows: Int
+    let nll: SummaryNumber
+    let bits_per_dim, nats_per_dim: SummaryNumber?  // one of them, by the data's kind
+}
+
+private struct EvalSummary: Encodable {
+    let model: String
+    let splits: [EvalSplit]
 }

@@ -14,15 +14,15 @@ struct DataDescription {
     /// The names of the context columns of a conditional model.
     var contextColumns: [String]?
 
-    init(json: JSONValue, dimensions fallback: Int) {
-        name = json["name"]?.stringValue ?? "data"
-        kind = json["kind"]?.stringValue.flatMap(DataKind.init(rawValue:)) ?? .tabular
-        dimensions = json["dimensions"]?.intValue ?? fallback
-        imageHeight = json["imageHeight"]?.intValue ?? 1
-        imageWidth = json["imageWidth"]?.intValue ?? fallback
-        columns = json["columns"]?.arrayValue?.compactMap { $0.stringValue }
-        sourceColumns = json["sourceColumns"]?.arrayValue?.compactMap { $0.intValue }
-        contextColumns = json["contextColumns"]?.arrayValue?.compactMap { $0.stringValue }
+    init(_ dataset: DatasetDescription?, dimensions fallback: Int) {
+        name = dataset?.name ?? "data"
+        kind = dataset?.kind.flatMap(DataKind.init(rawValue:)) ?? .tabular
+        dimensions = dataset?.dimensions ?? fallback
+        imageHeight = dataset?.imageHeight ?? 1
+        imageWidth = dataset?.imageWidth ?? fallback
+        columns = dataset?.columns
+        sourceColumns = dataset?.sourceColumns
+        contextColumns = dataset?.contextColumns
     }
 }
 

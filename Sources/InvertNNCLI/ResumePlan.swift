@@ -29,7 +29,7 @@ struct ResumePlan<T: Scalar> {
             throw CheckpointError.architectureMismatch(
                 path: path, reason: "the checkpoint was trained on \(kind(checkpoint.preprocessing.levels)), --data \(c.dataOptions.data) holds \(kind(dataset.levels))")
         }
-        if let name = checkpoint.dataset["name"]?.stringValue, name != dataset.name {
+        if let name = checkpoint.dataset?.name, name != dataset.name {
             // A training state continues one run: its selection history (best epoch, its
             // validation NLL and parameters) belongs to the old data and would be compared with
             // the new data's figures. Without a state the parameters are simply trained further.

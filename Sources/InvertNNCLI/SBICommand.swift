@@ -98,7 +98,10 @@ struct SBICommand: ParsableCommand {
 
     var preset: Preset {
         switch task {
-        case .gaussianLinear: return Preset(couplings: 4, hidden: 64, epochs: 60, batchSize: 128, learningRate: 2e-3)
+        // Measured on 10,000 simulations (seeds 0-3): with 1 coupling of 8 hidden units the mean KL
+        // is 0.024-0.030 nats; 2 couplings of 32 give 0.14 and 4 of 64 give 0.35 (they overfit the
+        // 9,000 training pairs while the regression layer alone holds the Gaussian posterior).
+        case .gaussianLinear: return Preset(couplings: 1, hidden: 8, epochs: 100, batchSize: 128, learningRate: 3e-3)
         case .twoMoons: return Preset(couplings: 8, hidden: 128, epochs: 150, batchSize: 128, learningRate: 1e-3)
         }
     }
@@ -157,9 +160,18 @@ struct SBICommand: ParsableCommand {
         let encoder = try ContextEncoder<Float>(
             features: simulator.observations, encoding: .standardization(try Standardization(fitting: trainContext)))
         let width = hidden ?? preset.hidden
-        let flow = try FlowPresets.digits(
+        let couplingFlow = try FlowPresets.digits(
             features: simulator.parameters, couplings: couplings ?? preset.couplings, hiddenSizes: [width, width],
             context: encoder, seed: seed, as: Float.self)
+        // Last in the generative direction, a conditional elementwise affine map whose shift and
+        // log-scale are functions of x alone (linear for the Gaussian task): a learned regression
+        // of θ on x, so the couplings only model what is left.
+        var initialization = SeededGenerator(seed: seed ^ 0xBB67_AE85_84CA_A73B)
+        let regression = try AffineCoupling<Float>(
+            features: simulator.parameters, hiddenSizes: task == .gaussianLinear ? [] : [width], firstBlockSize: 0,
+            contextFeatures: encoder.encodedFeatures, using: &initialization)
+        let flow = try NormalizingFlow(
+            transform: try Sequential(couplingFlow.transform.layers + [regression]), contextEncoder: encoder)
         let preprocessing = Preprocessing<Float>.standardization(try Standardization(fitting: train))
         let configuration = TrainingConfiguration(
             epochs: epochs ?? preset.epochs, batchSize: batchSize ?? preset.batchSize,
@@ -243,7 +255,7 @@ struct SBICommand: ParsableCommand {
             meanKL: mean(scores.map(\.kl)), meanC2ST: mean(scores.map(\.c2st)),
             model: out.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
             png: png.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
-        try JSONOutput.line(summary)
+        try StandardOutput.json(summary)
     }
 
     /// The observations scored: x_o = (0, 0) for the two moons (as in Greenberg et al. 2019); for

@@ -65,7 +65,7 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
     }
 
     func run<T: Scalar>(_ checkpoint: Checkpoint<T>, path: String) throws {
-        var description = DataDescription(json: checkpoint.dataset, dimensions: checkpoint.flow.features)
+        var description = DataDescription(checkpoint.dataset, dimensions: checkpoint.flow.features)
         let temperature = self.temperature ?? Rendering.defaultTemperature(description.kind)
         let contexts = try sampleContexts(checkpoint, description: description)
         let total = contexts?.rows ?? count
@@ -89,7 +89,7 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
         if let png {
             notes.append(try staging.write(png) {
                 try Rendering.writePNG(
-                    samples: drawn, description: DataDescription(json: checkpoint.dataset, dimensions: drawn.columns),
+                    samples: drawn, description: DataDescription(checkpoint.dataset, dimensions: drawn.columns),
                     preprocessing: checkpoint.preprocessing, reference: nil, path: $0)
             })
         }
@@ -104,7 +104,8 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
         try staging.commit()
         notes.forEach(output.note)
         if output.json {
-            try JSONOutput.line(SampleResultJSON(model: model, count: count, temperature: temperature, seed: seed, png: png, csv: csv))
+            try StandardOutput.json(SampleSummary(
+                model: model, count: count, temperature: SummaryNumber(temperature), seed: seed, png: Nullable(png), csv: Nullable(csv)))
         }
     }
 
@@ -158,4 +159,13 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
         }
         throw ValidationError("\(model) is conditional on \(names.joined(separator: ", ")): give --context or --context-file")
     }
+}
+
+/// The JSON line of `--json`.
+private struct SampleSummary: Encodable {
+    let model: String
+    let count: Int
+    let temperature: SummaryNumber
+    let seed: UInt64
+    let png, csv: Nullable<String>
 }

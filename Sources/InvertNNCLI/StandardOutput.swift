@@ -20,4 +20,38 @@ enum StandardOutput {
             offset += written
         }
     }
+
+    /// Writes `value` as one line of JSON (keys sorted; a non-finite ``SummaryNumber`` is `null`).
+    ///
+    /// - Throws: as ``line(_:)``; ``InvertNNError/invalidArgument(operation:reason:)`` if the
+    ///   value cannot be encoded.
+    static func json<V: Encodable>(_ value: V) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data: Data
+        do { data = try encoder.encode(value) } catch {
+            throw InvertNNError.invalidArgument(operation: "JSON output", reason: "\(error)")
+        }
+        try line(String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// A number of a JSON summary: finite values as numbers, others as `null`.
+struct SummaryNumber: Encodable {
+    let value: Double
+    init(_ value: Double) { self.value = value }
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        if value.isFinite { try c.encode(value) } else { try c.encodeNil() }
+    }
+}
+
+/// An optional value of a JSON summary written as `null` when absent (rather than left out).
+struct Nullable<V: Encodable>: Encodable {
+    let value: V?
+    init(_ value: V?) { self.value = value }
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        if let value { try c.encode(value) } else { try c.encodeNil() }
+    }
 }

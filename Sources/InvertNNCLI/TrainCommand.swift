@@ -284,7 +284,7 @@ struct TrainCommand: ParsableCommand {
                 + "\(precision.rawValue), \(BLAS.threads) BLAS thread(s), \(BLAS.coreName) kernels")
         let reporter = ProgressReporter(epochs: epochs, discrete: preprocessing.isDiscrete, quiet: output.quiet)
         func stateCheckpoint(_ state: TrainingState<T>?) -> Checkpoint<T> {
-            Checkpoint(flow: flow, preprocessing: preprocessing, dataset: dataset.json, trainingState: state)
+            Checkpoint(flow: flow, preprocessing: preprocessing, dataset: dataset.description, trainingState: state)
         }
         var control = TrainingControl<T>(patience: patience, checkpointEvery: checkpointEvery)
         control.checkpoint = { state in
@@ -319,10 +319,10 @@ struct TrainCommand: ParsableCommand {
         case nil: break
         }
 
-        let description = DataDescription(json: dataset.json, dimensions: dataset.dimensions)
+        let description = DataDescription(dataset.description, dimensions: dataset.dimensions)
         let keepState = saveState || stopAfter != nil || resumedState != nil || checkpointEvery != nil
         let checkpoint = Checkpoint(
-            flow: flow, preprocessing: preprocessing, dataset: dataset.json, trainingState: keepState ? trainer.trainingState : nil)
+            flow: flow, preprocessing: preprocessing, dataset: dataset.description, trainingState: keepState ? trainer.trainingState : nil)
         // The model and the sample picture are committed together: if either cannot be written,
         // neither existing file is replaced.
         let staging = OutputStaging()
@@ -375,7 +375,7 @@ struct TrainCommand: ParsableCommand {
                     + "validation \(format(perDimension(best.validation))), test \(format(perDimension(test))) \(unit); "
                     + "test NLL \(format(test.negativeLogLikelihood)) nats per sample; \(String(format: "%.1f", seconds)) s")
         }
-        try JSONOutput.line(TrainResultJSON(
+        try StandardOutput.json(TrainSummary(
             dataset: dataset.name, discrete: preprocessing.isDiscrete, train: perDimension(best.train),
             validation: perDimension(best.validation), test: perDimension(test), testNLL: test.negativeLogLikelihood,
             bestEpoch: best.epoch, epochs: epochs, seconds: (seconds * 1000).rounded() / 1000,
@@ -464,3 +464,46 @@ enum TrainingDefaults {
 
 /// Formats bits/dim for people.
 func format(_ value: Double) -> String { String(format: "%.4f", value) }
+
+/// The JSON line of `train --json`: per-dimension figures in bits (integer data) or nats
+/// (continuous data), keyed `<split>_bits_per_dim` or `<split>_nats_per_dim`.
+struct TrainSummary: Encodable {
+    let dataset: String
+    let discrete: Bool
+    let train, validation, test, testNLL: Double
+    let bestEpoch, epochs: Int
+    let seconds: Double
+    let parameters: Int
+    let precision: String
+    /// The context columns of a conditional model (the key is left out for other models).
+    let contextColumns: [String]?
+    let model: String
+    /// The per-epoch history CSV beside the model (absolute).
+    let history: String
+
+    private struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(_ name: String) { stringValue = name }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Key.self)
+        let unit = discrete ? "bits_per_dim" : "nats_per_dim"
+        try c.encode(dataset, forKey: Key("dataset"))
+        try c.encode(SummaryNumber(train), forKey: Key("train_\(unit)"))
+        try c.encode(SummaryNumber(validation), forKey: Key("validation_\(unit)"))
+        try c.encode(SummaryNumber(test), forKey: Key("test_\(unit)"))
+        try c.encode(SummaryNumber(testNLL), forKey: Key("test_nll"))
+        try c.encode(bestEpoch, forKey: Key("best_epoch"))
+        try c.encode(epochs, forKey: Key("epochs"))
+        try c.encode(SummaryNumber(seconds), forKey: Key("seconds"))
+        try c.encode(parameters, forKey: Key("parameters"))
+        try c.encode(precision, forKey: Key("precision"))
+        try c.encodeIfPresent(contextColumns, forKey: Key("context_columns"))
+        try c.encode(model, forKey: Key("model"))
+        try c.encode(history, forKey: Key("history"))
+    }
+}

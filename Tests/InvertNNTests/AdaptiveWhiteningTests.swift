@@ -213,6 +213,6 @@ struct WhiteningFactory: LayerFactory {
         stats.eigenvectors[0, 0] += 0.1  // not orthogonal
         #expect(throws: InvertNNError.self) { try regularized.fit(statistics: stats) }
         #expect(layer.parameters.isEmpty)
-        #expect(regularized.configuration["variant"] == .string("zca"))
+        #expect(regularized.configuration.variant == "zca")
     }
 }

@@ -129,14 +129,14 @@ struct CouplingFlowFactory: LayerFactory {
         #expect(layer.conditioningRange == 8..<17 && layer.transformedRange == 0..<8)
         #expect(layer.conditioner.sizes == [9, 64, 32, 16])
         let c = layer.configuration
-        #expect(c["type"] == .string("AffineCoupling") && c["features"] == .int(17))
-        #expect(c["conditioningBlock"] == .string("second") && c["firstBlockSize"] == .int(8))
-        #expect(c["hiddenSizes"] == .ints([64, 32]) && c["scaleBound"] == .double(3))
-        #expect(c["activation"] == .string("leakyReLU") && c["activationSlope"] == .double(0.01))
+        #expect(AffineCoupling<Double>.typeName == "AffineCoupling" && c.features == 17)
+        #expect(c.conditioningBlock == .second && c.firstBlockSize == 8)
+        #expect(c.hiddenSizes == [64, 32] && c.transformer.scaleBound == 3)
+        #expect(c.activation == "leakyReLU" && c.activationSlope == 0.01 && c.contextFeatures == nil)
         #expect(try MLPActivation(configurationName: "leakyReLU", slope: 0.01) == layer.conditioner.activation)
         let unbounded = try AffineCoupling<Double>(features: 4, hiddenSizes: [], scaleBound: nil, using: &rng)
-        #expect(unbounded.configuration["scaleBound"] == .null)
-        #expect(unbounded.configuration["activation"] == .string("relu") && unbounded.configuration["activationSlope"] == .null)
+        #expect(unbounded.configuration.transformer.scaleBound == nil)
+        #expect(unbounded.configuration.activation == "relu" && unbounded.configuration.activationSlope == nil)
         #expect(unbounded.parameters.map(\.name) == ["dense0.weight", "dense0.bias"])
     }
 

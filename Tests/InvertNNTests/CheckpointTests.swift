@@ -14,6 +14,13 @@ let pythonWithNumpy: Bool = {
     return process.terminationStatus == 0
 }()
 
+/// The JSON architecture of `layer` as a checkpoint writes it.
+func architecture<T: Scalar>(of layer: any InvertibleLayer<T>) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return String(decoding: try encoder.encode(LayerConfiguration(layer)), as: UTF8.self)
+}
+
 @Suite struct CheckpointTests {
     /// A flow of D = 8 using most layer families (containers nested), with every learnable
     /// parameter entry perturbed so that no value is a placeholder.
@@ -57,19 +64,19 @@ let pythonWithNumpy: Bool = {
             try Standardization(means: (0..<8).map { T($0) / 3 }, scales: (0..<8).map { T(1) + T($0) / 7 }))
         let path = temporaryPath("rich-\(T.self).safetensors")
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try Checkpoint(flow: flow, preprocessing: preprocessing, dataset: .object(["name": .string("test")])).write(to: path)
+        try Checkpoint(flow: flow, preprocessing: preprocessing, dataset: DatasetDescription(name: "test")).write(to: path)
         let loaded = try Checkpoint<T>.read(path: path)
         let x = Self.data(T.self)
         // Bit for bit: the same parameter bytes and a deterministic evaluation.
         #expect(try loaded.flow.logProbability(x) == flow.logProbability(x))
         var g1 = SeededGenerator(seed: 3), g2 = SeededGenerator(seed: 3)
         #expect(try loaded.flow.sample(count: 5, using: &g1) == flow.sample(count: 5, using: &g2))
-        #expect(JSONValue(configuration: loaded.flow.transform.configuration) == JSONValue(configuration: flow.transform.configuration))
+        #expect(try architecture(of: loaded.flow.transform) == architecture(of: flow.transform))
         guard case let .standardization(s) = loaded.preprocessing, case let .standardization(s0) = preprocessing else {
             Issue.record("preprocessing kind lost"); return
         }
         #expect(s == s0)
-        #expect(loaded.dataset["name"]?.stringValue == "test")
+        #expect(loaded.dataset?.name == "test")
         let names = try LayerRegistry.namedParameters(of: loaded.flow.transform).map(\.name)
         #expect(Set(names).count == names.count)
         #expect(names.contains("0.U.reflectors") && names.contains("1.dense0.weight") && names.contains("6.0.U.reflectors")
@@ -81,10 +88,12 @@ let pythonWithNumpy: Bool = {
 
     @Test func discretePreprocessingRoundTrips() throws {
         let p = Preprocessing<Float>.dequantization(try Dequantization(levels: 17, logitAlpha: 0.05))
-        let q = try Preprocessing<Float>(json: try JSONValue.parse(p.json.description))
+        let q = try JSONDecoder().decode(Preprocessing<Float>.self, from: JSONEncoder().encode(p))
         guard case let .dequantization(d) = q else { Issue.record("kind"); return }
         #expect(d.levels == 17 && d.logitAlpha == Float(0.05))
-        #expect(throws: InvertNNError.self) { try Preprocessing<Float>(json: .object(["kind": .string("magic")])) }
+        #expect(throws: InvertNNError.invalidArgument(operation: "Preprocessing", reason: "unknown preprocessing kind \"magic\"")) {
+            try JSONDecoder().decode(Preprocessing<Float>.self, from: Data(#"{"kind": "magic"}"#.utf8))
+        }
     }
 
     /// Every registered layer type rebuilds to the same configuration (domain-restricted layers
@@ -100,31 +109,73 @@ let pythonWithNumpy: Bool = {
             try ConcatNoise(features: 4, noise: StandardNormal(features: 2)), try ConcatSideInput(features: 6, sideFeatures: 1, channel: "c"),
         ]
         let original = try Sequential(layers)
-        let json = JSONValue(configuration: original.configuration)
-        let rebuilt: any InvertibleLayer<Double> = try LayerRegistry.build(try JSONValue.parse(json.description))
-        #expect(JSONValue(configuration: rebuilt.configuration) == json)
+        let json = try architecture(of: original)
+        let rebuilt = try LayerRegistry.layer(json: json, as: Double.self)
+        #expect(try architecture(of: rebuilt) == json)
         #expect(rebuilt.outputFeatures == 7)
         // Unknown types and AdaptiveWhitening are refused with the layer's position.
-        let unknown = JSONValue.object(["type": .string("Sequential"), "layers": .array([.object(["type": .string("Warp")])])])
-        #expect(throws: InvertNNError.invalidArgument(operation: "LayerRegistry", reason: "layer 0: unknown layer type \"Warp\"")) {
-            let _: any InvertibleLayer<Double> = try LayerRegistry.build(unknown)
+        let unknown = #"{"type": "Sequential", "layers": [{"type": "Diagonal", "features": 2, "bias": true}, {"type": "Warp"}]}"#
+        #expect(throws: InvertNNError.invalidArgument(operation: "LayerRegistry", reason: "layer 1: unknown layer type \"Warp\"")) {
+            _ = try LayerRegistry.layer(json: unknown, as: Double.self)
         }
         let whitening: any InvertibleLayer<Double> = try AdaptiveWhitening(features: 3)
-        #expect(throws: InvertNNError.self) {
-            let _: any InvertibleLayer<Double> = try LayerRegistry.build(JSONValue(configuration: whitening.configuration))
+        #expect(throws: InvertNNError.self) { _ = try LayerRegistry.layer(json: try architecture(of: whitening), as: Double.self) }
+        // A missing or mistyped field names the layer, its type and the field.
+        let missing = #"{"type": "Sequential", "layers": [{"type": "Inverted", "layers": [{"type": "Diagonal", "features": 2}]}]}"#
+        #expect(throws: InvertNNError.invalidArgument(operation: "LayerRegistry", reason: "layer 0.0: Diagonal: bias is missing")) {
+            _ = try LayerRegistry.layer(json: missing, as: Double.self)
+        }
+        let mistyped = #"{"type": "Sequential", "layers": [{"type": "Tanh", "features": "4"}]}"#
+        #expect(throws: InvertNNError.invalidArgument(operation: "LayerRegistry", reason: "layer 0: Tanh: features must be an integer")) {
+            _ = try LayerRegistry.layer(json: mistyped, as: Float.self)
+        }
+        // Hyper-parameters the layer rejects keep the layer's own error.
+        let rejected = #"{"type": "Sequential", "layers": [{"type": "Tanh", "features": 0}]}"#
+        #expect(throws: InvertNNError.self) { _ = try LayerRegistry.layer(json: rejected, as: Float.self) }
+    }
+
+    /// A coupling writes the keys of format 1 (the transformer's beside its own, `contextFeatures`
+    /// only when positive) and rebuilds from them, context width included.
+    @Test func couplingConfigurationKeepsFormatOneKeys() throws {
+        var g = SeededGenerator(seed: 4)
+        let plain = try AffineCoupling<Double>(features: 5, hiddenSizes: [3], scaleBound: 1.5, firstBlockSize: 2, using: &g)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(try architecture(of: plain).utf8)) as? [String: Any])
+        #expect(Set(object.keys) == ["type", "features", "firstBlockSize", "conditioningBlock", "hiddenSizes", "activation", "scaleBound"])
+        #expect(object["type"] as? String == "AffineCoupling" && (object["scaleBound"] as? NSNumber)?.doubleValue == 1.5)
+        let conditional = try AffineCoupling<Double>(
+            features: 4, transformer: try AffineTransformer(scaleBound: nil), hiddenSizes: [2], conditioningBlock: .second,
+            activation: .tanh, contextFeatures: 3, using: &g)
+        let json = try architecture(of: conditional)
+        #expect(json.contains(#""contextFeatures":3"#) && !json.contains("scaleBound"))
+        let rebuilt = try LayerRegistry.layer(json: json, as: Double.self)
+        let coupling = try #require(rebuilt as? AffineCoupling<Double>)
+        #expect(coupling.contextFeatures == 3 && coupling.conditioningBlock == .second && coupling.transformer.scaleBound == nil)
+        #expect(coupling.conditioner.sizes == conditional.conditioner.sizes)
+        #expect(try architecture(of: rebuilt) == json)
+    }
+
+    /// Metadata strings with every kind of escape, and doubles that need all 17 digits, survive a
+    /// write and read exactly.
+    @Test func metadataRoundTripsNumbersAndEscapes() throws {
+        let text = "quote \" backslash \\ tab \t é 😀 \u{01} slash /"
+        let file = SafeTensors(
+            tensors: [try SafeTensors.Tensor(name: "w", shape: [1, 4], values: [0.1, -1e-300, 3, Double(Float(0.1))])],
+            metadata: ["s": text, "empty": ""])
+        let back = try SafeTensors.decode(try file.encode(), path: "memory")
+        #expect(back.metadata == file.metadata)
+        #expect(back.tensors[0].values(as: Double.self) == [0.1, -1e-300, 3, Double(Float(0.1))])
+        for bad in ["", "{", "[1,]", "{\"a\" 1}", "nul", "1 2", "\"abc"] {
+            #expect(throws: CheckpointError.self, "\(bad)") { _ = try SafeTensors.decode(Self.file(header: bad), path: "memory") }
         }
     }
 
-    @Test func jsonRoundTripsNumbersAndEscapes() throws {
-        let value = JSONValue.object([
-            "a": .array([.number(0.1), .number(-1e-300), .number(3), .number(Double(Float(0.1)))]),
-            "s": .string("quote \" backslash \\ tab \t é \u{01}"), "n": .null, "b": .bool(true),
-        ])
-        #expect(try JSONValue.parse(value.description) == value)
-        #expect(try JSONValue.parse(" {\"x\": [1, 2.5e3, \"\\u00e9\\ud83d\\ude00\"]} ") == .object(["x": .array([.number(1), .number(2500), .string("é😀")])]))
-        for bad in ["", "{", "[1,]", "{\"a\" 1}", "nul", "1 2", "\"abc", "{\"a\":1,\"a\":2}"] {
-            #expect(throws: InvertNNError.self, "\(bad)") { try JSONValue.parse(bad) }
-        }
+    /// A safetensors file of `header` and no data.
+    static func file(header: String) -> [UInt8] {
+        var text = Array(header.utf8)
+        while text.count % 8 != 0 { text.append(0x20) }
+        var out = [UInt8]()
+        withUnsafeBytes(of: UInt64(text.count).littleEndian) { out.append(contentsOf: $0) }
+        return out + text
     }
 
     // MARK: - Malformed checkpoints
@@ -136,11 +187,11 @@ let pythonWithNumpy: Bool = {
     }
 
     /// The file with its JSON header replaced by `transform(header)`, re-padded.
-    static func rewritingHeader(_ bytes: [UInt8], _ transform: (inout [String: JSONValue]) -> Void) throws -> [UInt8] {
+    static func rewritingHeader(_ bytes: [UInt8], _ transform: (inout [String: Any]) -> Void) throws -> [UInt8] {
         let length = Int(bytes[0..<8].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
-        var header = try JSONValue.parse(Array(bytes[8..<(8 + length)])).objectValue!
+        var header = try #require(try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + length)])) as? [String: Any])
         transform(&header)
-        var text = Array(JSONValue.object(header).description.utf8)
+        var text = [UInt8](try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]))
         while text.count % 8 != 0 { text.append(0x20) }
         var out = [UInt8]()
         withUnsafeBytes(of: UInt64(text.count).littleEndian) { out.append(contentsOf: $0) }
@@ -180,16 +231,16 @@ let pythonWithNumpy: Bool = {
         // An unknown dtype.
         let name = file.tensors[0].name
         let bf16 = try Self.rewritingHeader(bytes) { header in
-            var entry = header[name]!.objectValue!
-            entry["dtype"] = .string("BF16")
-            header[name] = .object(entry)
+            var entry = header[name] as! [String: Any]
+            entry["dtype"] = "BF16"
+            header[name] = entry
         }
         #expect(throws: CheckpointError.unknownDtype(path: path, tensor: name, dtype: "BF16")) { try SafeTensors.decode(bf16, path: path) }
         // Offsets that disagree with the shape.
         let badOffsets = try Self.rewritingHeader(bytes) { header in
-            var entry = header[name]!.objectValue!
-            entry["shape"] = .array([.number(1)])
-            header[name] = .object(entry)
+            var entry = header[name] as! [String: Any]
+            entry["shape"] = [1]
+            header[name] = entry
         }
         #expect(throws: CheckpointError.self) { try SafeTensors.decode(badOffsets, path: path) }
 
@@ -276,10 +327,8 @@ let pythonWithNumpy: Bool = {
         }
         try checkpoint.write(to: path)
         let named = try LayerRegistry.namedParameters(of: flow.transform)
-        let expected = JSONValue.array(named.map {
-            .object(["name": .string($0.name), "dtype": .string("F32"), "shape": .array($0.parameter.value.shape.map { .number(Double($0)) })])
-        })
-        try AtomicFile.write(text: expected.description, to: expectedPath)
+        let expected: [[String: Any]] = named.map { ["name": $0.name, "dtype": "F32", "shape": $0.parameter.value.shape] }
+        try AtomicFile.write(text: String(decoding: try JSONSerialization.data(withJSONObject: expected), as: UTF8.self), to: expectedPath)
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("python/check_checkpoint.py").path
         let process = Process()
@@ -293,11 +342,12 @@ let pythonWithNumpy: Bool = {
         let stderr = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         #expect(process.terminationStatus == 0, "\(String(decoding: stderr, as: UTF8.self))")
-        let report = try JSONValue.parse([UInt8](stdout))
-        #expect(report["ok"] == .bool(true))
+        let report = try #require(try JSONSerialization.jsonObject(with: stdout) as? [String: Any])
+        #expect(report["ok"] as? Bool == true)
+        let tensors = report["tensors"] as? [String: [String: Any]]
         for (name, parameter) in named {
             let sum = parameter.value.storage.reduce(0.0) { $0 + Double($1) }
-            let reported = report["tensors"]?[name]?["sum"]?.doubleValue ?? .nan
+            let reported = (tensors?[name]?["sum"] as? NSNumber)?.doubleValue ?? .nan
             #expect(abs(reported - sum) <= 1e-9 * max(1, abs(sum)), "\(name)")
         }
     }

@@ -7,6 +7,8 @@ import InvertNN
 struct ConditionalCouplingFactory: LayerFactory {
     var conditioningBlock: CouplingBlock = .first
     var contextFeatures = 3
+    /// 0: the conditioner reads only the context and every feature is transformed.
+    var firstBlockSize: Int? = nil
 
     func make<T: Scalar>(features: Int, seed: UInt64, _: T.Type) throws -> any InvertibleLayer<T> {
         try makeCoupling(features: features, seed: seed, block: conditioningBlock, T.self)
@@ -15,7 +17,7 @@ struct ConditionalCouplingFactory: LayerFactory {
     func makeCoupling<T: Scalar>(features: Int, seed: UInt64, block: CouplingBlock, _: T.Type) throws -> AffineCoupling<T> {
         var rng = SeededGenerator(seed: seed)
         let layer = try AffineCoupling<T>(
-            features: features, hiddenSizes: [12], conditioningBlock: block, scaleBound: T(2),
+            features: features, hiddenSizes: [12], conditioningBlock: block, scaleBound: T(2), firstBlockSize: firstBlockSize,
             zeroInitializeLastLayer: false, contextFeatures: contextFeatures, using: &rng)
         for b in layer.conditioner.biases {
             b.value = Matrix.randomNormal(rows: 1, columns: b.value.columns, standardDeviation: T(0.3), using: &rng)
@@ -49,6 +51,19 @@ struct ConditionalFlowFactory: LayerFactory {
     @Test(arguments: [CouplingBlock.first, .second])
     func couplingContractWithContext(block: CouplingBlock) throws {
         try checkLayerContract(ConditionalCouplingFactory(conditioningBlock: block), features: [2, 3, 17], batches: [1, 2, 7])
+    }
+
+    /// The elementwise conditional affine map (empty conditioning block), also on one feature.
+    @Test func elementwiseConditionalContract() throws {
+        try checkLayerContract(ConditionalCouplingFactory(firstBlockSize: 0), features: [1, 2, 5], batches: [1, 7])
+        var rng = SeededGenerator(seed: 1)
+        #expect(throws: InvertNNError.self) {
+            try AffineCoupling<Double>(features: 3, hiddenSizes: [4], firstBlockSize: 0, using: &rng)
+        }
+        #expect(throws: InvertNNError.self) {
+            try AffineCoupling<Double>(features: 3, hiddenSizes: [4], conditioningBlock: .second, firstBlockSize: 0,
+                                       contextFeatures: 2, using: &rng)
+        }
     }
 
     @Test func sequentialContractWithContext() throws {

@@ -62,12 +62,12 @@ extension HostileLibraryTests {
     @Test func parameterCapBeforeAllocation() throws {
         // D = 6, 2 couplings of permutation (6 entries) + MLP [3, 5, 6]: 3·5+5 + 5·6+6 = 56.
         let flow = try FlowPresets.digits(features: 6, couplings: 2, hiddenSizes: [5], mixing: .permutation, as: Double.self)
-        #expect(SizeLimits.parameterCount(of: flow.transform.configuration) == 2 * (6 + 56))
+        #expect(SizeLimits.parameterCount(of: LayerConfiguration(flow.transform)) == 2 * (6 + 56))
         #expect(FlowPresets.digitsParameterCount(features: 6, couplings: 2, hiddenSizes: [5], mixing: .permutation) == 124)
         #expect(flow.transform.parameterCount == 2 * 56)
         // InvertibleLinear with m = 2 reflectors per factor: 6·4 + 6 (log-scales) + 36 (dense) + 6 (bias) = 72.
         let linear = try InvertibleLinear<Double>(features: 6, reflectors: 2)
-        #expect(SizeLimits.parameterCount(of: linear.configuration) == 72)
+        #expect(SizeLimits.parameterCount(of: LayerConfiguration(linear)) == 72)
         #expect(linear.parameterCount == 72 - 36)
 
         let clock = ContinuousClock()

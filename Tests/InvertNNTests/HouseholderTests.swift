@@ -285,7 +285,7 @@ struct HouseholderFactory: LayerFactory {
         #expect(partial.fixedLastReflector == nil)
         #expect(try partial.determinantSign() == .negative)  // three nonzero reflectors
         #expect(partial.reflectors.trainableCount == 5 + 4 + 3)
-        #expect(partial.configuration["reflectors"] == .int(3))
+        #expect(partial.configuration.reflectors == 3)
     }
 
     @Test func rejectsBadInput() throws {

@@ -97,7 +97,7 @@ struct InvertibleLinearFactory: LayerFactory {
         let names = identity.parameters.map(\.name)
         #expect(names == ["U.reflectors", "logScale", "V.reflectors", "bias"])
         #expect(Set(names).count == names.count)
-        #expect(identity.configuration["reflectorsU"] == .int(4))
+        #expect(identity.configuration.reflectorsU == 4)
         #expect(try InvertibleLinear<Double>(features: 4, hasBias: false).parameters.count == 3)
 
         var rng = SeededGenerator(seed: 5)

@@ -23,7 +23,7 @@ struct PermutationFactory: LayerFactory {
         #expect(back.logAbsDet == [0, 0])
         #expect(layer.inversePermutation == [1, 3, 0, 2])
         #expect(layer.parameters.isEmpty)
-        #expect(layer.configuration["permutation"] == .ints([2, 0, 3, 1]))
+        #expect(layer.configuration.permutation == [2, 0, 3, 1])
 
         // VJPs are the transposed gathers.
         let dy = try Matrix<Double>([[1, 2, 3, 4]])

@@ -18,7 +18,7 @@ struct ReshapeFactory: LayerFactory {
         let out = try layer.forward(x)
         #expect(out.output == x && out.logAbsDet == [0, 0, 0])
         #expect(try layer.inverse(x).output == x)
-        #expect(layer.configuration["outputShape"] == .ints([16]))
+        #expect(layer.configuration.outputShape == [16])
         #expect(throws: InvertNNError.self) { try Reshape<Double>(from: [4, 2, 2], to: [15]) }
         #expect(throws: InvertNNError.self) { try Reshape<Double>(from: [4, 0], to: [0]) }
         #expect(throws: InvertNNError.self) { try Reshape<Double>(from: [], to: [1]) }

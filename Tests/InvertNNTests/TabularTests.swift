@@ -122,7 +122,7 @@ import InvertNN
 
         let model = temporaryPath("tabular.safetensors")
         defer { try? FileManager.default.removeItem(atPath: model) }
-        try Checkpoint(flow: flow, preprocessing: preprocessing, dataset: .object(["name": .string(path)])).write(to: model)
+        try Checkpoint(flow: flow, preprocessing: preprocessing, dataset: DatasetDescription(name: path)).write(to: model)
         let loaded = try Checkpoint<Double>.read(path: model)
         var g1 = SeededGenerator(seed: 0), g2 = SeededGenerator(seed: 0)
         let a = try preprocessing.transform(data.test, using: &g1), b = try loaded.preprocessing.transform(data.test, using: &g2)

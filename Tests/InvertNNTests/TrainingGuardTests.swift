@@ -13,7 +13,8 @@ final class FaultInjectingLayer: InvertibleLayer {
     var inputFeatures: Int { base.inputFeatures }
     var outputFeatures: Int { base.outputFeatures }
     var parameters: [Parameter<Double>] { base.parameters }
-    var configuration: [String: ConfigurationValue] { base.configuration }
+    static var typeName: String { "FaultInjecting" }
+    var configuration: Diagonal<Double>.Configuration { base.configuration }
     func forward(_ x: Matrix<Double>, context: inout LayerContext<Double>) throws -> LayerOutput<Double> { try base.forward(x) }
     func inverse(_ y: Matrix<Double>, context: inout LayerContext<Double>) throws -> LayerOutput<Double> {
         var out = try base.inverse(y)

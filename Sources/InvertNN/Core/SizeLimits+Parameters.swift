@@ -1,3 +1,5 @@
+import Foundation
+
 /// The parameter cap: a model read from a file or built from options may hold at most
 /// ``SizeLimits/maximumParameters`` scalars, checked on its configuration before any layer
 /// allocates (a 3 KB checkpoint whose architecture says hidden sizes [40000, 40000] used to
@@ -7,8 +9,8 @@ extension SizeLimits {
     /// the models this library is for, far below what a machine cannot allocate.
     public static let maximumParameters = 500_000_000
 
-    /// The number of scalars the layer described by `configuration` (its
-    /// ``InvertibleLayer/configuration``, or one read from a checkpoint) allocates for its
+    /// The number of scalars the layer described by `configuration` (the JSON form of a
+    /// ``LayerConfiguration``, as a checkpoint's `architecture` holds it) allocates for its
     /// parameters and fixed matrices, computed from the sizes alone. Saturates at `Int.max`;
     /// unknown layer types count their `features`.
     ///
@@ -17,7 +19,7 @@ extension SizeLimits {
     /// `InvertibleLinear` D·(reflectorsU + reflectorsV) + D + D² (its cached dense matrix, +D with
     /// bias); `AffineCoupling`/`Coupling` the conditioner MLP `[d + context, hidden…, 2·(D − d)]`,
     /// Σ n_k·n_{k+1} + n_{k+1}.
-    public static func parameterCount(of configuration: [String: ConfigurationValue]) -> Int {
+    public static func parameterCount(of configuration: ConfigurationTree) -> Int {
         saturated(count(configuration))
     }
 
@@ -41,8 +43,16 @@ extension SizeLimits {
     /// ``requireParameterCount(_:operation:)`` of ``parameterCount(of:)``.
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)``.
-    public static func requireParameterCount(of configuration: [String: ConfigurationValue], operation: String) throws {
+    public static func requireParameterCount(of configuration: ConfigurationTree, operation: String) throws {
         try requireParameterCount(parameterCount(of: configuration), operation: operation)
+    }
+
+    /// ``parameterCount(of:)`` of a layer's configuration (through its JSON form), or `nil` if
+    /// it cannot be encoded.
+    public static func parameterCount<T: Scalar>(of configuration: LayerConfiguration<T>) -> Int? {
+        guard let data = try? JSONEncoder().encode(configuration),
+              let tree = try? JSONDecoder().decode(ConfigurationTree.self, from: data) else { return nil }
+        return parameterCount(of: tree)
     }
 
     /// `value` rounded up as an `Int`, `Int.max` from 2⁶³ on (or NaN).
@@ -54,9 +64,10 @@ extension SizeLimits {
         zip(sizes, sizes.dropFirst()).reduce(0) { $0 + $1.0 * $1.1 + $1.1 }
     }
 
-    private static func count(_ c: [String: ConfigurationValue]) -> Double {
+    private static func count(_ tree: ConfigurationTree) -> Double {
+        guard case let .object(c) = tree else { return 0 }
         func int(_ key: String) -> Double {
-            if case let .int(v)? = c[key] { return Double(max(v, 0)) }
+            if case let .number(v)? = c[key], v.isFinite { return max(v, 0) }
             return 0
         }
         func flag(_ key: String) -> Bool { if case let .bool(v)? = c[key] { return v }; return false }
@@ -65,7 +76,7 @@ extension SizeLimits {
         if case let .string(t)? = c["type"] { type = t } else { type = "" }
         switch type {
         case "Sequential", "Inverted", "Pixelwise":
-            guard case let .layers(children)? = c["layers"] else { return 0 }
+            guard case let .array(children)? = c["layers"] else { return 0 }
             return children.reduce(0) { $0 + count($1) }
         case "Diagonal": return flag("bias") ? 2 * d : d
         case "Householder": return d * int("reflectors") + (flag("bias") ? d : 0)
@@ -76,9 +87,44 @@ extension SizeLimits {
             if case let .string(block)? = c["conditioningBlock"] { first = block == "first" }
             let a = first ? k : d - k, b = d - a
             var hidden = [Double]()
-            if case let .ints(sizes)? = c["hiddenSizes"] { hidden = sizes.map { Double(max($0, 0)) } }
+            if case let .array(sizes)? = c["hiddenSizes"] {
+                hidden = sizes.map { if case let .number(v) = $0, v.isFinite { return max(v, 0) }; return 0 }
+            }
             return mlpCount([a + int("contextFeatures")] + hidden + [2 * b])
         default: return d
         }
+    }
+}
+
+/// Any JSON value, decoded without knowing the layer types: what ``SizeLimits/parameterCount(of:)``
+/// reads a layer configuration as, before any layer is built.
+public indirect enum ConfigurationTree: Decodable, Sendable, Equatable {
+    case null, bool(Bool), number(Double), string(String), array([ConfigurationTree]), object([String: ConfigurationTree])
+
+    public init(from decoder: any Decoder) throws {
+        if var list = try? decoder.unkeyedContainer() {
+            var items = [ConfigurationTree]()
+            while !list.isAtEnd { items.append(try list.decode(ConfigurationTree.self)) }
+            self = .array(items)
+            return
+        }
+        if let object = try? decoder.container(keyedBy: AnyKey.self) {
+            var members = [String: ConfigurationTree]()
+            for key in object.allKeys { members[key.stringValue] = try object.decode(ConfigurationTree.self, forKey: key) }
+            self = .object(members)
+            return
+        }
+        let value = try decoder.singleValueContainer()
+        if value.decodeNil() { self = .null }
+        else if let b = try? value.decode(Bool.self) { self = .bool(b) }
+        else if let n = try? value.decode(Double.self) { self = .number(n) }
+        else { self = .string(try value.decode(String.self)) }
+    }
+
+    private struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
     }
 }

@@ -42,6 +42,12 @@ public struct AffineTransformer<T: Scalar>: CouplingTransformer {
         workspace.keep(0, buffer)
     }
 
+    /// An affine transformer with the configured bound.
+    ///
+    /// - Throws: as ``init(scaleBound:)``.
+    public init(configuration: Configuration) throws { try self.init(scaleBound: configuration.scaleBound.map { T($0) }) }
+
+    public static var couplingTypeName: String { "AffineCoupling" }
     public var parametersPerFeature: Int { 2 }
     public var configuration: Configuration { Configuration(scaleBound: scaleBound.map { Double($0) }) }
     public var name: String { scaleBound.map { "affine(bound \($0))" } ?? "affine" }

@@ -25,7 +25,7 @@ import RealModule
 ///   `x_a` both directly and through the conditioner.
 /// - Throws: ``InvertNNError/outOfDomain(layer:value:row:column:domain:)`` when an inverse input
 ///   lies outside the transformer's inverse domain; shape errors as every layer.
-public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
+public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, RebuildableLayer {
     public typealias Element = Transformer.Element
     public typealias T = Transformer.Element
 
@@ -68,7 +68,8 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
     ///   - transformer: the per-feature bijection.
     ///   - conditioner: an MLP from `d + contextFeatures` to `P·(D - d)` features.
     ///   - conditioningBlock: which block is `a` (default the first).
-    ///   - firstBlockSize: `k` in `1..<D` (default `⌊D/2⌋`).
+    ///   - firstBlockSize: `k` in `1..<D` (default `⌊D/2⌋`); 0 for a conditional layer whose
+    ///     conditioner reads only the context and transforms every feature.
     ///   - contextFeatures: width of the conditioning context (default 0: unconditional).
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `D < 2`, `k` is out of
     ///   range, or the conditioner's sizes do not fit the split and the transformer.
@@ -76,7 +77,8 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
         features: Int, transformer: Transformer, conditioner: MLP<T>, conditioningBlock: CouplingBlock = .first,
         firstBlockSize: Int? = nil, contextFeatures: Int = 0
     ) throws {
-        let (a, b) = try Self.split(features: features, firstBlockSize: firstBlockSize, conditioningBlock: conditioningBlock)
+        let (a, b) = try Self.split(
+            features: features, firstBlockSize: firstBlockSize, conditioningBlock: conditioningBlock, contextFeatures: contextFeatures)
         guard contextFeatures >= 0 else {
             throw InvertNNError.invalidArgument(operation: Self.typeName, reason: "contextFeatures must be ≥ 0, got \(contextFeatures)")
         }
@@ -118,7 +120,8 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
         activation: MLPActivation = .relu, firstBlockSize: Int? = nil, zeroInitializeLastLayer: Bool = true,
         contextFeatures: Int = 0, using generator: inout some RandomNumberGenerator
     ) throws {
-        let (a, b) = try Self.split(features: features, firstBlockSize: firstBlockSize, conditioningBlock: conditioningBlock)
+        let (a, b) = try Self.split(
+            features: features, firstBlockSize: firstBlockSize, conditioningBlock: conditioningBlock, contextFeatures: contextFeatures)
         guard contextFeatures >= 0, contextFeatures <= SizeLimits.maximumElements else {
             throw InvertNNError.invalidArgument(operation: Self.typeName, reason: "contextFeatures must be ≥ 0, got \(contextFeatures)")
         }
@@ -128,22 +131,32 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
                       conditioningBlock: conditioningBlock, firstBlockSize: firstBlockSize, contextFeatures: contextFeatures)
     }
 
-    /// The checkpoint type name: `AffineCoupling` for the affine transformer (the name format 1
-    /// files use), else `Coupling`.
-    static var typeName: String { Transformer.self == AffineTransformer<T>.self ? "AffineCoupling" : "Coupling" }
+    /// The checkpoint type name, the transformer's ``CouplingTransformer/couplingTypeName``
+    /// (`AffineCoupling` for the affine transformer, the name format 1 files use).
+    public static var typeName: String { Transformer.couplingTypeName }
 
+    /// The conditioning and transformed ranges. A conditional layer may have an empty
+    /// conditioning block (`firstBlockSize` 0 with the first block conditioning): its conditioner
+    /// then reads only the context and every feature is transformed, an elementwise map whose
+    /// parameters are functions of `c` (a conditional diagonal Gaussian when placed next to the base).
     private static func split(
-        features: Int, firstBlockSize: Int?, conditioningBlock: CouplingBlock
+        features: Int, firstBlockSize: Int?, conditioningBlock: CouplingBlock, contextFeatures: Int
     ) throws -> (conditioning: Range<Int>, transformed: Range<Int>) {
-        guard features >= 2 else {
+        let smallest = contextFeatures > 0 ? 0 : 1
+        guard features >= smallest + 1 else {
             throw InvertNNError.invalidArgument(
                 operation: typeName,
                 reason: "needs ≥ 2 features to split into a conditioning and a transformed block, got \(features)")
         }
         try SizeLimits.features(features, operation: typeName)
         let k = firstBlockSize ?? features / 2
-        guard k >= 1, k < features else {
-            throw InvertNNError.invalidArgument(operation: typeName, reason: "firstBlockSize must be in 1..<\(features), got \(k)")
+        guard k >= smallest, k < features || (k == 0 && features >= 1) else {
+            throw InvertNNError.invalidArgument(
+                operation: typeName, reason: "firstBlockSize must be in \(smallest)..<\(features), got \(k)")
+        }
+        if k == 0, conditioningBlock == .second {
+            throw InvertNNError.invalidArgument(
+                operation: typeName, reason: "an empty conditioning block must be the first (firstBlockSize 0, conditioningBlock .first)")
         }
         let first = 0..<k, second = k..<features
         return conditioningBlock == .first ? (first, second) : (second, first)
@@ -342,21 +355,90 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer {
         return gradient
     }
 
-    public var configuration: [String: ConfigurationValue] {
-        var c: [String: ConfigurationValue] = [
-            "type": .string(Self.typeName),
-            "features": .int(features),
-            "firstBlockSize": .int(firstBlockSize),
-            "conditioningBlock": .string(conditioningBlock.rawValue),
-            "hiddenSizes": .ints(conditioner.hiddenSizes),
-            "activation": .string(conditioner.activation.configurationName),
-            "activationSlope": conditioner.activation.slope.map { .double($0) } ?? .null,
-        ]
-        if contextFeatures > 0 { c["contextFeatures"] = .int(contextFeatures) }
-        if let affine = transformer as? AffineTransformer<T> {
-            c["scaleBound"] = affine.scaleBound.map { .double(Double($0)) } ?? .null
+    /// The hyper-parameters: the split, the conditioner's shape and activation, the context
+    /// width (written only when `> 0`) and the transformer's own fields, all in one object (the
+    /// keys format 1 files use: `features`, `firstBlockSize`, `conditioningBlock`, `hiddenSizes`,
+    /// `activation`, `activationSlope`, `contextFeatures`, then e.g. `scaleBound`).
+    public struct Configuration: Codable, Sendable {
+        /// `D`, the features of `[batch, D]`.
+        public var features: Int
+        /// `k`: the first block is `[0, k)`.
+        public var firstBlockSize: Int
+        /// Which block conditions the other.
+        public var conditioningBlock: CouplingBlock
+        /// Widths of the conditioner's hidden layers.
+        public var hiddenSizes: [Int]
+        /// ``MLPActivation/configurationName``.
+        public var activation: String
+        /// ``MLPActivation/slope``.
+        public var activationSlope: Double?
+        /// Width of the conditioning context; `nil` for 0.
+        public var contextFeatures: Int?
+        /// The transformer's hyper-parameters.
+        public var transformer: Transformer.Configuration
+
+        private enum CodingKeys: String, CodingKey {
+            case features, firstBlockSize, conditioningBlock, hiddenSizes, activation, activationSlope, contextFeatures
         }
-        return c
+
+        init(
+            features: Int, firstBlockSize: Int, conditioningBlock: CouplingBlock, hiddenSizes: [Int], activation: MLPActivation,
+            contextFeatures: Int, transformer: Transformer.Configuration
+        ) {
+            self.features = features
+            self.firstBlockSize = firstBlockSize
+            self.conditioningBlock = conditioningBlock
+            self.hiddenSizes = hiddenSizes
+            self.activation = activation.configurationName
+            self.activationSlope = activation.slope
+            self.contextFeatures = contextFeatures > 0 ? contextFeatures : nil
+            self.transformer = transformer
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            features = try c.decode(Int.self, forKey: .features)
+            firstBlockSize = try c.decode(Int.self, forKey: .firstBlockSize)
+            conditioningBlock = try c.decode(CouplingBlock.self, forKey: .conditioningBlock)
+            hiddenSizes = try c.decode([Int].self, forKey: .hiddenSizes)
+            activation = try c.decode(String.self, forKey: .activation)
+            activationSlope = try c.decodeIfPresent(Double.self, forKey: .activationSlope)
+            contextFeatures = try c.decodeIfPresent(Int.self, forKey: .contextFeatures)
+            transformer = try Transformer.Configuration(from: decoder)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(features, forKey: .features)
+            try c.encode(firstBlockSize, forKey: .firstBlockSize)
+            try c.encode(conditioningBlock, forKey: .conditioningBlock)
+            try c.encode(hiddenSizes, forKey: .hiddenSizes)
+            try c.encode(activation, forKey: .activation)
+            try c.encodeIfPresent(activationSlope, forKey: .activationSlope)
+            try c.encodeIfPresent(contextFeatures, forKey: .contextFeatures)
+            try transformer.encode(to: encoder)  // the transformer's fields join the coupling's object
+        }
+    }
+
+    public var configuration: Configuration {
+        Configuration(
+            features: features, firstBlockSize: firstBlockSize, conditioningBlock: conditioningBlock,
+            hiddenSizes: conditioner.hiddenSizes, activation: conditioner.activation, contextFeatures: contextFeatures,
+            transformer: transformer.configuration)
+    }
+
+    /// A coupling with a new conditioner of the configured shape (zero last layer: placeholder
+    /// values a checkpoint overwrites).
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for an unknown activation,
+    ///   a transformer configuration the transformer rejects, or sizes the initializer rejects.
+    public convenience init(configuration c: Configuration) throws {
+        let activation = try MLPActivation(configurationName: c.activation, slope: c.activationSlope)
+        var generator = SeededGenerator(seed: 0)
+        try self.init(
+            features: c.features, transformer: try Transformer(configuration: c.transformer), hiddenSizes: c.hiddenSizes,
+            conditioningBlock: c.conditioningBlock, activation: activation, firstBlockSize: c.firstBlockSize,
+            zeroInitializeLastLayer: true, contextFeatures: c.contextFeatures ?? 0, using: &generator)
     }
 }
 

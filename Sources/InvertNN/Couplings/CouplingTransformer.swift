@@ -85,8 +85,17 @@ public protocol CouplingTransformer<Element>: Sendable {
 
     /// `P`: conditioner outputs per transformed feature.
     var parametersPerFeature: Int { get }
-    /// The hyper-parameters (not the per-row parameters, which the conditioner produces).
+    /// The hyper-parameters (not the per-row parameters, which the conditioner produces); a
+    /// coupling writes their fields into its own checkpoint object, so their names must differ
+    /// from the coupling's (`features`, `hiddenSizes`, …).
     var configuration: Configuration { get }
+    /// The transformer described by `configuration` (to rebuild a checkpoint).
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for values its initializer rejects.
+    init(configuration: Configuration) throws
+    /// The checkpoint type name of a ``Coupling`` with this transformer (`"AffineCoupling"`;
+    /// register the coupling with ``LayerRegistry`` under it).
+    static var couplingTypeName: String { get }
     /// A short name for errors and summaries (e.g. `"affine(bound 2)"`).
     var name: String { get }
 

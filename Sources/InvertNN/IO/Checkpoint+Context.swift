@@ -78,15 +78,11 @@ struct ContextDescription: Codable, Equatable {
     }
 
     /// The JSON text of this description (sorted keys).
-    func json() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
-    }
+    func json() throws -> String { try JSONCoding.encode(self, operation: "Checkpoint") }
 
     /// Parses the JSON text of a description.
     static func parse(_ text: String) throws -> ContextDescription {
-        try JSONDecoder().decode(ContextDescription.self, from: Data(text.utf8))
+        try JSONCoding.decode(ContextDescription.self, from: text, source: key)
     }
 }
 

@@ -33,7 +33,7 @@ extension Checkpoint {
 
     static func encode(
         _ state: TrainingState<T>, named: [(name: String, parameter: Parameter<T>)], flow: NormalizingFlow<T>
-    ) throws -> (tensors: [SafeTensors.Tensor], metadata: JSONValue) {
+    ) throws -> (tensors: [SafeTensors.Tensor], metadata: StateMetadata) {
         let parameters = flow.parameters
         try state.validate(for: parameters)
         // Names in flow.parameters order (the order of every array of the state).
@@ -54,25 +54,13 @@ extension Checkpoint {
         try add("trainer.iterate.", state.iterate)
         try add("trainer.last_good.", state.lastGood)
         if let average = state.average { try add("trainer.average.", average) }
-        func number(_ v: Double) -> JSONValue { .number(v) }
-        func int(_ v: Int) -> JSONValue { .number(Double(v)) }
-        func words(_ w: [UInt64]) -> JSONValue { .array(w.map { .string(hex($0)) }) }
-        let metadata = JSONValue.object([
-            "version": int(TrainingState<T>.formatVersion),
-            "epoch": int(state.epoch),
-            "global_step": int(state.globalStep),
-            "optimizer_step": int(state.optimizerStep),
-            "average_weight": number(state.averageWeight),
-            "best_index": int(state.bestIndex),
-            "best_validation_nll": number(state.bestValidation),
-            "consecutive_failures": int(state.consecutiveFailures),
-            "learning_rate_scale": number(state.learningRateScale),
-            "training_rows": int(state.trainingRows),
-            "shuffle_state": words(state.shuffleState),
-            "noise_state": words(state.noiseState),
-            "configuration": json(state.configuration),
-            "history": .array(state.history.map(json)),
-        ])
+        let metadata = StateMetadata(
+            version: TrainingState<T>.formatVersion, epoch: state.epoch, globalStep: state.globalStep,
+            optimizerStep: state.optimizerStep, averageWeight: state.averageWeight, bestIndex: state.bestIndex,
+            bestValidationNLL: state.bestValidation, consecutiveFailures: state.consecutiveFailures,
+            learningRateScale: state.learningRateScale, trainingRows: state.trainingRows,
+            shuffleState: state.shuffleState.map(HexWord.init), noiseState: state.noiseState.map(HexWord.init),
+            configuration: state.configuration, history: state.history)
         return (tensors, metadata)
     }
 
@@ -82,32 +70,21 @@ extension Checkpoint {
     static func decodeTrainingState(_ file: SafeTensors, flow: NormalizingFlow<T>, path: String) throws -> TrainingState<T>? {
         guard let text = file.metadata[trainingStateKey] else { return nil }
         func bad(_ reason: String) -> CheckpointError { .badTrainingState(path: path, reason: reason) }
-        let root: JSONValue
-        do { root = try JSONValue.parse(text, source: trainingStateKey) } catch { throw bad("not valid JSON (\(error))") }
-        guard root.objectValue != nil else { throw bad("not a JSON object") }
-        guard let version = root["version"]?.intValue else { throw bad("no integer \"version\"") }
+        let bytes = Array(text.utf8)
+        let version: Int
+        do { version = try JSONCoding.decode(StateVersion.self, from: bytes, source: trainingStateKey).version } catch {
+            throw bad(Self.reason(error))
+        }
         guard version == TrainingState<T>.formatVersion else {
             throw bad("version \(version) is not supported (this library reads \(TrainingState<T>.formatVersion))")
         }
-        func int(_ key: String, in object: JSONValue = root) throws -> Int {
-            guard let v = object[key]?.intValue else { throw bad("\"\(key)\" must be an integer") }
-            return v
-        }
-        func double(_ key: String, in object: JSONValue = root) throws -> Double {
-            guard let v = object[key]?.doubleValue else { throw bad("\"\(key)\" must be a finite number") }
-            return v
-        }
-        func words(_ key: String) throws -> [UInt64] {
-            guard let list = root[key]?.arrayValue, list.count == 4 else { throw bad("\"\(key)\" must list 4 hex words") }
-            return try list.map {
-                guard let s = $0.stringValue, let w = UInt64(s, radix: 16) else { throw bad("\"\(key)\" must list 4 hex words") }
-                return w
-            }
-        }
-        guard let configurationJSON = root["configuration"] else { throw bad("no \"configuration\"") }
-        let configuration = try decodeConfiguration(configurationJSON, bad: bad)
-        guard let historyJSON = root["history"]?.arrayValue else { throw bad("\"history\" must be a list") }
-        let history = try historyJSON.map { try decodeReport($0, bad: bad) }
+        let root: StateMetadata
+        do { root = try JSONCoding.decode(StateMetadata.self, from: bytes, source: trainingStateKey) } catch { throw bad(Self.reason(error)) }
+        guard root.shuffleState.count == 4 else { throw bad("\"shuffle_state\" must list 4 hex words") }
+        guard root.noiseState.count == 4 else { throw bad("\"noise_state\" must list 4 hex words") }
+        let configuration = root.configuration
+        do { try configuration.validate() } catch { throw bad("configuration: \(error)") }
+        let history = root.history
 
         // Tensors, in flow.parameters order, checked for presence, shape and finiteness.
         let named: [(name: String, parameter: Parameter<T>)]
@@ -136,106 +113,49 @@ extension Checkpoint {
         if let extra = byName.keys.sorted().first { throw bad("tensor \(extra) matches no parameter of the model") }
 
         let state = TrainingState<T>(
-            configuration: configuration, epoch: try int("epoch"), globalStep: try int("global_step"),
-            optimizerStep: try int("optimizer_step"), firstMoments: first, secondMoments: second, iterate: iterate,
+            configuration: configuration, epoch: root.epoch, globalStep: root.globalStep,
+            optimizerStep: root.optimizerStep, firstMoments: first, secondMoments: second, iterate: iterate,
             lastGood: lastGood, best: parameters.map { $0.value.storage }, average: average,
-            averageWeight: try double("average_weight"), history: history, bestIndex: try int("best_index"),
-            consecutiveFailures: try int("consecutive_failures"), learningRateScale: try double("learning_rate_scale"),
-            trainingRows: try int("training_rows"), shuffleState: try words("shuffle_state"), noiseState: try words("noise_state"))
+            averageWeight: root.averageWeight, history: history, bestIndex: root.bestIndex,
+            consecutiveFailures: root.consecutiveFailures, learningRateScale: root.learningRateScale,
+            trainingRows: root.trainingRows, shuffleState: root.shuffleState.map(\.value), noiseState: root.noiseState.map(\.value))
         do { try state.validate(for: parameters) } catch let error as InvertNNError { throw bad("\(error)") }
         return state
     }
 
-    // MARK: JSON of the configuration and the history
-
-    static func json(_ c: TrainingConfiguration) -> JSONValue {
-        let schedule: JSONValue
-        switch c.schedule {
-        case .constant: schedule = .object(["type": .string("constant")])
-        case let .cosine(finalFraction, warmupSteps):
-            schedule = .object(["type": .string("cosine"), "final_fraction": .number(finalFraction), "warmup_steps": .number(Double(warmupSteps))])
-        }
-        return .object([
-            "epochs": .number(Double(c.epochs)), "batch_size": .number(Double(c.batchSize)),
-            "learning_rate": .number(c.learningRate), "seed": .string(hex(c.seed)),
-            "max_gradient_norm": c.maxGradientNorm.map { .number($0) } ?? .null, "weight_decay": .number(c.weightDecay),
-            "schedule": schedule, "parameter_averaging": c.parameterAveraging.map { .number($0) } ?? .null,
-            "evaluation_batch_size": .number(Double(c.evaluationBatchSize)), "evaluation_seed": .string(hex(c.evaluationSeed)),
-            "max_consecutive_failures": .number(Double(c.maxConsecutiveFailures)),
-            "failure_learning_rate_factor": .number(c.failureLearningRateFactor),
-        ])
-    }
-
-    static func decodeConfiguration(_ j: JSONValue, bad: (String) -> CheckpointError) throws -> TrainingConfiguration {
-        func int(_ key: String) throws -> Int {
-            guard let v = j[key]?.intValue else { throw bad("configuration \"\(key)\" must be an integer") }
-            return v
-        }
-        func double(_ key: String) throws -> Double {
-            guard let v = j[key]?.doubleValue else { throw bad("configuration \"\(key)\" must be a number") }
-            return v
-        }
-        func optionalDouble(_ key: String) throws -> Double? {
-            if case .null? = j[key] { return nil }
-            return try double(key)
-        }
-        func seed(_ key: String) throws -> UInt64 {
-            guard let s = j[key]?.stringValue, let v = UInt64(s, radix: 16) else { throw bad("configuration \"\(key)\" must be a hex string") }
-            return v
-        }
-        let schedule: LearningRateSchedule
-        switch j["schedule"]?["type"]?.stringValue {
-        case "constant": schedule = .constant
-        case "cosine":
-            guard let f = j["schedule"]?["final_fraction"]?.doubleValue, let w = j["schedule"]?["warmup_steps"]?.intValue else {
-                throw bad("configuration \"schedule\": cosine needs final_fraction and warmup_steps")
-            }
-            schedule = .cosine(finalFraction: f, warmupSteps: w)
-        default: throw bad("configuration \"schedule\" must be {\"type\": \"constant\"} or {\"type\": \"cosine\", …}")
-        }
-        let c = TrainingConfiguration(
-            epochs: try int("epochs"), batchSize: try int("batch_size"), learningRate: try double("learning_rate"),
-            seed: try seed("seed"), maxGradientNorm: try optionalDouble("max_gradient_norm"), weightDecay: try double("weight_decay"),
-            schedule: schedule, parameterAveraging: try optionalDouble("parameter_averaging"),
-            evaluationBatchSize: try int("evaluation_batch_size"), evaluationSeed: try seed("evaluation_seed"),
-            maxConsecutiveFailures: try int("max_consecutive_failures"),
-            failureLearningRateFactor: try double("failure_learning_rate_factor"))
-        do { try c.validate() } catch { throw bad("configuration: \(error)") }
-        return c
-    }
-
-    static func json(_ r: EpochReport) -> JSONValue {
-        func split(_ e: SplitEvaluation) -> JSONValue {
-            .object(["nll": .number(e.negativeLogLikelihood), "bits_per_dim": .number(e.bitsPerDimension)])
-        }
-        return .object([
-            "epoch": .number(Double(r.epoch)), "steps": .number(Double(r.steps)), "train": split(r.train),
-            "validation": split(r.validation), "test": r.test.map(split) ?? .null, "is_best": .bool(r.isBest),
-            "samples_per_second": .number(r.samplesPerSecond), "elapsed_seconds": .number(r.elapsedSeconds),
-        ])
-    }
-
-    static func decodeReport(_ j: JSONValue, bad: (String) -> CheckpointError) throws -> EpochReport {
-        func split(_ key: String) throws -> SplitEvaluation? {
-            if case .null? = j[key] { return nil }
-            guard let nll = j[key]?["nll"]?.doubleValue, let bpd = j[key]?["bits_per_dim"]?.doubleValue else {
-                throw bad("history: \"\(key)\" needs finite nll and bits_per_dim")
-            }
-            return SplitEvaluation(negativeLogLikelihood: nll, bitsPerDimension: bpd)
-        }
-        guard let epoch = j["epoch"]?.intValue, let steps = j["steps"]?.intValue, let isBest = j["is_best"]?.boolValue,
-              let rate = j["samples_per_second"]?.doubleValue, let elapsed = j["elapsed_seconds"]?.doubleValue,
-              let train = try split("train"), let validation = try split("validation") else {
-            throw bad("history: an entry lacks epoch, steps, train, validation, is_best, samples_per_second or elapsed_seconds")
-        }
-        return EpochReport(
-            epoch: epoch, steps: steps, train: train, validation: validation, test: try split("test"), isBest: isBest,
-            samplesPerSecond: rate, elapsedSeconds: elapsed)
+    /// The reason of a training-state decoding error: the path and problem for malformed JSON.
+    static func reason(_ error: any Error) -> String {
+        if case let InvertNNError.malformedData(_, _, reason) = error { return reason }
+        return "\(error)"
     }
 }
 
-/// A 64-bit word as 16 lowercase hex digits (JSON numbers hold only 53 bits exactly).
-private func hex(_ w: UInt64) -> String {
-    let digits = String(w, radix: 16)
-    return String(repeating: "0", count: 16 - digits.count) + digits
+/// The `version` of a training state, read before the rest so that a newer format is reported as such.
+struct StateVersion: Decodable {
+    let version: Int
+}
+
+/// The `training_state` metadata object (keys as documented on the extension above).
+struct StateMetadata: Codable {
+    var version: Int
+    var epoch: Int
+    var globalStep: Int
+    var optimizerStep: Int
+    var averageWeight: Double
+    var bestIndex: Int
+    var bestValidationNLL: Double
+    var consecutiveFailures: Int
+    var learningRateScale: Double
+    var trainingRows: Int
+    var shuffleState: [HexWord]
+    var noiseState: [HexWord]
+    var configuration: TrainingConfiguration
+    var history: [EpochReport]
+
+    enum CodingKeys: String, CodingKey {
+        case version, epoch, globalStep = "global_step", optimizerStep = "optimizer_step", averageWeight = "average_weight"
+        case bestIndex = "best_index", bestValidationNLL = "best_validation_nll", consecutiveFailures = "consecutive_failures"
+        case learningRateScale = "learning_rate_scale", trainingRows = "training_rows", shuffleState = "shuffle_state"
+        case noiseState = "noise_state", configuration, history
+    }
 }

@@ -1,4 +1,4 @@
-import RealModule
+import Foundation
 
 /// A trained model as one safetensors file (DESIGN.md §4): the flow's parameters as tensors and,
 /// in `__metadata__`, everything needed to rebuild and use it without other files.
@@ -9,11 +9,11 @@ import RealModule
 ///
 /// `__metadata__` (every value a string, as the format requires; JSON where structured):
 /// - `format`: `"invertnn"`, `format_version`: ``formatVersion``;
-/// - `architecture`: the JSON of the transform's ``InvertibleLayer/configuration``;
+/// - `architecture`: the transform's ``LayerConfiguration`` (`{"type": "Sequential", "layers": […]}`);
 /// - `base`: the base distribution, `{"type": "StandardNormal", "features": D}`;
-/// - `preprocessing`: ``Preprocessing/json`` (levels and logit α, or feature means and scales);
-/// - `dataset`: a free-form JSON description of the training data (name, kind, image shape,
-///   column names) that tools use to display and score data;
+/// - `preprocessing`: the ``Preprocessing`` (levels and logit α, or feature means and scales);
+/// - `dataset`: a ``DatasetDescription`` of the training data (name, kind, image shape, column
+///   names) that tools use to display and score data, or `null`;
 /// - `dtype`: `"F32"` or `"F64"`;
 /// - `context` (conditional flows only): the context width, its encoding (identity,
 ///   standardization with means and scales, or one-hot classes) and the embedding network's sizes
@@ -33,8 +33,8 @@ public struct Checkpoint<T: Scalar> {
     public let flow: NormalizingFlow<T>
     /// The data preprocessing the model was trained with.
     public let preprocessing: Preprocessing<T>
-    /// A JSON description of the training data (`.object` with at least `"name"`), or `.null`.
-    public let dataset: JSONValue
+    /// The description of the training data, or `nil`.
+    public let dataset: DatasetDescription?
     /// The state to continue training from (``Trainer/trainingState``), or `nil` for a model
     /// only. Its ``TrainingState/best`` parameters are the model's and are not stored twice.
     public let trainingState: TrainingState<T>?
@@ -42,7 +42,7 @@ public struct Checkpoint<T: Scalar> {
     /// A checkpoint of `flow` trained on data preprocessed by `preprocessing`, optionally with
     /// the state to resume training.
     public init(
-        flow: NormalizingFlow<T>, preprocessing: Preprocessing<T>, dataset: JSONValue = .null,
+        flow: NormalizingFlow<T>, preprocessing: Preprocessing<T>, dataset: DatasetDescription? = nil,
         trainingState: TrainingState<T>? = nil
     ) {
         self.flow = flow
@@ -71,17 +71,17 @@ public struct Checkpoint<T: Scalar> {
         var metadata: [String: String] = [
             "format": "invertnn",
             "format_version": Self.formatVersion,
-            "architecture": JSONValue(configuration: flow.transform.configuration).description,
-            "base": JSONValue.object(["type": .string("StandardNormal"), "features": .number(Double(flow.features))]).description,
-            "preprocessing": preprocessing.json.description,
-            "dataset": dataset.description,
+            "architecture": try JSONCoding.encode(LayerConfiguration(flow.transform), operation: "Checkpoint"),
+            "base": try JSONCoding.encode(BaseDescription(type: "StandardNormal", features: flow.features), operation: "Checkpoint"),
+            "preprocessing": try JSONCoding.encode(preprocessing, operation: "Checkpoint"),
+            "dataset": try JSONCoding.encode(dataset, operation: "Checkpoint"),
             "dtype": T.dtypeName,
         ]
         if let encoder = flow.contextEncoder { metadata[ContextDescription.key] = try ContextDescription(encoder).json() }
         if let trainingState {
             let saved = try Self.encode(trainingState, named: named, flow: flow)
             tensors += saved.tensors
-            metadata[Self.trainingStateKey] = saved.metadata.description
+            metadata[Self.trainingStateKey] = try JSONCoding.encode(saved.metadata, operation: "Checkpoint")
         }
         return SafeTensors(tensors: tensors, metadata: metadata)
     }
@@ -112,10 +112,18 @@ public struct Checkpoint<T: Scalar> {
     ///   ``CheckpointError/badTrainingState(path:reason:)`` for a malformed training state.
     public init(file: SafeTensors, path: String) throws {
         let meta = file.metadata
-        func json(_ key: String) throws -> JSONValue {
+        func text(_ key: String) throws -> String {
             guard let text = meta[key] else { throw CheckpointError.badMetadata(path: path, key: key, reason: "missing") }
-            do { return try JSONValue.parse(text, source: key) } catch {
-                throw CheckpointError.badMetadata(path: path, key: key, reason: "not valid JSON (\(error))")
+            return text
+        }
+        /// A metadata entry decoded as `V`; errors name the key and what is wrong where.
+        func decode<V: Decodable>(_ type: V.Type, _ key: String) throws -> V {
+            do { return try JSONCoding.decode(type, from: try text(key), source: key) } catch let error as CheckpointError {
+                throw error
+            } catch let InvertNNError.malformedData(_, _, reason) {
+                throw CheckpointError.badMetadata(path: path, key: key, reason: "not valid JSON (\(reason))")
+            } catch {
+                throw CheckpointError.badMetadata(path: path, key: key, reason: "\(error)")
             }
         }
         guard meta["format"] == "invertnn" else {
@@ -125,24 +133,25 @@ public struct Checkpoint<T: Scalar> {
             throw CheckpointError.badMetadata(path: path, key: "format_version", reason: "missing")
         }
         guard version == Self.formatVersion else { throw CheckpointError.unsupportedVersion(path: path, version: version) }
-        let architecture = try json("architecture")
-        try Self.requireParameterCap(architecture, path: path)
-        let base = try json("base")
-        guard base["type"]?.stringValue == "StandardNormal", let features = base["features"]?.intValue else {
-            throw CheckpointError.badMetadata(path: path, key: "base", reason: "expected {\"type\": \"StandardNormal\", \"features\": D}, got \(base)")
+        let architecture = try text("architecture")
+        try Self.requireParameterCap(architecture: architecture, path: path)
+        let baseText = try text("base")
+        guard let base = try? decode(BaseDescription.self, "base"), base.type == "StandardNormal" else {
+            throw CheckpointError.badMetadata(
+                path: path, key: "base", reason: "expected {\"type\": \"StandardNormal\", \"features\": D}, got \(baseText.prefix(80))")
         }
-        let preprocessing: Preprocessing<T>
-        do { preprocessing = try Preprocessing<T>(json: try json("preprocessing")) } catch let error as InvertNNError {
-            throw CheckpointError.badMetadata(path: path, key: "preprocessing", reason: "\(error)")
-        }
-        let dataset = meta["dataset"] == nil ? JSONValue.null : try json("dataset")
+        let features = base.features
+        let preprocessing = try decode(Preprocessing<T>.self, "preprocessing")
+        let dataset = meta["dataset"] == nil ? nil : try decode(DatasetDescription?.self, "dataset")
         let transform: Sequential<T>
         do {
-            let layer: any InvertibleLayer<T> = try LayerRegistry.build(architecture)
+            let layer: any InvertibleLayer<T> = try LayerRegistry.layer(json: architecture)
             guard let sequential = layer as? Sequential<T> else {
                 throw CheckpointError.badArchitecture(path: path, reason: "the root layer must be a Sequential, got \(layer.name)")
             }
             transform = sequential
+        } catch let InvertNNError.malformedData(_, _, reason) {
+            throw CheckpointError.badMetadata(path: path, key: "architecture", reason: "not valid JSON (\(reason))")
         } catch let error as InvertNNError {
             throw CheckpointError.badArchitecture(path: path, reason: "\(error)")
         }
@@ -169,10 +178,15 @@ public struct Checkpoint<T: Scalar> {
     ///   ``CheckpointError/badMetadata(path:key:reason:)`` without an architecture; and the tensor
     ///   errors of ``init(file:path:)``. On error the flow keeps its values.
     public static func load(_ file: SafeTensors, into flow: NormalizingFlow<T>, path: String) throws {
-        guard let text = file.metadata["architecture"], let stored = try? JSONValue.parse(text) else {
+        guard let text = file.metadata["architecture"],
+              let stored = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) else {
             throw CheckpointError.badMetadata(path: path, key: "architecture", reason: "missing or not valid JSON")
         }
-        let own = JSONValue(configuration: flow.transform.configuration)
+        let ownText: String
+        do { ownText = try JSONCoding.encode(LayerConfiguration(flow.transform), operation: "Checkpoint") } catch {
+            throw CheckpointError.badArchitecture(path: path, reason: "\(error)")
+        }
+        let own = try JSONSerialization.jsonObject(with: Data(ownText.utf8), options: [.fragmentsAllowed])
         if let difference = firstDifference(stored, own, at: "architecture") {
             throw CheckpointError.architectureMismatch(path: path, reason: difference)
         }
@@ -222,25 +236,35 @@ public struct Checkpoint<T: Scalar> {
         for ((_, parameter), value) in zip(named, values) { parameter.value = value }
     }
 
-    /// A readable path to the first place two JSON values differ, or `nil` if they are equal.
-    static func firstDifference(_ a: JSONValue, _ b: JSONValue, at path: String) -> String? {
+    /// A readable path to the first place two parsed JSON values (`JSONSerialization` trees)
+    /// differ, or `nil` if they are equal; a member that is `null` equals a missing one.
+    static func firstDifference(_ a: Any, _ b: Any, at path: String) -> String? {
+        func show(_ v: Any?) -> String {
+            guard let v, !(v is NSNull) else { return "null" }
+            let s = (try? JSONSerialization.data(withJSONObject: v, options: [.fragmentsAllowed, .sortedKeys]))
+                .map { String(decoding: $0, as: UTF8.self) } ?? "\(v)"
+            return s.count > 60 ? String(s.prefix(60)) + "…" : s
+        }
         switch (a, b) {
-        case let (.object(x), .object(y)):
+        case let (x as [String: Any], y as [String: Any]):
             for key in Set(x.keys).union(y.keys).sorted() {
-                guard let u = x[key] else { return "\(path).\(key) is only in the model (\(y[key]!))" }
-                guard let v = y[key] else { return "\(path).\(key) is only in the checkpoint (\(u))" }
-                if let d = firstDifference(u, v, at: "\(path).\(key)") { return d }
+                let (u, v) = (x[key].flatMap { $0 is NSNull ? nil : $0 }, y[key].flatMap { $0 is NSNull ? nil : $0 })
+                switch (u, v) {
+                case (nil, nil): continue
+                case (nil, _?): return "\(path).\(key) is only in the model (\(show(v)))"
+                case (_?, nil): return "\(path).\(key) is only in the checkpoint (\(show(u)))"
+                case let (u?, v?): if let d = firstDifference(u, v, at: "\(path).\(key)") { return d }
+                }
             }
             return nil
-        case let (.array(x), .array(y)):
+        case let (x as [Any], y as [Any]):
             if x.count != y.count { return "\(path) has \(x.count) entries in the checkpoint, \(y.count) in the model" }
             for (i, (u, v)) in zip(x, y).enumerated() {
                 if let d = firstDifference(u, v, at: "\(path)[\(i)]") { return d }
             }
             return nil
         default:
-            if a == b { return nil }
-            let show: (JSONValue) -> String = { v in let s = v.description; return s.count > 60 ? String(s.prefix(60)) + "…" : s }
+            if (a as? NSObject)?.isEqual(b) == true { return nil }
             return "\(path) is \(show(a)) in the checkpoint, \(show(b)) in the model"
         }
     }
@@ -253,4 +277,10 @@ public struct Checkpoint<T: Scalar> {
         if let first = file.tensors.first { return first.dtype }
         throw CheckpointError.badMetadata(path: path, key: "dtype", reason: "missing, and the file has no tensors")
     }
+}
+
+/// The `base` metadata: `{"type": "StandardNormal", "features": D}`.
+struct BaseDescription: Codable {
+    var type: String
+    var features: Int
 }

@@ -1,162 +1,147 @@
-import RealModule
+import Foundation
 
-/// Rebuilds layers from their ``InvertibleLayer/configuration`` (as JSON), and names their
-/// parameters uniquely by position: the two halves of a checkpoint.
+/// Rebuilds layers from their ``LayerConfiguration`` and names their parameters uniquely by
+/// position: the two halves of a checkpoint.
 ///
-/// Rebuilt layers have their structure (sizes, permutations, fixed reflectors, activation) from
-/// the configuration and placeholder parameter values; ``Checkpoint`` then assigns the stored
-/// values by name. Containers (`Sequential`, `Inverted`, `Pixelwise`) nest their children under
-/// `"layers"`.
-///
-/// Supported types: Sequential, Inverted, Pixelwise, Diagonal, Bias, Householder,
-/// InvertibleLinear, AffineCoupling, Permutation, PixelShuffle, PixelUnshuffle, Reshape, Sigmoid,
-/// Tanh, LeakyReLU, PReLU, ELU, SELU, Baird, RangeCompression, ConcatNoise (standard normal
-/// noise), ConcatSideInput. `AdaptiveWhitening` is not: its state is fitted statistics, not
-/// parameters.
+/// The registry is a table from ``InvertibleLayer/typeName`` to the layer type's decoder, one
+/// registration line per ``RebuildableLayer`` type (see ``table(_:)``). Containers
+/// (`Sequential`, `Inverted`, `Pixelwise`) nest their children's configurations under
+/// `"layers"`; a coupling's transformer adds its own fields to the coupling's object.
+/// `AdaptiveWhitening` is not rebuildable: its state is fitted statistics, not parameters.
 public enum LayerRegistry {
-    /// The layer described by `configuration` (the JSON form of ``InvertibleLayer/configuration``).
-    ///
-    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` naming the layer path (e.g.
-    ///   `"3.0"`) for an unknown type, a missing or mistyped field, or hyper-parameters the layer's
-    ///   initializer rejects.
-    public static func build<T: Scalar>(_ configuration: JSONValue, as _: T.Type = T.self) throws -> any InvertibleLayer<T> {
-        try build(configuration, path: "")
+    /// The most layers (containers included) an architecture read from a file may describe, so
+    /// that a small file cannot demand unbounded time and memory. The presets use a few dozen.
+    public static let maximumLayers = 100_000
+
+    /// How to decode one layer type's configuration and build the layer in precision `T`.
+    struct Entry<T: Scalar>: Sendable {
+        let decode: @Sendable (any Decoder) throws -> any Codable & Sendable
+        let build: @Sendable (any Codable & Sendable) throws -> any InvertibleLayer<T>
     }
 
-    static func build<T: Scalar>(_ c: JSONValue, path: String) throws -> any InvertibleLayer<T> {
-        let at = path.isEmpty ? "the root layer" : "layer \(path)"
-        func bad(_ reason: String) -> InvertNNError {
-            .invalidArgument(operation: "LayerRegistry", reason: "\(at): \(reason)")
+    /// The registration table: one line per rebuildable layer type.
+    static func table<T: Scalar>(_: T.Type) -> [String: Entry<T>] {
+        var entries = [String: Entry<T>]()
+        func register<L: RebuildableLayer>(_: L.Type) where L.Element == T {
+            entries[L.typeName] = Entry(
+                decode: { try L.Configuration(from: $0) },
+                build: { value in
+                    guard let configuration = value as? L.Configuration else {
+                        throw InvertNNError.invalidArgument(operation: L.typeName, reason: "a configuration of type \(type(of: value))")
+                    }
+                    return try L(configuration: configuration)
+                })
         }
-        guard let type = c["type"]?.stringValue else { throw bad("no \"type\"") }
-        func int(_ key: String) throws -> Int {
-            guard let v = c[key]?.intValue else { throw bad("\(type) needs an integer \"\(key)\"") }
-            return v
-        }
-        func optionalInt(_ key: String) throws -> Int? {
-            switch c[key] {
-            case nil, .null?: return nil
-            default: return try int(key)
-            }
-        }
-        func double(_ key: String) throws -> Double {
-            guard let v = c[key]?.doubleValue else { throw bad("\(type) needs a number \"\(key)\"") }
-            return v
-        }
-        func optionalDouble(_ key: String) throws -> Double? {
-            switch c[key] {
-            case nil, .null?: return nil
-            default: return try double(key)
-            }
-        }
-        func string(_ key: String) throws -> String {
-            guard let v = c[key]?.stringValue else { throw bad("\(type) needs a string \"\(key)\"") }
-            return v
-        }
-        func optionalString(_ key: String) throws -> String? {
-            switch c[key] {
-            case nil, .null?: return nil
-            default: return try string(key)
-            }
-        }
-        func bool(_ key: String) throws -> Bool {
-            guard let v = c[key]?.boolValue else { throw bad("\(type) needs a Boolean \"\(key)\"") }
-            return v
-        }
-        func ints(_ key: String) throws -> [Int] {
-            guard let list = c[key]?.arrayValue else { throw bad("\(type) needs a list of integers \"\(key)\"") }
-            let values = list.compactMap { $0.intValue }
-            guard values.count == list.count else { throw bad("\(type) needs a list of integers \"\(key)\"") }
-            return values
-        }
-        func children() throws -> [any InvertibleLayer<T>] {
-            guard let list = c["layers"]?.arrayValue, !list.isEmpty else { throw bad("\(type) needs a non-empty \"layers\" list") }
-            return try list.enumerated().map { try build($0.element, path: path.isEmpty ? "\($0.offset)" : "\(path).\($0.offset)") }
-        }
-        func single() throws -> any InvertibleLayer<T> {
-            let list = try children()
-            guard list.count == 1 else { throw bad("\(type) wraps exactly one layer, got \(list.count)") }
-            return list[0]
-        }
-        func determinant(_ key: String) throws -> Householder<T>.Determinant? {
-            // Placeholder reflectors are zero, so the fixed last reflector alone sets det W.
-            switch try optionalString(key) {
-            case nil: return nil
-            case "zero"?: return .positive
-            case "flip"?: return .negative
-            case let other?: throw bad("\(key) must be zero, flip or null, got \(other)")
-            }
-        }
-        func parametrization() throws -> Householder<T>.Parametrization {
-            let name = try string("parametrization")
-            guard let p = Householder<T>.Parametrization(rawValue: name) else { throw bad("unknown parametrization \(name)") }
-            return p
-        }
+        register(Sequential<T>.self)
+        register(Inverted<T>.self)
+        register(Pixelwise<T>.self)
+        register(Diagonal<T>.self)
+        register(Bias<T>.self)
+        register(Householder<T>.self)
+        register(InvertibleLinear<T>.self)
+        register(AffineCoupling<T>.self)
+        register(Permutation<T>.self)
+        register(PixelShuffle<T>.self)
+        register(PixelUnshuffle<T>.self)
+        register(Reshape<T>.self)
+        register(Sigmoid<T>.self)
+        register(Tanh<T>.self)
+        register(LeakyReLU<T>.self)
+        register(PReLU<T>.self)
+        register(ELU<T>.self)
+        register(SELU<T>.self)
+        register(Baird<T>.self)
+        register(RangeCompression<T>.self)
+        register(ConcatNoise<T>.self)
+        register(ConcatSideInput<T>.self)
+        return entries
+    }
 
+    /// A table behind a class, so that finding the one for `T` is one cast (a dictionary cast
+    /// would check every entry).
+    final class Table<T: Scalar>: Sendable {
+        let entries: [String: Entry<T>]
+        init() { entries = LayerRegistry.table(T.self) }
+    }
+
+    private static let floatTable = Table<Float>()
+    private static let doubleTable = Table<Double>()
+
+    /// The table for `T` (built once per precision).
+    static func entries<T: Scalar>(_: T.Type) -> [String: Entry<T>] {
+        if let table = floatTable as? Table<T> { return table.entries }
+        if let table = doubleTable as? Table<T> { return table.entries }
+        return table(T.self)
+    }
+
+    /// The layer described by `configuration`, with placeholder parameter values.
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` (operation `LayerRegistry`)
+    ///   naming the layer path (e.g. `"layer 3.0"`) for an unknown type or hyper-parameters the
+    ///   layer's initializer rejects.
+    public static func build<T: Scalar>(_ configuration: LayerConfiguration<T>) throws -> any InvertibleLayer<T> {
+        guard let entry = entries(T.self)[configuration.typeName] else {
+            throw unknownType(configuration.typeName, at: configuration.path)
+        }
         do {
-            switch type {
-            case "Sequential": return try Sequential<T>(try children())
-            case "Inverted": return Inverted<T>(try single())
-            case "Pixelwise":
-                return try Pixelwise<T>(try single(), channels: try int("channels"), height: try int("height"), width: try int("width"))
-            case "Diagonal": return try Diagonal<T>(features: try int("features"), hasBias: try bool("bias"))
-            case "Bias": return try Bias<T>(features: try int("features"))
-            case "Householder":
-                let features = try int("features")
-                return try Householder<T>(
-                    features: features, reflectors: try int("reflectors"), determinant: try determinant("fixedLastReflector"),
-                    parametrization: try parametrization(), hasBias: try bool("bias"))
-            case "InvertibleLinear":
-                let features = try int("features")
-                let p = try parametrization()
-                let u = try Householder<T>(
-                    features: features, reflectors: try int("reflectorsU"), determinant: try determinant("fixedLastReflectorU"),
-                    parametrization: p, hasBias: false)
-                let v = try Householder<T>(
-                    features: features, reflectors: try int("reflectorsV"), determinant: try determinant("fixedLastReflectorV"),
-                    parametrization: p, hasBias: false)
-                return try InvertibleLinear<T>(u: u, logScale: [T](repeating: 0, count: features), v: v, hasBias: try bool("bias"))
-            case "AffineCoupling":
-                let blockName = try string("conditioningBlock")
-                guard let block = CouplingBlock(rawValue: blockName) else { throw bad("unknown conditioningBlock \(blockName)") }
-                let activation = try MLPActivation(configurationName: try string("activation"), slope: try optionalDouble("activationSlope"))
-                var generator = SeededGenerator(seed: 0)
-                return try AffineCoupling<T>(
-                    features: try int("features"), hiddenSizes: try ints("hiddenSizes"), conditioningBlock: block,
-                    scaleBound: try optionalDouble("scaleBound").map { T($0) }, activation: activation,
-                    firstBlockSize: try int("firstBlockSize"), zeroInitializeLastLayer: true,
-                    contextFeatures: try optionalInt("contextFeatures") ?? 0, using: &generator)
-            case "Permutation": return try Permutation<T>(features: try int("features"), permutation: try ints("permutation"))
-            case "PixelShuffle":
-                return try PixelShuffle<T>(channels: try int("channels"), height: try int("height"), width: try int("width"), factor: try int("factor"))
-            case "PixelUnshuffle":
-                return try PixelUnshuffle<T>(channels: try int("channels"), height: try int("height"), width: try int("width"), factor: try int("factor"))
-            case "Reshape": return try Reshape<T>(from: try ints("inputShape"), to: try ints("outputShape"))
-            case "Sigmoid": return try Sigmoid<T>(features: try int("features"))
-            case "Tanh": return try Tanh<T>(features: try int("features"))
-            case "LeakyReLU": return try LeakyReLU<T>(features: try int("features"), negativeSlope: T(try double("negativeSlope")))
-            case "PReLU": return try PReLU<T>(features: try int("features"))
-            case "ELU": return try ELU<T>(features: try int("features"), alpha: T(try double("alpha")))
-            case "SELU": return try SELU<T>(features: try int("features"))
-            case "Baird": return try Baird<T>(features: try int("features"))
-            case "RangeCompression":
-                return try RangeCompression<T>(features: try int("features"), lower: T(try double("lower")), upper: T(try double("upper")))
-            case "ConcatNoise":
-                let noise = try optionalString("noise") ?? "StandardNormal"
-                guard noise == "StandardNormal" else { throw bad("unsupported noise distribution \(noise)") }
-                return try ConcatNoise<T>(
-                    features: try int("features"), noise: StandardNormal<T>(features: try int("noiseFeatures")), channel: try string("channel"))
-            case "ConcatSideInput":
-                return try ConcatSideInput<T>(features: try int("features"), sideFeatures: try int("sideFeatures"), channel: try string("channel"))
-            case "AdaptiveWhitening":
-                throw bad("AdaptiveWhitening cannot be rebuilt from a checkpoint (its state is fitted statistics, not parameters)")
-            default:
-                throw bad("unknown layer type \"\(type)\"")
-            }
+            return try entry.build(configuration.value)
         } catch let error as InvertNNError {
             if case .invalidArgument(operation: "LayerRegistry", _) = error { throw error }
-            throw bad("\(type): \(error)")
+            throw self.error(at: configuration.path, "\(configuration.typeName): \(error)")
         }
+    }
+
+    /// The layer described by a JSON architecture (a ``LayerConfiguration``), reading at most
+    /// ``maximumLayers`` layers.
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` (operation `LayerRegistry`)
+    ///   as ``build(_:)`` and for a missing or mistyped field;
+    ///   ``InvertNNError/malformedData(source:line:reason:)`` for text that is not JSON.
+    public static func layer<T: Scalar>(json: String, as _: T.Type = T.self) throws -> any InvertibleLayer<T> {
+        let counter = LayerCounter()
+        let configuration = try JSONCoding.decode(
+            LayerConfiguration<T>.self, from: json, source: "architecture", userInfo: [LayerCounter.key: counter])
+        return try build(configuration)
+    }
+
+    /// Counts the layers of one decoding, to enforce ``maximumLayers``.
+    final class LayerCounter: @unchecked Sendable {
+        static let key = CodingUserInfoKey(rawValue: "InvertNN.LayerCounter")!
+        var count = 0
+    }
+
+    /// Decodes the configuration of a layer of type `name` (``LayerConfiguration/init(from:)``).
+    static func decodeConfiguration<T: Scalar>(
+        named name: String, from decoder: any Decoder, as _: T.Type, path: String
+    ) throws -> any Codable & Sendable {
+        if let counter = decoder.userInfo[LayerCounter.key] as? LayerCounter {
+            counter.count += 1
+            guard counter.count <= maximumLayers else {
+                throw error(at: path, "the architecture has more than \(maximumLayers) layers (LayerRegistry.maximumLayers)")
+            }
+        }
+        if name == "AdaptiveWhitening" {
+            throw error(at: path, "AdaptiveWhitening cannot be rebuilt from a checkpoint (its state is fitted statistics, not parameters)")
+        }
+        guard let entry = entries(T.self)[name] else { throw unknownType(name, at: path) }
+        do {
+            return try entry.decode(decoder)
+        } catch let error as DecodingError {
+            throw self.error(at: path, "\(name): \(JSONCoding.describe(error, below: decoder.codingPath.count))")
+        }
+    }
+
+    /// `"3.0"` for the coding path `layers[3].layers[0]` (the position of each enclosing child).
+    static func layerPath(_ codingPath: [any CodingKey]) -> String {
+        codingPath.compactMap { $0.intValue.map(String.init) }.joined(separator: ".")
+    }
+
+    static func error(at path: String, _ reason: String) -> InvertNNError {
+        .invalidArgument(operation: "LayerRegistry", reason: "\(path.isEmpty ? "the root layer" : "layer \(path)"): \(reason)")
+    }
+
+    static func unknownType(_ name: String, at path: String) -> InvertNNError {
+        error(at: path, "unknown layer type \"\(name)\"")
     }
 
     /// Every parameter of `layer` with a name unique within it: the parameter's own name prefixed

@@ -13,6 +13,76 @@ import RealModule
 ///
 /// Tensors keep their raw bytes, so values round-trip bit for bit.
 public struct SafeTensors: Sendable {
+    /// The JSON header: tensor entries by name plus the optional `__metadata__` object.
+    struct Header: Codable {
+        static let metadataKey = "__metadata__"
+
+        /// One tensor's entry; fields are optional so that a missing one is reported by name.
+        struct Entry: Codable {
+            var dtype: String?
+            var shape: [Int]?
+            var dataOffsets: [Int]?
+            enum CodingKeys: String, CodingKey { case dtype, shape, dataOffsets = "data_offsets" }
+        }
+
+        /// A header that is JSON but not a safetensors header, with the reason.
+        struct Problem: Error { let reason: String }
+
+        var entries: [String: Entry]
+        var metadata: [String: String]?
+
+        init(entries: [String: Entry], metadata: [String: String]?) {
+            self.entries = entries
+            self.metadata = metadata
+        }
+
+        init(from decoder: any Decoder) throws {
+            guard let container = try? decoder.container(keyedBy: DynamicCodingKey.self) else {
+                throw Problem(reason: "the header is not a JSON object")
+            }
+            entries = [:]
+            metadata = nil
+            for key in container.allKeys {
+                if key.stringValue == Self.metadataKey {
+                    guard let object = try? container.nestedContainer(keyedBy: DynamicCodingKey.self, forKey: key) else {
+                        throw Problem(reason: "__metadata__ is not an object")
+                    }
+                    var values = [String: String]()
+                    for name in object.allKeys {
+                        guard let text = try? object.decode(String.self, forKey: name) else {
+                            throw Problem(reason: "__metadata__ value of \(name.stringValue) is not a string")
+                        }
+                        values[name.stringValue] = text
+                    }
+                    metadata = values
+                } else {
+                    entries[key.stringValue] = try Self.entry(key, in: container)
+                }
+            }
+        }
+
+        /// A tensor entry, with a missing or mistyped field left `nil` (a shape that is not a list
+        /// of integers is reported as such).
+        private static func entry(_ key: DynamicCodingKey, in container: KeyedDecodingContainer<DynamicCodingKey>) throws -> Entry {
+            guard let fields = try? container.nestedContainer(keyedBy: Entry.CodingKeys.self, forKey: key) else {
+                return Entry(dtype: nil, shape: nil, dataOffsets: nil)
+            }
+            let shape = try? fields.decode([Int].self, forKey: .shape)
+            if shape == nil, fields.contains(.shape) {
+                throw Problem(reason: "tensor \(key.stringValue) has a shape that is not a list of sizes")
+            }
+            // Present but not integers: an empty list, which fails the [begin, end] check.
+            let offsets = (try? fields.decode([Int].self, forKey: .dataOffsets)) ?? (fields.contains(.dataOffsets) ? [] : nil)
+            return Entry(dtype: try? fields.decode(String.self, forKey: .dtype), shape: shape, dataOffsets: offsets)
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: DynamicCodingKey.self)
+            for (name, entry) in entries { try container.encode(entry, forKey: DynamicCodingKey(name)) }
+            if let metadata { try container.encode(metadata, forKey: DynamicCodingKey(Self.metadataKey)) }
+        }
+    }
+
     /// The element types this library reads and writes.
     public enum DType: String, Sendable, CaseIterable {
         case f32 = "F32", f64 = "F64"
@@ -106,21 +176,16 @@ public struct SafeTensors: Sendable {
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for duplicate tensor names
     ///   or a tensor named `__metadata__`.
     public func encode() throws -> [UInt8] {
-        var header = [String: JSONValue]()
+        var header = Header(entries: [:], metadata: metadata.isEmpty ? nil : metadata)
         var offset = 0
         for t in tensors {
-            guard header[t.name] == nil, t.name != "__metadata__" else {
+            guard header.entries[t.name] == nil, t.name != Header.metadataKey else {
                 throw InvertNNError.invalidArgument(operation: "SafeTensors.encode", reason: "duplicate or reserved tensor name \(t.name)")
             }
-            header[t.name] = .object([
-                "dtype": .string(t.dtype.rawValue),
-                "shape": .array(t.shape.map { .number(Double($0)) }),
-                "data_offsets": .array([.number(Double(offset)), .number(Double(offset + t.bytes.count))]),
-            ])
+            header.entries[t.name] = Header.Entry(dtype: t.dtype.rawValue, shape: t.shape, dataOffsets: [offset, offset + t.bytes.count])
             offset += t.bytes.count
         }
-        if !metadata.isEmpty { header["__metadata__"] = .object(metadata.mapValues { .string($0) }) }
-        var headerBytes = Array(JSONValue.object(header).description.utf8)
+        var headerBytes = Array(try JSONCoding.encode(header, operation: "SafeTensors.encode").utf8)
         while (8 + headerBytes.count) % 8 != 0 { headerBytes.append(0x20) }
         var out = [UInt8]()
         out.reserveCapacity(8 + headerBytes.count + offset)
@@ -149,45 +214,31 @@ public struct SafeTensors: Sendable {
         guard headerEnd <= bytes.count else {
             throw CheckpointError.truncated(path: path, expected: headerEnd, actual: bytes.count)
         }
-        let json: JSONValue
+        let header: Header
         do {
-            json = try JSONValue.parse(Array(bytes[8..<headerEnd]), source: "header")
-        } catch {
-            throw CheckpointError.malformedHeader(path: path, reason: "not valid JSON (\(error))")
+            header = try JSONCoding.decode(Header.self, from: bytes[8..<headerEnd], source: "header")
+        } catch let InvertNNError.malformedData(_, _, reason) {
+            throw CheckpointError.malformedHeader(path: path, reason: "not valid JSON (\(reason))")
+        } catch let problem as Header.Problem {
+            throw CheckpointError.malformedHeader(path: path, reason: problem.reason)
         }
-        guard let members = json.objectValue else {
-            throw CheckpointError.malformedHeader(path: path, reason: "the header is not a JSON object")
-        }
-        var metadata = [String: String]()
-        if let meta = members["__metadata__"] {
-            guard let object = meta.objectValue else {
-                throw CheckpointError.malformedHeader(path: path, reason: "__metadata__ is not an object")
-            }
-            for (key, value) in object {
-                guard let text = value.stringValue else {
-                    throw CheckpointError.malformedHeader(path: path, reason: "__metadata__ value of \(key) is not a string")
-                }
-                metadata[key] = text
-            }
-        }
+        let metadata = header.metadata ?? [:]
         let dataCount = bytes.count - headerEnd
         var entries = [(name: String, dtype: DType, shape: [Int], begin: Int, end: Int)]()
-        for (name, entry) in members where name != "__metadata__" {
-            guard let dtypeName = entry["dtype"]?.stringValue,
-                  let shapeValues = entry["shape"]?.arrayValue,
-                  let offsets = entry["data_offsets"]?.arrayValue else {
+        for (name, entry) in header.entries {
+            guard let dtypeName = entry.dtype, let shape = entry.shape, let offsets = entry.dataOffsets else {
                 throw CheckpointError.malformedHeader(path: path, reason: "tensor \(name) lacks dtype, shape or data_offsets")
             }
             guard let dtype = DType(rawValue: dtypeName) else {
                 throw CheckpointError.unknownDtype(path: path, tensor: name, dtype: dtypeName)
             }
-            let shape = shapeValues.compactMap { $0.intValue }
-            guard shape.count == shapeValues.count, shape.allSatisfy({ $0 >= 0 }) else {
+            guard shape.allSatisfy({ $0 >= 0 }) else {
                 throw CheckpointError.malformedHeader(path: path, reason: "tensor \(name) has a shape that is not a list of sizes")
             }
-            guard offsets.count == 2, let begin = offsets[0].intValue, let end = offsets[1].intValue, begin >= 0, end >= begin else {
+            guard offsets.count == 2, offsets[0] >= 0, offsets[1] >= offsets[0] else {
                 throw CheckpointError.badOffsets(path: path, tensor: name, reason: "data_offsets must be [begin, end] with 0 ≤ begin ≤ end")
             }
+            let (begin, end) = (offsets[0], offsets[1])
             let (elements, overflow) = shape.reduce((1, false)) { acc, d in
                 let (p, o) = acc.0.multipliedReportingOverflow(by: d); return (p, acc.1 || o)
             }

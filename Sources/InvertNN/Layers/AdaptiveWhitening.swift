@@ -126,10 +126,23 @@ public final class AdaptiveWhitening<T: Scalar>: InvertibleLayer {
     public var inputFeatures: Int { features }
     public var outputFeatures: Int { features }
     public var parameters: [Parameter<T>] { [] }
-    public var configuration: [String: ConfigurationValue] {
-        ["type": .string("AdaptiveWhitening"), "features": .int(features), "variant": .string(variant.rawValue),
-         "memorySize": .int(memorySize), "refitInterval": refitInterval.map { .int($0) } ?? .null,
-         "epsilon": .double(Double(epsilon))]
+    /// The hyper-parameters (for summaries; the layer cannot be rebuilt from them, its state is
+    /// fitted statistics).
+    public struct Configuration: Codable, Sendable, Equatable {
+        /// `D`, the features of `[batch, D]`.
+        public var features: Int
+        /// The whitening variant.
+        public var variant: String
+        /// Samples the running statistics remember.
+        public var memorySize: Int
+        /// Steps between refits, or `nil`.
+        public var refitInterval: Int?
+        /// The eigenvalue floor.
+        public var epsilon: Double
+    }
+    public static var typeName: String { "AdaptiveWhitening" }
+    public var configuration: Configuration {
+        Configuration(features: features, variant: variant.rawValue, memorySize: memorySize, refitInterval: refitInterval, epsilon: Double(epsilon))
     }
 
     // MARK: - Fitting

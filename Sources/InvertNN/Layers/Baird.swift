@@ -25,7 +25,7 @@ import RealModule
 ///   direction; shape errors as every layer.
 /// - Source: Baird, Smalenberger & Ingkiriwang 2005, "One-step neural network inversion with
 ///   PDF learning and emulation" (IJCNN), in the form written by invertnn; DESIGN.md §3.
-public final class Baird<T: Scalar>: ElementwiseLayer {
+public final class Baird<T: Scalar>: ElementwiseLayer, RebuildableLayer {
     public typealias Element = T
 
     /// The feature count of every sample, `[batch, features]`.
@@ -52,9 +52,10 @@ public final class Baird<T: Scalar>: ElementwiseLayer {
     public var inputFeatures: Int { features }
     public var outputFeatures: Int { features }
     public var parameters: [Parameter<T>] { [shift] }
-    public var configuration: [String: ConfigurationValue] {
-        ["type": .string("Baird"), "features": .int(features)]
-    }
+    public static var typeName: String { "Baird" }
+    public var configuration: FeatureConfiguration { FeatureConfiguration(features: features) }
+    /// A layer on `configuration.features` features (see ``init(features:)``).
+    public convenience init(configuration: FeatureConfiguration) throws { try self.init(features: configuration.features) }
     var perFeatureParameter: Parameter<T>? { shift }
     func makeMap() -> BairdMap<T> { BairdMap(shifts: shift.value.storage) }
 

@@ -9,7 +9,7 @@ import RealModule
 /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` from the initializer for
 ///   `features < 1` or a wrong-length or non-finite `bias`; shape errors as every layer.
 /// - Source: DESIGN.md §3 (structural layers; invertnn's bias layer).
-public final class Bias<T: Scalar>: InvertibleLayer {
+public final class Bias<T: Scalar>: RebuildableLayer {
     public typealias Element = T
 
     /// The feature count of every sample, `[batch, features]`.
@@ -36,9 +36,10 @@ public final class Bias<T: Scalar>: InvertibleLayer {
     public var inputFeatures: Int { features }
     public var outputFeatures: Int { features }
     public var parameters: [Parameter<T>] { [bias] }
-    public var configuration: [String: ConfigurationValue] {
-        ["type": .string("Bias"), "features": .int(features)]
-    }
+    public static var typeName: String { "Bias" }
+    public var configuration: FeatureConfiguration { FeatureConfiguration(features: features) }
+    /// A layer on `configuration.features` features (see ``init(features:)``).
+    public convenience init(configuration: FeatureConfiguration) throws { try self.init(features: configuration.features) }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)

@@ -13,7 +13,7 @@ import RealModule
 ///   `forward(inverse(y))` reproduces `y` exactly), otherwise from `context.generator`.
 /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if forward finds neither a given
 ///   ε nor a generator (the plain ``forward(_:)`` has neither); shape mismatches.
-public final class ConcatNoise<T: Scalar>: InvertibleLayer {
+public final class ConcatNoise<T: Scalar>: RebuildableLayer {
     public typealias Element = T
 
     /// Features of `x`, the forward input.
@@ -45,11 +45,31 @@ public final class ConcatNoise<T: Scalar>: InvertibleLayer {
     public var inputFeatures: Int { features }
     public var outputFeatures: Int { noiseFeatures + features }
     public var parameters: [Parameter<T>] { [] }
-    public var configuration: [String: ConfigurationValue] {
-        ["type": .string("ConcatNoise"), "features": .int(features), "noiseFeatures": .int(noiseFeatures),
-         "channel": .string(channel),
-         // Which q, so that a checkpoint can rebuild the layer (only the standard normal so far).
-         "noise": .string(noise is StandardNormal<T> ? "StandardNormal" : String(describing: type(of: noise)))]
+    /// The hyper-parameters: the feature counts, the side channel's name and the noise
+    /// distribution (`"StandardNormal"`, the only one a checkpoint can rebuild so far).
+    public struct Configuration: Codable, Sendable, Equatable {
+        /// `D`, the features of `[batch, D]`.
+        public var features: Int
+        /// Features of the appended noise.
+        public var noiseFeatures: Int
+        /// The name of the side channel in the ``LayerContext``.
+        public var channel: String
+        /// The noise distribution (`"StandardNormal"`; absent means the same).
+        public var noise: String?
+    }
+    public static var typeName: String { "ConcatNoise" }
+    public var configuration: Configuration {
+        Configuration(
+            features: features, noiseFeatures: noiseFeatures, channel: channel,
+            noise: noise is StandardNormal<T> ? "StandardNormal" : String(describing: type(of: noise)))
+    }
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for a noise other than `StandardNormal`.
+    public convenience init(configuration c: Configuration) throws {
+        let noise = c.noise ?? "StandardNormal"
+        guard noise == "StandardNormal" else {
+            throw InvertNNError.invalidArgument(operation: "ConcatNoise", reason: "unsupported noise distribution \(noise)")
+        }
+        try self.init(features: c.features, noise: StandardNormal<T>(features: c.noiseFeatures), channel: c.channel)
     }
 
     public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {

@@ -12,7 +12,7 @@ import RealModule
 ///   ``InvertNNError/shapeMismatch(operation:expected:actual:)``.
 ///
 /// Source: invertnn's concatenation with an inference-context input, made explicit.
-public final class ConcatSideInput<T: Scalar>: InvertibleLayer {
+public final class ConcatSideInput<T: Scalar>: RebuildableLayer {
     public typealias Element = T
 
     /// Features of `x`, the forward input.
@@ -40,9 +40,19 @@ public final class ConcatSideInput<T: Scalar>: InvertibleLayer {
     public var inputFeatures: Int { features }
     public var outputFeatures: Int { features + sideFeatures }
     public var parameters: [Parameter<T>] { [] }
-    public var configuration: [String: ConfigurationValue] {
-        ["type": .string("ConcatSideInput"), "features": .int(features), "sideFeatures": .int(sideFeatures),
-         "channel": .string(channel)]
+    /// The hyper-parameters: the feature counts and the side channel's name.
+    public struct Configuration: Codable, Sendable, Equatable {
+        /// `D`, the features of `[batch, D]`.
+        public var features: Int
+        /// Features of the side input.
+        public var sideFeatures: Int
+        /// The name of the side channel in the ``LayerContext``.
+        public var channel: String
+    }
+    public static var typeName: String { "ConcatSideInput" }
+    public var configuration: Configuration { Configuration(features: features, sideFeatures: sideFeatures, channel: channel) }
+    public convenience init(configuration c: Configuration) throws {
+        try self.init(features: c.features, sideFeatures: c.sideFeatures, channel: c.channel)
     }
 
     public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {

@@ -6,7 +6,7 @@ import RealModule
 /// - Log-determinant: `Σ_j s_j` (forward), `-Σ_j s_j` (inverse), in nats, the same for every sample.
 /// - The scale `exp(s)` is never zero, so the map is always invertible; signs are left to the
 ///   orthogonal factors (DESIGN.md §3; invertnn's diagonal layer).
-public final class Diagonal<T: Scalar>: InvertibleLayer {
+public final class Diagonal<T: Scalar>: RebuildableLayer {
     public typealias Element = T
 
     /// The feature count of every sample, `[batch, features]`.
@@ -52,9 +52,16 @@ public final class Diagonal<T: Scalar>: InvertibleLayer {
     public var inputFeatures: Int { features }
     public var outputFeatures: Int { features }
     public let parameters: [Parameter<T>]
-    public var configuration: [String: ConfigurationValue] {
-        ["type": .string("Diagonal"), "features": .int(features), "bias": .bool(bias != nil)]
+    /// The hyper-parameters: the feature count and whether there is a bias.
+    public struct Configuration: Codable, Sendable, Equatable {
+        /// `D`, the features of `[batch, D]`.
+        public var features: Int
+        /// Whether the layer has a bias.
+        public var bias: Bool
     }
+    public static var typeName: String { "Diagonal" }
+    public var configuration: Configuration { Configuration(features: features, bias: bias != nil) }
+    public convenience init(configuration c: Configuration) throws { try self.init(features: c.features, hasBias: c.bias) }
 
     /// Reused buffers (see ``Workspace``): output, log-dets, per-feature factors and sums.
     let workspace = Workspace<T>(slots: DiagonalSlot.count)

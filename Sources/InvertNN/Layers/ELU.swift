@@ -16,7 +16,7 @@ import RealModule
 ///   inverse input `y ≤ -α` or NaN/±∞ in either direction, with its position.
 /// - Source: Clevert et al. 2016, "Fast and accurate deep network learning by exponential linear
 ///   units (ELUs)"; DESIGN.md §3.
-public final class ELU<T: Scalar>: ElementwiseLayer {
+public final class ELU<T: Scalar>: ElementwiseLayer, RebuildableLayer {
     public typealias Element = T
 
     /// The feature count of every sample, `[batch, features]`.
@@ -41,9 +41,16 @@ public final class ELU<T: Scalar>: ElementwiseLayer {
     public var inputFeatures: Int { features }
     public var outputFeatures: Int { features }
     public var parameters: [Parameter<T>] { [] }
-    public var configuration: [String: ConfigurationValue] {
-        ["type": .string("ELU"), "features": .int(features), "alpha": .double(Double(alpha))]
+    /// The hyper-parameters: the feature count and `α`.
+    public struct Configuration: Codable, Sendable, Equatable {
+        /// `D`, the features of `[batch, D]`.
+        public var features: Int
+        /// `α`, the saturation value for negative inputs.
+        public var alpha: Double
     }
+    public static var typeName: String { "ELU" }
+    public var configuration: Configuration { Configuration(features: features, alpha: Double(alpha)) }
+    public convenience init(configuration c: Configuration) throws { try self.init(features: c.features, alpha: T(c.alpha)) }
     var perFeatureParameter: Parameter<T>? { nil }
     func makeMap() -> ScaledELUMap<T> { ScaledELUMap(alpha: alpha, scale: 1) }
 

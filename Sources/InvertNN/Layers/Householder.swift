@@ -25,7 +25,7 @@ import RealModule
 ///   directly (`≈ 4 B Σ c p`, `2 B n²` for a full trapezoidal set) and backward rebuilds each
 ///   block's input from its output (three GEMMs over `[2B, p]` per block). The automatic rule
 ///   picks the cheaper from a flop model per call.
-public final class Householder<T: Scalar>: InvertibleLayer {
+public final class Householder<T: Scalar>: RebuildableLayer {
     public typealias Element = T
 
     /// The sign of `det W`.
@@ -230,13 +230,51 @@ public final class Householder<T: Scalar>: InvertibleLayer {
     public let parameters: [Parameter<T>]
     /// Reused buffers of the calls (see ``Workspace``; slots in ``HouseholderSlot``).
     let workspace = Workspace<T>(slots: HouseholderSlot.count)
-    public var configuration: [String: ConfigurationValue] {
-        [
-            "type": .string("Householder"), "features": .int(features), "reflectors": .int(reflectorCount),
-            "parametrization": .string(parametrization.rawValue),
-            "fixedLastReflector": fixedLastReflector.map { .string($0.rawValue) } ?? .null,
-            "bias": .bool(bias != nil),
-        ]
+    /// The hyper-parameters: the feature and reflector counts, the parametrization, the fixed
+    /// last reflector (`"zero"` for det +1, `"flip"` for det -1, or none) and whether there is a bias.
+    public struct Configuration: Codable, Sendable, Equatable {
+        /// `D`, the features of `[batch, D]`.
+        public var features: Int
+        /// `m`, the number of reflectors.
+        public var reflectors: Int
+        /// `"trapezoidal"` or `"general"`.
+        public var parametrization: String
+        /// `"zero"`, `"flip"` or `nil` (no fixed reflector).
+        public var fixedLastReflector: String?
+        /// Whether the layer has a bias.
+        public var bias: Bool
+    }
+    public static var typeName: String { "Householder" }
+    public var configuration: Configuration {
+        Configuration(
+            features: features, reflectors: reflectorCount, parametrization: parametrization.rawValue,
+            fixedLastReflector: fixedLastReflector?.rawValue, bias: bias != nil)
+    }
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for an unknown
+    ///   parametrization or fixed reflector, or sizes the initializer rejects.
+    public convenience init(configuration c: Configuration) throws {
+        try self.init(
+            features: c.features, reflectors: c.reflectors, determinant: try Self.determinant(fixedLastReflector: c.fixedLastReflector),
+            parametrization: try Self.parametrization(named: c.parametrization), hasBias: c.bias)
+    }
+
+    /// The determinant a stored fixed last reflector gives placeholder reflectors (which are zero,
+    /// so the fixed reflector alone sets det W).
+    static func determinant(fixedLastReflector name: String?) throws -> Determinant? {
+        switch name {
+        case nil: return nil
+        case "zero"?: return .positive
+        case "flip"?: return .negative
+        case let other?:
+            throw InvertNNError.invalidArgument(operation: "Householder", reason: "fixedLastReflector must be zero, flip or null, got \(other)")
+        }
+    }
+
+    static func parametrization(named name: String) throws -> Parametrization {
+        guard let p = Parametrization(rawValue: name) else {
+            throw InvertNNError.invalidArgument(operation: "Householder", reason: "unknown parametrization \(name)")
+        }
+        return p
     }
 
     /// The sign of `det W` for the current parameters: `(-1)^k` for `k` nonzero reflectors (fixed

@@ -74,16 +74,14 @@ public protocol InvertibleLayer<Element>: AnyObject {
     /// after each layer, so their memory does not grow with depth. The default does nothing.
     func releaseBuffers()
 
-    /// A JSON-compatible description of the layer's hyper-parameters (not its parameter values),
-    /// used by checkpoints to rebuild the architecture.
-    var configuration: [String: ConfigurationValue] { get }
-}
-
-/// A JSON-compatible configuration value for ``InvertibleLayer/configuration``.
-public enum ConfigurationValue: Equatable, Sendable, Codable {
-    case int(Int), double(Double), string(String), bool(Bool), ints([Int]), doubles([Double])
-    case layers([[String: ConfigurationValue]])
-    case null
+    /// The layer's hyper-parameters (its constructor arguments, not its parameter values), the
+    /// Codable half of a checkpoint's architecture (``LayerConfiguration``).
+    associatedtype Configuration: Codable & Sendable
+    /// The name a checkpoint stores in `"type"` and the ``LayerRegistry`` looks up (e.g.
+    /// `"Householder"`).
+    static var typeName: String { get }
+    /// This layer's ``Configuration``.
+    var configuration: Configuration { get }
 }
 
 extension InvertibleLayer {

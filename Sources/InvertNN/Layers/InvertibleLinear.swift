@@ -14,7 +14,7 @@ import RealModule
 ///   the sign of `det` is carried by the orthogonal factors.
 /// - Backward chains the three sub-layers' hand-written VJPs (recomputing their intermediates from
 ///   the input), in both directions.
-public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
+public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
     public typealias Element = T
 
     /// `n`, the size of `x` and `y`.
@@ -151,15 +151,42 @@ public final class InvertibleLinear<T: Scalar>: InvertibleLayer {
     public let parameters: [Parameter<T>]
     /// Reused buffers of the dense path (see ``Workspace``; slots in ``LinearSlot``).
     let workspace = Workspace<T>(slots: LinearSlot.count)
-    public var configuration: [String: ConfigurationValue] {
-        [
-            "type": .string("InvertibleLinear"), "features": .int(features),
-            "reflectorsU": .int(orthogonalU.reflectorCount), "reflectorsV": .int(orthogonalV.reflectorCount),
-            "parametrization": .string(orthogonalU.parametrization.rawValue),
-            "fixedLastReflectorU": orthogonalU.fixedLastReflector.map { .string($0.rawValue) } ?? .null,
-            "fixedLastReflectorV": orthogonalV.fixedLastReflector.map { .string($0.rawValue) } ?? .null,
-            "bias": .bool(bias != nil),
-        ]
+    /// The hyper-parameters: the feature count, the reflector counts and fixed last reflectors of
+    /// the two orthogonal factors (as ``Householder/Configuration``), their parametrization, and
+    /// whether there is a bias.
+    public struct Configuration: Codable, Sendable, Equatable {
+        /// `D`, the features of `[batch, D]`.
+        public var features: Int
+        /// Reflectors of the left factor `U`.
+        public var reflectorsU: Int
+        /// Reflectors of the right factor `V`.
+        public var reflectorsV: Int
+        /// `"trapezoidal"` or `"general"`.
+        public var parametrization: String
+        /// The fixed last reflector of `U`.
+        public var fixedLastReflectorU: String?
+        /// The fixed last reflector of `V`.
+        public var fixedLastReflectorV: String?
+        /// Whether the layer has a bias.
+        public var bias: Bool
+    }
+    public static var typeName: String { "InvertibleLinear" }
+    public var configuration: Configuration {
+        Configuration(
+            features: features, reflectorsU: orthogonalU.reflectorCount, reflectorsV: orthogonalV.reflectorCount,
+            parametrization: orthogonalU.parametrization.rawValue, fixedLastReflectorU: orthogonalU.fixedLastReflector?.rawValue,
+            fixedLastReflectorV: orthogonalV.fixedLastReflector?.rawValue, bias: bias != nil)
+    }
+    /// - Throws: as ``Householder/init(configuration:)`` for either factor.
+    public convenience init(configuration c: Configuration) throws {
+        let p = try Householder<T>.parametrization(named: c.parametrization)
+        let u = try Householder<T>(
+            features: c.features, reflectors: c.reflectorsU,
+            determinant: try Householder<T>.determinant(fixedLastReflector: c.fixedLastReflectorU), parametrization: p, hasBias: false)
+        let v = try Householder<T>(
+            features: c.features, reflectors: c.reflectorsV,
+            determinant: try Householder<T>.determinant(fixedLastReflector: c.fixedLastReflectorV), parametrization: p, hasBias: false)
+        try self.init(u: u, logScale: [T](repeating: 0, count: c.features), v: v, hasBias: c.bias)
     }
 
     /// The layer's matrix `Q_V · diag(exp(s)) · Q_U` (`features × features`, without the bias).

@@ -14,7 +14,7 @@ import RealModule
 ///   direction; shape errors as every layer.
 /// - Source: Maas et al. 2013, "Rectifier nonlinearities improve neural network acoustic models";
 ///   DESIGN.md §3 (invertnn's leaky ReLU layer).
-public final class LeakyReLU<T: Scalar>: ElementwiseLayer {
+public final class LeakyReLU<T: Scalar>: ElementwiseLayer, RebuildableLayer {
     public typealias Element = T
 
     /// The feature count of every sample, `[batch, features]`.
@@ -40,8 +40,17 @@ public final class LeakyReLU<T: Scalar>: ElementwiseLayer {
     public var inputFeatures: Int { features }
     public var outputFeatures: Int { features }
     public var parameters: [Parameter<T>] { [] }
-    public var configuration: [String: ConfigurationValue] {
-        ["type": .string("LeakyReLU"), "features": .int(features), "negativeSlope": .double(Double(negativeSlope))]
+    /// The hyper-parameters: the feature count and the negative slope.
+    public struct Configuration: Codable, Sendable, Equatable {
+        /// `D`, the features of `[batch, D]`.
+        public var features: Int
+        /// The slope for negative inputs.
+        public var negativeSlope: Double
+    }
+    public static var typeName: String { "LeakyReLU" }
+    public var configuration: Configuration { Configuration(features: features, negativeSlope: Double(negativeSlope)) }
+    public convenience init(configuration c: Configuration) throws {
+        try self.init(features: c.features, negativeSlope: T(c.negativeSlope))
     }
     var perFeatureParameter: Parameter<T>? { nil }
     func makeMap() -> LeakyMap<T> {

@@ -17,7 +17,7 @@ import RealModule
 ///   ``InvertNNError/outOfDomain(layer:value:row:column:domain:)`` for NaN/±∞ inputs in either
 ///   direction; shape errors as every layer.
 /// - Source: He et al. 2015, "Delving deep into rectifiers" (PReLU); DESIGN.md §3.
-public final class PReLU<T: Scalar>: ElementwiseLayer {
+public final class PReLU<T: Scalar>: ElementwiseLayer, RebuildableLayer {
     public typealias Element = T
 
     /// The feature count of every sample, `[batch, features]`.
@@ -73,9 +73,10 @@ public final class PReLU<T: Scalar>: ElementwiseLayer {
     public var inputFeatures: Int { features }
     public var outputFeatures: Int { features }
     public var parameters: [Parameter<T>] { [logSlope] }
-    public var configuration: [String: ConfigurationValue] {
-        ["type": .string("PReLU"), "features": .int(features)]
-    }
+    public static var typeName: String { "PReLU" }
+    public var configuration: FeatureConfiguration { FeatureConfiguration(features: features) }
+    /// A layer on `configuration.features` features (see ``init(features:)``).
+    public convenience init(configuration: FeatureConfiguration) throws { try self.init(features: configuration.features) }
     var perFeatureParameter: Parameter<T>? { logSlope }
     func makeMap() -> LeakyMap<T> { LeakyMap(slopes: slopes, logSlopes: logSlope.value.storage) }
 

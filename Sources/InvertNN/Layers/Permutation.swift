@@ -7,7 +7,7 @@ import RealModule
 /// - Inverse: the gather with the inverse permutation, `x[j] = y[perm⁻¹[j]]`.
 /// - No learnable parameters. Used between coupling layers so every feature gets transformed
 ///   (Dinh et al. 2017 §3.4; Kingma & Dhariwal 2018 §3.2 for the reversal and random variants).
-public final class Permutation<T: Scalar>: InvertibleLayer {
+public final class Permutation<T: Scalar>: RebuildableLayer {
     public typealias Element = T
 
     /// `perm`: output feature `i` is input feature `perm[i]`.
@@ -76,9 +76,16 @@ public final class Permutation<T: Scalar>: InvertibleLayer {
     public var inputFeatures: Int { features }
     public var outputFeatures: Int { features }
     public var parameters: [Parameter<T>] { [] }
-    public var configuration: [String: ConfigurationValue] {
-        ["type": .string("Permutation"), "features": .int(features), "permutation": .ints(permutation)]
+    /// The hyper-parameters: the feature count and the permutation.
+    public struct Configuration: Codable, Sendable, Equatable {
+        /// `D`, the features of `[batch, D]`.
+        public var features: Int
+        /// `y[j] = x[permutation[j]]`.
+        public var permutation: [Int]
     }
+    public static var typeName: String { "Permutation" }
+    public var configuration: Configuration { Configuration(features: features, permutation: permutation) }
+    public convenience init(configuration c: Configuration) throws { try self.init(features: c.features, permutation: c.permutation) }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)

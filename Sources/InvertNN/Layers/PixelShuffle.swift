@@ -13,7 +13,7 @@ import RealModule
 ///   or the factor is < 1 or `channels` is not divisible by `factor²`; shape errors as every layer.
 /// - Source: Shi et al. 2016, "Real-time single image and video super-resolution using an
 ///   efficient sub-pixel convolutional neural network"; DESIGN.md §3.
-public final class PixelShuffle<T: Scalar>: InvertibleLayer {
+public final class PixelShuffle<T: Scalar>: RebuildableLayer {
     public typealias Element = T
 
     /// Channels of the input, `C·r²`.
@@ -55,9 +55,21 @@ public final class PixelShuffle<T: Scalar>: InvertibleLayer {
     public var inputFeatures: Int { channels * height * width }
     public var outputFeatures: Int { inputFeatures }
     public var parameters: [Parameter<T>] { [] }
-    public var configuration: [String: ConfigurationValue] {
-        ["type": .string("PixelShuffle"), "channels": .int(channels), "height": .int(height),
-         "width": .int(width), "factor": .int(factor)]
+    /// The hyper-parameters: the input's channels, height and width, and the factor.
+    public struct Configuration: Codable, Sendable, Equatable {
+        /// Channels of the input image (NCHW).
+        public var channels: Int
+        /// Height of the input image in pixels.
+        public var height: Int
+        /// Width of the input image in pixels.
+        public var width: Int
+        /// The block size of the rearrangement.
+        public var factor: Int
+    }
+    public static var typeName: String { "PixelShuffle" }
+    public var configuration: Configuration { Configuration(channels: channels, height: height, width: width, factor: factor) }
+    public convenience init(configuration c: Configuration) throws {
+        try self.init(channels: c.channels, height: c.height, width: c.width, factor: c.factor)
     }
 
     private var blockChannels: Int { channels / (factor * factor) }

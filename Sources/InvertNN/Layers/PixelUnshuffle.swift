@@ -14,7 +14,7 @@ import RealModule
 ///   or the factor is < 1 or `height` or `width` is not divisible by `factor`; shape errors as
 ///   every layer.
 /// - Source: the inverse of the sub-pixel shuffle of Shi et al. 2016; DESIGN.md §3.
-public final class PixelUnshuffle<T: Scalar>: InvertibleLayer {
+public final class PixelUnshuffle<T: Scalar>: RebuildableLayer {
     public typealias Element = T
 
     /// Channels of the input (the output has `channels·factor²`).
@@ -57,9 +57,13 @@ public final class PixelUnshuffle<T: Scalar>: InvertibleLayer {
     public var inputFeatures: Int { channels * height * width }
     public var outputFeatures: Int { inputFeatures }
     public var parameters: [Parameter<T>] { [] }
-    public var configuration: [String: ConfigurationValue] {
-        ["type": .string("PixelUnshuffle"), "channels": .int(channels), "height": .int(height),
-         "width": .int(width), "factor": .int(factor)]
+    /// The hyper-parameters: the input's channels, height and width, and the factor (the same
+    /// fields as ``PixelShuffle``'s).
+    public typealias Configuration = PixelShuffle<T>.Configuration
+    public static var typeName: String { "PixelUnshuffle" }
+    public var configuration: Configuration { Configuration(channels: channels, height: height, width: width, factor: factor) }
+    public convenience init(configuration c: Configuration) throws {
+        try self.init(channels: c.channels, height: c.height, width: c.width, factor: c.factor)
     }
 
     @_specialize(where T == Float)

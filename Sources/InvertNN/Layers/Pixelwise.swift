@@ -15,7 +15,7 @@ import RealModule
 ///   except side-channel layers does).
 /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for non-positive sizes or a
 ///   wrapped layer of the wrong width; shape mismatches on wrong inputs.
-public final class Pixelwise<T: Scalar>: InvertibleLayer {
+public final class Pixelwise<T: Scalar>: RebuildableLayer {
     public typealias Element = T
 
     /// The per-pixel layer on `channels` features.
@@ -50,9 +50,27 @@ public final class Pixelwise<T: Scalar>: InvertibleLayer {
     public var outputFeatures: Int { channels * height * width }
     public var parameters: [Parameter<T>] { base.parameters }
     public func releaseBuffers() { base.releaseBuffers() }
-    public var configuration: [String: ConfigurationValue] {
-        ["type": .string("Pixelwise"), "channels": .int(channels), "height": .int(height), "width": .int(width),
-         "layers": .layers([base.configuration])]
+    /// The hyper-parameters: the image shape and the per-pixel layer (a one-element `layers`).
+    public struct Configuration: Codable, Sendable {
+        /// Channels of the input image (NCHW).
+        public var channels: Int
+        /// Height of the input image in pixels.
+        public var height: Int
+        /// Width of the input image in pixels.
+        public var width: Int
+        /// The children's configurations, in order.
+        public var layers: [LayerConfiguration<T>]
+    }
+    public static var typeName: String { "Pixelwise" }
+    public var configuration: Configuration {
+        Configuration(channels: channels, height: height, width: width, layers: [LayerConfiguration(base)])
+    }
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` unless `layers` holds exactly one layer.
+    public convenience init(configuration c: Configuration) throws {
+        guard c.layers.count == 1 else {
+            throw InvertNNError.invalidArgument(operation: "Pixelwise", reason: "wraps exactly one layer, got \(c.layers.count)")
+        }
+        try self.init(try c.layers[0].makeLayer(), channels: c.channels, height: c.height, width: c.width)
     }
 
     /// `[batch, C*H*W]` (NCHW) → `[batch*H*W, C]` (one row per pixel).

@@ -19,7 +19,7 @@ import RealModule
 ///   ``InvertNNError/outOfDomain(layer:value:row:column:domain:)`` for an inverse input outside
 ///   `(lo, hi)` (bounds included) or NaN/±∞ in either direction, with its position.
 /// - Source: DESIGN.md §3 (invertnn's forward and backward range-compression layers).
-public final class RangeCompression<T: Scalar>: ElementwiseLayer {
+public final class RangeCompression<T: Scalar>: ElementwiseLayer, RebuildableLayer {
     public typealias Element = T
 
     /// The feature count of every sample, `[batch, features]`.
@@ -49,9 +49,19 @@ public final class RangeCompression<T: Scalar>: ElementwiseLayer {
     public var inputFeatures: Int { features }
     public var outputFeatures: Int { features }
     public var parameters: [Parameter<T>] { [] }
-    public var configuration: [String: ConfigurationValue] {
-        ["type": .string("RangeCompression"), "features": .int(features),
-         "lower": .double(Double(lower)), "upper": .double(Double(upper))]
+    /// The hyper-parameters: the feature count and the target interval.
+    public struct Configuration: Codable, Sendable, Equatable {
+        /// `D`, the features of `[batch, D]`.
+        public var features: Int
+        /// The lower end of the output interval.
+        public var lower: Double
+        /// The upper end of the output interval.
+        public var upper: Double
+    }
+    public static var typeName: String { "RangeCompression" }
+    public var configuration: Configuration { Configuration(features: features, lower: Double(lower), upper: Double(upper)) }
+    public convenience init(configuration c: Configuration) throws {
+        try self.init(features: c.features, lower: T(c.lower), upper: T(c.upper))
     }
     var perFeatureParameter: Parameter<T>? { nil }
     func makeMap() -> RangeCompressionMap<T> { RangeCompressionMap(lower: lower, upper: upper) }

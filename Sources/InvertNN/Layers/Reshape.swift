@@ -13,7 +13,7 @@ import RealModule
 /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` from the initializer if a shape
 ///   is empty, has an entry < 1, or the element counts differ; shape errors as every layer.
 /// - Source: DESIGN.md §3 (structural layers; invertnn's reshape layer).
-public final class Reshape<T: Scalar>: InvertibleLayer {
+public final class Reshape<T: Scalar>: RebuildableLayer {
     public typealias Element = T
 
     /// The per-sample shape of `x`, e.g. `[channels, height, width]`.
@@ -46,9 +46,16 @@ public final class Reshape<T: Scalar>: InvertibleLayer {
     public var inputFeatures: Int { inputShape.reduce(1, *) }
     public var outputFeatures: Int { inputFeatures }
     public var parameters: [Parameter<T>] { [] }
-    public var configuration: [String: ConfigurationValue] {
-        ["type": .string("Reshape"), "inputShape": .ints(inputShape), "outputShape": .ints(outputShape)]
+    /// The hyper-parameters: the two shapes.
+    public struct Configuration: Codable, Sendable, Equatable {
+        /// The shape of a sample on the way in.
+        public var inputShape: [Int]
+        /// The shape of a sample on the way out.
+        public var outputShape: [Int]
     }
+    public static var typeName: String { "Reshape" }
+    public var configuration: Configuration { Configuration(inputShape: inputShape, outputShape: outputShape) }
+    public convenience init(configuration c: Configuration) throws { try self.init(from: c.inputShape, to: c.outputShape) }
 
     public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try x.requireColumns(inputFeatures, "\(name).forward")

@@ -15,7 +15,7 @@ import RealModule
 ///   `y ≤ -λα` or NaN/±∞ in either direction, with its position.
 /// - Source: Klambauer et al. 2017, "Self-normalizing neural networks" (the SELU definition with
 ///   its fixed-point constants α₀₁, λ₀₁); DESIGN.md §3.
-public final class SELU<T: Scalar>: ElementwiseLayer {
+public final class SELU<T: Scalar>: ElementwiseLayer, RebuildableLayer {
     public typealias Element = T
 
     /// The standard SELU α (Klambauer et al. 2017).
@@ -38,9 +38,10 @@ public final class SELU<T: Scalar>: ElementwiseLayer {
     public var inputFeatures: Int { features }
     public var outputFeatures: Int { features }
     public var parameters: [Parameter<T>] { [] }
-    public var configuration: [String: ConfigurationValue] {
-        ["type": .string("SELU"), "features": .int(features)]
-    }
+    public static var typeName: String { "SELU" }
+    public var configuration: FeatureConfiguration { FeatureConfiguration(features: features) }
+    /// A layer on `configuration.features` features (see ``init(features:)``).
+    public convenience init(configuration: FeatureConfiguration) throws { try self.init(features: configuration.features) }
     var perFeatureParameter: Parameter<T>? { nil }
     func makeMap() -> ScaledELUMap<T> { ScaledELUMap(alpha: Self.alpha, scale: Self.scale) }
 

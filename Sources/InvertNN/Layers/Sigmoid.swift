@@ -14,7 +14,7 @@ import RealModule
 ///   `y ∉ (0, 1)` (including exactly 0 or 1) or NaN/±∞ in either direction, with its position;
 ///   shape errors as every layer.
 /// - Source: DESIGN.md §3 (invertnn's sigmoid activation layer).
-public final class Sigmoid<T: Scalar>: ElementwiseLayer {
+public final class Sigmoid<T: Scalar>: ElementwiseLayer, RebuildableLayer {
     public typealias Element = T
 
     /// The feature count of every sample, `[batch, features]`.
@@ -32,9 +32,10 @@ public final class Sigmoid<T: Scalar>: ElementwiseLayer {
     public var inputFeatures: Int { features }
     public var outputFeatures: Int { features }
     public var parameters: [Parameter<T>] { [] }
-    public var configuration: [String: ConfigurationValue] {
-        ["type": .string("Sigmoid"), "features": .int(features)]
-    }
+    public static var typeName: String { "Sigmoid" }
+    public var configuration: FeatureConfiguration { FeatureConfiguration(features: features) }
+    /// A layer on `configuration.features` features (see ``init(features:)``).
+    public convenience init(configuration: FeatureConfiguration) throws { try self.init(features: configuration.features) }
     var perFeatureParameter: Parameter<T>? { nil }
     func makeMap() -> SigmoidMap<T> { SigmoidMap() }
 

@@ -92,19 +92,19 @@ public enum FlowPresets {
         whitening: Bool = false
     ) -> Int {
         let m = min(reflectors ?? features, features)
-        let linear: [String: ConfigurationValue] = [
-            "type": .string("InvertibleLinear"), "features": .int(features), "reflectorsU": .int(m), "reflectorsV": .int(m),
-            "bias": .bool(true),
-        ]
-        let mixingLayer: [String: ConfigurationValue] = mixing == .permutation
-            ? ["type": .string("Permutation"), "features": .int(features)] : linear
+        let linear = ConfigurationTree.object([
+            "type": .string("InvertibleLinear"), "features": .number(Double(features)), "reflectorsU": .number(Double(m)),
+            "reflectorsV": .number(Double(m)), "bias": .bool(true),
+        ])
+        let mixingLayer = mixing == .permutation
+            ? ConfigurationTree.object(["type": .string("Permutation"), "features": .number(Double(features))]) : linear
         var total = 0
         var block = CouplingBlock.first
         for _ in 0..<max(couplings, 0) {
-            let coupling: [String: ConfigurationValue] = [
-                "type": .string("AffineCoupling"), "features": .int(features), "firstBlockSize": .int(features / 2),
-                "conditioningBlock": .string(block.rawValue), "hiddenSizes": .ints(hiddenSizes),
-            ]
+            let coupling = ConfigurationTree.object([
+                "type": .string("AffineCoupling"), "features": .number(Double(features)), "firstBlockSize": .number(Double(features / 2)),
+                "conditioningBlock": .string(block.rawValue), "hiddenSizes": .array(hiddenSizes.map { .number(Double($0)) }),
+            ])
             // Two couplings in a row alternate their blocks; the counts of both kinds repeat.
             let (sum, overflow) = total.addingReportingOverflow(
                 SizeLimits.parameterCount(of: mixingLayer) &+ SizeLimits.parameterCount(of: coupling))

@@ -4,7 +4,7 @@ import RealModule
 ///
 /// Unlike the original invertnn's inverted module (whose log-det recursed forever), this simply
 /// forwards each call to the opposite direction of `base`.
-public final class Inverted<T: Scalar>: InvertibleLayer {
+public final class Inverted<T: Scalar>: RebuildableLayer {
     public typealias Element = T
 
     /// The wrapped layer.
@@ -18,8 +18,19 @@ public final class Inverted<T: Scalar>: InvertibleLayer {
     public var outputFeatures: Int { base.inputFeatures }
     public var parameters: [Parameter<T>] { base.parameters }
     public func releaseBuffers() { base.releaseBuffers() }
-    public var configuration: [String: ConfigurationValue] {
-        ["type": .string("Inverted"), "layers": .layers([base.configuration])]
+    /// The hyper-parameters: the inverted layer (a one-element `layers`).
+    public struct Configuration: Codable, Sendable {
+        /// The children's configurations, in order.
+        public var layers: [LayerConfiguration<T>]
+    }
+    public static var typeName: String { "Inverted" }
+    public var configuration: Configuration { Configuration(layers: [LayerConfiguration(base)]) }
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` unless `layers` holds exactly one layer.
+    public convenience init(configuration c: Configuration) throws {
+        guard c.layers.count == 1 else {
+            throw InvertNNError.invalidArgument(operation: "Inverted", reason: "wraps exactly one layer, got \(c.layers.count)")
+        }
+        self.init(try c.layers[0].makeLayer())
     }
 
     public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {

@@ -11,7 +11,7 @@ import RealModule
 ///   ``inverseBackward(input:output:outputGradient:logAbsDetGradient:)`` keep only the final output
 ///   and rebuild each layer's input by inverting on the way back (Gomez et al. 2017, "The
 ///   reversible residual network").
-public final class Sequential<T: Scalar>: InvertibleLayer {
+public final class Sequential<T: Scalar>: RebuildableLayer {
     public typealias Element = T
 
     /// A record of one taped pass: `activations[0]` is the pass's input and `activations[k+1]` the
@@ -74,8 +74,16 @@ public final class Sequential<T: Scalar>: InvertibleLayer {
     public var outputFeatures: Int { layers[layers.count - 1].outputFeatures }
     /// Every layer's parameters in layer order (collected once: layers keep their parameters).
     public let parameters: [Parameter<T>]
-    public var configuration: [String: ConfigurationValue] {
-        ["type": .string("Sequential"), "layers": .layers(layers.map { $0.configuration })]
+    /// The hyper-parameters: the layers in order.
+    public struct Configuration: Codable, Sendable {
+        /// The children's configurations, in order.
+        public var layers: [LayerConfiguration<T>]
+    }
+    public static var typeName: String { "Sequential" }
+    public var configuration: Configuration { Configuration(layers: layers.map { LayerConfiguration($0) }) }
+    /// - Throws: as ``init(_:)`` (an empty list) and the children's rebuilding.
+    public convenience init(configuration c: Configuration) throws {
+        try self.init(try c.layers.map { try $0.makeLayer() })
     }
 
     @_specialize(where T == Float)

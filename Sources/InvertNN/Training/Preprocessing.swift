@@ -10,7 +10,7 @@ import RealModule
 ///
 /// In both cases `transform` returns `log|det ∂y/∂x|`, which the reported densities include:
 /// `log p(x) = log p_flow(y) + log|det ∂y/∂x|`.
-public enum Preprocessing<T: Scalar>: Sendable {
+public enum Preprocessing<T: Scalar>: Sendable, Codable {
     case dequantization(Dequantization<T>)
     case standardization(Standardization<T>)
 
@@ -85,43 +85,39 @@ public enum Preprocessing<T: Scalar>: Sendable {
         return logDensity
     }
 
-    /// The JSON description stored in checkpoints (`kind`, then `levels` and `logitAlpha`, or
-    /// `means` and `scales`, exactly round-trippable).
-    public var json: JSONValue {
+    private enum CodingKeys: String, CodingKey { case kind, levels, logitAlpha, means, scales }
+
+    /// Writes the description stored in checkpoints: `kind`, then `levels` and `logitAlpha` (or
+    /// `null`), or `means` and `scales`; values widened to `Double`, so exactly round-trippable.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
         switch self {
         case let .dequantization(d):
-            return .object([
-                "kind": .string("dequantization"), "levels": .number(Double(d.levels)),
-                "logitAlpha": d.logitAlpha.map { .number(Double($0)) } ?? .null,
-            ])
+            try c.encode("dequantization", forKey: .kind)
+            try c.encode(d.levels, forKey: .levels)
+            if let alpha = d.logitAlpha { try c.encode(Double(alpha), forKey: .logitAlpha) } else { try c.encodeNil(forKey: .logitAlpha) }
         case let .standardization(s):
-            return .object([
-                "kind": .string("standardization"),
-                "means": .array(s.means.map { .number(Double($0)) }),
-                "scales": .array(s.scales.map { .number(Double($0)) }),
-            ])
+            try c.encode("standardization", forKey: .kind)
+            try c.encode(s.means.map { Double($0) }, forKey: .means)
+            try c.encode(s.scales.map { Double($0) }, forKey: .scales)
         }
     }
 
-    /// Rebuilds a preprocessing from ``json``.
+    /// Rebuilds a preprocessing from its checkpoint description.
     ///
-    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` naming the missing or bad field.
-    public init(json: JSONValue) throws {
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` naming the missing or bad
+    ///   field (or the error of the preprocessing's initializer).
+    public init(from decoder: any Decoder) throws {
         func bad(_ reason: String) -> InvertNNError { .invalidArgument(operation: "Preprocessing", reason: reason) }
-        switch json["kind"]?.stringValue {
+        guard let c = try? decoder.container(keyedBy: CodingKeys.self) else { throw bad("not a JSON object") }
+        switch try? c.decode(String.self, forKey: .kind) {
         case "dequantization":
-            guard let levels = json["levels"]?.intValue else { throw bad("dequantization needs integer levels") }
-            let alpha: T?
-            switch json["logitAlpha"] {
-            case nil, .null?: alpha = nil
-            case let .number(v)?: alpha = T(v)
-            default: throw bad("logitAlpha must be a number or null")
-            }
-            self = .dequantization(try Dequantization(levels: levels, logitAlpha: alpha))
+            guard let levels = try? c.decode(Int.self, forKey: .levels) else { throw bad("dequantization needs integer levels") }
+            let alpha: Double?
+            do { alpha = try c.decodeIfPresent(Double.self, forKey: .logitAlpha) } catch { throw bad("logitAlpha must be a number or null") }
+            self = .dequantization(try Dequantization(levels: levels, logitAlpha: alpha.map { T($0) }))
         case "standardization":
-            guard let means = json["means"]?.arrayValue?.compactMap({ $0.doubleValue }),
-                  let scales = json["scales"]?.arrayValue?.compactMap({ $0.doubleValue }),
-                  means.count == json["means"]?.arrayValue?.count, scales.count == json["scales"]?.arrayValue?.count else {
+            guard let means = try? c.decode([Double].self, forKey: .means), let scales = try? c.decode([Double].self, forKey: .scales) else {
                 throw bad("standardization needs numeric means and scales")
             }
             self = .standardization(try Standardization(means: means.map { T($0) }, scales: scales.map { T($0) }))

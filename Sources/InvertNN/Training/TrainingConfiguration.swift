@@ -101,6 +101,67 @@ public struct TrainingConfiguration: Sendable, Equatable {
     }
 }
 
+/// The JSON form stored in a checkpoint's training state: snake_case keys, 64-bit seeds as hex
+/// strings, the schedule as `{"type": "constant"}` or `{"type": "cosine", "final_fraction": f,
+/// "warmup_steps": n}`, and `null` for an absent norm cap or averaging.
+extension TrainingConfiguration: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case epochs, batchSize = "batch_size", learningRate = "learning_rate", seed, maxGradientNorm = "max_gradient_norm"
+        case weightDecay = "weight_decay", schedule, parameterAveraging = "parameter_averaging"
+        case evaluationBatchSize = "evaluation_batch_size", evaluationSeed = "evaluation_seed"
+        case maxConsecutiveFailures = "max_consecutive_failures", failureLearningRateFactor = "failure_learning_rate_factor"
+    }
+
+    private enum ScheduleKeys: String, CodingKey { case type, finalFraction = "final_fraction", warmupSteps = "warmup_steps" }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let s = try c.nestedContainer(keyedBy: ScheduleKeys.self, forKey: .schedule)
+        let schedule: LearningRateSchedule
+        switch try s.decode(String.self, forKey: .type) {
+        case "constant": schedule = .constant
+        case "cosine":
+            schedule = .cosine(finalFraction: try s.decode(Double.self, forKey: .finalFraction), warmupSteps: try s.decode(Int.self, forKey: .warmupSteps))
+        default:
+            throw DecodingError.dataCorruptedError(
+                forKey: .type, in: s, debugDescription: "must be {\"type\": \"constant\"} or {\"type\": \"cosine\", …}")
+        }
+        self.init(
+            epochs: try c.decode(Int.self, forKey: .epochs), batchSize: try c.decode(Int.self, forKey: .batchSize),
+            learningRate: try c.decode(Double.self, forKey: .learningRate), seed: try c.decode(HexWord.self, forKey: .seed).value,
+            maxGradientNorm: try c.decodeIfPresent(Double.self, forKey: .maxGradientNorm),
+            weightDecay: try c.decode(Double.self, forKey: .weightDecay), schedule: schedule,
+            parameterAveraging: try c.decodeIfPresent(Double.self, forKey: .parameterAveraging),
+            evaluationBatchSize: try c.decode(Int.self, forKey: .evaluationBatchSize),
+            evaluationSeed: try c.decode(HexWord.self, forKey: .evaluationSeed).value,
+            maxConsecutiveFailures: try c.decode(Int.self, forKey: .maxConsecutiveFailures),
+            failureLearningRateFactor: try c.decode(Double.self, forKey: .failureLearningRateFactor))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(epochs, forKey: .epochs)
+        try c.encode(batchSize, forKey: .batchSize)
+        try c.encode(learningRate, forKey: .learningRate)
+        try c.encode(HexWord(seed), forKey: .seed)
+        if let maxGradientNorm { try c.encode(maxGradientNorm, forKey: .maxGradientNorm) } else { try c.encodeNil(forKey: .maxGradientNorm) }
+        try c.encode(weightDecay, forKey: .weightDecay)
+        var s = c.nestedContainer(keyedBy: ScheduleKeys.self, forKey: .schedule)
+        switch schedule {
+        case .constant: try s.encode("constant", forKey: .type)
+        case let .cosine(finalFraction, warmupSteps):
+            try s.encode("cosine", forKey: .type)
+            try s.encode(finalFraction, forKey: .finalFraction)
+            try s.encode(warmupSteps, forKey: .warmupSteps)
+        }
+        if let parameterAveraging { try c.encode(parameterAveraging, forKey: .parameterAveraging) } else { try c.encodeNil(forKey: .parameterAveraging) }
+        try c.encode(evaluationBatchSize, forKey: .evaluationBatchSize)
+        try c.encode(HexWord(evaluationSeed), forKey: .evaluationSeed)
+        try c.encode(maxConsecutiveFailures, forKey: .maxConsecutiveFailures)
+        try c.encode(failureLearningRateFactor, forKey: .failureLearningRateFactor)
+    }
+}
+
 extension TrainingConfiguration {
     /// The seed of the dequantization noise with which split `split` (0 train, 1 validation,
     /// 2 test) is scored from base seed `evaluationSeed`. ``Trainer`` scores every epoch with it

@@ -1,7 +1,7 @@
 import RealModule
 
 /// Negative log-likelihood of one data split, with every preprocessing Jacobian included.
-public struct SplitEvaluation: Sendable, Equatable {
+public struct SplitEvaluation: Sendable, Equatable, Codable {
     /// `-log p(x)` per sample, in nats, for the dequantized data `x = (k + u)/K ∈ [0, 1)^D`.
     public let negativeLogLikelihood: Double
     /// The same in bits per dimension: of the discrete data (``bitsPerDimension(nllNats:dimensions:levels:)``)
@@ -35,7 +35,7 @@ public struct StepProgress: Sendable {
 }
 
 /// The evaluation after one epoch.
-public struct EpochReport: Sendable {
+public struct EpochReport: Sendable, Codable {
     /// 1-based epoch (0 for the evaluation before training).
     public let epoch: Int
     /// Optimizer steps since the start of the run.
@@ -81,4 +81,29 @@ public struct TrainingResult: Sendable {
     public let seconds: Double
     /// Why the run ended early (``TrainingControl``), or `nil` when it ran its epochs.
     public var stop: TrainingStop? = nil
+}
+
+extension SplitEvaluation {
+    /// Checkpoint keys: `nll` and `bits_per_dim`.
+    private enum CodingKeys: String, CodingKey { case negativeLogLikelihood = "nll", bitsPerDimension = "bits_per_dim" }
+}
+
+extension EpochReport {
+    /// Checkpoint keys (snake_case); `test` is `null` when there is no test split.
+    private enum CodingKeys: String, CodingKey {
+        case epoch, steps, train, validation, test, isBest = "is_best", samplesPerSecond = "samples_per_second"
+        case elapsedSeconds = "elapsed_seconds"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(epoch, forKey: .epoch)
+        try c.encode(steps, forKey: .steps)
+        try c.encode(train, forKey: .train)
+        try c.encode(validation, forKey: .validation)
+        if let test { try c.encode(test, forKey: .test) } else { try c.encodeNil(forKey: .test) }
+        try c.encode(isBest, forKey: .isBest)
+        try c.encode(samplesPerSecond, forKey: .samplesPerSecond)
+        try c.encode(elapsedSeconds, forKey: .elapsedSeconds)
+    }
 }
