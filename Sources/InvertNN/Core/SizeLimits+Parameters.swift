@@ -19,7 +19,7 @@ extension SizeLimits {
     /// `InvertibleLinear` D·(reflectorsU + reflectorsV) + D + D² (its cached dense matrix, +D with
     /// bias); `AffineCoupling`/`Coupling` the conditioner MLP `[d + context, hidden…, 2·(D − d)]`,
     /// Σ n_k·n_{k+1} + n_{k+1}.
-    public static func parameterCount(of configuration: ConfigurationTree) -> Int {
+    public static func parameterCount(of configuration: ArchitectureSizes) -> Int {
         saturated(count(configuration))
     }
 
@@ -43,7 +43,7 @@ extension SizeLimits {
     /// ``requireParameterCount(_:operation:)`` of ``parameterCount(of:)``.
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)``.
-    public static func requireParameterCount(of configuration: ConfigurationTree, operation: String) throws {
+    public static func requireParameterCount(of configuration: ArchitectureSizes, operation: String) throws {
         try requireParameterCount(parameterCount(of: configuration), operation: operation)
     }
 
@@ -51,7 +51,7 @@ extension SizeLimits {
     /// it cannot be encoded.
     public static func parameterCount<T: Scalar>(of configuration: LayerConfiguration<T>) -> Int? {
         guard let data = try? JSONEncoder().encode(configuration),
-              let tree = try? JSONDecoder().decode(ConfigurationTree.self, from: data) else { return nil }
+              let tree = try? JSONDecoder().decode(ArchitectureSizes.self, from: data) else { return nil }
         return parameterCount(of: tree)
     }
 
@@ -64,67 +64,74 @@ extension SizeLimits {
         zip(sizes, sizes.dropFirst()).reduce(0) { $0 + $1.0 * $1.1 + $1.1 }
     }
 
-    private static func count(_ tree: ConfigurationTree) -> Double {
-        guard case let .object(c) = tree else { return 0 }
-        func int(_ key: String) -> Double {
-            if case let .number(v)? = c[key], v.isFinite { return max(v, 0) }
-            return 0
-        }
-        func flag(_ key: String) -> Bool { if case let .bool(v)? = c[key] { return v }; return false }
-        let d = int("features")
-        let type: String
-        if case let .string(t)? = c["type"] { type = t } else { type = "" }
-        switch type {
-        case "Sequential", "Inverted", "Pixelwise":
-            guard case let .array(children)? = c["layers"] else { return 0 }
-            return children.reduce(0) { $0 + count($1) }
-        case "Diagonal": return flag("bias") ? 2 * d : d
-        case "Householder": return d * int("reflectors") + (flag("bias") ? d : 0)
-        case "InvertibleLinear": return d * (int("reflectorsU") + int("reflectorsV")) + d + d * d + (flag("bias") ? d : 0)
+    private static func count(_ c: ArchitectureSizes) -> Double {
+        func value(_ v: Int?) -> Double { Double(max(v ?? 0, 0)) }
+        let d = value(c.features)
+        switch c.type ?? "" {
+        case "Sequential", "Inverted", "Pixelwise": return (c.layers ?? []).reduce(0) { $0 + count($1) }
+        case "Diagonal": return c.bias == true ? 2 * d : d
+        case "Householder": return d * value(c.reflectors) + (c.bias == true ? d : 0)
+        case "InvertibleLinear": return d * (value(c.reflectorsU) + value(c.reflectorsV)) + d + d * d + (c.bias == true ? d : 0)
         case "AffineCoupling", "Coupling":
-            let k = c["firstBlockSize"] == nil ? (d / 2).rounded(.down) : int("firstBlockSize")
-            var first = true
-            if case let .string(block)? = c["conditioningBlock"] { first = block == "first" }
-            let a = first ? k : d - k, b = d - a
-            var hidden = [Double]()
-            if case let .array(sizes)? = c["hiddenSizes"] {
-                hidden = sizes.map { if case let .number(v) = $0, v.isFinite { return max(v, 0) }; return 0 }
-            }
-            return mlpCount([a + int("contextFeatures")] + hidden + [2 * b])
+            let k = c.firstBlockSize.map { value($0) } ?? (d / 2).rounded(.down)
+            let a = c.conditioningBlock == "second" ? d - k : k, b = d - a
+            return mlpCount([a + value(c.contextFeatures)] + (c.hiddenSizes ?? []).map { value($0) } + [2 * b])
         default: return d
         }
     }
 }
 
-/// Any JSON value, decoded without knowing the layer types: what ``SizeLimits/parameterCount(of:)``
-/// reads a layer configuration as, before any layer is built.
-public indirect enum ConfigurationTree: Decodable, Sendable, Equatable {
-    case null, bool(Bool), number(Double), string(String), array([ConfigurationTree]), object([String: ConfigurationTree])
+/// The sizes of a layer configuration that decide its parameter count, read from its JSON
+/// form (a checkpoint's `architecture`, or an encoded ``LayerConfiguration``) before any layer
+/// is built: what ``SizeLimits/parameterCount(of:)`` takes. Other fields are ignored; a field of
+/// an unexpected type reads as absent (the registry reports it when it builds the layer).
+public struct ArchitectureSizes: Decodable, Sendable, Equatable {
+    public var type: String?
+    public var features: Int?
+    public var bias: Bool?
+    public var reflectors: Int?
+    public var reflectorsU: Int?
+    public var reflectorsV: Int?
+    public var firstBlockSize: Int?
+    public var conditioningBlock: String?
+    public var hiddenSizes: [Int]?
+    public var contextFeatures: Int?
+    /// The children of a container.
+    public var layers: [ArchitectureSizes]?
 
-    public init(from decoder: any Decoder) throws {
-        if var list = try? decoder.unkeyedContainer() {
-            var items = [ConfigurationTree]()
-            while !list.isAtEnd { items.append(try list.decode(ConfigurationTree.self)) }
-            self = .array(items)
-            return
-        }
-        if let object = try? decoder.container(keyedBy: AnyKey.self) {
-            var members = [String: ConfigurationTree]()
-            for key in object.allKeys { members[key.stringValue] = try object.decode(ConfigurationTree.self, forKey: key) }
-            self = .object(members)
-            return
-        }
-        let value = try decoder.singleValueContainer()
-        if value.decodeNil() { self = .null }
-        else if let b = try? value.decode(Bool.self) { self = .bool(b) }
-        else if let n = try? value.decode(Double.self) { self = .number(n) }
-        else { self = .string(try value.decode(String.self)) }
+    /// Sizes given directly (presets count their layers this way).
+    public init(
+        type: String, features: Int, bias: Bool? = nil, reflectorsU: Int? = nil, reflectorsV: Int? = nil,
+        firstBlockSize: Int? = nil, conditioningBlock: String? = nil, hiddenSizes: [Int]? = nil, layers: [ArchitectureSizes]? = nil
+    ) {
+        self.type = type
+        self.features = features
+        self.bias = bias
+        self.reflectorsU = reflectorsU
+        self.reflectorsV = reflectorsV
+        self.firstBlockSize = firstBlockSize
+        self.conditioningBlock = conditioningBlock
+        self.hiddenSizes = hiddenSizes
+        self.layers = layers
     }
 
-    private struct AnyKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init?(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
+    private enum Keys: String, CodingKey {
+        case type, features, bias, reflectors, reflectorsU, reflectorsV, firstBlockSize, conditioningBlock, hiddenSizes
+        case contextFeatures, layers
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: Keys.self)
+        type = try? c.decodeIfPresent(String.self, forKey: .type)
+        features = try? c.decodeIfPresent(Int.self, forKey: .features)
+        bias = try? c.decodeIfPresent(Bool.self, forKey: .bias)
+        reflectors = try? c.decodeIfPresent(Int.self, forKey: .reflectors)
+        reflectorsU = try? c.decodeIfPresent(Int.self, forKey: .reflectorsU)
+        reflectorsV = try? c.decodeIfPresent(Int.self, forKey: .reflectorsV)
+        firstBlockSize = try? c.decodeIfPresent(Int.self, forKey: .firstBlockSize)
+        conditioningBlock = try? c.decodeIfPresent(String.self, forKey: .conditioningBlock)
+        hiddenSizes = try? c.decodeIfPresent([Int].self, forKey: .hiddenSizes)
+        contextFeatures = try? c.decodeIfPresent(Int.self, forKey: .contextFeatures)
+        layers = try c.decodeIfPresent([ArchitectureSizes].self, forKey: .layers)
     }
 }

@@ -7,7 +7,7 @@ extension Checkpoint {
     ///
     /// - Throws: ``CheckpointError/badArchitecture(path:reason:)`` naming the count and the limit.
     static func requireParameterCap(architecture: String, path: String) throws {
-        guard let tree = try? JSONDecoder().decode(ConfigurationTree.self, from: Data(architecture.utf8)) else { return }
+        guard let tree = try? JSONDecoder().decode(ArchitectureSizes.self, from: Data(architecture.utf8)) else { return }
         do {
             try SizeLimits.requireParameterCount(of: tree, operation: "Checkpoint")
         } catch let error as InvertNNError {

@@ -92,19 +92,14 @@ public enum FlowPresets {
         whitening: Bool = false
     ) -> Int {
         let m = min(reflectors ?? features, features)
-        let linear = ConfigurationTree.object([
-            "type": .string("InvertibleLinear"), "features": .number(Double(features)), "reflectorsU": .number(Double(m)),
-            "reflectorsV": .number(Double(m)), "bias": .bool(true),
-        ])
-        let mixingLayer = mixing == .permutation
-            ? ConfigurationTree.object(["type": .string("Permutation"), "features": .number(Double(features))]) : linear
+        let linear = ArchitectureSizes(type: "InvertibleLinear", features: features, bias: true, reflectorsU: m, reflectorsV: m)
+        let mixingLayer = mixing == .permutation ? ArchitectureSizes(type: "Permutation", features: features) : linear
         var total = 0
         var block = CouplingBlock.first
         for _ in 0..<max(couplings, 0) {
-            let coupling = ConfigurationTree.object([
-                "type": .string("AffineCoupling"), "features": .number(Double(features)), "firstBlockSize": .number(Double(features / 2)),
-                "conditioningBlock": .string(block.rawValue), "hiddenSizes": .array(hiddenSizes.map { .number(Double($0)) }),
-            ])
+            let coupling = ArchitectureSizes(
+                type: "AffineCoupling", features: features, firstBlockSize: features / 2, conditioningBlock: block.rawValue,
+                hiddenSizes: hiddenSizes)
             // Two couplings in a row alternate their blocks; the counts of both kinds repeat.
             let (sum, overflow) = total.addingReportingOverflow(
                 SizeLimits.parameterCount(of: mixingLayer) &+ SizeLimits.parameterCount(of: coupling))
