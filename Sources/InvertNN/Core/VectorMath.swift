@@ -50,12 +50,22 @@ public enum VectorMath {
         while i < count {
             let width = Swift.min(lanes, count - i)
             var x = V()
-            for l in 0..<width { x[l] = p[i + l] }
+            // Whole vectors move as one unaligned load and store (lane-by-lane insertion cost
+            // as much as the polynomial).
+            if width == lanes {
+                x = UnsafeRawPointer(p + i).loadUnaligned(as: V.self)
+            } else {
+                for l in 0..<width { x[l] = p[i + l] }
+            }
             // Written so that NaN lanes are outside.
             let inside = (x .<= high) .& (x .>= low)
             if all(inside) {
                 let y = kernel(x)
-                for l in 0..<width { p[i + l] = y[l] }
+                if width == lanes {
+                    UnsafeMutableRawPointer(p + i).storeBytes(of: y, as: V.self)
+                } else {
+                    for l in 0..<width { p[i + l] = y[l] }
+                }
             } else {
                 var safe = x
                 safe.replace(with: 0, where: .!inside)
