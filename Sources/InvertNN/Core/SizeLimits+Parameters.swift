@@ -115,6 +115,28 @@ public struct ArchitectureSizes: Decodable, Sendable, Equatable {
         self.layers = layers
     }
 
+    /// The sizes in a JSON object parsed by `JSONSerialization` (`[String: Any]`), or `nil` for
+    /// another value. Faster than a `Decodable` pass over a large architecture.
+    public init?(jsonObject: Any) {
+        guard let c = jsonObject as? [String: Any] else { return nil }
+        func int(_ key: String) -> Int? {
+            guard let n = c[key] as? NSNumber else { return nil }
+            let d = n.doubleValue
+            return d.isFinite && abs(d) < 9e18 ? Int(d) : nil
+        }
+        type = c["type"] as? String
+        features = int("features")
+        bias = (c["bias"] as? NSNumber)?.boolValue
+        reflectors = int("reflectors")
+        reflectorsU = int("reflectorsU")
+        reflectorsV = int("reflectorsV")
+        firstBlockSize = int("firstBlockSize")
+        conditioningBlock = c["conditioningBlock"] as? String
+        hiddenSizes = (c["hiddenSizes"] as? [Any])?.map { ($0 as? NSNumber).map { n in n.doubleValue.isFinite && abs(n.doubleValue) < 9e18 ? Int(n.doubleValue) : 0 } ?? 0 }
+        contextFeatures = int("contextFeatures")
+        layers = (c["layers"] as? [Any])?.compactMap { ArchitectureSizes(jsonObject: $0) }
+    }
+
     private enum Keys: String, CodingKey {
         case type, features, bias, reflectors, reflectorsU, reflectorsV, firstBlockSize, conditioningBlock, hiddenSizes
         case contextFeatures, layers
