@@ -44,13 +44,16 @@ struct DistributedRun {
         group.finish()
     }
 
-    /// One stderr line on the communication of the run (rank 0 only): the reductions, their time
-    /// and bytes, against the whole training time.
+    /// One stderr line on the time of the run (rank 0 only): the training time split into
+    /// compute, waiting for slower ranks and the allreduces (their count and size).
     func communicationNote(trainingSeconds: Double) -> String? {
         guard let group, group.size > 1 else { return nil }
-        let share = trainingSeconds > 0 ? 100 * group.reductionSeconds / trainingSeconds : 0
-        return "\(group.size) ranks: \(group.reductions) allreduces of \(group.reducedBytes / max(group.reductions, 1)) bytes "
-            + "took \(String(format: "%.2f", group.reductionSeconds)) s of \(String(format: "%.2f", trainingSeconds)) s "
-            + "training (\(String(format: "%.1f", share))%) on rank 0"
+        func part(_ seconds: Double) -> String {
+            String(format: "%.2f s (%.1f%%)", seconds, trainingSeconds > 0 ? 100 * seconds / trainingSeconds : 0)
+        }
+        let compute = trainingSeconds - group.waitingSeconds - group.reductionSeconds
+        return "\(group.size) ranks, rank 0 of \(String(format: "%.2f", trainingSeconds)) s training: compute \(part(compute)), "
+            + "waiting for other ranks \(part(group.waitingSeconds)), \(group.reductions) allreduces "
+            + "(up to \(group.largestReductionBytes) bytes) \(part(group.reductionSeconds))"
     }
 }

@@ -6,17 +6,23 @@ import InvertNN
 /// message size, and gives every rank the same bits, so the ranks' parameters never drift apart.
 ///
 /// One group per process: ``launched()`` initializes MPI (`MPI_Init_thread`, funneled), and
-/// ``finish()`` or ``abort(code:)`` ends it. Time spent in the reductions is kept in
-/// ``reductionSeconds`` (wall clock, `MPI_Wtime`), to split a step into compute and communication.
+/// ``finish()`` or ``abort(code:)`` ends it. Each sum first waits at a barrier for the slowest
+/// rank, so that the time of a step splits into compute, ``waitingSeconds`` (load imbalance: a
+/// rank that finished its share early) and ``reductionSeconds`` (the allreduce itself); both are
+/// wall clock (`MPI_Wtime`). The barrier costs one latency per step.
 public final class MPIGroup: DataParallelGroup {
     public let rank: Int
     public let size: Int
     /// Ranks of this group on this machine (`OMPI_COMM_WORLD_LOCAL_SIZE`), which share its cores.
     public let localSize: Int
-    /// Wall-clock seconds spent in ``sum(_:)-(UnsafeMutableBufferPointer<Double>)`` so far.
+    /// Wall-clock seconds spent in `MPI_Allreduce` so far (after the barrier).
     public private(set) var reductionSeconds = 0.0
+    /// Wall-clock seconds spent at the barrier before each allreduce, waiting for slower ranks.
+    public private(set) var waitingSeconds = 0.0
     /// The number of sums so far, and the bytes this rank contributed to them.
     public private(set) var reductions = 0, reducedBytes = 0
+    /// The largest sum so far in bytes (a training step's gradient, loss and failure flag).
+    public private(set) var largestReductionBytes = 0
     private let mpi: OpenMPILibrary
 
     /// The group of this process if it was started by Open MPI's `mpirun` (the environment has
@@ -56,11 +62,15 @@ public final class MPIGroup: DataParallelGroup {
     /// elements (the count is a C int).
     private func reduce(_ bytes: UnsafeMutableRawBufferPointer, count: Int, type: UnsafeMutableRawPointer) throws {
         guard count > 0, let base = bytes.baseAddress else { return }
+        let arrival = mpi.wtime()
+        try Self.check(mpi.barrier(mpi.commWorld), "MPI_Barrier")
         let start = mpi.wtime()
+        waitingSeconds += start - arrival
         defer {
             reductionSeconds += mpi.wtime() - start
             reductions += 1
             reducedBytes += bytes.count
+            largestReductionBytes = max(largestReductionBytes, bytes.count)
         }
         let stride = bytes.count / count
         let piece = 1 << 30

@@ -18,6 +18,7 @@ final class OpenMPILibrary {
         UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32, UnsafeMutableRawPointer, UnsafeMutableRawPointer, UnsafeMutableRawPointer
     ) -> Int32
     typealias Abort = @convention(c) (UnsafeMutableRawPointer, Int32) -> Int32
+    typealias Barrier = @convention(c) (UnsafeMutableRawPointer) -> Int32
     typealias Finalize = @convention(c) () -> Int32
     typealias Wtime = @convention(c) () -> Double
 
@@ -32,6 +33,7 @@ final class OpenMPILibrary {
     let commSize: CommQuery
     let allreduce: Allreduce
     let abort: Abort
+    let barrier: Barrier
     let finalize: Finalize
     let wtime: Wtime
     /// `MPI_COMM_WORLD`, `MPI_DOUBLE`, `MPI_FLOAT`, `MPI_SUM`.
@@ -64,6 +66,7 @@ final class OpenMPILibrary {
         commSize = unsafeBitCast(try symbol("MPI_Comm_size"), to: CommQuery.self)
         allreduce = unsafeBitCast(try symbol("MPI_Allreduce"), to: Allreduce.self)
         abort = unsafeBitCast(try symbol("MPI_Abort"), to: Abort.self)
+        barrier = unsafeBitCast(try symbol("MPI_Barrier"), to: Barrier.self)
         finalize = unsafeBitCast(try symbol("MPI_Finalize"), to: Finalize.self)
         wtime = unsafeBitCast(try symbol("MPI_Wtime"), to: Wtime.self)
         commWorld = try symbol("ompi_mpi_comm_world")

@@ -55,3 +55,40 @@ extension DataParallelTests {
         }
     }
 }
+
+/// Rank 0 of 2 whose partner contributes the same values as this rank, except that at one
+/// training step (counted over gradient reductions) the partner reports a failed share.
+final class FailingPartnerGroup: DataParallelGroup {
+    let rank = 0, size = 2
+    let failingStep: Int
+    private(set) var gradientReductions = 0
+    init(failingStep: Int) { self.failingStep = failingStep }
+    func sum(_ values: UnsafeMutableBufferPointer<Double>) throws {
+        for i in values.indices { values[i] *= 2 }
+        // The fingerprint check sends 2 values and an evaluation 1; a step sends the gradient too.
+        guard values.count > 2 else { return }
+        gradientReductions += 1
+        if gradientReductions == failingStep { values[values.count - 1] += 1 }
+    }
+    func sum(_ values: UnsafeMutableBufferPointer<Float>) throws {}
+}
+
+extension DataParallelTests {
+    /// A failure on another rank reaches the training guard of every rank: the step is skipped,
+    /// the rate halved and the run goes on, exactly as for a local failure.
+    @Test func anotherRanksFailureIsSkippedByTheTrainingGuard() throws {
+        let train = TrainerTests.toyData(seed: 1), validation = TrainerTests.toyData(seed: 2, rows: 20)
+        let trainer = try TrainerTests.makeTrainer(seed: 3, epochs: 2)
+        let group = FailingPartnerGroup(failingStep: 3)
+        trainer.group = group
+        var recovered = [(step: Int, reason: String, scale: Double)]()
+        let result = try trainer.fit(train: train, validation: validation) { event in
+            if case let .recovered(_, step, reason, _, scale) = event { recovered.append((step, reason, scale)) }
+        }
+        #expect(group.gradientReductions == 8)
+        #expect(recovered.count == 1)
+        #expect(recovered.first?.step == 3 && recovered.first?.scale == 0.5)
+        #expect(recovered.first?.reason.contains("another rank") == true, "\(recovered)")
+        #expect(result.steps == 8)
+    }
+}
