@@ -244,7 +244,8 @@ public final class Trainer<T: Scalar> {
             try group.requireAgreement(
                 on: Self.fingerprint(
                     run: [UInt64(epochs), UInt64(batchSize), configuration.seed, configuration.learningRate.bitPattern],
-                    train: train, validation: validation, parameters: parameters), "the data, configuration or initial parameters")
+                    matrices: [train, validation] + parameters.map(\.value)),
+                "the data, configuration or initial parameters")
         }
         var reduction = [T]()
         var order = Array(0..<train.rows)
@@ -270,7 +271,20 @@ public final class Trainer<T: Scalar> {
             elapsedBefore = history.last?.elapsedSeconds ?? 0
             firstEpoch = state.epoch + 1
         } else {
-            try record(epoch: 0, samplesPerSecond: 0)
+            if let group {
+                // A data-dependent initialization (ActNorm) sees the first evaluated chunk of the
+                // training set; each rank evaluates only its share of it, so the whole chunk goes
+                // through the flow first, with the noise of that evaluation, as in one process.
+                let rows = 0..<min(configuration.evaluationBatchSize, train.rows)
+                var warmUpNoise = SeededGenerator(seed: evaluationSeeds[0])
+                let pre = try preprocessing.transform(train.rows(rows), using: &warmUpNoise)
+                _ = try flow.logProbability(pre.output, context: trainContext?.rows(rows))
+                try record(epoch: 0, samplesPerSecond: 0)
+                try group.requireAgreement(
+                    on: Self.fingerprint(run: [], matrices: parameters.map(\.value)), "the parameters after the first evaluation")
+            } else {
+                try record(epoch: 0, samplesPerSecond: 0)
+            }
         }
         do {
             for epoch in stride(from: firstEpoch, through: min(epochs, stop ?? epochs), by: 1) {
@@ -410,9 +424,9 @@ public final class Trainer<T: Scalar> {
         return (buffer[count], failure)
     }
 
-    /// A 32-bit FNV-1a hash of the run's schedule words, the training and validation data and the initial parameters, to
-    /// check that every rank of a data-parallel run starts from the same.
-    private static func fingerprint(run: [UInt64], train: Matrix<T>, validation: Matrix<T>, parameters: [Parameter<T>]) -> UInt32 {
+    /// A 32-bit FNV-1a hash of `run` (schedule words) and `matrices` (shapes and bit patterns),
+    /// to check that every rank of a data-parallel run holds the same data and parameters.
+    private static func fingerprint(run: [UInt64], matrices: [Matrix<T>]) -> UInt32 {
         var hash: UInt32 = 2_166_136_261
         // Word-wise rather than byte-wise: a mismatch check, not a cryptographic digest.
         func mix(_ word: UInt64) {
@@ -420,7 +434,7 @@ public final class Trainer<T: Scalar> {
             hash = (hash ^ UInt32(truncatingIfNeeded: word >> 32)) &* 16_777_619
         }
         for word in run { mix(word) }
-        for m in [train, validation] + parameters.map(\.value) {
+        for m in matrices {
             mix(UInt64(m.rows))
             mix(UInt64(m.columns))
             for v in m.storage { mix(Double(v).bitPattern) }
