@@ -202,10 +202,16 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         BLASCoreSelection.reexecuteWithBetterKernelsIfNeeded()
+        // Under mpirun: join the job (after the re-exec above, which replaces the process).
+        let distributed = try DistributedRun.start()
         // Each training step frees and reallocates the same buffers: keep them in the heap
         // instead of faulting them back in every step (see Allocator).
         Allocator.keepFreedMemoryForReuse()
-        BLAS.setThreads(threads ?? 0)
+        BLAS.setThreads(threads ?? distributed.defaultThreads)
+        try distributed.run { try run(distributed) }
+    }
+
+    private func run(_ distributed: DistributedRun) throws {
         // The precision of the run: --precision, else with --resume the checkpoint's, else float.
         var precision = precisionOption ?? .float
         if let resume, precisionOption == nil {
@@ -213,8 +219,8 @@ struct TrainCommand: ParsableCommand {
             precision = dtype == .f64 ? .double : .float
         }
         switch precision {
-        case .float: try train(Float.self, precision: precision)
-        case .double: try train(Double.self, precision: precision)
+        case .float: try train(Float.self, precision: precision, distributed: distributed)
+        case .double: try train(Double.self, precision: precision, distributed: distributed)
         }
     }
 
@@ -235,7 +241,9 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
-    private func train<T: Scalar>(_: T.Type, precision: Precision) throws {
+    private func train<T: Scalar>(_: T.Type, precision: Precision, distributed: DistributedRun) throws {
+        var output = self.output
+        output.quiet = output.quiet || !distributed.isWriter
         let clock = ContinuousClock()
         let start = clock.now
         let loaded = try dataOptions.load(T.self)
@@ -306,6 +314,7 @@ struct TrainCommand: ParsableCommand {
         }
         let epochs = configuration.epochs
         let trainer = try Trainer(flow: flow, preprocessing: preprocessing, configuration: configuration)
+        trainer.group = distributed.group
         guard flow.contextFeatures == (dataset.context?.names.count ?? 0) else {
             throw ValidationError(
                 "the model is \(flow.isConditional ? "conditional on \(flow.contextFeatures) context column(s)" : "unconditional"); "
@@ -318,7 +327,7 @@ struct TrainCommand: ParsableCommand {
                 + "\(dataset.dimensions) dimensions with \(valueKind)"
                 + (dataset.context.map { " given the context \($0.names.joined(separator: ", "))" } ?? "")
                 + "; \(flow.trainableParameterCount) parameters; "
-                + "\(precision.rawValue), \(BLAS.threads) BLAS thread(s), \(BLAS.coreName) kernels")
+                + "\(precision.rawValue), \(distributed.ranks) rank(s) × \(BLAS.threads) BLAS thread(s), \(BLAS.coreName) kernels")
         let reporter = ProgressReporter(epochs: epochs, discrete: preprocessing.isDiscrete, quiet: output.quiet)
         func stateCheckpoint(_ state: TrainingState<T>?) -> Checkpoint<T> {
             Checkpoint(flow: flow, preprocessing: preprocessing, dataset: dataset.description, trainingState: state)
@@ -345,16 +354,20 @@ struct TrainCommand: ParsableCommand {
         case let .interrupted(epoch)?:
             // The state of the last complete epoch, so that --resume loses only the epoch in progress.
             let saved = trainer.trainingState?.epoch ?? 0
-            try stateCheckpoint(trainer.trainingState).write(to: modelPath)
+            if distributed.isWriter { try stateCheckpoint(trainer.trainingState).write(to: modelPath) }
             throw InvertNNError.io(
                 path: modelPath,
                 reason: "interrupted during epoch \(epoch): wrote the model with the training state after epoch \(saved) here; "
                     + "continue with --resume \(modelPath)")
         case let .patience(epoch, patience)?:
-            output.note("early stopping after epoch \(epoch): the validation NLL has not improved for \(patience) epochs "
-                + "(best epoch \(result.best.epoch))")
+            if distributed.isWriter {
+                output.note("early stopping after epoch \(epoch): the validation NLL has not improved for \(patience) epochs "
+                    + "(best epoch \(result.best.epoch))")
+            }
         case nil: break
         }
+        guard distributed.isWriter else { return }
+        if let note = distributed.communicationNote(trainingSeconds: result.seconds) { output.note(note) }
 
         let description = DataDescription(dataset.description, dimensions: dataset.dimensions)
         let keepState = saveState || stopAfter != nil || resumedState != nil || checkpointEvery != nil
@@ -416,8 +429,8 @@ struct TrainCommand: ParsableCommand {
             dataset: dataset.name, discrete: preprocessing.isDiscrete, train: perDimension(best.train),
             validation: perDimension(best.validation), test: perDimension(test), testNLL: test.negativeLogLikelihood,
             bestEpoch: best.epoch, epochs: epochs, seconds: (seconds * 1000).rounded() / 1000,
-            parameters: flow.trainableParameterCount, precision: precision.rawValue, contextColumns: dataset.context?.names,
-            model: URL(fileURLWithPath: modelPath).standardizedFileURL.path,
+            parameters: flow.trainableParameterCount, precision: precision.rawValue, ranks: distributed.ranks,
+            contextColumns: dataset.context?.names, model: URL(fileURLWithPath: modelPath).standardizedFileURL.path,
             history: URL(fileURLWithPath: TrainingHistory.paths(model: modelPath).csv).standardizedFileURL.path))
     }
 }
@@ -548,6 +561,8 @@ struct TrainSummary: Encodable {
     let seconds: Double
     let parameters: Int
     let precision: String
+    /// The processes of a data-parallel run (`mpirun -np`), 1 without mpirun.
+    let ranks: Int
     /// The context columns of a conditional model (the key is left out for other models).
     let contextColumns: [String]?
     let model: String
@@ -575,6 +590,7 @@ struct TrainSummary: Encodable {
         try c.encode(SummaryNumber(seconds), forKey: Key("seconds"))
         try c.encode(parameters, forKey: Key("parameters"))
         try c.encode(precision, forKey: Key("precision"))
+        try c.encode(ranks, forKey: Key("ranks"))
         try c.encodeIfPresent(contextColumns, forKey: Key("context_columns"))
         try c.encode(model, forKey: Key("model"))
         try c.encode(history, forKey: Key("history"))
