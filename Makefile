@@ -5,7 +5,8 @@
 
 SHELL := /bin/bash
 SWIFT ?= swift
-DEB_PACKAGES := libopenblas-dev liblapacke-dev zlib1g-dev
+# openmpi-bin: mpirun and libmpi for the data-parallel tests (loaded at run time; no headers needed).
+DEB_PACKAGES := libopenblas-dev liblapacke-dev zlib1g-dev openmpi-bin
 ARGS ?=
 
 .PHONY: run test deps build

@@ -41,10 +41,15 @@ let package = Package(
             ],
             resources: [.copy("Resources/digits.csv.gz"), .copy("Resources/mnist_5k.csv.gz")]
         ),
+        // Data-parallel training over Open MPI, loaded at run time (dlopen): builds without MPI headers.
+        .target(
+            name: "InvertNNDistributed",
+            dependencies: ["InvertNN"]
+        ),
         .executableTarget(
             name: "InvertNNCLI",
             dependencies: [
-                "InvertNN",
+                "InvertNN", "InvertNNDistributed",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

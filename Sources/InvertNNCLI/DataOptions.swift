@@ -12,11 +12,13 @@ struct DataOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "For a CSV of integer pixels: the number of levels K (every value in 0..<K); the data are dequantized and scored in bits/dim. Without it a CSV is continuous tabular data, standardized and scored in nats/dim.")
     var levels: Int?
 
-    @Option(help: ArgumentHelp("A CSV column to exclude (a label), by header name or 1-based number.", valueName: "NAME|N"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("A CSV column to exclude (a label), by header name or 1-based number.", valueName: "NAME|N"))
     var labelColumn: String?
 
-    @Option(help: ArgumentHelp("More CSV columns to exclude, comma-separated names or 1-based numbers.", valueName: "A,B,..."))
+    @Option(parsing: .unconditional, help: ArgumentHelp("More CSV columns to exclude, comma-separated names or 1-based numbers.", valueName: "A,B,..."))
     var dropColumns: String?
+
+    @OptionGroup var readLimits: ReadLimitOptions
 
     var namedKind: NamedData? { NamedData(rawValue: data) }
 
@@ -41,14 +43,17 @@ struct DataOptions: ParsableArguments {
         }
     }
 
-    /// Throws a usage error unless `data` names an existing file that is not a directory (for a
-    /// `--data` that is not a dataset name; shared by `train` and `eval`).
+    /// Throws a usage error unless `data` names a regular file (for a `--data` that is not a
+    /// dataset name; shared by `train`, `eval` and `density`). A device such as /dev/zero never
+    /// ends and a FIFO blocks: neither is data.
     static func requireDataFile(_ data: String) throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory) else {
+        switch RegularFile.problem(at: data) {
+        case nil: return
+        case "no such file"?:
             throw ValidationError("no such data file: \(data) (use digits, mnist, moons, rings, checkerboard, mixture or the path of a CSV file)")
+        case "a directory, not a file"?: throw ValidationError("--data: \(data) is a directory, not a CSV file")
+        case let problem?: throw ValidationError("--data: \(data) is \(problem); data must be a regular file")
         }
-        guard !isDirectory.boolValue else { throw ValidationError("--data: \(data) is a directory, not a CSV file") }
     }
 
     var droppedColumns: [String] {
@@ -59,7 +64,7 @@ struct DataOptions: ParsableArguments {
     func load<T: Scalar>(_: T.Type) throws -> LoadedData<T> {
         if let named = namedKind { return try named.load(T.self) }
         if let levels {
-            let bytes = try GzipReader.read(path: data)
+            let bytes = try GzipReader.read(path: data, limits: readLimits.limits)
             let keys = [labelColumn].compactMap { $0 } + droppedColumns
             func excludedColumns(_ names: [String]) throws -> Set<Int> {
                 try Set(keys.map { try TabularDataset<Double>.columnIndex($0, in: names, path: data) })
@@ -79,7 +84,8 @@ struct DataOptions: ParsableArguments {
                 recordLines: Array(CSVReader.nonBlankLineNumbers(bytes).suffix(n)))  // errors name file lines
             return LoadedData(discrete: dataset, kind: .image, columnNames: kept.map { table.columnNames[$0] }, sourceColumns: kept)
         }
-        let dataset = try TabularDataset<T>.csv(path: data, labelColumn: labelColumn, dropColumns: droppedColumns)
+        let dataset = try TabularDataset<T>.csv(
+            path: data, labelColumn: labelColumn, dropColumns: droppedColumns, limits: readLimits.limits)
         return LoadedData(tabular: dataset, kind: dataset.dimensions == 2 ? .points : .tabular, toy: nil)
     }
 }

@@ -25,10 +25,20 @@ struct DensityCommand: ParsableCommand, CheckpointConsumer {
     @Option(parsing: .unconditional, help: "Grid cells per side (the heat map's resolution in pixels).")
     var size: Int = 320
 
+    @OptionGroup var readLimits: ReadLimitOptions
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
         try InputPath.requireFile(model, option: "--model")
+        if let data {
+            // A typo or a missing file is an error, not a picture without the training points.
+            if let named = NamedData(rawValue: data) {
+                guard named.levels == nil else { throw ValidationError("--data \(data) is image data; density pictures show 2-D continuous data") }
+            } else {
+                try DataOptions.requireDataFile(data)
+            }
+        }
         guard size >= 16, size <= 2000 else { throw ValidationError("--size must lie in 16...2000, got \(size)") }
         try OutputPath.requireWritableDirectory(png, option: "--png")
         try OutputPath.requireNotInputs([("--png", png)], inputs: [("--model", model)])
@@ -48,8 +58,10 @@ struct DensityCommand: ParsableCommand, CheckpointConsumer {
         let source = data ?? description.name
         if let named = NamedData(rawValue: source), named.levels == nil {
             points = try named.load(T.self).train
-        } else if FileManager.default.fileExists(atPath: source) {
-            points = try TabularDataset<T>.csv(path: source).train
+        } else if RegularFile.problem(at: source) == nil {
+            points = try TabularDataset<T>.csv(path: source, limits: readLimits.limits).train
+        } else {
+            output.note("the model's training data \(source) is not a readable file: drawing without the training points (give --data)")
         }
         let (xRange, yRange) = Rendering.window(reference: points, preprocessing: checkpoint.preprocessing)
         let progress = ProgressLine(label: "density grid", quiet: output.quiet)

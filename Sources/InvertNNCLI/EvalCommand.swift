@@ -9,10 +9,12 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
         abstract: "Score data with a saved model: NLL and bits/dim (integer data) or nats/dim (continuous data).",
         discussion: """
             --data NAME scores the train, validation and test splits of a named dataset (digits, mnist, \
-            moons, rings, checkerboard, mixture); --data PATH scores every row of a CSV file with the \
-            model's columns (the columns kept at training are selected when the file has more). \
+            moons, rings, checkerboard, mixture); --data PATH scores every row of a CSV file: its columns \
+            are matched by the header names the model was trained on (a missing one is an error, \
+            extra ones are ignored with a note), or by position for a file without a header. \
             Integer data are dequantized with fixed noise (--seed), so the figures are the usual \
-            dequantization bound.
+            dequantization bound; the splits of a named dataset get the noise `train` scores them \
+            with, so both commands report the same bits/dim for the same model.
             """)
 
     @Option(help: "The model file written by `invertnn train` (safetensors).")
@@ -24,8 +26,10 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
     @Option(help: "Write one log-density per input row (nats, in the data's units; for integer data log P(k), the dequantization bound) to this file.")
     var perRow: String?
 
-    @Option(parsing: .unconditional, help: "Seed of the dequantization noise of integer data.")
-    var seed: UInt64 = 0xE7A1
+    @Option(parsing: .unconditional, help: "Seed of the dequantization noise of integer data (the default is the one `train` scores its splits with, so a named dataset's figures agree with train's).")
+    var seed: UInt64 = TrainingConfiguration().evaluationSeed
+
+    @OptionGroup var readLimits: ReadLimitOptions
 
     @OptionGroup var output: OutputOptions
 
@@ -53,7 +57,7 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
 
     func run<T: Scalar>(_ checkpoint: Checkpoint<T>, path: String) throws {
         let d = checkpoint.flow.features
-        var splits = [(String, Matrix<T>, Matrix<T>?)]()
+        var splits = [(name: String, data: Matrix<T>, context: Matrix<T>?, noiseSeed: UInt64)]()
         let description = DataDescription(checkpoint.dataset, dimensions: d)
         let contextNames = checkpoint.flow.contextEncoder.map { e in description.contextColumns ?? (1...e.features).map { "c\($0)" } }
         if let named = NamedData(rawValue: data) {
@@ -62,18 +66,30 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
             guard loaded.train.columns == d else {
                 throw ValidationError("--data \(data) has \(loaded.train.columns) dimensions; the model \(model) takes \(d)")
             }
-            splits = [("train", loaded.train, loaded.context?.train), ("validation", loaded.validation, loaded.context?.validation),
-                      ("test", loaded.test, loaded.context?.test)]
+            // Each split with the noise `train` scores it with, so both report the same figures.
+            let parts = [("train", loaded.train, loaded.context?.train), ("validation", loaded.validation, loaded.context?.validation),
+                         ("test", loaded.test, loaded.context?.test)]
+            splits = parts.enumerated().map {
+                ($0.element.0, $0.element.1, $0.element.2, TrainingConfiguration.evaluationNoiseSeed(split: $0.offset, evaluationSeed: seed))
+            }
         } else {
             // Columns the model was not trained on (a text label, say) are not parsed.
-            let bytes = try GzipReader.read(path: data)
+            let bytes = try GzipReader.read(path: data, limits: readLimits.limits)
+            var selection = ColumnSelection(columns: [], ignored: [])
             let table: (columnNames: [String], values: Matrix<Double>) = try CSVReader.parseTable(
                 bytes, source: data,
                 skipping: { names in
-                    guard names.count != d + (contextNames?.count ?? 0), let columns = description.sourceColumns else { return [] }
-                    return Set(0..<names.count).subtracting(columns).subtracting(contextNames.map { c in
-                        c.compactMap { names.firstIndex(of: $0) } } ?? [])
+                    selection = try ColumnSelection.choose(
+                        fileNames: names, modelNames: description.columns, sourceColumns: description.sourceColumns,
+                        modelColumns: d, path: data, model: model)
+                    let contextIndices = contextNames.map { c in c.compactMap { names.firstIndex(of: $0) } } ?? []
+                    selection.ignored.removeAll { contextNames?.contains($0) == true }
+                    return Set(0..<names.count).subtracting(selection.columns).subtracting(contextIndices)
                 })
+            if !selection.ignored.isEmpty {
+                output.note("ignored the column\(selection.ignored.count == 1 ? "" : "s") \(selection.ignored.prefix(12).joined(separator: ", "))"
+                    + "\(selection.ignored.count > 12 ? ", …" : "") of \(data), which the model was not trained on")
+            }
             // A conditional model reads its context columns by their header names.
             var context: Matrix<T>? = nil
             if let contextNames {
@@ -88,12 +104,9 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
                 context = c
             }
             var values = table.values
-            if values.columns != d {
-                guard let columns = description.sourceColumns, columns.count == d, columns.allSatisfy({ $0 < values.columns }) else {
-                    throw ValidationError("\(data) has \(values.columns) columns; the model takes \(d)")
-                }
+            if selection.columns != Array(0..<values.columns) {
                 var selected = Matrix<Double>(rows: values.rows, columns: d)
-                for r in 0..<values.rows { for (k, c) in columns.enumerated() { selected[r, k] = values[r, c] } }
+                for r in 0..<values.rows { for (k, c) in selection.columns.enumerated() { selected[r, k] = values[r, c] } }
                 values = selected
             }
             // A finite value beyond the model's precision (1e39 in Float) would become an
@@ -103,11 +116,13 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
                 throw InvertNNError.invalidArgument(
                     operation: "eval", reason: "\(data):\(lines[lines.startIndex + row]): \(value) does not fit in the model's \(T.self) precision")
             }
-            splits = [(data, values.converted(to: T.self), context)]
+            splits = [(data, values.converted(to: T.self), context, seed)]
         }
         let unit = checkpoint.preprocessing.isDiscrete ? "bits/dim" : "nats/dim"
         var scores = [Score]()
-        for (name, matrix, context) in splits { scores.append(try score(checkpoint, name: name, data: matrix, context: context)) }
+        for (name, matrix, context, noiseSeed) in splits {
+            scores.append(try score(checkpoint, name: name, data: matrix, context: context, noiseSeed: noiseSeed))
+        }
         if let perRow {
             let rows = scores.flatMap(\.logDensities)
             try AtomicFile.write(text: "log_density\n" + rows.map { "\($0)" }.joined(separator: "\n") + "\n", to: perRow)
@@ -126,8 +141,10 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
         }
     }
 
-    private func score<T: Scalar>(_ checkpoint: Checkpoint<T>, name: String, data: Matrix<T>, context: Matrix<T>?) throws -> Score {
-        var noise = SeededGenerator(seed: seed)
+    private func score<T: Scalar>(
+        _ checkpoint: Checkpoint<T>, name: String, data: Matrix<T>, context: Matrix<T>?, noiseSeed: UInt64
+    ) throws -> Score {
+        var noise = SeededGenerator(seed: noiseSeed)
         let d = checkpoint.flow.features
         let chunk = 500
         let progress = ProgressLine(label: "eval \(name)", quiet: output.quiet)
@@ -138,7 +155,17 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
             let end = min(start + chunk, data.rows)
             let pre = try checkpoint.preprocessing.transform(data.rows(start..<end), using: &noise)
             let logP = try checkpoint.flow.logProbability(pre.output, context: context?.rows(start..<end))
-            for i in 0..<logP.count { logDensities.append(Double(logP[i]) + Double(pre.logAbsDet[i])) }
+            for i in 0..<logP.count {
+                let value = Double(logP[i]) + Double(pre.logAbsDet[i])
+                // A NaN or infinite NLL is no result: say which row, and exit non-zero.
+                guard value.isFinite else {
+                    throw InvertNNError.invalidArgument(
+                        operation: "eval",
+                        reason: "\(name) row \(start + i + 1): the log-density is \(value) under \(model) (extreme weights, or a "
+                            + "point outside the model's support); no figure is reported")
+                }
+                logDensities.append(value)
+            }
             start = end
             progress.update(end, of: data.rows)
         }

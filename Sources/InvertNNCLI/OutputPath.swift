@@ -10,14 +10,15 @@ enum OutputPath {
     static func requireWritableDirectory(_ path: String, option: String) throws {
         guard !path.isEmpty else { throw ValidationError("\(option) needs a file path") }
         var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-            guard !isDirectory.boolValue else { throw ValidationError("\(option): \(path) is a directory, not a file path") }
-            let type = (try? FileManager.default.attributesOfItem(atPath: path)[.type]) as? FileAttributeType
-            guard type == .typeRegular || type == .typeSymbolicLink else {
-                throw ValidationError("\(option): \(path) exists and is not a regular file")
-            }
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw ValidationError("\(option): \(path) is a directory, not a file path")
         }
-        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        // A symbolic link is written through to its target, which must be a regular file or new.
+        let target: String
+        do { target = try AtomicFile.destination(of: path) } catch let InvertNNError.io(_, reason) {
+            throw ValidationError("\(option): \(path) \(reason)")
+        }
+        let directory = URL(fileURLWithPath: target).deletingLastPathComponent().path
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw ValidationError("\(option): the directory \(directory) does not exist")
         }
@@ -70,11 +71,16 @@ final class OutputStaging {
     private var staged = [(staging: String, destination: String)]()
 
     /// The path to write `destination`'s content to; ``commit()`` moves it into place.
-    func path(for destination: String) -> String {
-        let url = URL(fileURLWithPath: destination)
+    ///
+    /// - Throws: ``InvertNNError/io(path:reason:)`` if `destination` resolves to something other
+    ///   than a regular file (``AtomicFile/destination(of:)``: a symbolic link is written through).
+    func path(for destination: String) throws -> String {
+        let target = try AtomicFile.destination(of: destination)
+        AtomicFile.removeStaleTemporaries(of: target)
+        let url = URL(fileURLWithPath: target)
         let staging = url.deletingLastPathComponent()
             .appendingPathComponent(".\(url.lastPathComponent).staged-\(ProcessInfo.processInfo.processIdentifier)").path
-        staged.append((staging, destination))
+        staged.append((staging, target))
         return staging
     }
 
@@ -98,7 +104,7 @@ final class OutputStaging {
     /// the message name `destination`, not the staging file.
     @discardableResult
     func write(_ destination: String, _ write: (String) throws -> String) throws -> String {
-        let staging = path(for: destination)
+        let staging = try path(for: destination)
         do {
             return try write(staging).replacingOccurrences(of: staging, with: destination)
         } catch let InvertNNError.io(path, reason) where path == staging {

@@ -44,7 +44,24 @@ enum Rendering {
     ) throws -> Matrix<T> {
         var generator = SeededGenerator(seed: seed)
         let drawn = try flow.sample(count: count, context: context, temperature: T(temperature), using: &generator)
-        return try preprocessing.dataUnits(drawn)
+        try requireFinite(drawn, what: "sample")
+        let samples = try preprocessing.dataUnits(drawn)
+        try requireFinite(samples, what: "sample (in data units)")
+        return samples
+    }
+
+    /// Throws unless every entry of `values` is finite: a model whose finite weights overflow
+    /// (an extreme scale) would otherwise write `inf` into a CSV or an empty picture with exit 0.
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` naming the first row and
+    ///   column and how many rows are affected.
+    static func requireFinite<T: Scalar>(_ values: Matrix<T>, what: String) throws {
+        guard let (row, column) = values.firstNonFinite() else { return }
+        let bad = (0..<values.rows).filter { r in (0..<values.columns).contains { !values[r, $0].isFinite } }.count
+        throw InvertNNError.invalidArgument(
+            operation: "invertnn",
+            reason: "\(what) \(row + 1), column \(column + 1) is not finite (\(values[row, column])); \(bad) of \(values.rows) rows "
+                + "overflow: the model's weights are extreme. Nothing was written")
     }
 
     /// The plot window of 2-D data: the range of `reference` (or, without it, μ ± 3.5σ of the
@@ -152,7 +169,7 @@ struct OutputOptions: ParsableArguments {
     @Flag(help: "No progress or notes on stderr (errors still go there).")
     var quiet = false
 
-    @Flag(help: "Print the result as one JSON object on stdout.")
+    @Flag(help: "Print the result as one JSON object (sorted keys, one line) on stdout and nothing else there; `train` and `sbi` always do.")
     var json = false
 
     func note(_ text: String) { if !quiet { StandardError.line(text) } }

@@ -57,7 +57,7 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Coupling blocks of the flow (default: the preset).")
     var couplings: Int?
 
-    @Option(help: ArgumentHelp("Hidden widths of each coupling's conditioner MLP, comma-separated (default: the preset).", valueName: "N,N,..."))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Hidden widths of each coupling's conditioner MLP, comma-separated (default: the preset).", valueName: "N,N,..."))
     var hiddenSizes: String?
 
     @Option(help: "Feature mixing before each coupling: invertible-linear or permutation (default: the preset).")
@@ -101,6 +101,12 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Stop after this epoch although the learning-rate schedule spans --epochs, and write --out with the training state (continue with --resume).")
     var stopAfter: Int?
 
+    @Option(parsing: .unconditional, help: "Early stopping: end the run when the validation NLL has not improved for N epochs (the best epoch is kept, as always).")
+    var patience: Int?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Write the model with the training state to --out every N epochs (atomically), so that an interrupted run loses at most N epochs; continue with --resume. Ctrl-C also writes the state of the last complete epoch.", valueName: "N"))
+    var checkpointEvery: Int?
+
     @OptionGroup var output: OutputOptions
 
 
@@ -109,18 +115,22 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--epochs must be in 0...1000000, got \(epochs)")
         }
         if let stopAfter, stopAfter < 1 { throw ValidationError("--stop-after must be at least 1, got \(stopAfter)") }
+        if let patience, patience < 1 || patience > 1_000_000 { throw ValidationError("--patience must be in 1...1000000, got \(patience)") }
+        if let checkpointEvery, checkpointEvery < 1 || checkpointEvery > 1_000_000 {
+            throw ValidationError("--checkpoint-every must be in 1...1000000, got \(checkpointEvery)")
+        }
         if let stopAfter, let epochs, stopAfter > epochs {
             throw ValidationError("--stop-after \(stopAfter) is beyond --epochs \(epochs): the run ends at epoch \(epochs) anyway")
         }
         if let resume {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: resume, isDirectory: &isDirectory), !isDirectory.boolValue else {
-                throw ValidationError("--resume: no such checkpoint file: \(resume)")
+            if let problem = RegularFile.problem(at: resume) {
+                throw ValidationError(problem == "no such file" ? "--resume: no such checkpoint file: \(resume)" : "--resume: \(resume) is \(problem)")
             }
         }
         if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
-        if let learningRate, !(learningRate > 0 && learningRate <= 10) {
-            throw ValidationError("--learning-rate must lie in (0, 10], got \(learningRate)")
+        // Below 1e-10 a step changes nothing even in Double, and 1e-300 rounds to 0 in Float.
+        if let learningRate, !(learningRate >= 1e-10 && learningRate <= 10) {
+            throw ValidationError("--learning-rate must lie in [1e-10, 10], got \(learningRate)")
         }
         if let threads, threads < 1 || threads > 1024 {
             throw ValidationError("--threads must be in 1...1024, got \(threads)")
@@ -164,11 +174,15 @@ struct TrainCommand: ParsableCommand {
         for (flag, path) in [("--samples", samples), ("--out", modelPath)] {
             try OutputPath.requireWritableDirectory(path, option: flag)
         }
-        try OutputPath.requireDistinct([("--samples", samples), ("--out", modelPath)])
+        let history = TrainingHistory.paths(model: modelPath)
+        try OutputPath.requireDistinct([("--samples", samples), ("--out", modelPath), ("the history CSV", history.csv),
+                                        ("the training curve", history.png)])
         // --out may be the resumed checkpoint (it is read before anything is written, and the
         // write is atomic); no output may be the data, nor --samples the checkpoint.
         let data = dataOptions.namedKind == nil ? [("--data", dataOptions.data)] : []
-        try OutputPath.requireNotInputs([("--out", modelPath), ("--samples", samples)], inputs: data)
+        try OutputPath.requireNotInputs(
+            [("--out", modelPath), ("--samples", samples), ("the history CSV", history.csv), ("the training curve", history.png)],
+            inputs: data)
         if let resume { try OutputPath.requireNotInputs([("--samples", samples)], inputs: [("--resume", resume)]) }
     }
 
@@ -188,10 +202,16 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         BLASCoreSelection.reexecuteWithBetterKernelsIfNeeded()
+        // Under mpirun: join the job (after the re-exec above, which replaces the process).
+        let distributed = try DistributedRun.start()
         // Each training step frees and reallocates the same buffers: keep them in the heap
         // instead of faulting them back in every step (see Allocator).
         Allocator.keepFreedMemoryForReuse()
-        BLAS.setThreads(threads ?? 0)
+        BLAS.setThreads(threads ?? distributed.defaultThreads)
+        try distributed.run { try run(distributed) }
+    }
+
+    private func run(_ distributed: DistributedRun) throws {
         // The precision of the run: --precision, else with --resume the checkpoint's, else float.
         var precision = precisionOption ?? .float
         if let resume, precisionOption == nil {
@@ -199,13 +219,13 @@ struct TrainCommand: ParsableCommand {
             precision = dtype == .f64 ? .double : .float
         }
         switch precision {
-        case .float: try train(Float.self, precision: precision)
-        case .double: try train(Double.self, precision: precision)
+        case .float: try train(Float.self, precision: precision, distributed: distributed)
+        case .double: try train(Double.self, precision: precision, distributed: distributed)
         }
     }
 
-    /// Refuses models whose parameter count alone would not fit in memory (each option is within
-    /// its own range, but their product can still ask for terabytes), before anything is allocated.
+    /// Refuses models beyond ``SizeLimits/maximumParameters`` (each option is within its own range,
+    /// but their product can still ask for terabytes), before anything is allocated.
     /// `outputsPerFeature`: conditioner outputs per transformed feature (2 affine, 3K - 1 spline).
     static func requireReasonableModelSize(features d: Int, couplings: Int, hiddenSizes: [Int], outputsPerFeature: Int = 2) throws {
         let conditioning = Double(d / 2), transformed = Double(d - d / 2), outputs = Double(outputsPerFeature)
@@ -214,14 +234,16 @@ struct TrainCommand: ParsableCommand {
         var perCoupling = 0.0
         for (a, b) in zip(widths, widths.dropFirst()) { perCoupling += a * b + b }
         let total = Double(couplings) * (perCoupling + 2 * Double(d) * Double(d))
-        let limit = 500_000_000.0
+        let limit = Double(SizeLimits.maximumParameters)
         guard total <= limit else {
             throw ValidationError(
-                "the model would have about \(Int(total)) parameters (limit \(Int(limit))): lower --couplings or --hidden-sizes")
+                "the model would have about \(Int(total)) parameters (limit \(SizeLimits.maximumParameters)): lower --couplings or --hidden-sizes")
         }
     }
 
-    private func train<T: Scalar>(_: T.Type, precision: Precision) throws {
+    private func train<T: Scalar>(_: T.Type, precision: Precision, distributed: DistributedRun) throws {
+        var output = self.output
+        output.quiet = output.quiet || !distributed.isWriter
         let clock = ContinuousClock()
         let start = clock.now
         let loaded = try dataOptions.load(T.self)
@@ -255,6 +277,11 @@ struct TrainCommand: ParsableCommand {
             try Self.requireReasonableModelSize(
                 features: dataset.dimensions, couplings: couplings ?? preset.couplings,
                 hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes, outputsPerFeature: preset.family == .nsf ? 3 * bins - 1 : 2)
+            // pandas' to_csv writes its row index as a first column with an empty name.
+            if let names = dataset.columnNames, let unnamed = names.firstIndex(where: { $0.isEmpty || $0.hasPrefix("Unnamed: ") }) {
+                output.note("column \(unnamed + 1) of \(dataOptions.data) has no name (a pandas index written by to_csv?); it is "
+                    + "modelled as data: exclude it with --drop-columns \(unnamed + 1) if it is a row number")
+            }
             let constant = dataset.constantColumns
             if !constant.isEmpty {
                 output.note("column\(constant.count == 1 ? "" : "s") \(constant.joined(separator: ", ")) of \(dataOptions.data) "
@@ -287,6 +314,7 @@ struct TrainCommand: ParsableCommand {
         }
         let epochs = configuration.epochs
         let trainer = try Trainer(flow: flow, preprocessing: preprocessing, configuration: configuration)
+        trainer.group = distributed.group
         guard flow.contextFeatures == (dataset.context?.names.count ?? 0) else {
             throw ValidationError(
                 "the model is \(flow.isConditional ? "conditional on \(flow.contextFeatures) context column(s)" : "unconditional"); "
@@ -299,17 +327,50 @@ struct TrainCommand: ParsableCommand {
                 + "\(dataset.dimensions) dimensions with \(valueKind)"
                 + (dataset.context.map { " given the context \($0.names.joined(separator: ", "))" } ?? "")
                 + "; \(flow.trainableParameterCount) parameters; "
-                + "\(precision.rawValue), \(BLAS.threads) BLAS thread(s), \(BLAS.coreName) kernels")
+                + "\(precision.rawValue), \(distributed.ranks) rank(s) × \(BLAS.threads) BLAS thread(s), \(BLAS.coreName) kernels")
         let reporter = ProgressReporter(epochs: epochs, discrete: preprocessing.isDiscrete, quiet: output.quiet)
+        func stateCheckpoint(_ state: TrainingState<T>?) -> Checkpoint<T> {
+            Checkpoint(flow: flow, preprocessing: preprocessing, dataset: dataset.description, trainingState: state)
+        }
+        var control = TrainingControl<T>(patience: patience, checkpointEvery: checkpointEvery)
+        control.checkpoint = { state in
+            try stateCheckpoint(state).write(to: modelPath)
+            output.note("epoch \(state.epoch): wrote the model with the training state to \(modelPath)")
+        }
+        Interruption.install()
+        control.interruptRequested = { Interruption.requested }
+        var guardEvents = [Int: Int]()
         let result = try trainer.fit(
             train: dataset.train, validation: dataset.validation, test: dataset.test,
             trainContext: dataset.context?.train, validationContext: dataset.context?.validation,
             testContext: dataset.context?.test, resumingFrom: resumedState,
-            stoppingAfterEpoch: stopAfter, progress: reporter.handle)
+            stoppingAfterEpoch: stopAfter, control: control,
+            progress: { event in
+                if case let .recovered(epoch, _, _, _, _) = event { guardEvents[epoch, default: 0] += 1 }
+                reporter.handle(event)
+            })
         reporter.finish()
+        switch result.stop {
+        case let .interrupted(epoch)?:
+            // The state of the last complete epoch, so that --resume loses only the epoch in progress.
+            let saved = trainer.trainingState?.epoch ?? 0
+            if distributed.isWriter { try stateCheckpoint(trainer.trainingState).write(to: modelPath) }
+            throw InvertNNError.io(
+                path: modelPath,
+                reason: "interrupted during epoch \(epoch): wrote the model with the training state after epoch \(saved) here; "
+                    + "continue with --resume \(modelPath)")
+        case let .patience(epoch, patience)?:
+            if distributed.isWriter {
+                output.note("early stopping after epoch \(epoch): the validation NLL has not improved for \(patience) epochs "
+                    + "(best epoch \(result.best.epoch))")
+            }
+        case nil: break
+        }
+        guard distributed.isWriter else { return }
+        if let note = distributed.communicationNote(trainingSeconds: result.seconds) { output.note(note) }
 
         let description = DataDescription(dataset.description, dimensions: dataset.dimensions)
-        let keepState = saveState || stopAfter != nil || resumedState != nil
+        let keepState = saveState || stopAfter != nil || resumedState != nil || checkpointEvery != nil
         let checkpoint = Checkpoint(
             flow: flow, preprocessing: preprocessing, dataset: dataset.description, trainingState: keepState ? trainer.trainingState : nil)
         // The model and the sample picture are committed together: if either cannot be written,
@@ -318,8 +379,20 @@ struct TrainCommand: ParsableCommand {
         try staging.write(modelPath) { try checkpoint.write(to: $0); return "" }
         let stateNote = keepState ? " with the training state after epoch \(result.history.last?.epoch ?? 0)" : ""
         var notes = ["wrote the model (\(flow.trainableParameterCount) parameters, \(T.dtypeName))\(stateNote) to \(modelPath)"]
+        let historyPaths = TrainingHistory.paths(model: modelPath)
+        try staging.write(historyPaths.csv) {
+            try AtomicFile.write(text: TrainingHistory.csv(result.history, discrete: preprocessing.isDiscrete, guardEvents: guardEvents), to: $0)
+            return ""
+        }
+        try staging.write(historyPaths.png) {
+            try PNGWriter.write(try TrainingHistory.curve(result.history, discrete: preprocessing.isDiscrete), to: $0)
+            return ""
+        }
+        notes.append("wrote the per-epoch history to \(historyPaths.csv) and the training curve to \(historyPaths.png)")
 
-        var count = dataset.kind == .image ? 64 : 2000
+        // A scatter of samples beside the training points shows as many of each (at most 5000),
+        // so that the two panels' densities compare by eye.
+        var count = dataset.kind == .image ? 64 : min(dataset.train.rows, 5000)
         // A conditional model draws one row of the grid per class, or one sample per test context.
         let sampleContext = dataset.context.map {
             ContextSampling.contexts(classes: $0.classes, rows: $0.test, count: count)
@@ -333,7 +406,7 @@ struct TrainCommand: ParsableCommand {
             let note = try staging.write(samples) {
                 try Rendering.writePNG(
                     samples: drawn, description: description, preprocessing: preprocessing,
-                    reference: dataset.kind == .image ? nil : dataset.train, path: $0)
+                    reference: dataset.kind == .image ? nil : dataset.train.rows(0..<min(count, dataset.train.rows)), path: $0)
             }
             notes.append(note + " (temperature \(temperature))")
         }
@@ -356,8 +429,9 @@ struct TrainCommand: ParsableCommand {
             dataset: dataset.name, discrete: preprocessing.isDiscrete, train: perDimension(best.train),
             validation: perDimension(best.validation), test: perDimension(test), testNLL: test.negativeLogLikelihood,
             bestEpoch: best.epoch, epochs: epochs, seconds: (seconds * 1000).rounded() / 1000,
-            parameters: flow.trainableParameterCount, precision: precision.rawValue, contextColumns: dataset.context?.names,
-            model: URL(fileURLWithPath: modelPath).standardizedFileURL.path))  // absolute
+            parameters: flow.trainableParameterCount, precision: precision.rawValue, ranks: distributed.ranks,
+            contextColumns: dataset.context?.names, model: URL(fileURLWithPath: modelPath).standardizedFileURL.path,
+            history: URL(fileURLWithPath: TrainingHistory.paths(model: modelPath).csv).standardizedFileURL.path))
     }
 }
 
@@ -487,9 +561,13 @@ struct TrainSummary: Encodable {
     let seconds: Double
     let parameters: Int
     let precision: String
+    /// The processes of a data-parallel run (`mpirun -np`), 1 without mpirun.
+    let ranks: Int
     /// The context columns of a conditional model (the key is left out for other models).
     let contextColumns: [String]?
     let model: String
+    /// The per-epoch history CSV beside the model (absolute).
+    let history: String
 
     private struct Key: CodingKey {
         var stringValue: String
@@ -512,7 +590,9 @@ struct TrainSummary: Encodable {
         try c.encode(SummaryNumber(seconds), forKey: Key("seconds"))
         try c.encode(parameters, forKey: Key("parameters"))
         try c.encode(precision, forKey: Key("precision"))
+        try c.encode(ranks, forKey: Key("ranks"))
         try c.encodeIfPresent(contextColumns, forKey: Key("context_columns"))
         try c.encode(model, forKey: Key("model"))
+        try c.encode(history, forKey: Key("history"))
     }
 }

@@ -352,7 +352,7 @@ private func close(_ a: Double, _ b: Double, relative: Double) -> Bool {
         ]
         for layer in layers {
             #expect(throws: InvertNNError.self) { try layer.forward(Matrix(rows: 2, columns: 4)) }
-            #expect(throws: InvertNNError.self) { try layer.inverse(Matrix(rows: 0, columns: 3)) }
+            #expect(throws: Never.self) { _ = try layer.inverse(Matrix(rows: 0, columns: 3)) }  // an empty batch gives an empty result
             let x = Matrix<Double>(rows: 2, columns: 3, repeating: 0.25)
             #expect(throws: InvertNNError.self) {
                 try layer.forwardBackward(input: x, output: x, outputGradient: x, logAbsDetGradient: [1])

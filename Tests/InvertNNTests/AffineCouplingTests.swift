@@ -159,7 +159,7 @@ struct CouplingFlowFactory: LayerFactory {
         #expect(throws: InvertNNError.self) { try AffineCoupling(features: 5, conditioner: wrong) }
         let layer = try AffineCoupling<Double>(features: 4, hiddenSizes: [8], using: &rng)
         #expect(throws: InvertNNError.self) { try layer.forward(Matrix(rows: 2, columns: 3)) }
-        #expect(throws: InvertNNError.self) { try layer.inverse(Matrix(rows: 0, columns: 4)) }
+        #expect(throws: Never.self) { _ = try layer.inverse(Matrix(rows: 0, columns: 4)) }  // an empty batch gives an empty result
         let x = Matrix<Double>(rows: 2, columns: 4)
         #expect(throws: InvertNNError.self) {
             try layer.forwardBackward(input: x, output: x, outputGradient: x, logAbsDetGradient: [0])

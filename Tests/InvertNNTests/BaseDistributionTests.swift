@@ -106,7 +106,7 @@ import InvertNN
                 ? try DiagonalGaussian<Float>(features: 2) : try GaussianMixture<Float>(features: 2, components: 4)
             var rng = SeededGenerator(seed: 9)
             for p in base.parameters { p.value = try p.value + Matrix.randomNormal(rows: p.value.rows, columns: p.value.columns, standardDeviation: Float(0.2), using: &rng) }
-            let flow = try NormalizingFlow(base: base, transform: try FlowPresets.digits(features: 2, couplings: 1, hiddenSizes: [4], as: Float.self).transform)
+            let flow = try NormalizingFlow(base: base, transform: try FlowPresets.realNVP(features: 2, couplings: 1, hiddenSizes: [4], as: Float.self).transform)
             let path = temporaryPath("base-\(kind).safetensors")
             defer { try? FileManager.default.removeItem(atPath: path) }
             try Checkpoint(flow: flow, preprocessing: .standardization(try Standardization(means: [0, 0], scales: [1, 1]))).write(to: path)
@@ -129,7 +129,7 @@ import InvertNN
         }
         let flow = try NormalizingFlow(
             base: try GaussianMixture<Double>(features: 2, components: 2, seed: 1),
-            transform: try FlowPresets.digits(features: 2, couplings: 1, hiddenSizes: [4], mixing: .permutation, as: Double.self).transform)
+            transform: try FlowPresets.realNVP(features: 2, couplings: 1, hiddenSizes: [4], mixing: .permutation, as: Double.self).transform)
         let optimizer = try Adam(parameters: flow.parameters, learningRate: 0.05)
         let start = try flow.negativeLogLikelihood(data)
         for _ in 0..<300 {

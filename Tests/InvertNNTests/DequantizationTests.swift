@@ -72,7 +72,7 @@ import InvertNN
         #expect(throws: InvertNNError.self) { try Dequantization<Double>(levels: 4, logitAlpha: -0.1) }
         let pre = try Dequantization<Double>(levels: 4)
         var rng = SeededGenerator(seed: 1)
-        #expect(throws: InvertNNError.self) { try pre.transform(Matrix(rows: 0, columns: 3), using: &rng) }
+        #expect(throws: Never.self) { _ = try pre.transform(Matrix(rows: 0, columns: 3), using: &rng) }  // an empty batch gives an empty result
         do {
             _ = try pre.transform(try Matrix(rows: 2, columns: 2, storage: [0, 1, 2, 4]), using: &rng)
             Issue.record("level 4 of K = 4 must be rejected")

@@ -31,7 +31,7 @@ struct DiagonalFactory: LayerFactory {
     @Test func rejectsBadInput() throws {
         let layer = try Diagonal<Double>(features: 3)
         #expect(throws: InvertNNError.self) { try layer.forward(Matrix(rows: 2, columns: 4)) }
-        #expect(throws: InvertNNError.self) { try layer.inverse(Matrix(rows: 0, columns: 3)) }
+        #expect(throws: Never.self) { _ = try layer.inverse(Matrix(rows: 0, columns: 3)) }  // an empty batch gives an empty result
         #expect(throws: InvertNNError.self) { try Diagonal<Double>(scales: [1, 0, 2]) }
         #expect(throws: InvertNNError.self) { try Diagonal<Double>(features: 0) }
     }

@@ -312,7 +312,7 @@ struct HouseholderFactory: LayerFactory {
 
         let layer = try Householder<Double>(features: 3)
         #expect(throws: InvertNNError.self) { try layer.forward(Matrix(rows: 2, columns: 4)) }
-        #expect(throws: InvertNNError.self) { try layer.inverse(Matrix(rows: 0, columns: 3)) }
+        #expect(throws: Never.self) { _ = try layer.inverse(Matrix(rows: 0, columns: 3)) }  // an empty batch gives an empty result
         #expect(throws: InvertNNError.self) {
             try layer.forwardBackward(input: Matrix(rows: 2, columns: 3), output: Matrix(rows: 2, columns: 3),
                                       outputGradient: Matrix(rows: 1, columns: 3), logAbsDetGradient: [0, 0])

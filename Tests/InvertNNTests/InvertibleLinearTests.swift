@@ -137,7 +137,7 @@ struct InvertibleLinearFactory: LayerFactory {
         }
         let layer = try InvertibleLinear<Double>(features: 3)
         #expect(throws: InvertNNError.self) { try layer.forward(Matrix(rows: 2, columns: 2)) }
-        #expect(throws: InvertNNError.self) { try layer.inverse(Matrix(rows: 0, columns: 3)) }
+        #expect(throws: Never.self) { _ = try layer.inverse(Matrix(rows: 0, columns: 3)) }  // an empty batch gives an empty result
         #expect(throws: InvertNNError.self) {
             try layer.inverseBackward(input: Matrix(rows: 2, columns: 3), output: Matrix(rows: 2, columns: 3),
                                       outputGradient: Matrix(rows: 2, columns: 3), logAbsDetGradient: [0])

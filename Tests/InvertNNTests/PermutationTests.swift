@@ -55,6 +55,6 @@ struct PermutationFactory: LayerFactory {
         #expect(throws: InvertNNError.self) { try Permutation<Double>.random(features: -2, using: &rng) }
         let layer = try Permutation<Double>([1, 0, 2])
         #expect(throws: InvertNNError.self) { try layer.forward(Matrix(rows: 2, columns: 4)) }
-        #expect(throws: InvertNNError.self) { try layer.inverse(Matrix(rows: 0, columns: 3)) }
+        #expect(throws: Never.self) { _ = try layer.inverse(Matrix(rows: 0, columns: 3)) }  // an empty batch gives an empty result
     }
 }

@@ -91,6 +91,6 @@ struct PixelUnshuffleFactory: LayerFactory {
         #expect(throws: InvertNNError.self) { try PixelShuffle<Double>(channels: 4, height: 2, width: 2, factor: 0) }
         let layer = try PixelUnshuffle<Double>(channels: 1, height: 2, width: 4, factor: 2)
         #expect(throws: InvertNNError.self) { try layer.forward(Matrix(rows: 1, columns: 7)) }
-        #expect(throws: InvertNNError.self) { try layer.inverse(Matrix(rows: 0, columns: 8)) }
+        #expect(throws: Never.self) { _ = try layer.inverse(Matrix(rows: 0, columns: 8)) }  // an empty batch gives an empty result
     }
 }

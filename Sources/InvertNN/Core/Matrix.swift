@@ -234,15 +234,14 @@ public struct Matrix<T: Scalar>: Equatable, Sendable, CustomStringConvertible {
     }
 
     /// Throws ``InvertNNError/shapeMismatch(operation:expected:actual:)`` unless the matrix has
-    /// `columns` columns and at least one row.
+    /// `columns` columns. An empty batch (`[0, columns]`) passes: layers and flows return empty
+    /// results for it, as PyTorch-style libraries do, so that chunked data with an empty
+    /// remainder need no special case.
     @inlinable
     public func requireColumns(_ columns: Int, _ operation: @autoclosure () -> String) throws {
         guard self.columns == columns else {
             throw InvertNNError.shapeMismatch(
                 operation: operation(), expected: "[batch, \(columns)]", actual: "[\(rows), \(self.columns)]")
-        }
-        guard rows > 0 else {
-            throw InvertNNError.invalidArgument(operation: operation(), reason: "empty batch (0 rows)")
         }
     }
 

@@ -9,7 +9,10 @@ import RealModule
 /// fdlibm's `e_exp.c`), a Taylor polynomial in `r` (degree 7 for `Float`, 13 for `Double`, whose
 /// truncation error is below a quarter ulp on that interval) and `2^k` built in the exponent
 /// bits. Lanes with `|x|` beyond the range where `2^k` stays normal, and NaN lanes, take the
-/// scalar `exp` instead, so overflow, underflow, subnormals and NaN follow `libm` exactly.
+/// scalar `exp` instead, so overflow, underflow, subnormals and NaN follow `libm` exactly. Only
+/// those lanes do: every other entry gets the polynomial's result whatever its neighbours hold,
+/// so an entry's result depends on its value alone (a NaN in one sample of a batch cannot change
+/// another sample's last bits).
 /// Measured error against `libm` (test `VectorMathTests`): at most 2 ulp in both types.
 public enum VectorMath {
     /// Replaces every entry `v` of `values` by `e^v` (any count, including 0).
@@ -34,12 +37,15 @@ public enum VectorMath {
     }
 
     /// Applies `kernel` to whole vectors of `V.scalarCount` entries (a partial last vector is
-    /// padded with zeros), and `scalar` to each entry of a vector the kernel declines.
+    /// padded with zeros) whose lanes all lie in `[-limit, limit]`. In a vector with lanes beyond
+    /// it (or NaN), those lanes are replaced by 0 for the kernel and then get `scalar`; the
+    /// others keep the kernel's result, so each entry's result is a function of its value alone.
     @inline(__always)
     private static func applyLanes<V: SIMD>(
-        _ p: UnsafeMutablePointer<V.Scalar>, _ count: Int, _ kernel: (V) -> V?, _ scalar: (V.Scalar) -> V.Scalar
+        _ p: UnsafeMutablePointer<V.Scalar>, _ count: Int, limit: V.Scalar, _ kernel: (V) -> V, _ scalar: (V.Scalar) -> V.Scalar
     ) where V.Scalar: BinaryFloatingPoint {
         let lanes = V.scalarCount
+        let high = V(repeating: limit), low = V(repeating: -limit)
         var i = 0
         while i < count {
             let width = Swift.min(lanes, count - i)
@@ -51,14 +57,20 @@ public enum VectorMath {
             } else {
                 for l in 0..<width { x[l] = p[i + l] }
             }
-            if let y = kernel(x) {
+            // Written so that NaN lanes are outside.
+            let inside = (x .<= high) .& (x .>= low)
+            if all(inside) {
+                let y = kernel(x)
                 if width == lanes {
                     UnsafeMutableRawPointer(p + i).storeBytes(of: y, as: V.self)
                 } else {
                     for l in 0..<width { p[i + l] = y[l] }
                 }
             } else {
-                for l in 0..<width { p[i + l] = scalar(p[i + l]) }
+                var safe = x
+                safe.replace(with: 0, where: .!inside)
+                let y = kernel(safe)
+                for l in 0..<width { p[i + l] = inside[l] ? y[l] : scalar(x[l]) }
             }
             i += lanes
         }
@@ -69,15 +81,12 @@ public enum VectorMath {
     private typealias Float8 = SIMD8<Float>
 
     private static func expFloat(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
-        applyLanes(p, count, exp8, Float.exp)
+        applyLanes(p, count, limit: 87, exp8, Float.exp)
     }
 
-    /// `e^x` lane-wise, or `nil` if a lane is outside `[-87, 87]` or NaN.
+    /// `e^x` lane-wise for lanes in `[-87, 87]` (``applyLanes(_:_:limit:_:_:)`` keeps others out).
     @inline(__always)
-    private static func exp8(_ x: Float8) -> Float8? {
-        let limit = Float8(repeating: 87)
-        // Written so that NaN fails the test.
-        guard all(x .<= limit) && all(x .>= -limit) else { return nil }
+    private static func exp8(_ x: Float8) -> Float8 {
         // 1.5·2²³: adding it rounds x·log₂e to an integer held in the low mantissa bits.
         let magic = Float8(repeating: 12_582_912)
         let shifted = x * 1.442_695_04 + magic
@@ -102,14 +111,12 @@ public enum VectorMath {
     private typealias Double4 = SIMD4<Double>
 
     private static func expDouble(_ p: UnsafeMutablePointer<Double>, _ count: Int) {
-        applyLanes(p, count, exp4, Double.exp)
+        applyLanes(p, count, limit: 708, exp4, Double.exp)
     }
 
-    /// `e^x` lane-wise, or `nil` if a lane is outside `[-708, 708]` or NaN.
+    /// `e^x` lane-wise for lanes in `[-708, 708]` (``applyLanes(_:_:limit:_:_:)`` keeps others out).
     @inline(__always)
-    private static func exp4(_ x: Double4) -> Double4? {
-        let limit = Double4(repeating: 708)
-        guard all(x .<= limit) && all(x .>= -limit) else { return nil }
+    private static func exp4(_ x: Double4) -> Double4 {
         // 1.5·2⁵²: adding it rounds x·log₂e to an integer held in the low mantissa bits.
         let magic = Double4(repeating: 6_755_399_441_055_744)
         let shifted = x * 1.442_695_040_888_963_407_4 + magic

@@ -17,7 +17,7 @@ extension CSVReader {
         skipping: ([String]) throws -> Set<Int> = { _ in [] }
     ) throws -> (columnNames: [String], values: Matrix<T>) {
         // A UTF-8 byte-order mark would otherwise stick to the first column name.
-        var bytes = rawBytes.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(rawBytes.dropFirst(3)) : rawBytes
+        var bytes = lineFeedEnded(rawBytes.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(rawBytes.dropFirst(3)) : rawBytes)
         var header: [String]? = nil
         var headerLine = 0
         var lineNumber = 0

@@ -3,8 +3,9 @@ import RealModule
 /// A parser of numeric comma-separated values (RFC 4180 without quoting) into a ``Matrix``.
 ///
 /// Every record must have the same number of fields, and every field must be a finite decimal
-/// number (leading/trailing spaces allowed; `1`, `-2.5`, `3e-4`). Lines end with `\n` or
-/// `\r\n`; blank lines are skipped. An optional first header line is skipped unparsed.
+/// number (leading/trailing spaces allowed; `1`, `-2.5`, `3e-4`; not `0x10`, `nan` or `inf`).
+/// Lines end with `\n`, `\r\n`, or `\r` alone in a file without `\n` (classic Mac OS);
+/// blank lines are skipped. An optional first header line is skipped unparsed.
 public enum CSVReader {
     /// Parses `bytes` (UTF-8 or ASCII text) into a `[records, fields]` matrix.
     ///
@@ -18,6 +19,7 @@ public enum CSVReader {
     public static func parse<T: Scalar>(
         _ bytes: [UInt8], source: String, hasHeader: Bool = false, as _: T.Type = T.self
     ) throws -> Matrix<T> {
+        let bytes = lineFeedEnded(bytes)
         var storage = [T]()
         var columns = -1
         var rows = 0
@@ -46,8 +48,10 @@ public enum CSVReader {
                     guard let value = parseNumber(text, fieldStart, fieldEnd) else {
                         let raw = String(decoding: UnsafeBufferPointer(rebasing: text[fieldStart..<fieldEnd]), as: UTF8.self)
                         let shown = raw.trimmingSpaces.isEmpty ? "an empty field" : "\"\(raw.prefix(40))\""
-                        throw InvertNNError.malformedData(
-                            source: source, line: line, reason: "column \(column): \(shown) is not a finite number")
+                        // Hexadecimal ("0x10") parses as a Double but is not data in a CSV.
+                        let what = Double(String(raw.trimmingSpaces)).map { $0.isFinite } == true
+                            ? "is not a decimal number (only digits, a sign, a point and an exponent are read)" : "is not a finite number"
+                        throw InvertNNError.malformedData(source: source, line: line, reason: "column \(column): \(shown) \(what)")
                     }
                     fields.append(T(value))
                     if fieldEnd >= lineEnd { break }
@@ -71,6 +75,7 @@ public enum CSVReader {
     /// counts and skips them. A parsed table's records are the last `rows` of these (a header is
     /// the first non-blank line), so callers can name the file line of a record they reject.
     public static func nonBlankLineNumbers(_ bytes: [UInt8]) -> [Int] {
+        let bytes = lineFeedEnded(bytes)
         var lines = [Int]()
         bytes.withUnsafeBufferPointer { text in
             var start = 0, line = 0
@@ -85,6 +90,13 @@ public enum CSVReader {
             }
         }
         return lines
+    }
+
+    /// `bytes` with every `\r` turned into `\n` when the text has no `\n` at all: a file
+    /// saved with classic Mac OS line ends would otherwise be one line (a header, no records).
+    static func lineFeedEnded(_ bytes: [UInt8]) -> [UInt8] {
+        guard !bytes.contains(UInt8(ascii: "\n")), bytes.contains(UInt8(ascii: "\r")) else { return bytes }
+        return bytes.map { $0 == UInt8(ascii: "\r") ? UInt8(ascii: "\n") : $0 }
     }
 
     private static func isBlank(_ text: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Bool {
@@ -112,8 +124,15 @@ public enum CSVReader {
             }
             if allDigits { return Double(negative ? -value : value) }
         }
-        // Double(String) parses up to a NUL byte and ignores the rest ("1\0garbage" read as 1).
-        guard !text[s..<e].contains(0) else { return nil }
+        // Only decimal notation: Double(String) also reads hexadecimal ("0x10" as 16, "0x1p3"),
+        // "nan" and "infinity", and stops at a NUL byte ("1\0garbage" read as 1).
+        for j in s..<e {
+            switch text[j] {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"),
+                 UInt8(ascii: "+"), UInt8(ascii: "-"): continue
+            default: return nil
+            }
+        }
         let string = String(decoding: UnsafeBufferPointer(rebasing: text[s..<e]), as: UTF8.self)
         // Double(String) accepts "nan" and "inf"; data must be finite.
         guard let value = Double(string), value.isFinite else { return nil }

@@ -55,8 +55,12 @@ public struct Checkpoint<T: Scalar> {
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if the base distribution is
     ///   not one the checkpoint can rebuild (``StandardNormal``, ``DiagonalGaussian``,
-    ///   ``GaussianMixture``) or parameter names collide.
+    ///   ``GaussianMixture``) or parameter names collide;
+    ///   ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if the preprocessing does not
+    ///   fit the flow's width (``Preprocessing/requireFeatures(_:)``), so that such a file is
+    ///   refused when written rather than at its first use.
     public func safeTensors() throws -> SafeTensors {
+        try preprocessing.requireFeatures(flow.features)
         let baseType = flow.base.checkpointType
         guard BaseDescription.types.contains(baseType.name),
               baseType.name != "StandardNormal" || flow.base is StandardNormal<T> else {
@@ -106,7 +110,8 @@ public struct Checkpoint<T: Scalar> {
     /// - Parameter path: names the file in errors.
     /// - Throws: ``CheckpointError/badMetadata(path:key:reason:)`` for a missing or malformed
     ///   entry; ``CheckpointError/unsupportedVersion(path:version:)``;
-    ///   ``CheckpointError/badArchitecture(path:reason:)`` if the layers cannot be rebuilt; and the
+    ///   ``CheckpointError/badArchitecture(path:reason:)`` if the layers cannot be rebuilt or would
+    ///   hold more than ``SizeLimits/maximumParameters`` (checked before any is built); and the
     ///   errors of ``load(_:into:path:)`` (missing or unexpected tensors, wrong shapes);
     ///   ``CheckpointError/badTrainingState(path:reason:)`` for a malformed training state.
     public init(file: SafeTensors, path: String) throws {
@@ -133,6 +138,7 @@ public struct Checkpoint<T: Scalar> {
         }
         guard version == Self.formatVersion else { throw CheckpointError.unsupportedVersion(path: path, version: version) }
         let architecture = try text("architecture")
+        try Self.requireParameterCap(architecture: architecture, path: path)
         let baseText = try text("base")
         guard let base = try? decode(BaseDescription.self, "base"), BaseDescription.types.contains(base.type) else {
             throw CheckpointError.badMetadata(

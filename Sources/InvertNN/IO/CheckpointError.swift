@@ -41,6 +41,10 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible, Sendable
         case let .truncated(path, expected, actual):
             return "\(path): truncated checkpoint, the header promises \(expected) bytes but the file has \(actual)"
         case let .badHeaderLength(path, length, fileSize):
+            if length > UInt64(SafeTensors.maximumHeaderLength) {
+                return "\(path): the safetensors header is \(length) bytes, beyond the limit of \(SafeTensors.maximumHeaderLength) bytes "
+                    + "(SafeTensors.maximumHeaderLength; invertnn writes headers of a few kilobytes)"
+            }
             return "\(path): bad safetensors header length \(length) for a file of \(fileSize) bytes"
         case let .malformedHeader(path, reason):
             return "\(path): malformed safetensors header: \(reason)"

@@ -9,14 +9,16 @@ extension DiscreteDataset {
     ///   - labelColumn: `true` if the last field of every line is a label (kept aside, not modelled).
     ///   - hasHeader: skip the first line.
     ///   - splitSeed: seed of the train / validation / test shuffle.
+    ///   - limits: the bounds on the decompressed size and line length (``ReadLimits``).
     /// - Split: 75% / 10% / 15% of the samples (rounded; each at least 1), at least 3 samples.
     /// - Throws: ``InvertNNError/io(path:reason:)`` if the file cannot be read,
     ///   ``InvertNNError/malformedData(source:line:reason:)`` with the line and column of a bad
     ///   field or value, ``InvertNNError/invalidArgument(operation:reason:)`` for too few samples.
     public static func csv(
-        path: String, levels: Int, labelColumn: Bool = false, hasHeader: Bool = false, splitSeed: UInt64 = 1998
+        path: String, levels: Int, labelColumn: Bool = false, hasHeader: Bool = false, splitSeed: UInt64 = 1998,
+        limits: ReadLimits = .default
     ) throws -> DiscreteDataset<T> {
-        let bytes = try GzipReader.read(path: path)
+        let bytes = try GzipReader.read(path: path, limits: limits)
         let table: Matrix<Double> = try CSVReader.parse(bytes, source: path, hasHeader: hasHeader)
         // The file line of each record (after blank lines and the header), for error messages.
         let recordLines = Array(CSVReader.nonBlankLineNumbers(bytes).suffix(table.rows))

@@ -3,7 +3,7 @@ import RealModule
 extension GreyscaleImage {
     /// A scatter plot of the first two columns of `points` on a white square of `size` pixels,
     /// each point a black `dotSize × dotSize` square, over the plot window `xRange × yRange`
-    /// (y grows upwards); points outside the window are not drawn.
+    /// (y grows upwards); points outside the window, NaN and infinite points are not drawn.
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `points` has fewer than 2
     ///   columns, `size < 8`, or a range is empty or not finite.
@@ -19,9 +19,16 @@ extension GreyscaleImage {
         var image = try GreyscaleImage(width: size, height: size, value: 255)
         for r in 0..<points.rows {
             let x = Double(points[r, 0]), y = Double(points[r, 1])
-            guard x.isFinite, y.isFinite else { continue }
-            let px = Int(((x - xRange.lowerBound) / (xRange.upperBound - xRange.lowerBound) * Double(size)).rounded(.down))
-            let py = size - 1 - Int(((y - yRange.lowerBound) / (yRange.upperBound - yRange.lowerBound) * Double(size)).rounded(.down))
+            // Positions are compared as Doubles before any Int conversion: a huge finite point
+            // (1e300) would overflow Int and trap. A margin of one dot keeps edge dots drawn.
+            let fx = (x - xRange.lowerBound) / (xRange.upperBound - xRange.lowerBound) * Double(size)
+            let fy = (y - yRange.lowerBound) / (yRange.upperBound - yRange.lowerBound) * Double(size)
+            let margin = Double(dotSize + 1)
+            guard fx.isFinite, fy.isFinite, fx > -margin, fx < Double(size) + margin, fy > -margin, fy < Double(size) + margin else {
+                continue
+            }
+            let px = Int(fx.rounded(.down))
+            let py = size - 1 - Int(fy.rounded(.down))
             for dy in 0..<dotSize {
                 for dx in 0..<dotSize {
                     let cx = px + dx - dotSize / 2, cy = py + dy - dotSize / 2

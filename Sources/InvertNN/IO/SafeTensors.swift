@@ -283,8 +283,8 @@ public struct SafeTensors: Sendable {
     /// - Throws: ``CheckpointError/io(path:reason:)`` if it cannot be read, else as ``decode(_:path:)``.
     public static func read(path: String) throws -> SafeTensors {
         let bytes: [UInt8]
-        do { bytes = try AtomicFile.read(path: path) } catch {
-            throw CheckpointError.io(path: path, reason: "cannot read (missing file or no permission)")
+        do { bytes = try AtomicFile.read(path: path) } catch let InvertNNError.io(_, reason) {
+            throw CheckpointError.io(path: path, reason: reason)
         }
         return try decode(bytes, path: path)
     }

@@ -72,14 +72,16 @@ public struct TabularDataset<T: Scalar>: Sendable {
     /// - Parameters:
     ///   - labelColumn: a column to exclude, by header name or 1-based index (`nil`: none).
     ///   - dropColumns: more columns to exclude, by name or 1-based index.
-    /// - Throws: ``InvertNNError/io(path:reason:)``, ``InvertNNError/malformedData(source:line:reason:)``
+    ///   - limits: the bounds on the decompressed size and line length (``ReadLimits``).
+    /// - Throws: ``InvertNNError/io(path:reason:)`` (also beyond `limits`), ``InvertNNError/malformedData(source:line:reason:)``
     ///   for a bad field, ``InvertNNError/invalidArgument(operation:reason:)`` for an unknown
     ///   column or when no column is left.
     public static func csv(
-        path: String, labelColumn: String? = nil, dropColumns: [String] = [], splitSeed: UInt64 = 1998
+        path: String, labelColumn: String? = nil, dropColumns: [String] = [], splitSeed: UInt64 = 1998,
+        limits: ReadLimits = .default
     ) throws -> TabularDataset<T> {
         let keys = [labelColumn].compactMap { $0 } + dropColumns
-        let bytes = try GzipReader.read(path: path)
+        let bytes = try GzipReader.read(path: path, limits: limits)
         // Excluded columns are not parsed, so a text label column is fine.
         let (names, table): ([String], Matrix<Double>) = try CSVReader.parseTable(
             bytes, source: path,

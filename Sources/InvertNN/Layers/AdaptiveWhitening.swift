@@ -150,10 +150,13 @@ public final class AdaptiveWhitening<T: Scalar>: InvertibleLayer {
     /// Remembers `batch` `[rows, features]` (forgetting the oldest batch beyond ``memorySize``),
     /// counts the observation, and re-fits when the count is a multiple of ``refitInterval``.
     ///
-    /// - Throws: shape mismatch or empty batch; ``InvertNNError/nonFinite(operation:row:column:)``;
+    /// An empty batch is not an observation: it is ignored (not remembered or counted).
+    ///
+    /// - Throws: shape mismatch; ``InvertNNError/nonFinite(operation:row:column:)``;
     ///   the errors of ``refit()`` when it re-fits (the batch stays remembered).
     public func observe(_ batch: Matrix<T>) throws {
         try batch.requireColumns(features, "\(name).observe")
+        guard batch.rows > 0 else { return }
         try batch.requireFinite("\(name).observe")
         memory.append(batch)
         if memory.count > memorySize { memory.removeFirst(memory.count - memorySize) }

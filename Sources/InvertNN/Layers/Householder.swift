@@ -604,8 +604,10 @@ public final class Householder<T: Scalar>: RebuildableLayer {
 
     /// The flop model behind ``Strategy-swift.enum/automatic``: materialized costs `2Bn²` per
     /// product (forward) or `4Bn² + Σ 4cp²` (backward: `dX`, `K`, the push) plus `Σ 4cp²` to build
-    /// W when it is not cached; blocked costs `Σ 4Bcp` (forward) or `Σ 12Bcp` (backward),
-    /// weighted by ``blockedPenalty``.
+    /// W; blocked costs `Σ 4Bcp` (forward) or `Σ 12Bcp` (backward), weighted by
+    /// ``blockedPenalty``. The build is counted even when W is cached: the two paths round
+    /// differently in the last bits, so the choice must depend on the batch and the reflectors
+    /// alone, never on earlier calls.
     func prefersMaterialized(_ plan: Plan, batch: Int, backward: Bool) -> Bool {
         switch strategy {
         case .materialized: return true
@@ -613,7 +615,7 @@ public final class Householder<T: Scalar>: RebuildableLayer {
         case .automatic: break
         }
         let b = Double(batch), n = Double(features)
-        let build = plan.w == nil ? 4 * plan.sumCPP : 0
+        let build = 4 * plan.sumCPP
         if backward {
             return 4 * b * n * n + 4 * plan.sumCPP + build <= blockedPenalty * 12 * b * plan.sumCP
         }

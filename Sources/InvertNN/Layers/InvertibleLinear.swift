@@ -32,8 +32,8 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
     /// `A = Q_V diag(e^s) Q_U` (cached until a parameter changes): one GEMM per product, and a
     /// backward of two batch GEMMs plus `O(n³)` work (see
     /// ``forwardBackward(input:output:outputGradient:logAbsDetGradient:)``). Smaller batches chain
-    /// the three factors, except that repeated small-batch products with unchanged parameters
-    /// (evaluation or sampling in batches) build `A` once and use it from the second call on.
+    /// the three factors. The choice depends on the batch size and the parameters only, never on
+    /// earlier calls, so a batch gets the same bits however often the layer ran before.
     /// Default 1 (the flop crossover of the two, DESIGN.md §6); `.infinity` always chains.
     public var materializeBatchRatio: Double = 1
 
@@ -45,10 +45,6 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
         var inverseMatrix: Matrix<T>?
     }
     var denseCache: DenseCache?
-    /// The parameter versions seen by the last chained (small-batch) forward and inverse products
-    /// (see ``usesDenseProduct(batch:inverse:)``).
-    var lastChainedForward: ParameterVersions?
-    var lastChainedInverse: ParameterVersions?
     /// A previous inverse matrix whose storage the next one may reuse.
     var recycledInverse: Matrix<T>?
 
@@ -224,7 +220,7 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
     public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try x.requireColumns(features, "\(name).forward")
-        if usesDenseProduct(batch: x.rows, inverse: false) {
+        if usesDenseMatrix(batch: x.rows) {
             let (a, _) = try denseMatrices(inverse: false)
             var y = workspace.matrix(LinearSlot.output, rows: x.rows, columns: features)
             if let bias {
@@ -255,7 +251,7 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
     public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try y.requireColumns(features, "\(name).inverse")
-        if usesDenseProduct(batch: y.rows, inverse: true) {
+        if usesDenseMatrix(batch: y.rows) {
             let (_, c) = try denseMatrices(inverse: true)
             let z = try centered(y)
             // Each direction has its own output buffer: rebuilding mode maps a layer's inverse
@@ -337,29 +333,12 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
     /// `κ ≤ denseConditionLimit` (default 1e4: backward error ≲ 1e-12 in Double).
     public var denseConditionLimit: Double = 1e4
 
-    /// Whether a backward pass over `batch` rows takes the dense path.
+    /// Whether a product or a backward pass over `batch` rows takes the dense path: a batch of at
+    /// least `materializeBatchRatio · features` rows does, a smaller one chains the factors. The
+    /// two round differently in the last bits, so the choice depends on the batch and the
+    /// parameters alone, never on earlier calls: a batch gets the same bits on every call.
     func usesDenseMatrix(batch: Int) -> Bool {
         Double(batch) >= materializeBatchRatio * Double(features) && denseIsAccurate()
-    }
-
-    /// Whether a forward (`inverse == false`) or inverse product over `batch` rows takes the dense
-    /// path: a large batch does; a small one does when the matrix it needs is already built for the
-    /// current parameters, or when the previous small-batch call in the same direction saw the
-    /// same parameters (evaluation or sampling in batches), which builds it once for the calls
-    /// that follow. Training changes the parameters between steps, so its small batches keep
-    /// chaining the factors.
-    func usesDenseProduct(batch: Int, inverse: Bool) -> Bool {
-        guard denseIsAccurate() else { return false }
-        if Double(batch) >= materializeBatchRatio * Double(features) { return true }
-        guard materializeBatchRatio.isFinite else { return false }  // "always chain"
-        let keys = currentVersions
-        if let cache = denseCache, cache.keys == keys, !inverse || cache.inverseMatrix != nil { return true }
-        if inverse {
-            defer { lastChainedInverse = keys }
-            return lastChainedInverse == keys
-        }
-        defer { lastChainedForward = keys }
-        return lastChainedForward == keys
     }
 
     /// `κ ≤ denseConditionLimit` for the current log-scales (false for empty or mis-shaped ones,

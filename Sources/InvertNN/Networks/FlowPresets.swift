@@ -50,8 +50,9 @@ public enum FlowPresets {
     ///   - context: for a conditional flow `p(x | c)`, how the context is encoded; every coupling's
     ///     conditioner then also reads the encoded context (`nil`: unconditional).
     ///   - seed: seed of the random initialization (permutations, conditioner weights).
-    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes; the errors of
-    ///   the whitening initializer.
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes or more than
+    ///   ``SizeLimits/maximumParameters`` parameters (checked before anything is allocated); the
+    ///   errors of the whitening initializer.
     public static func realNVP<T: Scalar>(
         features: Int, couplings: Int = 8, hiddenSizes: [Int] = [256, 256], scaleBound: Double = 2,
         mixing: Mixing = .invertibleLinear, reflectors: Int? = nil, whiteningData: Matrix<T>? = nil,
@@ -147,7 +148,11 @@ public enum FlowPresets {
         operation: String, features: Int, couplings: Int, hiddenSizes: [Int], scaleBound: Double, mixing: Mixing,
         reflectors: Int?, whiteningData: Matrix<T>?, context: ContextEncoder<T>?, seed: UInt64
     ) throws -> NormalizingFlow<T> {
-        try couplingFlow(
+        try SizeLimits.requireParameterCount(
+            realNVPParameterCount(features: features, couplings: couplings, hiddenSizes: hiddenSizes, mixing: mixing,
+                                  reflectors: reflectors, whitening: whiteningData != nil),
+            operation: operation)
+        return try couplingFlow(
             operation: operation, features: features, couplings: couplings, mixing: mixing, reflectors: reflectors,
             whiteningData: whiteningData, context: context, seed: seed
         ) { block, generator in
@@ -185,5 +190,33 @@ public enum FlowPresets {
             layers.append(try InvertibleLinear<T>(whiteningData: whiteningData))
         }
         return try NormalizingFlow(transform: try Sequential(layers), contextEncoder: context)
+    }
+
+    /// The scalars ``realNVP(features:couplings:hiddenSizes:scaleBound:mixing:reflectors:whiteningData:context:seed:as:)``
+    /// would allocate (``SizeLimits/parameterCount(of:)`` of its configuration), computed without
+    /// building anything; saturates at `Int.max`.
+    public static func realNVPParameterCount(
+        features: Int, couplings: Int, hiddenSizes: [Int], mixing: Mixing = .invertibleLinear, reflectors: Int? = nil,
+        whitening: Bool = false
+    ) -> Int {
+        let m = min(reflectors ?? features, features)
+        let linear = ArchitectureSizes(type: "InvertibleLinear", features: features, bias: true, reflectorsU: m, reflectorsV: m)
+        let mixingLayer = mixing == .permutation ? ArchitectureSizes(type: "Permutation", features: features) : linear
+        var total = 0
+        var block = CouplingBlock.first
+        for _ in 0..<max(couplings, 0) {
+            let coupling = ArchitectureSizes(
+                type: "AffineCoupling", features: features, firstBlockSize: features / 2, conditioningBlock: block.rawValue,
+                hiddenSizes: hiddenSizes)
+            // Two couplings in a row alternate their blocks; the counts of both kinds repeat.
+            let (sum, overflow) = total.addingReportingOverflow(
+                SizeLimits.parameterCount(of: mixingLayer) &+ SizeLimits.parameterCount(of: coupling))
+            if overflow || sum < 0 { return Int.max }
+            total = sum
+            if total > SizeLimits.maximumParameters { return total }
+            block = block.other
+        }
+        if whitening { total = total &+ SizeLimits.parameterCount(of: linear) }
+        return total < 0 ? Int.max : total
     }
 }

@@ -58,12 +58,14 @@ public final class MLP<T: Scalar> {
     ///     initialization; Kingma & Dhariwal 2018 §3.3 zero the last layer for this reason).
     ///   - generator: the caller-owned source of randomness.
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for fewer than two sizes, a
-    ///   size `< 1`, or a leaky-ReLU slope that is negative or not finite.
+    ///   size `< 1`, more than ``SizeLimits/maximumParameters`` parameters, or a leaky-ReLU slope
+    ///   that is negative or not finite.
     public init(
         sizes: [Int], activation: MLPActivation = .relu, zeroInitializeLastLayer: Bool = false,
         using generator: inout some RandomNumberGenerator
     ) throws {
         try Self.validate(sizes: sizes, activation: activation)
+        try SizeLimits.requireParameterCount(SizeLimits.mlpParameterCount(sizes: sizes), operation: "MLP")
         var weights = [Parameter<T>](), biases = [Parameter<T>]()
         let last = sizes.count - 2
         for k in 0...last {
@@ -176,8 +178,8 @@ public final class MLP<T: Scalar> {
     /// - Parameter x: `[batch, n₀]`.
     /// - Returns: the ``Trace`` whose `output` is `[batch, n_L]`.
     /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if `x` does not have
-    ///   `n₀` columns or a parameter's value no longer has its shape;
-    ///   ``InvertNNError/invalidArgument(operation:reason:)`` for an empty batch.
+    ///   `n₀` columns or a parameter's value no longer has its shape. An empty batch gives an
+    ///   empty trace.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>) throws -> Trace {

@@ -87,10 +87,11 @@ public final class NormalizingFlow<T: Scalar> {
     /// `log p(x)` per sample, `[batch]`, in nats: `log p_Z(f⁻¹(x)) + Σ inverse log-dets`; for a
     /// conditional flow `log p(x | c)` with `context` `[batch, contextFeatures]`.
     ///
-    /// - Throws: shape mismatch (of `x` or of the context); ``InvertNNError/nonFinite(operation:row:column:)``
-    ///   with the position of the first NaN or infinite entry of `x` or `c`;
-    ///   ``InvertNNError/invalidArgument(operation:reason:)`` for a missing context of a conditional
-    ///   flow or a context given to an unconditional one; any layer's domain error.
+    /// - Throws: shape mismatch (of `x` or of the context; an empty batch gives `[]`);
+    ///   ``InvertNNError/nonFinite(operation:row:column:)`` with the position of the first NaN or
+    ///   infinite entry of `x` or `c`; ``InvertNNError/invalidArgument(operation:reason:)`` for a
+    ///   missing context of a conditional flow or a context given to an unconditional one; any
+    ///   layer's domain error.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func logProbability(_ x: Matrix<T>, context: Matrix<T>? = nil) throws -> [T] {
@@ -206,8 +207,9 @@ public final class NormalizingFlow<T: Scalar> {
 
     /// Mean negative log-likelihood `-(1/B) Σ_i log p(x_i | c_i)` in nats per sample, no gradients.
     ///
-    /// - Throws: as ``logProbability(_:context:)``.
+    /// - Throws: as ``logProbability(_:context:)``; `invalidArgument` for an empty batch.
     public func negativeLogLikelihood(_ x: Matrix<T>, context: Matrix<T>? = nil) throws -> T {
+        try Self.requireRows(x, "NormalizingFlow.negativeLogLikelihood")
         let logP = try logProbability(x, context: context)
         return -logP.reduce(0, +) / T(logP.count)
     }
@@ -248,6 +250,7 @@ public final class NormalizingFlow<T: Scalar> {
     private func negativeLogLikelihoodStep(
         _ x: Matrix<T>, context: Matrix<T>?
     ) throws -> (loss: T, data: Matrix<T>, context: Matrix<T>?) {
+        try Self.requireRows(x, "NormalizingFlow.accumulateNegativeLogLikelihoodGradient")
         try x.requireFinite("NormalizingFlow.accumulateNegativeLogLikelihoodGradient")
         var (layerContext, contextTrace) = try conditioning(
             context, rows: x.rows, operation: "NormalizingFlow.accumulateNegativeLogLikelihoodGradient")
@@ -277,5 +280,13 @@ public final class NormalizingFlow<T: Scalar> {
     /// Resets every parameter gradient to zero.
     public func zeroGradients() {
         for p in parameters { p.zeroGradient() }
+    }
+
+    /// A mean over no samples is undefined (0/0): the mean losses need a row, unlike
+    /// ``logProbability(_:context:)``, which returns `[]` for an empty batch.
+    private static func requireRows(_ x: Matrix<T>, _ operation: String) throws {
+        guard x.rows > 0 else {
+            throw InvertNNError.invalidArgument(operation: operation, reason: "the mean over an empty batch (0 rows) is undefined")
+        }
     }
 }

@@ -44,8 +44,7 @@ public struct Dequantization<T: Scalar>: Sendable {
     ///   - data: `[batch, features]` of integers in `0...levels-1` (as floating point).
     ///   - generator: the source of the uniform noise `u` (caller-owned, for reproducibility).
     /// - Returns: `y` `[batch, features]` and `log|det ∂y/∂x|` `[batch]` (zeros without logit).
-    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for an empty batch,
-    ///   ``InvertNNError/outOfDomain(layer:value:row:column:domain:)`` for a value that is not an
+    /// - Throws: ``InvertNNError/outOfDomain(layer:value:row:column:domain:)`` for a value that is not an
     ///   integer level in `0...levels-1`.
     @_specialize(where T == Float, G == SeededGenerator)
     @_specialize(where T == Double, G == SeededGenerator)
@@ -62,9 +61,6 @@ public struct Dequantization<T: Scalar>: Sendable {
     @_specialize(where T == Float, G == SeededGenerator)
     @_specialize(where T == Double, G == SeededGenerator)
     public func dequantize<G: RandomNumberGenerator>(_ data: Matrix<T>, using generator: inout G) throws -> Matrix<T> {
-        guard data.rows > 0 else {
-            throw InvertNNError.invalidArgument(operation: "Dequantization.dequantize", reason: "empty batch (0 rows)")
-        }
         let top = T(levels - 1)
         var x = data
         let columns = max(data.columns, 1)

@@ -23,6 +23,18 @@ public enum Preprocessing<T: Scalar>: Sendable, Codable {
     /// Whether the data are integer levels (reported in bits/dim) rather than continuous (nats/dim).
     public var isDiscrete: Bool { levels != nil }
 
+    /// Throws unless the preprocessing fits a flow of `features` inputs: a standardization needs
+    /// one mean and one scale per feature (dequantization works on any width).
+    ///
+    /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` naming both widths.
+    public func requireFeatures(_ features: Int) throws {
+        if case let .standardization(s) = self, s.features != features {
+            throw InvertNNError.shapeMismatch(
+                operation: "Preprocessing", expected: "a standardization of \(features) features (the flow's width)",
+                actual: "\(s.features) means and scales")
+        }
+    }
+
     /// The flow's input `y` for raw data `x` `[batch, D]` and `log|det ∂y/∂x|` `[batch]`, nats.
     /// Discrete data draw their dequantization noise from `generator`; continuous data ignore it.
     ///

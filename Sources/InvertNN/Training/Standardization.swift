@@ -64,7 +64,7 @@ public struct Standardization<T: Scalar>: Sendable, Equatable {
 
     /// `y = (x - μ) / σ` per row, with `log|det ∂y/∂x|` per sample.
     ///
-    /// - Throws: shape mismatch or an empty batch; ``InvertNNError/nonFinite(operation:row:column:)``.
+    /// - Throws: shape mismatch (an empty batch gives an empty result); ``InvertNNError/nonFinite(operation:row:column:)``.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func standardize(_ x: Matrix<T>) throws -> LayerOutput<T> {

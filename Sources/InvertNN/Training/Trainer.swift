@@ -34,6 +34,11 @@ public final class Trainer<T: Scalar> {
     /// (optimizer, iterate, average, selection, random streams), to save with a ``Checkpoint``
     /// and continue later; `nil` before a run and after a run that threw.
     public private(set) var trainingState: TrainingState<T>?
+    /// The ranks of a data-parallel run, or `nil` (the default) to train alone. With a group each
+    /// rank computes the gradient of its share of every global batch and of every evaluation
+    /// chunk, and the sums are reduced over the group before the optimizer step and the
+    /// selection, so all ranks follow the same run; see ``DataParallelGroup`` for the contract.
+    public var group: (any DataParallelGroup)?
 
     /// A trainer for `flow` on data preprocessed by `preprocessing`.
     ///
@@ -78,10 +83,21 @@ public final class Trainer<T: Scalar> {
             let whole = end - start == data.rows
             let batch = whole ? data : data.rows(start..<end)
             let batchContext = whole ? context : context?.rows(start..<end)
+            // The noise of the whole chunk is drawn on every rank, so the stream stays that of one process.
             let pre = try preprocessing.transform(batch, using: &noise)
-            let logP = try flow.logProbability(pre.output, context: batchContext)
-            for i in 0..<logP.count { total -= Double(logP[i]) + Double(pre.logAbsDet[i]) }
+            let share = group?.share(of: batch.rows) ?? 0..<batch.rows
+            if !share.isEmpty {
+                let all = share.count == batch.rows
+                let logP = try flow.logProbability(
+                    all ? pre.output : pre.output.rows(share), context: all ? batchContext : batchContext?.rows(share))
+                for i in 0..<logP.count { total -= Double(logP[i]) + Double(pre.logAbsDet[share.lowerBound + i]) }
+            }
             start = end
+        }
+        if let group {
+            var sum = [total]
+            try group.sum(&sum)
+            total = sum[0]
         }
         let nll = total / Double(data.rows)
         return SplitEvaluation(
@@ -109,6 +125,8 @@ public final class Trainer<T: Scalar> {
     ///   - state: where to continue from, or `nil` for a fresh run.
     ///   - stop: end the run after this epoch although the schedule spans
     ///     ``TrainingConfiguration/epochs`` (an interruption to resume from later), or `nil`.
+    ///   - control: early stopping, periodic checkpoints and interruption (``TrainingControl``);
+    ///     the result's ``TrainingResult/stop`` says why a run ended early.
     ///   - progress: called after every step and every epoch, on the calling thread.
     /// - Returns: the per-epoch history and the selected epoch.
     /// - Throws: ``InvertNNError/diverged(step:detail:)`` after
@@ -123,6 +141,7 @@ public final class Trainer<T: Scalar> {
         train: Matrix<T>, validation: Matrix<T>, test: Matrix<T>? = nil,
         trainContext: Matrix<T>? = nil, validationContext: Matrix<T>? = nil, testContext: Matrix<T>? = nil,
         resumingFrom state: TrainingState<T>? = nil, stoppingAfterEpoch stop: Int? = nil,
+        control: TrainingControl<T> = TrainingControl(),
         progress: ((TrainingEvent) -> Void)? = nil
     ) throws -> TrainingResult {
         trainingState = nil
@@ -152,7 +171,9 @@ public final class Trainer<T: Scalar> {
         // Independent streams: shuffling and training noise from the run seed, evaluation fixed.
         var shuffler = SeededGenerator(seed: configuration.seed)
         var noise = SeededGenerator(seed: configuration.seed ^ 0x9E37_79B9_7F4A_7C15)
-        let evaluationSeeds = (0..<3).map { configuration.evaluationSeed &+ UInt64($0) &* 0xA24B_AED4_963E_E407 }
+        let evaluationSeeds = (0..<3).map {
+            TrainingConfiguration.evaluationNoiseSeed(split: $0, evaluationSeed: configuration.evaluationSeed)
+        }
 
         var history = [EpochReport]()
         var bestValidation = Double.infinity
@@ -224,6 +245,14 @@ public final class Trainer<T: Scalar> {
             progress?(.epoch(report))
         }
 
+        if let group {
+            try group.requireAgreement(
+                on: Self.fingerprint(
+                    run: [UInt64(epochs), UInt64(batchSize), configuration.seed, configuration.learningRate.bitPattern],
+                    matrices: [train, validation] + parameters.map(\.value)),
+                "the data, configuration or initial parameters")
+        }
+        var reduction = [T]()
         var order = Array(0..<train.rows)
         // Training guard state: parameters known to give a finite loss and gradient.
         var lastGood = parameters.map { $0.value }
@@ -247,10 +276,36 @@ public final class Trainer<T: Scalar> {
             elapsedBefore = history.last?.elapsedSeconds ?? 0
             firstEpoch = state.epoch + 1
         } else {
-            try record(epoch: 0, samplesPerSecond: 0)
+            if let group {
+                // A data-dependent initialization (ActNorm) sees the first evaluated chunk of the
+                // training set; each rank evaluates only its share of it, so the whole chunk goes
+                // through the flow first, with the noise of that evaluation, as in one process.
+                let rows = 0..<min(configuration.evaluationBatchSize, train.rows)
+                var warmUpNoise = SeededGenerator(seed: evaluationSeeds[0])
+                let pre = try preprocessing.transform(train.rows(rows), using: &warmUpNoise)
+                _ = try flow.logProbability(pre.output, context: trainContext?.rows(rows))
+                try record(epoch: 0, samplesPerSecond: 0)
+                try group.requireAgreement(
+                    on: Self.fingerprint(run: [], matrices: parameters.map(\.value)), "the parameters after the first evaluation")
+            } else {
+                try record(epoch: 0, samplesPerSecond: 0)
+            }
         }
+        // The state to resume from after the last complete epoch (see TrainingControl).
+        func snapshot() -> TrainingState<T> {
+            let moments = optimizer.moments
+            return TrainingState<T>(
+                configuration: configuration, epoch: history.last?.epoch ?? 0, globalStep: globalStep,
+                optimizerStep: optimizer.step, firstMoments: moments.first, secondMoments: moments.second,
+                iterate: parameters.map { $0.value.storage }, lastGood: lastGood.map { $0.storage },
+                best: bestValues.map { $0.storage }, average: average, averageWeight: averageWeight, history: history,
+                bestIndex: bestIndex, consecutiveFailures: consecutiveFailures, learningRateScale: rateScale,
+                trainingRows: train.rows, shuffleState: shuffler.words, noiseState: noise.words)
+        }
+        var lastEpochState: TrainingState<T>? = control.interruptRequested == nil ? nil : snapshot()
+        var stopReason: TrainingStop? = nil
         do {
-            for epoch in stride(from: firstEpoch, through: min(epochs, stop ?? epochs), by: 1) {
+            epochs: for epoch in stride(from: firstEpoch, through: min(epochs, stop ?? epochs), by: 1) {
                 order.shuffle(using: &shuffler)
                 let epochStart = clock.now
                 var lossSum = 0.0
@@ -264,17 +319,7 @@ public final class Trainer<T: Scalar> {
                     let pre = try preprocessing.transform(batch, using: &noise)
                     flow.zeroGradients()
                     globalStep += 1
-                    var failure: String? = nil
-                    var loss: T = 0
-                    do {
-                        loss = try flow.accumulateNegativeLogLikelihoodGradient(pre.output, context: batchContext)
-                    } catch let error as InvertNNError {
-                        // Non-finite intermediate values make layers with a restricted domain throw.
-                        switch error {
-                        case .nonFinite, .outOfDomain: failure = error.description
-                        default: throw error
-                        }
-                    }
+                    var (loss, failure) = try accumulateBatchGradient(pre.output, context: batchContext, buffer: &reduction)
                     if failure == nil && !loss.isFinite { failure = "the training loss is \(loss)" }
                     let rate = configuration.schedule.rate(
                         base: configuration.learningRate, step: globalStep - 1, totalSteps: totalSteps) * rateScale
@@ -314,6 +359,10 @@ public final class Trainer<T: Scalar> {
                     let rows = upper - lower
                     lossSum += Double(loss) * Double(rows) - preprocessingLogDet
                     seen += rows
+                    if control.interruptRequested?() == true {
+                        stopReason = .interrupted(epoch: epoch)
+                        break epochs
+                    }
                     if let progress {
                         let running = lossSum / Double(seen)
                         progress(.step(StepProgress(
@@ -324,22 +373,110 @@ public final class Trainer<T: Scalar> {
                     }
                 }
                 try record(epoch: epoch, samplesPerSecond: Double(seen) / max(seconds(since: epochStart), 1e-9))
+                if control.interruptRequested != nil { lastEpochState = snapshot() }
+                if let every = control.checkpointEvery, every > 0, epoch % every == 0, let checkpoint = control.checkpoint {
+                    let state = snapshot()
+                    let iterate = parameters.map { $0.value }
+                    restoreBest()
+                    defer { for (p, v) in zip(parameters, iterate) { p.value = v } }
+                    try checkpoint(state)
+                }
+                if let patience = control.patience, history.count - 1 - bestIndex >= patience {
+                    stopReason = .patience(epoch: epoch, patience: patience)
+                    break epochs
+                }
             }
         } catch {
             restoreBest()
             throw error
         }
-        let moments = optimizer.moments
-        let finalState = TrainingState<T>(
-            configuration: configuration, epoch: history.last?.epoch ?? 0, globalStep: globalStep,
-            optimizerStep: optimizer.step, firstMoments: moments.first, secondMoments: moments.second,
-            iterate: parameters.map { $0.value.storage }, lastGood: lastGood.map { $0.storage },
-            best: bestValues.map { $0.storage }, average: average, averageWeight: averageWeight, history: history,
-            bestIndex: bestIndex, consecutiveFailures: consecutiveFailures, learningRateScale: rateScale,
-            trainingRows: train.rows, shuffleState: shuffler.words, noiseState: noise.words)
+        if case .interrupted? = stopReason, let saved = lastEpochState {
+            // The epoch in progress is lost: the state and the model are those after the last
+            // complete epoch.
+            for (p, v) in zip(parameters, try Self.matrices(saved.best, like: parameters)) { p.value = v }
+            trainingState = saved
+            return TrainingResult(
+                history: saved.history, best: saved.history[saved.bestIndex], steps: saved.globalStep,
+                seconds: seconds(since: start), stop: stopReason)
+        }
+        let finalState = snapshot()
         restoreBest()
         trainingState = finalState
-        return TrainingResult(history: history, best: history[bestIndex], steps: globalStep, seconds: seconds(since: start))
+        return TrainingResult(
+            history: history, best: history[bestIndex], steps: globalStep, seconds: seconds(since: start), stop: stopReason)
+    }
+
+    /// Accumulates the gradient of the mean NLL of `input` (the preprocessed global batch) into
+    /// the parameters and returns the mean loss, or a failure (non-finite values, which make
+    /// layers with a restricted domain throw) for the training guard. With a ``group`` this rank
+    /// computes only its share, weighted by `share/B`, and the gradients, losses and failure flags
+    /// are summed over the ranks in one reduction (`buffer` is its reused storage), so every rank
+    /// returns the same loss, gradient and verdict.
+    private func accumulateBatchGradient(
+        _ input: Matrix<T>, context: Matrix<T>?, buffer: inout [T]
+    ) throws -> (loss: T, failure: String?) {
+        let share = group?.share(of: input.rows) ?? 0..<input.rows
+        var failure: String? = nil
+        var loss: T = 0
+        do {
+            if !share.isEmpty {
+                let all = share.count == input.rows
+                loss = try flow.accumulateNegativeLogLikelihoodGradient(
+                    all ? input : input.rows(share), context: all ? context : context?.rows(share))
+            }
+        } catch let error as InvertNNError {
+            switch error {
+            case .nonFinite, .outOfDomain: failure = error.description
+            default: throw error
+            }
+        }
+        guard let group else { return (loss, failure) }
+        let parameters = flow.parameters
+        let count = parameters.reduce(0) { $0 + $1.count }
+        if buffer.count != count + 2 { buffer = [T](repeating: 0, count: count + 2) }
+        // A failed share contributes only its flag (its partial gradient may be garbage).
+        let weight = failure == nil ? T(share.count) / T(input.rows) : 0
+        var offset = 0
+        buffer.withUnsafeMutableBufferPointer { b in
+            for p in parameters {
+                p.gradient.storage.withUnsafeBufferPointer { g in
+                    for i in 0..<g.count { b[offset + i] = weight * g[i] }
+                }
+                offset += p.count
+            }
+            b[count] = weight * loss
+            b[count + 1] = failure == nil ? 0 : 1
+        }
+        try group.sum(&buffer)
+        offset = 0
+        for p in parameters {
+            p.gradient.storage.withUnsafeMutableBufferPointer { g in
+                buffer.withUnsafeBufferPointer { b in
+                    for i in 0..<g.count { g[i] = b[offset + i] }
+                }
+            }
+            offset += p.count
+        }
+        if failure == nil && buffer[count + 1] > 0 { failure = "a non-finite value in another rank's share of the batch" }
+        return (buffer[count], failure)
+    }
+
+    /// A 32-bit FNV-1a hash of `run` (schedule words) and `matrices` (shapes and bit patterns),
+    /// to check that every rank of a data-parallel run holds the same data and parameters.
+    private static func fingerprint(run: [UInt64], matrices: [Matrix<T>]) -> UInt32 {
+        var hash: UInt32 = 2_166_136_261
+        // Word-wise rather than byte-wise: a mismatch check, not a cryptographic digest.
+        func mix(_ word: UInt64) {
+            hash = (hash ^ UInt32(truncatingIfNeeded: word)) &* 16_777_619
+            hash = (hash ^ UInt32(truncatingIfNeeded: word >> 32)) &* 16_777_619
+        }
+        for word in run { mix(word) }
+        for m in matrices {
+            mix(UInt64(m.rows))
+            mix(UInt64(m.columns))
+            for v in m.storage { mix(Double(v).bitPattern) }
+        }
+        return hash
     }
 
     /// Checks that a split's context is present exactly for a conditional flow, with one row per

@@ -79,6 +79,8 @@ public struct TrainingResult: Sendable {
     public let steps: Int
     /// Wall-clock seconds of the whole run.
     public let seconds: Double
+    /// Why the run ended early (``TrainingControl``), or `nil` when it ran its epochs.
+    public var stop: TrainingStop? = nil
 }
 
 extension SplitEvaluation {

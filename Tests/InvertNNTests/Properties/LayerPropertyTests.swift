@@ -470,6 +470,18 @@ extension LayerProperty {
     }
 
     /// Every bad constructor of every layer, each called once, must throw.
+    /// Issue 14, item 15: every family, in both directions and both VJPs, returns empty results
+    /// for an empty batch.
+    @Test func emptyBatchesGiveEmptyResults() throws {
+        for spec in Self.all {
+            for size in [1, 3, 4] {
+                var rng = SeededGenerator(seed: UInt64(size))
+                let layer = try spec.make(size, &rng)
+                checkEmptyBatch(layer, side: spec.sideInputs(layer, 0, &rng), label: "\(spec.name) size \(size)")
+            }
+        }
+    }
+
     @Test func everyBadConstructorThrows() {
         var rng = SeededGenerator(seed: 7)
         for spec in Self.all {

@@ -1,0 +1,159 @@
+import Foundation
+
+/// The parameter cap: a model read from a file or built from options may hold at most
+/// ``SizeLimits/maximumParameters`` scalars, checked on its configuration before any layer
+/// allocates (a 3 KB checkpoint whose architecture says hidden sizes [40000, 40000] used to
+/// allocate 6 GB for four minutes and abort).
+extension SizeLimits {
+    /// 500 million scalars (2 GB in Float, 4 GB in Double, before optimizer state): far above
+    /// the models this library is for, far below what a machine cannot allocate.
+    public static let maximumParameters = 500_000_000
+
+    /// The number of scalars the layer described by `configuration` (the JSON form of a
+    /// ``LayerConfiguration``, as a checkpoint's `architecture` holds it) allocates for its
+    /// parameters and fixed matrices, computed from the sizes alone. Saturates at `Int.max`;
+    /// unknown layer types count their `features`.
+    ///
+    /// Per type: `Sequential`/`Inverted`/`Pixelwise` the sum of their `layers`; `Diagonal`
+    /// D (2D with bias); `Bias`, `PReLU`, `Permutation` D; `Householder` D·reflectors (+D);
+    /// `InvertibleLinear` D·(reflectorsU + reflectorsV) + D + D² (its cached dense matrix, +D with
+    /// bias); `AffineCoupling`/`Coupling` the conditioner MLP `[d + context, hidden…, 2·(D − d)]`,
+    /// Σ n_k·n_{k+1} + n_{k+1}.
+    public static func parameterCount(of configuration: ArchitectureSizes) -> Int {
+        saturated(count(configuration))
+    }
+
+    /// The scalars of an MLP with layer widths `sizes` (`[in, hidden…, out]`): Σ n_k·n_{k+1} + n_{k+1},
+    /// saturating at `Int.max`.
+    public static func mlpParameterCount(sizes: [Int]) -> Int {
+        saturated(mlpCount(sizes.map(Double.init)))
+    }
+
+    /// Throws if `count` exceeds ``maximumParameters``.
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` naming the count and the limit.
+    public static func requireParameterCount(_ count: Int, operation: String) throws {
+        guard count <= maximumParameters else {
+            throw InvertNNError.invalidArgument(
+                operation: operation,
+                reason: "the model would hold about \(count) parameters, beyond the limit of \(maximumParameters) (SizeLimits.maximumParameters)")
+        }
+    }
+
+    /// ``requireParameterCount(_:operation:)`` of ``parameterCount(of:)``.
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)``.
+    public static func requireParameterCount(of configuration: ArchitectureSizes, operation: String) throws {
+        try requireParameterCount(parameterCount(of: configuration), operation: operation)
+    }
+
+    /// ``parameterCount(of:)`` of a layer's configuration (through its JSON form), or `nil` if
+    /// it cannot be encoded.
+    public static func parameterCount<T: Scalar>(of configuration: LayerConfiguration<T>) -> Int? {
+        guard let data = try? JSONEncoder().encode(configuration),
+              let tree = try? JSONDecoder().decode(ArchitectureSizes.self, from: data) else { return nil }
+        return parameterCount(of: tree)
+    }
+
+    /// `value` rounded up as an `Int`, `Int.max` from 2⁶³ on (or NaN).
+    private static func saturated(_ value: Double) -> Int {
+        value < 9.223372036854775807e18 ? Int(value.rounded(.up)) : Int.max
+    }
+
+    private static func mlpCount(_ sizes: [Double]) -> Double {
+        zip(sizes, sizes.dropFirst()).reduce(0) { $0 + $1.0 * $1.1 + $1.1 }
+    }
+
+    private static func count(_ c: ArchitectureSizes) -> Double {
+        func value(_ v: Int?) -> Double { Double(max(v ?? 0, 0)) }
+        let d = value(c.features)
+        switch c.type ?? "" {
+        case "Sequential", "Inverted", "Pixelwise": return (c.layers ?? []).reduce(0) { $0 + count($1) }
+        case "Diagonal": return c.bias == true ? 2 * d : d
+        case "Householder": return d * value(c.reflectors) + (c.bias == true ? d : 0)
+        case "InvertibleLinear": return d * (value(c.reflectorsU) + value(c.reflectorsV)) + d + d * d + (c.bias == true ? d : 0)
+        case "AffineCoupling", "Coupling":
+            let k = c.firstBlockSize.map { value($0) } ?? (d / 2).rounded(.down)
+            let a = c.conditioningBlock == "second" ? d - k : k, b = d - a
+            return mlpCount([a + value(c.contextFeatures)] + (c.hiddenSizes ?? []).map { value($0) } + [2 * b])
+        default: return d
+        }
+    }
+}
+
+/// The sizes of a layer configuration that decide its parameter count, read from its JSON
+/// form (a checkpoint's `architecture`, or an encoded ``LayerConfiguration``) before any layer
+/// is built: what ``SizeLimits/parameterCount(of:)`` takes. Other fields are ignored; a field of
+/// an unexpected type reads as absent (the registry reports it when it builds the layer).
+public struct ArchitectureSizes: Decodable, Sendable, Equatable {
+    public var type: String?
+    public var features: Int?
+    public var bias: Bool?
+    public var reflectors: Int?
+    public var reflectorsU: Int?
+    public var reflectorsV: Int?
+    public var firstBlockSize: Int?
+    public var conditioningBlock: String?
+    public var hiddenSizes: [Int]?
+    public var contextFeatures: Int?
+    /// The children of a container.
+    public var layers: [ArchitectureSizes]?
+
+    /// Sizes given directly (presets count their layers this way).
+    public init(
+        type: String, features: Int, bias: Bool? = nil, reflectorsU: Int? = nil, reflectorsV: Int? = nil,
+        firstBlockSize: Int? = nil, conditioningBlock: String? = nil, hiddenSizes: [Int]? = nil, layers: [ArchitectureSizes]? = nil
+    ) {
+        self.type = type
+        self.features = features
+        self.bias = bias
+        self.reflectorsU = reflectorsU
+        self.reflectorsV = reflectorsV
+        self.firstBlockSize = firstBlockSize
+        self.conditioningBlock = conditioningBlock
+        self.hiddenSizes = hiddenSizes
+        self.layers = layers
+    }
+
+    /// The sizes in a JSON object parsed by `JSONSerialization` (`[String: Any]`), or `nil` for
+    /// another value. Faster than a `Decodable` pass over a large architecture.
+    public init?(jsonObject: Any) {
+        guard let c = jsonObject as? [String: Any] else { return nil }
+        func int(_ key: String) -> Int? {
+            guard let n = c[key] as? NSNumber else { return nil }
+            let d = n.doubleValue
+            return d.isFinite && abs(d) < 9e18 ? Int(d) : nil
+        }
+        type = c["type"] as? String
+        features = int("features")
+        bias = (c["bias"] as? NSNumber)?.boolValue
+        reflectors = int("reflectors")
+        reflectorsU = int("reflectorsU")
+        reflectorsV = int("reflectorsV")
+        firstBlockSize = int("firstBlockSize")
+        conditioningBlock = c["conditioningBlock"] as? String
+        hiddenSizes = (c["hiddenSizes"] as? [Any])?.map { ($0 as? NSNumber).map { n in n.doubleValue.isFinite && abs(n.doubleValue) < 9e18 ? Int(n.doubleValue) : 0 } ?? 0 }
+        contextFeatures = int("contextFeatures")
+        layers = (c["layers"] as? [Any])?.compactMap { ArchitectureSizes(jsonObject: $0) }
+    }
+
+    private enum Keys: String, CodingKey {
+        case type, features, bias, reflectors, reflectorsU, reflectorsV, firstBlockSize, conditioningBlock, hiddenSizes
+        case contextFeatures, layers
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: Keys.self)
+        type = try? c.decodeIfPresent(String.self, forKey: .type)
+        features = try? c.decodeIfPresent(Int.self, forKey: .features)
+        bias = try? c.decodeIfPresent(Bool.self, forKey: .bias)
+        reflectors = try? c.decodeIfPresent(Int.self, forKey: .reflectors)
+        reflectorsU = try? c.decodeIfPresent(Int.self, forKey: .reflectorsU)
+        reflectorsV = try? c.decodeIfPresent(Int.self, forKey: .reflectorsV)
+        firstBlockSize = try? c.decodeIfPresent(Int.self, forKey: .firstBlockSize)
+        conditioningBlock = try? c.decodeIfPresent(String.self, forKey: .conditioningBlock)
+        hiddenSizes = try? c.decodeIfPresent([Int].self, forKey: .hiddenSizes)
+        contextFeatures = try? c.decodeIfPresent(Int.self, forKey: .contextFeatures)
+        layers = try c.decodeIfPresent([ArchitectureSizes].self, forKey: .layers)
+    }
+}

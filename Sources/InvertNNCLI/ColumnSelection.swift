@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import InvertNN
+
+/// Which columns of a CSV file feed a model at `eval`: by the header names the model was trained
+/// on when the file has them, else by the stored 0-based `sourceColumns`, else all columns in
+/// order. Every index read from a checkpoint is checked here, before any matrix is indexed.
+struct ColumnSelection: Equatable {
+    /// 0-based columns of the file, in the model's order (`[modelColumns]` entries).
+    var columns: [Int]
+    /// Header names of the file columns that are not used (a note for the user).
+    var ignored: [String]
+
+    /// The names `parseTable` gives a file without a header: `column1`, `column2`, ….
+    static func genericNames(_ count: Int) -> [String] { (0..<count).map { "column\($0 + 1)" } }
+
+    /// Throws unless `sourceColumns` are `modelColumns` distinct non-negative indices, each below
+    /// `fileColumns` when given.
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` naming the first bad entry.
+    static func validate(sourceColumns: [Int], modelColumns: Int, fileColumns: Int?, model: String) throws {
+        func bad(_ reason: String) -> InvertNNError {
+            .invalidArgument(operation: "eval", reason: "\(model): dataset.sourceColumns \(reason)")
+        }
+        guard sourceColumns.count == modelColumns else {
+            throw bad("has \(sourceColumns.count) entries, but the model takes \(modelColumns) columns")
+        }
+        var seen = Set<Int>()
+        for (k, c) in sourceColumns.enumerated() {
+            guard c >= 0 else { throw bad("entry \(k) is \(c), not a 0-based column index") }
+            if let fileColumns, c >= fileColumns {
+                throw bad("entry \(k) is \(c), outside the file's columns 0...\(fileColumns - 1)")
+            }
+            guard seen.insert(c).inserted else { throw bad("names column \(c) twice") }
+        }
+    }
+
+    /// The file columns for a model of `modelColumns` inputs.
+    ///
+    /// - Parameters:
+    ///   - fileNames: the file's header names (``genericNames(_:)`` when it has no header).
+    ///   - modelNames: the column names stored with the model, if any.
+    ///   - sourceColumns: the 0-based columns of the training file the model used, if stored.
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` when the file has a header
+    ///   that lacks some of the model's names, when stored indices are bad (``validate``), or when
+    ///   the column counts cannot be matched.
+    static func choose(
+        fileNames: [String], modelNames: [String]?, sourceColumns: [Int]?, modelColumns d: Int, path: String, model: String
+    ) throws -> ColumnSelection {
+        // A stored list is checked even when the header decides: a bad one means a damaged file.
+        if let sourceColumns { try validate(sourceColumns: sourceColumns, modelColumns: d, fileColumns: nil, model: model) }
+        let hasHeader = fileNames != genericNames(fileNames.count)
+        if hasHeader, let modelNames, modelNames.count == d, modelNames != genericNames(d) {
+            var index = [String: Int]()
+            for (k, name) in fileNames.enumerated() where index[name] == nil { index[name] = k }
+            let missing = modelNames.filter { index[$0] == nil }
+            guard missing.isEmpty else {
+                throw InvertNNError.invalidArgument(
+                    operation: "eval",
+                    reason: "\(path) lacks the column\(missing.count == 1 ? "" : "s") \(missing.prefix(8).joined(separator: ", "))"
+                        + "\(missing.count > 8 ? ", …" : "") the model \(model) was trained on (it has \(fileNames.prefix(8).joined(separator: ", "))"
+                        + "\(fileNames.count > 8 ? ", …" : ""))")
+            }
+            let columns = modelNames.map { index[$0]! }
+            let used = Set(columns)
+            return ColumnSelection(columns: columns, ignored: fileNames.indices.filter { !used.contains($0) }.map { fileNames[$0] })
+        }
+        if let sourceColumns, fileNames.count != d {
+            try validate(sourceColumns: sourceColumns, modelColumns: d, fileColumns: fileNames.count, model: model)
+            let used = Set(sourceColumns)
+            return ColumnSelection(columns: sourceColumns, ignored: fileNames.indices.filter { !used.contains($0) }.map { fileNames[$0] })
+        }
+        guard fileNames.count == d else {
+            throw InvertNNError.invalidArgument(operation: "eval", reason: "\(path) has \(fileNames.count) columns; the model takes \(d)")
+        }
+        return ColumnSelection(columns: Array(0..<d), ignored: [])
+    }
+}
