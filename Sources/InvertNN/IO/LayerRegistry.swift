@@ -40,6 +40,7 @@ public enum LayerRegistry {
         register(Householder<T>.self)
         register(InvertibleLinear<T>.self)
         register(AffineCoupling<T>.self)
+        register(AffineMaskedAutoregressive<T>.self)
         register(Permutation<T>.self)
         register(PixelShuffle<T>.self)
         register(PixelUnshuffle<T>.self)
