@@ -41,7 +41,8 @@ struct ResumePlan<T: Scalar> {
         }
         let ignored = [("--couplings", c.couplings != nil), ("--hidden-sizes", c.hiddenSizes != nil), ("--mixing", c.mixing != nil),
                        ("--reflectors", c.reflectors != nil), ("--initialization", c.initialization != .random),
-                       ("--scale-bound", c.scaleBound != nil), ("--logit-alpha", c.logitAlpha != nil)]
+                       ("--scale-bound", c.scaleBound != nil), ("--logit-alpha", c.logitAlpha != nil), ("--flow", c.flowFamily != nil),
+                       ("--bins", c.bins != nil), ("--tail-bound", c.tailBound != nil)]
             .filter { $0.1 }.map { $0.0 }
         if !ignored.isEmpty {
             notes.append("note: \(ignored.joined(separator: ", ")) ignored: the architecture and preprocessing come from \(path)")
@@ -52,8 +53,8 @@ struct ResumePlan<T: Scalar> {
             if let b = c.batchSize, b != saved.batchSize { overridden.append("--batch-size \(b) (checkpoint: \(saved.batchSize))") }
             if let r = c.learningRate, r != saved.learningRate { overridden.append("--learning-rate \(r) (checkpoint: \(saved.learningRate))") }
             if c.seed != 0, c.seed != saved.seed { overridden.append("--seed \(c.seed) (checkpoint: \(saved.seed))") }
-            if c.weightDecay != TrainingDefaults.weightDecay, c.weightDecay != saved.weightDecay {
-                overridden.append("--weight-decay \(c.weightDecay) (checkpoint: \(saved.weightDecay))")
+            if let weightDecay = c.weightDecay, weightDecay != saved.weightDecay {
+                overridden.append("--weight-decay \(weightDecay) (checkpoint: \(saved.weightDecay))")
             }
             let averaging = c.averaging > 0 ? c.averaging : nil
             if c.averaging != TrainingDefaults.averaging, averaging != saved.parameterAveraging {
@@ -76,7 +77,7 @@ struct ResumePlan<T: Scalar> {
             configuration = TrainingConfiguration(
                 epochs: c.epochs ?? preset.epochs, batchSize: c.batchSize ?? preset.batchSize,
                 learningRate: c.learningRate ?? preset.learningRate, seed: c.seed,
-                maxGradientNorm: TrainingDefaults.maxGradientNorm, weightDecay: c.weightDecay, schedule: TrainingDefaults.schedule,
+                maxGradientNorm: TrainingDefaults.maxGradientNorm, weightDecay: c.weightDecay ?? preset.weightDecay, schedule: TrainingDefaults.schedule,
                 parameterAveraging: c.averaging > 0 ? c.averaging : nil)
             notes.append(
                 "note: \(path) holds no training state (written without --save-state): training its parameters for "

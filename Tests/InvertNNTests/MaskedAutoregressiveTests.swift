@@ -30,6 +30,30 @@ struct MaskedAutoregressiveFactory: LayerFactory {
     }
 }
 
+/// Spline MAF layers (K = 5 on [-3, 3]) with random MADEs.
+struct SplineMaskedAutoregressiveFactory: LayerFactory {
+    var contextFeatures = 0
+
+    func make<T: Scalar>(features: Int, seed: UInt64, _: T.Type) throws -> any InvertibleLayer<T> {
+        var rng = SeededGenerator(seed: seed)
+        let layer = try SplineMaskedAutoregressive<T>(
+            features: features, hiddenSizes: [12], bins: 5, tailBound: 3,
+            order: MADE<T>.randomOrder(features: features, using: &rng), zeroInitializeLastLayer: false,
+            contextFeatures: contextFeatures, using: &rng)
+        for b in layer.conditioner.network.biases {
+            b.value = Matrix.randomNormal(rows: 1, columns: b.value.columns, standardDeviation: T(0.3), using: &rng)
+        }
+        // Moderate slopes: a chain of D steep splines amplifies Float rounding along the order
+        // (the D-pass direction), which is conditioning, not an error of the layer.
+        if let last = layer.conditioner.network.weights.last { last.value = T(0.15) * last.value }
+        return layer
+    }
+
+    func conditioning(rows: Int, using generator: inout SeededGenerator) -> Matrix<Double>? {
+        contextFeatures > 0 ? Matrix.randomNormal(rows: rows, columns: contextFeatures, using: &generator) : nil
+    }
+}
+
 /// The MAF layer inverted: an IAF (sampling in one pass, density in D).
 struct InverseAutoregressiveFactory: LayerFactory {
     var base = MaskedAutoregressiveFactory(randomOrder: true, contextFeatures: 2)
@@ -54,6 +78,33 @@ struct InverseAutoregressiveFactory: LayerFactory {
                                features: [1, 3, 17], batches: [1, 7])
         try checkLayerContract(MaskedAutoregressiveFactory(contextFeatures: 2, hiddenSizes: [9], activation: .tanh),
                                features: [1, 2, 17], batches: [1, 7])
+    }
+
+    @Test(arguments: [0, 3])
+    func splineContract(contextFeatures: Int) throws {
+        // Random splines have bins whose slopes differ by 10²-10³: one spline's own round trip then
+        // errs by up to ~5e-12 at |x| ≈ 2.7 (measured), and in the D-pass direction a Float error
+        // in an early feature moves the parameters of every later one (conditioning of the chain).
+        var tolerances = ContractTolerances()
+        tolerances.roundTrip = 1e-11
+        tolerances.logDetCancel = 1e-11
+        tolerances.floatRoundTrip = 1e-4
+        tolerances.floatVersusDouble = 1e-3
+        try checkLayerContract(SplineMaskedAutoregressiveFactory(contextFeatures: contextFeatures), features: [1, 2, 5, 17, 64],
+                               tolerances: tolerances)
+    }
+
+    /// A zero-initialized spline MAF layer is the identity (unit knot derivatives, equal bins).
+    @Test func splineLayerStartsAsTheIdentity() throws {
+        var rng = SeededGenerator(seed: 3)
+        let layer = try SplineMaskedAutoregressive<Double>(features: 4, hiddenSizes: [8], bins: 6, tailBound: 3.0, using: &rng)
+        let x = Matrix<Double>.randomNormal(rows: 9, columns: 4, standardDeviation: 2, using: &rng)
+        let out = try layer.inverse(x)
+        #expect(try (out.output - x).maxAbs <= 1e-12)
+        #expect(out.logAbsDet.allSatisfy { abs($0) <= 1e-12 })
+        let json = try architecture(of: layer)
+        #expect(json.contains("\"type\":\"SplineMaskedAutoregressive\""))
+        #expect(try architecture(of: try LayerRegistry.layer(json: json, as: Double.self)) == json)
     }
 
     @Test func contractOfTheInvertedLayer() throws {

@@ -165,6 +165,8 @@ public final class MaskedAutoregressive<Transformer: CouplingTransformer>: Rebui
     /// documentation); the log-det is that of the last pass, whose parameters come from the exact `x`.
     @_specialize(where Transformer == AffineTransformer<Float>)
     @_specialize(where Transformer == AffineTransformer<Double>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Float>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Double>)
     public func forward(_ u: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try u.requireColumns(features, "\(name).forward")
@@ -189,6 +191,8 @@ public final class MaskedAutoregressive<Transformer: CouplingTransformer>: Rebui
     /// Density direction, `x -> u`: one MADE pass and one transformer pass.
     @_specialize(where Transformer == AffineTransformer<Float>)
     @_specialize(where Transformer == AffineTransformer<Double>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Float>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Double>)
     public func inverse(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try x.requireColumns(features, "\(name).inverse")
@@ -243,6 +247,8 @@ public final class MaskedAutoregressive<Transformer: CouplingTransformer>: Rebui
 
     @_specialize(where Transformer == AffineTransformer<Float>)
     @_specialize(where Transformer == AffineTransformer<Double>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Float>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Double>)
     public func inverseBackward(
         input x: Matrix<T>, output u: Matrix<T>, outputGradient du: Matrix<T>, logAbsDetGradient dld: [T],
         context: inout LayerContext<T>
@@ -258,6 +264,8 @@ public final class MaskedAutoregressive<Transformer: CouplingTransformer>: Rebui
     /// type's documentation, then one density VJP with `(-v, -dld)` for the parameters and context.
     @_specialize(where Transformer == AffineTransformer<Float>)
     @_specialize(where Transformer == AffineTransformer<Double>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Float>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Double>)
     public func forwardBackward(
         input u: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T],
         context: inout LayerContext<T>
@@ -393,4 +401,8 @@ public typealias AffineMaskedAutoregressive<T: Scalar> = MaskedAutoregressive<Af
 enum MaskedAutoregressiveSlot {
     static let conditionerInput = 0, output = 1, alternateOutput = 2, logDet = 3, inputGradient = 4
     static let conditionerGradient = 5, inverseOutput = 6, count = 7
+}
+
+extension MaskedAutoregressive: ConditionalLayer {
+    public var contextWidths: Set<Int> { contextFeatures > 0 ? [contextFeatures] : [] }
 }

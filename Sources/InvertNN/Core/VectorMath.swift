@@ -44,9 +44,19 @@ public enum VectorMath {
         while i < count {
             let width = Swift.min(lanes, count - i)
             var x = V()
-            for l in 0..<width { x[l] = p[i + l] }
+            // Whole vectors move as one unaligned load and store (lane-by-lane insertion cost
+            // as much as the polynomial).
+            if width == lanes {
+                x = UnsafeRawPointer(p + i).loadUnaligned(as: V.self)
+            } else {
+                for l in 0..<width { x[l] = p[i + l] }
+            }
             if let y = kernel(x) {
-                for l in 0..<width { p[i + l] = y[l] }
+                if width == lanes {
+                    UnsafeMutableRawPointer(p + i).storeBytes(of: y, as: V.self)
+                } else {
+                    for l in 0..<width { p[i + l] = y[l] }
+                }
             } else {
                 for l in 0..<width { p[i + l] = scalar(p[i + l]) }
             }

@@ -35,6 +35,15 @@ final class Workspace<T: Scalar>: Sendable {
         return [T](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
     }
 
+    /// Runs `body` on `slot`'s buffer of `count` entries with unspecified contents, and keeps the
+    /// buffer for the next call (a transformer's per-call temporaries).
+    @inline(__always)
+    func withScratch<R>(_ slot: Int, count: Int, _ body: (UnsafeMutableBufferPointer<T>) -> R) -> R {
+        var buffer = take(slot, count: count)
+        defer { keep(slot, buffer) }
+        return buffer.withUnsafeMutableBufferPointer { body($0) }
+    }
+
     /// A `[rows, columns]` matrix with unspecified contents, from ``take(_:count:)``.
     @inline(__always)
     func matrix(_ slot: Int, rows: Int, columns: Int) -> Matrix<T> {

@@ -34,23 +34,15 @@ public struct AffineTransformer<T: Scalar>: CouplingTransformer {
         self.scaleBound = scaleBound
     }
 
-    /// Runs `body` on a reused buffer of `count` entries with unspecified contents.
-    @inline(__always)
-    func withScratch(count: Int, _ body: (UnsafeMutableBufferPointer<T>) -> Void) {
-        var buffer = workspace.take(0, count: count)
-        buffer.withUnsafeMutableBufferPointer { body($0) }
-        workspace.keep(0, buffer)
-    }
-
     /// An affine transformer with the configured bound.
     ///
     /// - Throws: as ``init(scaleBound:)``.
     public init(configuration: Configuration) throws { try self.init(scaleBound: configuration.scaleBound.map { T($0) }) }
 
-    public static var couplingTypeName: String { "AffineCoupling" }
     public var parametersPerFeature: Int { 2 }
     public var configuration: Configuration { Configuration(scaleBound: scaleBound.map { Double($0) }) }
     public var name: String { scaleBound.map { "affine(bound \($0))" } ?? "affine" }
+    public static var couplingTypeName: String { "AffineCoupling" }
 
     /// `s` and `ds/dŝ` for one pre-activation.
     @inline(__always)
@@ -140,7 +132,7 @@ public struct AffineTransformer<T: Scalar>: CouplingTransformer {
         logAbsDet: UnsafeMutablePointer<T>, inverse: Bool
     ) -> (row: Int, feature: Int, value: T)? {
         let rows = block.rows, m = block.features
-        withScratch(count: 2 * rows * m) { factors in
+        workspace.withScratch(0, count: 2 * rows * m) { factors in
             scaleFactors(h, rows: rows, features: m, inverse: inverse, into: factors, logAbsDet: logAbsDet)
             for r in 0..<rows {
                 let o = block.index(r, 0), ho = r * 2 * m + m, fo = r * m
@@ -163,7 +155,7 @@ public struct AffineTransformer<T: Scalar>: CouplingTransformer {
     ) {
         let rows = block.rows, m = block.features, slopes = rows * m
         let sign: T = inverse ? -1 : 1
-        withScratch(count: 2 * rows * m) { factors in
+        workspace.withScratch(0, count: 2 * rows * m) { factors in
             scaleFactors(h, rows: rows, features: m, inverse: inverse, into: factors, logAbsDet: nil)
             for r in 0..<rows {
                 let ho = r * 2 * m, o = block.index(r, 0), fo = r * m, ℓ = logAbsDetGradient[r]

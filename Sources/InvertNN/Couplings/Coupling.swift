@@ -177,6 +177,8 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
 
     @_specialize(where Transformer == AffineTransformer<Float>)
     @_specialize(where Transformer == AffineTransformer<Double>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Float>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Double>)
     public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try x.requireColumns(features, "\(name).forward")
@@ -185,6 +187,8 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
 
     @_specialize(where Transformer == AffineTransformer<Float>)
     @_specialize(where Transformer == AffineTransformer<Double>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Float>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Double>)
     public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try y.requireColumns(features, "\(name).inverse")
@@ -201,6 +205,8 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
 
     @_specialize(where Transformer == AffineTransformer<Float>)
     @_specialize(where Transformer == AffineTransformer<Double>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Float>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Double>)
     private func retaining(_ input: Matrix<T>, context: LayerContext<T>, isForward: Bool) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try input.requireColumns(features, "\(name).\(isForward ? "forward" : "inverse")")
@@ -293,6 +299,8 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
 
     @_specialize(where Transformer == AffineTransformer<Float>)
     @_specialize(where Transformer == AffineTransformer<Double>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Float>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Double>)
     public func forwardBackward(
         input x: Matrix<T>, output y: Matrix<T>, outputGradient dy: Matrix<T>, logAbsDetGradient dld: [T],
         context: inout LayerContext<T>
@@ -305,6 +313,8 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
 
     @_specialize(where Transformer == AffineTransformer<Float>)
     @_specialize(where Transformer == AffineTransformer<Double>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Float>)
+    @_specialize(where Transformer == RationalQuadraticSpline<Double>)
     public func inverseBackward(
         input y: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T],
         context: inout LayerContext<T>

@@ -53,9 +53,62 @@ public enum FlowPresets {
         mixing: Mixing = .invertibleLinear, reflectors: Int? = nil, whiteningData: Matrix<T>? = nil,
         context: ContextEncoder<T>? = nil, seed: UInt64 = 0, as _: T.Type = T.self
     ) throws -> NormalizingFlow<T> {
+        try couplingFlow(
+            operation: "FlowPresets.digits", features: features, couplings: couplings, mixing: mixing, reflectors: reflectors,
+            whiteningData: whiteningData, context: context, seed: seed
+        ) { block, generator in
+            try AffineCoupling<T>(
+                features: features, hiddenSizes: hiddenSizes, conditioningBlock: block, scaleBound: T(scaleBound),
+                contextFeatures: context?.encodedFeatures ?? 0, using: &generator)
+        }
+    }
+
+    /// A neural spline flow (Durkan et al. 2019, "Neural Spline Flows", RQ-NSF (C)): `couplings`
+    /// blocks of a feature mixing layer followed by a ``SplineCoupling`` (``RationalQuadraticSpline``
+    /// with `bins` bins on `[-tailBound, tailBound]`, identity tails) whose conditioner is an MLP
+    /// with `hiddenSizes` (ReLU), conditioning on alternating halves. Each coupling starts as the
+    /// identity (zero last layer, unit knot derivatives), so the initial flow is the mixing alone.
+    ///
+    /// Choose `tailBound` to cover the (preprocessed) data: 3 for standardized tabular data,
+    /// where values beyond 3σ pass through the identity tails.
+    ///
+    /// - Parameters:
+    ///   - features: D, ≥ 2.
+    ///   - couplings: number of coupling blocks, ≥ 1.
+    ///   - hiddenSizes: the conditioner's hidden widths.
+    ///   - bins: `K`, the spline's bins (conditioner outputs `(3K - 1)` per transformed feature).
+    ///   - tailBound: `B` of the spline's interval `[-B, B]`.
+    ///   - mixing: the layer before each coupling.
+    ///   - reflectors: as in ``digits(features:couplings:hiddenSizes:scaleBound:mixing:reflectors:whiteningData:context:seed:as:)``.
+    ///   - whiteningData: as in ``digits(features:couplings:hiddenSizes:scaleBound:mixing:reflectors:whiteningData:context:seed:as:)``.
+    ///   - context: for a conditional flow `p(x | c)`, how the context is encoded (`nil`: unconditional).
+    ///   - seed: seed of the random initialization.
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes or spline
+    ///   hyper-parameters; the errors of the whitening initializer.
+    public static func neuralSplineFlow<T: Scalar>(
+        features: Int, couplings: Int = 6, hiddenSizes: [Int] = [64, 64], bins: Int = 8, tailBound: Double = 3,
+        mixing: Mixing = .invertibleLinear, reflectors: Int? = nil, whiteningData: Matrix<T>? = nil,
+        context: ContextEncoder<T>? = nil, seed: UInt64 = 0, as _: T.Type = T.self
+    ) throws -> NormalizingFlow<T> {
+        try couplingFlow(
+            operation: "FlowPresets.neuralSplineFlow", features: features, couplings: couplings, mixing: mixing,
+            reflectors: reflectors, whiteningData: whiteningData, context: context, seed: seed
+        ) { block, generator in
+            try SplineCoupling<T>(
+                features: features, hiddenSizes: hiddenSizes, conditioningBlock: block, bins: bins, tailBound: T(tailBound),
+                contextFeatures: context?.encodedFeatures ?? 0, using: &generator)
+        }
+    }
+
+    /// Mixing layer, coupling, mixing layer, coupling on the other block, …, then the optional
+    /// whitening layer: the structure both presets share.
+    private static func couplingFlow<T: Scalar>(
+        operation: String, features: Int, couplings: Int, mixing: Mixing, reflectors: Int?, whiteningData: Matrix<T>?,
+        context: ContextEncoder<T>?, seed: UInt64, coupling: (CouplingBlock, inout SeededGenerator) throws -> any InvertibleLayer<T>
+    ) throws -> NormalizingFlow<T> {
         guard features >= 2, couplings >= 1 else {
             throw InvertNNError.invalidArgument(
-                operation: "FlowPresets.digits", reason: "need features ≥ 2 and couplings ≥ 1, got \(features) and \(couplings)")
+                operation: operation, reason: "need features ≥ 2 and couplings ≥ 1, got \(features) and \(couplings)")
         }
         var generator = SeededGenerator(seed: seed)
         var layers = [any InvertibleLayer<T>]()
@@ -68,9 +121,7 @@ public enum FlowPresets {
                 layers.append(try InvertibleLinear<T>(
                     features: features, reflectors: reflectors.map { min($0, features) }, using: &generator))
             }
-            layers.append(try AffineCoupling<T>(
-                features: features, hiddenSizes: hiddenSizes, conditioningBlock: block, scaleBound: T(scaleBound),
-                contextFeatures: context?.encodedFeatures ?? 0, using: &generator))
+            layers.append(try coupling(block, &generator))
             block = block.other
         }
         if let whiteningData {

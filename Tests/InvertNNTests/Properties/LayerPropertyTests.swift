@@ -67,7 +67,51 @@ private func randomCoupling(_ n: Int, _ rng: inout SeededGenerator) throws -> Af
     return layer
 }
 
+/// A spline coupling with random shapes, bins, tail bound and conditioner (biases of σ = 1, so
+/// some bins are near their minimum width and some slopes far from 1).
+private func randomSplineCoupling(_ n: Int, _ rng: inout SeededGenerator) throws -> SplineCoupling<Double> {
+    let d = max(n, 2)
+    let hidden = (0..<Int(rng.next() % 3)).map { _ in Int(rng.next() % 8) + 1 }
+    let layer = try SplineCoupling<Double>(
+        features: d, hiddenSizes: hidden, conditioningBlock: pick([.first, .second], &rng), bins: pick([1, 2, 5, 8], &rng),
+        tailBound: pick([0.5, 1.0, 3.0], &rng), activation: pick([.relu, .tanh], &rng),
+        firstBlockSize: Int(rng.next() % UInt64(d - 1)) + 1, zeroInitializeLastLayer: false, using: &rng)
+    for b in layer.conditioner.biases {
+        b.value = Matrix.randomNormal(rows: 1, columns: b.value.columns, standardDeviation: 1, using: &rng)
+    }
+    return layer
+}
+
 extension LayerProperty {
+    /// Inputs of σ = 2 against tail bounds of 0.5 to 3: entries inside the spline and in both tails.
+    nonisolated(unsafe) static let splineCoupling = LayerProperty(
+        name: "SplineCoupling", make: { size, rng in try randomSplineCoupling(size + 1, &rng) },
+        forwardInput: { rows, features, rng in Matrix.randomNormal(rows: rows, columns: features, standardDeviation: 2, using: &rng) },
+        badConstructors: [
+            { rng in _ = try RationalQuadraticSpline<Double>(bins: pick([0, -1, 1001, Int.max, Int.min], &rng)) },
+            { rng in _ = try RationalQuadraticSpline<Double>(tailBound: pick([0, -1, .nan, .infinity, .greatestFiniteMagnitude], &rng)) },
+            { rng in _ = try RationalQuadraticSpline<Double>(bins: 4, minimumBinWidth: pick([0, -1, 0.25, 1, .nan], &rng)) },
+            { rng in _ = try RationalQuadraticSpline<Double>(bins: 4, minimumBinHeight: pick([0, -1, 0.25, 1, .nan], &rng)) },
+            { rng in _ = try RationalQuadraticSpline<Double>(minimumDerivative: pick([0, -1, .nan, .infinity], &rng)) },
+            { rng in _ = try SplineCoupling<Double>(features: pick([1, 0, -1, Int.min], &rng), hiddenSizes: [4], using: &rng) },
+            { rng in _ = try SplineCoupling<Double>(features: 4, hiddenSizes: [4], bins: pick([0, -3], &rng), using: &rng) },
+        ])
+
+    nonisolated(unsafe) static let additiveCoupling = LayerProperty(
+        name: "AdditiveCoupling",
+        make: { size, rng in
+            let d = size + 1
+            return try AdditiveCoupling<Double>(
+                features: d, transformer: AdditiveTransformer(), hiddenSizes: [Int(rng.next() % 8) + 1],
+                conditioningBlock: pick([.first, .second], &rng), firstBlockSize: Int(rng.next() % UInt64(d - 1)) + 1,
+                zeroInitializeLastLayer: false, using: &rng)
+        },
+        badConstructors: [
+            { rng in
+                _ = try AdditiveCoupling<Double>(features: pick([1, 0, -1], &rng), transformer: AdditiveTransformer(), hiddenSizes: [4], using: &rng)
+            },
+        ])
+
     nonisolated(unsafe) static let householder = LayerProperty(
         name: "Householder", make: { size, rng in try randomHouseholder(2 * size - 1, &rng) },
         badConstructors: [
@@ -412,7 +456,7 @@ extension LayerProperty {
 
 @Suite struct LayerPropertyTests {
     nonisolated(unsafe) static let all: [LayerProperty] = [
-        .householder, .invertibleLinear, .diagonal, .affineCoupling, .permutation, .bias, .reshape, .pixelShuffle,
+        .householder, .invertibleLinear, .diagonal, .affineCoupling, .splineCoupling, .additiveCoupling, .permutation, .bias, .reshape, .pixelShuffle,
         .pixelUnshuffle, .concatSideInput, .concatNoise, .pixelwise, .adaptiveWhitening, .sequential, .inverted,
         .sigmoid, .tanh, .leakyReLU, .prelu, .elu, .selu, .baird, .rangeCompression,
     ]
