@@ -107,6 +107,7 @@ func architecture<T: Scalar>(of layer: any InvertibleLayer<T>) throws -> String 
             try Reshape(from: [4], to: [1, 2, 2]), try Reshape(from: [1, 2, 2], to: [4]),
             try PixelUnshuffle(channels: 1, height: 2, width: 2, factor: 2), try PixelShuffle(channels: 4, height: 1, width: 1, factor: 2),
             try ConcatNoise(features: 4, noise: StandardNormal(features: 2)), try ConcatSideInput(features: 6, sideFeatures: 1, channel: "c"),
+            try ActNorm(features: 7, initialized: true, initializationDirection: .forward), try LULinear(features: 7, using: &g),
         ]
         let original = try Sequential(layers)
         let json = try architecture(of: original)
@@ -152,6 +153,11 @@ func architecture<T: Scalar>(of layer: any InvertibleLayer<T>) throws -> String 
         #expect(coupling.contextFeatures == 3 && coupling.conditioningBlock == .second && coupling.transformer.scaleBound == nil)
         #expect(coupling.conditioner.sizes == conditional.conditioner.sizes)
         #expect(try architecture(of: rebuilt) == json)
+        // A conditional coupling with an empty conditioning block (firstBlockSize 0) rebuilds too.
+        let regression = try AffineCoupling<Float>(
+            features: 2, transformer: try AffineTransformer(), hiddenSizes: [3], firstBlockSize: 0, contextFeatures: 2, using: &g)
+        let again = try #require(try LayerRegistry.layer(json: try architecture(of: regression), as: Float.self) as? AffineCoupling<Float>)
+        #expect(again.conditioningRange.isEmpty && again.transformedRange == 0..<2 && again.contextFeatures == 2)
     }
 
     /// Metadata strings with every kind of escape, and doubles that need all 17 digits, survive a

@@ -37,37 +37,9 @@ import InvertNN
             }
             let x = Matrix<Double>.randomNormal(rows: 5, columns: sizes[0], using: &rng)
             let upstream = Matrix<Double>.randomNormal(rows: 5, columns: sizes.last!, using: &rng)
-            func loss(_ input: Matrix<Double>) throws -> Double {
-                zip(try mlp(input).storage, upstream.storage).reduce(0) { $0 + $1.0 * $1.1 }
-            }
             let dx = try mlp.backward(try mlp.forward(x), outputGradient: upstream)
-            let h = 1e-6
-            var worst = 0.0, scale = 1e-3
-            for k in 0..<x.count {
-                var p = x, m = x
-                p.storage[k] += h
-                m.storage[k] -= h
-                let fd = (try loss(p) - loss(m)) / (2 * h)
-                worst = max(worst, abs(fd - dx.storage[k]))
-                scale = max(scale, abs(fd))
-            }
-            #expect(worst <= 1e-6 * scale, "input gradient \(sizes) \(activation): error \(worst), scale \(scale)")
-            for parameter in mlp.parameters {
-                var worst = 0.0, scale = 1e-3
-                for k in 0..<parameter.count {
-                    let saved = parameter.value.storage[k]
-                    parameter.value.storage[k] = saved + h
-                    let lp = try loss(x)
-                    parameter.value.storage[k] = saved - h
-                    let lm = try loss(x)
-                    parameter.value.storage[k] = saved
-                    let fd = (lp - lm) / (2 * h)
-                    worst = max(worst, abs(fd - parameter.gradient.storage[k]))
-                    scale = max(scale, abs(fd))
-                }
-                #expect(worst <= 1e-6 * scale,
-                        "\(parameter.name) gradient \(sizes) \(activation): error \(worst), scale \(scale)")
-            }
+            try checkNetworkGradients(input: x, outputGradient: upstream, inputGradient: dx, parameters: mlp.parameters,
+                                      label: "\(sizes) \(activation)") { try mlp($0) }
         }
     }
 

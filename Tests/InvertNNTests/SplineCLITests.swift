@@ -21,6 +21,10 @@ import InvertNN
             let json = try architecture(of: checkpoint.flow.transform)
             #expect(json.contains("\"SplineCoupling\"") && json.contains("\"bins\":5") && json.contains("\"tailBound\":3.5"), "\(json)")
             try expectCheckpointServesEveryCommand(model: model, directory: d)
+            // A model-only checkpoint trains on as a spline flow.
+            let resumed = try CLIErrorTests.run(["--data", "moons", "--resume", model, "--epochs", "1", "--out", "\(d)/more.safetensors", "--samples", "\(d)/m.png"])
+            #expect(resumed.status == 0, "\(resumed.stderr)")
+            #expect(try architecture(of: Checkpoint<Double>.read(path: "\(d)/more.safetensors").flow.transform) == json)
         }
     }
 

@@ -38,6 +38,14 @@ where Self.RawSignificand: FixedWidthInteger {
         m: Int, n: Int, alpha: Self, x: UnsafePointer<Self>, incx: Int,
         y: UnsafePointer<Self>, incy: Int, a: UnsafeMutablePointer<Self>, lda: Int)
 
+    /// Triangular solve in place (BLAS `?trsm`, row-major): `B ← alpha · op(A)⁻¹ · B` (left side)
+    /// or `B ← alpha · B · op(A)⁻¹` (right side), where `A` is triangular (`lower` or upper;
+    /// `unitDiagonal` treats its diagonal as ones without reading it), `m×m` (left) or `n×n`
+    /// (right), and `B` is `m×n`.
+    static func _trsm(
+        rightSide: Bool, lower: Bool, transpose: Bool, unitDiagonal: Bool, m: Int, n: Int, alpha: Self,
+        a: UnsafePointer<Self>, lda: Int, b: UnsafeMutablePointer<Self>, ldb: Int)
+
     /// LU factorization with partial pivoting (LAPACK `?getrf`, row-major). Returns `info`.
     static func _getrf(
         m: Int, n: Int, a: UnsafeMutablePointer<Self>, lda: Int,

@@ -194,8 +194,9 @@ public struct RationalQuadraticSpline<T: Scalar>: CouplingTransformer {
         let s = h / bin.width, om = 1 - ξ, t = ξ * om
         let denominator = s + (d1 + d0 - 2 * s) * t
         let numerator2 = d1 * ξ * ξ + 2 * s * t + d0 * om * om
-        let r = h * (s * ξ * ξ + d0 * t) / denominator
-        let q = s / denominator
+        let inverseDenominator = 1 / denominator
+        let r = h * (s * ξ * ξ + d0 * t) * inverseDenominator
+        let q = s * inverseDenominator
         return Local(ξ: ξ, t: t, s: s, denominator: denominator, numerator2: numerator2, r: r, derivative: q * q * numerator2)
     }
 
@@ -241,30 +242,37 @@ public struct RationalQuadraticSpline<T: Scalar>: CouplingTransformer {
         let K = bins, k = bin.index, B = tailBound
         let ξ = l.ξ, om = 1 - ξ, t = l.t, s = l.s, w = bin.width, h = bin.height
         let d0 = bin.lowerDerivative, d1 = bin.upperDerivative
-        let iden = 1 / l.denominator, in2 = 1 / l.numerator2, oneMinus2t = 1 - 2 * t
+        // Reciprocals once: divisions dominate this scalar code.
+        let iden = 1 / l.denominator, in2 = 1 / l.numerator2, invW = 1 / w, oneMinus2t = 1 - 2 * t
         // λ = 2 log s + log N - 2 log D.
         let λξ = Self.logDerivativeSlope(bin, l)
         let rs = (h * ξ * ξ - l.r * oneMinus2t) * iden
         let λs = 2 / s + 2 * t * in2 - 2 * oneMinus2t * iden
         let gξ = A * l.derivative * w + Λ * λξ
         let gs = A * rs + Λ * λs
-        let gLeft = -gξ / w
-        let gWidth = -(gξ * ξ + gs * s) / w
+        let gLeft = -gξ * invW
+        let gWidth = -(gξ * ξ + gs * s) * invW
         let gBottom = A
-        let gHeight = A * (s * ξ * ξ + d0 * t) * iden + gs / w
+        let gHeight = A * (s * ξ * ξ + d0 * t) * iden + gs * invW
         let gd0 = A * t * (h - l.r) * iden + Λ * (om * om * in2 - 2 * t * iden)
         let gd1 = -A * l.r * t * iden + Λ * (ξ * ξ * in2 - 2 * t * iden)
 
-        let cw = 2 * B * (1 - T(K) * minimumBinWidth), ch = 2 * B * (1 - T(K) * minimumBinHeight)
+        // dL/du_j = c·p_j·(dL/dw_j - Σ_i p_i dL/dw_i), with dL/dw_j = gLeft below bin k, gWidth
+        // at k and 0 above (likewise for the heights).
         let iw = bin.widthNormalizer, ih = bin.heightNormalizer
-        let pk = entry.e(k) * iw, qk = entry.e(K + k) * ih
-        let meanW = gLeft * bin.widthBelow + gWidth * pk
-        let meanH = gBottom * bin.heightBelow + gHeight * qk
-        for j in 0..<K {
-            let gw: T = j < k ? gLeft : (j == k ? gWidth : 0)
-            let gh: T = j < k ? gBottom : (j == k ? gHeight : 0)
-            gradient[j * stride] = cw * entry.e(j) * iw * (gw - meanW)
-            gradient[(K + j) * stride] = ch * entry.e(K + j) * ih * (gh - meanH)
+        let aw = 2 * B * (1 - T(K) * minimumBinWidth) * iw, ah = 2 * B * (1 - T(K) * minimumBinHeight) * ih
+        let meanW = gLeft * bin.widthBelow + gWidth * entry.e(k) * iw
+        let meanH = gBottom * bin.heightBelow + gHeight * entry.e(K + k) * ih
+        let belowW = aw * (gLeft - meanW), belowH = ah * (gBottom - meanH), aboveW = -aw * meanW, aboveH = -ah * meanH
+        for j in 0..<k {
+            gradient[j * stride] = belowW * entry.e(j)
+            gradient[(K + j) * stride] = belowH * entry.e(K + j)
+        }
+        gradient[k * stride] = aw * (gWidth - meanW) * entry.e(k)
+        gradient[(K + k) * stride] = ah * (gHeight - meanH) * entry.e(K + k)
+        for j in (k + 1)..<K {
+            gradient[j * stride] = aboveW * entry.e(j)
+            gradient[(K + j) * stride] = aboveH * entry.e(K + j)
         }
         for i in 0..<(K - 1) { gradient[(2 * K + i) * stride] = 0 }
         if k >= 1 {
@@ -275,7 +283,7 @@ public struct RationalQuadraticSpline<T: Scalar>: CouplingTransformer {
             let p = 2 * K + k
             gradient[p * stride] = gd1 * Self.sigmoid(entry.u(p), entry.e(p))
         }
-        return gξ / w
+        return gξ * invW
     }
 
     /// The VJP of ``transformEntry(_:_:inverse:)`` at `v`: given `g` (`dL/d output`) and `ℓ`

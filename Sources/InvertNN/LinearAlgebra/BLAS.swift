@@ -111,4 +111,41 @@ public enum BLAS {
         }
         return y
     }
+
+    /// A triangular matrix's place in ``trsm(_:side:lower:transpose:unitDiagonal:alpha:solving:)``.
+    public enum Side: Sendable {
+        /// Solve `op(A) · X = alpha · B`.
+        case left
+        /// Solve `X · op(A) = alpha · B`.
+        case right
+    }
+
+    /// Solves a triangular system in place of `b` (BLAS `?trsm`): `B ← alpha · op(A)⁻¹ · B` for
+    /// ``Side/left``, `B ← alpha · B · op(A)⁻¹` for ``Side/right``. Only the `lower` (or upper)
+    /// triangle of `a` is read, and with `unitDiagonal` not its diagonal (taken as ones).
+    ///
+    /// - Parameters:
+    ///   - a: square, `[m, m]` for the left side or `[n, n]` for the right side of `b` `[m, n]`.
+    /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if `a` is not square
+    ///   or does not match `b`. A zero on a non-unit diagonal is not detected (BLAS divides by it).
+    @inlinable
+    public static func trsm<T: Scalar>(
+        _ a: Matrix<T>, side: Side, lower: Bool, transpose: Bool = false, unitDiagonal: Bool = false,
+        alpha: T = 1, solving b: inout Matrix<T>
+    ) throws {
+        let k = side == .left ? b.rows : b.columns
+        guard a.rows == k, a.columns == k else {
+            throw InvertNNError.shapeMismatch(
+                operation: "trsm", expected: "A [\(k), \(k)] for B [\(b.rows), \(b.columns)] (\(side) side)",
+                actual: "A [\(a.rows), \(a.columns)]")
+        }
+        if b.count == 0 { return }
+        a.storage.withUnsafeBufferPointer { pa in
+            b.storage.withUnsafeMutableBufferPointer { pb in
+                T._trsm(
+                    rightSide: side == .right, lower: lower, transpose: transpose, unitDiagonal: unitDiagonal,
+                    m: b.rows, n: b.columns, alpha: alpha, a: pa.baseAddress!, lda: k, b: pb.baseAddress!, ldb: b.columns)
+            }
+        }
+    }
 }

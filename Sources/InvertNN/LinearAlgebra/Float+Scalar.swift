@@ -39,6 +39,16 @@ extension Float: Scalar {
         cblas_sger(CblasRowMajor, Int32(m), Int32(n), alpha, x, Int32(incx), y, Int32(incy), a, Int32(lda))
     }
 
+    public static func _trsm(
+        rightSide: Bool, lower: Bool, transpose: Bool, unitDiagonal: Bool, m: Int, n: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafeMutablePointer<Float>, ldb: Int
+    ) {
+        cblas_strsm(
+            CblasRowMajor, rightSide ? CblasRight : CblasLeft, lower ? CblasLower : CblasUpper,
+            transpose ? CblasTrans : CblasNoTrans, unitDiagonal ? CblasUnit : CblasNonUnit,
+            Int32(m), Int32(n), alpha, a, Int32(lda), b, Int32(ldb))
+    }
+
     public static func _getrf(
         m: Int, n: Int, a: UnsafeMutablePointer<Float>, lda: Int, pivots: UnsafeMutablePointer<Int32>
     ) -> Int32 {

@@ -130,4 +130,32 @@ public enum LAPACK {
         if info != 0 { throw InvertNNError.lapack(routine: "geqrfp", info: Int(info), meaning: "illegal argument \(-info)") }
         return (f, tau)
     }
+
+    /// LU factorization with partial pivoting of a square matrix (`?getrf`): `A = P · L · U` with
+    /// `L` unit lower triangular (below the diagonal of `factors`), `U` upper triangular (on and
+    /// above it) and the row order `rowOrder`: row `i` of `L·U` is row `rowOrder[i]` of `A`
+    /// (LAPACK's interchanges applied in turn to `0..<n`).
+    ///
+    /// - Throws: shape mismatch if `a` is not square; ``InvertNNError/singular(operation:detail:)``
+    ///   if a pivot is exactly zero (`info > 0`); ``InvertNNError/lapack(routine:info:meaning:)`` on
+    ///   an illegal argument.
+    public static func luFactorization<T: Scalar>(_ a: Matrix<T>) throws -> (factors: Matrix<T>, rowOrder: [Int]) {
+        guard a.rows == a.columns else {
+            throw InvertNNError.shapeMismatch(operation: "LAPACK.luFactorization", expected: "square", actual: "\(a.shape)")
+        }
+        let n = a.rows
+        var lu = a
+        var pivots = [Int32](repeating: 0, count: n)
+        if n == 0 { return (lu, []) }
+        let info = lu.storage.withUnsafeMutableBufferPointer { pa in
+            pivots.withUnsafeMutableBufferPointer { pp in T._getrf(m: n, n: n, a: pa.baseAddress!, lda: n, pivots: pp.baseAddress!) }
+        }
+        if info < 0 { throw InvertNNError.lapack(routine: "getrf", info: Int(info), meaning: "illegal argument \(-info)") }
+        if info > 0 {
+            throw InvertNNError.singular(operation: "LAPACK.luFactorization", detail: "U[\(info - 1), \(info - 1)] is exactly zero")
+        }
+        var order = Array(0..<n)
+        for i in 0..<n { order.swapAt(i, Int(pivots[i]) - 1) }
+        return (lu, order)
+    }
 }

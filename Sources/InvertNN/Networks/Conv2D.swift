@@ -1,0 +1,324 @@
+import RealModule
+
+/// A 2-D convolution (not invertible) on NCHW images, written as one GEMM per batch
+/// (im2col / col2im; Chellapilla et al. 2006, "High performance convolutional neural networks
+/// for document processing"): a building block of convolutional conditioners, beside ``MLP``.
+///
+/// `out[b, o, h, w] = bias[o] + Σ_{c, i, j} weight[o, c, i, j] · x[b, c, h + i - p, w + j - p]`,
+/// stride 1, zero padding `p = (k - 1)/2` ("same": the output has the input's height and width),
+/// for an odd kernel size `k` (3×3 and 1×1 are the cases conditioners use). This is PyTorch's
+/// `nn.Conv2d(C_in, C_out, k, padding=p)`, cross-correlation included, with the same weight layout.
+///
+/// - Shapes: `x` `[batch, C_in·H·W]` → output `[batch, C_out·H·W]`, both NCHW flattened per
+///   sample. Parameters `"<name>.weight"` `[C_out, C_in·k·k]` (PyTorch's `[C_out, C_in, k, k]`
+///   row-major, entry `(o, c·k² + i·k + j)`) and `"<name>.bias"` `[1, C_out]`.
+/// - Cost: the patches of the whole batch form one matrix `X̂` `[C_in·k², batch·H·W]`
+///   (im2col, plane by plane: contiguous row segments, zeros at the borders); forward is the
+///   GEMM `W X̂` (`2·C_out·C_in·k²·batch·H·W` flops), backward the GEMMs `dW += dO X̂ᵀ` and
+///   `dX̂ = Wᵀ dO` plus col2im (the adjoint scatter-add); then a blockwise copy between the
+///   GEMM's channel-major `[C_out, batch·H·W]` layout and NCHW. No per-pixel BLAS calls.
+///
+/// Forward returns a ``Trace`` holding `X̂`, which backward reuses. Besides its parameters the
+/// convolution keeps only buffers it reuses from call to call (``Workspace``), as ``MLP`` does.
+public final class Conv2D<T: Scalar> {
+    /// What ``Conv2D/backward(_:outputGradient:)`` needs from one forward pass.
+    public struct Trace: Sendable {
+        /// The batch the convolution was applied to, `[batch, C_in·H·W]`.
+        public let input: Matrix<T>
+        /// The patch matrix `X̂` `[C_in·k², batch·H·W]`: row `c·k² + i·k + j`, column
+        /// `b·H·W + h·W + w` holds `x[b, c, h + i - p, w + j - p]` (0 outside the image).
+        public let columns: Matrix<T>
+        /// The output `[batch, C_out·H·W]`.
+        public let output: Matrix<T>
+    }
+
+    /// `C_in`.
+    public let inputChannels: Int
+    /// `C_out`.
+    public let outputChannels: Int
+    /// `k`, odd; the padding is `(k - 1)/2`.
+    public let kernelSize: Int
+    /// `H`, image rows.
+    public let height: Int
+    /// `W`, image columns.
+    public let width: Int
+    /// `[C_out, C_in·k·k]`.
+    public let weight: Parameter<T>
+    /// `[1, C_out]`.
+    public let bias: Parameter<T>
+    /// `[weight, bias]`.
+    public let parameters: [Parameter<T>]
+    /// Reused buffers, slots in ``Conv2DSlot``.
+    let workspace = Workspace<T>(slots: Conv2DSlot.count)
+
+    /// A convolution with He-initialized weights, `weight ~ N(0, gainSquared / (C_in·k²))`
+    /// (He et al. 2015: `gainSquared = 2` before a ReLU, `1` before a linear output), and zero
+    /// bias; or, with `zeroInitialize`, zero weights (a conditioner's last layer, so the coupling
+    /// built on it starts as the identity: Kingma & Dhariwal 2018, §3.3).
+    ///
+    /// - Parameters:
+    ///   - name: prefix of the parameter names (`"<name>.weight"`, `"<name>.bias"`), unique
+    ///     within the network that owns the convolution.
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for sizes below 1, an even
+    ///   kernel size, a negative or non-finite gain, or sizes beyond ``SizeLimits``.
+    public convenience init(
+        inputChannels: Int, outputChannels: Int, kernelSize: Int, height: Int, width: Int,
+        zeroInitialize: Bool = false, gainSquared: Double = 2, name: String = "conv",
+        using generator: inout some RandomNumberGenerator
+    ) throws {
+        try Self.validate(inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: kernelSize,
+                          height: height, width: width)
+        guard gainSquared >= 0, gainSquared.isFinite else {
+            throw InvertNNError.invalidArgument(operation: "Conv2D", reason: "gainSquared must be finite and ≥ 0, got \(gainSquared)")
+        }
+        let fanIn = inputChannels * kernelSize * kernelSize
+        let w: Matrix<T> = zeroInitialize
+            ? Matrix(rows: outputChannels, columns: fanIn)
+            : .randomNormal(rows: outputChannels, columns: fanIn,
+                            standardDeviation: T((gainSquared / Double(fanIn)).squareRoot()), using: &generator)
+        try self.init(weight: w, bias: [T](repeating: 0, count: outputChannels), inputChannels: inputChannels,
+                      kernelSize: kernelSize, height: height, width: width, name: name)
+    }
+
+    /// A convolution with explicit `weight` `[C_out, C_in·k·k]` and `bias` (`C_out` entries).
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes (as above),
+    ///   a weight whose columns are not `C_in·k²`, a bias of another length, or non-finite values.
+    public init(
+        weight: Matrix<T>, bias: [T], inputChannels: Int, kernelSize: Int, height: Int, width: Int, name: String = "conv"
+    ) throws {
+        try Self.validate(inputChannels: inputChannels, outputChannels: weight.rows, kernelSize: kernelSize,
+                          height: height, width: width)
+        let fanIn = inputChannels * kernelSize * kernelSize
+        guard weight.columns == fanIn, bias.count == weight.rows else {
+            throw InvertNNError.invalidArgument(
+                operation: "Conv2D",
+                reason: "weight must be [C_out, \(fanIn)] and bias C_out entries, got \(weight.shape) and \(bias.count)")
+        }
+        guard weight.firstNonFinite() == nil, bias.allSatisfy({ $0.isFinite }) else {
+            throw InvertNNError.invalidArgument(operation: "Conv2D", reason: "weight or bias has a non-finite entry")
+        }
+        self.inputChannels = inputChannels
+        self.outputChannels = weight.rows
+        self.kernelSize = kernelSize
+        self.height = height
+        self.width = width
+        self.weight = Parameter(name: "\(name).weight", value: weight)
+        self.bias = Parameter(name: "\(name).bias", value: Matrix(row: bias))
+        self.parameters = [self.weight, self.bias]
+    }
+
+    private static func validate(inputChannels: Int, outputChannels: Int, kernelSize: Int, height: Int, width: Int) throws {
+        guard inputChannels >= 1, outputChannels >= 1, height >= 1, width >= 1, kernelSize >= 1, kernelSize % 2 == 1 else {
+            throw InvertNNError.invalidArgument(
+                operation: "Conv2D",
+                reason: "channels \(inputChannels) → \(outputChannels), image \(height)×\(width) must be ≥ 1 and the kernel size \(kernelSize) odd and ≥ 1")
+        }
+        let pixels = try SizeLimits.product([height, width], operation: "Conv2D", what: "height × width")
+        _ = try SizeLimits.product([inputChannels, kernelSize, kernelSize, pixels], operation: "Conv2D", what: "C_in·k²·H·W")
+        _ = try SizeLimits.product([outputChannels, inputChannels, kernelSize, kernelSize], operation: "Conv2D", what: "weight")
+        _ = try SizeLimits.product([outputChannels, pixels], operation: "Conv2D", what: "C_out·H·W")
+    }
+
+    /// `C_in·H·W`.
+    public var inputFeatures: Int { inputChannels * height * width }
+    /// `C_out·H·W`.
+    public var outputFeatures: Int { outputChannels * height * width }
+    /// Total number of scalar parameters.
+    public var parameterCount: Int { weight.count + bias.count }
+
+    /// Drops the reused buffers (see ``InvertibleLayer/releaseBuffers()``).
+    public func releaseBuffers() { workspace.releaseAll() }
+
+    /// Applies the convolution to a batch and keeps what ``backward(_:outputGradient:)`` needs.
+    ///
+    /// - Parameter x: `[batch, C_in·H·W]`, NCHW.
+    /// - Returns: the ``Trace`` whose `output` is `[batch, C_out·H·W]`.
+    /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` for another column
+    ///   count or a parameter of another shape; ``InvertNNError/invalidArgument(operation:reason:)``
+    ///   for an empty batch or a batch whose patch matrix exceeds ``SizeLimits``.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func forward(_ x: Matrix<T>) throws -> Trace {
+        try x.requireColumns(inputFeatures, "Conv2D.forward")
+        for p in parameters { try p.requireShape("Conv2D.forward") }
+        let pixels = height * width
+        let total = try SizeLimits.product([x.rows, pixels], operation: "Conv2D.forward", what: "batch·H·W")
+        _ = try SizeLimits.product([inputChannels * kernelSize * kernelSize, total], operation: "Conv2D.forward",
+                                   what: "the patch matrix C_in·k² × batch·H·W")
+        _ = try SizeLimits.product([outputChannels, total], operation: "Conv2D.forward", what: "C_out × batch·H·W")
+        var columns = workspace.matrix(Conv2DSlot.columns, rows: inputChannels * kernelSize * kernelSize, columns: total)
+        patches(of: x, into: &columns)
+        var product = workspace.matrix(Conv2DSlot.product, rows: outputChannels, columns: total)
+        try BLAS.gemm(weight.value, columns, into: &product)
+        var output = workspace.matrix(Conv2DSlot.output, rows: x.rows, columns: outputFeatures)
+        Self.moveChannelMajor(product, toImages: &output, channels: outputChannels, pixels: pixels, adding: bias.value.storage)
+        workspace.keep(Conv2DSlot.columns, columns)
+        workspace.keep(Conv2DSlot.product, product)
+        workspace.keep(Conv2DSlot.output, output)
+        return Trace(input: x, columns: columns, output: output)
+    }
+
+    /// The output alone, `[batch, C_out·H·W]`; see ``forward(_:)``.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func callAsFunction(_ x: Matrix<T>) throws -> Matrix<T> {
+        try forward(x).output
+    }
+
+    /// The vector-Jacobian product of ``forward(_:)``: returns `dL/dx` `[batch, C_in·H·W]` and
+    /// *adds* `dL/dW = dO X̂ᵀ` and `dL/db = Σ_{b,h,w} dO` into the parameters' gradients, where
+    /// `dO` is `outputGradient` in the channel-major layout `[C_out, batch·H·W]`;
+    /// `dL/dx = col2im(Wᵀ dO)`.
+    ///
+    /// - Parameters:
+    ///   - trace: the result of ``forward(_:)`` with the current parameter values.
+    ///   - outputGradient: `dL/d(output)`, `[batch, C_out·H·W]`.
+    /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if the trace is not
+    ///   of this convolution's shapes, `outputGradient` does not match its output, or a
+    ///   parameter's value or gradient no longer has its shape.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func backward(_ trace: Trace, outputGradient: Matrix<T>) throws -> Matrix<T> {
+        let batch = trace.input.rows, pixels = height * width
+        let patchRows = inputChannels * kernelSize * kernelSize
+        guard trace.input.columns == inputFeatures, trace.output.rows == batch, trace.output.columns == outputFeatures,
+              trace.columns.rows == patchRows, trace.columns.columns == batch * pixels
+        else {
+            throw InvertNNError.shapeMismatch(
+                operation: "Conv2D.backward", expected: "a trace of [batch, \(inputFeatures)] → [batch, \(outputFeatures)]",
+                actual: "input \(trace.input.shape), columns \(trace.columns.shape), output \(trace.output.shape)")
+        }
+        try outputGradient.requireShape(rows: batch, columns: outputFeatures, "Conv2D.backward outputGradient")
+        for p in parameters { try p.requireShape("Conv2D.backward") }
+        var gradient = workspace.matrix(Conv2DSlot.product, rows: outputChannels, columns: batch * pixels)
+        Self.moveImages(outputGradient, toChannelMajor: &gradient, channels: outputChannels, pixels: pixels,
+                        summingInto: &bias.gradient.storage)
+        try BLAS.gemm(gradient, trace.columns, transposeB: true, beta: 1, into: &weight.gradient)
+        var columnGradient = workspace.matrix(Conv2DSlot.columnGradient, rows: patchRows, columns: batch * pixels)
+        try BLAS.gemm(weight.value, transposeA: true, gradient, into: &columnGradient)
+        var inputGradient = workspace.matrix(Conv2DSlot.inputGradient, rows: batch, columns: inputFeatures)
+        accumulatePatches(columnGradient, into: &inputGradient)
+        workspace.keep(Conv2DSlot.product, gradient)
+        workspace.keep(Conv2DSlot.columnGradient, columnGradient)
+        workspace.keep(Conv2DSlot.inputGradient, inputGradient)
+        return inputGradient
+    }
+
+    // MARK: - im2col and col2im
+
+    /// Calls `body(patch, image, valid)` for every (patch row, image, image row) of a batch:
+    /// patch-matrix entry `patch + w` reads image entry `image + w` for `w` in `valid` and is
+    /// padding (zero) for the other `w` in `0..<W`; `image` is `nil` when the whole source row
+    /// is padding. Offsets are into the storage of `[C_in·k², batch·H·W]` and `[batch, C_in·H·W]`.
+    @inline(__always)
+    private func forEachPatchSegment(batch: Int, _ body: (_ patch: Int, _ image: Int?, _ valid: Range<Int>) -> Void) {
+        let k = kernelSize, pad = (k - 1) / 2, pixels = height * width
+        for c in 0..<inputChannels {
+            for i in 0..<k {
+                for j in 0..<k {
+                    let rowStart = ((c * k + i) * k + j) * batch * pixels
+                    let shift = j - pad
+                    // Clamped to 0...W, so a kernel wider than the image gives an empty range.
+                    let lower = Swift.min(width, Swift.max(0, -shift))
+                    let valid = lower..<Swift.max(lower, Swift.min(width, width - shift))
+                    for b in 0..<batch {
+                        let plane = b * inputFeatures + c * pixels
+                        for h in 0..<height {
+                            let sourceRow = h + i - pad
+                            let inside = sourceRow >= 0 && sourceRow < height
+                            body(rowStart + b * pixels + h * width, inside ? plane + sourceRow * width + shift : nil, valid)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// im2col: fills `columns` `[C_in·k², batch·H·W]` from `x` (see ``Trace/columns``), one
+    /// contiguous row segment per (patch row, image, image row).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func patches(of x: Matrix<T>, into columns: inout Matrix<T>) {
+        let w = width
+        x.storage.withUnsafeBufferPointer { src in
+            columns.storage.withUnsafeMutableBufferPointer { dst in
+                forEachPatchSegment(batch: x.rows) { out, source, valid in
+                    guard let source else {
+                        for q in 0..<w { dst[out + q] = 0 }
+                        return
+                    }
+                    for q in 0..<valid.lowerBound { dst[out + q] = 0 }
+                    for q in valid { dst[out + q] = src[source + q] }
+                    for q in valid.upperBound..<w { dst[out + q] = 0 }
+                }
+            }
+        }
+    }
+
+    /// col2im, the adjoint of ``patches(of:into:)``: overwrites `images` `[batch, C_in·H·W]`
+    /// with the sum, over the patch entries that read each pixel, of `columns`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func accumulatePatches(_ columns: Matrix<T>, into images: inout Matrix<T>) {
+        columns.storage.withUnsafeBufferPointer { src in
+            images.storage.withUnsafeMutableBufferPointer { dst in
+                dst.update(repeating: 0)
+                forEachPatchSegment(batch: images.rows) { from, target, valid in
+                    guard let target else { return }
+                    for q in valid { dst[target + q] += src[from + q] }
+                }
+            }
+        }
+    }
+
+    /// `images[b, o·P + q] = channelMajor[o, b·P + q] + add[o]` (P pixels per channel).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    static func moveChannelMajor(
+        _ channelMajor: Matrix<T>, toImages images: inout Matrix<T>, channels: Int, pixels: Int, adding add: [T]
+    ) {
+        let batch = images.rows
+        channelMajor.storage.withUnsafeBufferPointer { src in
+            images.storage.withUnsafeMutableBufferPointer { dst in
+                for o in 0..<channels {
+                    let shift = add[o]
+                    for b in 0..<batch {
+                        let from = o * batch * pixels + b * pixels, to = b * channels * pixels + o * pixels
+                        for q in 0..<pixels { dst[to + q] = src[from + q] + shift }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `channelMajor[o, b·P + q] = images[b, o·P + q]`, adding each channel's sum into `sums[o]`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    static func moveImages(
+        _ images: Matrix<T>, toChannelMajor channelMajor: inout Matrix<T>, channels: Int, pixels: Int, summingInto sums: inout [T]
+    ) {
+        let batch = images.rows
+        images.storage.withUnsafeBufferPointer { src in
+            channelMajor.storage.withUnsafeMutableBufferPointer { dst in
+                for o in 0..<channels {
+                    var sum: T = 0
+                    for b in 0..<batch {
+                        let to = o * batch * pixels + b * pixels, from = b * channels * pixels + o * pixels
+                        for q in 0..<pixels {
+                            let v = src[from + q]
+                            dst[to + q] = v
+                            sum += v
+                        }
+                    }
+                    sums[o] += sum
+                }
+            }
+        }
+    }
+}
+
+/// The ``Workspace`` slots of ``Conv2D``.
+enum Conv2DSlot {
+    static let columns = 0, product = 1, output = 2, columnGradient = 3, inputGradient = 4, count = 5
+}
