@@ -44,6 +44,8 @@ public enum LayerRegistry {
         register(AffineCoupling<T>.self)
         register(SplineCoupling<T>.self)
         register(AdditiveCoupling<T>.self)
+        register(AffineMaskedAutoregressive<T>.self)
+        register(SplineMaskedAutoregressive<T>.self)
         register(Permutation<T>.self)
         register(PixelShuffle<T>.self)
         register(PixelUnshuffle<T>.self)
