@@ -51,7 +51,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Where to write the trained model (safetensors); default model.safetensors beside the samples PNG.")
     var out: String?
 
-    @Option(name: .customLong("flow"), help: "Flow family: realnvp (affine couplings, Dinh et al. 2017) or nsf (rational-quadratic spline couplings, Durkan et al. 2019) (default: realnvp).")
+    @Option(name: .customLong("flow"), help: "Flow family: realnvp (affine couplings, Dinh et al. 2017), nsf (rational-quadratic spline couplings, Durkan et al. 2019) or glow (multi-scale convolutional flow on images, Kingma & Dhariwal 2018) (default: realnvp).")
     var flowFamily: FlowFamily?
 
     @Option(parsing: .unconditional, help: "Coupling blocks of the flow (default: the preset).")
@@ -103,6 +103,8 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var output: OutputOptions
 
+    @OptionGroup var glowOptions: GlowOptions
+
 
     func validate() throws {
         if let epochs, epochs < 0 || epochs > 1_000_000 {
@@ -140,6 +142,7 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--scale-bound must lie in (0, 50], got \(scaleBound)")
         }
         let family = flowFamily ?? .realnvp
+        try glowOptions.validate(family: family)
         if family != .nsf {
             for (flag, given) in [("--bins", bins != nil), ("--tail-bound", tailBound != nil)] where given {
                 throw ValidationError("\(flag) applies to spline couplings: add --flow nsf")
@@ -278,6 +281,8 @@ struct TrainCommand: ParsableCommand {
                     hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes, bins: bins, tailBound: tailBound ?? preset.tailBound,
                     mixing: (mixing ?? preset.mixing).preset,
                     reflectors: reflectors ?? preset.reflectors, whiteningData: whiteningData, context: context, seed: seed)
+            case .glow:
+                flow = try glowOptions.flow(for: dataset, scaleBound: scaleBound ?? preset.scaleBound, seed: seed)
             }
             configuration = TrainingConfiguration(
                 epochs: self.epochs ?? preset.epochs, batchSize: batchSize ?? preset.batchSize,
@@ -372,6 +377,8 @@ enum FlowFamily: String, ExpressibleByArgument, CaseIterable {
     case realnvp
     /// Rational-quadratic spline couplings (``FlowPresets/neuralSplineFlow(features:couplings:hiddenSizes:bins:tailBound:mixing:reflectors:whiteningData:seed:as:)``).
     case nsf
+    /// A multi-scale convolutional flow on images (``GlowOptions``).
+    case glow
 }
 
 /// The model and optimizer defaults of each kind of data and flow family.
