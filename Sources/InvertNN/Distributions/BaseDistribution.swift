@@ -20,9 +20,29 @@ public protocol BaseDistribution<Element> {
     func logProbabilityAndGradient(
         _ z: Matrix<Element>, scaledBy scale: Element, logProbability: inout [Element], gradient: inout Matrix<Element>
     ) throws
+
+    /// The learnable parameters (empty for a fixed base such as ``StandardNormal``); trained
+    /// with the flow and stored in checkpoints as `base.<name>`.
+    var parameters: [Parameter<Element>] { get }
+
+    /// *Adds* `scale · Σ_i ∂ log p_Z(z_i) / ∂θ` into every parameter's gradient, for `z`
+    /// `[batch, features]` (the training step passes `scale = -1/B`). The default does nothing
+    /// (no parameters).
+    ///
+    /// - Throws: shape mismatch.
+    func accumulateParameterGradient(_ z: Matrix<Element>, scaledBy scale: Element) throws
+
+    /// The checkpoint description: the type name and, for a mixture, the component count.
+    var checkpointType: (name: String, components: Int?) { get }
 }
 
 extension BaseDistribution {
+    public var parameters: [Parameter<Element>] { [] }
+
+    public func accumulateParameterGradient(_ z: Matrix<Element>, scaledBy scale: Element) throws {}
+
+    public var checkpointType: (name: String, components: Int?) { ("StandardNormal", nil) }
+
     public func logProbabilityAndGradient(
         _ z: Matrix<Element>, scaledBy scale: Element, logProbability: inout [Element], gradient: inout Matrix<Element>
     ) throws {

@@ -89,10 +89,12 @@ struct ContextDescription: Codable, Equatable {
 extension Checkpoint {
     /// Every parameter of `flow` with its tensor name: the transform's
     /// (``LayerRegistry/namedParameters(of:)``), then the context embedding's as
-    /// `context.embedding.<name>`, in the order of ``NormalizingFlow/parameters``.
+    /// `context.embedding.<name>`, then the base distribution's as `base.<name>`, in the order of
+    /// ``NormalizingFlow/parameters``.
     static func namedParameters(of flow: NormalizingFlow<T>) throws -> [(name: String, parameter: Parameter<T>)] {
         try LayerRegistry.namedParameters(of: flow.transform)
             + (flow.contextEncoder?.parameters ?? []).map { ("context.embedding.\($0.name)", $0) }
+            + flow.base.parameters.map { ("base.\($0.name)", $0) }
     }
 
     /// The context encoder stored in `metadata`, `nil` if there is none.

@@ -54,11 +54,14 @@ public struct Checkpoint<T: Scalar> {
     /// The safetensors file of this checkpoint.
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if the base distribution is
-    ///   not a standard normal or parameter names collide.
+    ///   not one the checkpoint can rebuild (``StandardNormal``, ``DiagonalGaussian``,
+    ///   ``GaussianMixture``) or parameter names collide.
     public func safeTensors() throws -> SafeTensors {
-        guard flow.base is StandardNormal<T> else {
+        let baseType = flow.base.checkpointType
+        guard BaseDescription.types.contains(baseType.name),
+              baseType.name != "StandardNormal" || flow.base is StandardNormal<T> else {
             throw InvertNNError.invalidArgument(
-                operation: "Checkpoint", reason: "only flows over a StandardNormal base can be saved, got \(type(of: flow.base))")
+                operation: "Checkpoint", reason: "a base of type \(type(of: flow.base)) cannot be saved (supported: \(BaseDescription.types.joined(separator: ", ")))")
         }
         let named = try Self.namedParameters(of: flow)
         var tensors = try named.map { entry in
@@ -68,7 +71,8 @@ public struct Checkpoint<T: Scalar> {
             "format": "invertnn",
             "format_version": Self.formatVersion,
             "architecture": try JSONCoding.encode(LayerConfiguration(flow.transform), operation: "Checkpoint"),
-            "base": try JSONCoding.encode(BaseDescription(type: "StandardNormal", features: flow.features), operation: "Checkpoint"),
+            "base": try JSONCoding.encode(
+                BaseDescription(type: baseType.name, features: flow.features, components: baseType.components), operation: "Checkpoint"),
             "preprocessing": try JSONCoding.encode(preprocessing, operation: "Checkpoint"),
             "dataset": try JSONCoding.encode(dataset, operation: "Checkpoint"),
             "dtype": T.dtypeName,
@@ -130,9 +134,10 @@ public struct Checkpoint<T: Scalar> {
         guard version == Self.formatVersion else { throw CheckpointError.unsupportedVersion(path: path, version: version) }
         let architecture = try text("architecture")
         let baseText = try text("base")
-        guard let base = try? decode(BaseDescription.self, "base"), base.type == "StandardNormal" else {
+        guard let base = try? decode(BaseDescription.self, "base"), BaseDescription.types.contains(base.type) else {
             throw CheckpointError.badMetadata(
-                path: path, key: "base", reason: "expected {\"type\": \"StandardNormal\", \"features\": D}, got \(baseText.prefix(80))")
+                path: path, key: "base",
+                reason: "expected {\"type\": \"StandardNormal\" (or DiagonalGaussian, GaussianMixture), \"features\": D}, got \(baseText.prefix(80))")
         }
         let features = base.features
         let preprocessing = try decode(Preprocessing<T>.self, "preprocessing")
@@ -155,7 +160,8 @@ public struct Checkpoint<T: Scalar> {
                 throw InvertNNError.invalidArgument(
                     operation: "Checkpoint", reason: "the base has \(features) features, the transform \(transform.inputFeatures)")
             }
-            flow = try NormalizingFlow(transform: transform, contextEncoder: try Self.contextEncoder(meta, path: path))
+            flow = try NormalizingFlow(
+                base: try base.distribution(T.self), transform: transform, contextEncoder: try Self.contextEncoder(meta, path: path))
         } catch let error as InvertNNError {
             throw CheckpointError.badArchitecture(path: path, reason: "\(error)")
         }
@@ -273,8 +279,32 @@ public struct Checkpoint<T: Scalar> {
     }
 }
 
-/// The `base` metadata: `{"type": "StandardNormal", "features": D}`.
+/// The `base` metadata: `{"type": "StandardNormal", "features": D}`; a learnable base names its
+/// type (`DiagonalGaussian`, or `GaussianMixture` with `components`) and stores its parameters as
+/// tensors `base.<name>`.
 struct BaseDescription: Codable {
     var type: String
     var features: Int
+    var components: Int? = nil
+
+    static let types = ["StandardNormal", "DiagonalGaussian", "GaussianMixture"]
+
+    /// The distribution with placeholder parameters (the tensors replace them).
+    func distribution<T: Scalar>(_: T.Type) throws -> any BaseDistribution<T> {
+        guard features >= 1, features <= SizeLimits.maximumElements else {
+            throw InvertNNError.invalidArgument(operation: "base", reason: "features must be ≥ 1, got \(features)")
+        }
+        switch type {
+        case "DiagonalGaussian": return try DiagonalGaussian<T>(features: features)
+        case "GaussianMixture":
+            guard let components else {
+                throw InvertNNError.invalidArgument(operation: "base", reason: "a GaussianMixture needs components")
+            }
+            guard Double(components) * Double(features) <= Double(SizeLimits.maximumElements) else {
+                throw InvertNNError.invalidArgument(operation: "base", reason: "\(components) components of \(features) features is too large")
+            }
+            return try GaussianMixture<T>(features: features, components: components)
+        default: return StandardNormal<T>(features: features)
+        }
+    }
 }

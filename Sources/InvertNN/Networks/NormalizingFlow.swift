@@ -52,7 +52,7 @@ public final class NormalizingFlow<T: Scalar> {
         self.base = base
         self.transform = transform
         self.contextEncoder = contextEncoder
-        self.parameters = transform.parameters + (contextEncoder?.parameters ?? [])
+        self.parameters = transform.parameters + (contextEncoder?.parameters ?? []) + base.parameters
     }
 
     /// How the context becomes the conditioners' input; `nil` for an unconditional flow.
@@ -76,8 +76,8 @@ public final class NormalizingFlow<T: Scalar> {
 
     /// The dimension D of one sample.
     public var features: Int { transform.inputFeatures }
-    /// Every parameter of the transform, then the context embedding's, in a stable order (for
-    /// optimizers and checkpoints).
+    /// Every parameter of the transform, then the context embedding's, then the base
+    /// distribution's, in a stable order (for optimizers and checkpoints).
     public let parameters: [Parameter<T>]
     /// Total number of scalar parameters.
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
@@ -258,6 +258,7 @@ public final class NormalizingFlow<T: Scalar> {
         var logPz = workspace.take(0, count: batch)
         var dz = workspace.matrix(1, rows: batch, columns: z.columns)
         try base.logProbabilityAndGradient(z, scaledBy: scale, logProbability: &logPz, gradient: &dz)
+        try base.accumulateParameterGradient(z, scaledBy: scale)
         var total: T = 0
         for i in 0..<batch { total += logPz[i] + latent.logAbsDet[i] }
         let loss = -total / T(batch)
