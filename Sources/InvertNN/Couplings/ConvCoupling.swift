@@ -185,10 +185,38 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
     private func run(_ input: Matrix<T>, isForward: Bool, retain: Bool) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try input.requireColumns(inputFeatures, "\(name).\(isForward ? "forward" : "inverse")")
+        guard retain else {
+            retained = nil
+            return try apply(input, conditionerOutput: try conditionerOutput(input), isForward: isForward)
+        }
         let trace = try conditioner.forward(conditionerInput(input))
         let result = try apply(input, conditionerOutput: trace.output, isForward: isForward)
-        retained = retain ? Retained(isForward: isForward, input: input.storage, trace: trace, versions: parameters.map(\.version)) : nil
+        retained = Retained(isForward: isForward, input: input.storage, trace: trace, versions: parameters.map(\.version))
         return result
+    }
+
+    /// Rows per conditioner call of an untaped pass: the patch matrices of a large evaluation
+    /// batch (600 rows of 4×14×14 at width 64: 270 MB for the last 3×3 convolution) would
+    /// otherwise be allocated and streamed through memory whole.
+    public static var untapedChunkRows: Int { 128 }
+
+    /// The conditioner output `[rows, P·C_h·H·W]` without a trace, in chunks of ``untapedChunkRows`` rows.
+    private func conditionerOutput(_ input: Matrix<T>) throws -> Matrix<T> {
+        let chunk = Self.untapedChunkRows
+        guard input.rows > chunk else { return try conditioner.forward(conditionerInput(input)).output }
+        var h = Matrix<T>(rows: input.rows, columns: conditioner.outputFeatures)
+        var start = 0
+        while start < input.rows {
+            let end = Swift.min(start + chunk, input.rows)
+            let part = try conditioner.forward(conditionerInput(input.rows(start..<end))).output
+            h.storage.withUnsafeMutableBufferPointer { dst in
+                part.storage.withUnsafeBufferPointer { src in
+                    (dst.baseAddress! + start * h.columns).update(from: src.baseAddress!, count: src.count)
+                }
+            }
+            start = end
+        }
+        return h
     }
 
     /// The conditioner's input `[rows, C_a·H·W]`: the conditioning entries, zeros elsewhere.
