@@ -51,7 +51,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Where to write the trained model (safetensors); default model.safetensors beside the samples PNG.")
     var out: String?
 
-    @Option(name: .customLong("flow"), help: "Flow family: realnvp (affine couplings, Dinh et al. 2017), nsf (rational-quadratic spline couplings, Durkan et al. 2019) or maf (masked autoregressive, Papamakarios et al. 2017; --couplings counts its layers) (default: realnvp).")
+    @Option(name: .customLong("flow"), help: "Flow family: realnvp (affine couplings, Dinh et al. 2017), nsf (rational-quadratic spline couplings, Durkan et al. 2019), maf (masked autoregressive, Papamakarios et al. 2017; --couplings counts its layers) or glow (multi-scale convolutional flow on images, Kingma & Dhariwal 2018) (default: realnvp).")
     var flowFamily: FlowFamily?
 
     @Option(parsing: .unconditional, help: "Coupling blocks of the flow (default: the preset).")
@@ -109,6 +109,8 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var output: OutputOptions
 
+    @OptionGroup var glowOptions: GlowOptions
+
 
     func validate() throws {
         if let epochs, epochs < 0 || epochs > 1_000_000 {
@@ -150,6 +152,7 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--scale-bound must lie in (0, 50], got \(scaleBound)")
         }
         let family = flowFamily ?? .realnvp
+        try glowOptions.validate(family: family)
         if family != .nsf {
             for (flag, given) in [("--bins", bins != nil), ("--tail-bound", tailBound != nil)] where given {
                 throw ValidationError("\(flag) applies to spline couplings: add --flow nsf")
@@ -316,6 +319,8 @@ struct TrainCommand: ParsableCommand {
                     hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes, bins: bins, tailBound: tailBound ?? preset.tailBound,
                     mixing: (mixing ?? preset.mixing).preset,
                     reflectors: reflectors ?? preset.reflectors, whiteningData: whiteningData, context: context, seed: seed)
+            case .glow:
+                flow = try glowOptions.flow(for: dataset, scaleBound: scaleBound ?? preset.scaleBound, seed: seed)
             }
             configuration = TrainingConfiguration(
                 epochs: self.epochs ?? preset.epochs, batchSize: batchSize ?? preset.batchSize,
@@ -460,6 +465,8 @@ enum FlowFamily: String, ExpressibleByArgument, CaseIterable {
     /// Masked autoregressive layers with affine transformers (``FlowPresets/maskedAutoregressiveFlow(features:layers:hiddenSizes:scaleBound:orders:context:seed:as:)``):
     /// `--couplings` counts its layers.
     case maf
+    /// A multi-scale convolutional flow on images (``GlowOptions``).
+    case glow
 }
 
 /// The model and optimizer defaults of each kind of data and flow family.
