@@ -7,6 +7,9 @@ import InvertNN
 ///   case is the same layer conditioned on a 16-wide context (its conditioner reads `[x_a, c]`),
 ///   against its own, wider GEMMs: conditioning must cost no more than that width (ratio within
 ///   10% of the unconditional case).
+/// - `MaskedAutoregressive` (affine MAF layer, MADE `D -> 256 -> 2D`): the density pass (`inverse`,
+///   one MADE call) against the dense GEMMs of the MADE's shape; target (issue 18) ≤ 1.3× at
+///   B = 1024, D = 64.
 /// - `SplineCoupling` (K = 8 bins, `(3K - 1)(D - d)` conditioner outputs, B = 3): target
 ///   (issue 18) forward+backward ≤ 1.5 × the MLP GEMMs, stated at B = 1024, D = 64.
 func couplingSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> [BenchmarkRecord] {
@@ -54,6 +57,20 @@ func couplingSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> 
                         note: "reference = its own MLP GEMMs" + (pass.map { "; " + $0 } ?? "")))
                 }
             }
+            // The MAF density pass (one MADE call and one transformer pass over all D features)
+            // against the GEMMs of a dense MLP of the MADE's shape: the masks live inside the GEMMs.
+            let maf = try AffineMaskedAutoregressive<T>(
+                features: n, transformer: try AffineTransformer(scaleBound: 2), hiddenSizes: [hidden],
+                order: MADE<T>.randomOrder(features: n, using: &rng), zeroInitializeLastLayer: false, using: &rng)
+            let reference = MLPReference<T>(batch: batch, sizes: [n, hidden, 2 * n], using: &rng)
+            let x = Matrix<T>.randomNormal(rows: batch, columns: n, using: &rng)
+            let timing = try interleavedMedians(
+                repeats: context.repeats, warmup: context.warmup, case: { _ = try maf.inverse(x) }, reference: reference.forward)
+            let pass = Targets.passNote(timing.ratio, batch == 1024 && n == 64 ? 1.3 : nil)
+            records.append(context.record(
+                suite: "coupling", case: "MaskedAutoregressive hidden=\(hidden)", precision: T.self, batch: batch,
+                features: n, reflectors: nil, mode: "density", timing: timing, flops: reference.forwardFlops,
+                note: "reference = the MADE's GEMMs (dense, same shape)" + (pass.map { "; " + $0 } ?? "")))
         }
     }
     return records

@@ -51,7 +51,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Where to write the trained model (safetensors); default model.safetensors beside the samples PNG.")
     var out: String?
 
-    @Option(name: .customLong("flow"), help: "Flow family: realnvp (affine couplings, Dinh et al. 2017) or nsf (rational-quadratic spline couplings, Durkan et al. 2019) (default: realnvp).")
+    @Option(name: .customLong("flow"), help: "Flow family: realnvp (affine couplings, Dinh et al. 2017), nsf (rational-quadratic spline couplings, Durkan et al. 2019), maf (masked autoregressive, Papamakarios et al. 2017; --couplings counts its layers) or glow (multi-scale convolutional flow on images, Kingma & Dhariwal 2018) (default: realnvp).")
     var flowFamily: FlowFamily?
 
     @Option(parsing: .unconditional, help: "Coupling blocks of the flow (default: the preset).")
@@ -109,6 +109,8 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var output: OutputOptions
 
+    @OptionGroup var glowOptions: GlowOptions
+
 
     func validate() throws {
         if let epochs, epochs < 0 || epochs > 1_000_000 {
@@ -150,12 +152,19 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--scale-bound must lie in (0, 50], got \(scaleBound)")
         }
         let family = flowFamily ?? .realnvp
+        try glowOptions.validate(family: family)
         if family != .nsf {
             for (flag, given) in [("--bins", bins != nil), ("--tail-bound", tailBound != nil)] where given {
                 throw ValidationError("\(flag) applies to spline couplings: add --flow nsf")
             }
         } else if scaleBound != nil {
             throw ValidationError("--scale-bound applies to affine couplings (--flow realnvp), not to --flow nsf")
+        }
+        if family == .maf {
+            let ignored = [("--mixing", mixing != nil), ("--reflectors", reflectors != nil), ("--initialization whitening", initialization == .whitening)]
+            for (flag, given) in ignored where given {
+                throw ValidationError("\(flag) applies to coupling flows (--flow realnvp or nsf); --flow maf orders its features inside each layer")
+            }
         }
         if let bins, bins < 1 || bins > 256 { throw ValidationError("--bins must be in 1...256, got \(bins)") }
         if let tailBound, !(tailBound > 0 && tailBound <= 1000) {
@@ -299,12 +308,19 @@ struct TrainCommand: ParsableCommand {
                     hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes, scaleBound: scaleBound ?? preset.scaleBound,
                     mixing: (mixing ?? preset.mixing).preset,
                     reflectors: reflectors ?? preset.reflectors, whiteningData: whiteningData, context: context, seed: seed)
+            case .maf:
+                flow = try FlowPresets.maskedAutoregressiveFlow(
+                    features: dataset.dimensions, layers: couplings ?? preset.couplings,
+                    hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes, scaleBound: scaleBound ?? preset.scaleBound,
+                    context: context, seed: seed)
             case .nsf:
                 flow = try FlowPresets.neuralSplineFlow(
                     features: dataset.dimensions, couplings: couplings ?? preset.couplings,
                     hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes, bins: bins, tailBound: tailBound ?? preset.tailBound,
                     mixing: (mixing ?? preset.mixing).preset,
                     reflectors: reflectors ?? preset.reflectors, whiteningData: whiteningData, context: context, seed: seed)
+            case .glow:
+                flow = try glowOptions.flow(for: dataset, scaleBound: scaleBound ?? preset.scaleBound, seed: seed)
             }
             configuration = TrainingConfiguration(
                 epochs: self.epochs ?? preset.epochs, batchSize: batchSize ?? preset.batchSize,
@@ -446,6 +462,11 @@ enum FlowFamily: String, ExpressibleByArgument, CaseIterable {
     case realnvp
     /// Rational-quadratic spline couplings (``FlowPresets/neuralSplineFlow(features:couplings:hiddenSizes:bins:tailBound:mixing:reflectors:whiteningData:seed:as:)``).
     case nsf
+    /// Masked autoregressive layers with affine transformers (``FlowPresets/maskedAutoregressiveFlow(features:layers:hiddenSizes:scaleBound:orders:context:seed:as:)``):
+    /// `--couplings` counts its layers.
+    case maf
+    /// A multi-scale convolutional flow on images (``GlowOptions``).
+    case glow
 }
 
 /// The model and optimizer defaults of each kind of data and flow family.

@@ -5,7 +5,7 @@ import Foundation
 ///
 /// The registry is a table from ``InvertibleLayer/typeName`` to the layer type's decoder, one
 /// registration line per ``RebuildableLayer`` type (see ``table(_:)``). Containers
-/// (`Sequential`, `Inverted`, `Pixelwise`) nest their children's configurations under
+/// (`Sequential`, `Inverted`, `Pixelwise`, `FactorOut`) nest their children's configurations under
 /// `"layers"`; a coupling's transformer adds its own fields to the coupling's object.
 /// `AdaptiveWhitening` is not rebuildable: its state is fitted statistics, not parameters.
 public enum LayerRegistry {
@@ -44,6 +44,11 @@ public enum LayerRegistry {
         register(AffineCoupling<T>.self)
         register(SplineCoupling<T>.self)
         register(AdditiveCoupling<T>.self)
+        register(AffineMaskedAutoregressive<T>.self)
+        register(SplineMaskedAutoregressive<T>.self)
+        register(ConvAffineCoupling<T>.self)
+        register(ConvSplineCoupling<T>.self)
+        register(FactorOut<T>.self)
         register(Permutation<T>.self)
         register(PixelShuffle<T>.self)
         register(PixelUnshuffle<T>.self)
@@ -172,6 +177,8 @@ public enum LayerRegistry {
             collect(inverted.base, prefix: "\(prefix)0.", into: &out)
         } else if let pixelwise = layer as? Pixelwise<T> {
             collect(pixelwise.base, prefix: "\(prefix)0.", into: &out)
+        } else if let factorOut = layer as? FactorOut<T> {
+            collect(factorOut.inner, prefix: "\(prefix)0.", into: &out)
         } else {
             for p in layer.parameters { out.append(("\(prefix)\(p.name)", p)) }
         }

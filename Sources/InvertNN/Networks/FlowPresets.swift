@@ -219,4 +219,54 @@ public enum FlowPresets {
         if whitening { total = total &+ SizeLimits.parameterCount(of: linear) }
         return total < 0 ? Int.max : total
     }
+
+    /// How the orders of a ``maskedAutoregressiveFlow(features:layers:hiddenSizes:scaleBound:orders:context:seed:as:)`` change from layer to layer.
+    public enum AutoregressiveOrders: String, Sendable, CaseIterable {
+        /// Identity, reversed, identity, … (Papamakarios et al. 2017 §4: "reversing the order of
+        /// the inputs" between MADEs); with 2 features, every feature then conditions the other.
+        case alternating
+        /// A fresh seeded random permutation for every layer.
+        case random
+    }
+
+    /// A masked autoregressive flow (Papamakarios et al. 2017, "Masked Autoregressive Flow for
+    /// Density Estimation", MAF with affine MADEs): `layers` ``AffineMaskedAutoregressive`` layers,
+    /// each a ``MADE`` with `hiddenSizes` (ReLU) and a log-scale bounded by `scaleBound`, with the
+    /// orders changing between layers as `orders` says. Density (training by maximum likelihood)
+    /// costs one MADE pass per layer; sampling `D` passes per layer. Each layer starts as the
+    /// identity (zero last layer). For sampling in one pass per layer, wrap the transform in
+    /// ``Inverted`` (an IAF: then density costs `D` passes).
+    ///
+    /// - Parameters:
+    ///   - features: D, ≥ 1.
+    ///   - layers: number of autoregressive layers, ≥ 1.
+    ///   - hiddenSizes: the MADEs' hidden widths (each ≥ D - 1 so every degree occurs).
+    ///   - scaleBound: `c` of `s = c·tanh(ŝ/c)`.
+    ///   - orders: how orders change between layers.
+    ///   - context: for a conditional flow `p(x | c)`, how the context is encoded (`nil`: unconditional).
+    ///   - seed: seed of the random initialization (orders, MADE weights).
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes.
+    public static func maskedAutoregressiveFlow<T: Scalar>(
+        features: Int, layers: Int = 5, hiddenSizes: [Int] = [64, 64], scaleBound: Double = 2,
+        orders: AutoregressiveOrders = .alternating, context: ContextEncoder<T>? = nil, seed: UInt64 = 0, as _: T.Type = T.self
+    ) throws -> NormalizingFlow<T> {
+        guard features >= 1, layers >= 1 else {
+            throw InvertNNError.invalidArgument(
+                operation: "FlowPresets.maskedAutoregressiveFlow",
+                reason: "need features ≥ 1 and layers ≥ 1, got \(features) and \(layers)")
+        }
+        var generator = SeededGenerator(seed: seed)
+        var stack = [any InvertibleLayer<T>]()
+        for k in 0..<layers {
+            let order: [Int]
+            switch orders {
+            case .alternating: order = k % 2 == 0 ? Array(0..<features) : Array((0..<features).reversed())
+            case .random: order = MADE<T>.randomOrder(features: features, using: &generator)
+            }
+            stack.append(try AffineMaskedAutoregressive<T>(
+                features: features, transformer: try AffineTransformer(scaleBound: T(scaleBound)), hiddenSizes: hiddenSizes,
+                order: order, contextFeatures: context?.encodedFeatures ?? 0, using: &generator))
+        }
+        return try NormalizingFlow(transform: try Sequential(stack), contextEncoder: context)
+    }
 }

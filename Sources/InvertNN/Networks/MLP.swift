@@ -81,10 +81,11 @@ public final class MLP<T: Scalar> {
         self.sizes = sizes
         self.activation = activation
         self.weights = weights
+        self.fixedEntries = [[Int]](repeating: [], count: weights.count)
         self.biases = biases
         self.parameters = zip(weights, biases).flatMap { [$0.0, $0.1] }
         self.negativeSlope = T(activation.slope ?? 0)
-        self.workspace = Workspace(slots: 2 * weights.count)
+        self.workspace = Workspace(slots: 2 * weights.count + 1)
     }
 
     /// An MLP with explicit weights and biases.
@@ -92,10 +93,14 @@ public final class MLP<T: Scalar> {
     /// - Parameters:
     ///   - weights: `W_k` `[n_{k+1}, n_k]`, consecutive shapes chained (`y = x Wᵀ + b`).
     ///   - biases: `b_k` with `n_{k+1}` entries each.
+    ///   - trainableMasks: empty (every entry learnable) or one entry per weight: `nil` or a
+    ///     row-major flag per entry of `W_k` (``Parameter/trainableMask``). Fixed entries must be 0
+    ///     (a masked network, MADE); ``backward(_:outputGradient:accumulatingParameterGradients:)``
+    ///     keeps their gradient at exactly 0, so the mask holds through training.
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if there is no layer, the
-    ///   shapes do not chain, a bias has the wrong length, an entry is not finite, or the slope of
-    ///   a leaky ReLU is negative or not finite.
-    public init(weights: [Matrix<T>], biases: [[T]], activation: MLPActivation = .relu) throws {
+    ///   shapes do not chain, a bias has the wrong length, an entry is not finite, the slope of
+    ///   a leaky ReLU is negative or not finite, or a mask has the wrong length or fixes a nonzero entry.
+    public init(weights: [Matrix<T>], biases: [[T]], activation: MLPActivation = .relu, trainableMasks: [[Bool]?] = []) throws {
         guard !weights.isEmpty, weights.count == biases.count else {
             throw InvertNNError.invalidArgument(
                 operation: "MLP", reason: "needs ≥ 1 weight and as many biases, got \(weights.count) and \(biases.count)")
@@ -116,13 +121,34 @@ public final class MLP<T: Scalar> {
             sizes.append(w.rows)
         }
         try Self.validate(sizes: sizes, activation: activation)
+        guard trainableMasks.isEmpty || trainableMasks.count == weights.count else {
+            throw InvertNNError.invalidArgument(
+                operation: "MLP", reason: "needs no masks or one per weight (\(weights.count)), got \(trainableMasks.count)")
+        }
+        var fixed = [[Int]](repeating: [], count: weights.count)
+        for (k, mask) in trainableMasks.enumerated() {
+            guard let mask else { continue }
+            guard mask.count == weights[k].count else {
+                throw InvertNNError.invalidArgument(
+                    operation: "MLP", reason: "mask \(k) has \(mask.count) flags, weight \(k) has \(weights[k].count) entries")
+            }
+            fixed[k] = mask.indices.filter { !mask[$0] }
+            if let i = fixed[k].first(where: { weights[k].storage[$0] != 0 }) {
+                throw InvertNNError.invalidArgument(
+                    operation: "MLP", reason: "weight \(k) entry \(i) is fixed by its mask but holds \(weights[k].storage[i]), not 0")
+            }
+        }
+        self.fixedEntries = fixed
         self.sizes = sizes
         self.activation = activation
-        self.weights = weights.enumerated().map { Parameter(name: "dense\($0.offset).weight", value: $0.element) }
+        self.weights = weights.enumerated().map {
+            Parameter(name: "dense\($0.offset).weight", value: $0.element,
+                      trainableMask: trainableMasks.isEmpty ? nil : trainableMasks[$0.offset])
+        }
         self.biases = biases.enumerated().map { Parameter(name: "dense\($0.offset).bias", value: Matrix(row: $0.element)) }
         self.parameters = zip(self.weights, self.biases).flatMap { [$0.0, $0.1] }
         self.negativeSlope = T(activation.slope ?? 0)
-        self.workspace = Workspace(slots: 2 * weights.count)
+        self.workspace = Workspace(slots: 2 * weights.count + 1)
     }
 
     private static func validate(sizes: [Int], activation: MLPActivation) throws {
@@ -142,6 +168,9 @@ public final class MLP<T: Scalar> {
                 operation: "MLP", reason: "leaky ReLU slope must be finite and ≥ 0, got \(s)")
         }
     }
+
+    /// Per weight, the row-major indices its ``Parameter/trainableMask`` fixes (at 0).
+    let fixedEntries: [[Int]]
 
     /// Input features `n₀`.
     public var inputFeatures: Int { sizes[0] }
@@ -218,6 +247,17 @@ public final class MLP<T: Scalar> {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func backward(_ trace: Trace, outputGradient: Matrix<T>) throws -> Matrix<T> {
+        try backward(trace, outputGradient: outputGradient, accumulatingParameterGradients: true)
+    }
+
+    /// ``backward(_:outputGradient:)``, optionally without touching the parameters' gradients
+    /// (`accumulatingParameterGradients == false`: only `dL/dx`, one GEMM per layer instead of two;
+    /// the fixed-point iteration of ``MaskedAutoregressive`` needs input gradients alone).
+    ///
+    /// The gradient of every entry a weight's ``Parameter/trainableMask`` fixes stays exactly 0.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func backward(_ trace: Trace, outputGradient: Matrix<T>, accumulatingParameterGradients: Bool) throws -> Matrix<T> {
         let batch = trace.output.rows
         guard trace.layerInputs.count == layerCount,
               zip(trace.layerInputs, sizes).allSatisfy({ $0.0.columns == $0.1 && $0.0.rows == batch }),
@@ -236,14 +276,30 @@ public final class MLP<T: Scalar> {
         // gradient was replaced by one of another shape must throw here, not corrupt memory.
         for p in parameters { try p.requireShape("MLP.backward") }
         var g = outputGradient
-        g.addColumnSums(into: &biases[layerCount - 1].gradient.storage)
+        let parameterGradients = accumulatingParameterGradients
+        if parameterGradients { g.addColumnSums(into: &biases[layerCount - 1].gradient.storage) }
         for k in stride(from: layerCount - 1, through: 0, by: -1) {
             let input = trace.layerInputs[k]
-            try BLAS.gemm(g, transposeA: true, input, beta: 1, into: &weights[k].gradient)
+            if parameterGradients {
+                try BLAS.gemm(g, transposeA: true, input, beta: 1, into: &weights[k].gradient)
+                if !fixedEntries[k].isEmpty {
+                    weights[k].gradient.storage.withUnsafeMutableBufferPointer { gp in
+                        for i in fixedEntries[k] { gp[i] = 0 }
+                    }
+                }
+            }
             var gIn = workspace.matrix(layerCount + k, rows: batch, columns: sizes[k])
             try BLAS.gemm(g, weights[k].value, into: &gIn)
             // One pass applies σ' and sums the result into the previous layer's bias gradient.
-            if k > 0 { multiplyByActivationDerivative(&gIn, output: input, addingColumnSumsInto: &biases[k - 1].gradient) }
+            if k > 0 {
+                if parameterGradients {
+                    multiplyByActivationDerivative(&gIn, output: input, addingColumnSumsInto: &biases[k - 1].gradient)
+                } else {
+                    var unused = workspace.matrix(2 * layerCount, rows: 1, columns: sizes[k])
+                    multiplyByActivationDerivative(&gIn, output: input, addingColumnSumsInto: &unused)
+                    workspace.keep(2 * layerCount, unused)
+                }
+            }
             workspace.keep(layerCount + k, gIn)
             g = gIn
         }
