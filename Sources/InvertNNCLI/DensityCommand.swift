@@ -50,6 +50,10 @@ struct DensityCommand: ParsableCommand, CheckpointConsumer {
     }
 
     func run<T: Scalar>(_ checkpoint: Checkpoint<T>, path: String) throws {
+        guard !checkpoint.flow.isConditional else {
+            throw ValidationError(
+                "\(model) is a conditional model (p(x | c) with \(checkpoint.flow.contextFeatures) context column(s)); density pictures are drawn for unconditional 2-D models only")
+        }
         guard checkpoint.flow.features == 2, !checkpoint.preprocessing.isDiscrete else {
             throw ValidationError("density pictures need a model of 2-D continuous data; \(model) has \(checkpoint.flow.features) dimensions")
         }
