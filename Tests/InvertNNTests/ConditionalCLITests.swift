@@ -21,12 +21,7 @@ import InvertNN
     }
 
     @Test func tabularContextTrainEvalSample() throws {
-        guard CLIErrorTests.executable != nil else {
-            Issue.record("invertnn binary not built; run `swift build --build-tests`")
-            return
-        }
-        let d = temporaryPath("conditional-cli")
-        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        guard let d = try CLIErrorTests.scratchDirectory("conditional-cli") else { return }
         defer { try? FileManager.default.removeItem(atPath: d) }
         try writeText(Self.table(rows: 1500, seed: 3).text, to: "\(d)/t.csv")
         let model = "\(d)/m.safetensors"
@@ -90,12 +85,7 @@ import InvertNN
     /// on the command line and a data error (with its row) in a context file; a long bad
     /// `--context` is shown shortened; `eval` finds the features and the label of a CSV by header.
     @Test func classLabelsAreCheckedAndEvalReadsTheLabelColumn() throws {
-        guard CLIErrorTests.executable != nil else {
-            Issue.record("invertnn binary not built; run `swift build --build-tests`")
-            return
-        }
-        let d = temporaryPath("class-labels")
-        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        guard let d = try CLIErrorTests.scratchDirectory("class-labels") else { return }
         defer { try? FileManager.default.removeItem(atPath: d) }
         let model = "\(d)/m.safetensors"
         let trained = try CLIErrorTests.run([
