@@ -1,5 +1,5 @@
 import Testing
-import InvertNN
+@testable import InvertNN
 
 /// Issue 14, item 16: a sample's results do not depend on the other samples of its batch. A NaN
 /// or an overflowing entry in one row used to send the whole SIMD vector of the coupling's

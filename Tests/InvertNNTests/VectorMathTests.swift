@@ -1,5 +1,5 @@
 import Testing
-import InvertNN
+@testable import InvertNN
 
 /// The vectorized `exp` against `libm` (through swift-numerics): at most 2 ulp on every finite
 /// result, and exactly `libm`'s value wherever a lane falls back (overflow, underflow to

@@ -14,18 +14,18 @@ import RealModule
 /// so an entry's result depends on its value alone (a NaN in one sample of a batch cannot change
 /// another sample's last bits).
 /// Measured error against `libm` (test `VectorMathTests`): at most 2 ulp in both types.
-public enum VectorMath {
+enum VectorMath {
     /// Replaces every entry `v` of `values` by `e^v` (any count, including 0).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public static func exp<T: Scalar>(_ values: inout [T]) {
+    static func exp<T: Scalar>(_ values: inout [T]) {
         values.withUnsafeMutableBufferPointer { exp($0) }
     }
 
     /// Replaces every entry `v` of the buffer by `e^v` (any count, including 0).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public static func exp<T: Scalar>(_ values: UnsafeMutableBufferPointer<T>) {
+    static func exp<T: Scalar>(_ values: UnsafeMutableBufferPointer<T>) {
         guard let base = values.baseAddress, !values.isEmpty else { return }
         if T.self == Float.self {
             base.withMemoryRebound(to: Float.self, capacity: values.count) { expFloat($0, values.count) }
