@@ -5,7 +5,7 @@ import InvertNN
 /// Where data comes from: a bundled dataset, a 2-D toy density, or a CSV file.
 struct DataOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
-        "'digits' (bundled 8x8 digits), 'mnist' (bundled 5000 MNIST images), a 2-D toy density (moons, rings, checkerboard, mixture) or the path of a numeric CSV file (optionally gzip-compressed, header row detected).",
+        "'digits' (bundled 8x8 digits), 'mnist' (bundled 5000 MNIST images), a 2-D toy density (moons, rings, checkerboard, mixture) or the path of a numeric CSV file (optionally gzip-compressed, header row detected, RFC 4180 quoting) or a NumPy .npy array (1-D: one column; 2-D: rows × features).",
         valueName: "NAME|PATH"))
     var data: String = "digits"
 
