@@ -106,6 +106,8 @@ import InvertNN
             try writeText(Self.csv(t.header, t.values), to: "\(d)/t.csv")
             try writeText("a,c\n1,2\n", to: "\(d)/wrong-name.csv")
             try writeText("1,2,3\n", to: "\(d)/wide.csv")
+            try writeText((0..<20).map { "\($0 % 4),\(($0 / 4) % 4)\n" }.joined(), to: "\(d)/levels.csv")
+            try writeText("0,1\n7,1\n", to: "\(d)/bad-levels.csv")
             let good = littleEndian([Double](repeating: 1, count: 8).map(\.bitPattern))
             let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (4, 2), }"
             let npys: [(String, [UInt8])] = [
@@ -138,6 +140,8 @@ import InvertNN
                 (["--data", "\(d)/object.npy"], 1, "element type '|O' is not supported"),
                 (["--data", "\(d)/notnpy.npy"], 1, "not a .npy file"),
                 (data + ["--test", "\(d)/truncated.npy"], 1, "truncated.npy: the shape"),
+                (["--data", "\(d)/levels.csv", "--levels", "4", "--validation", "\(d)/bad-levels.csv"], 1,
+                 "bad-levels.csv:2: column 1: 7.0 is not an integer level in 0...3"),
             ]
             for (arguments, status, message) in cases {
                 let run = try CLIErrorTests.run(arguments + out)
