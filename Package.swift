@@ -18,6 +18,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+        // RFC 4180 CSV (quoted fields, doubled quotes, CRLF) for headers and quoted data files.
+        .package(url: "https://github.com/yaslab/CSV.swift", from: "2.5.2"),
         // Test-only: property-based checks over every layer (Tests/InvertNNTests/Properties).
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ] + documentationDependencies,
@@ -38,6 +40,7 @@ let package = Package(
             dependencies: [
                 "CBLAS", "CZlib",
                 .product(name: "Numerics", package: "swift-numerics"),
+                .product(name: "CSV", package: "CSV.swift"),
             ],
             resources: [.copy("Resources/digits.csv.gz"), .copy("Resources/mnist_5k.csv.gz")]
         ),

@@ -14,6 +14,12 @@ struct ColumnSelection: Equatable {
     /// The names `parseTable` gives a file without a header: `column1`, `column2`, ….
     static func genericNames(_ count: Int) -> [String] { (0..<count).map { "column\($0 + 1)" } }
 
+    /// Whether `names` are positions rather than a header: a CSV without a header
+    /// (``genericNames(_:)``) or a `.npy` array (`"1"`, `"2"`, …).
+    static func arePositional(_ names: [String]) -> Bool {
+        names == genericNames(names.count) || names == (0..<names.count).map { String($0 + 1) }
+    }
+
     /// Throws unless `sourceColumns` are `modelColumns` distinct non-negative indices, each below
     /// `fileColumns` when given.
     ///
@@ -49,8 +55,8 @@ struct ColumnSelection: Equatable {
     ) throws -> ColumnSelection {
         // A stored list is checked even when the header decides: a bad one means a damaged file.
         if let sourceColumns { try validate(sourceColumns: sourceColumns, modelColumns: d, fileColumns: nil, model: model) }
-        let hasHeader = fileNames != genericNames(fileNames.count)
-        if hasHeader, let modelNames, modelNames.count == d, modelNames != genericNames(d) {
+        let hasHeader = !arePositional(fileNames)
+        if hasHeader, let modelNames, modelNames.count == d, !arePositional(modelNames) {
             var index = [String: Int]()
             for (k, name) in fileNames.enumerated() where index[name] == nil { index[name] = k }
             let missing = modelNames.filter { index[$0] == nil }

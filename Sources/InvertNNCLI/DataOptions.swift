@@ -5,7 +5,7 @@ import InvertNN
 /// Where data comes from: a bundled dataset, a 2-D toy density, or a CSV file.
 struct DataOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
-        "'digits' (bundled 8x8 digits), 'mnist' (bundled 5000 MNIST images), a 2-D toy density (moons, rings, checkerboard, mixture) or the path of a numeric CSV file (optionally gzip-compressed, header row detected).",
+        "'digits' (bundled 8x8 digits), 'mnist' (bundled 5000 MNIST images), a 2-D toy density (moons, rings, checkerboard, mixture) or the path of a numeric CSV file (optionally gzip-compressed, header row detected, RFC 4180 quoting) or a NumPy .npy array (1-D: one column; 2-D: rows × features).",
         valueName: "NAME|PATH"))
     var data: String = "digits"
 
@@ -17,6 +17,21 @@ struct DataOptions: ParsableArguments {
 
     @Option(parsing: .unconditional, help: ArgumentHelp("More CSV columns to exclude, comma-separated names or 1-based numbers.", valueName: "A,B,..."))
     var dropColumns: String?
+
+    @Option(help: ArgumentHelp(
+        "A separate file (CSV or .npy) for the validation split, with the training file's columns (matched by header name, else by position). The training file then gives the train and test splits (their --split fractions rescaled).",
+        valueName: "PATH"))
+    var validation: String?
+
+    @Option(help: ArgumentHelp(
+        "A separate file (CSV or .npy) for the test split, as --validation. With both, the training file is used whole for training.",
+        valueName: "PATH"))
+    var test: String?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "Fractions of a data file's rows for train, validation and test: three numbers ≥ 0 summing to 1, train > 0 (default 0.75,0.1,0.15).",
+        valueName: "T,V,E"))
+    var split: String?
 
     @OptionGroup var readLimits: ReadLimitOptions
 
@@ -30,6 +45,9 @@ struct DataOptions: ParsableArguments {
             if labelColumn != nil || dropColumns != nil {
                 throw ValidationError("--label-column and --drop-columns apply to CSV files only")
             }
+            if validation != nil || test != nil || split != nil {
+                throw ValidationError("--validation, --test and --split apply to data files; --data \(data) has a fixed split")
+            }
         } else {
             if let levels, levels < 2 { throw ValidationError("--levels must be at least 2, got \(levels)") }
             // A number names a 1-based column; 0 or less can be refused before the file is read.
@@ -40,7 +58,39 @@ struct DataOptions: ParsableArguments {
                 }
             }
             try Self.requireDataFile(data)
+            for (option, path) in [("--validation", validation), ("--test", test)] {
+                if let path { try InputPath.requireFile(path, option: option) }
+            }
+            if let validation, validation == test { throw ValidationError("--validation and --test name the same file \(validation)") }
+            let fractions = try splitFractions()
+            if validation != nil, test != nil, split != nil {
+                throw ValidationError("--split has no effect with both --validation and --test: the training file is used whole")
+            }
+            do { _ = try fractions.keeping(validation: validation == nil, test: test == nil) } catch let error as InvertNNError {
+                throw ValidationError("--split \(split ?? ""): \(Self.reason(error))")
+            }
         }
+    }
+
+    /// The `--split` fractions (``SplitFractions/default`` without the option).
+    ///
+    /// - Throws: a `ValidationError` (usage, exit 64) for a malformed or invalid `--split`.
+    func splitFractions() throws -> SplitFractions {
+        guard let split else { return .default }
+        do { return try SplitFractions(parsing: split) } catch let error as InvertNNError {
+            throw ValidationError("--split: \(Self.reason(error))")
+        }
+    }
+
+    /// The reason of a library error on an option, without the operation's name.
+    static func reason(_ error: InvertNNError) -> String {
+        if case let .invalidArgument(_, reason) = error { return reason }
+        return error.description
+    }
+
+    /// The data files given, as (option, path), for checks that no output overwrites them.
+    var inputFiles: [(String, String)] {
+        (namedKind == nil ? [("--data", data)] : []) + [("--validation", validation), ("--test", test)].compactMap { o, p in p.map { (o, $0) } }
     }
 
     /// Throws a usage error unless `data` names a regular file (for a `--data` that is not a
@@ -63,29 +113,49 @@ struct DataOptions: ParsableArguments {
     /// The dataset in precision `T`.
     func load<T: Scalar>(_: T.Type) throws -> LoadedData<T> {
         if let named = namedKind { return try named.load(T.self) }
+        let fractions = try splitFractions()
+        let keys = [labelColumn].compactMap { $0 } + droppedColumns
+        if validation != nil || test != nil {
+            // Preprocessing is fitted later on the training split alone, as for one file.
+            let splits = try DataSplits.read(
+                path: data, validationPath: validation, testPath: test, excluding: keys, split: fractions, limits: readLimits.limits)
+            if let levels {
+                for (k, matrix) in [splits.train, splits.validation, splits.test].enumerated() {
+                    let origins = splits.origins[k]
+                    try DiscreteDataset<T>.requireLevels(
+                        matrix, levels: levels, source: origins.first?.file ?? data, recordLines: origins.map(\.line))
+                }
+                let (height, width) = DiscreteDataset<T>.imageShape(dimensions: splits.train.columns, height: nil, width: nil)
+                return LoadedData(
+                    name: data, kind: .image, train: splits.train.converted(to: T.self), validation: splits.validation.converted(to: T.self),
+                    test: splits.test.converted(to: T.self), levels: levels, imageHeight: height, imageWidth: width,
+                    columnNames: splits.columnNames, sourceColumns: splits.sourceColumns)
+            }
+            let dataset = try TabularDataset<T>(
+                name: data, train: splits.train, validation: splits.validation, test: splits.test, columnNames: splits.columnNames,
+                sourceColumns: splits.sourceColumns,
+                splitNames: (data, validation ?? "\(data) (validation rows)", test ?? "\(data) (test rows)"))
+            return LoadedData(tabular: dataset, kind: dataset.dimensions == 2 ? .points : .tabular, toy: nil)
+        }
         if let levels {
-            let bytes = try GzipReader.read(path: data, limits: readLimits.limits)
-            let keys = [labelColumn].compactMap { $0 } + droppedColumns
             func excludedColumns(_ names: [String]) throws -> Set<Int> {
                 try Set(keys.map { try TabularDataset<Double>.columnIndex($0, in: names, path: data) })
             }
             // Excluded columns are not parsed (a text label is fine), as on the continuous path.
-            let table: (columnNames: [String], values: Matrix<Double>) = try CSVReader.parseTable(
-                bytes, source: data, skipping: excludedColumns)
+            let table = try DataTable.read(path: data, limits: readLimits.limits, skipping: excludedColumns)
             let excluded = try excludedColumns(table.columnNames)
             let kept = (0..<table.values.columns).filter { !excluded.contains($0) }
             guard !kept.isEmpty else { throw ValidationError("\(data): every column is excluded") }
             var pixels = Matrix<Double>(rows: table.values.rows, columns: kept.count)
             for r in 0..<pixels.rows { for (k, c) in kept.enumerated() { pixels[r, k] = table.values[r, c] } }
-            let n = pixels.rows
-            let validation = max(1, Int((Double(n) * 0.10).rounded())), test = max(1, Int((Double(n) * 0.15).rounded()))
+            let counts = try fractions.counts(rows: pixels.rows)
             let dataset = try DiscreteDataset<T>(
-                name: data, pixels: pixels, levels: levels, counts: (n - validation - test, validation, test), splitSeed: 1998,
-                recordLines: Array(CSVReader.nonBlankLineNumbers(bytes).suffix(n)))  // errors name file lines
+                name: data, pixels: pixels, levels: levels, counts: counts, splitSeed: 1998,
+                recordLines: table.recordLines)  // errors name file lines
             return LoadedData(discrete: dataset, kind: .image, columnNames: kept.map { table.columnNames[$0] }, sourceColumns: kept)
         }
         let dataset = try TabularDataset<T>.csv(
-            path: data, labelColumn: labelColumn, dropColumns: droppedColumns, limits: readLimits.limits)
+            path: data, labelColumn: labelColumn, dropColumns: droppedColumns, limits: readLimits.limits, split: fractions)
         return LoadedData(tabular: dataset, kind: dataset.dimensions == 2 ? .points : .tabular, toy: nil)
     }
 }

@@ -20,7 +20,7 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
     @Option(help: "The model file written by `invertnn train` (safetensors).")
     var model: String
 
-    @Option(help: ArgumentHelp("A named dataset or a CSV file (header row detected).", valueName: "NAME|PATH"))
+    @Option(help: ArgumentHelp("A named dataset, a CSV file (header row detected, RFC 4180 quoting) or a .npy array.", valueName: "NAME|PATH"))
     var data: String
 
     @Option(help: "Write one log-density per input row (nats, in the data's units; for integer data log P(k), the dequantization bound) to this file.")
@@ -74,10 +74,9 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
             }
         } else {
             // Columns the model was not trained on (a text label, say) are not parsed.
-            let bytes = try GzipReader.read(path: data, limits: readLimits.limits)
             var selection = ColumnSelection(columns: [], ignored: [])
-            let table: (columnNames: [String], values: Matrix<Double>) = try CSVReader.parseTable(
-                bytes, source: data,
+            let table = try DataTable.read(
+                path: data, limits: readLimits.limits,
                 skipping: { names in
                     let contextIndices = contextNames.map { c in c.compactMap { names.firstIndex(of: $0) } } ?? []
                     // Without stored source columns, the data columns are the others, matched as
@@ -117,9 +116,8 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
             // A finite value beyond the model's precision (1e39 in Float) would become an
             // infinity; name its file line instead.
             if let (row, _, value) = values.firstEntry(beyondRangeOf: T.self) {
-                let lines = CSVReader.nonBlankLineNumbers(bytes).suffix(values.rows)
                 throw InvertNNError.invalidArgument(
-                    operation: "eval", reason: "\(data):\(lines[lines.startIndex + row]): \(value) does not fit in the model's \(T.self) precision")
+                    operation: "eval", reason: "\(data):\(table.recordLines[row]): \(value) does not fit in the model's \(T.self) precision")
             }
             splits = [(data, values.converted(to: T.self), context, seed)]
         }

@@ -191,10 +191,9 @@ struct TrainCommand: ParsableCommand {
                                         ("the training curve", history.png)])
         // --out may be the resumed checkpoint (it is read before anything is written, and the
         // write is atomic); no output may be the data, nor --samples the checkpoint.
-        let data = dataOptions.namedKind == nil ? [("--data", dataOptions.data)] : []
         try OutputPath.requireNotInputs(
             [("--out", modelPath), ("--samples", samples), ("the history CSV", history.csv), ("the training curve", history.png)],
-            inputs: data)
+            inputs: dataOptions.inputFiles)
         if let resume { try OutputPath.requireNotInputs([("--samples", samples)], inputs: [("--resume", resume)]) }
     }
 

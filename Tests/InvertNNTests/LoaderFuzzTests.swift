@@ -65,6 +65,46 @@ import InvertNN
         #expect(parsed > total / 20 && rejected > total / 20, "mutations exercise both outcomes: \(parsed) / \(rejected)")
     }
 
+    /// Mutated `.npy` files (issue 14 item 20) through `NumPyArray.parse`, and quoted CSV through
+    /// `CSVReader.table` (the CSV.swift path): typed errors or a matrix, never a trap; a parsed
+    /// array holds exactly the elements its header's shape names.
+    @Test func npyAndQuotedTablesNeverTrap() {
+        var rng = SeededGenerator(seed: 0x4E9)
+        let npySeeds: [[UInt8]] = [
+            npyBytes(header: "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }", data: littleEndian([1.0, -2, 3.5, 4].map(\.bitPattern))),
+            npyBytes(header: "{'descr': '>i2', 'fortran_order': False, 'shape': (3,), }", data: [0, 1, 0xFF, 0xFE, 1, 0x2C], major: 2),
+            npyBytes(header: "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 3), }", data: [1, 2, 3, 4, 5, 6], major: 3, pad: false),
+        ]
+        let npyAlphabet = Array("{}()'\":, 0123456789<>|fiuTrueFalseLdescrshape".utf8) + [0, 0x93, 0xFF]
+        var parsed = 0, rejected = 0
+        let total = 20_000 * Self.scale
+        for i in 0..<total {
+            let input = Self.mutate(npySeeds[i % npySeeds.count], &rng, alphabet: npyAlphabet, maxLength: 200)
+            do {
+                let m = try NumPyArray.parse(input, source: "fuzz.npy", maximumHeaderBytes: 1024)
+                parsed += 1
+                #expect(m.count == m.rows * m.columns)
+            } catch is InvertNNError {
+                rejected += 1
+            } catch {
+                Issue.record("npy input \(input): unexpected error \(error)")
+            }
+        }
+        #expect(parsed + rejected == total && parsed > 0 && rejected > 0, "\(parsed) / \(rejected)")
+        let quotedSeeds = ["\"a,b\",c\n\"1\",2\n3,\"4\"\n", "x,\"y \"\"z\"\"\"\r\n1,2\r\n", "\"1.5\",\"2\"\n\"3\",4\n"]
+        for i in 0..<(20_000 * Self.scale) {
+            let input = Self.mutate(Array(quotedSeeds[i % quotedSeeds.count].utf8), &rng, alphabet: Self.alphabet)
+            do {
+                let table = try CSVReader.table(input, source: "fuzz.csv")
+                #expect(table.values.firstNonFinite() == nil && table.recordLines.count == table.values.rows)
+                #expect(table.columnNames.count == table.values.columns)
+            } catch is InvertNNError {
+            } catch {
+                Issue.record("csv input \(input): unexpected error \(error)")
+            }
+        }
+    }
+
     /// gzip members of small CSV texts, written by zlib itself.
     static func gzipSeeds() throws -> [[UInt8]] {
         let path = temporaryPath("seed.gz")

@@ -1,11 +1,14 @@
 import RealModule
 
-/// A parser of numeric comma-separated values (RFC 4180 without quoting) into a ``Matrix``.
+/// A parser of numeric comma-separated values (RFC 4180) into a ``Matrix``.
 ///
 /// Every record must have the same number of fields, and every field must be a finite decimal
 /// number (leading/trailing spaces allowed; `1`, `-2.5`, `3e-4`; not `0x10`, `nan` or `inf`).
 /// Lines end with `\n`, `\r\n`, or `\r` alone in a file without `\n` (classic Mac OS);
-/// blank lines are skipped. An optional first header line is skipped unparsed.
+/// blank lines are skipped. An optional first header line is skipped unparsed. A file with quoted
+/// fields (`"1.5"`, `"a, b"`, doubled quotes `""`, line breaks inside quotes) is read through the
+/// CSV.swift package (``parseQuoted(_:source:hasHeader:skipping:as:)``); a file without any `"` by a
+/// byte scanner.
 public enum CSVReader {
     /// Parses `bytes` (UTF-8 or ASCII text) into a `[records, fields]` matrix.
     ///
@@ -20,6 +23,9 @@ public enum CSVReader {
         _ bytes: [UInt8], source: String, hasHeader: Bool = false, as _: T.Type = T.self
     ) throws -> Matrix<T> {
         let bytes = lineFeedEnded(bytes)
+        // Quoted fields (RFC 4180) go through the CSV package; plain numeric rows stay on the
+        // byte scanner below, which is several times faster (see parseQuoted).
+        if containsQuote(bytes) { return try parseQuoted(bytes, source: source, hasHeader: hasHeader).values }
         var storage = [T]()
         var columns = -1
         var rows = 0
@@ -47,11 +53,7 @@ public enum CSVReader {
                     column += 1
                     guard let value = parseNumber(text, fieldStart, fieldEnd) else {
                         let raw = String(decoding: UnsafeBufferPointer(rebasing: text[fieldStart..<fieldEnd]), as: UTF8.self)
-                        let shown = raw.trimmingSpaces.isEmpty ? "an empty field" : "\"\(raw.prefix(40))\""
-                        // Hexadecimal ("0x10") parses as a Double but is not data in a CSV.
-                        let what = Double(String(raw.trimmingSpaces)).map { $0.isFinite } == true
-                            ? "is not a decimal number (only digits, a sign, a point and an exponent are read)" : "is not a finite number"
-                        throw InvertNNError.malformedData(source: source, line: line, reason: "column \(column): \(shown) \(what)")
+                        throw fieldError(raw, source: source, line: line, column: column)
                     }
                     fields.append(T(value))
                     if fieldEnd >= lineEnd { break }
@@ -99,6 +101,15 @@ public enum CSVReader {
         return bytes.map { $0 == UInt8(ascii: "\r") ? UInt8(ascii: "\n") : $0 }
     }
 
+    /// The error for a field that is not a finite decimal number, naming its line and column.
+    static func fieldError(_ raw: String, source: String, line: Int, column: Int) -> InvertNNError {
+        let shown = raw.trimmingSpaces.isEmpty ? "an empty field" : "\"\(raw.prefix(40))\""
+        // Hexadecimal ("0x10") parses as a Double but is not data in a CSV.
+        let what = Double(String(raw.trimmingSpaces)).map { $0.isFinite } == true
+            ? "is not a decimal number (only digits, a sign, a point and an exponent are read)" : "is not a finite number"
+        return InvertNNError.malformedData(source: source, line: line, reason: "column \(column): \(shown) \(what)")
+    }
+
     private static func isBlank(_ text: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Bool {
         for i in start..<max(start, end) where text[i] != UInt8(ascii: " ") && text[i] != UInt8(ascii: "\t") { return false }
         return true
@@ -106,7 +117,7 @@ public enum CSVReader {
 
     /// A finite number from `text[start..<end]`, or nil. Plain integers (the common case for
     /// pixels) are parsed directly; anything else goes through `Double(String)`.
-    private static func parseNumber(_ text: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Double? {
+    static func parseNumber(_ text: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Double? {
         var s = start, e = end
         while s < e && (text[s] == UInt8(ascii: " ") || text[s] == UInt8(ascii: "\t")) { s += 1 }
         while e > s && (text[e - 1] == UInt8(ascii: " ") || text[e - 1] == UInt8(ascii: "\t")) { e -= 1 }

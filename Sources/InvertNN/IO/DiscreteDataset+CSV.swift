@@ -19,9 +19,15 @@ extension DiscreteDataset {
         limits: ReadLimits = .default
     ) throws -> DiscreteDataset<T> {
         let bytes = try GzipReader.read(path: path, limits: limits)
-        let table: Matrix<Double> = try CSVReader.parse(bytes, source: path, hasHeader: hasHeader)
-        // The file line of each record (after blank lines and the header), for error messages.
-        let recordLines = Array(CSVReader.nonBlankLineNumbers(bytes).suffix(table.rows))
+        let table: Matrix<Double>
+        let recordLines: [Int]
+        if CSVReader.containsQuote(bytes) {
+            (_, table, recordLines) = try CSVReader.parseQuoted(CSVReader.lineFeedEnded(bytes), source: path, hasHeader: hasHeader)
+        } else {
+            table = try CSVReader.parse(bytes, source: path, hasHeader: hasHeader)
+            // The file line of each record (after blank lines and the header), for error messages.
+            recordLines = Array(CSVReader.nonBlankLineNumbers(bytes).suffix(table.rows))
+        }
         var pixels = table
         var labels: [Int] = []
         if labelColumn {

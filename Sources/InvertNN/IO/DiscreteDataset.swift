@@ -64,12 +64,7 @@ public struct DiscreteDataset<T: Scalar>: Sendable {
         guard labels.isEmpty || labels.count == n else {
             throw InvertNNError.invalidArgument(operation: "DiscreteDataset", reason: "\(labels.count) labels for \(n) samples")
         }
-        let top = Double(levels - 1)
-        if let bad = pixels.storage.firstIndex(where: { !($0 >= 0 && $0 <= top && $0.rounded(.down) == $0) }) {
-            throw InvertNNError.malformedData(
-                source: name, line: recordLines.flatMap { $0.indices.contains(bad / d) ? $0[bad / d] : nil } ?? bad / d + 1,
-                reason: "column \(bad % d + 1): \(pixels.storage[bad]) is not an integer level in 0...\(levels - 1)")
-        }
+        try Self.requireLevels(pixels, levels: levels, source: name, recordLines: recordLines)
         let (height, width) = Self.imageShape(dimensions: d, height: imageHeight, width: imageWidth)
         var order = Array(0..<n)
         var generator = SeededGenerator(seed: splitSeed)
@@ -89,9 +84,23 @@ public struct DiscreteDataset<T: Scalar>: Sendable {
         self.testLabels = labels.isEmpty ? [] : testRows.map { labels[$0] }
     }
 
-    /// The given shape if it multiplies to `dimensions`, else a square if `dimensions` is one,
+    /// Throws unless every value of `pixels` is an integer level in `0..<levels`.
+    ///
+    /// - Throws: ``InvertNNError/malformedData(source:line:reason:)`` naming the line
+    ///   (`recordLines[row]`, else row + 1) and column of the first bad value.
+    public static func requireLevels(_ pixels: Matrix<Double>, levels: Int, source: String, recordLines: [Int]? = nil) throws {
+        let d = max(1, pixels.columns)
+        let top = Double(levels - 1)
+        if let bad = pixels.storage.firstIndex(where: { !($0 >= 0 && $0 <= top && $0.rounded(.down) == $0) }) {
+            throw InvertNNError.malformedData(
+                source: source, line: recordLines.flatMap { $0.indices.contains(bad / d) ? $0[bad / d] : nil } ?? bad / d + 1,
+                reason: "column \(bad % d + 1): \(pixels.storage[bad]) is not an integer level in 0...\(levels - 1)")
+        }
+    }
+
+    /// The display shape of `dimensions` pixels: the given shape if it multiplies to `dimensions`, else a square if `dimensions` is one,
     /// else a single row.
-    static func imageShape(dimensions d: Int, height: Int?, width: Int?) -> (Int, Int) {
+    public static func imageShape(dimensions d: Int, height: Int?, width: Int?) -> (Int, Int) {
         if let height, let width, height > 0, width > 0 {
             let (area, overflow) = height.multipliedReportingOverflow(by: width)
             if !overflow && area == d { return (height, width) }

@@ -22,10 +22,12 @@ public struct TabularDataset<T: Scalar>: Sendable {
     /// D, the dimension of one sample.
     public var dimensions: Int { train.columns }
 
-    /// Splits `values` by a seeded shuffle into 75% / 10% / 15% (rounded, each ≥ 1).
+    /// Splits `values` by a seeded shuffle into training, validation and test rows, by default
+    /// 75% / 10% / 15% (``SplitFractions``: rounded, each held-out split ≥ 1 row when its fraction
+    /// is positive).
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for fewer than 3 rows, no
-    ///   column or a name count that differs from the columns;
+    ///   column, a name count that differs from the columns, or too few rows for `split`;
     ///   ``InvertNNError/nonFinite(operation:row:column:)`` for NaN or infinite values;
     ///   ``InvertNNError/invalidArgument(operation:reason:)`` naming the record (or, through
     ///   `recordLines`, the file line) of a finite value too large for `T` (beyond 3.4e38 in
@@ -33,28 +35,21 @@ public struct TabularDataset<T: Scalar>: Sendable {
     /// - Parameter recordLines: the file line of each row of `values`, for messages (optional).
     public init(
         name: String, values: Matrix<Double>, columnNames: [String], sourceColumns: [Int]? = nil, splitSeed: UInt64 = 1998,
-        recordLines: [Int]? = nil
+        recordLines: [Int]? = nil, split: SplitFractions = .default
     ) throws {
         let n = values.rows
-        guard n >= 3, values.columns >= 1, columnNames.count == values.columns else {
+        let minimumRows = split == .default ? 3 : 1
+        guard n >= minimumRows, values.columns >= 1, columnNames.count == values.columns else {
             throw InvertNNError.invalidArgument(
                 operation: "TabularDataset",
-                reason: "\(name): need ≥ 3 rows, ≥ 1 column and one name per column; got \(n)×\(values.columns) with \(columnNames.count) names")
+                reason: "\(name): need ≥ \(minimumRows) rows, ≥ 1 column and one name per column; got \(n)×\(values.columns) with \(columnNames.count) names")
         }
-        try values.requireFinite("TabularDataset \(name)")
-        if let (row, c, value) = values.firstEntry(beyondRangeOf: T.self) {
-            let column = (sourceColumns.flatMap { c < $0.count ? $0[c] : nil } ?? c) + 1
-            let place = recordLines.flatMap { row < $0.count ? "\(name):\($0[row])" : nil } ?? "\(name), record \(row + 1)"
-            throw InvertNNError.invalidArgument(
-                operation: "TabularDataset",
-                reason: "\(place): column \(column): \(value) does not fit in \(T.self) (largest \(T.greatestFiniteMagnitude)); use Double precision")
-        }
-        let validation = max(1, Int((Double(n) * 0.10).rounded()))
-        let test = max(1, Int((Double(n) * 0.15).rounded()))
-        let train = n - validation - test
-        guard train >= 1 else {
+        try Self.requireRepresentable(values, name: name, sourceColumns: sourceColumns, recordLines: recordLines)
+        let counts: (train: Int, validation: Int, test: Int)
+        do { counts = try split.counts(rows: n) } catch {
             throw InvertNNError.invalidArgument(operation: "TabularDataset", reason: "\(name) has too few rows (\(n)) to split")
         }
+        let (train, validation) = (counts.train, counts.validation)
         var order = Array(0..<n)
         var generator = SeededGenerator(seed: splitSeed)
         order.shuffle(using: &generator)
@@ -66,34 +61,75 @@ public struct TabularDataset<T: Scalar>: Sendable {
         self.test = values.rows(at: Array(order[(train + validation)...])).converted(to: T.self)
     }
 
-    /// Loads a numeric CSV file (gzip-compressed or not). A header line is detected
-    /// automatically (``CSVReader/parseTable(_:source:as:)``).
+    /// A dataset whose three splits are given (separate files), each `[rows, D]` with the same
+    /// columns in the same order; the training split must not be empty.
+    ///
+    /// - Throws: as ``init(name:values:columnNames:sourceColumns:splitSeed:recordLines:split:)``
+    ///   for each split (naming `splitNames`, the files), and
+    ///   ``InvertNNError/invalidArgument(operation:reason:)`` if the column counts differ or a
+    ///   split is empty.
+    public init(
+        name: String, train: Matrix<Double>, validation: Matrix<Double>, test: Matrix<Double>, columnNames: [String],
+        sourceColumns: [Int]? = nil, splitNames: (train: String, validation: String, test: String)? = nil
+    ) throws {
+        let names = splitNames ?? (name, "\(name) validation", "\(name) test")
+        for (part, matrix) in [(names.train, train), (names.validation, validation), (names.test, test)] {
+            guard matrix.rows >= 1, matrix.columns == columnNames.count, matrix.columns >= 1 else {
+                throw InvertNNError.invalidArgument(
+                    operation: "TabularDataset",
+                    reason: "\(part): need ≥ 1 row and \(columnNames.count) columns; got \(matrix.rows)×\(matrix.columns)")
+            }
+            try Self.requireRepresentable(matrix, name: part, sourceColumns: sourceColumns, recordLines: nil)
+        }
+        self.name = name
+        self.columnNames = columnNames
+        self.sourceColumns = sourceColumns ?? Array(0..<columnNames.count)
+        self.train = train.converted(to: T.self)
+        self.validation = validation.converted(to: T.self)
+        self.test = test.converted(to: T.self)
+    }
+
+    /// Throws unless every value of `values` is finite and fits in `T`.
+    private static func requireRepresentable(_ values: Matrix<Double>, name: String, sourceColumns: [Int]?, recordLines: [Int]?) throws {
+        try values.requireFinite("TabularDataset \(name)")
+        if let (row, c, value) = values.firstEntry(beyondRangeOf: T.self) {
+            let column = (sourceColumns.flatMap { c < $0.count ? $0[c] : nil } ?? c) + 1
+            let place = recordLines.flatMap { row < $0.count ? "\(name):\($0[row])" : nil } ?? "\(name), record \(row + 1)"
+            throw InvertNNError.invalidArgument(
+                operation: "TabularDataset",
+                reason: "\(place): column \(column): \(value) does not fit in \(T.self) (largest \(T.greatestFiniteMagnitude)); use Double precision")
+        }
+    }
+
+    /// Loads a numeric CSV file (gzip-compressed or not, header detected:
+    /// ``CSVReader/table(_:source:skipping:)``) or a NumPy `.npy` array (``NumPyArray``; columns
+    /// named `"1"`, `"2"`, …), chosen by the file name (``DataTable/read(path:limits:skipping:)``).
     ///
     /// - Parameters:
     ///   - labelColumn: a column to exclude, by header name or 1-based index (`nil`: none).
     ///   - dropColumns: more columns to exclude, by name or 1-based index.
+    ///   - split: the fractions of the train / validation / test split.
     ///   - limits: the bounds on the decompressed size and line length (``ReadLimits``).
     /// - Throws: ``InvertNNError/io(path:reason:)`` (also beyond `limits`), ``InvertNNError/malformedData(source:line:reason:)``
     ///   for a bad field, ``InvertNNError/invalidArgument(operation:reason:)`` for an unknown
     ///   column or when no column is left.
     public static func csv(
         path: String, labelColumn: String? = nil, dropColumns: [String] = [], splitSeed: UInt64 = 1998,
-        limits: ReadLimits = .default
+        limits: ReadLimits = .default, split: SplitFractions = .default
     ) throws -> TabularDataset<T> {
         let keys = [labelColumn].compactMap { $0 } + dropColumns
-        let bytes = try GzipReader.read(path: path, limits: limits)
         // Excluded columns are not parsed, so a text label column is fine.
-        let (names, table): ([String], Matrix<Double>) = try CSVReader.parseTable(
-            bytes, source: path,
-            skipping: { names in try Set(keys.map { try columnIndex($0, in: names, path: path) }) })
+        let table = try DataTable.read(
+            path: path, limits: limits, skipping: { names in try Set(keys.map { try columnIndex($0, in: names, path: path) }) })
+        let names = table.columnNames
         let excluded = try Set(keys.map { try columnIndex($0, in: names, path: path) })
-        let kept = (0..<table.columns).filter { !excluded.contains($0) }
+        let kept = (0..<table.values.columns).filter { !excluded.contains($0) }
         guard !kept.isEmpty else {
             throw InvertNNError.invalidArgument(operation: "TabularDataset.csv", reason: "\(path): every column is excluded")
         }
         return try TabularDataset(
-            name: path, values: table.selecting(columns: kept), columnNames: kept.map { names[$0] }, sourceColumns: kept,
-            splitSeed: splitSeed, recordLines: Array(CSVReader.nonBlankLineNumbers(bytes).suffix(table.rows)))
+            name: path, values: table.values.selecting(columns: kept), columnNames: kept.map { names[$0] }, sourceColumns: kept,
+            splitSeed: splitSeed, recordLines: table.recordLines, split: split)
     }
 
     /// The 0-based index of a column given by name or 1-based number.

@@ -1,0 +1,44 @@
+/// A numeric data file as read, before any split: column names, values and where each row came
+/// from. ``read(path:limits:skipping:)`` reads a CSV (``CSVReader/table(_:source:skipping:)``) or a
+/// NumPy `.npy` array (``NumPyArray``), chosen by the file name.
+public struct DataTable: Sendable {
+    /// The file (for messages).
+    public let source: String
+    /// One name per column: the header's, else `"column1"`, `"column2"`, … for a CSV and
+    /// `"1"`, `"2"`, … for a `.npy` array (so a 1-based column number and a name agree).
+    public let columnNames: [String]
+    /// Whether the names come from a header row (a `.npy` array has none).
+    public let hasHeader: Bool
+    /// `[rows, columns]`; columns skipped at reading hold 0.
+    public let values: Matrix<Double>
+    /// The 1-based file line each row starts on (the row number for a `.npy` array).
+    public let recordLines: [Int]
+
+    /// A table; `recordLines` has one entry per row of `values`.
+    public init(source: String, columnNames: [String], hasHeader: Bool, values: Matrix<Double>, recordLines: [Int]) {
+        self.source = source
+        self.columnNames = columnNames
+        self.hasHeader = hasHeader
+        self.values = values
+        self.recordLines = recordLines
+    }
+
+    /// Reads the data file at `path`: a `.npy` or `.npy.gz` array by ``NumPyArray/read(path:limits:)``,
+    /// anything else as CSV (optionally gzip-compressed), within `limits`.
+    ///
+    /// - Parameter skipping: given the column names, the 0-based columns not to parse (CSV only:
+    ///   a `.npy` array is numeric throughout, and its skipped columns keep their values).
+    /// - Throws: ``InvertNNError/io(path:reason:)`` and ``InvertNNError/malformedData(source:line:reason:)``
+    ///   from the readers, and what `skipping` throws.
+    public static func read(
+        path: String, limits: ReadLimits = .default, skipping: ([String]) throws -> Set<Int> = { _ in [] }
+    ) throws -> DataTable {
+        if NumPyArray.isNumPyPath(path) {
+            let values = try NumPyArray.read(path: path, limits: limits)
+            let names = (0..<values.columns).map { String($0 + 1) }
+            _ = try skipping(names)
+            return DataTable(source: path, columnNames: names, hasHeader: false, values: values, recordLines: (0..<values.rows).map { $0 + 1 })
+        }
+        return try CSVReader.table(try GzipReader.read(path: path, limits: limits), source: path, skipping: skipping)
+    }
+}
