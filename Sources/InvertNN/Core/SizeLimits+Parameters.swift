@@ -40,7 +40,7 @@ extension SizeLimits {
         }
     }
 
-    /// ``requireParameterCount(_:operation:)`` of ``parameterCount(of:)``.
+    /// ``requireParameterCount(_:operation:)`` of ``parameterCount(of:)-(ArchitectureSizes)``.
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)``.
     public static func requireParameterCount(of configuration: ArchitectureSizes, operation: String) throws {
@@ -83,7 +83,7 @@ extension SizeLimits {
 
 /// The sizes of a layer configuration that decide its parameter count, read from its JSON
 /// form (a checkpoint's `architecture`, or an encoded ``LayerConfiguration``) before any layer
-/// is built: what ``SizeLimits/parameterCount(of:)`` takes. Other fields are ignored; a field of
+/// is built: what ``SizeLimits/parameterCount(of:)-(ArchitectureSizes)`` takes. Other fields are ignored; a field of
 /// an unexpected type reads as absent (the registry reports it when it builds the layer).
 public struct ArchitectureSizes: Decodable, Sendable, Equatable {
     public var type: String?

@@ -107,7 +107,9 @@ public struct Checkpoint<T: Scalar> {
 
     /// Rebuilds a checkpoint from a parsed file.
     ///
-    /// - Parameter path: names the file in errors.
+    /// - Parameters:
+    ///   - file: the parsed safetensors file (``SafeTensors/read(path:)``).
+    ///   - path: names the file in errors.
     /// - Throws: ``CheckpointError/badMetadata(path:key:reason:)`` for a missing or malformed
     ///   entry; ``CheckpointError/unsupportedVersion(path:version:)``;
     ///   ``CheckpointError/badArchitecture(path:reason:)`` if the layers cannot be rebuilt or would

@@ -22,7 +22,10 @@ extension GreyscaleImage {
     /// - Parameters:
     ///   - x: the abscissae, increasing (epochs, say).
     ///   - series: the curves, each with `x.count` values.
-    ///   - width, height: the picture in pixels (at least 160 × 120).
+    ///   - xLabel: the label under the horizontal axis.
+    ///   - yLabel: the label beside the vertical axis.
+    ///   - width: the picture's width in pixels (at least 160).
+    ///   - height: the picture's height in pixels (at least 120).
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for no series, a series of
     ///   another length, no finite value, or a picture too small.
     public static func lineChart(

@@ -67,7 +67,7 @@ public enum ToyDensity: String, Sendable, CaseIterable {
     /// The dataset `invertnn train --data NAME` uses: `count` points (default 3000) from
     /// `SeededGenerator(seed: seed)`, split 75% / 10% / 15%.
     ///
-    /// - Throws: as ``sample(count:using:as:)`` and ``TabularDataset/init(name:values:columnNames:sourceColumns:splitSeed:)``.
+    /// - Throws: as ``sample(count:using:as:)`` and ``TabularDataset/init(name:values:columnNames:sourceColumns:splitSeed:recordLines:)``.
     public func dataset<T: Scalar>(count: Int = 3000, seed: UInt64 = 2024, as _: T.Type = T.self) throws -> TabularDataset<T> {
         var generator = SeededGenerator(seed: seed)
         let points: Matrix<Double> = try sample(count: count, using: &generator)
