@@ -6,7 +6,7 @@ extension GreyscaleImage {
     /// is the largest y) framed on white by axes in data units: a y axis on the left and an x
     /// axis below, each with about five "nice" ticks (1, 2 or 5 times a power of ten) inside
     /// the range and their labels, the axis labels, and a title above. The panel's pixels are
-    /// copied unchanged; the picture grows by the margins (``axesMargins(xRange:yRange:xLabel:yLabel:title:)``).
+    /// copied unchanged; the picture grows by the margins that hold the axes and their text.
     ///
     /// - Parameters:
     ///   - panel: the plot area, at least 8 × 8 pixels.
