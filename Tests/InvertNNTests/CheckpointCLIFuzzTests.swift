@@ -9,7 +9,8 @@ import InvertNN
 /// of tensors in the other dtype, and NaN/Inf/huge tensor values, go through `invertnn sample
 /// --png --csv` and `invertnn eval` as separate processes. Every run must exit with 0, 1 or 64
 /// (never a signal) within 20 s and 1 GB of resident memory. Default: 16 files (32 runs, a few
-/// seconds); `FUZZ_SCALE=10` runs 160 files on three flows (RealNVP, NSF, MAF).
+/// seconds); `FUZZ_SCALE=10` runs 160 files of four models (RealNVP, NSF and MAF on moons, RealNVP
+/// on the 8×8 digits, whose samples are drawn as an image grid).
 @Suite struct CheckpointCLIFuzzTests {
     static let scale = max(1, Int(ProcessInfo.processInfo.environment["FUZZ_SCALE"] ?? "") ?? 1)
 
@@ -159,14 +160,15 @@ import InvertNN
 
     @Test func mutatedCheckpointsNeverCrashSampleOrEval() throws {
         try CLIErrorTests.withScratchDirectory("checkpoint-cli-fuzz") { d in
-            let flows = Self.scale > 1 ? ["realnvp", "nsf", "maf"] : ["realnvp"]
-            var seeds = [[UInt8]]()
-            for flow in flows {
-                let model = "\(d)/\(flow).safetensors"
-                let train = try CLIErrorTests.run(["--data", "moons", "--flow", flow, "--epochs", "1", "--couplings", "2",
+            let models = Self.scale > 1
+                ? [("moons", "realnvp"), ("moons", "nsf"), ("moons", "maf"), ("digits", "realnvp")] : [("moons", "realnvp")]
+            var seeds = [(bytes: [UInt8], data: String)]()
+            for (data, flow) in models {
+                let model = "\(d)/\(data)-\(flow).safetensors"
+                let train = try CLIErrorTests.run(["--data", data, "--flow", flow, "--epochs", "1", "--couplings", "2",
                                                    "--hidden-sizes", "8", "--out", model, "--samples", "\(d)/s.png", "--quiet"])
                 try #require(train.status == 0, "\(train.stderr)")
-                seeds.append(Array(try Data(contentsOf: URL(fileURLWithPath: model))))
+                seeds.append((Array(try Data(contentsOf: URL(fileURLWithPath: model))), data))
             }
             var rng = SeededGenerator(seed: 0xC11F)
             let total = 16 * Self.scale
@@ -174,12 +176,13 @@ import InvertNN
             var exitCodes = [Int32: Int]()
             for i in 0..<total {
                 let kind = i % 8
-                let bytes = try Self.mutate(seeds[(i / 8) % seeds.count], kind: kind, &rng)
+                let seed = seeds[(i / 8) % seeds.count]
+                let bytes = try Self.mutate(seed.bytes, kind: kind, &rng)
                 let path = "\(d)/m\(i % 4).safetensors"
                 try Data(bytes).write(to: URL(fileURLWithPath: path))
                 let commands: [[String]] = [
                     ["sample", "--model", path, "--count", "50", "--png", "\(d)/out.png", "--csv", "\(d)/out.csv", "--seed", "\(i)"],
-                    ["eval", "--model", path, "--data", "moons"],
+                    ["eval", "--model", path, "--data", seed.data],
                 ]
                 for arguments in commands {
                     let m = try Self.runMeasured(arguments, scratch: d)
