@@ -77,9 +77,15 @@ struct DensityCommand: ParsableCommand, CheckpointConsumer {
         let heat = try GreyscaleImage.heatMap(logP.map { Double.exp($0 - top) }, width: size, height: size)
         let drawn = try Rendering.samples(
             flow: checkpoint.flow, preprocessing: checkpoint.preprocessing, count: points?.rows ?? 2000, temperature: 1, seed: 1)
-        var panels = [heat]
-        if let points { panels.append(try GreyscaleImage.scatter(points, xRange: xRange, yRange: yRange, size: size)) }
-        panels.append(try GreyscaleImage.scatter(drawn, xRange: xRange, yRange: yRange, size: size))
+        let labels = Rendering.axisLabels(description)
+        var panels = [try GreyscaleImage.withAxes(heat, xRange: xRange, yRange: yRange, xLabel: labels.x, yLabel: labels.y,
+                                                  title: "model density (darker: higher)")]
+        if let points {
+            panels.append(try Rendering.scatterWithAxes(points, xRange: xRange, yRange: yRange, size: size, labels: labels,
+                                                        title: "training data (\(points.rows) points)"))
+        }
+        panels.append(try Rendering.scatterWithAxes(drawn, xRange: xRange, yRange: yRange, size: size, labels: labels,
+                                                    title: "model samples (\(drawn.rows) points)"))
         let image = try GreyscaleImage.sideBySide(panels)
         try PNGWriter.write(image, to: png)
         // The grid integrates the density: close to 1 when the window holds the model's mass.

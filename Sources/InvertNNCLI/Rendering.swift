@@ -105,13 +105,35 @@ enum Rendering {
             throw InvertNNError.invalidArgument(operation: "invertnn", reason: "a scatter plot needs at least 2 columns, the data have \(samples.columns)")
         }
         let (xRange, yRange) = window(reference: reference, preprocessing: preprocessing)
+        let labels = axisLabels(description)
         var panels = [GreyscaleImage]()
-        if let reference { panels.append(try GreyscaleImage.scatter(reference, xRange: xRange, yRange: yRange)) }
-        panels.append(try GreyscaleImage.scatter(samples, xRange: xRange, yRange: yRange))
+        if let reference {
+            panels.append(try scatterWithAxes(reference, xRange: xRange, yRange: yRange, labels: labels,
+                                              title: "training data (\(reference.rows) points)"))
+        }
+        panels.append(try scatterWithAxes(samples, xRange: xRange, yRange: yRange, labels: labels,
+                                          title: "model samples (\(samples.rows) points)"))
         let image = try GreyscaleImage.sideBySide(panels)
         try PNGWriter.write(image, to: path)
         let columns = description.columns.map { $0.prefix(2).joined(separator: ", ") } ?? "columns 1, 2"
         return "wrote a scatter plot (\(columns)) of \(samples.rows) samples\(reference == nil ? "" : " (right) beside \(reference!.rows) training points (left)"), \(image.width)x\(image.height) px, to \(path)"
+    }
+
+    /// The axis labels of a scatter plot of 2-D data: the first two column names, else `x1`, `x2`.
+    static func axisLabels(_ description: DataDescription) -> (x: String, y: String) {
+        guard let columns = description.columns, columns.count >= 2 else { return ("x1", "x2") }
+        return (columns[0], columns[1])
+    }
+
+    /// ``GreyscaleImage/scatter(_:xRange:yRange:size:dotSize:)`` framed by axes in data units
+    /// (``GreyscaleImage/withAxes(_:xRange:yRange:xLabel:yLabel:title:)``).
+    static func scatterWithAxes<T: Scalar>(
+        _ points: Matrix<T>, xRange: ClosedRange<Double>, yRange: ClosedRange<Double>, size: Int = 320,
+        labels: (x: String, y: String), title: String
+    ) throws -> GreyscaleImage {
+        try GreyscaleImage.withAxes(
+            try GreyscaleImage.scatter(points, xRange: xRange, yRange: yRange, size: size),
+            xRange: xRange, yRange: yRange, xLabel: labels.x, yLabel: labels.y, title: title)
     }
 
     /// One sample per row with a header of column names, in data units.

@@ -239,8 +239,10 @@ struct SBICommand: ParsableCommand {
                 let (xRange, yRange) = Rendering.window(reference: points, preprocessing: Preprocessing<Double>.standardization(
                     try Standardization(means: [0, 0], scales: [1, 1])))
                 let image = try GreyscaleImage.sideBySide([
-                    try GreyscaleImage.scatter(pictures.truth, xRange: xRange, yRange: yRange),
-                    try GreyscaleImage.scatter(pictures.fitted, xRange: xRange, yRange: yRange),
+                    try Rendering.scatterWithAxes(pictures.truth, xRange: xRange, yRange: yRange, labels: ("theta1", "theta2"),
+                                                  title: "true posterior (\(pictures.truth.rows) draws)"),
+                    try Rendering.scatterWithAxes(pictures.fitted, xRange: xRange, yRange: yRange, labels: ("theta1", "theta2"),
+                                                  title: "fitted posterior (\(pictures.fitted.rows) draws)"),
                 ])
                 try PNGWriter.write(image, to: path)
                 return "wrote the true (left) and fitted (right) posterior at the first observation, θ₁ on x over "

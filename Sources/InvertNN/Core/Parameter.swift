@@ -44,8 +44,11 @@ public final class Parameter<T: Scalar> {
 
     /// A parameter with the given initial value and a zero gradient.
     ///
-    /// - Parameter trainableMask: `nil` (all entries learnable) or one flag per entry; a mask of
-    ///   the wrong length is ignored (treated as all learnable).
+    /// - Parameters:
+    ///   - name: the parameter's name in checkpoints and errors.
+    ///   - value: the initial value; the gradient gets the same shape.
+    ///   - trainableMask: `nil` (all entries learnable) or one flag per entry; a mask of
+    ///     the wrong length is ignored (treated as all learnable).
     public init(name: String, value: Matrix<T>, trainableMask: [Bool]? = nil) {
         self.name = name
         self.storedValue = value

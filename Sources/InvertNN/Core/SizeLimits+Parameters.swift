@@ -18,7 +18,11 @@ extension SizeLimits {
     /// D (2D with bias); `Bias`, `PReLU`, `Permutation` D; `Householder` D·reflectors (+D);
     /// `InvertibleLinear` D·(reflectorsU + reflectorsV) + D + D² (its cached dense matrix, +D with
     /// bias); `AffineCoupling`/`Coupling` the conditioner MLP `[d + context, hidden…, 2·(D − d)]`,
-    /// Σ n_k·n_{k+1} + n_{k+1}.
+    /// Σ n_k·n_{k+1} + n_{k+1}, and likewise `AdditiveCoupling` (1 output per transformed
+    /// feature), `SplineCoupling` (3·bins − 1) and other `…Coupling` types (at least 1);
+    /// `…MaskedAutoregressive` the MADE `[D + context, hidden…, P·D]` with P as for the coupling;
+    /// `Conv…Coupling` at least its 1×1 convolutions between hidden widths, Σ h_k·h_{k+1} + h_{k+1}
+    /// (plus the channels). Other containers (`FactorOut`) add their `layers` to their features.
     public static func parameterCount(of configuration: ArchitectureSizes) -> Int {
         saturated(count(configuration))
     }
@@ -40,7 +44,7 @@ extension SizeLimits {
         }
     }
 
-    /// ``requireParameterCount(_:operation:)`` of ``parameterCount(of:)``.
+    /// ``requireParameterCount(_:operation:)`` of ``parameterCount(of:)-(ArchitectureSizes)``.
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)``.
     public static func requireParameterCount(of configuration: ArchitectureSizes, operation: String) throws {
@@ -72,18 +76,39 @@ extension SizeLimits {
         case "Diagonal": return c.bias == true ? 2 * d : d
         case "Householder": return d * value(c.reflectors) + (c.bias == true ? d : 0)
         case "InvertibleLinear": return d * (value(c.reflectorsU) + value(c.reflectorsV)) + d + d * d + (c.bias == true ? d : 0)
-        case "AffineCoupling", "Coupling":
+        case let type where type.hasPrefix("Conv") && type.hasSuffix("Coupling"):
+            // A lower bound: the 3×3 first and last convolutions are left out, so that a valid
+            // file is never refused by the stored-values check of a checkpoint.
+            let hidden = (c.hiddenChannels ?? []).map { value($0) }
+            return mlpCount(hidden) + value(c.channels)
+        case let type where type.hasSuffix("Coupling"):
             let k = c.firstBlockSize.map { value($0) } ?? (d / 2).rounded(.down)
-            let a = c.conditioningBlock == "second" ? d - k : k, b = d - a
-            return mlpCount([a + value(c.contextFeatures)] + (c.hiddenSizes ?? []).map { value($0) } + [2 * b])
-        default: return d
+            let a = c.conditioningBlock == "second" ? d - k : k, b = max(d - a, 0)
+            let outputs = transformerOutputs(type, bins: c.bins, coupling: true)
+            return mlpCount([a + value(c.contextFeatures)] + (c.hiddenSizes ?? []).map { value($0) } + [outputs * b])
+        case let type where type.hasSuffix("MaskedAutoregressive"):
+            let outputs = transformerOutputs(type, bins: c.bins, coupling: false)
+            return mlpCount([d + value(c.contextFeatures)] + (c.hiddenSizes ?? []).map { value($0) } + [outputs * d])
+        default: return d + (c.layers ?? []).reduce(0) { $0 + count($1) }
+        }
+    }
+
+    /// Conditioner outputs per transformed feature of the transformer a type name names:
+    /// 2 for affine (`AffineCoupling`, `Coupling`), 1 for additive, `3·bins − 1` for a spline,
+    /// at least 1 for any other.
+    private static func transformerOutputs(_ type: String, bins: Int?, coupling: Bool) -> Double {
+        let name = coupling ? type : String(type.dropLast("MaskedAutoregressive".count)) + "Coupling"
+        switch name {
+        case "AffineCoupling", "Coupling": return 2
+        case "SplineCoupling": return max(3 * Double(max(bins ?? 1, 1)) - 1, 1)
+        default: return 1
         }
     }
 }
 
 /// The sizes of a layer configuration that decide its parameter count, read from its JSON
 /// form (a checkpoint's `architecture`, or an encoded ``LayerConfiguration``) before any layer
-/// is built: what ``SizeLimits/parameterCount(of:)`` takes. Other fields are ignored; a field of
+/// is built: what ``SizeLimits/parameterCount(of:)-(ArchitectureSizes)`` takes. Other fields are ignored; a field of
 /// an unexpected type reads as absent (the registry reports it when it builds the layer).
 public struct ArchitectureSizes: Decodable, Sendable, Equatable {
     public var type: String?
@@ -96,6 +121,12 @@ public struct ArchitectureSizes: Decodable, Sendable, Equatable {
     public var conditioningBlock: String?
     public var hiddenSizes: [Int]?
     public var contextFeatures: Int?
+    /// A spline transformer's bins K.
+    public var bins: Int?
+    /// A convolutional coupling's image channels.
+    public var channels: Int?
+    /// A convolutional coupling's hidden widths.
+    public var hiddenChannels: [Int]?
     /// The children of a container.
     public var layers: [ArchitectureSizes]?
 
@@ -132,14 +163,20 @@ public struct ArchitectureSizes: Decodable, Sendable, Equatable {
         reflectorsV = int("reflectorsV")
         firstBlockSize = int("firstBlockSize")
         conditioningBlock = c["conditioningBlock"] as? String
-        hiddenSizes = (c["hiddenSizes"] as? [Any])?.map { ($0 as? NSNumber).map { n in n.doubleValue.isFinite && abs(n.doubleValue) < 9e18 ? Int(n.doubleValue) : 0 } ?? 0 }
+        func ints(_ key: String) -> [Int]? {
+            (c[key] as? [Any])?.map { ($0 as? NSNumber).map { n in n.doubleValue.isFinite && abs(n.doubleValue) < 9e18 ? Int(n.doubleValue) : 0 } ?? 0 }
+        }
+        hiddenSizes = ints("hiddenSizes")
         contextFeatures = int("contextFeatures")
+        bins = int("bins")
+        channels = int("channels")
+        hiddenChannels = ints("hiddenChannels")
         layers = (c["layers"] as? [Any])?.compactMap { ArchitectureSizes(jsonObject: $0) }
     }
 
     private enum Keys: String, CodingKey {
         case type, features, bias, reflectors, reflectorsU, reflectorsV, firstBlockSize, conditioningBlock, hiddenSizes
-        case contextFeatures, layers
+        case contextFeatures, layers, bins, channels, hiddenChannels
     }
 
     public init(from decoder: any Decoder) throws {
@@ -154,6 +191,9 @@ public struct ArchitectureSizes: Decodable, Sendable, Equatable {
         conditioningBlock = try? c.decodeIfPresent(String.self, forKey: .conditioningBlock)
         hiddenSizes = try? c.decodeIfPresent([Int].self, forKey: .hiddenSizes)
         contextFeatures = try? c.decodeIfPresent(Int.self, forKey: .contextFeatures)
+        bins = try? c.decodeIfPresent(Int.self, forKey: .bins)
+        channels = try? c.decodeIfPresent(Int.self, forKey: .channels)
+        hiddenChannels = try? c.decodeIfPresent([Int].self, forKey: .hiddenChannels)
         layers = try c.decodeIfPresent([ArchitectureSizes].self, forKey: .layers)
     }
 }

@@ -11,6 +11,7 @@ public enum SizeLimits {
     /// ``maximumElements``.
     ///
     /// - Parameters:
+    ///   - factors: the sizes to multiply.
     ///   - operation: the layer or function named in the error.
     ///   - what: what the factors describe, e.g. `"channels × height × width"`.
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if a factor is < 1 or the

@@ -71,7 +71,9 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
     /// zero last convolution).
     ///
     /// - Parameters:
-    ///   - channels, height, width: the image shape `C × H × W`, each ≥ 1.
+    ///   - channels: `C` of the image shape `C × H × W`, ≥ 1.
+    ///   - height: `H`, ≥ 1.
+    ///   - width: `W`, ≥ 1.
     ///   - transformer: the per-entry bijection.
     ///   - hiddenChannels: the conditioner's hidden widths (Glow: `[512, 512]`; empty: one 3×3
     ///     convolution).

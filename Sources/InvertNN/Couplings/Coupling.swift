@@ -113,7 +113,7 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
     ///   - contextFeatures: width of the conditioning context (default 0: unconditional).
     ///   - generator: the caller-owned source of randomness.
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` as
-    ///   ``init(features:transformer:conditioner:conditioningBlock:firstBlockSize:)`` and
+    ///   ``init(features:transformer:conditioner:conditioningBlock:firstBlockSize:contextFeatures:)`` and
     ///   ``MLP/init(sizes:activation:zeroInitializeLastLayer:using:)`` do.
     public convenience init(
         features: Int, transformer: Transformer, hiddenSizes: [Int], conditioningBlock: CouplingBlock = .first,

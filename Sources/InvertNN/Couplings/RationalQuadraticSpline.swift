@@ -23,7 +23,7 @@ import RealModule
 ///   matching point; in the tails both are 0 and the parameters get no gradient.
 /// - The inverse domain is all reals (the map is a bijection of ℝ).
 /// - The block forms compute the `2K + (K - 1)` exponentials of a row in one vectorized pass and
-///   reuse one scratch buffer (``Workspace``); the entry forms keep theirs on the stack.
+///   reuse one scratch buffer (the caller's workspace); the entry forms keep theirs on the stack.
 public struct RationalQuadraticSpline<T: Scalar>: CouplingTransformer {
     public typealias Element = T
 

@@ -8,8 +8,12 @@ extension CSVReader {
     ///   `[records, fields]` values.
     /// - Throws: as ``table(_:source:skipping:)``.
     ///
-    /// - Parameter skipping: given the column names, the 0-based columns not to parse (a text
-    ///   label, say); they read as 0 in the result, so positions in errors stay those of the file.
+    /// - Parameters:
+    ///   - rawBytes: the file content (UTF-8 or ASCII; a byte-order mark is skipped).
+    ///   - source: a name for error messages (usually the path).
+    ///   - as: the scalar type of the result.
+    ///   - skipping: given the column names, the 0-based columns not to parse (a text
+    ///     label, say); they read as 0 in the result, so positions in errors stay those of the file.
     public static func parseTable<T: Scalar>(
         _ rawBytes: [UInt8], source: String, as _: T.Type = T.self,
         skipping: ([String]) throws -> Set<Int> = { _ in [] }

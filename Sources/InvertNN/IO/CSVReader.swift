@@ -16,6 +16,7 @@ public enum CSVReader {
     ///   - bytes: the file content.
     ///   - source: a name for error messages (usually the path).
     ///   - hasHeader: skip the first non-blank line.
+    ///   - as: the scalar type of the result.
     /// - Throws: ``InvertNNError/malformedData(source:line:reason:)`` naming the 1-based line and
     ///   column of the first field that is empty, not a number or not finite, or of a record whose
     ///   field count differs from the first record's; and for input with no records.

@@ -97,8 +97,10 @@ public struct Checkpoint<T: Scalar> {
         try safeTensors().write(to: path)
     }
 
-    /// Reads the checkpoint at `path`, rebuilding the flow from its metadata. Tensors stored in
-    /// the other precision are converted (then results are no longer bit-identical).
+    /// Reads the checkpoint at `path`, rebuilding the flow from its metadata. A file stored in
+    /// the other precision is converted as a whole (then results are no longer bit-identical);
+    /// a file whose tensors disagree on their dtype is refused
+    /// (``CheckpointError/mixedDtype(path:tensor:dtype:stored:)``).
     ///
     /// - Throws: every ``CheckpointError`` of ``SafeTensors/read(path:)`` and ``init(file:path:)``.
     public static func read(path: String) throws -> Checkpoint<T> {
@@ -107,11 +109,16 @@ public struct Checkpoint<T: Scalar> {
 
     /// Rebuilds a checkpoint from a parsed file.
     ///
-    /// - Parameter path: names the file in errors.
+    /// - Parameters:
+    ///   - file: the parsed safetensors file (``SafeTensors/read(path:)``).
+    ///   - path: names the file in errors.
     /// - Throws: ``CheckpointError/badMetadata(path:key:reason:)`` for a missing or malformed
     ///   entry; ``CheckpointError/unsupportedVersion(path:version:)``;
-    ///   ``CheckpointError/badArchitecture(path:reason:)`` if the layers cannot be rebuilt or would
-    ///   hold more than ``SizeLimits/maximumParameters`` (checked before any is built); and the
+    ///   ``CheckpointError/mixedDtype(path:tensor:dtype:stored:)`` for a tensor whose dtype is not
+    ///   the file's (``storedDType(of:path:)``);
+    ///   ``CheckpointError/badArchitecture(path:reason:)`` if the layers cannot be rebuilt, would
+    ///   hold more than ``SizeLimits/maximumParameters``, or would hold more than twice the values
+    ///   the file's tensors store plus 2²⁰ (both checked before any is built); and the
     ///   errors of ``load(_:into:path:)`` (missing or unexpected tensors, wrong shapes);
     ///   ``CheckpointError/badTrainingState(path:reason:)`` for a malformed training state.
     public init(file: SafeTensors, path: String) throws {
@@ -138,7 +145,10 @@ public struct Checkpoint<T: Scalar> {
         }
         guard version == Self.formatVersion else { throw CheckpointError.unsupportedVersion(path: path, version: version) }
         let architecture = try text("architecture")
-        try Self.requireParameterCap(architecture: architecture, path: path)
+        let storedDType = try Self.requireOneDType(file, path: path)
+        try Self.requireParameterCap(architecture: architecture, storedValues: file.tensors.reduce(0) {
+            $0 + $1.bytes.count / $1.dtype.byteCount
+        }, storedDType: storedDType, path: path)
         let baseText = try text("base")
         guard let base = try? decode(BaseDescription.self, "base"), BaseDescription.types.contains(base.type) else {
             throw CheckpointError.badMetadata(
@@ -277,9 +287,15 @@ public struct Checkpoint<T: Scalar> {
 
     /// The precision a checkpoint file stores (its `dtype` metadata, else its first tensor's).
     ///
-    /// - Throws: ``CheckpointError/badMetadata(path:key:reason:)`` if neither says.
+    /// - Throws: ``CheckpointError/badMetadata(path:key:reason:)`` if neither says, or if the
+    ///   `dtype` metadata names neither `F32` nor `F64`.
     public static func storedDType(of file: SafeTensors, path: String) throws -> SafeTensors.DType {
-        if let name = file.metadata["dtype"], let dtype = SafeTensors.DType(rawValue: name) { return dtype }
+        if let name = file.metadata["dtype"] {
+            guard let dtype = SafeTensors.DType(rawValue: name) else {
+                throw CheckpointError.badMetadata(path: path, key: "dtype", reason: "expected F32 or F64, got \"\(name.prefix(40))\"")
+            }
+            return dtype
+        }
         if let first = file.tensors.first { return first.dtype }
         throw CheckpointError.badMetadata(path: path, key: "dtype", reason: "missing, and the file has no tensors")
     }

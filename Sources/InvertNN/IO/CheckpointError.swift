@@ -13,6 +13,10 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible, Sendable
     case malformedHeader(path: String, reason: String)
     /// A tensor has a dtype other than `F32` or `F64`.
     case unknownDtype(path: String, tensor: String, dtype: String)
+    /// A tensor's dtype differs from the checkpoint's precision (`stored`: its `dtype` metadata,
+    /// else its first tensor's). A checkpoint holds all its tensors in one precision; reading
+    /// it as the other precision converts the whole file, never part of it.
+    case mixedDtype(path: String, tensor: String, dtype: String, stored: String)
     /// A tensor's data offsets do not match its shape and dtype, or lie outside the data section.
     case badOffsets(path: String, tensor: String, reason: String)
     /// A parameter of the model has no tensor in the file.
@@ -50,6 +54,9 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible, Sendable
             return "\(path): malformed safetensors header: \(reason)"
         case let .unknownDtype(path, tensor, dtype):
             return "\(path): tensor \(tensor) has dtype \(dtype); only F32 and F64 are supported"
+        case let .mixedDtype(path, tensor, dtype, stored):
+            return "\(path): tensor \(tensor) is \(dtype) but the checkpoint stores \(stored) (its dtype metadata"
+                + " or first tensor); all tensors of a checkpoint must have one dtype"
         case let .badOffsets(path, tensor, reason):
             return "\(path): tensor \(tensor): \(reason)"
         case let .missingTensor(path, tensor):

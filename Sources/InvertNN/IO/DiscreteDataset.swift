@@ -37,7 +37,12 @@ public struct DiscreteDataset<T: Scalar>: Sendable {
     /// the next `validationCount` the validation set and the rest (`testCount`) the test set.
     ///
     /// - Parameters:
+    ///   - name: the dataset's name (a checkpoint records it).
     ///   - pixels: `[samples, dimensions]`, integers in `0..<levels`.
+    ///   - levels: `K`, the number of integer levels.
+    ///   - imageHeight: the height of one image, if the samples are images.
+    ///   - imageWidth: the width of one image, if the samples are images.
+    ///   - splitSeed: seeds the shuffle that splits the samples.
     ///   - labels: one per sample, or empty.
     ///   - counts: sizes of the three splits; they must add up to the number of samples and each be ≥ 1.
     ///   - recordLines: the file line of each row, when the pixels come from a file (errors name it);

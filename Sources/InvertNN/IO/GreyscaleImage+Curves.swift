@@ -22,7 +22,10 @@ extension GreyscaleImage {
     /// - Parameters:
     ///   - x: the abscissae, increasing (epochs, say).
     ///   - series: the curves, each with `x.count` values.
-    ///   - width, height: the picture in pixels (at least 160 × 120).
+    ///   - xLabel: the label under the horizontal axis.
+    ///   - yLabel: the label beside the vertical axis.
+    ///   - width: the picture's width in pixels (at least 160).
+    ///   - height: the picture's height in pixels (at least 120).
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for no series, a series of
     ///   another length, no finite value, or a picture too small.
     public static func lineChart(
@@ -41,27 +44,13 @@ extension GreyscaleImage {
         let yTicks = niceTicks(yMin, yMax), xTicks = niceTicks(xMin, xMax)
         let y0 = min(yMin, yTicks.first!), y1 = max(yMax, yTicks.last!)
         let x0 = min(xMin, xTicks.first!), x1 = max(xMax, xTicks.last!)
-        let labels = yTicks.map { tickLabel($0, step: yTicks.count > 1 ? yTicks[1] - yTicks[0] : 1) }
-        let left = 14 + labels.map { textWidth($0) }.max()! + 16, right = width - 14
+        let left = 14 + tickLabels(yTicks).map { textWidth($0) }.max()! + 16, right = width - 14
         let top = 26, bottom = height - 44
         var image = try GreyscaleImage(width: width, height: height, value: 255)
         func px(_ v: Double) -> Double { Double(left) + (v - x0) / max(x1 - x0, 1e-300) * Double(right - left) }
         func py(_ v: Double) -> Double { Double(bottom) - (v - y0) / max(y1 - y0, 1e-300) * Double(bottom - top) }
-        // Axes, ticks and their labels.
-        image.fill(x: left, y: top, width: 1, height: bottom - top + 1, value: 0)
-        image.fill(x: left, y: bottom, width: right - left + 1, height: 1, value: 0)
-        for (tick, label) in zip(yTicks, labels) {
-            let y = Int(py(tick).rounded())
-            image.fill(x: left - 4, y: y, width: 4, height: 1, value: 0)
-            image.fill(x: left + 1, y: y, width: right - left, height: 1, value: 235)  // grid
-            image.drawText(label, x: left - 7 - textWidth(label), y: y - 5)
-        }
-        for tick in xTicks {
-            let x = Int(px(tick).rounded())
-            image.fill(x: x, y: bottom + 1, width: 1, height: 4, value: 0)
-            let label = tickLabel(tick, step: xTicks.count > 1 ? xTicks[1] - xTicks[0] : 1)
-            image.drawText(label, x: x - textWidth(label) / 2, y: bottom + 8)
-        }
+        image.drawAxes(xTicks: xTicks, yTicks: yTicks, column: { Int(px($0).rounded()) }, row: { Int(py($0).rounded()) },
+                       axisColumn: left, axisRow: bottom, top: top, right: right, grid: 235)
         image.drawText(xLabel, x: (left + right - textWidth(xLabel)) / 2, y: height - 14)
         image.drawText(yLabel, x: 4, y: 2)
         // The curves: solid, dashed, dotted.

@@ -41,8 +41,12 @@ public struct GreyscaleImage: Equatable, Sendable {
     /// - Parameters:
     ///   - images: `[count, height·width]`, one image per row, values in `[0, 1]` (0 = black,
     ///     1 = white; values outside are clamped, NaN shows as black).
-    ///   - height, width: the size of one image.
+    ///   - height: the height of one image.
+    ///   - width: the width of one image.
     ///   - columns: tiles per grid row (the grid has `⌈count / columns⌉` rows).
+    ///   - scale: the upscaling factor of each pixel, ≥ 1.
+    ///   - spacing: pixels between and around the tiles, ≥ 0.
+    ///   - background: the grey level of the spacing (0 black, 255 white).
     /// - Returns: an image of `columns·(width·scale + spacing) + spacing` by
     ///   `gridRows·(height·scale + spacing) + spacing` pixels.
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if sizes are < 1 (spacing < 0)

@@ -4,7 +4,7 @@ import Foundation
 /// position: the two halves of a checkpoint.
 ///
 /// The registry is a table from ``InvertibleLayer/typeName`` to the layer type's decoder, one
-/// registration line per ``RebuildableLayer`` type (see ``table(_:)``). Containers
+/// registration line per ``RebuildableLayer`` type (the internal registration table). Containers
 /// (`Sequential`, `Inverted`, `Pixelwise`, `FactorOut`) nest their children's configurations under
 /// `"layers"`; a coupling's transformer adds its own fields to the coupling's object.
 /// `AdaptiveWhitening` is not rebuildable: its state is fitted statistics, not parameters.

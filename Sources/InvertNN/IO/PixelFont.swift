@@ -44,10 +44,12 @@ extension GreyscaleImage {
     /// The width in pixels of `text` drawn at `scale`.
     static func textWidth(_ text: String, scale: Int = 2) -> Int { max(0, text.count * (PixelFont.glyphWidth + 1) * scale - scale) }
 
-    /// Fills a rectangle, clipped to the image.
+    /// Fills a rectangle, clipped to the image (a rectangle wholly outside, or empty, fills nothing).
     mutating func fill(x: Int, y: Int, width w: Int, height h: Int, value: UInt8) {
-        for row in max(0, y)..<min(height, y + h) where w > 0 {
-            for column in max(0, x)..<min(width, x + w) { pixels[row * width + column] = value }
+        let rows = max(0, y)..<max(max(0, y), min(height, y + h))
+        let columns = max(0, x)..<max(max(0, x), min(width, x + w))
+        for row in rows {
+            for column in columns { pixels[row * width + column] = value }
         }
     }
 }

@@ -197,7 +197,9 @@ public struct SafeTensors: Sendable {
 
     /// Parses a safetensors file.
     ///
-    /// - Parameter path: names the file in errors.
+    /// - Parameters:
+    ///   - bytes: the whole file.
+    ///   - path: names the file in errors.
     /// - Throws: ``CheckpointError/truncated(path:expected:actual:)`` if the file is shorter than
     ///   8 bytes or than its header and data say; ``CheckpointError/badHeaderLength(path:length:fileSize:)``;
     ///   ``CheckpointError/malformedHeader(path:reason:)`` for a header that is not a JSON object

@@ -32,7 +32,14 @@ public struct TabularDataset<T: Scalar>: Sendable {
     ///   ``InvertNNError/invalidArgument(operation:reason:)`` naming the record (or, through
     ///   `recordLines`, the file line) of a finite value too large for `T` (beyond 3.4e38 in
     ///   Float), which would otherwise turn into an infinity after the split.
-    /// - Parameter recordLines: the file line of each row of `values`, for messages (optional).
+    /// - Parameters:
+    ///   - name: the dataset's name (a checkpoint records it).
+    ///   - values: `[records, columns]`, finite.
+    ///   - columnNames: one name per column of `values`.
+    ///   - sourceColumns: the 0-based column of the source file of each column (`nil`: `0..<columns`).
+    ///   - splitSeed: seeds the shuffle that splits the records.
+    ///   - recordLines: the file line of each row of `values`, for messages (optional).
+    ///   - split: the fractions of the train / validation / test split (default 75/10/15 %).
     public init(
         name: String, values: Matrix<Double>, columnNames: [String], sourceColumns: [Int]? = nil, splitSeed: UInt64 = 1998,
         recordLines: [Int]? = nil, split: SplitFractions = .default
@@ -106,9 +113,11 @@ public struct TabularDataset<T: Scalar>: Sendable {
     /// named `"1"`, `"2"`, …), chosen by the file name (``DataTable/read(path:limits:skipping:)``).
     ///
     /// - Parameters:
+    ///   - path: the CSV file, optionally gzip-compressed.
     ///   - labelColumn: a column to exclude, by header name or 1-based index (`nil`: none).
     ///   - dropColumns: more columns to exclude, by name or 1-based index.
     ///   - split: the fractions of the train / validation / test split.
+    ///   - splitSeed: seeds the shuffle that splits the records.
     ///   - limits: the bounds on the decompressed size and line length (``ReadLimits``).
     /// - Throws: ``InvertNNError/io(path:reason:)`` (also beyond `limits`), ``InvertNNError/malformedData(source:line:reason:)``
     ///   for a bad field, ``InvertNNError/invalidArgument(operation:reason:)`` for an unknown

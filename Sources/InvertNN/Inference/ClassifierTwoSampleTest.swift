@@ -14,7 +14,8 @@ public enum ClassifierTwoSampleTest {
     /// The mean held-out accuracy in `[0, 1]`.
     ///
     /// - Parameters:
-    ///   - a, b: `[n, D]` and `[m, D]` samples, `n, m ≥ folds`.
+    ///   - a: `[n, D]` samples, `n ≥ folds`.
+    ///   - b: `[m, D]` samples, `m ≥ folds`.
     ///   - folds: cross-validation folds (default 5).
     ///   - maxEpochs: a cap on the classifier's training epochs per fold.
     ///   - seed: seeds the shuffle and the classifier's initialization.

@@ -70,6 +70,7 @@ public final class ActNorm<T: Scalar>: RebuildableLayer {
     /// An ActNorm on `features` features with identity parameters.
     ///
     /// - Parameters:
+    ///   - features: the width of the data, ≥ 1.
     ///   - initialized: `true` to skip the data-dependent initialization (a rebuilt checkpoint,
     ///     or parameters set by hand through ``logScale`` and ``bias``).
     ///   - initializationDirection: whose first batch initializes; default `.inverse`.

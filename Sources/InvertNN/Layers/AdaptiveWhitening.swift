@@ -84,6 +84,8 @@ public final class AdaptiveWhitening<T: Scalar>: InvertibleLayer {
     /// An unfitted (identity) whitening layer.
     ///
     /// - Parameters:
+    ///   - features: the width of the data, ≥ 1.
+    ///   - variant: ZCA (rotate back after whitening, the default) or PCA.
     ///   - memorySize: `N ≥ 1` batches remembered (default 1: the last batch).
     ///   - refitInterval: `k ≥ 1` or `nil` (default 1: re-fit at every observation).
     ///   - epsilon: `ε ≥ 0`, finite (default ``defaultEpsilon``). With `ε = 0` a fit on

@@ -38,7 +38,7 @@ public final class Bias<T: Scalar>: RebuildableLayer {
     public var parameters: [Parameter<T>] { [bias] }
     public static var typeName: String { "Bias" }
     public var configuration: FeatureConfiguration { FeatureConfiguration(features: features) }
-    /// A layer on `configuration.features` features (see ``init(features:)``).
+    /// A layer on `configuration.features` features (see ``init(features:bias:)``).
     public convenience init(configuration: FeatureConfiguration) throws { try self.init(features: configuration.features) }
 
     @_specialize(where T == Float)

@@ -50,8 +50,10 @@ extension Householder {
     /// `v_i = w_i = (0, …, 0, 1, tail)` as LAPACK stores it, or 0 where `τ_i = 0` (the current
     /// column is already `+e_i`). Cost: `O(n³)` (the check's GEMM and one QR).
     ///
-    /// - Parameter tolerance: the largest accepted ``orthogonalityDefect(_:)``; default
-    ///   ``defaultOrthogonalityTolerance(features:)``.
+    /// - Parameters:
+    ///   - q: a square orthogonal matrix `[n, n]`.
+    ///   - tolerance: the largest accepted ``orthogonalityDefect(_:)``; default
+    ///     ``defaultOrthogonalityTolerance(features:)``.
     /// - Throws: ``InvertNNError/singular(operation:detail:)`` reporting `max|QᵀQ - I|` if `q` is
     ///   not orthogonal within `tolerance`; shape and non-finite errors as
     ///   ``orthogonalityDefect(_:)``; ``InvertNNError/invalidArgument(operation:reason:)`` for a
@@ -197,7 +199,7 @@ extension Householder {
 
     /// A trapezoidal layer (`m = n`) whose matrix is a Haar-distributed random orthogonal matrix
     /// (uniform on O(n), or on the component of the given `determinant`), with zero bias. See
-    /// ``haarReflectors(features:determinant:using:)`` for the construction (QR of a Gaussian
+    /// the internal `haarReflectors(features:determinant:using:)` for the construction (QR of a Gaussian
     /// matrix with the sign fix, Mezzadri 2007). Unlike the Gaussian-reflector initializer, whose
     /// product is not Haar, every orthogonal matrix is equally likely.
     ///

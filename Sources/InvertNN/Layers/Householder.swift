@@ -70,9 +70,13 @@ public final class Householder<T: Scalar>: RebuildableLayer {
     /// coordinate (`W = diag(1, …, 1, -1)`) for `determinant: .negative`.
     ///
     /// - Parameters:
+    ///   - features: `n`, the width of the data, ≥ 1.
     ///   - reflectors: `m` in `1...features`; default `features`.
     ///   - determinant: only for a trapezoidal layer with `m = features` (default `.positive`
     ///     there); must be `nil` otherwise, where no reflector is fixed.
+    ///   - parametrization: ``Parametrization-swift.enum/trapezoidal`` (default) or
+    ///     ``Parametrization-swift.enum/general``.
+    ///   - hasBias: whether the layer has a learnable bias `b` (default true).
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1`, `m` is
     ///   outside `1...features`, or `determinant` is given where no reflector is fixed.
     public convenience init(
@@ -405,7 +409,7 @@ public final class Householder<T: Scalar>: RebuildableLayer {
     /// `output` must be `forward(input).output` (the protocol's contract): both paths use it.
     /// Materialized, `K = (dL/dW) Wᵀ = dYᵀ (Y - b)` is one GEMM and is pushed to the reflectors
     /// blocked; blocked, the block inputs are rebuilt from the output (see
-    /// ``backwardBlocks(_:z:rows:n:transposed:gradUnits:)``).
+    /// the internal `backwardBlocks(_:z:rows:n:transposed:gradUnits:)`).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forwardBackward(

@@ -80,7 +80,7 @@ public protocol InvertibleLayer<Element>: AnyObject {
     /// The name a checkpoint stores in `"type"` and the ``LayerRegistry`` looks up (e.g.
     /// `"Householder"`).
     static var typeName: String { get }
-    /// This layer's ``Configuration``.
+    /// This layer's configuration, a value of its `Configuration` type.
     var configuration: Configuration { get }
 }
 

@@ -28,6 +28,7 @@ extension InvertibleLinear {
     /// - Parameters:
     ///   - a: `[n, n]`, `n ≥ 1`.
     ///   - bias: `b`, `n` entries (default zero).
+    ///   - hasBias: whether the layer has a learnable bias (default true; `false` needs no `bias`).
     ///   - singularTolerance: relative; `a` is rejected when `σ_min ≤ singularTolerance · σ_max`.
     ///     Default ``defaultSingularTolerance(features:)`` (`n·ε`).
     ///   - orthogonalityTolerance: passed to the reflector conversion of the SVD factors (checked
@@ -106,6 +107,7 @@ extension InvertibleLinear {
     ///
     /// - Parameters:
     ///   - statistics: from ``AdaptiveWhitening/statistics(of:)``.
+    ///   - variant: ZCA (default) or PCA, as in ``AdaptiveWhitening``.
     ///   - epsilon: added to every eigenvalue (squared data units); must be `> 0` unless every
     ///     eigenvalue is positive. Default ``AdaptiveWhitening/defaultEpsilon``.
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for a negative or

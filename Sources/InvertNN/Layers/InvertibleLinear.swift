@@ -55,7 +55,10 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
     /// initializer (or one from a matrix) to train the orthogonal factors.
     ///
     /// - Parameters:
+    ///   - features: `n`, the width of the data, ≥ 1.
     ///   - reflectors: `m` in `1...features` for each orthogonal factor; default `features`.
+    ///   - parametrization: the reflectors' parametrization in both orthogonal factors.
+    ///   - hasBias: whether the layer has a learnable bias (default true).
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1` or `m` is
     ///   outside `1...features`.
     public convenience init(

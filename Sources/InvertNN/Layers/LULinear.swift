@@ -61,8 +61,11 @@ public final class LULinear<T: Scalar>: RebuildableLayer {
     /// - Parameters:
     ///   - permutation: a permutation of `0..<n` (`n ≥ 1`), see ``permutation``.
     ///   - signs: `n` entries, each `1` or `-1`.
-    ///   - lower, upper: `[n, n]`; only the strictly lower (upper) entries are used.
+    ///   - lower: `[n, n]`; only the strictly lower entries are used.
+    ///   - upper: `[n, n]`; only the strictly upper entries are used.
     ///   - logScale: `n` finite entries.
+    ///   - bias: `b`, `n` finite entries (default zero).
+    ///   - hasBias: whether the layer has a learnable bias (default true).
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for a permutation that is
     ///   not one, a sign other than ±1, mis-shaped or non-finite values.
     public init(
@@ -292,7 +295,7 @@ public final class LULinear<T: Scalar>: RebuildableLayer {
     // MARK: - Backward
 
     /// VJP of ``forward(_:context:)``: `dX = dY W`, `dL/dW = dYᵀ X`, `dL/db = Σ_rows dY`, and
-    /// `dL/dW` pushed to the factors (``accumulateFactorGradients(_:_:logDetGradientSum:)``).
+    /// `dL/dW` pushed to the factors (the internal `accumulateFactorGradients(_:_:logDetGradientSum:)`).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forwardBackward(

@@ -3,7 +3,7 @@ import RealModule
 /// Parametric ReLU with a learnable, always-positive slope per feature:
 /// `y_j = x_j` for `x_j ≥ 0`, `y_j = α_j·x_j` for `x_j < 0`, with `α_j = exp(θ_j)`.
 ///
-/// The slope is stored as its logarithm `θ` (the parameter ``logSlope``), so every optimizer step
+/// The slope is stored as its logarithm `θ` (the parameter `logSlope`), so every optimizer step
 /// keeps `α > 0` and the layer invertible; gradients are taken with respect to `θ`
 /// (`∂y/∂θ = α·x` for `x < 0`).
 ///

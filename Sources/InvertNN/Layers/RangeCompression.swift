@@ -4,7 +4,7 @@ import RealModule
 /// `y = lo + (hi - lo)·σ(x)` elementwise, with the logistic sigmoid σ and fixed bounds `lo < hi`.
 ///
 /// The opposite direction (range expansion, `x = log(y - lo) - log(hi - y)` from `(lo, hi)` onto
-/// the reals, e.g. the logit preprocessing of bounded data) is the same layer's ``inverse(_:)``,
+/// the reals, e.g. the logit preprocessing of bounded data) is the same layer's inverse (``Activation/inverse(_:context:)``),
 /// and is available as a layer in its own right as `Inverted(RangeCompression(...))`.
 ///
 /// - Shapes: `x`, `y` `[batch, features]`; no parameters.

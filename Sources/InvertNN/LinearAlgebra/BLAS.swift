@@ -126,6 +126,12 @@ public enum BLAS {
     ///
     /// - Parameters:
     ///   - a: square, `[m, m]` for the left side or `[n, n]` for the right side of `b` `[m, n]`.
+    ///   - side: whether `op(A)⁻¹` multiplies `b` from the left or the right.
+    ///   - lower: read the lower triangle of `a` (else the upper).
+    ///   - transpose: use `Aᵀ` for `op(A)`.
+    ///   - unitDiagonal: take the diagonal of `a` as ones.
+    ///   - alpha: the scale of the result.
+    ///   - b: `[m, n]`, overwritten by the solution.
     /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if `a` is not square
     ///   or does not match `b`. A zero on a non-unit diagonal is not detected (BLAS divides by it).
     @inlinable

@@ -19,7 +19,7 @@ import RealModule
 ///   GEMM's channel-major `[C_out, batch·H·W]` layout and NCHW. No per-pixel BLAS calls.
 ///
 /// Forward returns a ``Trace`` holding `X̂`, which backward reuses. Besides its parameters the
-/// convolution keeps only buffers it reuses from call to call (``Workspace``), as ``MLP`` does.
+/// convolution keeps only buffers it reuses from call to call (an internal workspace), as ``MLP`` does.
 public final class Conv2D<T: Scalar> {
     /// What ``Conv2D/backward(_:outputGradient:)`` needs from one forward pass.
     public struct Trace: Sendable {
@@ -57,6 +57,14 @@ public final class Conv2D<T: Scalar> {
     /// built on it starts as the identity: Kingma & Dhariwal 2018, §3.3).
     ///
     /// - Parameters:
+    ///   - inputChannels: `C_in ≥ 1`.
+    ///   - outputChannels: `C_out ≥ 1`.
+    ///   - kernelSize: `k`, odd and ≥ 1 (zero padding `k/2` keeps the image size).
+    ///   - height: the image height, ≥ 1.
+    ///   - width: the image width, ≥ 1.
+    ///   - zeroInitialize: start with zero weights (default false).
+    ///   - gainSquared: the He gain (default 2, for a ReLU after the convolution).
+    ///   - generator: the caller-owned source of randomness.
     ///   - name: prefix of the parameter names (`"<name>.weight"`, `"<name>.bias"`), unique
     ///     within the network that owns the convolution.
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for sizes below 1, an even

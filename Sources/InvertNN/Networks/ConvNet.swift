@@ -39,7 +39,8 @@ public final class ConvNet<T: Scalar> {
     ///   - inputChannels: `C_in ≥ 1`.
     ///   - hiddenChannels: widths of the hidden layers (empty: a single 3×3 convolution).
     ///   - outputChannels: `C_out ≥ 1`.
-    ///   - height, width: the image size, ≥ 1.
+    ///   - height: the image height, ≥ 1.
+    ///   - width: the image width, ≥ 1.
     ///   - generator: the caller-owned source of randomness.
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for sizes below 1 or beyond
     ///   ``SizeLimits`` (from ``Conv2D``).

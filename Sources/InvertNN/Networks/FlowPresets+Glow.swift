@@ -19,14 +19,16 @@ extension FlowPresets {
     /// which the first training batch initializes.
     ///
     /// - Parameters:
-    ///   - channels, height, width: the image shape; `height` and `width` must be divisible by
-    ///     `2^levels`.
+    ///   - channels: `C` of the image shape `C × H × W`.
+    ///   - height: `H`, divisible by `2^levels`.
+    ///   - width: `W`, divisible by `2^levels`.
     ///   - levels: squeeze levels `L ≥ 1`.
     ///   - steps: flow steps `K ≥ 1` per level.
     ///   - hiddenChannels: the conditioners' width (the PyTorch Glow: 64).
     ///   - scaleBound: `c` of each affine coupling's bounded log-scale `s = c·tanh(ŝ/c)`.
     ///   - learnedPrior: Glow's learned split prior on each factored-out half (default true).
     ///   - seed: seed of the random initialization (1×1 rotations, conditioner weights).
+    ///   - as: the scalar type of the flow (`Float` or `Double`).
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for sizes below 1 or not
     ///   divisible by `2^levels`; the layers' initializer errors.
     public static func glow<T: Scalar>(

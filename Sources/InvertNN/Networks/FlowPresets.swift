@@ -50,6 +50,7 @@ public enum FlowPresets {
     ///   - context: for a conditional flow `p(x | c)`, how the context is encoded; every coupling's
     ///     conditioner then also reads the encoded context (`nil`: unconditional).
     ///   - seed: seed of the random initialization (permutations, conditioner weights).
+    ///   - as: the scalar type of the flow (`Float` or `Double`).
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes or more than
     ///   ``SizeLimits/maximumParameters`` parameters (checked before anything is allocated); the
     ///   errors of the whitening initializer.
@@ -126,6 +127,7 @@ public enum FlowPresets {
     ///   - whiteningData: as in ``realNVP(features:couplings:hiddenSizes:scaleBound:mixing:reflectors:whiteningData:context:seed:as:)``.
     ///   - context: for a conditional flow `p(x | c)`, how the context is encoded (`nil`: unconditional).
     ///   - seed: seed of the random initialization.
+    ///   - as: the scalar type of the flow (`Float` or `Double`).
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes or spline
     ///   hyper-parameters; the errors of the whitening initializer.
     public static func neuralSplineFlow<T: Scalar>(
@@ -193,7 +195,7 @@ public enum FlowPresets {
     }
 
     /// The scalars ``realNVP(features:couplings:hiddenSizes:scaleBound:mixing:reflectors:whiteningData:context:seed:as:)``
-    /// would allocate (``SizeLimits/parameterCount(of:)`` of its configuration), computed without
+    /// would allocate (``SizeLimits/parameterCount(of:)-(ArchitectureSizes)`` of its configuration), computed without
     /// building anything; saturates at `Int.max`.
     public static func realNVPParameterCount(
         features: Int, couplings: Int, hiddenSizes: [Int], mixing: Mixing = .invertibleLinear, reflectors: Int? = nil,
@@ -245,6 +247,7 @@ public enum FlowPresets {
     ///   - orders: how orders change between layers.
     ///   - context: for a conditional flow `p(x | c)`, how the context is encoded (`nil`: unconditional).
     ///   - seed: seed of the random initialization (orders, MADE weights).
+    ///   - as: the scalar type of the flow (`Float` or `Double`).
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes.
     public static func maskedAutoregressiveFlow<T: Scalar>(
         features: Int, layers: Int = 5, hiddenSizes: [Int] = [64, 64], scaleBound: Double = 2,

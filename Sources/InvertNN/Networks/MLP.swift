@@ -93,6 +93,7 @@ public final class MLP<T: Scalar> {
     /// - Parameters:
     ///   - weights: `W_k` `[n_{k+1}, n_k]`, consecutive shapes chained (`y = x Wᵀ + b`).
     ///   - biases: `b_k` with `n_{k+1}` entries each.
+    ///   - activation: the hidden nonlinearity (default ReLU; none after the last layer).
     ///   - trainableMasks: empty (every entry learnable) or one entry per weight: `nil` or a
     ///     row-major flag per entry of `W_k` (``Parameter/trainableMask``). Fixed entries must be 0
     ///     (a masked network, MADE); ``backward(_:outputGradient:accumulatingParameterGradients:)``

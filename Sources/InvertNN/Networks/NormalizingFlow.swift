@@ -69,7 +69,7 @@ public final class NormalizingFlow<T: Scalar> {
 
     /// A flow over a standard normal base of the transform's dimension.
     ///
-    /// - Throws: as ``init(base:transform:)``.
+    /// - Throws: as ``init(base:transform:contextEncoder:)``.
     public convenience init(transform: Sequential<T>, contextEncoder: ContextEncoder<T>? = nil) throws {
         try self.init(base: StandardNormal<T>(features: transform.inputFeatures), transform: transform, contextEncoder: contextEncoder)
     }

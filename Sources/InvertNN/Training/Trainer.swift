@@ -21,7 +21,7 @@ import RealModule
 /// ``TrainingConfiguration/seed``; evaluation noise from ``TrainingConfiguration/evaluationSeed``,
 /// the same every epoch. Same seeds, same data and the same thread count give the same results.
 public final class Trainer<T: Scalar> {
-    /// The model trained; it holds the selected parameters after ``fit(train:validation:test:progress:)``.
+    /// The model trained; it holds the selected parameters after ``fit(train:validation:test:trainContext:validationContext:testContext:resumingFrom:stoppingAfterEpoch:control:progress:)``.
     public let flow: NormalizingFlow<T>
     /// Dequantization (and logit) or standardization applied to every batch; its log-det enters
     /// the reported NLL.
@@ -30,7 +30,7 @@ public final class Trainer<T: Scalar> {
     public let configuration: TrainingConfiguration
     /// The optimizer over ``NormalizingFlow/parameters``; its learning rate follows the schedule.
     public let optimizer: Adam<T>
-    /// The state at the end of the last successful ``fit(train:validation:test:resumingFrom:stoppingAfterEpoch:progress:)``
+    /// The state at the end of the last successful ``fit(train:validation:test:trainContext:validationContext:testContext:resumingFrom:stoppingAfterEpoch:control:progress:)``
     /// (optimizer, iterate, average, selection, random streams), to save with a ``Checkpoint``
     /// and continue later; `nil` before a run and after a run that threw.
     public private(set) var trainingState: TrainingState<T>?
@@ -68,6 +68,7 @@ public final class Trainer<T: Scalar> {
     ///   - data: `[n, D]` integer levels or continuous values, as the preprocessing expects.
     ///   - context: `[n, contextFeatures]` for a conditional flow (the NLL is then that of
     ///     `x | c`), `nil` otherwise.
+    ///   - noiseSeed: seeds the dequantization noise (the same seed gives the same result).
     /// - Throws: shape mismatch, an out-of-range level, a missing or extra context, or a layer's error.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
@@ -118,10 +119,14 @@ public final class Trainer<T: Scalar> {
     /// for bit. Without averaging in the saved run but with it now, the average starts empty.
     ///
     /// - Parameters:
-    ///   - train, validation, test: `[n, D]` integer levels or continuous values; `test` may be `nil`.
-    ///   - trainContext, validationContext, testContext: for a conditional flow, the context of
-    ///     each row, `[n, contextFeatures]` (the rows of a split and its context are shuffled
-    ///     together); `nil` for an unconditional flow.
+    ///   - train: `[n, D]` integer levels or continuous values.
+    ///   - validation: `[n, D]`, as `train`; selects the epoch kept.
+    ///   - test: `[n, D]`, as `train`, or `nil`.
+    ///   - trainContext: for a conditional flow, the context of each row of `train`,
+    ///     `[n, contextFeatures]` (the rows of a split and its context are shuffled together);
+    ///     `nil` for an unconditional flow.
+    ///   - validationContext: the context of each row of `validation`, as `trainContext`.
+    ///   - testContext: the context of each row of `test`, as `trainContext`.
     ///   - state: where to continue from, or `nil` for a fresh run.
     ///   - stop: end the run after this epoch although the schedule spans
     ///     ``TrainingConfiguration/epochs`` (an interruption to resume from later), or `nil`.

@@ -54,7 +54,7 @@ public struct EpochReport: Sendable, Codable {
     public let elapsedSeconds: Double
 }
 
-/// What ``Trainer/fit(train:validation:test:progress:)`` reports while it runs.
+/// What ``Trainer/fit(train:validation:test:trainContext:validationContext:testContext:resumingFrom:stoppingAfterEpoch:control:progress:)`` reports while it runs.
 public enum TrainingEvent: Sendable {
     /// After every optimizer step.
     case step(StepProgress)
@@ -68,7 +68,7 @@ public enum TrainingEvent: Sendable {
     case recovered(epoch: Int, globalStep: Int, reason: String, consecutiveFailures: Int, learningRateScale: Double)
 }
 
-/// The outcome of ``Trainer/fit(train:validation:test:progress:)``.
+/// The outcome of ``Trainer/fit(train:validation:test:trainContext:validationContext:testContext:resumingFrom:stoppingAfterEpoch:control:progress:)``.
 public struct TrainingResult: Sendable {
     /// One report per epoch, starting with epoch 0 (before any step).
     public let history: [EpochReport]

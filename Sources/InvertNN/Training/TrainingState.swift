@@ -3,7 +3,7 @@ import RealModule
 /// Everything a ``Trainer`` needs, beyond the selected model, to continue a run exactly where it
 /// stopped: the optimizer, the iterate, the Polyak average, the model selection so far, the
 /// training guard and the random streams. ``Trainer/trainingState`` holds it after a run;
-/// ``Trainer/fit(train:validation:test:resumingFrom:stoppingAfterEpoch:progress:)`` continues from it; a
+/// ``Trainer/fit(train:validation:test:trainContext:validationContext:testContext:resumingFrom:stoppingAfterEpoch:control:progress:)`` continues from it; a
 /// ``Checkpoint`` stores it next to the model.
 ///
 /// Arrays of parameter values (``iterate``, ``lastGood``, ``average``, the moments) follow the
