@@ -220,7 +220,7 @@ public enum FlowPresets {
         return total < 0 ? Int.max : total
     }
 
-    /// How the orders of a ``maskedAutoregressiveFlow(features:layers:hiddenSizes:scaleBound:orders:context:seed:as:)`` change from layer to layer.
+    /// How the orders of a ``maskedAutoregressiveFlow(features:layers:hiddenSizes:scaleBound:orders:whiteningData:context:seed:as:)`` change from layer to layer.
     public enum AutoregressiveOrders: String, Sendable, CaseIterable {
         /// Identity, reversed, identity, … (Papamakarios et al. 2017 §4: "reversing the order of
         /// the inputs" between MADEs); with 2 features, every feature then conditions the other.
@@ -243,12 +243,19 @@ public enum FlowPresets {
     ///   - hiddenSizes: the MADEs' hidden widths (each ≥ D - 1 so every degree occurs).
     ///   - scaleBound: `c` of `s = c·tanh(ŝ/c)`.
     ///   - orders: how orders change between layers.
+    ///   - whiteningData: if given, `[samples, D]` of (preprocessed) training data: a last layer
+    ///     ``InvertibleLinear/init(whiteningData:variant:epsilon:)`` (ZCA) is appended, the first layer
+    ///     data meet in the density direction, so that the flow starts as the full-covariance
+    ///     Gaussian of the data (every MADE layer starts as the identity) and the autoregressive
+    ///     layers model what a Gaussian cannot.
     ///   - context: for a conditional flow `p(x | c)`, how the context is encoded (`nil`: unconditional).
     ///   - seed: seed of the random initialization (orders, MADE weights).
-    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes.
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes; the errors of
+    ///   the whitening initializer.
     public static func maskedAutoregressiveFlow<T: Scalar>(
         features: Int, layers: Int = 5, hiddenSizes: [Int] = [64, 64], scaleBound: Double = 2,
-        orders: AutoregressiveOrders = .alternating, context: ContextEncoder<T>? = nil, seed: UInt64 = 0, as _: T.Type = T.self
+        orders: AutoregressiveOrders = .alternating, whiteningData: Matrix<T>? = nil, context: ContextEncoder<T>? = nil,
+        seed: UInt64 = 0, as _: T.Type = T.self
     ) throws -> NormalizingFlow<T> {
         guard features >= 1, layers >= 1 else {
             throw InvertNNError.invalidArgument(
@@ -266,6 +273,9 @@ public enum FlowPresets {
             stack.append(try AffineMaskedAutoregressive<T>(
                 features: features, transformer: try AffineTransformer(scaleBound: T(scaleBound)), hiddenSizes: hiddenSizes,
                 order: order, contextFeatures: context?.encodedFeatures ?? 0, using: &generator))
+        }
+        if let whiteningData {
+            stack.append(try InvertibleLinear<T>(whiteningData: whiteningData))
         }
         return try NormalizingFlow(transform: try Sequential(stack), contextEncoder: context)
     }
