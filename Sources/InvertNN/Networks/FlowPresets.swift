@@ -79,8 +79,8 @@ public enum FlowPresets {
     /// to a few hundred thousand rows, `[samples, D]`). It is the model `invertnn train` builds for
     /// a CSV without `--levels`: a ``realNVP(features:couplings:hiddenSizes:scaleBound:mixing:reflectors:whiteningData:context:seed:as:)``
     /// flow of 6 affine couplings with conditioners of 64, 64 hidden units and an
-    /// ``InvertibleLinear`` before each coupling (train it with the CLI's tabular recipe: batch 32,
-    /// rate 2e-3, 80 epochs).
+    /// ``InvertibleLinear`` before each coupling (train it with the CLI's tabular recipe:
+    /// `whiteningData`, batch 32, rate 2e-2, 80 epochs).
     ///
     /// Why this shape: the columns of a table are mostly linearly correlated with each other, and a
     /// learnable D×D mixing layer before every coupling fits those correlations directly (pass
