@@ -77,7 +77,10 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Bound c of each coupling's log-scale, s = c·tanh(ŝ/c) (default: the preset).")
     var scaleBound: Double?
 
-    @Option(parsing: .unconditional, help: "Bins K of each spline coupling, 1...256 (--flow nsf; default 8).")
+    @Option(help: "Transformer of each --flow maf layer: affine (MAF, Papamakarios et al. 2017) or spline (rational-quadratic, Durkan et al. 2019, RQ-NSF (AR); takes --bins and --tail-bound) (default: affine).")
+    var transformer: TransformerOption?
+
+    @Option(parsing: .unconditional, help: "Bins K of each spline, 1...256 (--flow nsf, or --flow maf --transformer spline; default 8, 4 on a CSV of continuous columns).")
     var bins: Int?
 
     @Option(parsing: .unconditional, help: "Tail bound B of each spline coupling: the spline covers [-B, B] of the (standardized) data, the identity elsewhere (--flow nsf; default: 3 for tabular data and images, 4 for 2-D points).")
@@ -161,12 +164,16 @@ struct TrainCommand: ParsableCommand {
         }
         let family = flowFamily ?? .realnvp
         try glowOptions.validate(family: family)
-        if family != .nsf {
+        if transformer != nil, family != .maf {
+            throw ValidationError("--transformer applies to --flow maf (--flow nsf has spline couplings, --flow realnvp affine ones)")
+        }
+        let splines = family == .nsf || (family == .maf && transformer == .spline)
+        if !splines {
             for (flag, given) in [("--bins", bins != nil), ("--tail-bound", tailBound != nil)] where given {
-                throw ValidationError("\(flag) applies to spline couplings: add --flow nsf")
+                throw ValidationError("\(flag) applies to splines: add --flow nsf, or --flow maf --transformer spline")
             }
         } else if scaleBound != nil {
-            throw ValidationError("--scale-bound applies to affine couplings (--flow realnvp), not to --flow nsf")
+            throw ValidationError("--scale-bound applies to affine transformers (--flow realnvp, --flow maf), not to splines")
         }
         if family == .maf {
             let ignored = [("--mixing", mixing != nil), ("--reflectors", reflectors != nil)]
@@ -327,7 +334,8 @@ struct TrainCommand: ParsableCommand {
             let bins = self.bins ?? preset.bins
             try Self.requireReasonableModelSize(
                 features: dataset.dimensions, couplings: couplings ?? preset.couplings,
-                hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes, outputsPerFeature: preset.family == .nsf ? 3 * bins - 1 : 2)
+                hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes,
+                outputsPerFeature: preset.family == .nsf || transformer == .spline ? 3 * bins - 1 : 2)
             // pandas' to_csv writes its row index as a first column with an empty name.
             if let names = dataset.columnNames, let unnamed = names.firstIndex(where: { $0.isEmpty || $0.hasPrefix("Unnamed: ") }) {
                 output.note("column \(unnamed + 1) of \(dataOptions.data) has no name (a pandas index written by to_csv?); it is "
@@ -351,6 +359,11 @@ struct TrainCommand: ParsableCommand {
                     hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes, scaleBound: scaleBound ?? preset.scaleBound,
                     mixing: (mixing ?? preset.mixing).preset,
                     reflectors: reflectors ?? preset.reflectors, whiteningData: whiteningData, context: context, seed: seed)
+            case .maf where transformer == .spline:
+                built = try FlowPresets.splineAutoregressiveFlow(
+                    features: dataset.dimensions, layers: couplings ?? preset.couplings,
+                    hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes, bins: bins, tailBound: tailBound ?? preset.tailBound,
+                    whiteningData: whiteningData, context: context, seed: seed)
             case .maf:
                 built = try FlowPresets.maskedAutoregressiveFlow(
                     features: dataset.dimensions, layers: couplings ?? preset.couplings,
@@ -514,6 +527,14 @@ enum FlowFamily: String, ExpressibleByArgument, CaseIterable {
     case maf
     /// A multi-scale convolutional flow on images (``GlowOptions``).
     case glow
+}
+
+/// The `--transformer` choices of `--flow maf`.
+enum TransformerOption: String, ExpressibleByArgument, CaseIterable {
+    /// ``AffineMaskedAutoregressive`` layers.
+    case affine
+    /// ``SplineMaskedAutoregressive`` layers.
+    case spline
 }
 
 /// The model and optimizer defaults of each kind of data and flow family.

@@ -257,10 +257,26 @@ public enum FlowPresets {
         orders: AutoregressiveOrders = .alternating, whiteningData: Matrix<T>? = nil, context: ContextEncoder<T>? = nil,
         seed: UInt64 = 0, as _: T.Type = T.self
     ) throws -> NormalizingFlow<T> {
+        try autoregressiveFlow(
+            operation: "FlowPresets.maskedAutoregressiveFlow", features: features, layers: layers, orders: orders,
+            whiteningData: whiteningData, context: context, seed: seed
+        ) { order, generator in
+            try AffineMaskedAutoregressive<T>(
+                features: features, transformer: try AffineTransformer(scaleBound: T(scaleBound)), hiddenSizes: hiddenSizes,
+                order: order, contextFeatures: context?.encodedFeatures ?? 0, using: &generator)
+        }
+    }
+
+    /// `layers` autoregressive layers built by `layer` from each layer's order, the orders
+    /// changing as `orders` says, then the optional whitening layer: the structure of every MAF preset.
+    static func autoregressiveFlow<T: Scalar>(
+        operation: String, features: Int, layers: Int, orders: AutoregressiveOrders, whiteningData: Matrix<T>?,
+        context: ContextEncoder<T>?, seed: UInt64,
+        layer: ([Int], inout SeededGenerator) throws -> any InvertibleLayer<T>
+    ) throws -> NormalizingFlow<T> {
         guard features >= 1, layers >= 1 else {
             throw InvertNNError.invalidArgument(
-                operation: "FlowPresets.maskedAutoregressiveFlow",
-                reason: "need features ≥ 1 and layers ≥ 1, got \(features) and \(layers)")
+                operation: operation, reason: "need features ≥ 1 and layers ≥ 1, got \(features) and \(layers)")
         }
         var generator = SeededGenerator(seed: seed)
         var stack = [any InvertibleLayer<T>]()
@@ -270,9 +286,7 @@ public enum FlowPresets {
             case .alternating: order = k % 2 == 0 ? Array(0..<features) : Array((0..<features).reversed())
             case .random: order = MADE<T>.randomOrder(features: features, using: &generator)
             }
-            stack.append(try AffineMaskedAutoregressive<T>(
-                features: features, transformer: try AffineTransformer(scaleBound: T(scaleBound)), hiddenSizes: hiddenSizes,
-                order: order, contextFeatures: context?.encodedFeatures ?? 0, using: &generator))
+            stack.append(try layer(order, &generator))
         }
         if let whiteningData {
             stack.append(try InvertibleLinear<T>(whiteningData: whiteningData))
