@@ -40,9 +40,9 @@ struct ResumePlan<T: Scalar> {
             notes.append("note: the checkpoint was trained on \(name), continuing on \(dataset.name)")
         }
         let ignored = [("--couplings", c.couplings != nil), ("--hidden-sizes", c.hiddenSizes != nil), ("--mixing", c.mixing != nil),
-                       ("--reflectors", c.reflectors != nil), ("--initialization", c.initialization != .random),
+                       ("--reflectors", c.reflectors != nil), ("--initialization", c.initialization != nil),
                        ("--scale-bound", c.scaleBound != nil), ("--logit-alpha", c.logitAlpha != nil), ("--flow", c.flowFamily != nil),
-                       ("--bins", c.bins != nil), ("--tail-bound", c.tailBound != nil)]
+                       ("--bins", c.bins != nil), ("--tail-bound", c.tailBound != nil), ("--base", c.base != nil), ("--transformer", c.transformer != nil)]
             .filter { $0.1 }.map { $0.0 }
         if !ignored.isEmpty {
             notes.append("note: \(ignored.joined(separator: ", ")) ignored: the architecture and preprocessing come from \(path)")

@@ -60,4 +60,29 @@ import InvertNN
         #expect(old.parameters.map(\.value) == new.parameters.map(\.value))
         #expect(old.transform.layers.map(\.name) == new.transform.layers.map(\.name))
     }
+
+    /// The spline MAF preset: spline MADE layers in the alternating orders, identity at the start
+    /// (so with whitening data it starts as the data's Gaussian), the whitening layer last.
+    @Test func splineAutoregressivePresetStartsAsTheWhitenedGaussian() throws {
+        var rng = SeededGenerator(seed: 4)
+        let z = Matrix<Double>.randomNormal(rows: 300, columns: 3, using: &rng)
+        var x = Matrix<Double>(rows: 300, columns: 3)
+        for r in 0..<300 { x[r, 0] = z[r, 0]; x[r, 1] = 0.8 * z[r, 0] + 0.3 * z[r, 1]; x[r, 2] = 2 + z[r, 2] - z[r, 1] }
+        let flow: NormalizingFlow<Double> = try FlowPresets.splineAutoregressiveFlow(
+            features: 3, layers: 3, hiddenSizes: [8], bins: 4, tailBound: 2.5, whiteningData: x, seed: 1)
+        #expect(flow.transform.layers.count == 4)
+        let splines = flow.transform.layers.prefix(3).compactMap { $0 as? SplineMaskedAutoregressive<Double> }
+        #expect(splines.count == 3 && flow.transform.layers.last is InvertibleLinear<Double>)
+        #expect(splines.map { $0.conditioner.order } == [[0, 1, 2], [2, 1, 0], [0, 1, 2]])
+        let flowNLL = -(try flow.logProbability(x)).reduce(0, +) / 300
+        let gaussianNLL = -(try FullCovarianceGaussian(fitting: x).logDensity(x)).reduce(0, +) / 300
+        #expect(abs(flowNLL - gaussianNLL) < 1e-3, "flow \(flowNLL), Gaussian \(gaussianNLL)")
+        #expect(throws: InvertNNError.self) {
+            try FlowPresets.splineAutoregressiveFlow(features: 3, layers: 0, as: Double.self)
+        }
+        #expect(throws: InvertNNError.self) {
+            try FlowPresets.splineAutoregressiveFlow(features: 3, bins: 0, as: Double.self)
+        }
+    }
+
 }

@@ -31,9 +31,9 @@ import InvertNN
     @Test func splineOptionsNeedTheSplineFamily() throws {
         guard CLIErrorTests.executable != nil else { return }
         let cases: [([String], String)] = [
-            (["--bins", "4"], "--bins applies to spline couplings"),
-            (["--flow", "realnvp", "--tail-bound", "2"], "--tail-bound applies to spline couplings"),
-            (["--flow", "nsf", "--scale-bound", "2"], "--scale-bound applies to affine couplings"),
+            (["--bins", "4"], "--bins applies to splines"),
+            (["--flow", "realnvp", "--tail-bound", "2"], "--tail-bound applies to splines"),
+            (["--flow", "nsf", "--scale-bound", "2"], "--scale-bound applies to affine transformers"),
             (["--flow", "nsf", "--bins", "0"], "--bins must be in 1...256"),
             (["--flow", "nsf", "--tail-bound", "-1"], "--tail-bound must lie in (0, 1000]"),
             (["--flow", "iaf"], "--flow"),

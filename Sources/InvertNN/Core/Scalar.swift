@@ -51,6 +51,12 @@ where Self.RawSignificand: FixedWidthInteger {
         m: Int, n: Int, a: UnsafeMutablePointer<Self>, lda: Int,
         pivots: UnsafeMutablePointer<Int32>) -> Int32
 
+    /// Cholesky factorization of a symmetric positive-definite matrix (LAPACK `?potrf`, lower,
+    /// row-major): on exit the lower triangle of `a` holds `L` with `A = L Lᵀ` (the strict upper
+    /// triangle is left as it was). Returns `info` (`> 0`: the leading minor of that order is not
+    /// positive definite).
+    static func _potrf(n: Int, a: UnsafeMutablePointer<Self>, lda: Int) -> Int32
+
     /// Singular value decomposition by divide and conquer (LAPACK `?gesdd`, job `A`, row-major).
     /// `a` is `m×n` and destroyed; `s` has `min(m, n)` entries; `u` is `m×m`, `vt` is `n×n`.
     /// Returns `info`.

@@ -55,6 +55,10 @@ extension Double: Scalar {
         LAPACKE_dgetrf(LAPACK_ROW_MAJOR, Int32(m), Int32(n), a, Int32(lda), pivots)
     }
 
+    public static func _potrf(n: Int, a: UnsafeMutablePointer<Double>, lda: Int) -> Int32 {
+        LAPACKE_dpotrf(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "L")), Int32(n), a, Int32(lda))
+    }
+
     public static func _gesdd(
         m: Int, n: Int, a: UnsafeMutablePointer<Double>, lda: Int, s: UnsafeMutablePointer<Double>,
         u: UnsafeMutablePointer<Double>, ldu: Int, vt: UnsafeMutablePointer<Double>, ldvt: Int

@@ -55,6 +55,10 @@ extension Float: Scalar {
         LAPACKE_sgetrf(LAPACK_ROW_MAJOR, Int32(m), Int32(n), a, Int32(lda), pivots)
     }
 
+    public static func _potrf(n: Int, a: UnsafeMutablePointer<Float>, lda: Int) -> Int32 {
+        LAPACKE_spotrf(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "L")), Int32(n), a, Int32(lda))
+    }
+
     public static func _gesdd(
         m: Int, n: Int, a: UnsafeMutablePointer<Float>, lda: Int, s: UnsafeMutablePointer<Float>,
         u: UnsafeMutablePointer<Float>, ldu: Int, vt: UnsafeMutablePointer<Float>, ldvt: Int

@@ -33,6 +33,30 @@ public enum LAPACK {
         return (logAbs, sign)
     }
 
+    /// The Cholesky factor `L` (lower triangular, positive diagonal) of a symmetric
+    /// positive-definite matrix, `A = L Lᵀ` (`?potrf`). Only the lower triangle of `a` is read.
+    ///
+    /// - Parameter a: `[n, n]`.
+    /// - Returns: `L` `[n, n]` with zeros above the diagonal.
+    /// - Throws: shape mismatch if `a` is not square; ``InvertNNError/lapack(routine:info:meaning:)``
+    ///   if `a` is not positive definite (`info` is the order of the first failing leading minor).
+    public static func cholesky<T: Scalar>(_ a: Matrix<T>) throws -> Matrix<T> {
+        guard a.rows == a.columns else {
+            throw InvertNNError.shapeMismatch(operation: "LAPACK.cholesky", expected: "square", actual: "\(a.shape)")
+        }
+        let n = a.rows
+        var l = a
+        if n == 0 { return l }
+        let info = l.storage.withUnsafeMutableBufferPointer { T._potrf(n: n, a: $0.baseAddress!, lda: n) }
+        if info != 0 {
+            throw InvertNNError.lapack(
+                routine: "potrf", info: Int(info),
+                meaning: info < 0 ? "illegal argument \(-info)" : "the leading minor of order \(info) is not positive definite")
+        }
+        for i in 0..<n { for j in (i + 1)..<n { l.storage[i * n + j] = 0 } }
+        return l
+    }
+
     /// Full singular value decomposition `A = U · diag(s) · Vᵀ` by divide and conquer (`?gesdd`).
     ///
     /// - Parameter a: `[m, n]`.

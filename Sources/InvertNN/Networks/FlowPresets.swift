@@ -80,8 +80,8 @@ public enum FlowPresets {
     /// to a few hundred thousand rows, `[samples, D]`). It is the model `invertnn train` builds for
     /// a CSV without `--levels`: a ``realNVP(features:couplings:hiddenSizes:scaleBound:mixing:reflectors:whiteningData:context:seed:as:)``
     /// flow of 6 affine couplings with conditioners of 64, 64 hidden units and an
-    /// ``InvertibleLinear`` before each coupling (train it with the CLI's tabular recipe: batch 32,
-    /// rate 2e-3, 80 epochs).
+    /// ``InvertibleLinear`` before each coupling (train it with the CLI's tabular recipe:
+    /// `whiteningData`, batch 32, rate 2e-2, 80 epochs).
     ///
     /// Why this shape: the columns of a table are mostly linearly correlated with each other, and a
     /// learnable D×D mixing layer before every coupling fits those correlations directly (pass
@@ -222,7 +222,7 @@ public enum FlowPresets {
         return total < 0 ? Int.max : total
     }
 
-    /// How the orders of a ``maskedAutoregressiveFlow(features:layers:hiddenSizes:scaleBound:orders:context:seed:as:)`` change from layer to layer.
+    /// How the orders of a ``maskedAutoregressiveFlow(features:layers:hiddenSizes:scaleBound:orders:whiteningData:context:seed:as:)`` change from layer to layer.
     public enum AutoregressiveOrders: String, Sendable, CaseIterable {
         /// Identity, reversed, identity, … (Papamakarios et al. 2017 §4: "reversing the order of
         /// the inputs" between MADEs); with 2 features, every feature then conditions the other.
@@ -245,18 +245,41 @@ public enum FlowPresets {
     ///   - hiddenSizes: the MADEs' hidden widths (each ≥ D - 1 so every degree occurs).
     ///   - scaleBound: `c` of `s = c·tanh(ŝ/c)`.
     ///   - orders: how orders change between layers.
+    ///   - whiteningData: if given, `[samples, D]` of (preprocessed) training data: a last layer
+    ///     ``InvertibleLinear/init(whiteningData:variant:epsilon:)`` (ZCA) is appended, the first layer
+    ///     data meet in the density direction, so that the flow starts as the full-covariance
+    ///     Gaussian of the data (every MADE layer starts as the identity) and the autoregressive
+    ///     layers model what a Gaussian cannot.
     ///   - context: for a conditional flow `p(x | c)`, how the context is encoded (`nil`: unconditional).
     ///   - seed: seed of the random initialization (orders, MADE weights).
     ///   - as: the scalar type of the flow (`Float` or `Double`).
-    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes.
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes; the errors of
+    ///   the whitening initializer.
     public static func maskedAutoregressiveFlow<T: Scalar>(
         features: Int, layers: Int = 5, hiddenSizes: [Int] = [64, 64], scaleBound: Double = 2,
-        orders: AutoregressiveOrders = .alternating, context: ContextEncoder<T>? = nil, seed: UInt64 = 0, as _: T.Type = T.self
+        orders: AutoregressiveOrders = .alternating, whiteningData: Matrix<T>? = nil, context: ContextEncoder<T>? = nil,
+        seed: UInt64 = 0, as _: T.Type = T.self
+    ) throws -> NormalizingFlow<T> {
+        try autoregressiveFlow(
+            operation: "FlowPresets.maskedAutoregressiveFlow", features: features, layers: layers, orders: orders,
+            whiteningData: whiteningData, context: context, seed: seed
+        ) { order, generator in
+            try AffineMaskedAutoregressive<T>(
+                features: features, transformer: try AffineTransformer(scaleBound: T(scaleBound)), hiddenSizes: hiddenSizes,
+                order: order, contextFeatures: context?.encodedFeatures ?? 0, using: &generator)
+        }
+    }
+
+    /// `layers` autoregressive layers built by `layer` from each layer's order, the orders
+    /// changing as `orders` says, then the optional whitening layer: the structure of every MAF preset.
+    static func autoregressiveFlow<T: Scalar>(
+        operation: String, features: Int, layers: Int, orders: AutoregressiveOrders, whiteningData: Matrix<T>?,
+        context: ContextEncoder<T>?, seed: UInt64,
+        layer: ([Int], inout SeededGenerator) throws -> any InvertibleLayer<T>
     ) throws -> NormalizingFlow<T> {
         guard features >= 1, layers >= 1 else {
             throw InvertNNError.invalidArgument(
-                operation: "FlowPresets.maskedAutoregressiveFlow",
-                reason: "need features ≥ 1 and layers ≥ 1, got \(features) and \(layers)")
+                operation: operation, reason: "need features ≥ 1 and layers ≥ 1, got \(features) and \(layers)")
         }
         var generator = SeededGenerator(seed: seed)
         var stack = [any InvertibleLayer<T>]()
@@ -266,9 +289,10 @@ public enum FlowPresets {
             case .alternating: order = k % 2 == 0 ? Array(0..<features) : Array((0..<features).reversed())
             case .random: order = MADE<T>.randomOrder(features: features, using: &generator)
             }
-            stack.append(try AffineMaskedAutoregressive<T>(
-                features: features, transformer: try AffineTransformer(scaleBound: T(scaleBound)), hiddenSizes: hiddenSizes,
-                order: order, contextFeatures: context?.encodedFeatures ?? 0, using: &generator))
+            stack.append(try layer(order, &generator))
+        }
+        if let whiteningData {
+            stack.append(try InvertibleLinear<T>(whiteningData: whiteningData))
         }
         return try NormalizingFlow(transform: try Sequential(stack), contextEncoder: context)
     }
