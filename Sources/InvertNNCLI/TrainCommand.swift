@@ -320,7 +320,8 @@ struct TrainCommand: ParsableCommand {
                     mixing: (mixing ?? preset.mixing).preset,
                     reflectors: reflectors ?? preset.reflectors, whiteningData: whiteningData, context: context, seed: seed)
             case .glow:
-                flow = try glowOptions.flow(for: dataset, scaleBound: scaleBound ?? preset.scaleBound, seed: seed)
+                flow = try glowOptions.flow(
+                    for: dataset, scaleBound: scaleBound ?? preset.scaleBound, context: context, seed: seed)
             }
             configuration = TrainingConfiguration(
                 epochs: self.epochs ?? preset.epochs, batchSize: batchSize ?? preset.batchSize,
