@@ -14,6 +14,9 @@ struct BenchmarkCommand: ParsableCommand {
         "gemm": { context, isFloat in
             isFloat ? try gemmSuite(context, Float.self) : try gemmSuite(context, Double.self)
         },
+        "shapes": { context, isFloat in
+            isFloat ? try gemmShapesSuite(context, Float.self) : try gemmShapesSuite(context, Double.self)
+        },
         "householder": { context, isFloat in
             isFloat ? try householderSuite(context, Float.self) : try householderSuite(context, Double.self)
         },

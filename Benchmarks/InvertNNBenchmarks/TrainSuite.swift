@@ -45,8 +45,9 @@ func trainStep<T: Scalar>(_ model: Sequential<T>, _ x: Matrix<T>, rebuilding: Bo
 
 /// `train`: whole SGD training steps, samples/s, against the GEMM floor of the same model
 /// (each InvertibleLinear as a dense layer, each coupling as its MLP's GEMMs).
-/// Models on 64 features, batch 128: 4 × (InvertibleLinear, AffineCoupling [256]) in both
-/// gradient modes, and the default `invertnn train` model with its Adam step.
+/// Models on 64 features: 4 × (InvertibleLinear, AffineCoupling [256]) at batch 128 in both
+/// gradient modes, and the default `invertnn train` model with its Adam step (batch 32, 128, 1024;
+/// permutation mixing at 32 and 128).
 func trainSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> [BenchmarkRecord] {
     var records = [BenchmarkRecord]()
     var rng = SeededGenerator(seed: 5)
@@ -79,39 +80,51 @@ func trainSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> [Be
     }
 
     // The default `invertnn train` model (FlowPresets.realNVP(features: 64): 8 × (InvertibleLinear,
-    // AffineCoupling [256, 256])) and its whole training step at batch 128: zero the gradients,
-    // the taped NLL forward and backward, one Adam update. The floor: each InvertibleLinear as
-    // a dense layer (three GEMMs), each coupling as its MLP's GEMMs.
-    let flow = try FlowPresets.realNVP(features: 64, seed: 0, as: T.self)
-    let adam = try Adam(parameters: flow.parameters, learningRate: 1e-4)
-    var digitsFloor = [() throws -> Void](), digitsFlops = 0.0
-    for _ in 0..<8 {
-        let dense = DenseReference<T>(batch: batch, features: n, using: &rng)
-        digitsFloor.append(dense.forwardBackward)
-        digitsFlops += 3 * dense.forwardFlops
-        let mlp = MLPReference<T>(batch: batch, sizes: [n / 2, 256, 256, n], using: &rng)
-        digitsFloor.append(mlp.forwardBackward)
-        digitsFlops += 3 * mlp.forwardFlops
+    // AffineCoupling [256, 256])) and its whole training step: zero the gradients, the taped NLL
+    // forward and backward, one Adam update; at the batch sizes of the PyTorch comparison
+    // (PERFORMANCE.md), and with permutation mixing. The floor: each InvertibleLinear as a dense
+    // layer (three GEMMs), each coupling as its MLP's GEMMs (a permutation has no GEMM).
+    let modelBatches: [(mixing: FlowPresets.Mixing, batch: Int)] = context.quick
+        ? [(.invertibleLinear, 128)]
+        : [(.invertibleLinear, 32), (.invertibleLinear, 128), (.invertibleLinear, 1024), (.permutation, 32), (.permutation, 128)]
+    for (mixing, modelBatch) in modelBatches {
+        let flow = try FlowPresets.realNVP(features: 64, mixing: mixing, seed: 0, as: T.self)
+        let adam = try Adam(parameters: flow.parameters, learningRate: 1e-4)
+        var modelFloor = [() throws -> Void](), modelFlops = 0.0
+        for _ in 0..<8 {
+            if mixing == .invertibleLinear {
+                let dense = DenseReference<T>(batch: modelBatch, features: n, using: &rng)
+                modelFloor.append(dense.forwardBackward)
+                modelFlops += 3 * dense.forwardFlops
+            }
+            let mlp = MLPReference<T>(batch: modelBatch, sizes: [n / 2, 256, 256, n], using: &rng)
+            modelFloor.append(mlp.forwardBackward)
+            modelFlops += 3 * mlp.forwardFlops
+        }
+        // Logit-space data like the preprocessed digits: roughly standard normal per feature.
+        let modelInput = Matrix<T>.randomNormal(rows: modelBatch, columns: n, using: &rng)
+        let step = {
+            flow.zeroGradients()
+            _ = try flow.accumulateNegativeLogLikelihoodGradient(modelInput)
+            _ = try adam.update()
+        }
+        // Heap allocations of one step once the first steps have sized every buffer (the
+        // executable interposes malloc and friends; see CAllocationCounter).
+        let (allocations, allocatedBytes) = try allocationsAfterWarmUp(step)
+        let timing = try interleavedMedians(
+            repeats: context.repeats, warmup: context.warmup,
+            case: step,
+            reference: { for f in modelFloor { try f() } })
+        let name = mixing == .invertibleLinear
+            ? "default digits model 8×(InvertibleLinear, AffineCoupling[256,256]) + Adam"
+            : "permutation digits model 8×(Permutation, AffineCoupling[256,256]) + Adam"
+        records.append(context.record(
+            suite: "train", case: name,
+            precision: T.self, batch: modelBatch, features: n, reflectors: mixing == .invertibleLinear ? n : nil,
+            mode: "train-step", timing: timing,
+            flops: modelFlops, note: "the invertnn train step; reference = the model's GEMM floor; "
+                + "heap allocations per step after the first: \(allocations) (\(allocatedBytes) bytes)"))
     }
-    // Logit-space data like the preprocessed digits: roughly standard normal per feature.
-    let digitsBatch = Matrix<T>.randomNormal(rows: batch, columns: n, using: &rng)
-    let step = {
-        flow.zeroGradients()
-        _ = try flow.accumulateNegativeLogLikelihoodGradient(digitsBatch)
-        _ = try adam.update()
-    }
-    // Heap allocations of one step once the first steps have sized every buffer (the
-    // executable interposes malloc and friends; see CAllocationCounter).
-    let (allocations, allocatedBytes) = try allocationsAfterWarmUp(step)
-    let timing = try interleavedMedians(
-        repeats: context.repeats, warmup: context.warmup,
-        case: step,
-        reference: { for f in digitsFloor { try f() } })
-    records.append(context.record(
-        suite: "train", case: "default digits model 8×(InvertibleLinear, AffineCoupling[256,256]) + Adam",
-        precision: T.self, batch: batch, features: n, reflectors: n, mode: "train-step", timing: timing,
-        flops: digitsFlops, note: "the invertnn train step; reference = the model's GEMM floor; "
-            + "heap allocations per step after the first: \(allocations) (\(allocatedBytes) bytes)"))
     return records
 }
 

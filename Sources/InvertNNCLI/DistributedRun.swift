@@ -5,7 +5,7 @@ import InvertNNDistributed
 
 /// `invertnn train` under `mpirun -np N`: the MPI group of the run, who writes, and how an
 /// error on one rank ends all of them. Without mpirun there is no group and nothing changes.
-struct DistributedRun {
+struct DistributedRun: @unchecked Sendable {
     /// The ranks, or `nil` for a plain process.
     let group: MPIGroup?
 
@@ -16,10 +16,31 @@ struct DistributedRun {
         DistributedRun(group: try MPIGroup.launched())
     }
 
+    /// This worker's place in a `--threads N` split of each batch (`nil` for one worker).
+    private(set) var member: (any DataParallelGroup)? = nil
+    /// The batch-splitting workers per rank (1 without `--threads N ≥ 2`).
+    private(set) var workers = 1
+
     /// The number of ranks (1 without mpirun), for the JSON line.
     var ranks: Int { group?.size ?? 1 }
-    /// Rank 0 (or a plain process) prints progress and writes the checkpoint, PNG and JSON line.
-    var isWriter: Bool { (group?.rank ?? 0) == 0 }
+    /// Rank 0's first worker (or a plain process) prints progress and writes the checkpoint, PNG
+    /// and JSON line.
+    var isWriter: Bool { member.map { $0.rank == 0 } ?? ((group?.rank ?? 0) == 0) }
+    /// What the trainer reduces over: the worker threads (which continue into the MPI ranks), the
+    /// ranks, or nothing.
+    var trainerGroup: (any DataParallelGroup)? { member ?? group }
+    /// The threads of the run for the first stderr line.
+    var threadsNote: String {
+        workers > 1 ? "\(workers) worker threads (1 BLAS thread each)" : "\(BLAS.threads) BLAS thread(s)"
+    }
+
+    /// The run as worker `member` of `threads` sees it.
+    func worker(_ member: any DataParallelGroup, threads: Int) -> DistributedRun {
+        var copy = self
+        copy.member = member
+        copy.workers = threads
+        return copy
+    }
 
     /// The default OpenBLAS threads: the cores divided among the ranks on this machine, so that
     /// `mpirun -np 2` on 2 cores runs 1 thread per rank.
@@ -56,4 +77,10 @@ struct DistributedRun {
             + "waiting for other ranks \(part(group.waitingSeconds)), \(group.reductions) allreduces "
             + "(up to \(group.largestReductionBytes) bytes) \(part(group.reductionSeconds))"
     }
+}
+
+/// A value handed to the worker threads of `--threads N`: each worker only reads it.
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

@@ -79,10 +79,15 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
             let table: (columnNames: [String], values: Matrix<Double>) = try CSVReader.parseTable(
                 bytes, source: data,
                 skipping: { names in
-                    selection = try ColumnSelection.choose(
-                        fileNames: names, modelNames: description.columns, sourceColumns: description.sourceColumns,
-                        modelColumns: d, path: data, model: model)
                     let contextIndices = contextNames.map { c in c.compactMap { names.firstIndex(of: $0) } } ?? []
+                    // Without stored source columns, the data columns are the others, matched as
+                    // for an unconditional model; stored ones index the whole training file.
+                    let candidates = description.sourceColumns == nil
+                        ? names.indices.filter { !contextIndices.contains($0) } : Array(names.indices)
+                    selection = try ColumnSelection.choose(
+                        fileNames: candidates.map { names[$0] }, modelNames: description.columns,
+                        sourceColumns: description.sourceColumns, modelColumns: d, path: data, model: model)
+                    selection.columns = selection.columns.map { candidates[$0] }
                     selection.ignored.removeAll { contextNames?.contains($0) == true }
                     return Set(0..<names.count).subtracting(selection.columns).subtracting(contextIndices)
                 })

@@ -125,8 +125,12 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
             let parts = context.split(separator: ",", omittingEmptySubsequences: false)
                 .map { Double($0.trimmingCharacters(in: .whitespaces)) }
             guard parts.count == encoder.features, parts.allSatisfy({ $0?.isFinite ?? false }) else {
+                let shown = context.count > 80 ? context.prefix(80) + "… (\(context.utf8.count) bytes)" : Substring(context)
                 throw ValidationError(
-                    "--context needs \(encoder.features) finite number(s) (\(names.joined(separator: ", "))), got '\(context)'")
+                    "--context needs \(encoder.features) finite number(s) (\(names.joined(separator: ", "))), got '\(shown)'")
+            }
+            if case let .oneHot(classes) = encoder.encoding, let label = parts[0], !Self.isClassLabel(label, classes: classes) {
+                throw ValidationError("--context \(label) is not a class label of \(model): \(names[0]) is an integer in 0..<\(classes)")
             }
             var row = Matrix<T>(rows: 1, columns: encoder.features)
             for (j, v) in parts.enumerated() { row[0, j] = T(v!) }
@@ -148,6 +152,14 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
             guard table.values.rows <= 1_000_000 / count else {
                 throw ValidationError("--context-file \(contextFile): \(table.values.rows) rows × --count \(count) exceeds 1000000 samples")
             }
+            if case let .oneHot(classes) = encoder.encoding {
+                for r in 0..<table.values.rows where !Self.isClassLabel(table.values[r, columns[0]], classes: classes) {
+                    throw InvertNNError.invalidArgument(
+                        operation: "sample",
+                        reason: "--context-file \(contextFile), data row \(r + 1): \(names[0]) = \(table.values[r, columns[0]]) is not a class label "
+                            + "of \(model) (an integer in 0..<\(classes))")
+                }
+            }
             var rows = Matrix<T>(rows: table.values.rows * count, columns: columns.count)
             for r in 0..<table.values.rows {
                 for k in 0..<count { for (j, c) in columns.enumerated() { rows[r * count + k, j] = T(table.values[r, c]) } }
@@ -158,6 +170,13 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
             return ContextSampling.contexts(classes: classes, rows: nil as Matrix<T>?, count: count, perClass: max(1, count / classes))
         }
         throw ValidationError("\(model) is conditional on \(names.joined(separator: ", ")): give --context or --context-file")
+    }
+}
+
+extension SampleCommand {
+    /// Whether `value` is one of a one-hot context's labels `0..<classes`.
+    static func isClassLabel(_ value: Double, classes: Int) -> Bool {
+        value >= 0 && value < Double(classes) && value.rounded() == value
     }
 }
 

@@ -42,7 +42,10 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("precision"), help: "Floating-point precision: float or double (default: float; with --resume the checkpoint's).")
     var precisionOption: Precision?
 
-    @Option(parsing: .unconditional, help: "OpenBLAS threads (default: all cores).")
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "Threads: 1 runs one training process with single-threaded BLAS; N ≥ 2 splits every batch over N workers, "
+            + "each with single-threaded BLAS, gradients summed in a fixed order (default: one worker, OpenBLAS on all cores).",
+        valueName: "N"))
     var threads: Int?
 
     @Option(help: "Where to write generated samples (PNG): a grid for images, a scatter plot for other data.")
@@ -216,8 +219,19 @@ struct TrainCommand: ParsableCommand {
         // Each training step frees and reallocates the same buffers: keep them in the heap
         // instead of faulting them back in every step (see Allocator).
         Allocator.keepFreedMemoryForReuse()
-        BLAS.setThreads(threads ?? distributed.defaultThreads)
-        try distributed.run { try run(distributed) }
+        guard let workers = threads, workers > 1 else {
+            BLAS.setThreads(threads ?? distributed.defaultThreads)
+            return try distributed.run { try run(distributed) }
+        }
+        // Each worker trains a replica on its share of every batch; BLAS threads inside the
+        // small GEMMs of a share would only compete with the other workers.
+        BLAS.setThreads(1)
+        let command = UncheckedSendable(self)
+        try distributed.run {
+            try ThreadGroup(threads: workers, outer: distributed.group).run { member in
+                try command.value.run(distributed.worker(member, threads: workers))
+            }
+        }
     }
 
     private func run(_ distributed: DistributedRun) throws {
@@ -331,7 +345,7 @@ struct TrainCommand: ParsableCommand {
         }
         let epochs = configuration.epochs
         let trainer = try Trainer(flow: flow, preprocessing: preprocessing, configuration: configuration)
-        trainer.group = distributed.group
+        trainer.group = distributed.trainerGroup
         guard flow.contextFeatures == (dataset.context?.names.count ?? 0) else {
             throw ValidationError(
                 "the model is \(flow.isConditional ? "conditional on \(flow.contextFeatures) context column(s)" : "unconditional"); "
@@ -344,13 +358,14 @@ struct TrainCommand: ParsableCommand {
                 + "\(dataset.dimensions) dimensions with \(valueKind)"
                 + (dataset.context.map { " given the context \($0.names.joined(separator: ", "))" } ?? "")
                 + "; \(flow.trainableParameterCount) parameters; "
-                + "\(precision.rawValue), \(distributed.ranks) rank(s) × \(BLAS.threads) BLAS thread(s), \(BLAS.coreName) kernels")
+                + "\(precision.rawValue), \(distributed.ranks) rank(s) × \(distributed.threadsNote), \(BLAS.coreName) kernels")
         let reporter = ProgressReporter(epochs: epochs, discrete: preprocessing.isDiscrete, quiet: output.quiet)
         func stateCheckpoint(_ state: TrainingState<T>?) -> Checkpoint<T> {
             Checkpoint(flow: flow, preprocessing: preprocessing, dataset: dataset.description, trainingState: state)
         }
         var control = TrainingControl<T>(patience: patience, checkpointEvery: checkpointEvery)
         control.checkpoint = { state in
+            guard distributed.isWriter else { return }
             try stateCheckpoint(state).write(to: modelPath)
             output.note("epoch \(state.epoch): wrote the model with the training state to \(modelPath)")
         }
@@ -446,7 +461,7 @@ struct TrainCommand: ParsableCommand {
             dataset: dataset.name, discrete: preprocessing.isDiscrete, train: perDimension(best.train),
             validation: perDimension(best.validation), test: perDimension(test), testNLL: test.negativeLogLikelihood,
             bestEpoch: best.epoch, epochs: epochs, seconds: (seconds * 1000).rounded() / 1000,
-            parameters: flow.trainableParameterCount, precision: precision.rawValue, ranks: distributed.ranks,
+            parameters: flow.trainableParameterCount, precision: precision.rawValue, ranks: distributed.ranks, threads: distributed.workers,
             contextColumns: dataset.context?.names, model: URL(fileURLWithPath: modelPath).standardizedFileURL.path,
             history: URL(fileURLWithPath: TrainingHistory.paths(model: modelPath).csv).standardizedFileURL.path))
     }
@@ -592,6 +607,8 @@ struct TrainSummary: Encodable {
     let precision: String
     /// The processes of a data-parallel run (`mpirun -np`), 1 without mpirun.
     let ranks: Int
+    /// The batch-splitting worker threads per rank (`--threads`; 1 without it).
+    let threads: Int
     /// The context columns of a conditional model (the key is left out for other models).
     let contextColumns: [String]?
     let model: String
@@ -620,6 +637,7 @@ struct TrainSummary: Encodable {
         try c.encode(parameters, forKey: Key("parameters"))
         try c.encode(precision, forKey: Key("precision"))
         try c.encode(ranks, forKey: Key("ranks"))
+        try c.encode(threads, forKey: Key("threads"))
         try c.encodeIfPresent(contextColumns, forKey: Key("context_columns"))
         try c.encode(model, forKey: Key("model"))
         try c.encode(history, forKey: Key("history"))

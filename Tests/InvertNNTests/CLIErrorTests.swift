@@ -16,6 +16,18 @@ import InvertNN
         return nil
     }
 
+    /// A new scratch folder for a test that runs the `invertnn` binary, or `nil` (after
+    /// recording an issue) when the binary has not been built; the caller removes it.
+    static func scratchDirectory(_ name: String) throws -> String? {
+        guard executable != nil else {
+            Issue.record("invertnn binary not built; run `swift build --build-tests`")
+            return nil
+        }
+        let d = temporaryPath(name)
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
     /// Runs `invertnn <command> <arguments>`; with `standardOutput` (a file handle such as
     /// /dev/full) stdout goes there and the returned stdout is empty.
     static func run(

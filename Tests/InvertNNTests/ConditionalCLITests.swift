@@ -21,12 +21,7 @@ import InvertNN
     }
 
     @Test func tabularContextTrainEvalSample() throws {
-        guard CLIErrorTests.executable != nil else {
-            Issue.record("invertnn binary not built; run `swift build --build-tests`")
-            return
-        }
-        let d = temporaryPath("conditional-cli")
-        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        guard let d = try CLIErrorTests.scratchDirectory("conditional-cli") else { return }
         defer { try? FileManager.default.removeItem(atPath: d) }
         try writeText(Self.table(rows: 1500, seed: 3).text, to: "\(d)/t.csv")
         let model = "\(d)/m.safetensors"
@@ -86,6 +81,44 @@ import InvertNN
     }
 
     /// The first number after `"key":` in a JSON line.
+    /// A class-conditional digits model: a label outside the model's classes is a usage error
+    /// on the command line and a data error (with its row) in a context file; a long bad
+    /// `--context` is shown shortened; `eval` finds the features and the label of a CSV by header.
+    @Test func classLabelsAreCheckedAndEvalReadsTheLabelColumn() throws {
+        guard let d = try CLIErrorTests.scratchDirectory("class-labels") else { return }
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        let model = "\(d)/m.safetensors"
+        let trained = try CLIErrorTests.run([
+            "--data", "digits", "--context-columns", "label", "--epochs", "1", "--couplings", "1", "--hidden-sizes", "8",
+            "--out", model, "--samples", "\(d)/s.png", "--json", "--quiet"])
+        #expect(trained.status == 0, "\(trained.stderr)")
+        let outside = try CLIErrorTests.run(["--model", model, "--count", "2", "--context", "12", "--csv", "\(d)/o.csv", "--quiet"], command: "sample")
+        #expect(outside.status == 64 && outside.stderr.contains("not a class label"), "\(outside.status) \(outside.stderr)")
+        let fraction = try CLIErrorTests.run(["--model", model, "--count", "2", "--context", "3.5", "--csv", "\(d)/o.csv", "--quiet"], command: "sample")
+        #expect(fraction.status == 64 && fraction.stderr.contains("not a class label"), "\(fraction.status) \(fraction.stderr)")
+        try writeText("label\n3\n11\n", to: "\(d)/ctx.csv")
+        let file = try CLIErrorTests.run(["--model", model, "--context-file", "\(d)/ctx.csv", "--csv", "\(d)/o.csv", "--quiet"], command: "sample")
+        #expect(file.status == 1 && file.stderr.contains("data row 2") && file.stderr.contains("11"), "\(file.status) \(file.stderr)")
+        let long = String(repeating: "1", count: 5000)
+        let shortened = try CLIErrorTests.run(["--model", model, "--count", "2", "--context", long, "--csv", "\(d)/o.csv", "--quiet"], command: "sample")
+        #expect(shortened.status == 64 && shortened.stderr.contains("(5000 bytes)") && shortened.stderr.utf8.count < 600, "\(shortened.stderr.prefix(300))")
+        let good = try CLIErrorTests.run(["--model", model, "--count", "2", "--context", "3", "--csv", "\(d)/o.csv", "--quiet"], command: "sample")
+        #expect(good.status == 0, "\(good.stderr)")
+
+        // The same test rows with a header, the label last: eval gives the figure train reported.
+        let reference = try CLIErrorTests.run(["--model", model, "--data", "digits", "--json", "--quiet"], command: "eval")
+        #expect(reference.status == 0, "\(reference.stderr)")
+        let digits = try Digits.table()
+        var lines = [(0..<64).map { "p\($0)" }.joined(separator: ",") + ",label"]
+        for r in 0..<digits.pixels.rows {
+            lines.append((0..<64).map { String(Int(digits.pixels[r, $0])) }.joined(separator: ",") + ",\(digits.labels[r])")
+        }
+        try writeText(lines.joined(separator: "\n") + "\n", to: "\(d)/all.csv")
+        let scored = try CLIErrorTests.run(["--model", model, "--data", "\(d)/all.csv", "--json", "--quiet"], command: "eval")
+        #expect(scored.status == 0, "\(scored.stderr)")
+        #expect(scored.stdout.contains("\"rows\":1797"), "\(scored.stdout)")
+    }
+
     static func number(_ key: String, in json: String) -> Double? {
         guard let range = json.range(of: "\"\(key)\":") else { return nil }
         let rest = json[range.upperBound...].prefix { "0123456789.eE+-".contains($0) }

@@ -9,12 +9,7 @@ import InvertNN
     static let tiny = ["--couplings", "1", "--hidden-sizes", "8", "--precision", "double", "--quiet"]
 
     @Test func resumeContinuesExactlyAndRejectsBadCheckpoints() throws {
-        guard CLIErrorTests.executable != nil else {
-            Issue.record("invertnn binary not built; run `swift build --build-tests`")
-            return
-        }
-        let d = temporaryPath("resume-cli")
-        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        guard let d = try CLIErrorTests.scratchDirectory("resume-cli") else { return }
         defer { try? FileManager.default.removeItem(atPath: d) }
         func train(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
             try CLIErrorTests.run(arguments)

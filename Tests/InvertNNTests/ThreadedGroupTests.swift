@@ -2,58 +2,16 @@ import Foundation
 import Testing
 import InvertNN
 
-/// Ranks simulated by threads of one process: each sum waits for every rank's values and gives
-/// all of them the sum in rank order (as a deterministic allreduce does).
-final class ThreadedGroupBoard: @unchecked Sendable {
-    let size: Int
-    private let condition = NSCondition()
-    private var deposits: [[Double]]
-    private var arrived = 0, generation = 0
-    private var result = [Double]()
-
-    init(size: Int) {
-        self.size = size
-        deposits = Array(repeating: [], count: size)
-    }
-
-    /// The group of `rank`.
-    func member(_ rank: Int) -> ThreadedGroup { ThreadedGroup(board: self, rank: rank) }
-
-    fileprivate func sum(rank: Int, _ values: UnsafeMutableBufferPointer<Double>) {
-        condition.lock()
-        defer { condition.unlock() }
-        let round = generation
-        deposits[rank] = Array(values)
-        arrived += 1
-        if arrived == size {
-            var total = deposits[0]
-            for r in 1..<size { for i in total.indices { total[i] += deposits[r][i] } }
-            result = total
-            arrived = 0
-            generation += 1
-            condition.broadcast()
-        } else {
-            // The next round cannot complete before this rank has read the result and arrived again.
-            while generation == round { condition.wait() }
-        }
-        for i in values.indices { values[i] = result[i] }
-    }
+/// A value shared by the workers of a test (each writes only its own entry, under `lock`).
+final class UncheckedBox<Value>: @unchecked Sendable {
+    var value: Value
+    let lock = NSLock()
+    init(_ value: Value) { self.value = value }
 }
 
-/// One rank of a ``ThreadedGroupBoard`` (Double runs only).
-final class ThreadedGroup: DataParallelGroup {
-    let board: ThreadedGroupBoard
-    let rank: Int
-    var size: Int { board.size }
-    init(board: ThreadedGroupBoard, rank: Int) { (self.board, self.rank) = (board, rank) }
-    func sum(_ values: UnsafeMutableBufferPointer<Double>) throws { board.sum(rank: rank, values) }
-    func sum(_ values: UnsafeMutableBufferPointer<Float>) throws {
-        throw InvertNNError.invalidArgument(operation: "ThreadedGroup", reason: "Double only")
-    }
-}
-
-/// Data-parallel training without MPI: 2 ranks as threads train Glow steps (with the
-/// data-dependent ActNorm initialization) to the model of one process with the same global batch.
+/// Data-parallel training without MPI (``ThreadGroup``): 2 worker threads train Glow steps (with
+/// the data-dependent ActNorm initialization) to the model of one process with the same global
+/// batch; runs are bit-identical; a failing worker ends the run with its error, without a hang.
 @Suite(.serialized) struct ThreadedGroupTests {
     static func glow() throws -> NormalizingFlow<Double> {
         var g = SeededGenerator(seed: 7)
@@ -77,29 +35,15 @@ final class ThreadedGroup: DataParallelGroup {
         let single = try Self.trainer(try Self.glow())
         let one = try single.fit(train: train, validation: validation)
 
-        let board = ThreadedGroupBoard(size: 2)
         let flows = try (0..<2).map { _ in try Self.glow() }
-        let trainers = try flows.map { try Self.trainer($0) }
-        for (rank, trainer) in trainers.enumerated() { trainer.group = board.member(rank) }
-        nonisolated(unsafe) var results = [TrainingResult?](repeating: nil, count: 2)
-        nonisolated(unsafe) var errors = [String]()
-        let lock = NSLock()
-        let done = DispatchGroup()
-        for rank in 0..<2 {
-            done.enter()
-            nonisolated(unsafe) let trainer = trainers[rank]
-            Thread {
-                do {
-                    let r = try trainer.fit(train: train, validation: validation)
-                    lock.withLock { results[rank] = r }
-                } catch {
-                    lock.withLock { errors.append("\(error)") }
-                }
-                done.leave()
-            }.start()
+        let trainers = UncheckedBox(try flows.map { try Self.trainer($0) })
+        let results = UncheckedBox([TrainingResult?](repeating: nil, count: 2))
+        try ThreadGroup.run(threads: 2) { member in
+            let trainer = trainers.value[member.rank]
+            trainer.group = member
+            let r = try trainer.fit(train: train, validation: validation)
+            results.lock.withLock { results.value[member.rank] = r }
         }
-        #expect(done.wait(timeout: .now() + 120) == .success)
-        #expect(errors.isEmpty, "\(errors)")
         // Both ranks hold the same model, bit for bit; and it is the one process's to rounding.
         for (p, q) in zip(flows[0].parameters, flows[1].parameters) { #expect(p.value == q.value, "\(p.name)") }
         for (p, q) in zip(single.flow.parameters, flows[0].parameters) {
@@ -107,10 +51,72 @@ final class ThreadedGroup: DataParallelGroup {
             let worst = zip(p.value.storage, q.value.storage).map { abs($0 - $1) }.max() ?? 0
             #expect(worst <= 1e-12 * scale, "\(p.name): \(worst / scale)")
         }
-        let two = try #require(results[0])
+        let two = try #require(results.value[0])
         for (a, b) in zip(one.history, two.history) {
             #expect(abs(a.validation.negativeLogLikelihood - b.validation.negativeLogLikelihood) <= 1e-12 * abs(a.validation.negativeLogLikelihood))
         }
         #expect(one.best.epoch == two.best.epoch)
+    }
+
+    @Test func runsAreBitIdenticalAndSumsAreInRankOrder() throws {
+        let train = GlowStepTests.data(rows: 300, seed: 3), validation = GlowStepTests.data(rows: 100, seed: 4)
+        func threaded(_ threads: Int) throws -> [Matrix<Double>] {
+            let flows = UncheckedBox(try (0..<threads).map { _ in try Self.glow() })
+            try ThreadGroup.run(threads: threads) { member in
+                let trainer = try Self.trainer(flows.value[member.rank])
+                trainer.group = member
+                _ = try trainer.fit(train: train, validation: validation)
+            }
+            return flows.value[0].parameters.map(\.value)
+        }
+        let first = try threaded(3), second = try threaded(3)
+        for (a, b) in zip(first, second) { #expect(a == b) }
+
+        // Three workers' Float values summed: each entry is ((v0 + v1) + v2), on every worker.
+        let inputs: [[Float]] = [[1e8, 1, -3], [1, 2, 3], [-1e8, 0.5, 0]]
+        let outputs = UncheckedBox([[Float]](repeating: [], count: 3))
+        try ThreadGroup.run(threads: 3) { member in
+            var v = inputs[member.rank]
+            try v.withUnsafeMutableBufferPointer { try member.sum($0) }
+            outputs.lock.withLock { outputs.value[member.rank] = v }
+        }
+        let expected: [Float] = (0..<3).map { i in (inputs[0][i] + inputs[1][i]) + inputs[2][i] }
+        for o in outputs.value { #expect(o == expected) }
+        #expect(expected[0] == 0)  // 1e8 + 1 rounds to 1e8 in Float: the order is visible
+    }
+
+    @Test func aFailingWorkerEndsTheRunWithItsError() throws {
+        let started = Date()
+        #expect(throws: InvertNNError.self) {
+            try ThreadGroup.run(threads: 2) { member in
+                var v = [1.0, 2.0]
+                try v.withUnsafeMutableBufferPointer { try member.sum($0) }
+                if member.rank == 1 { throw InvertNNError.invalidArgument(operation: "worker", reason: "bad data") }
+                // Worker 0 would wait in this sum for ever without the broken barrier.
+                try v.withUnsafeMutableBufferPointer { try member.sum($0) }
+            }
+        }
+        #expect(Date().timeIntervalSince(started) < 10)
+        #expect(throws: InvertNNError.self) { try ThreadGroup(threads: 0) }
+    }
+
+    /// `invertnn train --threads 2` (Double): the figures of one thread to rounding, the same
+    /// JSON line in two runs, and `"threads": 2` in it.
+    @Test func trainWithTwoThreadsMatchesOne() throws {
+        guard let d = try CLIErrorTests.scratchDirectory("threads-cli") else { return }
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        func run(_ threads: Int, _ tag: String) throws -> String {
+            let r = try CLIErrorTests.run([
+                "--data", "digits", "--epochs", "2", "--couplings", "2", "--hidden-sizes", "32", "--precision", "double",
+                "--threads", "\(threads)", "--out", "\(d)/\(tag).safetensors", "--samples", "\(d)/\(tag).png", "--json", "--quiet"])
+            #expect(r.status == 0, "\(r.stderr)")
+            return r.stdout
+        }
+        let one = try run(1, "one"), two = try run(2, "two"), again = try run(2, "again")
+        let nll1 = try #require(ConditionalCLITests.number("test_nll", in: one))
+        let nll2 = try #require(ConditionalCLITests.number("test_nll", in: two))
+        #expect(abs(nll1 - nll2) <= 1e-9 * abs(nll1), "\(nll1) vs \(nll2)")
+        #expect(ConditionalCLITests.number("test_nll", in: again) == nll2)
+        #expect(two.contains("\"threads\":2") && one.contains("\"threads\":1"), "\(two)")
     }
 }

@@ -359,7 +359,7 @@ public final class Trainer<T: Scalar> {
                     let rows = upper - lower
                     lossSum += Double(loss) * Double(rows) - preprocessingLogDet
                     seen += rows
-                    if control.interruptRequested?() == true {
+                    if try interruptAgreed(control) {
                         stopReason = .interrupted(epoch: epoch)
                         break epochs
                     }
@@ -404,6 +404,17 @@ public final class Trainer<T: Scalar> {
         trainingState = finalState
         return TrainingResult(
             history: history, best: history[bestIndex], steps: globalStep, seconds: seconds(since: start), stop: stopReason)
+    }
+
+    /// Whether to stop for an interruption after this step. With a ``group`` every rank must stop
+    /// after the same step (a rank that stopped alone would leave the others waiting in their
+    /// next sum), so the ranks' flags are summed: one asking rank stops all.
+    private func interruptAgreed(_ control: TrainingControl<T>) throws -> Bool {
+        guard let ask = control.interruptRequested else { return false }
+        guard let group, group.size > 1 else { return ask() }
+        var flag = [ask() ? 1.0 : 0.0]
+        try flag.withUnsafeMutableBufferPointer { try group.sum($0) }
+        return flag[0] > 0
     }
 
     /// Accumulates the gradient of the mean NLL of `input` (the preprocessed global batch) into
