@@ -30,6 +30,9 @@ struct BenchmarkCommand: ParsableCommand {
         "coupling": { context, isFloat in
             isFloat ? try couplingSuite(context, Float.self) : try couplingSuite(context, Double.self)
         },
+        "conv": { context, isFloat in
+            isFloat ? try convSuite(context, Float.self) : try convSuite(context, Double.self)
+        },
         "train": { context, isFloat in
             isFloat ? try trainSuite(context, Float.self) : try trainSuite(context, Double.self)
         },

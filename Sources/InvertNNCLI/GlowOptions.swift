@@ -2,7 +2,7 @@ import ArgumentParser
 import InvertNN
 
 /// The options of `invertnn train --flow glow`: the multi-scale convolutional flow of
-/// ``FlowPresets/glow(channels:height:width:levels:steps:hiddenChannels:scaleBound:learnedPrior:seed:as:)``.
+/// ``FlowPresets/glow(channels:height:width:levels:steps:hiddenChannels:scaleBound:learnedPrior:context:seed:as:)``.
 /// (`--levels` already names the quantization levels of a CSV, so the squeeze levels are `--scales`.)
 struct GlowOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Squeeze levels (scales) of --flow glow; the image height and width must be divisible by 2^scales (default: 2, or 1 for the 8×8 digits).")
@@ -28,14 +28,16 @@ struct GlowOptions: ParsableArguments {
 
     /// The flow for `dataset`'s images (`C = dimensions / (height·width)` channels).
     ///
-    /// - Throws: `ValidationError` for data that are not images, conditional data, or an image
-    ///   size the scales do not divide.
-    func flow<T: Scalar>(for dataset: LoadedData<T>, scaleBound: Double, seed: UInt64) throws -> NormalizingFlow<T> {
+    /// With `context` (from `--context-columns`) every conv conditioner reads the encoded context.
+    ///
+    /// - Throws: `ValidationError` for data that are not images or an image size the scales do not divide.
+    func flow<T: Scalar>(
+        for dataset: LoadedData<T>, scaleBound: Double, context: ContextEncoder<T>?, seed: UInt64
+    ) throws -> NormalizingFlow<T> {
         let height = dataset.imageHeight, width = dataset.imageWidth
         guard dataset.kind == .image, height > 1, dataset.dimensions % (height * width) == 0 else {
             throw ValidationError("--flow glow needs image data (the digits, MNIST or a CSV of pixels with --levels)")
         }
-        guard dataset.context == nil else { throw ValidationError("--flow glow is unconditional: drop --context-columns") }
         let scales = self.scales ?? (height <= 8 ? 1 : 2)
         let factor = 1 << scales
         guard height % factor == 0, width % factor == 0 else {
@@ -43,6 +45,6 @@ struct GlowOptions: ParsableArguments {
         }
         return try FlowPresets.glow(
             channels: dataset.dimensions / (height * width), height: height, width: width, levels: scales, steps: steps ?? 8,
-            hiddenChannels: convWidth ?? 64, scaleBound: scaleBound, seed: seed, as: T.self)
+            hiddenChannels: convWidth ?? 64, scaleBound: scaleBound, context: context, seed: seed, as: T.self)
     }
 }

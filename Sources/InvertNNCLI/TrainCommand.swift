@@ -375,7 +375,8 @@ struct TrainCommand: ParsableCommand {
                     mixing: (mixing ?? preset.mixing).preset,
                     reflectors: reflectors ?? preset.reflectors, whiteningData: whiteningData, context: context, seed: seed)
             case .glow:
-                built = try glowOptions.flow(for: dataset, scaleBound: scaleBound ?? preset.scaleBound, seed: seed)
+                built = try glowOptions.flow(
+                    for: dataset, scaleBound: scaleBound ?? preset.scaleBound, context: context, seed: seed)
             }
             flow = try (base ?? .gaussian).replacingBase(of: built, seed: seed ^ 0x6A09_E667_F3BC_C908)
             configuration = TrainingConfiguration(
@@ -591,6 +592,13 @@ struct ModelPreset {
             preset.mixing = .permutation
             preset.weightDecay = 1e-3
             preset.epochs = 200
+        }
+        if family == .glow, NamedData(rawValue: data.name) == .mnist {
+            // The multi-scale conv flow trains stably at twice the MLP preset's rate: measured on
+            // MNIST (one thread, Float), 20 epochs at 2e-3 reach test 1.372 bits/dim in 766 CPU
+            // seconds (1e-3: 1.502 after 12 epochs; the PyTorch Glow: 1.43 after 23).
+            preset.epochs = 20
+            preset.learningRate = 2e-3
         }
         return preset
     }

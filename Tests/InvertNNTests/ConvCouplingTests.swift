@@ -25,6 +25,12 @@ struct ConvCouplingFactory: LayerFactory {
     var conditioningBlock: CouplingBlock = .first
     var spline = false
     var hiddenChannels = [3, 4]
+    /// The context width (0: unconditional).
+    var contextFeatures = 0
+
+    func conditioning(rows: Int, using generator: inout SeededGenerator) -> Matrix<Double>? {
+        contextFeatures > 0 ? Matrix.randomNormal(rows: rows, columns: contextFeatures, using: &generator) : nil
+    }
 
     func make<T: Scalar>(features: Int, seed: UInt64, _: T.Type) throws -> any InvertibleLayer<T> {
         var g = SeededGenerator(seed: seed)
@@ -33,11 +39,13 @@ struct ConvCouplingFactory: LayerFactory {
         if spline {
             layer = try ConvSplineCoupling<T>(
                 channels: c, height: h, width: w, transformer: try RationalQuadraticSpline<T>(bins: 4, tailBound: 3),
-                hiddenChannels: hiddenChannels, mask: mask, conditioningBlock: conditioningBlock, using: &g)
+                hiddenChannels: hiddenChannels, mask: mask, conditioningBlock: conditioningBlock, contextFeatures: contextFeatures,
+                using: &g)
         } else {
             layer = try ConvAffineCoupling<T>(
                 channels: c, height: h, width: w, transformer: try AffineTransformer<T>(scaleBound: 2),
-                hiddenChannels: hiddenChannels, mask: mask, conditioningBlock: conditioningBlock, using: &g)
+                hiddenChannels: hiddenChannels, mask: mask, conditioningBlock: conditioningBlock, contextFeatures: contextFeatures,
+                using: &g)
         }
         randomize(layer.parameters, standardDeviation: spline ? 0.15 : 0.4, using: &g)
         return layer
@@ -80,6 +88,31 @@ struct FactorOutFactory: LayerFactory {
     @Test func splitPriorContract() throws {
         // No hidden layers: one 3×3 convolution, Glow's split prior.
         try checkLayerContract(ConvCouplingFactory(mask: .channels, hiddenChannels: []), features: [12, 48], batches: [1, 3])
+    }
+
+    /// Class-conditional images: the context enters as constant channels; the contract checks
+    /// the context VJP by finite differences in both directions, and Float against Double.
+    @Test func conditionalContract() throws {
+        try checkLayerContract(ConvCouplingFactory(mask: .channels, contextFeatures: 3), features: [12, 48], batches: [1, 3])
+        try checkLayerContract(ConvCouplingFactory(mask: .checkerboard, conditioningBlock: .second, contextFeatures: 2),
+                               features: [16], batches: [2])
+        try checkLayerContract(ConvCouplingFactory(mask: .channels, hiddenChannels: [], contextFeatures: 2), features: [12], batches: [3])
+    }
+
+    /// The context changes the map (each row its own), is required, and survives a checkpoint's configuration.
+    @Test func conditionalContextActsPerRow() throws {
+        let layer = try ConvCouplingFactory(mask: .channels, contextFeatures: 2).make(features: 12, seed: 3, Double.self)
+        var g = SeededGenerator(seed: 4)
+        let x = Matrix<Double>.randomNormal(rows: 2, columns: 12, using: &g)
+        let c1 = try Matrix<Double>(rows: 2, columns: 2, storage: [1, 0, 0, 1])
+        let c2 = try Matrix<Double>(rows: 2, columns: 2, storage: [1, 0, 1, 0])
+        var k1 = LayerContext<Double>(conditioning: c1), k2 = LayerContext<Double>(conditioning: c2)
+        let y1 = try layer.forward(x, context: &k1).output, y2 = try layer.forward(x, context: &k2).output
+        #expect(try (y1.rows(0..<1) - y2.rows(0..<1)).maxAbs == 0)  // same context row, same output
+        #expect(try (y1.rows(1..<2) - y2.rows(1..<2)).maxAbs > 1e-3)
+        #expect(throws: InvertNNError.self) { try layer.forward(x) }
+        let rebuilt = try ConvAffineCoupling<Double>(configuration: (layer as! ConvAffineCoupling<Double>).configuration)
+        #expect(rebuilt.contextFeatures == 2 && rebuilt.conditioner.channels[0] == 1 + 2)
     }
 
     @Test func factorOutContract() throws {
@@ -218,6 +251,81 @@ struct FactorOutFactory: LayerFactory {
         for (p, q) in zip(flow.parameters, floatFlow.parameters) { q.value = p.value.converted(to: Float.self) }
         let floatLoss = try floatFlow.negativeLogLikelihood(x.converted(to: Float.self))
         #expect(abs(Double(floatLoss) - loss) <= 1e-4 * abs(loss))
+    }
+
+    /// Sampling is decoding: `encode(decode(z)) = z` to 1e-10 through the whole multi-scale model
+    /// (the factored-out latents of every level included) at the sampling temperatures, and the
+    /// log-dets of the two directions cancel.
+    @Test func decodeThenEncodeRecoversTheLatent() throws {
+        for levels in [2, 3] {
+            let flow = try FlowPresets.glow(channels: 1, height: 8, width: 8, levels: levels, steps: 2, hiddenChannels: 4, seed: 5, as: Double.self)
+            var g = SeededGenerator(seed: 12)
+            _ = try flow.logProbability(Matrix<Double>.randomNormal(rows: 16, columns: 64, using: &g))
+            for p in flow.parameters {
+                for i in 0..<p.count where p.trainableMask?[i] ?? true { p.value.storage[i] += 0.2 * g.nextNormal(Double.self) }
+            }
+            for temperature in [1.0, 0.7] {
+                let z = flow.base.sample(count: 5, temperature: temperature, using: &g)
+                let x = try flow.decode(z)
+                let back = try flow.encode(x.output)
+                // Relative to the data's scale (DESIGN.md §5.1): three levels of randomized ActNorms
+                // reach |x| ≈ 8000 here.
+                let scale = max(1, x.output.maxAbs)
+                #expect(try (back.output - z).maxAbs <= 1e-10 * scale, "levels \(levels), T \(temperature)")
+                for i in 0..<5 { #expect(abs(back.logAbsDet[i] + x.logAbsDet[i]) <= 1e-10 * scale) }
+            }
+        }
+    }
+
+    /// The split prior is one density on both paths. A sample drawn with a fixed seed has
+    /// `log p(x)` from the density path (`logProbability`, data → latent) equal to the sampling
+    /// path's `log N(ε) - log|det ∂x/∂ε|`; the factored-out half `z₂` that sampling produces is
+    /// `μ(z₁) + T·σ(z₁)·ε₂` with `μ`, `log σ` read off the prior convolution, channel by channel;
+    /// and the prior's share of `log p` equals `log N(z₂; μ, σ²)` written out.
+    @Test func splitPriorDensityMatchesSampling() throws {
+        let flow = try smallGlow(Double.self)
+        let layers = flow.transform.layers
+        let prior = try #require(layers[1] as? ConvAffineCoupling<Double>)
+        #expect(prior.conditioner.hiddenChannels.isEmpty && layers[0] is FactorOut<Double>)
+        for temperature in [1.0, 0.7] {
+            var g1 = SeededGenerator(seed: 21), g2 = SeededGenerator(seed: 21)
+            let x = try flow.sample(count: 4, temperature: temperature, using: &g1)
+            let epsilon = flow.base.sample(count: 4, temperature: temperature, using: &g2)
+            let decoded = try flow.decode(epsilon)
+            #expect(try (decoded.output - x).maxAbs == 0)
+            let baseLogP = try flow.base.logProbability(epsilon)
+            let density = try flow.logProbability(x)
+            for i in 0..<4 {
+                #expect(abs(density[i] - (baseLogP[i] - decoded.logAbsDet[i])) <= 1e-9 * max(1, abs(density[i])))
+            }
+            // The level-1 image [4, 4, 4] entering the prior (generative order: after FactorOut).
+            let h = try layers[0].forward(epsilon).output
+            let z = try prior.forward(h).output
+            let conditioner = try prior.conditioner.forward(h.columns(0..<32)).output  // ŝ for 2 channels, then t
+            for r in 0..<4 {
+                var logN = 0.0, normalized = 0.0
+                for j in 0..<32 {
+                    let s = 2 * Double.tanh(conditioner[r, j] / 2), mu = conditioner[r, 32 + j]
+                    let e = epsilon[r, 32 + j], z2 = z[r, 32 + j]
+                    #expect(abs(z2 - (mu + Double.exp(s) * e)) <= 1e-12 * max(1, abs(z2)))
+                    #expect(abs(z[r, j] - h[r, j]) == 0)  // the kept half passes
+                    let sd = Double.exp(s)
+                    logN += -0.5 * Double.log(2 * .pi) - s - 0.5 * ((z2 - mu) / sd) * ((z2 - mu) / sd)
+                    normalized += -0.5 * Double.log(2 * .pi) - 0.5 * e * e
+                }
+                // log N(z₂; μ, σ²) = log N(ε₂) + the prior's inverse log-det (-Σ s).
+                var inverseContext = LayerContext<Double>()
+                let priorInverse = try prior.inverse(z.rows(r..<(r + 1)), context: &inverseContext)
+                #expect(abs(logN - (normalized + priorInverse.logAbsDet[0])) <= 1e-10 * max(1, abs(logN)))
+                #expect(try (priorInverse.output - h.rows(r..<(r + 1))).maxAbs <= 1e-12)
+            }
+            // The temperature scales ε (every level's), nothing else.
+            if temperature < 1 {
+                var g3 = SeededGenerator(seed: 21)
+                let unit = flow.base.sample(count: 4, temperature: 1, using: &g3)
+                #expect(try (unit - (1 / temperature) * epsilon).maxAbs <= 1e-12)
+            }
+        }
     }
 
     @Test func checkpointRoundTrip() throws {

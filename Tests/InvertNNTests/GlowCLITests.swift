@@ -24,6 +24,28 @@ import InvertNN
         }
     }
 
+    /// `--context-columns label` makes every conv conditioner class-conditional: the checkpoint
+    /// records the context width, eval reads the labels, and the grid has one row per class
+    /// (10 rows of 8×8 digits drawn ×4 with 2 px spacing: 10·34 + 2 = 342 px high).
+    @Test func classConditionalGlowOnTheDigits() throws {
+        guard CLIErrorTests.executable != nil else { return }
+        try CLIErrorTests.withScratchDirectory("glow-cli-context") { d in
+            let model = "\(d)/glow.safetensors", png = "\(d)/s.png"
+            let train = try CLIErrorTests.run([
+                "--data", "digits", "--flow", "glow", "--context-columns", "label", "--steps", "1", "--conv-width", "4",
+                "--epochs", "1", "--quiet", "--out", model, "--samples", png])
+            #expect(train.status == 0, "\(train.stderr)")
+            let flow = try Checkpoint<Float>.read(path: model).flow
+            #expect(flow.isConditional && flow.transform.contextWidths == [10])
+            #expect(try architecture(of: flow.transform).contains("\"contextFeatures\":10"))
+            let eval = try CLIErrorTests.run(["--model", model, "--data", "digits"], command: "eval")
+            #expect(eval.status == 0, "\(eval.stderr)")
+            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: png)))
+            let height = bytes[20..<24].reduce(0) { $0 << 8 | Int($1) }
+            #expect(height == 10 * 34 + 2, "grid height \(height)")
+        }
+    }
+
     @Test func glowOptionsNeedTheGlowFamily() throws {
         guard CLIErrorTests.executable != nil else { return }
         let cases: [([String], String)] = [

@@ -17,6 +17,15 @@ import RealModule
 /// - ``ImageMask/checkerboard``: the conditioner reads all `C` channels with the transformed
 ///   pixels set to 0 and maps them to `P·C` channels; transformed entry `(c, q)` reads parameter
 ///   `p` from output channel `p·C + c` (the outputs at conditioning pixels are unused).
+/// - Context (class-conditional images, issue 16 item 5): with `contextFeatures = K > 0` the
+///   layer models a conditional bijection `y = f(x; c)` with `c` `[batch, K]` read from
+///   ``LayerContext/conditioning``. Each context feature enters the conditioner as one more
+///   input channel, constant over the image (`c[row, k]` at every pixel, zero-padded at the border
+///   like every channel), so the first convolution learns a per-class bias map; the backward
+///   passes add `dL/dc[row, k]`, the sum over pixels of the conditioner's input gradient on
+///   channel `k`, into ``LayerContext/conditioningGradient``. Chosen over a per-channel bias from
+///   a linear map of `c` because it needs no second parameter path: the conditioner's own
+///   hand-written backward gives the context gradient.
 /// - Shapes: `x`, `y` `[batch, C·H·W]` (NCHW flattened); log-dets `[batch]` in nats.
 /// - Parameters: the conditioner's (`conv<k>.weight`, `conv<k>.bias`); the last convolution
 ///   starts at zero, so an affine or additive coupling starts as the identity.
@@ -41,8 +50,10 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
     public let conditioningBlock: CouplingBlock
     /// The per-entry bijection.
     public let transformer: Transformer
-    /// The conditioner, `[batch, C_a·H·W] → [batch, P·C_h·H·W]`.
+    /// The conditioner, `[batch, (C_a + K)·H·W] → [batch, P·C_h·H·W]`.
     public let conditioner: ConvNet<T>
+    /// `K`, the width of the conditioning context (0: unconditional).
+    public let contextFeatures: Int
 
     /// Per conditioner-input entry, the position in a sample it copies, or -1 for a zero.
     let conditionerSource: [Int]
@@ -60,6 +71,7 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
     struct Retained {
         let isForward: Bool
         let input: [T]
+        let context: [T]
         let trace: ConvNet<T>.Trace
         let versions: [UInt64]
     }
@@ -79,20 +91,23 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
     ///     convolution).
     ///   - mask: channel-wise (needs `C ≥ 2`) or checkerboard (needs `H·W ≥ 2`).
     ///   - conditioningBlock: which block of the mask conditions (alternate it in a flow).
+    ///   - contextFeatures: `K`, the width of the conditioning context (default 0: unconditional).
     ///   - generator: the caller-owned source of randomness.
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for sizes the mask cannot
     ///   split or beyond ``SizeLimits``.
     public init(
         channels: Int, height: Int, width: Int, transformer: Transformer, hiddenChannels: [Int],
-        mask: ImageMask = .channels, conditioningBlock: CouplingBlock = .first,
+        mask: ImageMask = .channels, conditioningBlock: CouplingBlock = .first, contextFeatures: Int = 0,
         using generator: inout some RandomNumberGenerator
     ) throws {
         let operation = "Conv" + Transformer.couplingTypeName
-        guard channels >= 1, height >= 1, width >= 1, hiddenChannels.allSatisfy({ $0 >= 1 }) else {
+        guard channels >= 1, height >= 1, width >= 1, hiddenChannels.allSatisfy({ $0 >= 1 }), contextFeatures >= 0 else {
             throw InvertNNError.invalidArgument(
                 operation: operation,
-                reason: "channels, height, width and hidden widths must be ≥ 1, got \(channels)×\(height)×\(width), \(hiddenChannels)")
+                reason: "channels, height, width and hidden widths must be ≥ 1 and the context width ≥ 0, got "
+                    + "\(channels)×\(height)×\(width), \(hiddenChannels), \(contextFeatures)")
         }
+        if contextFeatures > 0 { try SizeLimits.features(contextFeatures, operation: operation) }
         let pixels = try SizeLimits.product([height, width], operation: operation, what: "H·W")
         let features = try SizeLimits.product([channels, pixels], operation: operation, what: "C·H·W")
         let p = transformer.parametersPerFeature
@@ -131,13 +146,14 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
         }
         _ = try SizeLimits.product([conditionerOut, pixels], operation: operation, what: "the conditioner output")
         self.conditioner = try ConvNet<T>(
-            inputChannels: conditionerIn, hiddenChannels: hiddenChannels, outputChannels: conditionerOut,
+            inputChannels: conditionerIn + contextFeatures, hiddenChannels: hiddenChannels, outputChannels: conditionerOut,
             height: height, width: width, using: &generator)
         self.channels = channels
         self.height = height
         self.width = width
         self.mask = mask
         self.conditioningBlock = conditioningBlock
+        self.contextFeatures = contextFeatures
         self.transformer = transformer
         self.conditionerSource = source
         self.transformedPositions = transformed
@@ -149,7 +165,8 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
     /// `"Conv"` + the transformer's coupling name (`"ConvAffineCoupling"`).
     public static var typeName: String { "Conv" + Transformer.couplingTypeName }
     public var name: String {
-        "\(Self.typeName)(\(channels)×\(height)×\(width), \(mask.rawValue) \(conditioningBlock.rawValue) conditions, \(transformer.name))"
+        "\(Self.typeName)(\(channels)×\(height)×\(width), \(mask.rawValue) \(conditioningBlock.rawValue) conditions, \(transformer.name)"
+            + (contextFeatures > 0 ? ", context \(contextFeatures))" : ")")
     }
     public var inputFeatures: Int { channels * height * width }
     public var outputFeatures: Int { inputFeatures }
@@ -167,33 +184,35 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
     @_specialize(where Transformer == AffineTransformer<Float>)
     @_specialize(where Transformer == AffineTransformer<Double>)
     public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
-        try run(x, isForward: true, retain: false)
+        try run(x, isForward: true, retain: false, context: &context)
     }
 
     @_specialize(where Transformer == AffineTransformer<Float>)
     @_specialize(where Transformer == AffineTransformer<Double>)
     public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
-        try run(y, isForward: false, retain: false)
+        try run(y, isForward: false, retain: false, context: &context)
     }
 
     public func forwardRetaining(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
-        try run(x, isForward: true, retain: true)
+        try run(x, isForward: true, retain: true, context: &context)
     }
 
     public func inverseRetaining(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
-        try run(y, isForward: false, retain: true)
+        try run(y, isForward: false, retain: true, context: &context)
     }
 
-    private func run(_ input: Matrix<T>, isForward: Bool, retain: Bool) throws -> LayerOutput<T> {
+    private func run(_ input: Matrix<T>, isForward: Bool, retain: Bool, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try requireParameterShapes()
         try input.requireColumns(inputFeatures, "\(name).\(isForward ? "forward" : "inverse")")
+        let c = try context.requireConditioning(rows: input.rows, columns: contextFeatures, layer: name)
         guard retain else {
             retained = nil
-            return try apply(input, conditionerOutput: try conditionerOutput(input), isForward: isForward)
+            return try apply(input, conditionerOutput: try conditionerOutput(input, context: c), isForward: isForward)
         }
-        let trace = try conditioner.forward(conditionerInput(input))
+        let trace = try conditioner.forward(conditionerInput(input, context: c))
         let result = try apply(input, conditionerOutput: trace.output, isForward: isForward)
-        retained = Retained(isForward: isForward, input: input.storage, trace: trace, versions: parameters.map(\.version))
+        retained = Retained(isForward: isForward, input: input.storage, context: c?.storage ?? [], trace: trace,
+                            versions: parameters.map(\.version))
         return result
     }
 
@@ -203,14 +222,14 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
     public static var untapedChunkRows: Int { 128 }
 
     /// The conditioner output `[rows, P·C_h·H·W]` without a trace, in chunks of ``untapedChunkRows`` rows.
-    private func conditionerOutput(_ input: Matrix<T>) throws -> Matrix<T> {
+    private func conditionerOutput(_ input: Matrix<T>, context c: Matrix<T>?) throws -> Matrix<T> {
         let chunk = Self.untapedChunkRows
-        guard input.rows > chunk else { return try conditioner.forward(conditionerInput(input)).output }
+        guard input.rows > chunk else { return try conditioner.forward(conditionerInput(input, context: c)).output }
         var h = Matrix<T>(rows: input.rows, columns: conditioner.outputFeatures)
         var start = 0
         while start < input.rows {
             let end = Swift.min(start + chunk, input.rows)
-            let part = try conditioner.forward(conditionerInput(input.rows(start..<end))).output
+            let part = try conditioner.forward(conditionerInput(input.rows(start..<end), context: c?.rows(start..<end))).output
             h.storage.withUnsafeMutableBufferPointer { dst in
                 part.storage.withUnsafeBufferPointer { src in
                     (dst.baseAddress! + start * h.columns).update(from: src.baseAddress!, count: src.count)
@@ -221,16 +240,23 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
         return h
     }
 
-    /// The conditioner's input `[rows, C_a·H·W]`: the conditioning entries, zeros elsewhere.
-    private func conditionerInput(_ x: Matrix<T>) -> Matrix<T> {
-        let rows = x.rows, d = inputFeatures, n = conditionerSource.count
-        var out = workspace.matrix(ConvCouplingSlot.conditionerInput, rows: rows, columns: n)
+    /// The conditioner's input `[rows, (C_a + K)·H·W]`: the conditioning entries (zeros
+    /// elsewhere), then each context feature as a constant channel.
+    private func conditionerInput(_ x: Matrix<T>, context c: Matrix<T>?) -> Matrix<T> {
+        let rows = x.rows, d = inputFeatures, n = conditionerSource.count, pixels = height * width, k = contextFeatures
+        let total = n + k * pixels
+        var out = workspace.matrix(ConvCouplingSlot.conditionerInput, rows: rows, columns: total)
         x.storage.withUnsafeBufferPointer { src in
             out.storage.withUnsafeMutableBufferPointer { dst in
                 conditionerSource.withUnsafeBufferPointer { s in
                     for r in 0..<rows {
-                        let from = r * d, to = r * n
+                        let from = r * d, to = r * total
                         for i in 0..<n { dst[to + i] = s[i] >= 0 ? src[from + s[i]] : 0 }
+                        guard let c, k > 0 else { continue }
+                        for j in 0..<k {
+                            let value = c[r, j], start = to + n + j * pixels
+                            for q in 0..<pixels { dst[start + q] = value }
+                        }
                     }
                 }
             }
@@ -329,7 +355,7 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
         try requireParameterShapes()
         try validateBackward("forwardBackward", input: x, inFeatures: inputFeatures, output: y, outFeatures: outputFeatures,
                              outputGradient: dy, logAbsDetGradient: dld)
-        return try backward(input: x, outputGradient: dy, logAbsDetGradient: dld, isForward: true)
+        return try backward(input: x, outputGradient: dy, logAbsDetGradient: dld, isForward: true, context: &context)
     }
 
     @_specialize(where Transformer == AffineTransformer<Float>)
@@ -341,24 +367,27 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
         try requireParameterShapes()
         try validateBackward("inverseBackward", input: y, inFeatures: inputFeatures, output: x, outFeatures: outputFeatures,
                              outputGradient: dx, logAbsDetGradient: dld)
-        return try backward(input: y, outputGradient: dx, logAbsDetGradient: dld, isForward: false)
+        return try backward(input: y, outputGradient: dx, logAbsDetGradient: dld, isForward: false, context: &context)
     }
 
     /// The retained conditioner trace if it was taken in this direction at this input with the
     /// current parameters, else a recomputed one; the retained state is released either way.
-    private func trace(for input: Matrix<T>, isForward: Bool) throws -> ConvNet<T>.Trace {
+    private func trace(for input: Matrix<T>, context c: Matrix<T>?, isForward: Bool) throws -> ConvNet<T>.Trace {
         defer { retained = nil }
-        if let kept = retained, kept.isForward == isForward, kept.input == input.storage,
+        if let kept = retained, kept.isForward == isForward, kept.input == input.storage, kept.context == c?.storage ?? [],
            kept.versions == parameters.map(\.version) {
             return kept.trace
         }
-        return try conditioner.forward(conditionerInput(input))
+        return try conditioner.forward(conditionerInput(input, context: c))
     }
 
     /// Both VJPs: the transformer's block backward, then the conditioner's backward added into
     /// the conditioning entries.
-    private func backward(input: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient dld: [T], isForward: Bool) throws -> Matrix<T> {
-        let trace = try trace(for: input, isForward: isForward)
+    private func backward(
+        input: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient dld: [T], isForward: Bool, context: inout LayerContext<T>
+    ) throws -> Matrix<T> {
+        let c = try context.requireConditioning(rows: input.rows, columns: contextFeatures, layer: name)
+        let trace = try trace(for: input, context: c, isForward: isForward)
         let h = trace.output
         let rows = input.rows, m = transformedPositions.count, p = transformer.parametersPerFeature
         var gradient = workspace.copy(ConvCouplingSlot.inputGradient, of: outputGradient)
@@ -414,16 +443,29 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
         }
         workspace.keep(ConvCouplingSlot.conditionerGradient, dh)
         let da = try conditioner.backward(trace, outputGradient: dh)
-        let d = inputFeatures, n = conditionerSource.count
+        let d = inputFeatures, n = conditionerSource.count, total = da.columns, pixels = height * width, k = contextFeatures
+        var dc = Matrix<T>(rows: k > 0 ? rows : 0, columns: k)
         da.storage.withUnsafeBufferPointer { ap in
             gradient.storage.withUnsafeMutableBufferPointer { gp in
                 conditionerSource.withUnsafeBufferPointer { s in
                     for r in 0..<rows {
-                        for i in 0..<n where s[i] >= 0 { gp[r * d + s[i]] += ap[r * n + i] }
+                        for i in 0..<n where s[i] >= 0 { gp[r * d + s[i]] += ap[r * total + i] }
+                    }
+                }
+            }
+            // A constant channel's gradient is the sum of its pixels' gradients.
+            dc.storage.withUnsafeMutableBufferPointer { cp in
+                for r in 0..<dc.rows {
+                    for j in 0..<k {
+                        let start = r * total + n + j * pixels
+                        var sum: T = 0
+                        for q in 0..<pixels { sum += ap[start + q] }
+                        cp[r * k + j] = sum
                     }
                 }
             }
         }
+        if k > 0 { context.accumulateConditioningGradient(dc) }
         workspace.keep(ConvCouplingSlot.inputGradient, gradient)
         return gradient
     }
@@ -445,21 +487,24 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
         public var conditioningBlock: CouplingBlock
         /// The conditioner's hidden widths.
         public var hiddenChannels: [Int]
+        /// The context width `K`; `nil` (absent from the file) for 0.
+        public var contextFeatures: Int?
         /// The transformer's hyper-parameters.
         public var transformer: Transformer.Configuration
 
         private enum CodingKeys: String, CodingKey {
-            case channels, height, width, mask, conditioningBlock, hiddenChannels
+            case channels, height, width, mask, conditioningBlock, hiddenChannels, contextFeatures
         }
 
         init(channels: Int, height: Int, width: Int, mask: ImageMask, conditioningBlock: CouplingBlock, hiddenChannels: [Int],
-             transformer: Transformer.Configuration) {
+             contextFeatures: Int?, transformer: Transformer.Configuration) {
             self.channels = channels
             self.height = height
             self.width = width
             self.mask = mask
             self.conditioningBlock = conditioningBlock
             self.hiddenChannels = hiddenChannels
+            self.contextFeatures = contextFeatures
             self.transformer = transformer
         }
 
@@ -471,6 +516,7 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
             mask = try c.decode(ImageMask.self, forKey: .mask)
             conditioningBlock = try c.decode(CouplingBlock.self, forKey: .conditioningBlock)
             hiddenChannels = try c.decode([Int].self, forKey: .hiddenChannels)
+            contextFeatures = try c.decodeIfPresent(Int.self, forKey: .contextFeatures)
             transformer = try Transformer.Configuration(from: decoder)
         }
 
@@ -482,25 +528,32 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
             try c.encode(mask, forKey: .mask)
             try c.encode(conditioningBlock, forKey: .conditioningBlock)
             try c.encode(hiddenChannels, forKey: .hiddenChannels)
+            try c.encodeIfPresent(contextFeatures, forKey: .contextFeatures)
             try transformer.encode(to: encoder)  // the transformer's fields join the coupling's object
         }
     }
 
     public var configuration: Configuration {
         Configuration(channels: channels, height: height, width: width, mask: mask, conditioningBlock: conditioningBlock,
-                      hiddenChannels: conditioner.hiddenChannels, transformer: transformer.configuration)
+                      hiddenChannels: conditioner.hiddenChannels, contextFeatures: contextFeatures > 0 ? contextFeatures : nil,
+                      transformer: transformer.configuration)
     }
 
     /// A coupling of the configured shape with placeholder parameters (a checkpoint overwrites them).
     ///
-    /// - Throws: as ``init(channels:height:width:transformer:hiddenChannels:mask:conditioningBlock:using:)``
+    /// - Throws: as ``init(channels:height:width:transformer:hiddenChannels:mask:conditioningBlock:contextFeatures:using:)``
     ///   and the transformer's configuration initializer.
     public convenience init(configuration c: Configuration) throws {
         var generator = SeededGenerator(seed: 0)
         try self.init(
             channels: c.channels, height: c.height, width: c.width, transformer: try Transformer(configuration: c.transformer),
-            hiddenChannels: c.hiddenChannels, mask: c.mask, conditioningBlock: c.conditioningBlock, using: &generator)
+            hiddenChannels: c.hiddenChannels, mask: c.mask, conditioningBlock: c.conditioningBlock,
+            contextFeatures: c.contextFeatures ?? 0, using: &generator)
     }
+}
+
+extension ConvCoupling: ConditionalLayer {
+    public var contextWidths: Set<Int> { contextFeatures > 0 ? [contextFeatures] : [] }
 }
 
 /// A convolutional coupling with the bounded affine transformer (RealNVP, Glow).

@@ -9,7 +9,7 @@ import RealModule
 /// out the last `C - c` channels at this scale with a fixed N(0, 1) prior; a learned prior on
 /// them (Glow's split prior: mean and log-scale from the kept channels by a zero-initialized
 /// convolution) is a ``ConvCoupling`` with a channel mask and no hidden layers placed just
-/// outside the factor-out (see ``FlowPresets/glow(channels:height:width:levels:steps:hiddenChannels:scaleBound:learnedPrior:seed:as:)``).
+/// outside the factor-out (see ``FlowPresets/glow(channels:height:width:levels:steps:hiddenChannels:scaleBound:learnedPrior:context:seed:as:)``).
 ///
 /// - Shapes: `x`, `y` `[batch, D]`; the inner layer maps `k` features to `k` features.
 /// - Log-determinant: the inner layer's (the pass-through part contributes 0).

@@ -27,13 +27,17 @@ extension FlowPresets {
     ///   - hiddenChannels: the conditioners' width (the issue's PyTorch Glow: 64).
     ///   - scaleBound: `c` of each affine coupling's bounded log-scale `s = c·tanh(ŝ/c)`.
     ///   - learnedPrior: Glow's learned split prior on each factored-out half (default true).
+    ///   - context: for a class-conditional flow `p(x | c)` (Glow §5, issue 16 item 5), how the
+    ///     context is encoded; every conv conditioner, the split priors' included, then reads the
+    ///     encoded context as constant extra input channels (``ConvCoupling``). `nil`: unconditional.
     ///   - seed: seed of the random initialization (1×1 rotations, conditioner weights).
     ///   - as: the scalar type of the flow (`Float` or `Double`).
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for sizes below 1 or not
     ///   divisible by `2^levels`; the layers' initializer errors.
     public static func glow<T: Scalar>(
         channels: Int, height: Int, width: Int, levels: Int = 2, steps: Int = 8, hiddenChannels: Int = 64,
-        scaleBound: Double = 2, learnedPrior: Bool = true, seed: UInt64 = 0, as _: T.Type = T.self
+        scaleBound: Double = 2, learnedPrior: Bool = true, context: ContextEncoder<T>? = nil, seed: UInt64 = 0,
+        as _: T.Type = T.self
     ) throws -> NormalizingFlow<T> {
         guard channels >= 1, levels >= 1, steps >= 1, hiddenChannels >= 1, levels < 30 else {
             throw InvertNNError.invalidArgument(
@@ -50,14 +54,14 @@ extension FlowPresets {
         let transformer = try AffineTransformer<T>(scaleBound: T(scaleBound))
         let layers = try glowLevels(
             channels: channels, height: height, width: width, levels: levels, steps: steps, hiddenChannels: hiddenChannels,
-            transformer: transformer, learnedPrior: learnedPrior, using: &generator)
-        return try NormalizingFlow(transform: try Sequential(layers))
+            transformer: transformer, learnedPrior: learnedPrior, contextFeatures: context?.encodedFeatures ?? 0, using: &generator)
+        return try NormalizingFlow(transform: try Sequential(layers), contextEncoder: context)
     }
 
     /// The layers (generative order) of `levels` levels on `[channels, height, width]`.
     private static func glowLevels<T: Scalar>(
         channels: Int, height: Int, width: Int, levels: Int, steps: Int, hiddenChannels: Int,
-        transformer: AffineTransformer<T>, learnedPrior: Bool, using generator: inout SeededGenerator
+        transformer: AffineTransformer<T>, learnedPrior: Bool, contextFeatures: Int, using generator: inout SeededGenerator
     ) throws -> [any InvertibleLayer<T>] {
         let c = 4 * channels, h = height / 2, w = width / 2
         // Built in the data → latent order, reversed at the end.
@@ -68,7 +72,7 @@ extension FlowPresets {
             layers.append(try Pixelwise<T>.luLinear(channels: c, height: h, width: w, using: &generator))
             layers.append(try ConvCoupling(
                 channels: c, height: h, width: w, transformer: transformer, hiddenChannels: [hiddenChannels, hiddenChannels],
-                mask: .channels, conditioningBlock: block, using: &generator))
+                mask: .channels, conditioningBlock: block, contextFeatures: contextFeatures, using: &generator))
             block = block.other
         }
         if levels > 1 {
@@ -76,11 +80,11 @@ extension FlowPresets {
             if learnedPrior {
                 layers.append(try ConvCoupling(
                     channels: c, height: h, width: w, transformer: transformer, hiddenChannels: [], mask: .channels,
-                    conditioningBlock: .first, using: &generator))
+                    conditioningBlock: .first, contextFeatures: contextFeatures, using: &generator))
             }
             let inner = try glowLevels(
                 channels: kept, height: h, width: w, levels: levels - 1, steps: steps, hiddenChannels: hiddenChannels,
-                transformer: transformer, learnedPrior: learnedPrior, using: &generator)
+                transformer: transformer, learnedPrior: learnedPrior, contextFeatures: contextFeatures, using: &generator)
             layers.append(try FactorOut(try Sequential(inner), channels: c, height: h, width: w, keptChannels: kept))
         }
         return layers.reversed()
