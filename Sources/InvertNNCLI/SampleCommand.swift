@@ -72,7 +72,7 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
         guard total <= 1_000_000 else {
             throw ValidationError("\(contexts!.rows / count) context rows × --count \(count) = \(total) samples; the limit is 1000000")
         }
-        var drawn = try Rendering.samples(
+        let drawn = try Rendering.samples(
             flow: checkpoint.flow, preprocessing: checkpoint.preprocessing, count: total, temperature: temperature, seed: seed,
             context: contexts)
         var csvSamples = drawn

@@ -314,7 +314,7 @@ struct TrainCommand: ParsableCommand {
             // The whole file is read before training, so --out may be the same path.
             let checkpoint = try Checkpoint<T>.read(path: resume)
             // A run without a training state trains on with the preset of the checkpoint's family.
-            let isSpline = (checkpoint.flow.transform as? Sequential<T>)?.layers.contains { $0 is SplineCoupling<T> } ?? false
+            let isSpline = checkpoint.flow.transform.layers.contains { $0 is SplineCoupling<T> }
             let resumedPreset = flowFamily == nil && isSpline ? ModelPreset.for(dataset, family: .nsf) : preset
             let resumed = try ResumePlan(checkpoint: checkpoint, path: resume, command: self, dataset: dataset, preset: resumedPreset)
             for line in resumed.notes { output.note(line) }

@@ -72,7 +72,7 @@ public final class Adam<T: Scalar> {
                 if let mask = p.trainableMask {
                     for i in 0..<Swift.min(g.count, mask.count) where mask[i] { let v = Double(g[i]); sum += v * v }
                 } else {
-                    for i in 0..<g.count { let v = Double(g[i]); sum += v * v }
+                    sum += AdamKernel.sumOfSquares(g)
                 }
             }
         }
@@ -101,41 +101,20 @@ public final class Adam<T: Scalar> {
         let t = T(step)
         let correction1 = 1 - T.pow(beta1, t)
         let correction2 = 1 - T.pow(beta2, t)
-        let b1 = beta1, b2 = beta2, eps = epsilon, decay = learningRate * weightDecay
-        let stepScale = learningRate / correction1, inverseCorrection2 = 1 / correction2
-        let tiny = T.leastNormalMagnitude
+        let constants = AdamKernel.Step(
+            clip: clip, beta1: beta1, beta2: beta2, epsilon: epsilon, stepScale: learningRate / correction1,
+            inverseCorrection2: 1 / correction2, decay: learningRate * weightDecay, tiny: T.leastNormalMagnitude)
         for (index, p) in parameters.enumerated() {
             p.gradient.storage.withUnsafeBufferPointer { g in
                 p.value.storage.withUnsafeMutableBufferPointer { theta in
                     firstMoments[index].withUnsafeMutableBufferPointer { m in
                         secondMoments[index].withUnsafeMutableBufferPointer { v in
-                            func apply(_ learnable: (Int) -> T) {
-                                // One branch-free loop per parameter (vectorizable); fixed entries
-                                // get a zero factor: their value, m and v do not move.
-                                for i in 0..<theta.count {
-                                    let f = learnable(i)
-                                    let gi = g[i] * clip
-                                    var mi = b1 * m[i] + (1 - b1) * gi
-                                    var vi = b2 * v[i] + (1 - b2) * gi * gi
-                                    // Moments of entries whose gradient stays 0 (dead ReLU units,
-                                    // say) decay geometrically into subnormal numbers, whose
-                                    // arithmetic is two orders of magnitude slower on x86; flush
-                                    // them to zero.
-                                    mi = Swift.abs(mi) < tiny ? 0 : mi
-                                    vi = vi < tiny ? 0 : vi
-                                    m[i] = f * mi
-                                    v[i] = f * vi
-                                    // θ -= η·(m̂/(√v̂ + ε) + λθ) with m̂ = m/c₁, v̂ = v/c₂.
-                                    // (A select, not a product, for fixed entries: with ε = 0 their
-                                    // step is 0/0.)
-                                    let stepped = theta[i] - (stepScale * mi / ((vi * inverseCorrection2).squareRoot() + eps) + decay * theta[i])
-                                    theta[i] = f != 0 ? stepped : theta[i]
-                                }
-                            }
                             if let factors = learnableFactors[index], factors.count == theta.count {
-                                factors.withUnsafeBufferPointer { factor in apply { factor[$0] } }
+                                factors.withUnsafeBufferPointer { factor in
+                                    AdamKernel.update(theta: theta, gradient: g, firstMoment: m, secondMoment: v, factor: factor, constants)
+                                }
                             } else {
-                                apply { _ in 1 }
+                                AdamKernel.update(theta: theta, gradient: g, firstMoment: m, secondMoment: v, factor: nil, constants)
                             }
                         }
                     }
