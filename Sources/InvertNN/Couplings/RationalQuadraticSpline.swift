@@ -241,7 +241,7 @@ public struct RationalQuadraticSpline<T: Scalar>: CouplingTransformer {
     ) -> T {
         let K = bins, k = bin.index, B = tailBound
         let ξ = l.ξ, om = 1 - ξ, t = l.t, s = l.s, w = bin.width, h = bin.height
-        let d0 = bin.lowerDerivative, d1 = bin.upperDerivative
+        let d0 = bin.lowerDerivative
         // Reciprocals once: divisions dominate this scalar code.
         let iden = 1 / l.denominator, in2 = 1 / l.numerator2, invW = 1 / w, oneMinus2t = 1 - 2 * t
         // λ = 2 log s + log N - 2 log D.
