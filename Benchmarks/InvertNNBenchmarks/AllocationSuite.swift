@@ -40,7 +40,7 @@ func allocationSuite<T: Scalar>(_: BenchmarkContext, _: T.Type) throws {
             _ = try linear.inverseBackward(input: x, output: z, outputGradient: g, logAbsDetGradient: dld)
         }
     }
-    // Whole steps: the default digits model, and 4 × (InvertibleLinear, AffineCoupling [256]) in
+    // Whole steps: the default digits model (and with permutation mixing), and 4 × (InvertibleLinear, AffineCoupling [256]) in
     // both gradient modes, each with an Adam update.
     let digits = try FlowPresets.realNVP(features: 64, seed: 0, as: T.self)
     let digitsAdam = try Adam(parameters: digits.parameters, learningRate: 1e-4)
@@ -49,6 +49,13 @@ func allocationSuite<T: Scalar>(_: BenchmarkContext, _: T.Type) throws {
         digits.zeroGradients()
         _ = try digits.accumulateNegativeLogLikelihoodGradient(batch)
         try digitsAdam.update()
+    }
+    let permuted = try FlowPresets.realNVP(features: 64, mixing: .permutation, seed: 0, as: T.self)
+    let permutedAdam = try Adam(parameters: permuted.parameters, learningRate: 1e-4)
+    try report("permutation digits model, B=128: NLL step + Adam") {
+        permuted.zeroGradients()
+        _ = try permuted.accumulateNegativeLogLikelihoodGradient(batch)
+        try permutedAdam.update()
     }
     var layers = [any InvertibleLayer<T>]()
     for k in 0..<4 {

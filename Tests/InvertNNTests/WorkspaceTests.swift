@@ -60,6 +60,7 @@ import Testing
             try Householder<Double>(features: n, using: &rng),
             blocked,
             try Diagonal<Double>(features: n, logScale: (0..<n).map { 0.1 * Double($0 % 5) - 0.2 }, bias: (0..<n).map { Double($0) / 10 }),
+            try Permutation<Double>.random(features: n, using: &rng),
         ]
         for layer in layers {
             let x1 = Matrix<Double>.randomNormal(rows: batch, columns: n, using: &rng)

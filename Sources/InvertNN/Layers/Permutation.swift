@@ -91,14 +91,14 @@ public final class Permutation<T: Scalar>: RebuildableLayer {
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try x.requireColumns(features, "\(name).forward")
-        return LayerOutput(output: gather(x, permutation), logAbsDet: [T](repeating: 0, count: x.rows))
+        return LayerOutput(output: gather(x, permutation, PermutationSlot.output), logAbsDet: zeroLogDets(x.rows))
     }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try y.requireColumns(features, "\(name).inverse")
-        return LayerOutput(output: gather(y, inversePermutation), logAbsDet: [T](repeating: 0, count: y.rows))
+        return LayerOutput(output: gather(y, inversePermutation, PermutationSlot.inverseOutput), logAbsDet: zeroLogDets(y.rows))
     }
 
     /// VJP of ``forward(_:)``: the transpose of a gather is the scatter `dx[perm[i]] = dy[i]`,
@@ -110,7 +110,7 @@ public final class Permutation<T: Scalar>: RebuildableLayer {
     ) throws -> Matrix<T> {
         try validateBackward("forwardBackward", input: input, inFeatures: features, output: output,
                              outFeatures: features, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
-        return gather(outputGradient, inversePermutation)
+        return gather(outputGradient, inversePermutation, PermutationSlot.forwardGradient)
     }
 
     /// VJP of ``inverse(_:)``: `dy = gather(dx, perm)`.
@@ -121,14 +121,25 @@ public final class Permutation<T: Scalar>: RebuildableLayer {
     ) throws -> Matrix<T> {
         try validateBackward("inverseBackward", input: input, inFeatures: features, output: output,
                              outFeatures: features, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
-        return gather(outputGradient, permutation)
+        return gather(outputGradient, permutation, PermutationSlot.inverseGradient)
     }
 
-    /// `out[r, i] = m[r, indices[i]]` for every row.
+    /// Reused buffers (see ``Workspace``): one output per direction and pass, and the log-dets.
+    let workspace = Workspace<T>(slots: PermutationSlot.count)
+
+    public func releaseBuffers() { workspace.releaseAll() }
+
+    private func zeroLogDets(_ rows: Int) -> [T] {
+        let logDet = workspace.filled(PermutationSlot.logDet, count: rows, with: 0)
+        workspace.keep(PermutationSlot.logDet, logDet)
+        return logDet
+    }
+
+    /// `out[r, i] = m[r, indices[i]]` for every row, in `slot`'s buffer.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    private func gather(_ m: Matrix<T>, _ indices: [Int]) -> Matrix<T> {
-        var out = m
+    private func gather(_ m: Matrix<T>, _ indices: [Int], _ slot: Int) -> Matrix<T> {
+        var out = workspace.matrix(slot, rows: m.rows, columns: m.columns)
         let width = features
         indices.withUnsafeBufferPointer { ip in
             m.storage.withUnsafeBufferPointer { src in
@@ -140,6 +151,11 @@ public final class Permutation<T: Scalar>: RebuildableLayer {
                 }
             }
         }
+        workspace.keep(slot, out)
         return out
     }
+}
+
+enum PermutationSlot {
+    static let output = 0, inverseOutput = 1, forwardGradient = 2, inverseGradient = 3, logDet = 4, count = 5
 }
