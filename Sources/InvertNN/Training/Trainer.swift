@@ -452,26 +452,29 @@ public final class Trainer<T: Scalar> {
         if buffer.count != count + 2 { buffer = [T](repeating: 0, count: count + 2) }
         // A failed share contributes only its flag (its partial gradient may be garbage).
         let weight = failure == nil ? T(share.count) / T(input.rows) : 0
-        var offset = 0
+        // Pointer loops without index arithmetic in the body, so that both passes vectorize.
         buffer.withUnsafeMutableBufferPointer { b in
+            guard var target = b.baseAddress else { return }
             for p in parameters {
                 p.gradient.storage.withUnsafeBufferPointer { g in
-                    for i in 0..<g.count { b[offset + i] = weight * g[i] }
+                    guard let source = g.baseAddress else { return }
+                    for i in 0..<g.count { target[i] = weight * source[i] }
                 }
-                offset += p.count
+                target += p.count
             }
             b[count] = weight * loss
             b[count + 1] = failure == nil ? 0 : 1
         }
         try group.sum(&buffer)
-        offset = 0
-        for p in parameters {
-            p.gradient.storage.withUnsafeMutableBufferPointer { g in
-                buffer.withUnsafeBufferPointer { b in
-                    for i in 0..<g.count { g[i] = b[offset + i] }
+        buffer.withUnsafeBufferPointer { b in
+            guard var source = b.baseAddress else { return }
+            for p in parameters {
+                p.gradient.storage.withUnsafeMutableBufferPointer { g in
+                    guard let target = g.baseAddress else { return }
+                    target.update(from: source, count: g.count)
                 }
+                source += p.count
             }
-            offset += p.count
         }
         if failure == nil && buffer[count + 1] > 0 { failure = "a non-finite value in another rank's share of the batch" }
         return (buffer[count], failure)
