@@ -87,6 +87,7 @@ struct DensityCommand: ParsableCommand, CheckpointConsumer {
         panels.append(try Rendering.scatterWithAxes(drawn, xRange: xRange, yRange: yRange, size: size, labels: labels,
                                                     title: "model samples (\(drawn.rows) points)"))
         let image = try GreyscaleImage.sideBySide(panels)
+        try OutputPath.requireReplaceable(png, option: "--png", kind: .png)
         try PNGWriter.write(image, to: png)
         // The grid integrates the density: close to 1 when the window holds the model's mass.
         let cell = (xRange.upperBound - xRange.lowerBound) * (yRange.upperBound - yRange.lowerBound) / Double(size * size)

@@ -27,6 +27,50 @@ enum OutputPath {
         }
     }
 
+    /// What an output file is, for recognizing an existing file as one this tool wrote.
+    enum Kind {
+        /// A safetensors checkpoint with the `architecture` metadata entry of ours.
+        case checkpoint
+        /// A PNG image (its 8-byte signature).
+        case png
+        /// A CSV file whose first line starts with the given header (the first column's name
+        /// suffices: `epoch,…` for a history, `log_density` for per-row densities).
+        case csv(headerPrefix: String)
+    }
+
+    /// Throws a `ValidationError` naming `option` if `path` (through symbolic links) is an
+    /// existing file that does not look like a `kind` file this tool writes: outputs replace
+    /// their own earlier results, never a file we did not create (a notes file given as `--out`
+    /// by mistake, the training data given as `--csv`). A missing file is fine.
+    static func requireReplaceable(_ path: String, option: String, kind: Kind) throws {
+        guard let target = try? AtomicFile.destination(of: path), FileManager.default.fileExists(atPath: target),
+              let handle = FileHandle(forReadingAtPath: target) else { return }
+        defer { try? handle.close() }
+        let head = [UInt8]((try? handle.read(upToCount: 1 << 16)) ?? Data())
+        let recognized: Bool
+        let what: String
+        switch kind {
+        case .png:
+            what = "a PNG image"
+            recognized = head.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+        case .checkpoint:
+            what = "a checkpoint"
+            // The 8-byte header length, then a JSON header naming the architecture; a header
+            // longer than what was read is judged by its first 64 kB.
+            let text = head.count > 8 ? String(decoding: head[8...], as: UTF8.self) : ""
+            recognized = text.hasPrefix("{") && text.contains("\"__metadata__\"") && text.contains("\"architecture\"")
+        case .csv(let prefix):
+            what = "a CSV file of this kind (first line starting \"\(prefix)\")"
+            let firstLine = String(decoding: head.prefix { $0 != 0x0A && $0 != 0x0D }, as: UTF8.self)
+            recognized = firstLine.hasPrefix(prefix)
+        }
+        // An empty file holds nothing to lose (a placeholder made with `touch`).
+        guard recognized || head.isEmpty else {
+            throw ValidationError(
+                "\(option): \(path) exists and is not \(what) written by invertnn; not replacing it (remove it or give another path)")
+        }
+    }
+
     /// Throws a `ValidationError` if an output names the same file as an input (writing it would
     /// replace the data or model being read): equal paths after resolving symbolic links, or
     /// the same device and inode (a hard link). Inputs that are not files (a named dataset such

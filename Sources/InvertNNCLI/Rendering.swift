@@ -138,8 +138,7 @@ enum Rendering {
 
     /// One sample per row with a header of column names, in data units.
     static func writeCSV<T: Scalar>(samples: Matrix<T>, description: DataDescription, integer: Bool, path: String) throws {
-        let names = description.columns?.count == samples.columns ? description.columns! : (1...samples.columns).map { "x\($0)" }
-        var text = names.joined(separator: ",") + "\n"
+        var text = csvHeader(columns: samples.columns, description: description) + "\n"
         for r in 0..<samples.rows {
             text += (0..<samples.columns).map { c -> String in
                 let v = Double(samples[r, c])
@@ -148,6 +147,21 @@ enum Rendering {
             text += "\n"
         }
         try AtomicFile.write(text: text, to: path)
+    }
+
+    /// The header line of ``writeCSV(samples:description:integer:path:)``: the data's column
+    /// names (`x1,x2,…` when they are unknown), as RFC 4180 fields.
+    static func csvHeader(columns: Int, description: DataDescription) -> String {
+        let names = description.columns?.count == columns ? description.columns! : (1...max(columns, 1)).map { "x\($0)" }
+        return names.map(csvField).joined(separator: ",")
+    }
+
+    /// A header name as one RFC 4180 field: quoted (inner quotes doubled) when it holds a comma,
+    /// a quote, a line break or outer spaces, so that the CSV readers get the name back.
+    static func csvField(_ name: String) -> String {
+        let needsQuotes = name.contains { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }
+            || name.first == " " || name.last == " "
+        return needsQuotes ? "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : name
     }
 
     /// `log p(x)` in data units of a grid over the window, `[height · width]`, first row on top.

@@ -152,6 +152,8 @@ struct SBICommand: ParsableCommand {
     }
 
     private func run(_ simulator: some Simulator) throws {
+        if let png { try OutputPath.requireReplaceable(png, option: "--png", kind: .png) }
+        if let out { try OutputPath.requireReplaceable(out, option: "--out", kind: .checkpoint) }
         let preset = self.preset
         var generator = SeededGenerator(seed: seed)
         let (theta, x) = simulator.simulations(count: simulations, using: &generator)

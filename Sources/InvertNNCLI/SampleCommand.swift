@@ -59,6 +59,9 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
             [png.map { ("--png", $0) }, csv.map { ("--csv", $0) }].compactMap { $0 }, inputs: [("--model", model)])
     }
 
+    /// The most images `--png` puts in one grid.
+    static let maximumGridImages = 4096
+
     func run() throws {
         BLASCoreSelection.reexecuteWithBetterKernelsIfNeeded()
         try withCheckpoint(at: model)
@@ -68,9 +71,16 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
         var description = DataDescription(checkpoint.dataset, dimensions: checkpoint.flow.features)
         let temperature = self.temperature ?? Rendering.defaultTemperature(description.kind)
         let contexts = try sampleContexts(checkpoint, description: description)
+        if let png { try OutputPath.requireReplaceable(png, option: "--png", kind: .png) }
         let total = contexts?.rows ?? count
         guard total <= 1_000_000 else {
             throw ValidationError("\(contexts!.rows / count) context rows × --count \(count) = \(total) samples; the limit is 1000000")
+        }
+        // A grid of a million images would be tens of thousands of pixels on a side (minutes and
+        // gigabytes to draw); the CSV has no such bound.
+        if png != nil, description.kind == .image, total > Self.maximumGridImages {
+            throw ValidationError(
+                "--png draws at most \(Self.maximumGridImages) images (a 64 × 64 grid), asked for \(total); use --csv for more samples")
         }
         let drawn = try Rendering.samples(
             flow: checkpoint.flow, preprocessing: checkpoint.preprocessing, count: total, temperature: temperature, seed: seed,
@@ -94,6 +104,9 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
             })
         }
         if let csv {
+            // Replaces an earlier sample file of the same columns, not any file.
+            try OutputPath.requireReplaceable(
+                csv, option: "--csv", kind: .csv(headerPrefix: Rendering.csvHeader(columns: csvSamples.columns, description: description)))
             try staging.write(csv) {
                 try Rendering.writeCSV(
                     samples: csvSamples, description: description, integer: checkpoint.preprocessing.isDiscrete, path: $0)

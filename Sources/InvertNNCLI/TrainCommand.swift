@@ -261,7 +261,14 @@ struct TrainCommand: ParsableCommand {
     /// Refuses models beyond ``SizeLimits/maximumParameters`` (each option is within its own range,
     /// but their product can still ask for terabytes), before anything is allocated.
     /// `outputsPerFeature`: conditioner outputs per transformed feature (2 affine, 3K - 1 spline).
-    static func requireReasonableModelSize(features d: Int, couplings: Int, hiddenSizes: [Int], outputsPerFeature: Int = 2) throws {
+    /// Also refuses a model whose training would not fit in this machine's memory: a run holds
+    /// about twelve copies of every parameter (value, gradient, Adam's two moments, the moving
+    /// average, the guard's and the best epoch's values, transient copies, the checkpoint being
+    /// written; 49 bytes per Float parameter measured at 48M parameters) of `scalarBytes` each,
+    /// which must stay within 80 % of the physical memory.
+    static func requireReasonableModelSize(
+        features d: Int, couplings: Int, hiddenSizes: [Int], outputsPerFeature: Int = 2, scalarBytes: Int = 4
+    ) throws {
         let conditioning = Double(d / 2), transformed = Double(d - d / 2), outputs = Double(outputsPerFeature)
         var widths = [conditioning] + hiddenSizes.map(Double.init) + [outputs * transformed]
         if widths.count < 2 { widths = [conditioning, outputs * transformed] }
@@ -272,6 +279,14 @@ struct TrainCommand: ParsableCommand {
         guard total <= limit else {
             throw ValidationError(
                 "the model would have about \(Int(total)) parameters (limit \(SizeLimits.maximumParameters)): lower --couplings or --hidden-sizes")
+        }
+        let needed = 12 * total * Double(scalarBytes)
+        let physical = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
+        if physical > 0, needed > 0.8 * physical {
+            func gigabytes(_ bytes: Double) -> String { String(format: "%.1f GB", bytes / 1e9) }
+            throw ValidationError(
+                "training a model of about \(Int(total)) parameters needs about \(gigabytes(needed)) (about 12 copies "
+                    + "of every parameter), more than 80% of this machine's \(gigabytes(physical)) of memory: lower --couplings or --hidden-sizes")
         }
     }
 
@@ -334,7 +349,8 @@ struct TrainCommand: ParsableCommand {
             try Self.requireReasonableModelSize(
                 features: dataset.dimensions, couplings: couplings ?? preset.couplings,
                 hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes,
-                outputsPerFeature: preset.family == .nsf || transformer == .spline ? 3 * bins - 1 : 2)
+                outputsPerFeature: preset.family == .nsf || transformer == .spline ? 3 * bins - 1 : 2,
+                scalarBytes: MemoryLayout<T>.size)
             // pandas' to_csv writes its row index as a first column with an empty name.
             if let names = dataset.columnNames, let unnamed = names.firstIndex(where: { $0.isEmpty || $0.hasPrefix("Unnamed: ") }) {
                 output.note("column \(unnamed + 1) of \(dataOptions.data) has no name (a pandas index written by to_csv?); it is "
@@ -386,6 +402,12 @@ struct TrainCommand: ParsableCommand {
                 parameterAveraging: averaging > 0 ? averaging : nil)
         }
         let epochs = configuration.epochs
+        // After the inputs were read (their errors come first), before any training.
+        let historyPaths = TrainingHistory.paths(model: modelPath)
+        try OutputPath.requireReplaceable(modelPath, option: "--out", kind: .checkpoint)
+        try OutputPath.requireReplaceable(samples, option: "--samples", kind: .png)
+        try OutputPath.requireReplaceable(historyPaths.csv, option: "the history CSV", kind: .csv(headerPrefix: "epoch,"))
+        try OutputPath.requireReplaceable(historyPaths.png, option: "the training curve", kind: .png)
         let trainer = try Trainer(flow: flow, preprocessing: preprocessing, configuration: configuration)
         trainer.group = distributed.trainerGroup
         guard flow.contextFeatures == (dataset.context?.names.count ?? 0) else {
@@ -454,7 +476,6 @@ struct TrainCommand: ParsableCommand {
         try staging.write(modelPath) { try checkpoint.write(to: $0); return "" }
         let stateNote = keepState ? " with the training state after epoch \(result.history.last?.epoch ?? 0)" : ""
         var notes = ["wrote the model (\(flow.trainableParameterCount) parameters, \(T.dtypeName))\(stateNote) to \(modelPath)"]
-        let historyPaths = TrainingHistory.paths(model: modelPath)
         try staging.write(historyPaths.csv) {
             try AtomicFile.write(text: TrainingHistory.csv(result.history, discrete: preprocessing.isDiscrete, guardEvents: guardEvents), to: $0)
             return ""

@@ -223,14 +223,24 @@ import InvertNN
             let good = (0..<400).map { "\($0 % 16),\(($0 * 7) % 16),\(($0 * 3) % 16)" }.joined(separator: "\n")
             try writeText(good, to: "\(directory)/good.csv")
             let model = "\(directory)/keep.safetensors"
-            try writeText("previous model", to: model)
+            // An earlier model of the same kind (outputs replace only their own kind of file).
+            let earlier = try Self.run([
+                "--data", "\(directory)/good.csv", "--levels", "16", "--epochs", "0", "--couplings", "1",
+                "--hidden-sizes", "8", "--quiet", "--out", model, "--samples", "\(directory)/earlier.png"])
+            #expect(earlier.status == 0, "\(earlier.stderr)")
+            try FileManager.default.removeItem(atPath: "\(directory)/earlier.png")
+            for suffix in [".history.csv", ".curve.png"] {
+                try? FileManager.default.removeItem(atPath: "\(directory)/keep" + suffix)
+                try? FileManager.default.removeItem(atPath: model + suffix)
+            }
+            let previous = try Data(contentsOf: URL(fileURLWithPath: model))
             let (status, stdout, stderr) = try Self.run([
                 "--data", "\(directory)/good.csv", "--levels", "16", "--epochs", "1", "--couplings", "1",
                 "--hidden-sizes", "8", "--quiet", "--out", model, "--samples", "/proc/invertnn-\(getpid()).png"])
             #expect(status == 1, "exit \(status): \(stderr)")
             #expect(stdout.isEmpty)
             #expect(stderr.contains("/proc/invertnn-"), "\(stderr)")
-            #expect(try String(contentsOfFile: model, encoding: .utf8) == "previous model")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: model)) == previous)
             #expect(try FileManager.default.contentsOfDirectory(atPath: directory).sorted() == ["good.csv", "keep.safetensors"])
         }
     }

@@ -96,6 +96,14 @@ import InvertNN
             #expect(model.metadata["dataset"]?.contains("width, cm") == true, "\(model.metadata["dataset"] ?? "")")
             let evaluated = try CLIErrorTests.run(["--model", "\(d)/q.safetensors", "--data", "\(d)/q.csv", "--json", "--quiet"], command: "eval")
             #expect(evaluated.status == 0 && evaluated.stdout.contains("\"rows\":30"), "\(evaluated.stderr)")
+            // Samples written as CSV keep those names as quoted fields, so eval reads its own file.
+            let sampled = try CLIErrorTests.run(
+                ["--model", "\(d)/q.safetensors", "--count", "20", "--csv", "\(d)/s.csv", "--quiet"], command: "sample")
+            #expect(sampled.status == 0, "\(sampled.stderr)")
+            let header = try String(contentsOfFile: "\(d)/s.csv", encoding: .utf8).split(separator: "\n").first.map(String.init)
+            #expect(header == "\"width, cm\",\"height \"\"in\"\"\"")
+            let reread = try CLIErrorTests.run(["--model", "\(d)/q.safetensors", "--data", "\(d)/s.csv", "--json", "--quiet"], command: "eval")
+            #expect(reread.status == 0 && reread.stdout.contains("\"rows\":20"), "\(reread.stderr)")
         }
     }
 

@@ -212,7 +212,7 @@ extension HostileCLITests {
         try CLIErrorTests.withScratchDirectory("hostile-links") { d in
             let model = try Self.tinyModel(d)
             try FileManager.default.createDirectory(atPath: "\(d)/out", withIntermediateDirectories: true)
-            try writeText("old", to: "\(d)/out/target.csv")
+            try writeText("x,y\n0,0\n", to: "\(d)/out/target.csv")  // an earlier sample file: ours to replace
             try FileManager.default.createSymbolicLink(atPath: "\(d)/link.csv", withDestinationPath: "out/target.csv")
             #expect(mkfifo("\(d)/fifo", 0o600) == 0)
             try FileManager.default.createSymbolicLink(atPath: "\(d)/pipe.csv", withDestinationPath: "\(d)/fifo")

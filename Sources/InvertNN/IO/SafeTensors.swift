@@ -227,7 +227,8 @@ public struct SafeTensors: Sendable {
         let metadata = header.metadata ?? [:]
         let dataCount = bytes.count - headerEnd
         var entries = [(name: String, dtype: DType, shape: [Int], begin: Int, end: Int)]()
-        for (name, entry) in header.entries {
+        // In name order, so that the same file always gives the same error.
+        for (name, entry) in header.entries.sorted(by: { $0.key < $1.key }) {
             guard let dtypeName = entry.dtype, let shape = entry.shape, let offsets = entry.dataOffsets else {
                 throw CheckpointError.malformedHeader(path: path, reason: "tensor \(name) lacks dtype, shape or data_offsets")
             }
@@ -254,10 +255,11 @@ public struct SafeTensors: Sendable {
                     path: path, tensor: name,
                     reason: "data_offsets [\(begin), \(end)] hold \(end - begin) bytes, shape \(shape) of \(dtype.rawValue) needs \(byteCount)")
             }
-            guard end <= dataCount else {
-                throw CheckpointError.truncated(path: path, expected: headerEnd + end, actual: bytes.count)
-            }
             entries.append((name, dtype, shape, begin, end))
+        }
+        // The size the whole file needs, not just the first tensor found beyond its end.
+        if let needed = entries.map(\.end).max(), needed > dataCount {
+            throw CheckpointError.truncated(path: path, expected: headerEnd + needed, actual: bytes.count)
         }
         // Tensors must tile the data section without overlap (the reference reader's rule).
         entries.sort { ($0.begin, $0.end, $0.name) < ($1.begin, $1.end, $1.name) }

@@ -1,0 +1,60 @@
+import Testing
+import Foundation
+
+/// Outputs replace only files of their own kind (fresh-user testing found `--out notes.txt`
+/// silently replaced by a checkpoint): an existing file that is not a checkpoint, a PNG or a CSV
+/// with the expected header is a usage error (exit 64) and stays as it was.
+@Suite struct OutputReplacementCLITests {
+    @Test func foreignFilesAreNeverReplaced() throws {
+        guard CLIErrorTests.executable != nil else { Issue.record("invertnn binary not built"); return }
+        try CLIErrorTests.withScratchDirectory("replace") { d in
+            let notes = "my notes, not a model\n"
+            for name in ["notes.txt", "picture.png", "rows.csv", "density.csv"] {
+                try notes.write(toFile: "\(d)/\(name)", atomically: true, encoding: .utf8)
+            }
+            let common = ["--data", "moons", "--epochs", "1", "--couplings", "1", "--hidden-sizes", "8"]
+            let intoNotes = try CLIErrorTests.run(common + ["--out", "\(d)/notes.txt", "--samples", "\(d)/s.png"])
+            #expect(intoNotes.status == 64 && intoNotes.stderr.contains("not replacing"), "\(intoNotes.stderr)")
+            let intoPicture = try CLIErrorTests.run(common + ["--out", "\(d)/m.safetensors", "--samples", "\(d)/picture.png"])
+            #expect(intoPicture.status == 64, "\(intoPicture.stderr)")
+            for name in ["notes.txt", "picture.png"] {
+                #expect(try String(contentsOfFile: "\(d)/\(name)", encoding: .utf8) == notes, "\(name) was changed")
+            }
+
+            // Our own outputs are replaced on the next run, and a touched empty file is fine.
+            FileManager.default.createFile(atPath: "\(d)/m.safetensors", contents: Data())
+            let first = try CLIErrorTests.run(common + ["--out", "\(d)/m.safetensors", "--samples", "\(d)/s.png"])
+            #expect(first.status == 0, "\(first.stderr)")
+            let again = try CLIErrorTests.run(common + ["--out", "\(d)/m.safetensors", "--samples", "\(d)/s.png"])
+            #expect(again.status == 0, "\(again.stderr)")
+
+            let csv = try CLIErrorTests.run(["--model", "\(d)/m.safetensors", "--count", "5", "--csv", "\(d)/rows.csv"], command: "sample")
+            #expect(csv.status == 64 && csv.stderr.contains("not replacing"), "\(csv.stderr)")
+            let perRow = try CLIErrorTests.run(
+                ["--model", "\(d)/m.safetensors", "--data", "moons", "--per-row", "\(d)/density.csv"], command: "eval")
+            #expect(perRow.status == 64, "\(perRow.stderr)")
+            for name in ["rows.csv", "density.csv"] {
+                #expect(try String(contentsOfFile: "\(d)/\(name)", encoding: .utf8) == notes, "\(name) was changed")
+            }
+            let samples = try CLIErrorTests.run(["--model", "\(d)/m.safetensors", "--count", "5", "--csv", "\(d)/new.csv"], command: "sample")
+            #expect(samples.status == 0, "\(samples.stderr)")
+            let resampled = try CLIErrorTests.run(["--model", "\(d)/m.safetensors", "--count", "7", "--csv", "\(d)/new.csv"], command: "sample")
+            #expect(resampled.status == 0, "\(resampled.stderr)")
+        }
+    }
+
+    @Test func imageGridsAreBounded() throws {
+        guard CLIErrorTests.executable != nil else { Issue.record("invertnn binary not built"); return }
+        try CLIErrorTests.withScratchDirectory("grid") { d in
+            let trained = try CLIErrorTests.run(
+                ["--data", "digits", "--epochs", "1", "--couplings", "1", "--hidden-sizes", "8", "--out", "\(d)/m.safetensors",
+                 "--samples", "\(d)/s.png"])
+            #expect(trained.status == 0, "\(trained.stderr)")
+            let huge = try CLIErrorTests.run(["--model", "\(d)/m.safetensors", "--count", "5000", "--png", "\(d)/g.png"], command: "sample")
+            #expect(huge.status == 64 && huge.stderr.contains("at most 4096 images"), "\(huge.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: "\(d)/g.png"))
+            let csv = try CLIErrorTests.run(["--model", "\(d)/m.safetensors", "--count", "5000", "--csv", "\(d)/g.csv"], command: "sample")
+            #expect(csv.status == 0, "\(csv.stderr)")
+        }
+    }
+}
