@@ -42,9 +42,12 @@ struct DistributedRun: @unchecked Sendable {
         return copy
     }
 
-    /// The default OpenBLAS threads: the cores divided among the ranks on this machine, so that
-    /// `mpirun -np 2` on 2 cores runs 1 thread per rank.
+    /// The default OpenBLAS threads: `OPENBLAS_NUM_THREADS` when set, else the cores divided
+    /// among the ranks on this machine, so that `mpirun -np 2` on 2 cores runs 1 thread per rank
+    /// (0, all cores, for one process).
     var defaultThreads: Int {
+        // A user's OPENBLAS_NUM_THREADS is the default when set (a positive integer).
+        if let text = ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"], let n = Int(text), n >= 1 { return n }
         guard let group else { return 0 }  // 0 = all cores
         return max(1, ProcessInfo.processInfo.activeProcessorCount / group.localSize)
     }
