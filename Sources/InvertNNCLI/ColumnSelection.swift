@@ -77,7 +77,7 @@ struct ColumnSelection: Equatable {
             return ColumnSelection(columns: sourceColumns, ignored: fileNames.indices.filter { !used.contains($0) }.map { fileNames[$0] })
         }
         guard fileNames.count == d else {
-            throw InvertNNError.invalidArgument(operation: "eval", reason: "\(path) has \(fileNames.count) columns; the model takes \(d)")
+            throw InvertNNError.invalidArgument(operation: "eval", reason: "\(path) has \(fileNames.count) column\(fileNames.count == 1 ? "" : "s"); the model takes \(d)")
         }
         return ColumnSelection(columns: Array(0..<d), ignored: [])
     }

@@ -81,7 +81,7 @@ struct ResumePlan<T: Scalar> {
                 parameterAveraging: c.averaging > 0 ? c.averaging : nil)
             notes.append(
                 "note: \(path) holds no training state (written without --save-state): training its parameters for "
-                    + "\(configuration.epochs) more epochs with a fresh optimizer")
+                    + "\(configuration.epochs) more epoch\(configuration.epochs == 1 ? "" : "s") with a fresh optimizer")
         }
     }
 }

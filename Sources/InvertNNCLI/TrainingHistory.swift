@@ -31,6 +31,10 @@ enum TrainingHistory {
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if there is nothing finite to draw.
     static func curve(_ history: [EpochReport], discrete: Bool) throws -> GreyscaleImage {
+        // The evaluation at initialization (epoch 0) is far above the rest (7.8 bits/dim against
+        // 2.2 on the digits) and would flatten every later epoch into one line: it is left out
+        // once two trained epochs are there (the history CSV keeps it).
+        let history = history.filter { $0.epoch > 0 }.count >= 2 ? history.filter { $0.epoch > 0 } : history
         func figure(_ e: SplitEvaluation?) -> Double { e.map { discrete ? $0.bitsPerDimension : $0.natsPerDimension } ?? .nan }
         var series = [
             GreyscaleImage.Series(name: "train", values: history.map { figure($0.train) }),
