@@ -6,7 +6,7 @@ import RealModule
 /// - Conditioner outputs (`P = 2`): `ŝ` then `t`, laid out `h[row, j]` and `h[row, m + j]`.
 /// - The bound `c` keeps `|s| < c`, so one step scales a feature by at most `e^c`; the same
 ///   bounded `s` enters forward, inverse and log-det, which keeps the map exactly invertible.
-/// - The block forms batch the exponentials through ``VectorMath/exp(_:)-(UnsafeMutableBufferPointer<T>)``:
+/// - The block forms batch the exponentials through the library's vectorized `exp`:
 ///   with `w = e^{-2|ŝ/c|}`, `tanh(ŝ/c) = (1 - w)/(1 + w)` and `1 - tanh² = 4w/(1 + w)²`, so two
 ///   vectorized passes replace a scalar `tanh` and `exp` per entry.
 public struct AffineTransformer<T: Scalar>: CouplingTransformer {

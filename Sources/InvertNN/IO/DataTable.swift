@@ -26,8 +26,11 @@ public struct DataTable: Sendable {
     /// Reads the data file at `path`: a `.npy` or `.npy.gz` array by ``NumPyArray/read(path:limits:)``,
     /// anything else as CSV (optionally gzip-compressed), within `limits`.
     ///
-    /// - Parameter skipping: given the column names, the 0-based columns not to parse (CSV only:
-    ///   a `.npy` array is numeric throughout, and its skipped columns keep their values).
+    /// - Parameters:
+    ///   - path: the file's path.
+    ///   - limits: the largest decompressed size and line length accepted.
+    ///   - skipping: given the column names, the 0-based columns not to parse (CSV only: a
+    ///     `.npy` array is numeric throughout, and its skipped columns keep their values).
     /// - Throws: ``InvertNNError/io(path:reason:)`` and ``InvertNNError/malformedData(source:line:reason:)``
     ///   from the readers, and what `skipping` throws.
     public static func read(

@@ -39,7 +39,10 @@ public enum NumPyArray {
 
     /// Parses the bytes of a `.npy` file; see ``read(path:limits:)``.
     ///
-    /// - Parameter maximumHeaderBytes: the longest header accepted.
+    /// - Parameters:
+    ///   - bytes: the whole file.
+    ///   - source: the name errors give the data (a path).
+    ///   - maximumHeaderBytes: the longest header accepted.
     /// - Throws: as ``read(path:limits:)``.
     public static func parse(_ bytes: [UInt8], source: String, maximumHeaderBytes: Int = ReadLimits.defaultMaximumLineBytes) throws -> Matrix<Double> {
         func bad(_ reason: String) -> InvertNNError { .malformedData(source: source, line: 0, reason: reason) }

@@ -18,6 +18,7 @@ extension FlowPresets {
     ///   - whiteningData: as in ``maskedAutoregressiveFlow(features:layers:hiddenSizes:scaleBound:orders:whiteningData:context:seed:as:)``.
     ///   - context: for a conditional flow `p(x | c)`, how the context is encoded (`nil`: unconditional).
     ///   - seed: seed of the random initialization (orders, MADE weights).
+    ///   - as: the scalar type (`Float` or `Double`).
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes or spline
     ///   hyper-parameters; the errors of the whitening initializer.
     public static func splineAutoregressiveFlow<T: Scalar>(
