@@ -27,7 +27,7 @@ enum BaseOption: Equatable, ExpressibleByArgument {
         }
     }
 
-    static var allValueStrings: [String] { ["gaussian", "diagonal", "mixture", "mixture:K"] }
+    static var allValueStrings: [String] { ["gaussian", "diagonal", "mixture", "mixture:K (K in 1...1024)"] }
 
     /// The base distribution of `features` dimensions; a mixture's means are drawn from `seed`.
     ///
