@@ -41,10 +41,13 @@ enum OutputPath {
     /// Throws a `ValidationError` naming `option` if `path` (through symbolic links) is an
     /// existing file that does not look like a `kind` file this tool writes: outputs replace
     /// their own earlier results, never a file we did not create (a notes file given as `--out`
-    /// by mistake, the training data given as `--csv`). A missing file is fine.
+    /// by mistake, a data file of other columns given as `--csv`). A missing file is fine; an
+    /// existing one that cannot be read is refused.
     static func requireReplaceable(_ path: String, option: String, kind: Kind) throws {
-        guard let target = try? AtomicFile.destination(of: path), FileManager.default.fileExists(atPath: target),
-              let handle = FileHandle(forReadingAtPath: target) else { return }
+        guard let target = try? AtomicFile.destination(of: path), FileManager.default.fileExists(atPath: target) else { return }
+        guard let handle = FileHandle(forReadingAtPath: target) else {
+            throw ValidationError("\(option): \(path) exists and cannot be read; not replacing it (remove it or give another path)")
+        }
         defer { try? handle.close() }
         let head = [UInt8]((try? handle.read(upToCount: 1 << 16)) ?? Data())
         let recognized: Bool
