@@ -128,7 +128,7 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
         }
         if let perRow {
             let rows = scores.flatMap(\.logDensities)
-            try OutputPath.requireReplaceable(perRow, option: "--per-row", kind: .csv(headerPrefix: "log_density"))
+            try OutputPath.requireReplaceable(perRow, option: "--per-row", kind: .csv(headers: ["log_density"]))
             try AtomicFile.write(text: "log_density\n" + rows.map { "\($0)" }.joined(separator: "\n") + "\n", to: perRow)
             output.note("wrote \(rows.count) log-densities to \(perRow)")
         }

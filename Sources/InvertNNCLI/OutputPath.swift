@@ -31,18 +31,18 @@ enum OutputPath {
     enum Kind {
         /// A safetensors checkpoint with the `architecture` metadata entry of ours.
         case checkpoint
-        /// A PNG image (its 8-byte signature).
+        /// A PNG image as ``PNGWriter`` writes it: 8-bit greyscale, then its `Software` text
+        /// chunk (or, as earlier versions wrote it, the image data right after the header).
         case png
-        /// A CSV file whose first line starts with the given header (the first column's name
-        /// suffices: `epoch,…` for a history, `log_density` for per-row densities).
-        case csv(headerPrefix: String)
+        /// A CSV file whose first line is one of the given headers.
+        case csv(headers: [String])
     }
 
     /// Throws a `ValidationError` naming `option` if `path` (through symbolic links) is an
     /// existing file that does not look like a `kind` file this tool writes: outputs replace
     /// their own earlier results, never a file we did not create (a notes file given as `--out`
-    /// by mistake, a data file of other columns given as `--csv`). A missing file is fine; an
-    /// existing one that cannot be read is refused.
+    /// by mistake, a data file of other columns given as `--csv`, a picture made elsewhere). A
+    /// missing or empty file is fine; an existing one that cannot be read is refused.
     static func requireReplaceable(_ path: String, option: String, kind: Kind) throws {
         guard let target = try? AtomicFile.destination(of: path), FileManager.default.fileExists(atPath: target) else { return }
         guard let handle = FileHandle(forReadingAtPath: target) else {
@@ -50,27 +50,44 @@ enum OutputPath {
         }
         defer { try? handle.close() }
         let head = [UInt8]((try? handle.read(upToCount: 1 << 16)) ?? Data())
+        // An empty file holds nothing to lose (a placeholder made with `touch`).
+        guard !head.isEmpty else { return }
         let recognized: Bool
         let what: String
         switch kind {
         case .png:
-            what = "a PNG image"
-            recognized = head.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+            what = "a PNG image written by invertnn"
+            recognized = isOurPNG(head)
         case .checkpoint:
-            what = "a checkpoint"
+            what = "a checkpoint written by invertnn"
             // The 8-byte header length, then a JSON header naming the architecture; a header
             // longer than what was read is judged by its first 64 kB.
             let text = head.count > 8 ? String(decoding: head[8...], as: UTF8.self) : ""
             recognized = text.hasPrefix("{") && text.contains("\"__metadata__\"") && text.contains("\"architecture\"")
-        case .csv(let prefix):
-            what = "a CSV file of this kind (first line starting \"\(prefix)\")"
+        case .csv(let headers):
+            what = "a CSV file with the header \(headers[0]) written by invertnn"
             let firstLine = String(decoding: head.prefix { $0 != 0x0A && $0 != 0x0D }, as: UTF8.self)
-            recognized = firstLine.hasPrefix(prefix)
+            recognized = headers.contains(firstLine)
         }
-        // An empty file holds nothing to lose (a placeholder made with `touch`).
-        guard recognized || head.isEmpty else {
+        guard recognized else {
             throw ValidationError(
-                "\(option): \(path) exists and is not \(what) written by invertnn; not replacing it (remove it or give another path)")
+                "\(option): \(path) exists and is not \(what); not replacing it (remove it or give another path)")
+        }
+    }
+
+    /// Whether `bytes` start a PNG as ``PNGWriter`` writes it: the signature, an `IHDR` of bit
+    /// depth 8 and colour type 0, then the `Software` text chunk, or (earlier versions) `IDAT`.
+    static func isOurPNG(_ bytes: [UInt8]) -> Bool {
+        guard bytes.starts(with: PNGWriter.signature), bytes.count >= 8 + 25 + 8 else { return false }
+        func type(at offset: Int) -> String { String(decoding: bytes[(offset + 4)..<(offset + 8)], as: UTF8.self) }
+        guard type(at: 8) == "IHDR", bytes[8 + 8 + 8] == 8, bytes[8 + 8 + 9] == 0 else { return false }
+        let second = 8 + 25  // the signature, then IHDR: length, type, 13 bytes, CRC
+        switch type(at: second) {
+        case "IDAT": return true
+        case "tEXt":
+            let text = Array("Software".utf8) + [0] + Array(PNGWriter.software.utf8)
+            return bytes.count >= second + 8 + text.count && Array(bytes[(second + 8)..<(second + 8 + text.count)]) == text
+        default: return false
         }
     }
 

@@ -106,7 +106,7 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
         if let csv {
             // Replaces an earlier sample file of the same columns, not any file.
             try OutputPath.requireReplaceable(
-                csv, option: "--csv", kind: .csv(headerPrefix: Rendering.csvHeader(columns: csvSamples.columns, description: description)))
+                csv, option: "--csv", kind: .csv(headers: [Rendering.csvHeader(columns: csvSamples.columns, description: description)]))
             try staging.write(csv) {
                 try Rendering.writeCSV(
                     samples: csvSamples, description: description, integer: checkpoint.preprocessing.isDiscrete, path: $0)

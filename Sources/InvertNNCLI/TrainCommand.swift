@@ -406,7 +406,7 @@ struct TrainCommand: ParsableCommand {
         let historyPaths = TrainingHistory.paths(model: modelPath)
         try OutputPath.requireReplaceable(modelPath, option: "--out", kind: .checkpoint)
         try OutputPath.requireReplaceable(samples, option: "--samples", kind: .png)
-        try OutputPath.requireReplaceable(historyPaths.csv, option: "the history CSV", kind: .csv(headerPrefix: "epoch,"))
+        try OutputPath.requireReplaceable(historyPaths.csv, option: "the history CSV", kind: .csv(headers: [true, false].map { TrainingHistory.header(discrete: $0) }))
         try OutputPath.requireReplaceable(historyPaths.png, option: "the training curve", kind: .png)
         let trainer = try Trainer(flow: flow, preprocessing: preprocessing, configuration: configuration)
         trainer.group = distributed.trainerGroup

@@ -13,13 +13,18 @@ enum TrainingHistory {
     /// One row per epoch (epoch 0 is before training): the NLL (nats per sample) and the
     /// per-dimension figure of each split, whether the epoch is the best so far, samples per
     /// second, elapsed seconds, and the training guard's skipped steps in that epoch.
-    static func csv(_ history: [EpochReport], discrete: Bool, guardEvents: [Int: Int]) -> String {
+    /// The first line of ``csv(_:discrete:guardEvents:)``.
+    static func header(discrete: Bool) -> String {
         let unit = discrete ? "bits_per_dim" : "nats_per_dim"
+        return "epoch,steps,train_nll,train_\(unit),validation_nll,validation_\(unit),test_nll,test_\(unit),best,samples_per_second,elapsed_seconds,guard_skipped_steps"
+    }
+
+    static func csv(_ history: [EpochReport], discrete: Bool, guardEvents: [Int: Int]) -> String {
         func figure(_ e: SplitEvaluation?) -> String {
             guard let e else { return "" }
             return "\(e.negativeLogLikelihood),\(discrete ? e.bitsPerDimension : e.natsPerDimension)"
         }
-        var lines = ["epoch,steps,train_nll,train_\(unit),validation_nll,validation_\(unit),test_nll,test_\(unit),best,samples_per_second,elapsed_seconds,guard_skipped_steps"]
+        var lines = [header(discrete: discrete)]
         for r in history {
             lines.append("\(r.epoch),\(r.steps),\(figure(r.train)),\(figure(r.validation)),\(r.test == nil ? "," : figure(r.test)),"
                 + "\(r.isBest ? 1 : 0),\(r.samplesPerSecond),\(r.elapsedSeconds),\(guardEvents[r.epoch] ?? 0)")

@@ -40,6 +40,22 @@ import Foundation
             #expect(samples.status == 0, "\(samples.stderr)")
             let resampled = try CLIErrorTests.run(["--model", "\(d)/m.safetensors", "--count", "7", "--csv", "\(d)/new.csv"], command: "sample")
             #expect(resampled.status == 0, "\(resampled.stderr)")
+
+            // The whole first line must match: a data file whose header merely starts like ours
+            // stays, and so does a PNG another tool made (RGB here).
+            let sampleHeader = try String(contentsOfFile: "\(d)/new.csv", encoding: .utf8).split(separator: "\n")[0]
+            let longer = "\(sampleHeader),z\n1,2,3\n"
+            try longer.write(toFile: "\(d)/longer.csv", atomically: true, encoding: .utf8)
+            let intoLonger = try CLIErrorTests.run(["--model", "\(d)/m.safetensors", "--count", "5", "--csv", "\(d)/longer.csv"], command: "sample")
+            #expect(intoLonger.status == 64, "\(intoLonger.stderr)")
+            #expect(try String(contentsOfFile: "\(d)/longer.csv", encoding: .utf8) == longer)
+            var foreign = Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13])
+            foreign += Data("IHDR".utf8) + Data([0, 0, 0, 4, 0, 0, 0, 4, 8, 2, 0, 0, 0, 0, 0, 0, 0])
+            foreign += Data([0, 0, 0, 0]) + Data("IEND".utf8) + Data([0xAE, 0x42, 0x60, 0x82])
+            try foreign.write(to: URL(fileURLWithPath: "\(d)/foreign.png"))
+            let intoForeign = try CLIErrorTests.run(["--model", "\(d)/m.safetensors", "--count", "5", "--png", "\(d)/foreign.png"], command: "sample")
+            #expect(intoForeign.status == 64, "\(intoForeign.stderr)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: "\(d)/foreign.png")) == foreign)
         }
     }
 

@@ -37,14 +37,15 @@ import InvertNN
         let file = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         #expect(Array(file.prefix(8)) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
         let parts = chunks(file)
-        #expect(parts.map(\.0) == ["IHDR", "IDAT", "IEND"])
+        #expect(parts.map(\.0) == ["IHDR", "tEXt", "IDAT", "IEND"])
+        #expect(parts[1].1 == Array("Software".utf8) + [0] + Array("invertnn".utf8))
         let ihdr = parts[0].1
         #expect(ihdr.count == 13)
         #expect(bigEndian(ihdr[0..<4]) == 5 && bigEndian(ihdr[4..<8]) == 3)
         #expect(Array(ihdr[8..<13]) == [8, 0, 0, 0, 0])  // depth 8, greyscale, deflate, filter 0, no interlace
-        #expect(parts[2].1.isEmpty)
+        #expect(parts[3].1.isEmpty)
         // Inflate IDAT: each scanline is filter byte 0 and the row's pixels.
-        let idat = parts[1].1
+        let idat = parts[2].1
         var raw = [UInt8](repeating: 0, count: (width + 1) * height)
         var rawCount = UInt(raw.count)
         let status = raw.withUnsafeMutableBufferPointer { dst in

@@ -4,14 +4,18 @@ import Foundation
 
 /// Writes 8-bit greyscale PNG files (PNG specification, ISO/IEC 15948:2003 / W3C PNG 2nd ed.).
 ///
-/// The file is the 8-byte signature followed by three chunks, each `length · type · data · CRC-32`
+/// The file is the 8-byte signature followed by four chunks, each `length · type · data · CRC-32`
 /// (CRC over type and data, zlib's `crc32`):
 /// `IHDR` (width, height, bit depth 8, colour type 0 = greyscale, compression 0, filter 0,
-/// interlace 0), one `IDAT` holding the zlib stream (`compress2`, level 9) of the scanlines, each
+/// interlace 0), a `tEXt` chunk `Software` = ``software`` (so that the CLI knows its own pictures
+/// from others), one `IDAT` holding the zlib stream (`compress2`, level 9) of the scanlines, each
 /// prefixed with filter type 0 (None), and an empty `IEND`.
 public enum PNGWriter {
     /// The 8-byte PNG signature.
     public static let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+
+    /// The `Software` text every file carries.
+    public static let software = "invertnn"
 
     /// The PNG file bytes of `image`.
     ///
@@ -40,6 +44,7 @@ public enum PNGWriter {
 
         var file = signature
         appendChunk("IHDR", header, to: &file)
+        appendChunk("tEXt", Array("Software".utf8) + [0] + Array(software.utf8), to: &file)
         appendChunk("IDAT", compressed, to: &file)
         appendChunk("IEND", [], to: &file)
         return file
