@@ -225,6 +225,9 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         BLASCoreSelection.reexecuteWithBetterKernelsIfNeeded()
+        // From here on a Ctrl-C is a request: one during loading or set-up stops the run after its
+        // first step, with the state written, instead of killing the process without a word.
+        Interruption.install()
         // Under mpirun: join the job (after the re-exec above, which replaces the process).
         let distributed = try DistributedRun.start()
         // Each training step frees and reallocates the same buffers: keep them in the heap
@@ -434,7 +437,6 @@ struct TrainCommand: ParsableCommand {
             try stateCheckpoint(state).write(to: modelPath)
             output.note("epoch \(state.epoch): wrote the model with the training state to \(modelPath)")
         }
-        Interruption.install()
         control.interruptRequested = { Interruption.requested }
         var guardEvents = [Int: Int]()
         let result = try trainer.fit(
