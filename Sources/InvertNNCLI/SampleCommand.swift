@@ -82,17 +82,24 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
             throw ValidationError(
                 "--png draws at most \(Self.maximumGridImages) images (a 64 × 64 grid), asked for \(total); use --csv for more samples")
         }
+        // The CSV's columns: with a context file, each row starts with the context it was drawn for.
+        let features = checkpoint.flow.features
+        let csvContexts = contextFile != nil ? contexts : nil
+        if let contexts = csvContexts {
+            let names = description.contextColumns ?? (1...contexts.columns).map { "c\($0)" }
+            let sampleNames = description.columns?.count == features ? description.columns! : (1...features).map { "x\($0)" }
+            description.columns = names + sampleNames
+        }
+        let csvColumns = (csvContexts?.columns ?? 0) + features
+        // Replaces an earlier sample file of the same columns, not any file; checked before drawing.
+        if let csv {
+            try OutputPath.requireReplaceable(
+                csv, option: "--csv", kind: .csv(headers: [Rendering.csvHeader(columns: csvColumns, description: description)]))
+        }
         let drawn = try Rendering.samples(
             flow: checkpoint.flow, preprocessing: checkpoint.preprocessing, count: total, temperature: temperature, seed: seed,
             context: contexts)
-        var csvSamples = drawn
-        if contextFile != nil, let contexts {
-            // The CSV rows say which context each sample was drawn for.
-            csvSamples = try contexts.concatenatedColumns(drawn)
-            let names = description.contextColumns ?? (1...contexts.columns).map { "c\($0)" }
-            let sampleNames = description.columns?.count == drawn.columns ? description.columns! : (1...drawn.columns).map { "x\($0)" }
-            description.columns = names + sampleNames
-        }
+        let csvSamples = try csvContexts.map { try $0.concatenatedColumns(drawn) } ?? drawn
         // Both outputs are committed together: a failure leaves any existing files untouched.
         let staging = OutputStaging()
         var notes = [String]()
@@ -104,9 +111,6 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
             })
         }
         if let csv {
-            // Replaces an earlier sample file of the same columns, not any file.
-            try OutputPath.requireReplaceable(
-                csv, option: "--csv", kind: .csv(headers: [Rendering.csvHeader(columns: csvSamples.columns, description: description)]))
             try staging.write(csv) {
                 try Rendering.writeCSV(
                     samples: csvSamples, description: description, integer: checkpoint.preprocessing.isDiscrete, path: $0)
