@@ -17,6 +17,16 @@ final class OpenMPILibrary {
     typealias Allreduce = @convention(c) (
         UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32, UnsafeMutableRawPointer, UnsafeMutableRawPointer, UnsafeMutableRawPointer
     ) -> Int32
+    /// `MPI_Reduce_scatter(sendbuf, recvbuf, recvcounts, datatype, op, comm)`.
+    typealias ReduceScatter = @convention(c) (
+        UnsafeRawPointer?, UnsafeMutableRawPointer?, UnsafePointer<Int32>, UnsafeMutableRawPointer, UnsafeMutableRawPointer,
+        UnsafeMutableRawPointer
+    ) -> Int32
+    /// `MPI_Allgatherv(sendbuf, sendcount, sendtype, recvbuf, recvcounts, displs, recvtype, comm)`.
+    typealias Allgatherv = @convention(c) (
+        UnsafeRawPointer?, Int32, UnsafeMutableRawPointer, UnsafeMutableRawPointer?, UnsafePointer<Int32>, UnsafePointer<Int32>,
+        UnsafeMutableRawPointer, UnsafeMutableRawPointer
+    ) -> Int32
     typealias Abort = @convention(c) (UnsafeMutableRawPointer, Int32) -> Int32
     typealias Barrier = @convention(c) (UnsafeMutableRawPointer) -> Int32
     typealias Finalize = @convention(c) () -> Int32
@@ -32,6 +42,8 @@ final class OpenMPILibrary {
     let commRank: CommQuery
     let commSize: CommQuery
     let allreduce: Allreduce
+    let reduceScatter: ReduceScatter
+    let allgatherv: Allgatherv
     let abort: Abort
     let barrier: Barrier
     let finalize: Finalize
@@ -65,6 +77,8 @@ final class OpenMPILibrary {
         commRank = unsafeBitCast(try symbol("MPI_Comm_rank"), to: CommQuery.self)
         commSize = unsafeBitCast(try symbol("MPI_Comm_size"), to: CommQuery.self)
         allreduce = unsafeBitCast(try symbol("MPI_Allreduce"), to: Allreduce.self)
+        reduceScatter = unsafeBitCast(try symbol("MPI_Reduce_scatter"), to: ReduceScatter.self)
+        allgatherv = unsafeBitCast(try symbol("MPI_Allgatherv"), to: Allgatherv.self)
         abort = unsafeBitCast(try symbol("MPI_Abort"), to: Abort.self)
         barrier = unsafeBitCast(try symbol("MPI_Barrier"), to: Barrier.self)
         finalize = unsafeBitCast(try symbol("MPI_Finalize"), to: Finalize.self)

@@ -65,12 +65,18 @@ final class FailingPartnerGroup: DataParallelGroup {
     init(failingStep: Int) { self.failingStep = failingStep }
     func sum(_ values: UnsafeMutableBufferPointer<Double>) throws {
         for i in values.indices { values[i] *= 2 }
-        // The fingerprint check sends 2 values and an evaluation 1; a step sends the gradient too.
-        guard values.count > 2 else { return }
-        gradientReductions += 1
-        if gradientReductions == failingStep { values[values.count - 1] += 1 }
+        // A step's summary after its gradient: [losses, failed shares, Σ g², one slot per rank].
+        if values.count == 3 + size, gradientReductions == failingStep { values[1] += 1 }
     }
     func sum(_ values: UnsafeMutableBufferPointer<Float>) throws {}
+    func reduceScatter(_ values: UnsafeMutableBufferPointer<Double>) throws {
+        gradientReductions += 1
+        try sum(values)
+    }
+    func reduceScatter(_ values: UnsafeMutableBufferPointer<Float>) throws {}
+    // The partner's shard is what this rank would have computed: nothing to copy.
+    func allGather(_ values: UnsafeMutableBufferPointer<Double>) throws {}
+    func allGather(_ values: UnsafeMutableBufferPointer<Float>) throws {}
 }
 
 extension DataParallelTests {

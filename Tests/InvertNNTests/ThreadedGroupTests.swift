@@ -13,12 +13,12 @@ final class UncheckedBox<Value>: @unchecked Sendable {
 /// the data-dependent ActNorm initialization) to the model of one process with the same global
 /// batch; runs are bit-identical; a failing worker ends the run with its error, without a hang.
 @Suite(.serialized) struct ThreadedGroupTests {
-    static func glow() throws -> NormalizingFlow<Double> {
+    static func glow(actNorm: Bool = true) throws -> NormalizingFlow<Double> {
         var g = SeededGenerator(seed: 7)
         let steps: [any InvertibleLayer<Double>] = try (0..<2).flatMap { k -> [any InvertibleLayer<Double>] in
             [try AffineCoupling<Double>(features: 4, hiddenSizes: [16], conditioningBlock: k == 0 ? .first : .second, using: &g),
-             try LULinear<Double>(features: 4, using: &g),
-             try ActNorm<Double>(features: 4)]
+             try LULinear<Double>(features: 4, using: &g)]
+                + (actNorm ? [try ActNorm<Double>(features: 4)] : [])
         }
         return try NormalizingFlow(transform: try Sequential(steps))
     }
@@ -83,6 +83,64 @@ final class UncheckedBox<Value>: @unchecked Sendable {
         let expected: [Float] = (0..<3).map { i in (inputs[0][i] + inputs[1][i]) + inputs[2][i] }
         for o in outputs.value { #expect(o == expected) }
         #expect(expected[0] == 0)  // 1e8 + 1 rounds to 1e8 in Float: the order is visible
+    }
+
+    /// Each worker updates only its shard of the parameters; the optimizer moments, the guard's
+    /// copy and the parameter average are gathered at the end of each epoch, so a run stopped
+    /// after epoch 1 and resumed from worker 0's training state equals the uninterrupted run bit
+    /// for bit (3 workers: the shards end inside parameters). No ActNorm: a fresh replica would
+    /// initialize it again from data (a checkpoint marks it initialized; a bare state does not).
+    @Test func shardedStateResumesBitIdentically() throws {
+        let train = GlowStepTests.data(rows: 300, seed: 5), validation = GlowStepTests.data(rows: 100, seed: 6)
+        func threaded(stoppingAfter stop: Int?, resuming state: TrainingState<Double>?) throws -> (TrainingState<Double>, [Matrix<Double>]) {
+            let flows = UncheckedBox(try (0..<3).map { _ in try Self.glow(actNorm: false) })
+            let states = UncheckedBox([TrainingState<Double>?](repeating: nil, count: 3))
+            let start = UncheckedBox(state)
+            try ThreadGroup.run(threads: 3) { member in
+                let trainer = try Self.trainer(flows.value[member.rank])
+                trainer.group = member
+                _ = try trainer.fit(train: train, validation: validation, resumingFrom: start.value, stoppingAfterEpoch: stop)
+                states.lock.withLock { states.value[member.rank] = trainer.trainingState }
+            }
+            let saved = try #require(states.value[0])
+            // Every worker saves the same complete state.
+            for other in states.value.dropFirst() {
+                #expect(other?.firstMoments == saved.firstMoments && other?.secondMoments == saved.secondMoments)
+                #expect(other?.average == saved.average && other?.lastGood == saved.lastGood)
+            }
+            return (saved, flows.value[0].parameters.map(\.value))
+        }
+        let (whole, wholeModel) = try threaded(stoppingAfter: nil, resuming: nil)
+        let (first, _) = try threaded(stoppingAfter: 1, resuming: nil)
+        #expect(first.epoch == 1 && first.secondMoments.joined().allSatisfy { $0 > 0 || $0 == 0 })
+        // The gathered moments are not the zeros of unowned entries: every learnable entry moved.
+        #expect(first.secondMoments.joined().filter { $0 > 0 }.count > first.secondMoments.joined().count / 2)
+        let (resumed, resumedModel) = try threaded(stoppingAfter: nil, resuming: first)
+        #expect(resumed.firstMoments == whole.firstMoments && resumed.secondMoments == whole.secondMoments)
+        #expect(resumed.average == whole.average && resumed.iterate == whole.iterate)
+        for (a, b) in zip(wholeModel, resumedModel) { #expect(a == b) }
+    }
+
+    /// A reduce-scatter leaves each worker the rank-order sum of its shard; an all-gather gives
+    /// every worker each owner's shard.
+    @Test func reduceScatterAndAllGatherMoveShards() throws {
+        let inputs: [[Float]] = [[1e8, 1, -3, 4, 5], [1, 2, 3, 4, 5], [-1e8, 0.5, 0, 4, 5]]
+        let outputs = UncheckedBox([[Float]](repeating: [], count: 3))
+        let gathered = UncheckedBox([[Float]](repeating: [], count: 3))
+        try ThreadGroup.run(threads: 3) { member in
+            var v = inputs[member.rank]
+            try v.withUnsafeMutableBufferPointer { try member.reduceScatter($0) }
+            outputs.lock.withLock { outputs.value[member.rank] = v }
+            var w = (0..<5).map { Float(10 * member.rank + $0) }
+            try w.withUnsafeMutableBufferPointer { try member.allGather($0) }
+            gathered.lock.withLock { gathered.value[member.rank] = w }
+        }
+        let sums: [Float] = (0..<5).map { i in (inputs[0][i] + inputs[1][i]) + inputs[2][i] }
+        for rank in 0..<3 {
+            let mine = (5 * rank / 3)..<(5 * (rank + 1) / 3)  // [0, 1), [1, 3), [3, 5)
+            #expect(Array(outputs.value[rank][mine]) == Array(sums[mine]), "rank \(rank)")
+            #expect(gathered.value[rank] == [0, 11, 12, 23, 24], "rank \(rank)")
+        }
     }
 
     @Test func aFailingWorkerEndsTheRunWithItsError() throws {

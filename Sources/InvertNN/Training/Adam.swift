@@ -95,33 +95,81 @@ public final class Adam<T: Scalar> {
             let culprit = parameters.first { $0.gradient.firstNonFinite() != nil }?.name ?? "a parameter"
             throw InvertNNError.diverged(step: step + 1, detail: "the gradient of \(culprit) is not finite")
         }
+        let constants = advance(norm: norm)
+        for (index, p) in parameters.enumerated() {
+            p.gradient.storage.withUnsafeBufferPointer { g in
+                update(index, 0..<p.count, gradient: g, constants)
+            }
+        }
+        return norm
+    }
+
+    /// Counts the step and returns its constants, the clipping factor from the global `norm`.
+    private func advance(norm: Double) -> AdamKernel.Step<T> {
         var clip: T = 1
         if let c = maxGradientNorm, norm > Double(c) { clip = T(Double(c) / norm) }
         step += 1
         let t = T(step)
         let correction1 = 1 - T.pow(beta1, t)
         let correction2 = 1 - T.pow(beta2, t)
-        let constants = AdamKernel.Step(
+        return AdamKernel.Step(
             clip: clip, beta1: beta1, beta2: beta2, epsilon: epsilon, stepScale: learningRate / correction1,
             inverseCorrection2: 1 / correction2, decay: learningRate * weightDecay, tiny: T.leastNormalMagnitude)
-        for (index, p) in parameters.enumerated() {
-            p.gradient.storage.withUnsafeBufferPointer { g in
-                p.value.storage.withUnsafeMutableBufferPointer { theta in
-                    firstMoments[index].withUnsafeMutableBufferPointer { m in
-                        secondMoments[index].withUnsafeMutableBufferPointer { v in
-                            if let factors = learnableFactors[index], factors.count == theta.count {
-                                factors.withUnsafeBufferPointer { factor in
-                                    AdamKernel.update(theta: theta, gradient: g, firstMoment: m, secondMoment: v, factor: factor, constants)
-                                }
-                            } else {
-                                AdamKernel.update(theta: theta, gradient: g, firstMoment: m, secondMoment: v, factor: nil, constants)
-                            }
+    }
+
+    /// Updates the entries `range` of parameter `index` from `g`, the gradient of those entries.
+    private func update(_ index: Int, _ range: Range<Int>, gradient g: UnsafeBufferPointer<T>, _ constants: AdamKernel.Step<T>) {
+        guard !range.isEmpty else { return }
+        func slice<E>(_ buffer: UnsafeMutableBufferPointer<E>) -> UnsafeMutableBufferPointer<E> {
+            UnsafeMutableBufferPointer(rebasing: buffer[range])
+        }
+        parameters[index].value.storage.withUnsafeMutableBufferPointer { theta in
+            firstMoments[index].withUnsafeMutableBufferPointer { m in
+                secondMoments[index].withUnsafeMutableBufferPointer { v in
+                    if let factors = learnableFactors[index], factors.count == theta.count {
+                        factors.withUnsafeBufferPointer { factor in
+                            AdamKernel.update(
+                                theta: slice(theta), gradient: g, firstMoment: slice(m), secondMoment: slice(v),
+                                factor: UnsafeBufferPointer(rebasing: factor[range]), constants)
                         }
+                    } else {
+                        AdamKernel.update(
+                            theta: slice(theta), gradient: g, firstMoment: slice(m), secondMoment: slice(v), factor: nil, constants)
                     }
                 }
             }
         }
-        return norm
+    }
+
+    /// `Σ g²` over the learnable entries of the flat entries `range` (see ``ParameterShard``),
+    /// `gradient` holding all flat entries: one rank's part of the global norm.
+    func sumOfSquares(_ range: Range<Int>, of gradient: UnsafeBufferPointer<T>, layout: ParameterShard<T>) -> Double {
+        var sum = 0.0
+        layout.forEachSegment(of: range) { index, local, flat in
+            let g = UnsafeBufferPointer(rebasing: gradient[flat..<(flat + local.count)])
+            if let mask = parameters[index].trainableMask {
+                for (j, i) in local.enumerated() where mask[i] { let v = Double(g[j]); sum += v * v }
+            } else {
+                sum += AdamKernel.sumOfSquares(g)
+            }
+        }
+        return sum
+    }
+
+    /// One Adam step of the flat entries `range` only (a rank's shard in a data-parallel run),
+    /// from `gradient`, the summed flat gradient (entries outside `range` are not read), with
+    /// clipping by the global gradient `norm` the ranks agreed on. Every rank counts the step.
+    func update(_ range: Range<Int>, gradient: UnsafeBufferPointer<T>, norm: Double, layout: ParameterShard<T>) {
+        let constants = advance(norm: norm)
+        layout.forEachSegment(of: range) { index, local, flat in
+            update(index, local, gradient: UnsafeBufferPointer(rebasing: gradient[flat..<(flat + local.count)]), constants)
+        }
+    }
+
+    /// Replaces the moments by `body`'s result (the all-gather of a sharded run).
+    func updateMoments(_ body: (inout [[T]]) throws -> Void) rethrows {
+        try body(&firstMoments)
+        try body(&secondMoments)
     }
 
     /// The moment estimates `m` and `v`, one array per parameter in ``parameters`` order (each of

@@ -26,9 +26,46 @@ public protocol DataParallelGroup: AnyObject {
     func sum(_ values: UnsafeMutableBufferPointer<Double>) throws
     /// As ``sum(_:)-(UnsafeMutableBufferPointer<Double>)``, in Float.
     func sum(_ values: UnsafeMutableBufferPointer<Float>) throws
+    /// Replaces this rank's shard of `values`, the entries ``share(of:)`` of `values.count`, by
+    /// their sum over all ranks; the other entries are left unspecified. Same contract as
+    /// ``sum(_:)-(UnsafeMutableBufferPointer<Double>)``: bit-identical for a given rank count.
+    ///
+    /// A reduce-scatter (half an allreduce's traffic): with ``allGather(_:)-(UnsafeMutableBufferPointer<Double>)``
+    /// it lets each rank update only its shard of the parameters. The default implementation
+    /// sums the whole buffer.
+    ///
+    /// - Throws: an error of the transport (the group is then unusable).
+    func reduceScatter(_ values: UnsafeMutableBufferPointer<Double>) throws
+    /// As ``reduceScatter(_:)-(UnsafeMutableBufferPointer<Double>)``, in Float.
+    func reduceScatter(_ values: UnsafeMutableBufferPointer<Float>) throws
+    /// Fills every rank's shard of `values` (``share(of:)`` of `values.count` on that rank) with
+    /// that rank's entries, so that all ranks end with the same buffer; this rank's shard is
+    /// unchanged. The default implementation sums the buffer with the other shards zeroed.
+    ///
+    /// - Throws: an error of the transport (the group is then unusable).
+    func allGather(_ values: UnsafeMutableBufferPointer<Double>) throws
+    /// As ``allGather(_:)-(UnsafeMutableBufferPointer<Double>)``, in Float.
+    func allGather(_ values: UnsafeMutableBufferPointer<Float>) throws
 }
 
 extension DataParallelGroup {
+    public func reduceScatter(_ values: UnsafeMutableBufferPointer<Double>) throws { try sum(values) }
+    public func reduceScatter(_ values: UnsafeMutableBufferPointer<Float>) throws { try sum(values) }
+    public func allGather(_ values: UnsafeMutableBufferPointer<Double>) throws { try gatherBySum(values) }
+    public func allGather(_ values: UnsafeMutableBufferPointer<Float>) throws { try gatherBySum(values) }
+
+    /// An all-gather as a sum: every entry outside this rank's shard is zeroed first (`x + 0`
+    /// is exact, so the result holds each owner's bits, up to the sign of zeros).
+    private func gatherBySum<T: BinaryFloatingPoint>(_ values: UnsafeMutableBufferPointer<T>) throws {
+        let mine = share(of: values.count)
+        for i in values.indices where !mine.contains(i) { values[i] = 0 }
+        if T.self == Double.self {
+            try values.withMemoryRebound(to: Double.self) { try sum($0) }
+        } else if T.self == Float.self {
+            try values.withMemoryRebound(to: Float.self) { try sum($0) }
+        }
+    }
+
     /// The contiguous rows of `count` rows (a global batch or an evaluation chunk) that this rank
     /// computes: rank `r` gets `[⌊count·r/size⌋, ⌊count·(r+1)/size⌋)`, so the shares differ by at
     /// most one row and cover every row once. Empty when `count < size` for some ranks.
@@ -39,16 +76,27 @@ extension DataParallelGroup {
 
     /// Sums `values` over all ranks in place (dispatches on the precision).
     func sum<T: Scalar>(_ values: inout [T]) throws {
-        try values.withUnsafeMutableBufferPointer { buffer in
+        try values.withUnsafeMutableBufferPointer { try collective(.sum, $0) }
+    }
+
+    /// Runs `operation` on `values` in their precision.
+    func collective<T: Scalar>(_ operation: DataParallelCollective, _ values: UnsafeMutableBufferPointer<T>) throws {
+        func run(_ double: (UnsafeMutableBufferPointer<Double>) throws -> Void,
+                    _ float: (UnsafeMutableBufferPointer<Float>) throws -> Void) throws {
             if T.self == Double.self {
-                try buffer.withMemoryRebound(to: Double.self) { try sum($0) }
+                try values.withMemoryRebound(to: Double.self) { try double($0) }
             } else if T.self == Float.self {
-                try buffer.withMemoryRebound(to: Float.self) { try sum($0) }
+                try values.withMemoryRebound(to: Float.self) { try float($0) }
             } else {
                 // Scalar has only the two conformances; a third would need its own transport type.
                 throw InvertNNError.invalidArgument(
-                    operation: "DataParallelGroup.sum", reason: "no reduction for \(T.self); use Float or Double")
+                    operation: "DataParallelGroup", reason: "no reduction for \(T.self); use Float or Double")
             }
+        }
+        switch operation {
+        case .sum: try run({ try sum($0) }, { try sum($0) })
+        case .reduceScatter: try run({ try reduceScatter($0) }, { try reduceScatter($0) })
+        case .allGather: try run({ try allGather($0) }, { try allGather($0) })
         }
     }
 
@@ -67,3 +115,6 @@ extension DataParallelGroup {
         }
     }
 }
+
+/// The collectives of a data-parallel step (see ``DataParallelGroup``).
+enum DataParallelCollective { case sum, reduceScatter, allGather }

@@ -84,31 +84,8 @@ public final class ThreadGroup: @unchecked Sendable {
     /// each worker sums its share of the entries over all workers, then everyone copies.
     fileprivate func sum<T: BinaryFloatingPoint>(_ values: UnsafeMutableBufferPointer<T>, local: Int) throws {
         let count = values.count
-        if local == 0 {
-            let bytes = count * MemoryLayout<T>.stride
-            if bytes > resultBytes {
-                result.deallocate()
-                result = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-                resultBytes = bytes
-            }
-        }
-        slots[local] = values.baseAddress.map(UnsafeMutableRawPointer.init)
-        counts[local] = count
-        try barrier.wait()
-        guard counts.allSatisfy({ $0 == count }) else {
-            throw InvertNNError.invalidArgument(
-                operation: "ThreadGroup.sum", reason: "the workers summed different counts \(counts) (every worker must call the same sums)")
-        }
-        let lower = count * local / threads, upper = count * (local + 1) / threads
-        let out = result.assumingMemoryBound(to: T.self)
-        if lower < upper {
-            let first = slots[0]!.assumingMemoryBound(to: T.self)
-            for i in lower..<upper { out[i] = first[i] }
-            for k in 1..<threads {
-                let v = slots[k]!.assumingMemoryBound(to: T.self)
-                for i in lower..<upper { out[i] += v[i] }
-            }
-        }
+        try publish(values, local: local)
+        let out = sumShare(of: T.self, count: count, local: local)
         try barrier.wait()
         if let outer {
             if local == 0 {
@@ -130,6 +107,71 @@ public final class ThreadGroup: @unchecked Sendable {
         try barrier.wait()
     }
 
+    /// The first two phases of ``sum(_:local:)``, and each worker copies only its own share.
+    fileprivate func reduceScatter<T: BinaryFloatingPoint>(_ values: UnsafeMutableBufferPointer<T>, local: Int) throws {
+        guard outer == nil else { return try sum(values, local: local) }
+        try publish(values, local: local)
+        let out = sumShare(of: T.self, count: values.count, local: local)
+        let mine = share(of: values.count, local)
+        if !mine.isEmpty { (values.baseAddress! + mine.lowerBound).update(from: out + mine.lowerBound, count: mine.count) }
+        // The others read this worker's buffer until they have summed their shares.
+        try barrier.wait()
+    }
+
+    /// Each worker copies every other worker's share of their published buffers into its own.
+    fileprivate func allGather<T: BinaryFloatingPoint>(_ values: UnsafeMutableBufferPointer<T>, local: Int) throws {
+        try publish(values, local: local)
+        for k in 0..<threads where k != local {
+            let theirs = share(of: values.count, k)
+            guard !theirs.isEmpty else { continue }
+            let source = slots[k]!.assumingMemoryBound(to: T.self)
+            (values.baseAddress! + theirs.lowerBound).update(from: source + theirs.lowerBound, count: theirs.count)
+        }
+        try barrier.wait()
+    }
+
+    /// Worker `local`'s entries of a buffer of `count` (as ``DataParallelGroup/share(of:)``).
+    private func share(of count: Int, _ local: Int) -> Range<Int> {
+        (count * local / threads)..<(count * (local + 1) / threads)
+    }
+
+    /// Publishes worker `local`'s buffer (worker 0 also sizes the shared result) and waits for
+    /// all; throws if the workers passed different counts.
+    private func publish<T: BinaryFloatingPoint>(_ values: UnsafeMutableBufferPointer<T>, local: Int) throws {
+        let count = values.count
+        if local == 0 {
+            let bytes = count * MemoryLayout<T>.stride
+            if bytes > resultBytes {
+                result.deallocate()
+                result = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+                resultBytes = bytes
+            }
+        }
+        slots[local] = values.baseAddress.map(UnsafeMutableRawPointer.init)
+        counts[local] = count
+        try barrier.wait()
+        guard counts.allSatisfy({ $0 == count }) else {
+            throw InvertNNError.invalidArgument(
+                operation: "ThreadGroup.sum", reason: "the workers summed different counts \(counts) (every worker must call the same sums)")
+        }
+    }
+
+    /// Sums worker `local`'s share of the published buffers into the shared result, in rank
+    /// order, and returns the result's base.
+    private func sumShare<T: BinaryFloatingPoint>(of type: T.Type, count: Int, local: Int) -> UnsafeMutablePointer<T> {
+        let mine = share(of: count, local)
+        let out = result.assumingMemoryBound(to: T.self)
+        if !mine.isEmpty {
+            let first = slots[0]!.assumingMemoryBound(to: T.self)
+            for i in mine { out[i] = first[i] }
+            for k in 1..<threads {
+                let v = slots[k]!.assumingMemoryBound(to: T.self)
+                for i in mine { out[i] += v[i] }
+            }
+        }
+        return out
+    }
+
     /// One worker's view: its rank is its place among all workers of all processes.
     private final class Member: DataParallelGroup {
         let group: ThreadGroup
@@ -139,6 +181,18 @@ public final class ThreadGroup: @unchecked Sendable {
         var size: Int { (group.outer?.size ?? 1) * group.threads }
         func sum(_ values: UnsafeMutableBufferPointer<Double>) throws { try group.sum(values, local: local) }
         func sum(_ values: UnsafeMutableBufferPointer<Float>) throws { try group.sum(values, local: local) }
+        func reduceScatter(_ values: UnsafeMutableBufferPointer<Double>) throws { try group.reduceScatter(values, local: local) }
+        func reduceScatter(_ values: UnsafeMutableBufferPointer<Float>) throws { try group.reduceScatter(values, local: local) }
+        func allGather(_ values: UnsafeMutableBufferPointer<Double>) throws { try gather(values) }
+        func allGather(_ values: UnsafeMutableBufferPointer<Float>) throws { try gather(values) }
+
+        /// Across processes too, the shards are those of the global ranks: zero the others and sum.
+        private func gather<T: BinaryFloatingPoint>(_ values: UnsafeMutableBufferPointer<T>) throws {
+            guard group.outer != nil else { return try group.allGather(values, local: local) }
+            let mine = share(of: values.count)
+            for i in values.indices where !mine.contains(i) { values[i] = 0 }
+            try group.sum(values, local: local)
+        }
     }
 }
 

@@ -193,18 +193,25 @@ public final class Trainer<T: Scalar> {
         // Polyak averaging: `average` holds the uncorrected EMA; evaluation swaps the corrected
         // average in and the training iterate back out.
         let parameters = flow.parameters
+        // With several ranks each updates only its shard of the parameters (see ParameterShard).
+        let shard = group.flatMap { $0.size > 1 ? ParameterShard(parameters: parameters, group: $0) : nil }
         var average: [[T]]? = configuration.parameterAveraging.map { _ in parameters.map { [T](repeating: 0, count: $0.count) } }
         var averageWeight = 0.0
         func updateAverage() {
             guard let beta = configuration.parameterAveraging, average != nil else { return }
             averageWeight = beta * averageWeight + (1 - beta)
             let b = T(beta), oneMinus = T(1 - beta)
-            for (index, p) in parameters.enumerated() {
-                p.value.storage.withUnsafeBufferPointer { theta in
+            func blend(_ index: Int, _ entries: Range<Int>) {
+                parameters[index].value.storage.withUnsafeBufferPointer { theta in
                     average![index].withUnsafeMutableBufferPointer { avg in
-                        for i in 0..<avg.count { avg[i] = b * avg[i] + oneMinus * theta[i] }
+                        for i in entries { avg[i] = b * avg[i] + oneMinus * theta[i] }
                     }
                 }
+            }
+            if let shard {
+                shard.forEachSegment(of: shard.range) { index, entries, _ in blend(index, entries) }
+            } else {
+                for index in parameters.indices { blend(index, 0..<parameters[index].count) }
             }
         }
         func withAveragedParameters<R>(_ body: () throws -> R) rethrows -> R {
@@ -257,10 +264,12 @@ public final class Trainer<T: Scalar> {
                     matrices: [train, validation] + parameters.map(\.value)),
                 "the data, configuration or initial parameters")
         }
-        var reduction = [T]()
         var order = Array(0..<train.rows)
         // Training guard state: parameters known to give a finite loss and gradient.
         var lastGood = parameters.map { $0.value }
+        // The sharded run's guard keeps only this rank's shard of lastGood and of the parameters
+        // before the update current (the other entries are gathered at the end of each epoch).
+        var goodShard = [[T]](), candidateShard = [[T]]()
         var consecutiveFailures = 0
         var rateScale = 1.0
         var firstEpoch = 1
@@ -296,13 +305,25 @@ public final class Trainer<T: Scalar> {
                 try record(epoch: 0, samplesPerSecond: 0)
             }
         }
+        if shard != nil {
+            goodShard = lastGood.map { $0.storage }
+            candidateShard = goodShard
+        }
+        // A sharded run's optimizer state, guard copy and average are complete on every rank
+        // only after this (called by all ranks at the same points: the end of each epoch).
+        func gatherShards() throws {
+            guard let shard else { return }
+            try optimizer.updateMoments { try shard.allGather(&$0) }
+            try shard.allGather(&goodShard)
+            if average != nil { try shard.allGather(&average!) }
+        }
         // The state to resume from after the last complete epoch (see TrainingControl).
         func snapshot() -> TrainingState<T> {
             let moments = optimizer.moments
             return TrainingState<T>(
                 configuration: configuration, epoch: history.last?.epoch ?? 0, globalStep: globalStep,
                 optimizerStep: optimizer.step, firstMoments: moments.first, secondMoments: moments.second,
-                iterate: parameters.map { $0.value.storage }, lastGood: lastGood.map { $0.storage },
+                iterate: parameters.map { $0.value.storage }, lastGood: shard == nil ? lastGood.map { $0.storage } : goodShard,
                 best: bestValues.map { $0.storage }, average: average, averageWeight: averageWeight, history: history,
                 bestIndex: bestIndex, consecutiveFailures: consecutiveFailures, learningRateScale: rateScale,
                 trainingRows: train.rows, shuffleState: shuffler.words, noiseState: noise.words)
@@ -324,27 +345,38 @@ public final class Trainer<T: Scalar> {
                     let pre = try preprocessing.transform(batch, using: &noise)
                     flow.zeroGradients()
                     globalStep += 1
-                    var (loss, failure) = try accumulateBatchGradient(pre.output, context: batchContext, buffer: &reduction)
-                    if failure == nil && !loss.isFinite { failure = "the training loss is \(loss)" }
                     let rate = configuration.schedule.rate(
                         base: configuration.learningRate, step: globalStep - 1, totalSteps: totalSteps) * rateScale
-                    var beforeUpdate = lastGood
-                    if failure == nil {
-                        beforeUpdate = parameters.map { $0.value }
-                        optimizer.learningRate = T(rate)
-                        do {
-                            try optimizer.update()
-                        } catch InvertNNError.diverged(_, let detail) {
-                            failure = detail
+                    var loss: T
+                    var failure: String?
+                    if let shard {
+                        (loss, failure) = try shardedStep(
+                            shard, pre.output, context: batchContext, rate: rate, good: &goodShard, candidate: &candidateShard)
+                    } else {
+                        (loss, failure) = try accumulateBatchGradient(pre.output, context: batchContext)
+                        if failure == nil && !loss.isFinite { failure = "the training loss is \(loss)" }
+                        var beforeUpdate = lastGood
+                        if failure == nil {
+                            beforeUpdate = parameters.map { $0.value }
+                            optimizer.learningRate = T(rate)
+                            do {
+                                try optimizer.update()
+                            } catch InvertNNError.diverged(_, let detail) {
+                                failure = detail
+                            }
                         }
-                    }
-                    if failure == nil, let bad = parameters.first(where: { $0.value.firstNonFinite() != nil }) {
-                        failure = "parameter \(bad.name) became non-finite after the update"
-                        lastGood = beforeUpdate  // its loss and gradient were finite
+                        if failure == nil, let bad = parameters.first(where: { $0.value.firstNonFinite() != nil }) {
+                            failure = "parameter \(bad.name) became non-finite after the update"
+                            lastGood = beforeUpdate  // its loss and gradient were finite
+                        }
+                        if failure != nil {
+                            for (p, v) in zip(parameters, lastGood) { p.value = v }
+                        } else {
+                            lastGood = beforeUpdate
+                        }
                     }
                     if let failure {
                         consecutiveFailures += 1
-                        for (p, v) in zip(parameters, lastGood) { p.value = v }
                         rateScale *= configuration.failureLearningRateFactor
                         if consecutiveFailures >= configuration.maxConsecutiveFailures {
                             throw InvertNNError.diverged(
@@ -357,7 +389,6 @@ public final class Trainer<T: Scalar> {
                         continue
                     }
                     consecutiveFailures = 0
-                    lastGood = beforeUpdate
                     updateAverage()
                     var preprocessingLogDet = 0.0
                     for v in pre.logAbsDet { preprocessingLogDet += Double(v) }
@@ -377,7 +408,9 @@ public final class Trainer<T: Scalar> {
                             samplesPerSecond: Double(seen) / max(seconds(since: epochStart), 1e-9), learningRate: rate)))
                     }
                 }
-                try record(epoch: epoch, samplesPerSecond: Double(seen) / max(seconds(since: epochStart), 1e-9))
+                let samplesPerSecond = Double(seen) / max(seconds(since: epochStart), 1e-9)
+                try gatherShards()
+                try record(epoch: epoch, samplesPerSecond: samplesPerSecond)
                 if control.interruptRequested != nil { lastEpochState = snapshot() }
                 if let every = control.checkpointEvery, every > 0, epoch % every == 0, let checkpoint = control.checkpoint {
                     let state = snapshot()
@@ -422,62 +455,84 @@ public final class Trainer<T: Scalar> {
         return flag[0] > 0
     }
 
-    /// Accumulates the gradient of the mean NLL of `input` (the preprocessed global batch) into
-    /// the parameters and returns the mean loss, or a failure (non-finite values, which make
-    /// layers with a restricted domain throw) for the training guard. With a ``group`` this rank
-    /// computes only its share, weighted by `share/B`, and the gradients, losses and failure flags
-    /// are summed over the ranks in one reduction (`buffer` is its reused storage), so every rank
-    /// returns the same loss, gradient and verdict.
-    private func accumulateBatchGradient(
-        _ input: Matrix<T>, context: Matrix<T>?, buffer: inout [T]
-    ) throws -> (loss: T, failure: String?) {
-        let share = group?.share(of: input.rows) ?? 0..<input.rows
-        var failure: String? = nil
-        var loss: T = 0
+    /// Accumulates the gradient of the mean NLL of `input` (the preprocessed batch) into the
+    /// parameters and returns the mean loss, or a failure (non-finite values, which make layers
+    /// with a restricted domain throw) for the training guard. (A run of several ranks takes
+    /// ``shardedStep(_:_:context:rate:good:candidate:)`` instead; a group of one rank sums nothing.)
+    private func accumulateBatchGradient(_ input: Matrix<T>, context: Matrix<T>?) throws -> (loss: T, failure: String?) {
         do {
-            if !share.isEmpty {
-                let all = share.count == input.rows
-                loss = try flow.accumulateNegativeLogLikelihoodGradient(
-                    all ? input : input.rows(share), context: all ? context : context?.rows(share))
-            }
+            return (try flow.accumulateNegativeLogLikelihoodGradient(input, context: context), nil)
         } catch let error as InvertNNError {
             switch error {
-            case .nonFinite, .outOfDomain: failure = error.description
+            case .nonFinite, .outOfDomain: return (0, error.description)
             default: throw error
             }
         }
-        guard let group else { return (loss, failure) }
-        let parameters = flow.parameters
-        let count = parameters.reduce(0) { $0 + $1.count }
-        if buffer.count != count + 2 { buffer = [T](repeating: 0, count: count + 2) }
+    }
+
+    /// One training step of a rank of a sharded run (see ``ParameterShard``): the gradient of its
+    /// share of `input` (weighted `share/B`), reduce-scattered; one small sum agrees on the loss,
+    /// the failure flags and the global gradient norm; the rank updates its shard (Adam, clipped by
+    /// the global norm) and keeps its shard of the guard's copies in `good` (the parameters of the
+    /// last finite loss) and `candidate` (before this update); one small sum agrees on the
+    /// updated shards' finiteness, and the parameters are all-gathered. On failure every rank puts
+    /// back its shard of `good` before the all-gather. Returns the mean loss and the failure.
+    private func shardedStep(
+        _ shard: ParameterShard<T>, _ input: Matrix<T>, context: Matrix<T>?, rate: Double,
+        good: inout [[T]], candidate: inout [[T]]
+    ) throws -> (loss: T, failure: String?) {
+        let group = shard.group
+        let share = group.share(of: input.rows)
+        var (loss, failure): (T, String?) = (0, nil)
+        if !share.isEmpty {
+            let all = share.count == input.rows
+            (loss, failure) = try accumulateBatchGradient(all ? input : input.rows(share), context: all ? context : context?.rows(share))
+        }
         // A failed share contributes only its flag (its partial gradient may be garbage).
         let weight = failure == nil ? T(share.count) / T(input.rows) : 0
-        // Pointer loops without index arithmetic in the body, so that both passes vectorize.
-        buffer.withUnsafeMutableBufferPointer { b in
-            guard var target = b.baseAddress else { return }
-            for p in parameters {
-                p.gradient.storage.withUnsafeBufferPointer { g in
-                    guard let source = g.baseAddress else { return }
-                    for i in 0..<g.count { target[i] = weight * source[i] }
-                }
-                target += p.count
+        try shard.reduceScatterGradients(weight: weight)
+        // [Σ weighted losses, failed shares, Σ g² over the shards, then for each rank 1 + the
+        // first parameter of a non-finite gradient in its shard (0: none)].
+        var summary = [Double](repeating: 0, count: 3 + group.size)
+        summary[0] = Double(weight * loss)
+        summary[1] = failure == nil ? 0 : 1
+        summary[2] = shard.flat.withUnsafeBufferPointer { optimizer.sumOfSquares(shard.range, of: $0, layout: shard) }
+        if !summary[2].isFinite {
+            var bad = 0
+            shard.forEachSegment(of: shard.range) { index, entries, start in
+                if bad == 0, shard.flat[start..<(start + entries.count)].contains(where: { !$0.isFinite }) { bad = index + 1 }
             }
-            b[count] = weight * loss
-            b[count + 1] = failure == nil ? 0 : 1
+            summary[3 + group.rank] = Double(bad)
         }
-        try group.sum(&buffer)
-        buffer.withUnsafeBufferPointer { b in
-            guard var source = b.baseAddress else { return }
-            for p in parameters {
-                p.gradient.storage.withUnsafeMutableBufferPointer { g in
-                    guard let target = g.baseAddress else { return }
-                    target.update(from: source, count: g.count)
-                }
-                source += p.count
+        try group.sum(&summary)
+        let total = T(summary[0])
+        if failure == nil && summary[1] > 0 { failure = "a non-finite value in another rank's share of the batch" }
+        if failure == nil && !total.isFinite { failure = "the training loss is \(total)" }
+        if failure == nil && !summary[2].isFinite {
+            let culprit = summary[3...].first { $0 > 0 }.map { flow.parameters[Int($0) - 1].name } ?? "a parameter"
+            failure = "the gradient of \(culprit) is not finite"
+        }
+        if failure == nil {
+            shard.save(into: &candidate)
+            optimizer.learningRate = T(rate)
+            shard.flat.withUnsafeBufferPointer {
+                optimizer.update(shard.range, gradient: $0, norm: summary[2].squareRoot(), layout: shard)
+            }
+            var check = [Double](repeating: 0, count: group.size)
+            check[group.rank] = shard.firstNonFiniteParameter().map { Double($0 + 1) } ?? 0
+            try group.sum(&check)
+            // Either way the parameters before this update are the last with a finite loss and gradient.
+            swap(&good, &candidate)
+            if let bad = check.first(where: { $0 > 0 }) {
+                failure = "parameter \(flow.parameters[Int(bad) - 1].name) became non-finite after the update"
+            } else {
+                try shard.allGatherParameters()
+                return (total, nil)
             }
         }
-        if failure == nil && buffer[count + 1] > 0 { failure = "a non-finite value in another rank's share of the batch" }
-        return (buffer[count], failure)
+        shard.restore(from: good)
+        try shard.allGatherParameters()
+        return (total, failure)
     }
 
     /// A 32-bit FNV-1a hash of `run` (schedule words) and `matrices` (shapes and bit patterns),
