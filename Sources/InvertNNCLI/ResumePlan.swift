@@ -76,7 +76,9 @@ struct ResumePlan<T: Scalar> {
         } else {
             configuration = TrainingConfiguration(
                 epochs: c.epochs ?? preset.epochs, batchSize: c.batchSize ?? preset.batchSize,
-                learningRate: c.learningRate ?? preset.learningRate, seed: c.seed,
+                learningRate: c.learningRate
+                    ?? (checkpoint.flow.base is FullCovarianceMixture<T> ? preset.mixtureLearningRate : preset.learningRate),
+                seed: c.seed,
                 maxGradientNorm: TrainingDefaults.maxGradientNorm, weightDecay: c.weightDecay ?? preset.weightDecay, schedule: TrainingDefaults.schedule,
                 parameterAveraging: c.averaging > 0 ? c.averaging : nil)
             notes.append(

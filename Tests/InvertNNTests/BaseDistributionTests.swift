@@ -48,10 +48,13 @@ import InvertNN
         }
     }
 
-    @Test(arguments: ["diagonal", "mixture"])
+    @Test(arguments: ["diagonal", "mixture", "full-mixture"])
     func negativeLogLikelihoodGradientsMatchFiniteDifferences(kind: String) throws {
-        let base: any BaseDistribution<Double> = kind == "diagonal"
-            ? try DiagonalGaussian<Double>(features: 3) : try GaussianMixture<Double>(features: 3, components: 3, seed: 2)
+        let base: any BaseDistribution<Double> = switch kind {
+        case "diagonal": try DiagonalGaussian<Double>(features: 3)
+        case "mixture": try GaussianMixture<Double>(features: 3, components: 3, seed: 2)
+        default: try FullCovarianceMixture<Double>(features: 3, components: 3, floor: 0.1, seed: 2)
+        }
         Self.perturb(base.parameters, seed: 7)
         let flow = try Self.flow(base: base)
         var rng = SeededGenerator(seed: 5)
@@ -101,9 +104,12 @@ import InvertNN
     }
 
     @Test func checkpointsRebuildLearnableBases() throws {
-        for kind in ["diagonal", "mixture"] {
-            let base: any BaseDistribution<Float> = kind == "diagonal"
-                ? try DiagonalGaussian<Float>(features: 2) : try GaussianMixture<Float>(features: 2, components: 4)
+        for kind in ["diagonal", "mixture", "full-mixture"] {
+            let base: any BaseDistribution<Float> = switch kind {
+            case "diagonal": try DiagonalGaussian<Float>(features: 2)
+            case "mixture": try GaussianMixture<Float>(features: 2, components: 4)
+            default: try FullCovarianceMixture<Float>(features: 2, components: 3, floor: 0.25)
+            }
             var rng = SeededGenerator(seed: 9)
             for p in base.parameters { p.value = try p.value + Matrix.randomNormal(rows: p.value.rows, columns: p.value.columns, standardDeviation: Float(0.2), using: &rng) }
             let flow = try NormalizingFlow(base: base, transform: try FlowPresets.realNVP(features: 2, couplings: 1, hiddenSizes: [4], as: Float.self).transform)
@@ -112,9 +118,61 @@ import InvertNN
             try Checkpoint(flow: flow, preprocessing: .standardization(try Standardization(means: [0, 0], scales: [1, 1]))).write(to: path)
             let loaded = try Checkpoint<Float>.read(path: path)
             #expect(loaded.flow.base.checkpointType.name == base.checkpointType.name)
+            if kind == "full-mixture" { #expect((loaded.flow.base as? FullCovarianceMixture<Float>)?.floor == 0.25) }
             let x = Matrix<Float>.randomNormal(rows: 5, columns: 2, using: &rng)
             #expect(try loaded.flow.logProbability(x) == flow.logProbability(x))
         }
+    }
+
+    /// One component is `N(μ, L Lᵀ + λI)`: the density of ``FullCovarianceGaussian`` fitted to
+    /// a sample with exactly that covariance, and the entries above `L`'s diagonal play no part.
+    @Test func fullCovarianceMixtureDensityMatchesTheGaussianFormula() throws {
+        let base = try FullCovarianceMixture<Double>(features: 2, components: 1, floor: 0.5)
+        base.means.value = try Matrix([[1, -1]])
+        base.factors.value = try Matrix([[2, 9, 0.6, 0.8]])   // L = [[2, 0], [0.6, 0.8]]; the 9 is ignored
+        // Σ = L Lᵀ + 0.5 I = [[4.5, 1.2], [1.2, 1.5]]: det 5.31, Σ⁻¹ = [[1.5, -1.2], [-1.2, 4.5]] / 5.31.
+        let z = try Matrix<Double>([[2, 0.5], [-3, 4]])
+        let got = try base.logProbability(z)
+        for i in 0..<2 {
+            let u = [z[i, 0] - 1, z[i, 1] + 1]
+            let quadratic = (1.5 * u[0] * u[0] - 2.4 * u[0] * u[1] + 4.5 * u[1] * u[1]) / 5.31
+            let expected = -quadratic / 2 - Double.log(5.31) / 2 - Double.log(2 * Double.pi)
+            #expect(abs(got[i] - expected) < 1e-12, "row \(i): \(got[i]) vs \(expected)")
+        }
+        var rng = SeededGenerator(seed: 2)
+        let draws = base.sample(count: 40_000, temperature: 1, using: &rng)
+        let m0 = (0..<draws.rows).reduce(0.0) { $0 + draws[$1, 0] } / 40_000
+        let m1 = (0..<draws.rows).reduce(0.0) { $0 + draws[$1, 1] } / 40_000
+        let c01 = (0..<draws.rows).reduce(0.0) { $0 + (draws[$1, 0] - m0) * (draws[$1, 1] - m1) } / 40_000
+        #expect(abs(m0 - 1) < 0.03 && abs(m1 + 1) < 0.02 && abs(c01 - 1.2) < 0.05, "\(m0) \(m1) \(c01)")
+    }
+
+    /// EM finds three separated clusters of a small sample; the floor is added on top of each
+    /// component's own covariance, so a larger floor gives a lower training likelihood.
+    @Test func fullCovarianceMixtureFitsSeparatedClusters() throws {
+        var rng = SeededGenerator(seed: 6)
+        let centres: [[Double]] = [[-4, 0, 0], [4, 0, 1], [0, 5, -1]]
+        var data = Matrix<Double>(rows: 150, columns: 3)
+        for i in 0..<150 {
+            let c = centres[i % 3]
+            let shared = rng.nextNormal(Double.self)
+            for j in 0..<3 { data[i, j] = c[j] + 0.5 * shared + 0.2 * rng.nextNormal(Double.self) }
+        }
+        let fitted = try FullCovarianceMixture<Double>(fitting: data, components: 3, floor: 0.01, seed: 1)
+        let weights = fitted.logits.value.storage.map { Double.exp($0) }
+        #expect(weights.allSatisfy { abs($0 - 1.0 / 3) < 1e-6 }, "\(weights)")
+        for c in centres {
+            let nearest = (0..<3).map { k in (0..<3).reduce(0.0) { $0 + (fitted.means.value[k, $1] - c[$1]) * (fitted.means.value[k, $1] - c[$1]) } }.min()!
+            #expect(nearest < 0.05, "centre \(c): squared distance \(nearest)")
+        }
+        // Each cluster's covariance is 0.25 (shared) + 0.04 I: far below the Gaussian of all rows.
+        let mixtureNLL = -(try fitted.logProbability(data)).reduce(0, +) / 150
+        let gaussianNLL = -(try FullCovarianceGaussian(fitting: data).logDensity(data)).reduce(0, +) / 150
+        #expect(mixtureNLL < gaussianNLL - 3, "mixture \(mixtureNLL) vs Gaussian \(gaussianNLL)")
+        let wide = try FullCovarianceMixture<Double>(fitting: data, components: 3, floor: 1, seed: 1)
+        #expect(-(try wide.logProbability(data)).reduce(0, +) / 150 > mixtureNLL + 0.5)
+        #expect(throws: InvertNNError.self) { try FullCovarianceMixture<Double>(fitting: data, components: 3, floor: -1) }
+        #expect(throws: InvertNNError.self) { try FullCovarianceMixture<Double>(fitting: data.rows(at: [0, 1]), components: 3, floor: 0.1) }
     }
 
     /// Maximum likelihood moves a mixture base onto two separated clusters the identity

@@ -43,4 +43,60 @@ import InvertNN
             #expect(random > gaussian + 0.05, "\(family): random start \(random) vs Gaussian \(gaussian)")
         }
     }
+
+    /// A table of fewer than 200 training rows whose rows form clusters starts as the
+    /// 3-component full-covariance mixture of its standardized training rows (it beats their
+    /// Gaussian on the validation rows); `--base gaussian` keeps the whitening preset.
+    @Test func aSmallClusteredTableStartsAsItsMixture() throws {
+        guard CLIErrorTests.executable != nil else {
+            Issue.record("invertnn binary not built; run `swift build --build-tests`")
+            return
+        }
+        var g = SeededGenerator(seed: 11)
+        let centres: [[Double]] = [[-3, 0, 1, 0], [3, 1, 0, 0], [0, -3, 0, 2]]
+        var text = "a,b,c,d\n"
+        for r in 0..<160 {
+            let c = centres[r % 3]
+            text += c.map { String(format: "%.6f", $0 + 0.6 * g.nextNormal(Double.self)) }.joined(separator: ",") + "\n"
+        }
+        let csv = temporaryPath("tabular-small-clusters.csv")
+        try AtomicFile.write(text: text, to: csv)
+        defer { try? FileManager.default.removeItem(atPath: csv) }
+        try CLIErrorTests.withScratchDirectory("tabular-small-preset") { d in
+            func run(_ extra: [String]) throws -> (json: [String: Any], stderr: String) {
+                let result = try CLIErrorTests.run([
+                    "--data", csv, "--hidden-sizes", "8", "--couplings", "2", "--epochs", "0", "--precision", "double",
+                    "--out", "\(d)/m.safetensors", "--samples", "\(d)/s.png"] + extra)
+                #expect(result.status == 0, "\(result.stderr)")
+                let line = try #require(result.stdout.split(separator: "\n").last)
+                return (try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]), result.stderr)
+            }
+            let data = try TabularDataset<Double>.csv(path: csv)
+            #expect(data.train.rows == 120)
+            let mixture = try run([])
+            #expect(mixture.stderr.contains("3-component full-covariance mixture"), "\(mixture.stderr)")
+            let checkpoint = try Checkpoint<Double>.read(path: "\(d)/m.safetensors")
+            let base = try #require(checkpoint.flow.base as? FullCovarianceMixture<Double>)
+            #expect(base.components == 3 && base.floor == 0.1)
+            // Untrained, the flow is the mixture fitted to the standardized training rows (the
+            // initial mixing is a rotation, and the floor λI is the same in every rotation).
+            let standardization = try Standardization(fitting: data.train)
+            let fitted = try FullCovarianceMixture<Double>(
+                fitting: try standardization.standardize(data.train).output, components: 3, floor: 0.1, seed: 0)
+            let logScales = standardization.scales.reduce(0.0) { $0 + Double.log($1) }
+            let expected = -(try fitted.logProbability(try standardization.standardize(data.test).output)).reduce(0, +) / Double(data.test.rows) / 4
+                + logScales / 4
+            let flow = try #require(mixture.json["test_nats_per_dim"] as? Double)
+            let gaussian = try #require(mixture.json["gaussian_test_nats_per_dim"] as? Double)
+            #expect(abs(flow - expected) < 1e-6, "flow \(flow) vs mixture \(expected)")
+            #expect(flow < gaussian - 0.2, "flow \(flow) vs Gaussian \(gaussian)")
+            let plain = try run(["--base", "gaussian"])
+            #expect(!plain.stderr.contains("mixture"))
+            let whitened = try Checkpoint<Double>.read(path: "\(d)/m.safetensors")
+            #expect(whitened.flow.base is StandardNormal<Double>)
+            // The whitening layer is the one layer the mixture's flow goes without.
+            #expect(whitened.flow.transform.layers.count == checkpoint.flow.transform.layers.count + 1)
+            #expect(abs((try #require(plain.json["test_nats_per_dim"] as? Double)) - gaussian) < 1e-3)
+        }
+    }
 }

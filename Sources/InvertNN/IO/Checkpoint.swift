@@ -55,7 +55,7 @@ public struct Checkpoint<T: Scalar> {
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if the base distribution is
     ///   not one the checkpoint can rebuild (``StandardNormal``, ``DiagonalGaussian``,
-    ///   ``GaussianMixture``) or parameter names collide;
+    ///   ``GaussianMixture``, ``FullCovarianceMixture``) or parameter names collide;
     ///   ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if the preprocessing does not
     ///   fit the flow's width (``Preprocessing/requireFeatures(_:)``), so that such a file is
     ///   refused when written rather than at its first use.
@@ -76,7 +76,9 @@ public struct Checkpoint<T: Scalar> {
             "format_version": Self.formatVersion,
             "architecture": try JSONCoding.encode(LayerConfiguration(flow.transform), operation: "Checkpoint"),
             "base": try JSONCoding.encode(
-                BaseDescription(type: baseType.name, features: flow.features, components: baseType.components), operation: "Checkpoint"),
+                BaseDescription(
+                    type: baseType.name, features: flow.features, components: baseType.components,
+                    floor: (flow.base as? FullCovarianceMixture<T>)?.floor), operation: "Checkpoint"),
             "preprocessing": try JSONCoding.encode(preprocessing, operation: "Checkpoint"),
             "dataset": try JSONCoding.encode(dataset, operation: "Checkpoint"),
             "dtype": T.dtypeName,
@@ -153,7 +155,7 @@ public struct Checkpoint<T: Scalar> {
         guard let base = try? decode(BaseDescription.self, "base"), BaseDescription.types.contains(base.type) else {
             throw CheckpointError.badMetadata(
                 path: path, key: "base",
-                reason: "expected {\"type\": \"StandardNormal\" (or DiagonalGaussian, GaussianMixture), \"features\": D}, got \(baseText.prefix(80))")
+                reason: "expected {\"type\": \"StandardNormal\" (or DiagonalGaussian, GaussianMixture, FullCovarianceMixture), \"features\": D}, got \(baseText.prefix(80))")
         }
         let features = base.features
         let preprocessing = try decode(Preprocessing<T>.self, "preprocessing")
@@ -302,14 +304,15 @@ public struct Checkpoint<T: Scalar> {
 }
 
 /// The `base` metadata: `{"type": "StandardNormal", "features": D}`; a learnable base names its
-/// type (`DiagonalGaussian`, or `GaussianMixture` with `components`) and stores its parameters as
-/// tensors `base.<name>`.
+/// type (`DiagonalGaussian`, `GaussianMixture` with `components`, or `FullCovarianceMixture` with
+/// `components` and its covariance `floor`) and stores its parameters as tensors `base.<name>`.
 struct BaseDescription: Codable {
     var type: String
     var features: Int
     var components: Int? = nil
+    var floor: Double? = nil
 
-    static let types = ["StandardNormal", "DiagonalGaussian", "GaussianMixture"]
+    static let types = ["StandardNormal", "DiagonalGaussian", "GaussianMixture", "FullCovarianceMixture"]
 
     /// The distribution with placeholder parameters (the tensors replace them).
     func distribution<T: Scalar>(_: T.Type) throws -> any BaseDistribution<T> {
@@ -326,6 +329,14 @@ struct BaseDescription: Codable {
                 throw InvertNNError.invalidArgument(operation: "base", reason: "\(components) components of \(features) features is too large")
             }
             return try GaussianMixture<T>(features: features, components: components)
+        case "FullCovarianceMixture":
+            guard let components, let floor else {
+                throw InvertNNError.invalidArgument(operation: "base", reason: "a FullCovarianceMixture needs components and floor")
+            }
+            guard Double(components) * Double(features) * Double(features) <= Double(SizeLimits.maximumElements) else {
+                throw InvertNNError.invalidArgument(operation: "base", reason: "\(components) components of \(features)² factors is too large")
+            }
+            return try FullCovarianceMixture<T>(features: features, components: components, floor: floor)
         default: return StandardNormal<T>(features: features)
         }
     }
