@@ -48,7 +48,15 @@ enum VectorMath {
         let lanes = V.scalarCount, limit = K.limit
         var i = 0
         // Whole vectors move as one unaligned load and store (lane-by-lane insertion cost as
-        // much as the polynomial).
+        // much as the polynomial). When one pass over the bits finds every entry inside, the
+        // vectors skip their own check (a horizontal reduction each).
+        if K.allInside(UnsafePointer(p), count) {
+            while i + lanes <= count {
+                let x = UnsafeRawPointer(p + i).loadUnaligned(as: V.self)
+                UnsafeMutableRawPointer(p + i).storeBytes(of: K.kernel(x), as: V.self)
+                i += lanes
+            }
+        }
         while i + lanes <= count {
             let x = UnsafeRawPointer(p + i).loadUnaligned(as: V.self)
             if K.allInside(x) {
@@ -84,6 +92,14 @@ enum VectorMath {
     private enum ExpFloatLanes: LaneKernel {
         static var limit: Float { 87 }
         @inline(__always) static func allInside(_ x: FloatLanes) -> Bool { allInside16(x) }
+        @inline(__always) static func allInside(_ p: UnsafePointer<Float>, _ count: Int) -> Bool {
+            p.withMemoryRebound(to: Int32.self, capacity: count) { bits in
+                // limit - |x| on the bits is negative for a lane beyond 87 or NaN; OR keeps the sign.
+                var margins: Int32 = 0
+                for i in 0..<count { margins |= Int32(bitPattern: Float(87).bitPattern) &- (bits[i] & Int32.max) }
+                return margins >= 0
+            }
+        }
         @inline(__always) static func kernel(_ x: FloatLanes) -> FloatLanes { exp16(x) }
         @inline(__always) static func scalar(_ x: Float) -> Float { Float.exp(x) }
     }
@@ -131,6 +147,13 @@ enum VectorMath {
     private enum ExpDoubleLanes: LaneKernel {
         static var limit: Double { 708 }
         @inline(__always) static func allInside(_ x: DoubleLanes) -> Bool { allInside8(x) }
+        @inline(__always) static func allInside(_ p: UnsafePointer<Double>, _ count: Int) -> Bool {
+            p.withMemoryRebound(to: Int64.self, capacity: count) { bits in
+                var margins: Int64 = 0
+                for i in 0..<count { margins |= Int64(bitPattern: Double(708).bitPattern) &- (bits[i] & Int64.max) }
+                return margins >= 0
+            }
+        }
         @inline(__always) static func kernel(_ x: DoubleLanes) -> DoubleLanes { exp8(x) }
         @inline(__always) static func scalar(_ x: Double) -> Double { Double.exp(x) }
     }
@@ -179,6 +202,8 @@ private protocol LaneKernel {
     associatedtype Vector: SIMD where Vector.Scalar: BinaryFloatingPoint
     static var limit: Vector.Scalar { get }
     static func allInside(_ x: Vector) -> Bool
+    /// Whether all `count` entries from `p` lie in `[-limit, limit]` (none is NaN).
+    static func allInside(_ p: UnsafePointer<Vector.Scalar>, _ count: Int) -> Bool
     static func kernel(_ x: Vector) -> Vector
     static func scalar(_ x: Vector.Scalar) -> Vector.Scalar
 }
