@@ -228,7 +228,8 @@ func splineKnots(_ u: [Double], bins K: Int, bound B: Double, minimum: Double = 
         }
     }
 
-    /// The block forms (vectorized exponentials, one scratch row) agree with the entry forms.
+    /// The block forms (vectorized exponentials, one scratch row) agree with the entry forms, and
+    /// their retaining variants with the plain ones.
     @Test func blockFormsMatchEntryForms() throws {
         let K = 4, m = 3, rows = 5
         let spline = try RationalQuadraticSpline<Double>(bins: K, tailBound: 2)
@@ -276,6 +277,43 @@ func splineKnots(_ u: [Double], bins K: Int, bound B: Double, minimum: Double = 
                     #expect(blockOut[r * stride + c] == data[r * stride + c] && blockGradient[r * stride + c] == upstream[r * stride + c])
                 }
             }
+            // A retaining pass and the backward that reads its state give the same bits (tails included).
+            var state = [Double](repeating: .nan, count: spline.retainedCount(block: block))
+            var keptOut = data, keptLog = [Double](repeating: 0, count: rows)
+            var keptGradient = upstream, keptDh = [Double](repeating: .nan, count: rows * width)
+            h.withUnsafeBufferPointer { hp in
+                _ = spline.apply(&keptOut, block: block, parameters: hp.baseAddress!, logAbsDet: &keptLog, inverse: inverse, retaining: &state)
+                spline.backward(input: data, block: block, parameters: hp.baseAddress!, gradient: &keptGradient,
+                                logAbsDetGradient: ℓ, parameterGradient: &keptDh, inverse: inverse, retained: state)
+            }
+            #expect(data.contains { abs($0) > 2 }, "some entries lie in the tails")
+            #expect(keptOut == blockOut && keptLog == blockLog && keptGradient == blockGradient && keptDh == blockDh)
+        }
+    }
+
+    /// A taped step (retaining pass, then the backward reusing the spline's state) gives the same
+    /// bits as a backward that recomputes everything, in both directions, with inputs in the tails.
+    @Test func retainedBackwardMatchesRecomputed() throws {
+        for isForward in [true, false] {
+            func layer() throws -> SplineCoupling<Double> {
+                var rng = SeededGenerator(seed: 21)
+                return try SplineCoupling<Double>(features: 7, hiddenSizes: [6], bins: 5, tailBound: 2, zeroInitializeLastLayer: false,
+                                                  using: &rng)
+            }
+            let taped = try layer(), plain = try layer()
+            var rng = SeededGenerator(seed: 22)
+            let x = 2.5 * Matrix<Double>.randomNormal(rows: 9, columns: 7, using: &rng)
+            let g = Matrix<Double>.randomNormal(rows: 9, columns: 7, using: &rng)
+            let dld = (0..<9).map { _ in rng.nextNormal(Double.self) }
+            let y = try isForward ? taped.forwardRetaining(x) : taped.inverseRetaining(x)
+            let kept = try isForward
+                ? taped.forwardBackward(input: x, output: y.output, outputGradient: g, logAbsDetGradient: dld)
+                : taped.inverseBackward(input: x, output: y.output, outputGradient: g, logAbsDetGradient: dld)
+            let recomputed = try isForward
+                ? plain.forwardBackward(input: x, output: y.output, outputGradient: g, logAbsDetGradient: dld)
+                : plain.inverseBackward(input: x, output: y.output, outputGradient: g, logAbsDetGradient: dld)
+            #expect(kept == recomputed, "direction forward: \(isForward)")
+            #expect(zip(taped.parameters, plain.parameters).allSatisfy { $0.0.gradient == $0.1.gradient })
         }
     }
 

@@ -91,38 +91,53 @@ public struct AffineTransformer<T: Scalar>: CouplingTransformer {
         return ge
     }
 
-    /// `e^{±s}` at `[r·m + j]` and `ds/dŝ` at `[count + r·m + j]` for the whole block, with the
-    /// per-row log-dets `±Σ_j s_j`: the exponentials of a batch in two vectorized passes.
+    /// Rows per chunk of the block forms: their factors (`2·m` per row) stay in the L1 cache
+    /// between the passes over a chunk.
+    static func chunkRows(features m: Int) -> Int { Swift.max(1, 1024 / Swift.max(m, 1)) }
+
+    /// `e^{±s}` at `[r·m + j]` and (with `slopes`) `ds/dŝ` at `[rows·m + r·m + j]` for rows
+    /// `0..<rows` of `h` `[rows, 2m]`, with the per-row log-dets `±Σ_j s_j` when `logAbsDet` is
+    /// given: the exponentials of a chunk in two vectorized passes. Each loop is free of branches
+    /// and of checked index arithmetic so that it vectorizes; the log-det sums keep their order.
     func scaleFactors(
-        _ h: UnsafePointer<T>, rows: Int, features m: Int, inverse: Bool,
-        into factors: UnsafeMutableBufferPointer<T>, logAbsDet: UnsafeMutablePointer<T>?
+        _ h: UnsafePointer<T>, rows: Int, features m: Int, inverse: Bool, slopes: Bool,
+        into factors: UnsafeMutablePointer<T>, logAbsDet: UnsafeMutablePointer<T>?
     ) {
         let count = rows * m
-        let bound = scaleBound ?? 0, inverseBound = scaleBound.map { 1 / $0 } ?? 0, bounded = scaleBound != nil
-        if bounded {
+        // Forward stores s, inverse -s: negating every term negates their sum exactly.
+        let sign: T = inverse ? -1 : 1
+        if let c = scaleBound {
+            let inverseBound = 1 / c, signedBound = sign * c
             for r in 0..<rows {
-                for j in 0..<m { factors[r * m + j] = -2 * Swift.abs(h[r * 2 * m + j] * inverseBound) }
+                let hr = h + r * 2 * m, fr = factors + r * m
+                for j in 0..<m { fr[j] = -2 * Swift.abs(hr[j] * inverseBound) }
             }
-            VectorMath.exp(UnsafeMutableBufferPointer(rebasing: factors[0..<count]))
-        }
-        for r in 0..<rows {
-            var sum: T = 0
-            for j in 0..<m {
-                let i = r * m + j, scaleInput = h[r * 2 * m + j]
-                var s = scaleInput
-                if bounded {
-                    let w = factors[i], q = 1 / (1 + w)
-                    s = (scaleInput < 0 ? -bound : bound) * ((1 - w) * q)  // a select, not a branch
-                    factors[count + i] = 4 * w * q * q
-                } else {
-                    factors[count + i] = 1
+            VectorMath.exp(UnsafeMutableBufferPointer(start: factors, count: count))
+            for r in 0..<rows {
+                let hr = h + r * 2 * m, fr = factors + r * m, sr = factors + count + r * m
+                for j in 0..<m {
+                    let w = fr[j], q = 1 / (1 + w)
+                    // sign·(±c)·((1 - w)q), the same product as s = (±c)·((1 - w)q) negated.
+                    fr[j] = (hr[j] < 0 ? -signedBound : signedBound) * ((1 - w) * q)
+                    if slopes { sr[j] = 4 * w * q * q }
                 }
-                sum += s
-                factors[i] = inverse ? -s : s
             }
-            logAbsDet?[r] = inverse ? -sum : sum
+        } else {
+            for r in 0..<rows {
+                let hr = h + r * 2 * m, fr = factors + r * m
+                for j in 0..<m { fr[j] = sign * hr[j] }
+            }
+            if slopes { (factors + count).update(repeating: 1, count: count) }
         }
-        VectorMath.exp(UnsafeMutableBufferPointer(rebasing: factors[0..<count]))
+        if let logAbsDet {
+            for r in 0..<rows {
+                let fr = factors + r * m
+                var sum: T = 0
+                for j in 0..<m { sum += fr[j] }
+                logAbsDet[r] = sum
+            }
+        }
+        VectorMath.exp(UnsafeMutableBufferPointer(start: factors, count: count))
     }
 
     @_specialize(where T == Float)
@@ -131,15 +146,20 @@ public struct AffineTransformer<T: Scalar>: CouplingTransformer {
         _ data: UnsafeMutablePointer<T>, block: TransformedBlock, parameters h: UnsafePointer<T>,
         logAbsDet: UnsafeMutablePointer<T>, inverse: Bool
     ) -> (row: Int, feature: Int, value: T)? {
-        let rows = block.rows, m = block.features
-        workspace.withScratch(0, count: 2 * rows * m) { factors in
-            scaleFactors(h, rows: rows, features: m, inverse: inverse, into: factors, logAbsDet: logAbsDet)
-            for r in 0..<rows {
-                let o = block.index(r, 0), ho = r * 2 * m + m, fo = r * m
-                if inverse {
-                    for j in 0..<m { data[o + j] = (data[o + j] - h[ho + j]) * factors[fo + j] }
-                } else {
-                    for j in 0..<m { data[o + j] = data[o + j] * factors[fo + j] + h[ho + j] }
+        let rows = block.rows, m = block.features, chunk = Self.chunkRows(features: m)
+        guard rows > 0, m > 0 else { return nil }
+        workspace.withScratch(0, count: Swift.min(chunk, rows) * m) { scratch in
+            let factors = scratch.baseAddress!
+            for first in stride(from: 0, to: rows, by: chunk) {
+                let count = Swift.min(chunk, rows - first), hc = h + first * 2 * m
+                scaleFactors(hc, rows: count, features: m, inverse: inverse, slopes: false, into: factors, logAbsDet: logAbsDet + first)
+                for r in 0..<count {
+                    let x = data + block.index(first + r, 0), t = hc + r * 2 * m + m, f = factors + r * m
+                    if inverse {
+                        for j in 0..<m { x[j] = (x[j] - t[j]) * f[j] }
+                    } else {
+                        for j in 0..<m { x[j] = x[j] * f[j] + t[j] }
+                    }
                 }
             }
         }
@@ -153,20 +173,26 @@ public struct AffineTransformer<T: Scalar>: CouplingTransformer {
         gradient: UnsafeMutablePointer<T>, logAbsDetGradient: UnsafePointer<T>,
         parameterGradient dh: UnsafeMutablePointer<T>, inverse: Bool
     ) {
-        let rows = block.rows, m = block.features, slopes = rows * m
+        let rows = block.rows, m = block.features, chunk = Self.chunkRows(features: m)
         let sign: T = inverse ? -1 : 1
-        workspace.withScratch(0, count: 2 * rows * m) { factors in
-            scaleFactors(h, rows: rows, features: m, inverse: inverse, into: factors, logAbsDet: nil)
-            for r in 0..<rows {
-                let ho = r * 2 * m, o = block.index(r, 0), fo = r * m, ℓ = logAbsDetGradient[r]
-                for j in 0..<m {
-                    // u is the scaled term of the output: x·e^s forward, (y - t)·e^{-s} inverse.
-                    let e = factors[fo + j], slope = factors[slopes + fo + j]
-                    let u = (inverse ? input[o + j] - h[ho + m + j] : input[o + j]) * e
-                    let g = gradient[o + j], ge = g * e
-                    gradient[o + j] = ge
-                    dh[ho + j] = sign * (g * u + ℓ) * slope
-                    dh[ho + m + j] = inverse ? -ge : g
+        guard rows > 0, m > 0 else { return }
+        workspace.withScratch(0, count: 2 * Swift.min(chunk, rows) * m) { scratch in
+            let factors = scratch.baseAddress!
+            for first in stride(from: 0, to: rows, by: chunk) {
+                let count = Swift.min(chunk, rows - first), slopes = factors + count * m
+                scaleFactors(h + first * 2 * m, rows: count, features: m, inverse: inverse, slopes: true, into: factors, logAbsDet: nil)
+                for r in 0..<count {
+                    let row = first + r, o = block.index(row, 0), ℓ = logAbsDetGradient[row]
+                    let x = input + o, g = gradient + o, t = h + row * 2 * m + m, f = factors + r * m, sl = slopes + r * m
+                    let ds = dh + row * 2 * m, dt = ds + m
+                    for j in 0..<m {
+                        // u is the scaled term of the output: x·e^s forward, (y - t)·e^{-s} inverse.
+                        let e = f[j], gj = g[j], ge = gj * e
+                        let u = (inverse ? x[j] - t[j] : x[j]) * e
+                        g[j] = ge
+                        ds[j] = sign * (gj * u + ℓ) * sl[j]
+                        dt[j] = inverse ? -ge : gj
+                    }
                 }
             }
         }

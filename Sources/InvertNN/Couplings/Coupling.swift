@@ -54,6 +54,8 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
         let input: [T]
         let trace: MLP<T>.Trace
         let context: [T]
+        /// What the transformer's apply left for its backward (``CouplingTransformer/retainedCount(block:)`` entries).
+        let transformerState: [T]
     }
     var retained: Retained?
     /// The conditioner's parameter versions at the retaining call, updated in place.
@@ -211,9 +213,11 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
         try requireParameterShapes()
         try input.requireColumns(features, "\(name).\(isForward ? "forward" : "inverse")")
         let trace = try conditioner.forward(conditionerInput(input, context))
-        let result = try apply(input, conditionerOutput: trace.output, isForward: isForward)
+        var state = workspace.take(CouplingSlot.transformerState, count: transformer.retainedCount(block: block(rows: input.rows)))
+        let result = try apply(input, conditionerOutput: trace.output, isForward: isForward, retaining: &state)
+        workspace.keep(CouplingSlot.transformerState, state)
         retained = Retained(isForward: isForward, input: input.storage, trace: trace,
-                            context: contextFeatures > 0 ? context.conditioning?.storage ?? [] : [])
+                            context: contextFeatures > 0 ? context.conditioning?.storage ?? [] : [], transformerState: state)
         let parameters = conditioner.parameters
         if retainedParameterKeys.count != parameters.count {
             retainedParameterKeys = parameters.map { $0.version }
@@ -255,24 +259,29 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
         return out
     }
 
-    /// The conditioner trace for a backward call at `input`: the retained one if it was taken in
-    /// the same direction at the same input with the same parameters, else recomputed. Releases
-    /// the retained state either way.
-    private func trace(for input: Matrix<T>, context: LayerContext<T>, isForward: Bool) throws -> MLP<T>.Trace {
+    /// The conditioner trace for a backward call at `input`, with the transformer's retained
+    /// state: the retained ones if they were taken in the same direction at the same input with
+    /// the same parameters, else the trace recomputed and no state. Releases the retained state
+    /// either way.
+    private func trace(for input: Matrix<T>, context: LayerContext<T>, isForward: Bool) throws -> (MLP<T>.Trace, [T]?) {
         defer { retained = nil }
         if let kept = retained, kept.isForward == isForward, kept.input == input.storage,
            contextFeatures == 0 || kept.context == context.conditioning?.storage ?? [],
            retainedParameterKeys.count == conditioner.parameters.count,
            zip(retainedParameterKeys, conditioner.parameters).allSatisfy({ $0.0 == $0.1.version }),
            kept.trace.output.rows == input.rows {
-            return kept.trace
+            return (kept.trace, kept.transformerState.isEmpty ? nil : kept.transformerState)
         }
-        return try conditioner.forward(conditionerInput(input, context))
+        return (try conditioner.forward(conditionerInput(input, context)), nil)
     }
 
     /// One direction given the conditioner output `h` `[rows, P·m]`: the input copied, its
-    /// transformed block mapped in place.
-    private func apply(_ input: Matrix<T>, conditionerOutput h: Matrix<T>, isForward: Bool) throws -> LayerOutput<T> {
+    /// transformed block mapped in place; with `retaining` (sized by the transformer's
+    /// ``CouplingTransformer/retainedCount(block:)``, not empty) the transformer also writes the
+    /// state its backward reuses.
+    private func apply(
+        _ input: Matrix<T>, conditionerOutput h: Matrix<T>, isForward: Bool, retaining: UnsafeMutablePointer<[T]>? = nil
+    ) throws -> LayerOutput<T> {
         // One output buffer per direction: rebuilding mode maps an inverse result forward again
         // while that result is still in use.
         let outputSlot = isForward ? CouplingSlot.output : CouplingSlot.inverseOutput
@@ -284,8 +293,14 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
         let failure = h.storage.withUnsafeBufferPointer { hp in
             out.storage.withUnsafeMutableBufferPointer { op in
                 logDet.withUnsafeMutableBufferPointer { lp in
-                    transformer.apply(op.baseAddress!, block: block, parameters: hp.baseAddress!, logAbsDet: lp.baseAddress!,
-                                      inverse: !isForward)
+                    guard let retaining, !retaining.pointee.isEmpty else {
+                        return transformer.apply(op.baseAddress!, block: block, parameters: hp.baseAddress!, logAbsDet: lp.baseAddress!,
+                                                 inverse: !isForward)
+                    }
+                    return retaining.pointee.withUnsafeMutableBufferPointer { sp in
+                        transformer.apply(op.baseAddress!, block: block, parameters: hp.baseAddress!, logAbsDet: lp.baseAddress!,
+                                          inverse: !isForward, retaining: sp.baseAddress!)
+                    }
                 }
             }
         }
@@ -331,7 +346,7 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
     private func backward(
         input: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient dld: [T], context: inout LayerContext<T>, isForward: Bool
     ) throws -> Matrix<T> {
-        let trace = try trace(for: input, context: context, isForward: isForward)
+        let (trace, state) = try trace(for: input, context: context, isForward: isForward)
         let rows = input.rows
         var gradient = workspace.copy(CouplingSlot.inputGradient, of: outputGradient)
         var dh = workspace.matrix(CouplingSlot.conditionerGradient, rows: rows, columns: trace.output.columns)
@@ -341,9 +356,17 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
                 gradient.storage.withUnsafeMutableBufferPointer { gp in
                     dh.storage.withUnsafeMutableBufferPointer { dhp in
                         dld.withUnsafeBufferPointer { lp in
-                            transformer.backward(
-                                input: ip.baseAddress!, block: block, parameters: hp.baseAddress!, gradient: gp.baseAddress!,
-                                logAbsDetGradient: lp.baseAddress!, parameterGradient: dhp.baseAddress!, inverse: !isForward)
+                            guard let state else {
+                                return transformer.backward(
+                                    input: ip.baseAddress!, block: block, parameters: hp.baseAddress!, gradient: gp.baseAddress!,
+                                    logAbsDetGradient: lp.baseAddress!, parameterGradient: dhp.baseAddress!, inverse: !isForward)
+                            }
+                            state.withUnsafeBufferPointer { sp in
+                                transformer.backward(
+                                    input: ip.baseAddress!, block: block, parameters: hp.baseAddress!, gradient: gp.baseAddress!,
+                                    logAbsDetGradient: lp.baseAddress!, parameterGradient: dhp.baseAddress!, inverse: !isForward,
+                                    retained: sp.baseAddress!)
+                            }
                         }
                     }
                 }
@@ -455,5 +478,5 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
 /// The ``Workspace`` slots of ``Coupling``.
 enum CouplingSlot {
     static let conditioningColumns = 0, output = 1, logDet = 2, inputGradient = 3
-    static let conditionerGradient = 4, inverseOutput = 5, count = 6
+    static let conditionerGradient = 4, inverseOutput = 5, transformerState = 6, count = 7
 }

@@ -134,9 +134,51 @@ public protocol CouplingTransformer<Element>: Sendable {
         gradient: UnsafeMutablePointer<Element>, logAbsDetGradient: UnsafePointer<Element>,
         parameterGradient: UnsafeMutablePointer<Element>, inverse: Bool
     )
+
+    /// Entries of the state ``apply(_:block:parameters:logAbsDet:inverse:retaining:)`` can leave
+    /// for a later backward on the same block and parameters; 0 when the transformer keeps none.
+    func retainedCount(block: TransformedBlock) -> Int
+
+    /// ``apply(_:block:parameters:logAbsDet:inverse:)``, also writing into `retaining`
+    /// (``retainedCount(block:)`` entries) what the matching backward can reuse instead of
+    /// recomputing it (a taped training step runs both at the same parameters).
+    func apply(
+        _ data: UnsafeMutablePointer<Element>, block: TransformedBlock, parameters h: UnsafePointer<Element>,
+        logAbsDet: UnsafeMutablePointer<Element>, inverse: Bool, retaining: UnsafeMutablePointer<Element>
+    ) -> (row: Int, feature: Int, value: Element)?
+
+    /// ``backward(input:block:parameters:gradient:logAbsDetGradient:parameterGradient:inverse:)``
+    /// reading `retained`, the state a successful ``apply(_:block:parameters:logAbsDet:inverse:retaining:)``
+    /// left for this `input`, `block`, `h` and direction; the results are those of the plain form.
+    func backward(
+        input: UnsafePointer<Element>, block: TransformedBlock, parameters h: UnsafePointer<Element>,
+        gradient: UnsafeMutablePointer<Element>, logAbsDetGradient: UnsafePointer<Element>,
+        parameterGradient: UnsafeMutablePointer<Element>, inverse: Bool, retained: UnsafePointer<Element>
+    )
 }
 
 extension CouplingTransformer {
+    @inlinable
+    public func retainedCount(block: TransformedBlock) -> Int { 0 }
+
+    @inlinable
+    public func apply(
+        _ data: UnsafeMutablePointer<Element>, block: TransformedBlock, parameters h: UnsafePointer<Element>,
+        logAbsDet: UnsafeMutablePointer<Element>, inverse: Bool, retaining: UnsafeMutablePointer<Element>
+    ) -> (row: Int, feature: Int, value: Element)? {
+        apply(data, block: block, parameters: h, logAbsDet: logAbsDet, inverse: inverse)
+    }
+
+    @inlinable
+    public func backward(
+        input: UnsafePointer<Element>, block: TransformedBlock, parameters h: UnsafePointer<Element>,
+        gradient: UnsafeMutablePointer<Element>, logAbsDetGradient: UnsafePointer<Element>,
+        parameterGradient: UnsafeMutablePointer<Element>, inverse: Bool, retained: UnsafePointer<Element>
+    ) {
+        backward(input: input, block: block, parameters: h, gradient: gradient, logAbsDetGradient: logAbsDetGradient,
+                 parameterGradient: parameterGradient, inverse: inverse)
+    }
+
     @inlinable
     public func apply(
         _ data: UnsafeMutablePointer<Element>, block: TransformedBlock, parameters h: UnsafePointer<Element>,

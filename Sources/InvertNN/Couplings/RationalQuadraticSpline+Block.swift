@@ -104,29 +104,80 @@ extension RationalQuadraticSpline {
         }
     }
 
+    /// Fields a retaining block pass keeps per entry (``binFields`` of them, stored field-major
+    /// per row after the row's exponentials): the bin index (`-1` in the tails), `x⁽ᵏ⁾`, `w`,
+    /// `y⁽ᵏ⁾`, `h`, `δ⁽ᵏ⁾`, `δ⁽ᵏ⁺¹⁾`, the softmax sums below the bin, and `ξ`.
+    static var binFields: Int { 10 }
+
+    /// Entries per row of the retained state: the row's exponentials and normalizers
+    /// (``prepareRow(_:features:into:)``), then each entry's located bin.
+    func retainedRowCount(features m: Int) -> Int { (parametersPerFeature + 2 + Self.binFields) * m }
+
+    public func retainedCount(block: TransformedBlock) -> Int { block.rows * retainedRowCount(features: block.features) }
+
+    /// The block forward or inverse; `retaining` (``retainedCount(block:)`` entries), when given,
+    /// receives each row's exponentials and each entry's bin, else one reused row buffer holds the
+    /// exponentials.
+    @inline(__always)
+    func applyBlock(
+        _ data: UnsafeMutablePointer<T>, block: TransformedBlock, parameters h: UnsafePointer<T>,
+        logAbsDet: UnsafeMutablePointer<T>, inverse: Bool, retaining: UnsafeMutablePointer<T>?
+    ) {
+        let m = block.features, width = parametersPerFeature * m, rowCount = retainedRowCount(features: m)
+        workspace.withScratch(0, count: retaining == nil ? width + 2 * m : 0) { rowScratch in
+            for r in 0..<block.rows {
+                let hr = h + r * width
+                let scratch = retaining.map { UnsafeMutableBufferPointer(start: $0 + r * rowCount, count: width + 2 * m) } ?? rowScratch
+                let e = UnsafePointer(scratch.baseAddress!), bins = retaining.map { $0 + r * rowCount + width + 2 * m }
+                prepareRow(hr, features: m, into: scratch)
+                var sum: T = 0
+                for j in 0..<m {
+                    let k = block.index(r, j), v = data[k]
+                    let entry = Entry(raw: hr + j, rawStride: m, exps: e + j, expStride: m, normalizers: e + width + j, normalizerStride: m)
+                    if inTails(v) {
+                        bins?[j] = -1
+                        continue
+                    }
+                    let bin = locate(v, inverse: inverse, entry)
+                    let ξ = inverse ? Self.inverseFraction(v, bin) : Self.forwardFraction(v, bin)
+                    let l = Self.local(bin, ξ), logDerivative = T.log(l.derivative)
+                    data[k] = inverse ? bin.left + ξ * bin.width : bin.bottom + l.r
+                    sum += inverse ? -logDerivative : logDerivative
+                    if let b = bins {
+                        b[j] = T(bin.index)
+                        b[m + j] = bin.left
+                        b[2 * m + j] = bin.width
+                        b[3 * m + j] = bin.bottom
+                        b[4 * m + j] = bin.height
+                        b[5 * m + j] = bin.lowerDerivative
+                        b[6 * m + j] = bin.upperDerivative
+                        b[7 * m + j] = bin.widthBelow
+                        b[8 * m + j] = bin.heightBelow
+                        b[9 * m + j] = ξ
+                    }
+                }
+                logAbsDet[r] = sum
+            }
+        }
+    }
+
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func apply(
         _ data: UnsafeMutablePointer<T>, block: TransformedBlock, parameters h: UnsafePointer<T>,
         logAbsDet: UnsafeMutablePointer<T>, inverse: Bool
     ) -> (row: Int, feature: Int, value: T)? {
-        let m = block.features, width = parametersPerFeature * m
-        workspace.withScratch(0, count: width + 2 * m) { scratch in
-            let e = UnsafePointer(scratch.baseAddress!)
-            for r in 0..<block.rows {
-                let hr = h + r * width
-                prepareRow(hr, features: m, into: scratch)
-                var sum: T = 0
-                for j in 0..<m {
-                    let k = block.index(r, j)
-                    let entry = Entry(raw: hr + j, rawStride: m, exps: e + j, expStride: m, normalizers: e + width + j, normalizerStride: m)
-                    let (value, logDerivative) = transformEntry(data[k], entry, inverse: inverse)
-                    data[k] = value
-                    sum += logDerivative
-                }
-                logAbsDet[r] = sum
-            }
-        }
+        applyBlock(data, block: block, parameters: h, logAbsDet: logAbsDet, inverse: inverse, retaining: nil)
+        return nil
+    }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func apply(
+        _ data: UnsafeMutablePointer<T>, block: TransformedBlock, parameters h: UnsafePointer<T>,
+        logAbsDet: UnsafeMutablePointer<T>, inverse: Bool, retaining: UnsafeMutablePointer<T>
+    ) -> (row: Int, feature: Int, value: T)? {
+        applyBlock(data, block: block, parameters: h, logAbsDet: logAbsDet, inverse: inverse, retaining: retaining)
         return nil
     }
 
@@ -149,6 +200,32 @@ extension RationalQuadraticSpline {
                     let out = dh + r * width + j
                     gradient[k] = backwardEntry(input[k], entry, g: gradient[k], ℓ: ℓ, into: out, stride: m, inverse: inverse)
                 }
+            }
+        }
+    }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func backward(
+        input: UnsafePointer<T>, block: TransformedBlock, parameters h: UnsafePointer<T>,
+        gradient: UnsafeMutablePointer<T>, logAbsDetGradient: UnsafePointer<T>,
+        parameterGradient dh: UnsafeMutablePointer<T>, inverse: Bool, retained: UnsafePointer<T>
+    ) {
+        let m = block.features, width = parametersPerFeature * m, rowCount = retainedRowCount(features: m)
+        for r in 0..<block.rows {
+            let hr = h + r * width, ℓ = logAbsDetGradient[r]
+            let e = retained + r * rowCount, b = e + width + 2 * m
+            for j in 0..<m {
+                let k = block.index(r, j), out = dh + r * width + j
+                guard b[j] >= 0 else {
+                    for p in 0..<parametersPerFeature { out[p * m] = 0 }
+                    continue  // the tails: dL/dv = g
+                }
+                let entry = Entry(raw: hr + j, rawStride: m, exps: e + j, expStride: m, normalizers: e + width + j, normalizerStride: m)
+                let bin = Bin(index: Int(b[j]), left: b[m + j], width: b[2 * m + j], bottom: b[3 * m + j], height: b[4 * m + j],
+                              lowerDerivative: b[5 * m + j], upperDerivative: b[6 * m + j], widthBelow: b[7 * m + j],
+                              heightBelow: b[8 * m + j], widthNormalizer: entry.normalizers[0], heightNormalizer: entry.normalizers[m])
+                gradient[k] = backward(at: bin, fraction: b[9 * m + j], entry, g: gradient[k], ℓ: ℓ, into: out, stride: m, inverse: inverse)
             }
         }
     }

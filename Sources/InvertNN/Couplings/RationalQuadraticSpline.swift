@@ -299,11 +299,19 @@ public struct RationalQuadraticSpline<T: Scalar>: CouplingTransformer {
             return g
         }
         let bin = locate(v, inverse: inverse, entry)
+        let ξ = inverse ? Self.inverseFraction(v, bin) : Self.forwardFraction(v, bin)
+        return backward(at: bin, fraction: ξ, entry, g: g, ℓ: ℓ, into: gradient, stride: stride, inverse: inverse)
+    }
+
+    /// ``backwardEntry(_:_:g:ℓ:into:stride:inverse:)`` once the point's bin and `ξ` are known.
+    @inline(__always)
+    func backward(
+        at bin: Bin, fraction ξ: T, _ entry: Entry, g: T, ℓ: T, into gradient: UnsafeMutablePointer<T>, stride: Int, inverse: Bool
+    ) -> T {
+        let l = Self.local(bin, ξ)
         guard inverse else {
-            let l = Self.local(bin, Self.forwardFraction(v, bin))
             return parameterGradient(bin, l, valueWeight: g, logDerivativeWeight: ℓ, entry, into: gradient, stride: stride)
         }
-        let l = Self.local(bin, Self.inverseFraction(v, bin))
         let a = (g - ℓ * Self.logDerivativeSlope(bin, l) / bin.width) / l.derivative
         _ = parameterGradient(bin, l, valueWeight: -a, logDerivativeWeight: -ℓ, entry, into: gradient, stride: stride)
         return a
