@@ -69,7 +69,7 @@ struct DistributedRun: @unchecked Sendable {
     }
 
     /// One stderr line on the time of the run (rank 0 only): the training time split into
-    /// compute, waiting for slower ranks and the allreduces (their count and size).
+    /// compute, waiting for slower ranks and the collectives (their count and largest size).
     func communicationNote(trainingSeconds: Double) -> String? {
         guard let group, group.size > 1 else { return nil }
         func part(_ seconds: Double) -> String {
@@ -77,7 +77,7 @@ struct DistributedRun: @unchecked Sendable {
         }
         let compute = trainingSeconds - group.waitingSeconds - group.reductionSeconds
         return "\(group.size) ranks, rank 0 of \(String(format: "%.2f", trainingSeconds)) s training: compute \(part(compute)), "
-            + "waiting for other ranks \(part(group.waitingSeconds)), \(group.reductions) allreduces "
+            + "waiting for other ranks \(part(group.waitingSeconds)), \(group.reductions) collectives "
             + "(up to \(group.largestReductionBytes) bytes) \(part(group.reductionSeconds))"
     }
 }

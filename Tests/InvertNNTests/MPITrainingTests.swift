@@ -108,7 +108,7 @@ struct MPITrainingTests {
                 let x = try #require(j1[key] as? Double), y = try #require(j2[key] as? Double)
                 #expect(abs(x - y) <= 1e-12 * abs(x), "\(key): \(x) vs \(y)")
             }
-            #expect(two.stderr.contains("2 rank(s) × 1 BLAS thread(s)") && two.stderr.contains("allreduces"), "\(two.stderr)")
+            #expect(two.stderr.contains("2 rank(s) × 1 BLAS thread(s)") && two.stderr.contains("collectives"), "\(two.stderr)")
         }
     }
 
