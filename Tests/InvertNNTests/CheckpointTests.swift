@@ -86,6 +86,27 @@ func architecture<T: Scalar>(of layer: any InvertibleLayer<T>) throws -> String 
     @Test func loadingReproducesLogDensitiesBitForBitDouble() throws { try roundTrip(Double.self) }
     @Test func loadingReproducesLogDensitiesBitForBitFloat() throws { try roundTrip(Float.self) }
 
+    /// For discrete data the checkpoint's data-unit log-probability is the dequantization bound on
+    /// the mass of each integer row: its mean is minus the trainer's NLL with the same noise, less
+    /// `D·log K`; without noise it refuses; its samples are integer levels.
+    @Test func discreteDataUnitsMatchTheTrainersFigures() throws {
+        let data = try Digits.load(as: Double.self)
+        let flow = try FlowPresets.realNVP(features: 64, couplings: 2, hiddenSizes: [16], seed: 3, as: Double.self)
+        let preprocessing = Preprocessing<Double>.dequantization(try Dequantization(levels: 17, logitAlpha: 0.05))
+        let checkpoint = Checkpoint(flow: flow, preprocessing: preprocessing)
+        let trainer = try Trainer(flow: flow, preprocessing: preprocessing, configuration: TrainingConfiguration(epochs: 1))
+        let rows = data.test.rows(0..<120)
+        var noise = SeededGenerator(seed: 11)
+        let perRow = try checkpoint.logProbability(ofData: rows, using: &noise)
+        let evaluated = try trainer.evaluate(rows, noiseSeed: 11).negativeLogLikelihood
+        let mean = perRow.reduce(0, +) / Double(perRow.count)
+        #expect(abs(-mean - (evaluated + 64 * Double.log(17))) <= 1e-10 * abs(mean))
+        #expect(perRow.allSatisfy { $0 < 0 && $0.isFinite })  // a probability mass below 1
+        #expect(throws: InvertNNError.self) { try checkpoint.logProbability(ofData: rows) }
+        let samples = try checkpoint.sample(count: 5, using: &noise)
+        #expect(samples.storage.allSatisfy { $0 == $0.rounded() && (0...16).contains($0) })
+    }
+
     @Test func discretePreprocessingRoundTrips() throws {
         let p = Preprocessing<Float>.dequantization(try Dequantization(levels: 17, logitAlpha: 0.05))
         let q = try JSONDecoder().decode(Preprocessing<Float>.self, from: JSONEncoder().encode(p))
