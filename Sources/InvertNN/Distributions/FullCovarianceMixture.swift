@@ -72,7 +72,13 @@ public final class FullCovarianceMixture<T: Scalar>: BaseDistribution {
     /// whose transform starts as the identity starts as this mixture, as the whitening
     /// initialization starts a flow as the data's Gaussian.
     ///
-    /// - Parameter data: `[n, D]`, finite, `n ≥ components`.
+    /// - Parameters:
+    ///   - data: `[n, D]`, finite, `n ≥ components`.
+    ///   - components: K, the number of Gaussians.
+    ///   - floor: λ, the variance added to every component in every direction (in the data's units).
+    ///   - seed: seeds the k-means++ picks of the first restart (the others derive from it).
+    ///   - restarts: EM runs from different seeded starts; the best training likelihood wins.
+    ///   - iterations: the most EM iterations per run (a run stops earlier once it converges).
     /// - Throws: the errors of ``init(features:components:floor:seed:)``;
     ///   ``InvertNNError/invalidArgument(operation:reason:)`` for fewer rows than components or a
     ///   restart or iteration count below 1; ``InvertNNError/nonFinite(operation:row:column:)``
