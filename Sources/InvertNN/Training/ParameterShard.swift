@@ -70,7 +70,20 @@ final class ParameterShard<T: Scalar> {
         forEachSegment(of: range) { index, local, _ in
             guard found == nil else { return }
             parameters[index].value.storage.withUnsafeBufferPointer { v in
-                if v[local].contains(where: { !$0.isFinite }) { found = index }
+                // x·0 is 0 for finite x and NaN for NaN or ±∞: one pass without a branch, four
+                // independent sums (a single running sum would serialize the loop).
+                var a: T = 0, b: T = 0, c: T = 0, d: T = 0
+                var i = local.lowerBound
+                let base = v.baseAddress!
+                while i + 4 <= local.upperBound {
+                    a += base[i] * 0
+                    b += base[i + 1] * 0
+                    c += base[i + 2] * 0
+                    d += base[i + 3] * 0
+                    i += 4
+                }
+                while i < local.upperBound { a += base[i] * 0; i += 1 }
+                if !(a + b + c + d).isFinite { found = index }
             }
         }
         return found

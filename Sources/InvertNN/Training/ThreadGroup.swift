@@ -111,9 +111,19 @@ public final class ThreadGroup: @unchecked Sendable {
     fileprivate func reduceScatter<T: BinaryFloatingPoint>(_ values: UnsafeMutableBufferPointer<T>, local: Int) throws {
         guard outer == nil else { return try sum(values, local: local) }
         try publish(values, local: local)
-        let out = sumShare(of: T.self, count: values.count, local: local)
         let mine = share(of: values.count, local)
-        if !mine.isEmpty { (values.baseAddress! + mine.lowerBound).update(from: out + mine.lowerBound, count: mine.count) }
+        if threads == 2 {
+            // v₀ + v₁ straight into this worker's share: the other worker reads this buffer only
+            // in its own share, and each entry is read before it is written.
+            if !mine.isEmpty {
+                let first = slots[0]!.assumingMemoryBound(to: T.self), second = slots[1]!.assumingMemoryBound(to: T.self)
+                let target = values.baseAddress!
+                for i in mine { target[i] = first[i] + second[i] }
+            }
+        } else {
+            let out = sumShare(of: T.self, count: values.count, local: local)
+            if !mine.isEmpty { (values.baseAddress! + mine.lowerBound).update(from: out + mine.lowerBound, count: mine.count) }
+        }
         // The others read this worker's buffer until they have summed their shares.
         try barrier.wait()
     }
