@@ -323,6 +323,15 @@ struct TrainCommand: ParsableCommand {
         let start = clock.now
         let loaded = try dataOptions.load(T.self)
         let dataset = contextOptions.contextColumns == nil ? loaded : try loaded.splittingContext(contextOptions.keys)
+        // One row has no spread to standardize or whiten by, and no gradient to learn a density from.
+        guard dataset.train.rows >= 2 else {
+            throw ValidationError(
+                "\(dataOptions.data): \(dataset.train.rows) training row\(dataset.train.rows == 1 ? "" : "s"); training needs at least 2 (use a larger file or --split with a larger training fraction)")
+        }
+        if dataset.kind != .image, dataset.train.rows <= dataset.dimensions {
+            output.note("only \(dataset.train.rows) training rows for \(dataset.dimensions) dimensions: no density of full rank can be "
+                + "estimated from them, and the figures will mostly measure overfitting")
+        }
         let preset = ModelPreset.for(dataset, family: flowFamily ?? .realnvp)
         let flow: NormalizingFlow<T>
         let preprocessing: Preprocessing<T>

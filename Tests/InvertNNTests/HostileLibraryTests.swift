@@ -166,6 +166,16 @@ extension HostileLibraryTests {
         #expect(GreyscaleImage.niceTicks(0, 1) == [0, 0.2, 0.4, 0.6000000000000001, 0.8, 1])
         #expect(GreyscaleImage.niceTicks(1.5, 1.75).count >= 3)
         #expect(GreyscaleImage.tickLabel(1.55, step: 0.05) == "1.55" && GreyscaleImage.tickLabel(10, step: 5) == "10")
+        // Values beyond Int and steps below 1e-6 in scientific notation, never a trap.
+        #expect(GreyscaleImage.tickLabel(1.5e20, step: 5e19) == "1.5e+20")
+        #expect(GreyscaleImage.tickLabel(-2e30, step: 1e30) == "-2e+30")
+        #expect(GreyscaleImage.tickLabel(3e-9, step: 1e-9) == "3e-9")
+        #expect(GreyscaleImage.tickLabel(1.7e308, step: 1e307) == "1.7e+308")
+        #expect(GreyscaleImage.tickLabel(5, step: 0) == "5e+0" && GreyscaleImage.tickLabel(.infinity, step: 1) == "inf")
+        for scale in [1e15, 1e19, 1e25, 1e300, 1e-12, 1e-300] {
+            let ticks = GreyscaleImage.axisTicks(-3 * scale...7 * scale)
+            #expect(!ticks.isEmpty && GreyscaleImage.tickLabels(ticks).allSatisfy { !$0.isEmpty }, "\(scale)")
+        }
         let image = try GreyscaleImage.lineChart(
             x: [0, 1, 2, 3], series: [.init(name: "train", values: [3, 2, 1.5, 1.2]), .init(name: "validation", values: [3, 2.2, .nan, 1.4])],
             xLabel: "epoch", yLabel: "nats/dim", width: 320, height: 200)

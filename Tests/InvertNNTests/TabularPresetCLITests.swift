@@ -100,3 +100,32 @@ import InvertNN
         }
     }
 }
+
+extension TabularPresetCLITests {
+    /// A table whose training split has one row is refused as a usage error before anything is
+    /// fitted; one with no more training rows than columns trains with a note saying so.
+    @Test func tinyTrainingSplitsAreRefusedOrFlagged() throws {
+        guard CLIErrorTests.executable != nil else {
+            Issue.record("invertnn binary not built; run `swift build --build-tests`")
+            return
+        }
+        try CLIErrorTests.withScratchDirectory("tiny-tables") { d in
+            func table(_ rows: Int) throws -> String {
+                let path = "\(d)/t\(rows).csv"
+                var text = "a,b,c,d\n"
+                for r in 0..<rows { text += (0..<4).map { "\(Double((r * 7 + $0 * 3) % 11) + 0.5 * Double($0))" }.joined(separator: ",") + "\n" }
+                try text.write(toFile: path, atomically: true, encoding: .utf8)
+                return path
+            }
+            // 3 rows: 1 train, 1 validation, 1 test.
+            let one = try CLIErrorTests.run(["--data", try table(3), "--epochs", "1", "--out", "\(d)/a.safetensors", "--samples", "\(d)/a.png"])
+            #expect(one.status == 64 && one.stderr.contains("1 training row; training needs at least 2"), "\(one.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: "\(d)/a.safetensors"))
+            // 6 rows: 4 train for 4 columns.
+            let few = try CLIErrorTests.run([
+                "--data", try table(6), "--epochs", "1", "--hidden-sizes", "8", "--couplings", "1",
+                "--out", "\(d)/b.safetensors", "--samples", "\(d)/b.png"])
+            #expect(few.stderr.contains("only 4 training rows for 4 dimensions"), "\(few.stderr)")
+        }
+    }
+}

@@ -100,11 +100,34 @@ extension GreyscaleImage {
         return ticks
     }
 
-    /// A tick value with as many decimals as the tick step needs.
+    /// A tick value with as many decimals as the tick step needs; in scientific notation
+    /// (`1.5e+20`, as many significant digits as the step needs) when the value reaches 1e9 or
+    /// the step is below 1e-6, where plain digits would be too long to read (or to hold in an `Int`).
     static func tickLabel(_ value: Double, step: Double) -> String {
-        let decimals = max(0, Int((-Double.log10(step)).rounded(.up)))
+        guard value.isFinite else { return "\(value)" }
+        guard step.isFinite, step > 0 else { return scientific(value, digits: 6) }
         let rounded = (value / step).rounded() * step
+        if max(abs(rounded), step) >= 1e9 || step < 1e-6 {
+            // Digits after the point of the mantissa: down to the step's order, 1 to 15.
+            let orders = Double.log10(max(abs(rounded), step)) - Double.log10(step)
+            return scientific(rounded, digits: Swift.min(15, Swift.max(1, Int(orders.rounded(.up)))))
+        }
+        let decimals = max(0, Int((-Double.log10(step)).rounded(.up)))
         return decimals == 0 ? String(Int(rounded.rounded())) : String(format(rounded, decimals: decimals))
+    }
+
+    /// `value` as `m.mmme±xx` with `digits` digits after the point, trailing zeros dropped.
+    private static func scientific(_ value: Double, digits: Int) -> String {
+        guard value != 0 else { return "0" }
+        var exponent = Int(Double.log10(abs(value)).rounded(.down))
+        var mantissa = value / Double.pow(10, Double(exponent))
+        let scale = Double.pow(10, Double(digits))
+        mantissa = (mantissa * scale).rounded() / scale
+        if abs(mantissa) >= 10 { mantissa /= 10; exponent += 1 }
+        var text = format(mantissa, decimals: digits)
+        while text.hasSuffix("0") { text.removeLast() }
+        if text.hasSuffix(".") { text.removeLast() }
+        return text + "e" + (exponent < 0 ? "-" : "+") + String(abs(exponent))
     }
 
     private static func format(_ value: Double, decimals: Int) -> String {
