@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import InvertNN
+import InvertNNPlots
 
 /// `invertnn sbi`: neural posterior estimation on a simulator whose true posterior is known
 /// (Papamakarios & Murray 2016; Greenberg et al. 2019): simulates `(θ, x)` pairs, trains a

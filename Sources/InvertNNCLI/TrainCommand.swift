@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import InvertNN
+import InvertNNPlots
 
 /// Floating-point precision of a run.
 enum Precision: String, ExpressibleByArgument, CaseIterable {
