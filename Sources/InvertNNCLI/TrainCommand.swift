@@ -262,7 +262,7 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
-    /// Refuses models beyond ``SizeLimits/maximumParameters`` (each option is within its own range,
+    /// Refuses models beyond ``FlowPresets/maximumParameters`` (each option is within its own range,
     /// but their product can still ask for terabytes), before anything is allocated.
     /// `outputsPerFeature`: conditioner outputs per transformed feature (2 affine, 3K - 1 spline).
     /// Also refuses a model whose training would not fit in this machine's memory: a run holds
@@ -279,10 +279,10 @@ struct TrainCommand: ParsableCommand {
         var perCoupling = 0.0
         for (a, b) in zip(widths, widths.dropFirst()) { perCoupling += a * b + b }
         let total = Double(couplings) * (perCoupling + 2 * Double(d) * Double(d))
-        let limit = Double(SizeLimits.maximumParameters)
+        let limit = Double(FlowPresets.maximumParameters)
         guard total <= limit else {
             throw ValidationError(
-                "the model would have about \(Int(total)) parameters (limit \(SizeLimits.maximumParameters)): lower --couplings or --hidden-sizes")
+                "the model would have about \(Int(total)) parameters (limit \(FlowPresets.maximumParameters)): lower --couplings or --hidden-sizes")
         }
         let needed = 12 * total * Double(scalarBytes)
         let physical = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))

@@ -94,7 +94,7 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
     ///   - contextFeatures: `K`, the width of the conditioning context (default 0: unconditional).
     ///   - generator: the caller-owned source of randomness.
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for sizes the mask cannot
-    ///   split or beyond ``SizeLimits``.
+    ///   split or beyond the BLAS index limit (2³¹ − 1 elements per matrix).
     public init(
         channels: Int, height: Int, width: Int, transformer: Transformer, hiddenChannels: [Int],
         mask: ImageMask = .channels, conditioningBlock: CouplingBlock = .first, contextFeatures: Int = 0,

@@ -98,7 +98,7 @@ public enum AtomicFile {
     ///
     /// - Throws: ``InvertNNError/io(path:reason:)`` if it is not a regular file
     ///   (``RegularFile/require(_:)``) or cannot be read.
-    public static func read(path: String) throws -> [UInt8] {
+    static func read(path: String) throws -> [UInt8] {
         try RegularFile.require(path)
         guard let data = FileManager.default.contents(atPath: path) else {
             throw InvertNNError.io(path: path, reason: "cannot read (no permission)")

@@ -69,7 +69,7 @@ extension CSVReader {
     ///   each record starts on.
     /// - Throws: ``InvertNNError/malformedData(source:line:reason:)`` as ``parse(_:source:hasHeader:as:)``
     ///   does, and for a quote that is never closed.
-    public static func parseQuoted<T: Scalar>(
+    static func parseQuoted<T: Scalar>(
         _ bytes: [UInt8], source: String, hasHeader: Bool, skipping: Set<Int> = [], as _: T.Type = T.self
     ) throws -> (header: [String]?, values: Matrix<T>, recordLines: [Int]) {
         var header: [String]? = nil

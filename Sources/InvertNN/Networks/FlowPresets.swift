@@ -2,6 +2,12 @@ import RealModule
 
 /// Ready-made flow architectures.
 public enum FlowPresets {
+    /// The most parameters (scalars) a model may hold: 500 million, far above the models this
+    /// library is for and far below what a machine cannot allocate. The presets, ``MLP``, and
+    /// ``Checkpoint`` loading refuse larger models from their sizes alone, before anything is
+    /// allocated.
+    public static let maximumParameters = SizeLimits.maximumParameters
+
     /// The feature mixing layer placed before every coupling of ``realNVP(features:couplings:hiddenSizes:scaleBound:mixing:reflectors:whiteningData:context:seed:as:)``.
     public enum Mixing: String, Sendable, CaseIterable {
         /// A fixed random ``Permutation`` (RealNVP-style, no parameters).
@@ -52,7 +58,7 @@ public enum FlowPresets {
     ///   - seed: seed of the random initialization (permutations, conditioner weights).
     ///   - as: the scalar type of the flow (`Float` or `Double`).
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes or more than
-    ///   ``SizeLimits/maximumParameters`` parameters (checked before anything is allocated); the
+    ///   ``maximumParameters`` parameters (checked before anything is allocated); the
     ///   errors of the whitening initializer.
     public static func realNVP<T: Scalar>(
         features: Int, couplings: Int = 8, hiddenSizes: [Int] = [256, 256], scaleBound: Double = 2,
@@ -195,7 +201,7 @@ public enum FlowPresets {
     }
 
     /// The scalars ``realNVP(features:couplings:hiddenSizes:scaleBound:mixing:reflectors:whiteningData:context:seed:as:)``
-    /// would allocate (``SizeLimits/parameterCount(of:)-(ArchitectureSizes)`` of its configuration), computed without
+    /// would allocate (the count a checkpoint of it is checked against), computed without
     /// building anything; saturates at `Int.max`.
     public static func realNVPParameterCount(
         features: Int, couplings: Int, hiddenSizes: [Int], mixing: Mixing = .invertibleLinear, reflectors: Int? = nil,
