@@ -59,10 +59,13 @@ let package = Package(
             name: "InvertNNDistributed",
             dependencies: ["InvertNN"]
         ),
+        // glibc heap settings (mallopt, malloc_trim) for the executables: process-wide, so not
+        // the library's to make.
+        .target(name: "CHeapSettings"),
         .executableTarget(
             name: "InvertNNCLI",
             dependencies: [
-                "InvertNN", "InvertNNDistributed", "InvertNNPlots",
+                "InvertNN", "InvertNNDistributed", "InvertNNPlots", "CHeapSettings",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -79,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "InvertNNBenchmarks",
             dependencies: [
-                "InvertNN", "CReferenceGemm", "CAllocationCounter",
+                "InvertNN", "CReferenceGemm", "CAllocationCounter", "CHeapSettings",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/InvertNNBenchmarks"

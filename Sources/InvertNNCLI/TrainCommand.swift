@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import CHeapSettings
 import InvertNN
 import InvertNNPlots
 
@@ -231,9 +232,10 @@ struct TrainCommand: ParsableCommand {
         Interruption.install()
         // Under mpirun: join the job (after the re-exec above, which replaces the process).
         let distributed = try DistributedRun.start()
-        // Each training step frees and reallocates the same buffers: keep them in the heap
-        // instead of faulting them back in every step (see Allocator).
-        Allocator.keepFreedMemoryForReuse()
+        // Steps that allocate (Glow's convolutions, rebuilding mode) free and reallocate the same
+        // buffers: keep them in the heap instead of unmapping them and faulting them back in
+        // every step (Benchmarks/PERFORMANCE.md, "Allocation").
+        invertnn_keep_freed_memory_for_reuse()
         guard let workers = threads, workers > 1 else {
             BLAS.setThreads(threads ?? distributed.defaultThreads)
             return try distributed.run { try run(distributed) }
