@@ -2,8 +2,8 @@ import Foundation
 
 /// The parameter cap: a model read from a file or built from options may hold at most
 /// ``SizeLimits/maximumParameters`` scalars, checked on its configuration before any layer
-/// allocates (a 3 KB checkpoint whose architecture says hidden sizes [40000, 40000] used to
-/// allocate 6 GB for four minutes and abort).
+/// allocates, so that a 3 KB checkpoint whose architecture says hidden sizes [40000, 40000] is
+/// refused at once instead of allocating gigabytes.
 extension SizeLimits {
     /// 500 million scalars (2 GB in Float, 4 GB in Double, before optimizer state): far above
     /// the models this library is for, far below what a machine cannot allocate.
