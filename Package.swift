@@ -12,6 +12,7 @@ let package = Package(
     name: "InvertNN",
     products: [
         .library(name: "InvertNN", targets: ["InvertNN"]),
+        .library(name: "InvertNNPlots", targets: ["InvertNNPlots"]),
         .executable(name: "invertnn", targets: ["InvertNNCLI"]),
         .executable(name: "invertnn-bench", targets: ["InvertNNBenchmarks"]),
     ],
@@ -30,7 +31,7 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
         ),
-        // zlib for reading .gz datasets and writing PNG (deflate + crc32).
+        // zlib for reading .gz datasets (InvertNN) and writing PNG (InvertNNPlots: deflate + crc32).
         .systemLibrary(
             name: "CZlib",
             providers: [.apt(["zlib1g-dev"])]
@@ -44,15 +45,27 @@ let package = Package(
             ],
             resources: [.copy("Resources/digits.csv.gz"), .copy("Resources/mnist_5k.csv.gz")]
         ),
+        // Greyscale pictures of samples, densities and training curves, written as PNG. Built on
+        // the library's public API only; the model core knows nothing of pictures.
+        .target(
+            name: "InvertNNPlots",
+            dependencies: [
+                "InvertNN", "CZlib",
+                .product(name: "Numerics", package: "swift-numerics"),
+            ]
+        ),
         // Data-parallel training over Open MPI, loaded at run time (dlopen): builds without MPI headers.
         .target(
             name: "InvertNNDistributed",
             dependencies: ["InvertNN"]
         ),
+        // glibc heap settings (mallopt, malloc_trim) for the executables: process-wide, so not
+        // the library's to make.
+        .target(name: "CHeapSettings"),
         .executableTarget(
             name: "InvertNNCLI",
             dependencies: [
-                "InvertNN", "InvertNNDistributed",
+                "InvertNN", "InvertNNDistributed", "InvertNNPlots", "CHeapSettings",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -69,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "InvertNNBenchmarks",
             dependencies: [
-                "InvertNN", "CReferenceGemm", "CAllocationCounter",
+                "InvertNN", "CReferenceGemm", "CAllocationCounter", "CHeapSettings",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/InvertNNBenchmarks"
@@ -77,7 +90,7 @@ let package = Package(
         .testTarget(
             name: "InvertNNTests",
             dependencies: [
-                "InvertNN", "CBLAS", "CZlib",
+                "InvertNN", "InvertNNPlots", "CBLAS", "CZlib",
                 .product(name: "Numerics", package: "swift-numerics"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import CHeapSettings
 import InvertNN
 
 /// `invertnn-bench`: throughput of the library's layers as ratios to the dense GEMM floor measured
@@ -106,7 +107,7 @@ struct BenchmarkCommand: ParsableCommand {
             return
         }
         // As `invertnn train` does: freed step buffers stay in the heap for the next step.
-        Allocator.keepFreedMemoryForReuse()
+        invertnn_keep_freed_memory_for_reuse()
         let context = BenchmarkContext(
             batchSizes: quick ? [256, 1024] : [256, 1024, 4096],
             featureSizes: quick ? [64, 256] : [64, 256, 784],

@@ -1,4 +1,5 @@
 import Foundation
+import CHeapSettings
 import InvertNN
 
 /// `memory`: peak resident memory of one training step of a deep flow on [1024, 784] (Double),
@@ -8,9 +9,9 @@ import InvertNN
 /// the hidden `--memory-child` option), so no other suite's allocations count. The child builds
 /// the flow and the batch and reads its resident size (`VmRSS`: parameters and batch). It runs
 /// one warm-up step, returns the heap's free memory to the kernel (`malloc_trim`, through
-/// ``Allocator/returnFreeMemory()``), resets the kernel's peak-RSS counter (`echo 5 >
-/// /proc/self/clear_refs`, which sets VmHWM to the current RSS), runs one more step and reports
-/// `VmHWM - VmRSS(before the warm-up)`: everything training holds beyond the parameters and the
+/// `invertnn_return_free_memory` of target `CHeapSettings`), resets the kernel's peak-RSS
+/// counter (`echo 5 > /proc/self/clear_refs`, which sets VmHWM to the current RSS), runs one
+/// more step and reports `VmHWM - VmRSS(before the warm-up)`: everything training holds beyond the parameters and the
 /// batch at the step's peak (activations, tapes, retained traces, temporaries, and the buffers
 /// layers keep between steps so that a taped step allocates nothing).
 /// The flow is depth/2 × (Householder m = 32, blocked; AffineCoupling [256]). Modes: `tape`
@@ -64,13 +65,13 @@ func memoryChild(mode: String, depth: Int) throws {
     flow.keepsBuffers = mode != "tape-releasing"
     let x = Matrix<Double>.randomNormal(rows: batch, columns: n, standardDeviation: 0.5, using: &rng)
     let rebuilding = mode == "rebuilding"  // "tape" and "tape-releasing" differ in Sequential.keepsBuffers
-    Allocator.returnFreeMemory()
+    invertnn_return_free_memory()
     let before = residentKiB("VmRSS:")
     _ = try trainStep(flow, x, rebuilding: rebuilding, learningRate: 1e-4)
     // Memory the warm-up step freed may stay resident, depending on the heap's layout (it did:
     // 585 MiB against 120 MiB for the same model after an unrelated change); returning it first
     // makes "before" the live memory, parameters and batch.
-    Allocator.returnFreeMemory()
+    invertnn_return_free_memory()
     try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
     let time = try seconds { _ = try trainStep(flow, x, rebuilding: rebuilding, learningRate: 1e-4) }
     let peak = residentKiB("VmHWM:")

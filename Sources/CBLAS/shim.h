@@ -2,5 +2,4 @@
 #define INVERTNN_CBLAS_SHIM_H
 #include <cblas.h>
 #include <lapacke.h>
-#include <malloc.h>
 #endif

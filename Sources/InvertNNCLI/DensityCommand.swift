@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import InvertNN
+import InvertNNPlots
 
 /// `invertnn density`: a picture of a 2-D model's learned density.
 struct DensityCommand: ParsableCommand, CheckpointConsumer {

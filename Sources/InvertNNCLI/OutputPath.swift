@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import InvertNN
+import InvertNNPlots
 
 /// Checks made on output paths before any work starts, so that a run that cannot write its
 /// result fails at once with a usage error instead of after training or sampling.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import InvertNN
+import InvertNNPlots
 
 /// The description of a model's data stored in its checkpoint (`dataset` metadata).
 struct DataDescription {

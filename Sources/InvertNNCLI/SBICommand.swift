@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import InvertNN
+import InvertNNPlots
 
 /// `invertnn sbi`: neural posterior estimation on a simulator whose true posterior is known
 /// (Papamakarios & Murray 2016; Greenberg et al. 2019): simulates `(θ, x)` pairs, trains a
@@ -101,9 +102,9 @@ struct SBICommand: ParsableCommand {
 
     var preset: Preset {
         switch task {
-        // Measured on 10,000 simulations (seeds 0-3): with 1 coupling of 8 hidden units the mean KL
-        // is 0.024-0.030 nats; 2 couplings of 32 give 0.14 and 4 of 64 give 0.35 (they overfit the
-        // 9,000 training pairs while the regression layer alone holds the Gaussian posterior).
+        // The Gaussian posterior is linear in the observation, so the regression layer alone
+        // holds it: a single small coupling fits it best, larger flows overfit the training
+        // pairs (docs/PRESETS.md).
         case .gaussianLinear: return Preset(couplings: 1, hidden: 8, epochs: 100, batchSize: 128, learningRate: 3e-3)
         case .twoMoons: return Preset(couplings: 8, hidden: 128, epochs: 150, batchSize: 128, learningRate: 1e-3)
         }

@@ -33,7 +33,7 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
     var context: String?
 
     @Option(help: ArgumentHelp(
-        "For a conditional model: a CSV of context rows (a header naming the model's context columns, or exactly that many columns); --count samples are drawn for each row, and the CSV output starts with the context columns.",
+        "For a conditional model: a CSV of context rows, or a .npy array (a header naming the model's context columns, or exactly that many columns); --count samples are drawn for each row, and the CSV output starts with the context columns.",
         valueName: "PATH"))
     var contextFile: String?
 
@@ -154,8 +154,7 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
             return row.rows(at: Array(repeating: 0, count: count))
         }
         if let contextFile {
-            let table: (columnNames: [String], values: Matrix<Double>) = try CSVReader.parseTable(
-                try GzipReader.read(path: contextFile), source: contextFile)
+            let table = try DataTable.read(path: contextFile)
             var columns = Array(0..<table.values.columns)
             if table.values.columns != encoder.features || names.allSatisfy(table.columnNames.contains) {
                 columns = try names.map { name in

@@ -2,7 +2,7 @@ import Foundation
 import InvertNN
 
 /// Results go to standard output, and a result that cannot be written is an error: `print`
-/// ignores a failed write, so `invertnn train > /dev/full` used to lose its JSON and exit 0.
+/// ignores a failed write, so `invertnn train > /dev/full` would lose its JSON and exit 0.
 enum StandardOutput {
     /// Writes `text` and a newline to standard output, retrying short and interrupted writes.
     ///

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import CHeapSettings
 import InvertNN
+import InvertNNPlots
 
 /// Floating-point precision of a run.
 enum Precision: String, ExpressibleByArgument, CaseIterable {
@@ -230,9 +232,10 @@ struct TrainCommand: ParsableCommand {
         Interruption.install()
         // Under mpirun: join the job (after the re-exec above, which replaces the process).
         let distributed = try DistributedRun.start()
-        // Each training step frees and reallocates the same buffers: keep them in the heap
-        // instead of faulting them back in every step (see Allocator).
-        Allocator.keepFreedMemoryForReuse()
+        // Steps that allocate (Glow's convolutions, rebuilding mode) free and reallocate the same
+        // buffers: keep them in the heap instead of unmapping them and faulting them back in
+        // every step (Benchmarks/PERFORMANCE.md, "Allocation").
+        invertnn_keep_freed_memory_for_reuse()
         guard let workers = threads, workers > 1 else {
             BLAS.setThreads(threads ?? distributed.defaultThreads)
             return try distributed.run { try run(distributed) }
@@ -261,14 +264,14 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
-    /// Refuses models beyond ``SizeLimits/maximumParameters`` (each option is within its own range,
+    /// Refuses models beyond ``FlowPresets/maximumParameters`` (each option is within its own range,
     /// but their product can still ask for terabytes), before anything is allocated.
     /// `outputsPerFeature`: conditioner outputs per transformed feature (2 affine, 3K - 1 spline).
     /// Also refuses a model whose training would not fit in this machine's memory: a run holds
     /// about twelve copies of every parameter (value, gradient, Adam's two moments, the moving
     /// average, the guard's and the best epoch's values, transient copies, the checkpoint being
-    /// written; 49 bytes per Float parameter measured at 48M parameters) of `scalarBytes` each,
-    /// which must stay within 80 % of the physical memory.
+    /// written; docs/PRESETS.md) of `scalarBytes` each, which must stay within 80 % of the
+    /// physical memory.
     static func requireReasonableModelSize(
         features d: Int, couplings: Int, hiddenSizes: [Int], outputsPerFeature: Int = 2, scalarBytes: Int = 4
     ) throws {
@@ -278,10 +281,10 @@ struct TrainCommand: ParsableCommand {
         var perCoupling = 0.0
         for (a, b) in zip(widths, widths.dropFirst()) { perCoupling += a * b + b }
         let total = Double(couplings) * (perCoupling + 2 * Double(d) * Double(d))
-        let limit = Double(SizeLimits.maximumParameters)
+        let limit = Double(FlowPresets.maximumParameters)
         guard total <= limit else {
             throw ValidationError(
-                "the model would have about \(Int(total)) parameters (limit \(SizeLimits.maximumParameters)): lower --couplings or --hidden-sizes")
+                "the model would have about \(Int(total)) parameters (limit \(FlowPresets.maximumParameters)): lower --couplings or --hidden-sizes")
         }
         let needed = 12 * total * Double(scalarBytes)
         let physical = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
@@ -619,36 +622,31 @@ struct ModelPreset {
     var mixtureComponents: Int? = nil
     /// λ of that mixture, in units of the standardized columns' variance.
     var mixtureFloor = 0.1
-    /// Adam's rate over that mixture base: the flow starts at the mixture, and on wine's 18
-    /// validation rows the rate 2e-2 let NSF wander to epochs that looked better there and were
-    /// worse on the test rows (gains 0.04 / 0.09 against 0.136 / 0.129 at 2e-3, seeds 0 / 1).
+    /// Adam's rate over that mixture base: the flow starts at the mixture, and on a few validation
+    /// rows a larger rate lets it wander to epochs that look better there and are worse on the
+    /// test rows (docs/PRESETS.md).
     var mixtureLearningRate = 2e-3
     /// Tables with fewer training rows than this get ``mixtureComponents``.
     static let smallTableRows = 200
 
-    /// The preset of `family` for `data`. The spline presets keep the affine ones' architecture
-    /// and optimizer, except on 2-D points: 6 couplings instead of 8 (about the affine preset's
-    /// parameter count: a spline conditioner has 23 outputs per feature against 2), B = 4 (a
-    /// coupling's input has passed mixing layers and can leave [-3, 3]), permutation mixing (the
-    /// couplings stay axis-aligned: the checkerboard's test NLL 3.654 against 3.678 with
-    /// invertible-linear mixing), weight decay 1e-3 and 200 epochs (splines fit 2400 points
-    /// closely: the best epoch came at 40-60 of 100 without decay; checkerboard 3.654 -> 3.622).
+    /// The preset of `family` for `data`; the measurements behind each choice are in
+    /// docs/PRESETS.md. The spline presets keep the affine ones' architecture and optimizer,
+    /// except on 2-D points: 6 couplings instead of 8 (about the affine preset's parameter count:
+    /// a spline conditioner has 23 outputs per feature against 2), B = 4 (a coupling's input has
+    /// passed mixing layers and can leave [-3, 3]), permutation mixing (the couplings stay
+    /// axis-aligned, which suits the checkerboard), weight decay 1e-3 and 200 epochs (splines
+    /// fit 2400 points closely and overfit without decay).
     ///
     /// On a CSV of continuous columns every family starts as the full-covariance Gaussian of the
-    /// training data (whitening initialization) and trains at rate 2e-2 (splines with 4 bins):
-    /// on tables of hundreds of rows a random start at rate 2e-3 ended barely below that Gaussian
-    /// (breast cancer, 30 columns: 0.018 nats/dim; diabetes, 9 columns: 0.023, and NSF above it).
-    /// Test nats/dim below the Gaussian, breast cancer / diabetes, seeds 0 and 1, release build:
-    /// RealNVP with whitening at 2e-3 0.124 / 0.133, at 1e-2 0.276, 0.256 / 0.188, 0.186, at 2e-2
-    /// 0.285, 0.269 / 0.184, 0.184; NSF at 5e-3 with 4 bins 0.207 / 0.125, 0.082 (8 bins: 0.210 /
-    /// 0.091), at 2e-2 with 4 bins 0.277, 0.283 / 0.208, 0.184; MAF at 1e-2 0.282 / 0.139, 0.081,
-    /// at 2e-2 0.297, 0.260 / 0.166, 0.159. The large rate acts as a regularizer: the selected
-    /// epoch comes late in the cosine decay (40-75 of 80) instead of within the first 10-20.
+    /// training data (whitening initialization) and trains at rate 2e-2 (splines with 4 bins): on
+    /// tables of hundreds of rows a random start at a small rate ends barely below that Gaussian,
+    /// and the large rate acts as a regularizer (the selected epoch comes late in the cosine
+    /// decay instead of within the first few).
     ///
     /// A table of fewer than ``smallTableRows`` training rows also gets a 3-component
     /// full-covariance mixture base floored at 0.1 (used only if it beats the Gaussian on the
-    /// validation rows): on wine (133 rows, 13 columns) every flow overfits within 1-3 epochs from
-    /// the Gaussian (test gains 0.01-0.06 nats/dim) and gains 0.13-0.14 from the mixture.
+    /// validation rows): on such tables every flow overfits within a few epochs from the
+    /// Gaussian, and the mixture is what generalizes.
     static func `for`<T: Scalar>(_ data: LoadedData<T>, family: FlowFamily) -> ModelPreset {
         var preset = affine(data)
         preset.family = family
@@ -666,9 +664,8 @@ struct ModelPreset {
             preset.epochs = 200
         }
         if family == .glow, NamedData(rawValue: data.name) == .mnist {
-            // The multi-scale conv flow trains stably at twice the MLP preset's rate: measured on
-            // MNIST (one thread, Float), 20 epochs at 2e-3 reach test 1.372 bits/dim in 766 CPU
-            // seconds (1e-3: 1.502 after 12 epochs; the PyTorch Glow: 1.43 after 23).
+            // The multi-scale conv flow trains stably at twice the MLP preset's rate, and gets
+            // further in 20 epochs than at 1e-3 (README, "MNIST with --flow glow").
             preset.epochs = 20
             preset.learningRate = 2e-3
         }
@@ -707,9 +704,7 @@ struct ModelPreset {
             // bin to a logit interval of width 0.07 that the flow learns to fill tightly, so a test
             // image with ink there costs thousands of nats (test 87-400 bits/dim). A small α
             // stretches the level-0 bin to a wide interval (width 2.6 at 1e-4), a heavy lower tail
-            // that keeps such images at ~3 bits/dim. Measured, 12 epochs: α = 1e-2 test 83 bits/dim;
-            // 1e-3 val 2.04 / test 2.04 (worst test image 8.2); 1e-4 val 2.07 / test 2.06 (worst 3.2);
-            // 1e-6 val 2.17 / test 2.16.
+            // that keeps such images at ~3 bits/dim (README, "MNIST and the logit α").
             return ModelPreset(
                 couplings: 6, hiddenSizes: [512], mixing: .permutation, reflectors: nil, epochs: 12, batchSize: 64,
                 learningRate: 1e-3, logitAlpha: 1e-4)

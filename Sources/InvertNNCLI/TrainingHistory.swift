@@ -1,5 +1,6 @@
 import Foundation
 import InvertNN
+import InvertNNPlots
 
 /// The per-epoch record `train` writes beside the model: a CSV (`<model>.history.csv`) and a
 /// training-curve PNG (`<model>.curve.png`) of the train, validation and test figures.

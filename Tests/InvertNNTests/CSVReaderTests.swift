@@ -1,5 +1,5 @@
 import Testing
-import InvertNN
+@testable import InvertNN
 
 @Suite struct CSVReaderTests {
     private func parse(_ text: String, header: Bool = false) throws -> Matrix<Double> {

@@ -1,6 +1,6 @@
 import Testing
 import Foundation
-import InvertNN
+@testable import InvertNN
 
 /// The bytes of a `.npy` file written by hand, as numpy.save lays it out: magic, version,
 /// header length (2 bytes in 1.0, 4 in 2.0/3.0), the header dict padded with spaces to a

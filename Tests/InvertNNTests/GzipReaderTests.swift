@@ -1,7 +1,7 @@
 import Testing
 import Foundation
 import CZlib
-import InvertNN
+@testable import InvertNN
 
 /// A fresh path in the temporary directory.
 func temporaryPath(_ name: String) -> String {

@@ -1,7 +1,7 @@
 import Testing
 import Foundation
 import CZlib
-import InvertNN
+@testable import InvertNN
 
 /// Hostile files and silent wrong answers through the `invertnn` binary (issue 14): each case
 /// must end with one error line and an exit code in 1...127, or with a correct result, never a

@@ -1,6 +1,7 @@
 import Testing
 import Foundation
 @testable import InvertNN
+@testable import InvertNNPlots
 
 /// Library-side checks of issue 14: decimal-only CSV cells, CR-only line ends, preprocessing
 /// validated when a checkpoint is written.

@@ -1,7 +1,7 @@
 import Testing
 import Foundation
 import CZlib
-import InvertNN
+@testable import InvertNN
 
 /// Seeded mutation fuzzing of the data loaders (issue 7, item 5): small inputs derived from valid
 /// seeds by byte flips, insertions from a CSV-biased alphabet, deletions, duplications and

@@ -2,6 +2,7 @@ import Testing
 import Foundation
 import CZlib
 import InvertNN
+import InvertNNPlots
 
 @Suite struct PNGWriterTests {
     private func bigEndian(_ bytes: ArraySlice<UInt8>) -> UInt32 {

@@ -2,6 +2,7 @@ import Testing
 import Foundation
 import CZlib
 @testable import InvertNN
+@testable import InvertNNPlots
 
 /// Issue 14 item 18: scatter plots and density panels carry axes with ticks in data units,
 /// axis labels and a title (`GreyscaleImage.withAxes`, sharing its axis drawing with the

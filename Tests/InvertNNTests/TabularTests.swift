@@ -1,6 +1,6 @@
 import Testing
 import Foundation
-import InvertNN
+@testable import InvertNN
 
 @Suite struct TabularTests {
     /// A CSV with a header, 20 feature columns, a label column and an id column: correlated,

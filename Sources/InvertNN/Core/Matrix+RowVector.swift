@@ -84,8 +84,8 @@ extension Matrix {
     /// The column sums a strip of `V.scalarCount` columns at a time, two vector accumulators per
     /// strip (even and odd rows) to hide the add latency; the last `n mod V.scalarCount` columns
     /// one at a time. Written with explicit vectors because the plain row loop does not
-    /// vectorize (the compiler cannot rule out that the sums alias the matrix) and cost 3.5% of
-    /// an InvertibleLinear training step at [1024, 64].
+    /// vectorize (the compiler cannot rule out that the sums alias the matrix), and every bias
+    /// gradient of the library runs through here (Benchmarks/PERFORMANCE.md).
     @inline(__always)
     private static func addColumnSums<V: SIMD>(
         _: V.Type, _ p: UnsafePointer<V.Scalar>, rows: Int, columns n: Int, scale: V.Scalar,

@@ -2,12 +2,12 @@ import Foundation
 
 /// The parameter cap: a model read from a file or built from options may hold at most
 /// ``SizeLimits/maximumParameters`` scalars, checked on its configuration before any layer
-/// allocates (a 3 KB checkpoint whose architecture says hidden sizes [40000, 40000] used to
-/// allocate 6 GB for four minutes and abort).
+/// allocates, so that a 3 KB checkpoint whose architecture says hidden sizes [40000, 40000] is
+/// refused at once instead of allocating gigabytes.
 extension SizeLimits {
     /// 500 million scalars (2 GB in Float, 4 GB in Double, before optimizer state): far above
     /// the models this library is for, far below what a machine cannot allocate.
-    public static let maximumParameters = 500_000_000
+    static let maximumParameters = 500_000_000
 
     /// The number of scalars the layer described by `configuration` (the JSON form of a
     /// ``LayerConfiguration``, as a checkpoint's `architecture` holds it) allocates for its
@@ -23,37 +23,37 @@ extension SizeLimits {
     /// `…MaskedAutoregressive` the MADE `[D + context, hidden…, P·D]` with P as for the coupling;
     /// `Conv…Coupling` at least its 1×1 convolutions between hidden widths, Σ h_k·h_{k+1} + h_{k+1}
     /// (plus the channels). Other containers (`FactorOut`) add their `layers` to their features.
-    public static func parameterCount(of configuration: ArchitectureSizes) -> Int {
+    static func parameterCount(of configuration: ArchitectureSizes) -> Int {
         saturated(count(configuration))
     }
 
     /// The scalars of an MLP with layer widths `sizes` (`[in, hidden…, out]`): Σ n_k·n_{k+1} + n_{k+1},
     /// saturating at `Int.max`.
-    public static func mlpParameterCount(sizes: [Int]) -> Int {
+    static func mlpParameterCount(sizes: [Int]) -> Int {
         saturated(mlpCount(sizes.map(Double.init)))
     }
 
     /// Throws if `count` exceeds ``maximumParameters``.
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` naming the count and the limit.
-    public static func requireParameterCount(_ count: Int, operation: String) throws {
+    static func requireParameterCount(_ count: Int, operation: String) throws {
         guard count <= maximumParameters else {
             throw InvertNNError.invalidArgument(
                 operation: operation,
-                reason: "the model would hold about \(count) parameters, beyond the limit of \(maximumParameters) (SizeLimits.maximumParameters)")
+                reason: "the model would hold about \(count) parameters, beyond the limit of \(maximumParameters) (FlowPresets.maximumParameters)")
         }
     }
 
     /// ``requireParameterCount(_:operation:)`` of ``parameterCount(of:)-(ArchitectureSizes)``.
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)``.
-    public static func requireParameterCount(of configuration: ArchitectureSizes, operation: String) throws {
+    static func requireParameterCount(of configuration: ArchitectureSizes, operation: String) throws {
         try requireParameterCount(parameterCount(of: configuration), operation: operation)
     }
 
     /// ``parameterCount(of:)`` of a layer's configuration (through its JSON form), or `nil` if
     /// it cannot be encoded.
-    public static func parameterCount<T: Scalar>(of configuration: LayerConfiguration<T>) -> Int? {
+    static func parameterCount<T: Scalar>(of configuration: LayerConfiguration<T>) -> Int? {
         guard let data = try? JSONEncoder().encode(configuration),
               let tree = try? JSONDecoder().decode(ArchitectureSizes.self, from: data) else { return nil }
         return parameterCount(of: tree)
@@ -110,28 +110,28 @@ extension SizeLimits {
 /// form (a checkpoint's `architecture`, or an encoded ``LayerConfiguration``) before any layer
 /// is built: what ``SizeLimits/parameterCount(of:)-(ArchitectureSizes)`` takes. Other fields are ignored; a field of
 /// an unexpected type reads as absent (the registry reports it when it builds the layer).
-public struct ArchitectureSizes: Decodable, Sendable, Equatable {
-    public var type: String?
-    public var features: Int?
-    public var bias: Bool?
-    public var reflectors: Int?
-    public var reflectorsU: Int?
-    public var reflectorsV: Int?
-    public var firstBlockSize: Int?
-    public var conditioningBlock: String?
-    public var hiddenSizes: [Int]?
-    public var contextFeatures: Int?
+struct ArchitectureSizes: Decodable, Sendable, Equatable {
+    var type: String?
+    var features: Int?
+    var bias: Bool?
+    var reflectors: Int?
+    var reflectorsU: Int?
+    var reflectorsV: Int?
+    var firstBlockSize: Int?
+    var conditioningBlock: String?
+    var hiddenSizes: [Int]?
+    var contextFeatures: Int?
     /// A spline transformer's bins K.
-    public var bins: Int?
+    var bins: Int?
     /// A convolutional coupling's image channels.
-    public var channels: Int?
+    var channels: Int?
     /// A convolutional coupling's hidden widths.
-    public var hiddenChannels: [Int]?
+    var hiddenChannels: [Int]?
     /// The children of a container.
-    public var layers: [ArchitectureSizes]?
+    var layers: [ArchitectureSizes]?
 
     /// Sizes given directly (presets count their layers this way).
-    public init(
+    init(
         type: String, features: Int, bias: Bool? = nil, reflectorsU: Int? = nil, reflectorsV: Int? = nil,
         firstBlockSize: Int? = nil, conditioningBlock: String? = nil, hiddenSizes: [Int]? = nil, layers: [ArchitectureSizes]? = nil
     ) {
@@ -148,7 +148,7 @@ public struct ArchitectureSizes: Decodable, Sendable, Equatable {
 
     /// The sizes in a JSON object parsed by `JSONSerialization` (`[String: Any]`), or `nil` for
     /// another value. Faster than a `Decodable` pass over a large architecture.
-    public init?(jsonObject: Any) {
+    init?(jsonObject: Any) {
         guard let c = jsonObject as? [String: Any] else { return nil }
         func int(_ key: String) -> Int? {
             guard let n = c[key] as? NSNumber else { return nil }
@@ -179,7 +179,7 @@ public struct ArchitectureSizes: Decodable, Sendable, Equatable {
         case contextFeatures, layers, bins, channels, hiddenChannels
     }
 
-    public init(from decoder: any Decoder) throws {
+    init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: Keys.self)
         type = try? c.decodeIfPresent(String.self, forKey: .type)
         features = try? c.decodeIfPresent(Int.self, forKey: .features)

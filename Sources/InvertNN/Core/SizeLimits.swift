@@ -2,10 +2,10 @@ import RealModule
 /// Size arithmetic on user-given sizes: a product or sum that overflows `Int`, or a matrix larger
 /// than BLAS and LAPACK can index, becomes an ``InvertNNError/invalidArgument(operation:reason:)``
 /// instead of an overflow trap or an impossible allocation.
-public enum SizeLimits {
+enum SizeLimits {
     /// The largest number of elements of one matrix (a parameter, or one sample's features):
     /// OpenBLAS and LAPACKE (LP64 interface) take sizes and leading dimensions as 32-bit integers.
-    public static let maximumElements = Int(Int32.max)
+    static let maximumElements = Int(Int32.max)
 
     /// The product of `factors` (each required ≥ 1), checked against overflow and
     /// ``maximumElements``.
@@ -16,7 +16,7 @@ public enum SizeLimits {
     ///   - what: what the factors describe, e.g. `"channels × height × width"`.
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if a factor is < 1 or the
     ///   product exceeds ``maximumElements``.
-    public static func product(_ factors: [Int], operation: String, what: String) throws -> Int {
+    static func product(_ factors: [Int], operation: String, what: String) throws -> Int {
         var total = 1
         for f in factors {
             guard f >= 1 else {
@@ -36,7 +36,7 @@ public enum SizeLimits {
     /// `features` checked to lie in `1...maximumElements`.
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` otherwise.
-    public static func features(_ features: Int, operation: String, label: String = "features") throws {
+    static func features(_ features: Int, operation: String, label: String = "features") throws {
         guard features >= 1, features <= maximumElements else {
             throw InvertNNError.invalidArgument(
                 operation: operation, reason: "\(label) must be in 1...\(maximumElements), got \(features)")

@@ -1,8 +1,7 @@
 import Synchronization
 
 /// Reusable storage for a layer's per-call buffers (outputs, log-dets, temporaries), so that a
-/// training step allocates nothing once its first call has sized every buffer (issue 5: no
-/// allocation inside the hot path).
+/// training step allocates nothing once its first call has sized every buffer.
 ///
 /// A buffer is handed out by ``take(_:count:)`` and handed back by ``keep(_:_:)``. Handing back an
 /// output that is also returned to the caller is safe: the next ``take(_:count:)`` reuses the

@@ -17,7 +17,7 @@ import RealModule
 /// - ``ImageMask/checkerboard``: the conditioner reads all `C` channels with the transformed
 ///   pixels set to 0 and maps them to `P·C` channels; transformed entry `(c, q)` reads parameter
 ///   `p` from output channel `p·C + c` (the outputs at conditioning pixels are unused).
-/// - Context (class-conditional images, issue 16 item 5): with `contextFeatures = K > 0` the
+/// - Context (class-conditional images): with `contextFeatures = K > 0` the
 ///   layer models a conditional bijection `y = f(x; c)` with `c` `[batch, K]` read from
 ///   ``LayerContext/conditioning``. Each context feature enters the conditioner as one more
 ///   input channel, constant over the image (`c[row, k]` at every pixel, zero-padded at the border
@@ -94,7 +94,7 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
     ///   - contextFeatures: `K`, the width of the conditioning context (default 0: unconditional).
     ///   - generator: the caller-owned source of randomness.
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for sizes the mask cannot
-    ///   split or beyond ``SizeLimits``.
+    ///   split or beyond the BLAS index limit (2³¹ − 1 elements per matrix).
     public init(
         channels: Int, height: Int, width: Int, transformer: Transformer, hiddenChannels: [Int],
         mask: ImageMask = .channels, conditioningBlock: CouplingBlock = .first, contextFeatures: Int = 0,

@@ -68,7 +68,7 @@ public final class Conv2D<T: Scalar> {
     ///   - name: prefix of the parameter names (`"<name>.weight"`, `"<name>.bias"`), unique
     ///     within the network that owns the convolution.
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for sizes below 1, an even
-    ///   kernel size, a negative or non-finite gain, or sizes beyond ``SizeLimits``.
+    ///   kernel size, a negative or non-finite gain, or sizes beyond the BLAS index limit (2³¹ − 1 elements per matrix).
     public convenience init(
         inputChannels: Int, outputChannels: Int, kernelSize: Int, height: Int, width: Int,
         zeroInitialize: Bool = false, gainSquared: Double = 2, name: String = "conv",
@@ -144,7 +144,7 @@ public final class Conv2D<T: Scalar> {
     /// - Returns: the ``Trace`` whose `output` is `[batch, C_out·H·W]`.
     /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` for another column
     ///   count or a parameter of another shape; ``InvertNNError/invalidArgument(operation:reason:)``
-    ///   for an empty batch or a batch whose patch matrix exceeds ``SizeLimits``.
+    ///   for an empty batch or a batch whose patch matrix exceeds the BLAS index limit (2³¹ − 1 elements per matrix).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>) throws -> Trace {

@@ -43,7 +43,7 @@ public final class ConvNet<T: Scalar> {
     ///   - width: the image width, ≥ 1.
     ///   - generator: the caller-owned source of randomness.
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for sizes below 1 or beyond
-    ///   ``SizeLimits`` (from ``Conv2D``).
+    ///   the BLAS index limit (2³¹ − 1 elements per matrix) (from ``Conv2D``).
     public init(
         inputChannels: Int, hiddenChannels: [Int], outputChannels: Int, height: Int, width: Int,
         using generator: inout some RandomNumberGenerator

@@ -27,7 +27,7 @@ extension FlowPresets {
     ///   - hiddenChannels: the conditioners' width (the issue's PyTorch Glow: 64).
     ///   - scaleBound: `c` of each affine coupling's bounded log-scale `s = c·tanh(ŝ/c)`.
     ///   - learnedPrior: Glow's learned split prior on each factored-out half (default true).
-    ///   - context: for a class-conditional flow `p(x | c)` (Glow §5, issue 16 item 5), how the
+    ///   - context: for a class-conditional flow `p(x | c)` (Glow §5), how the
     ///     context is encoded; every conv conditioner, the split priors' included, then reads the
     ///     encoded context as constant extra input channels (``ConvCoupling``). `nil`: unconditional.
     ///   - seed: seed of the random initialization (1×1 rotations, conditioner weights).

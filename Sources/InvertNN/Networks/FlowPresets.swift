@@ -2,6 +2,12 @@ import RealModule
 
 /// Ready-made flow architectures.
 public enum FlowPresets {
+    /// The most parameters (scalars) a model may hold: 500 million, far above the models this
+    /// library is for and far below what a machine cannot allocate. The presets, ``MLP``, and
+    /// ``Checkpoint`` loading refuse larger models from their sizes alone, before anything is
+    /// allocated.
+    public static let maximumParameters = SizeLimits.maximumParameters
+
     /// The feature mixing layer placed before every coupling of ``realNVP(features:couplings:hiddenSizes:scaleBound:mixing:reflectors:whiteningData:context:seed:as:)``.
     public enum Mixing: String, Sendable, CaseIterable {
         /// A fixed random ``Permutation`` (RealNVP-style, no parameters).
@@ -17,9 +23,9 @@ public enum FlowPresets {
     /// A small α stretches the logit interval of the extreme levels (level 0 covers
     /// `[logit α, logit(α + (1-2α)/K)]`, width 4.2 at α = 1e-3 and K = 17 against 0.78 at 0.05),
     /// so the many background pixels that are always 0 get a wide, easily fitted interval; the
-    /// logit's log-det pays for the stretch, so the likelihood stays exact. Measured with the CLI
-    /// defaults (seed 0, 30 epochs): test 2.26 bits/dim at α = 0.05, 2.17 at 1e-3, and samples with
-    /// dark backgrounds instead of grey speckle.
+    /// logit's log-det pays for the stretch, so the likelihood stays exact. On the digits it gives
+    /// a better test likelihood than α = 0.05 and samples with dark backgrounds instead of grey
+    /// speckle (docs/PRESETS.md).
     public static let logitAlpha = 1e-3
 
     /// A RealNVP flow (Dinh et al. 2017, "Density estimation using Real NVP"): `couplings` blocks
@@ -52,7 +58,7 @@ public enum FlowPresets {
     ///   - seed: seed of the random initialization (permutations, conditioner weights).
     ///   - as: the scalar type of the flow (`Float` or `Double`).
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for bad sizes or more than
-    ///   ``SizeLimits/maximumParameters`` parameters (checked before anything is allocated); the
+    ///   ``maximumParameters`` parameters (checked before anything is allocated); the
     ///   errors of the whitening initializer.
     public static func realNVP<T: Scalar>(
         features: Int, couplings: Int = 8, hiddenSizes: [Int] = [256, 256], scaleBound: Double = 2,
@@ -195,7 +201,7 @@ public enum FlowPresets {
     }
 
     /// The scalars ``realNVP(features:couplings:hiddenSizes:scaleBound:mixing:reflectors:whiteningData:context:seed:as:)``
-    /// would allocate (``SizeLimits/parameterCount(of:)-(ArchitectureSizes)`` of its configuration), computed without
+    /// would allocate (the count a checkpoint of it is checked against), computed without
     /// building anything; saturates at `Int.max`.
     public static func realNVPParameterCount(
         features: Int, couplings: Int, hiddenSizes: [Int], mixing: Mixing = .invertibleLinear, reflectors: Int? = nil,

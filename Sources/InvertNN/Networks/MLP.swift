@@ -58,7 +58,7 @@ public final class MLP<T: Scalar> {
     ///     initialization; Kingma & Dhariwal 2018 §3.3 zero the last layer for this reason).
     ///   - generator: the caller-owned source of randomness.
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for fewer than two sizes, a
-    ///   size `< 1`, more than ``SizeLimits/maximumParameters`` parameters, or a leaky-ReLU slope
+    ///   size `< 1`, more than ``FlowPresets/maximumParameters`` parameters, or a leaky-ReLU slope
     ///   that is negative or not finite.
     public init(
         sizes: [Int], activation: MLPActivation = .relu, zeroInitializeLastLayer: Bool = false,

@@ -166,8 +166,7 @@ extension TrainingConfiguration {
     /// The seed of the dequantization noise with which split `split` (0 train, 1 validation,
     /// 2 test) is scored from base seed `evaluationSeed`. ``Trainer`` scores every epoch with it
     /// and `invertnn eval --data NAME` scores a named dataset's splits with it, so the two report
-    /// the same figures for the same model (they used to draw different noise: 2.1660 against
-    /// 2.1583 bits/dim).
+    /// the same figures for the same model.
     public static func evaluationNoiseSeed(split: Int, evaluationSeed: UInt64) -> UInt64 {
         evaluationSeed &+ UInt64(truncatingIfNeeded: split) &* 0xA24B_AED4_963E_E407
     }

@@ -1,6 +1,6 @@
 import Testing
 import PropertyBased
-import InvertNN
+@testable import InvertNN
 
 /// How to build one layer family with random shapes for the property tests, what its valid
 /// inputs look like, and which inputs and constructor arguments it must reject.

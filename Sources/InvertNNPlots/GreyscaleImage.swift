@@ -1,3 +1,4 @@
+import InvertNN
 import RealModule
 
 /// An 8-bit greyscale image, row-major (`pixels[row * width + column]`, 0 = black, 255 = white).

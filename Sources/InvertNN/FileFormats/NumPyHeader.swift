@@ -5,20 +5,20 @@
 /// The parser reads exactly that grammar (single- or double-quoted strings without escapes,
 /// `True`/`False`, a tuple of non-negative integers) in one pass over the bytes, so a hostile
 /// header costs time linear in its length and no memory beyond its fields.
-public struct NumPyHeader: Sendable, Equatable {
+struct NumPyHeader: Sendable, Equatable {
     /// The element type: `'<f4'`, `'>i8'`, `'|u1'`, ….
-    public let descr: String
+    let descr: String
     /// Whether the data are stored in column-major (Fortran) order.
-    public let fortranOrder: Bool
+    let fortranOrder: Bool
     /// The array's dimensions (empty for a scalar).
-    public let shape: [Int]
+    let shape: [Int]
 
     /// Parses the header text (the bytes between the header length and the data).
     ///
     /// - Throws: ``InvertNNError/malformedData(source:line:reason:)`` (line 0) naming what is
     ///   wrong: not a dictionary, a key other than `descr`, `fortran_order` and `shape`, a missing
     ///   or repeated key, a value of the wrong kind, a dimension beyond `Int`.
-    public init(parsing bytes: ArraySlice<UInt8>, source: String) throws {
+    init(parsing bytes: ArraySlice<UInt8>, source: String) throws {
         var parser = Parser(bytes: Array(bytes), source: source)
         var descr: String?, fortran: Bool?, shape: [Int]?
         try parser.expect("{")

@@ -119,7 +119,7 @@ public struct Checkpoint<T: Scalar> {
     ///   ``CheckpointError/mixedDtype(path:tensor:dtype:stored:)`` for a tensor whose dtype is not
     ///   the file's (``storedDType(of:path:)``);
     ///   ``CheckpointError/badArchitecture(path:reason:)`` if the layers cannot be rebuilt, would
-    ///   hold more than ``SizeLimits/maximumParameters``, or would hold more than twice the values
+    ///   hold more than ``FlowPresets/maximumParameters``, or would hold more than twice the values
     ///   the file's tensors store plus 2²⁰ (both checked before any is built); and the
     ///   errors of ``load(_:into:path:)`` (missing or unexpected tensors, wrong shapes);
     ///   ``CheckpointError/badTrainingState(path:reason:)`` for a malformed training state.

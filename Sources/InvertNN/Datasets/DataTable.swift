@@ -1,6 +1,8 @@
 /// A numeric data file as read, before any split: column names, values and where each row came
-/// from. ``read(path:limits:skipping:)`` reads a CSV (``CSVReader/table(_:source:skipping:)``) or a
-/// NumPy `.npy` array (``NumPyArray``), chosen by the file name.
+/// from. ``read(path:limits:skipping:)`` reads a numeric CSV file (RFC 4180 quoting; a header row
+/// is detected when a field of the first record is not a finite number) or a NumPy `.npy` array
+/// (format 1.0, 2.0 or 3.0; float32/64 or 8- to 64-bit integers; one or two dimensions), either
+/// optionally gzip-compressed, chosen by the file name.
 public struct DataTable: Sendable {
     /// The file (for messages).
     public let source: String
@@ -23,8 +25,8 @@ public struct DataTable: Sendable {
         self.recordLines = recordLines
     }
 
-    /// Reads the data file at `path`: a `.npy` or `.npy.gz` array by ``NumPyArray/read(path:limits:)``,
-    /// anything else as CSV (optionally gzip-compressed), within `limits`.
+    /// Reads the data file at `path`: a `.npy` or `.npy.gz` array (values as `Double`, a 1-D array
+    /// as one column), anything else as CSV (optionally gzip-compressed), within `limits`.
     ///
     /// - Parameters:
     ///   - path: the file's path.

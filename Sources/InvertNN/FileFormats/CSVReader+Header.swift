@@ -14,7 +14,7 @@ extension CSVReader {
     ///   - as: the scalar type of the result.
     ///   - skipping: given the column names, the 0-based columns not to parse (a text
     ///     label, say); they read as 0 in the result, so positions in errors stay those of the file.
-    public static func parseTable<T: Scalar>(
+    static func parseTable<T: Scalar>(
         _ rawBytes: [UInt8], source: String, as _: T.Type = T.self,
         skipping: ([String]) throws -> Set<Int> = { _ in [] }
     ) throws -> (columnNames: [String], values: Matrix<T>) {
@@ -32,7 +32,7 @@ extension CSVReader {
     /// - Throws: as ``parse(_:source:hasHeader:as:)``; also
     ///   ``InvertNNError/malformedData(source:line:reason:)`` if the header's field count differs
     ///   from the records', and what `skipping` throws.
-    public static func table(
+    static func table(
         _ rawBytes: [UInt8], source: String, skipping: ([String]) throws -> Set<Int> = { _ in [] }
     ) throws -> DataTable {
         // A UTF-8 byte-order mark would otherwise stick to the first column name.

@@ -34,8 +34,8 @@ public enum AtomicFile {
 
     /// The file a write to `path` replaces: `path` itself, or, for a symbolic link, the path it
     /// finally points to (relative links resolved against the link's directory), so that
-    /// renaming a finished file into place never replaces a link we did not create (writing
-    /// `/dev/stdout` used to replace the system's link by a regular file).
+    /// renaming a finished file into place never replaces a link we did not create (renaming
+    /// over `/dev/stdout` would replace the system's link by a regular file).
     ///
     /// - Throws: ``InvertNNError/io(path:reason:)`` if the destination exists and is not a
     ///   regular file (a character device such as /dev/stdout's terminal or /dev/null, a FIFO or
@@ -98,7 +98,7 @@ public enum AtomicFile {
     ///
     /// - Throws: ``InvertNNError/io(path:reason:)`` if it is not a regular file
     ///   (``RegularFile/require(_:)``) or cannot be read.
-    public static func read(path: String) throws -> [UInt8] {
+    static func read(path: String) throws -> [UInt8] {
         try RegularFile.require(path)
         guard let data = FileManager.default.contents(atPath: path) else {
             throw InvertNNError.io(path: path, reason: "cannot read (no permission)")

@@ -1,4 +1,4 @@
-/// Bounds on what a data file may expand to, checked while it is read (``GzipReader``), so that
+/// Bounds on what a data file may expand to, checked while it is read (after decompression), so that
 /// a small hostile file (a 4 MB `.gz` that inflates to 4 GB, or one endless line) fails with a
 /// message instead of exhausting memory.
 ///

@@ -9,7 +9,7 @@ import RealModule
 /// fields (`"1.5"`, `"a, b"`, doubled quotes `""`, line breaks inside quotes) is read through the
 /// CSV.swift package (``parseQuoted(_:source:hasHeader:skipping:as:)``); a file without any `"` by a
 /// byte scanner.
-public enum CSVReader {
+enum CSVReader {
     /// Parses `bytes` (UTF-8 or ASCII text) into a `[records, fields]` matrix.
     ///
     /// - Parameters:
@@ -20,7 +20,7 @@ public enum CSVReader {
     /// - Throws: ``InvertNNError/malformedData(source:line:reason:)`` naming the 1-based line and
     ///   column of the first field that is empty, not a number or not finite, or of a record whose
     ///   field count differs from the first record's; and for input with no records.
-    public static func parse<T: Scalar>(
+    static func parse<T: Scalar>(
         _ bytes: [UInt8], source: String, hasHeader: Bool = false, as _: T.Type = T.self
     ) throws -> Matrix<T> {
         let bytes = lineFeedEnded(bytes)
@@ -77,7 +77,7 @@ public enum CSVReader {
     /// The 1-based file line of every non-blank line, as ``parse(_:source:hasHeader:as:)``
     /// counts and skips them. A parsed table's records are the last `rows` of these (a header is
     /// the first non-blank line), so callers can name the file line of a record they reject.
-    public static func nonBlankLineNumbers(_ bytes: [UInt8]) -> [Int] {
+    static func nonBlankLineNumbers(_ bytes: [UInt8]) -> [Int] {
         let bytes = lineFeedEnded(bytes)
         var lines = [Int]()
         bytes.withUnsafeBufferPointer { text in

@@ -8,13 +8,13 @@ import Foundation
 /// int8/16/32/64 and uint8/16/32/64, little- or big-endian (`'<f4'`, `'>i8'`, `'|u1'`); values
 /// become `Double` (integers beyond 2^53 round). A 1-D array of `n` values is `[n, 1]`; a 2-D
 /// array of shape `(rows, features)` is `[rows, features]`.
-public enum NumPyArray {
+enum NumPyArray {
     /// The magic string every `.npy` file starts with.
     static let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
 
     /// Whether `path` names a `.npy` file (`.npy` or `.npy.gz`, any case): such files are read by
     /// ``read(path:limits:)`` rather than as CSV.
-    public static func isNumPyPath(_ path: String) -> Bool {
+    static func isNumPyPath(_ path: String) -> Bool {
         let lower = path.lowercased()
         return lower.hasSuffix(".npy") || lower.hasSuffix(".npy.gz")
     }
@@ -32,7 +32,7 @@ public enum NumPyArray {
     ///   or malformed (``NumPyHeader``), an element type other than those above (objects, strings,
     ///   booleans, float16, complex), Fortran order, a shape of 0 or more than 2 dimensions, or
     ///   data whose size differs from the shape's.
-    public static func read(path: String, limits: ReadLimits = .default) throws -> Matrix<Double> {
+    static func read(path: String, limits: ReadLimits = .default) throws -> Matrix<Double> {
         let bytes = try GzipReader.read(path: path, limits: ReadLimits(maximumBytes: limits.maximumBytes, maximumLineBytes: nil))
         return try parse(bytes, source: path, maximumHeaderBytes: limits.maximumLineBytes ?? ReadLimits.defaultMaximumLineBytes)
     }
@@ -44,7 +44,7 @@ public enum NumPyArray {
     ///   - source: the name errors give the data (a path).
     ///   - maximumHeaderBytes: the longest header accepted.
     /// - Throws: as ``read(path:limits:)``.
-    public static func parse(_ bytes: [UInt8], source: String, maximumHeaderBytes: Int = ReadLimits.defaultMaximumLineBytes) throws -> Matrix<Double> {
+    static func parse(_ bytes: [UInt8], source: String, maximumHeaderBytes: Int = ReadLimits.defaultMaximumLineBytes) throws -> Matrix<Double> {
         func bad(_ reason: String) -> InvertNNError { .malformedData(source: source, line: 0, reason: reason) }
         guard bytes.count >= 10, bytes.starts(with: magic) else {
             throw bad("not a .npy file (it does not start with the magic bytes \\x93NUMPY)")

@@ -108,9 +108,8 @@ public struct TabularDataset<T: Scalar>: Sendable {
         }
     }
 
-    /// Loads a numeric CSV file (gzip-compressed or not, header detected:
-    /// ``CSVReader/table(_:source:skipping:)``) or a NumPy `.npy` array (``NumPyArray``; columns
-    /// named `"1"`, `"2"`, …), chosen by the file name (``DataTable/read(path:limits:skipping:)``).
+    /// Loads a numeric CSV file (gzip-compressed or not, header detected) or a NumPy `.npy` array
+    /// (columns named `"1"`, `"2"`, …), chosen by the file name (``DataTable/read(path:limits:skipping:)``).
     ///
     /// - Parameters:
     ///   - path: the CSV file, optionally gzip-compressed.

@@ -1,3 +1,4 @@
+import InvertNN
 import RealModule
 
 extension GreyscaleImage {

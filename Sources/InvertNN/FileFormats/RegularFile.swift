@@ -25,7 +25,7 @@ public enum RegularFile {
     /// Throws unless `path` names a regular file.
     ///
     /// - Throws: ``InvertNNError/io(path:reason:)`` with ``problem(at:)``.
-    public static func require(_ path: String) throws {
+    static func require(_ path: String) throws {
         if let problem = problem(at: path) { throw InvertNNError.io(path: path, reason: "\(problem); only regular files are read") }
     }
 }

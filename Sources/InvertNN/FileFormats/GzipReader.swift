@@ -8,7 +8,7 @@ import CZlib
 /// `data.csv` and `data.csv.gz`; a file whose name ends in `.gz` must start with the gzip magic
 /// bytes, so that a damaged or mislabelled archive is reported as such instead of being parsed
 /// as text. Concatenated gzip members are read one after the other, as `gunzip` does.
-public enum GzipReader {
+enum GzipReader {
     /// The decompressed bytes of the file at `path`, read in chunks and checked against `limits`
     /// as they arrive (never more than the limit plus one chunk is held).
     ///
@@ -19,7 +19,7 @@ public enum GzipReader {
     ///   `limits.maximumBytes` (naming the limit and the CLI's `--max-data-bytes`);
     ///   ``InvertNNError/malformedData(source:line:reason:)`` naming the line that exceeds
     ///   `limits.maximumLineBytes` (and `--max-line-bytes`).
-    public static func read(path: String, limits: ReadLimits = .default) throws -> [UInt8] {
+    static func read(path: String, limits: ReadLimits = .default) throws -> [UInt8] {
         try RegularFile.require(path)
         guard let file = gzopen(path, "rb") else {
             throw InvertNNError.io(path: path, reason: "cannot open for reading (no permission)")

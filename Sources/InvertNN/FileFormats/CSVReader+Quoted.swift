@@ -61,15 +61,14 @@ extension CSVReader {
     /// CSV.swift. A quoted number (`"1.5"`) reads as the number; the columns in `skipping`
     /// (0-based) are not parsed and read as 0.
     ///
-    /// Measured on the bundled MNIST subset (5000 × 785 integers, 9.1 MB of text; release, one
-    /// core of a loaded 2-core AMD EPYC): 1.02-1.15 s here against 0.20-0.24 s for the byte scanner,
-    /// which ``parse(_:source:hasHeader:as:)`` therefore keeps for files without quotes.
+    /// About five times slower than the byte scanner of ``parse(_:source:hasHeader:as:)``, which
+    /// therefore reads files without quotes (README, "Data files").
     ///
     /// - Returns: the header's fields when `hasHeader` (else `nil`), the values, and the file line
     ///   each record starts on.
     /// - Throws: ``InvertNNError/malformedData(source:line:reason:)`` as ``parse(_:source:hasHeader:as:)``
     ///   does, and for a quote that is never closed.
-    public static func parseQuoted<T: Scalar>(
+    static func parseQuoted<T: Scalar>(
         _ bytes: [UInt8], source: String, hasHeader: Bool, skipping: Set<Int> = [], as _: T.Type = T.self
     ) throws -> (header: [String]?, values: Matrix<T>, recordLines: [Int]) {
         var header: [String]? = nil

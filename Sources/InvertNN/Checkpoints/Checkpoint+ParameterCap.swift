@@ -6,9 +6,9 @@ extension Checkpoint {
     /// `2·storedValues + 2²⁰` (every parameter needs a stored value; the slack covers the fixed
     /// matrices ``SizeLimits/parameterCount(of:)-(ArchitectureSizes)`` counts but no tensor holds, such as
     /// an `InvertibleLinear`'s cached D² dense matrix). The second bound keeps the memory of a
-    /// load proportional to the file: a 3 KB checkpoint whose architecture says hidden sizes
-    /// [15000, 15000] (under the cap) used to allocate 3.5 GB for 90 s before a tensor's shape
-    /// was found wrong. Text that is not JSON is left to the registry, which reports it.
+    /// load proportional to the file: otherwise a 3 KB checkpoint whose architecture says hidden
+    /// sizes [15000, 15000] (under the cap) would allocate gigabytes before a tensor's shape is
+    /// found wrong. Text that is not JSON is left to the registry, which reports it.
     /// Architectures longer than ``parameterCapTextLimit`` are not pre-read (a second pass would
     /// double the loading time of a 100,000-layer file); their layers are still capped one by
     /// one (``MLP``'s ``SizeLimits/maximumParameters``, ``SizeLimits/maximumElements``).
