@@ -57,7 +57,7 @@ struct ResumePlan<T: Scalar> {
                 overridden.append("--weight-decay \(weightDecay) (checkpoint: \(saved.weightDecay))")
             }
             let averaging = c.averaging > 0 ? c.averaging : nil
-            if c.averaging != TrainingDefaults.averaging, averaging != saved.parameterAveraging {
+            if c.averaging != TrainingConfiguration().parameterAveraging ?? 0, averaging != saved.parameterAveraging {
                 overridden.append("--averaging \(c.averaging) (checkpoint: \(saved.parameterAveraging ?? 0))")
             }
             if !overridden.isEmpty {
@@ -79,8 +79,7 @@ struct ResumePlan<T: Scalar> {
                 learningRate: c.learningRate
                     ?? (checkpoint.flow.base is FullCovarianceMixture<T> ? preset.mixtureLearningRate : preset.learningRate),
                 seed: c.seed,
-                maxGradientNorm: TrainingDefaults.maxGradientNorm, weightDecay: c.weightDecay ?? preset.weightDecay, schedule: TrainingDefaults.schedule,
-                parameterAveraging: c.averaging > 0 ? c.averaging : nil)
+                weightDecay: c.weightDecay ?? preset.weightDecay, parameterAveraging: c.averaging > 0 ? c.averaging : nil)
             notes.append(
                 "note: \(path) holds no training state (written without --save-state): training its parameters for "
                     + "\(configuration.epochs) more epoch\(configuration.epochs == 1 ? "" : "s") with a fresh optimizer")

@@ -182,7 +182,7 @@ struct SBICommand: ParsableCommand {
         let configuration = TrainingConfiguration(
             epochs: epochs ?? preset.epochs, batchSize: batchSize ?? preset.batchSize,
             learningRate: learningRate ?? preset.learningRate, seed: seed, weightDecay: weightDecay ?? preset.weightDecay,
-            schedule: .cosine(finalFraction: 0.02, warmupSteps: 20))
+            parameterAveraging: nil)
         let trainer = try Trainer(flow: flow, preprocessing: preprocessing, configuration: configuration)
         output.note(
             "invertnn sbi: \(task.rawValue), \(train.rows)/\(validation.rows) simulations of θ (\(simulator.parameters)) given x "

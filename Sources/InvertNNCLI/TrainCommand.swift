@@ -98,7 +98,7 @@ struct TrainCommand: ParsableCommand {
     var weightDecay: Double?
 
     @Option(parsing: .unconditional, help: "Decay of the exponential moving average of the parameters used for evaluation and the result (0 = off).")
-    var averaging: Double = TrainingDefaults.averaging
+    var averaging: Double = TrainingConfiguration().parameterAveraging ?? 0
 
     @Option(parsing: .unconditional, help: "Sampling temperature T: the standard deviation of the latent draws (1 = the model's own distribution; lower T trades diversity for cleaner samples). Default: 0.7 for images (as in Glow, Kingma & Dhariwal 2018), 1 for other data.")
     var temperature: Double?
@@ -436,8 +436,7 @@ struct TrainCommand: ParsableCommand {
             configuration = TrainingConfiguration(
                 epochs: self.epochs ?? preset.epochs, batchSize: batchSize ?? preset.batchSize,
                 learningRate: learningRate ?? (flow.base is FullCovarianceMixture<T> ? preset.mixtureLearningRate : preset.learningRate), seed: seed,
-                maxGradientNorm: TrainingDefaults.maxGradientNorm, weightDecay: weightDecay ?? preset.weightDecay, schedule: TrainingDefaults.schedule,
-                parameterAveraging: averaging > 0 ? averaging : nil)
+                weightDecay: weightDecay ?? preset.weightDecay, parameterAveraging: averaging > 0 ? averaging : nil)
         }
         let epochs = configuration.epochs
         // After the inputs were read (their errors come first), before any training.
@@ -614,7 +613,7 @@ struct ModelPreset {
     /// `B` of each spline coupling (``FlowFamily/nsf``): standardized data mostly lie in [-3, 3].
     var tailBound: Double = 3
     /// Adam's decoupled weight decay.
-    var weightDecay = TrainingDefaults.weightDecay
+    var weightDecay = TrainingConfiguration().weightDecay
     /// Whether the flow starts as the full-covariance Gaussian of the training data.
     var initialization = InitializationOption.random
     /// K of the full-covariance mixture base fitted to a small table's training rows
@@ -693,10 +692,11 @@ struct ModelPreset {
     static func affine<T: Scalar>(_ data: LoadedData<T>) -> ModelPreset {
         switch (NamedData(rawValue: data.name), data.kind) {
         case (.digits?, _):
+            // The library's defaults: FlowPresets.realNVP's architecture, TrainingConfiguration's recipe.
+            let recipe = TrainingConfiguration()
             return ModelPreset(
-                couplings: TrainingDefaults.couplings, hiddenSizes: TrainingDefaults.hiddenSizes, mixing: TrainingDefaults.mixing,
-                reflectors: nil, epochs: TrainingDefaults.epochs, batchSize: TrainingDefaults.batchSize,
-                learningRate: TrainingDefaults.learningRate)
+                couplings: FlowPresets.defaultCouplings, hiddenSizes: FlowPresets.defaultHiddenSizes, mixing: .invertibleLinear,
+                reflectors: nil, epochs: recipe.epochs, batchSize: recipe.batchSize, learningRate: recipe.learningRate)
         case (.mnist?, _):
             // 784 dimensions: permutation mixing keeps a step at the conditioners' GEMMs.
             // α = 1e-4 (MAF, Papamakarios et al. 2017, used 1e-6 for MNIST): with 4000 training
@@ -730,20 +730,6 @@ enum MixingOption: String, ExpressibleByArgument, CaseIterable {
     case permutation
 
     var preset: FlowPresets.Mixing { self == .permutation ? .permutation : .invertibleLinear }
-}
-
-/// The default hyper-parameters of `invertnn train` (tuned for the digits on 2 cores).
-enum TrainingDefaults {
-    static let couplings = 8
-    static let hiddenSizes = [256, 256]
-    static let mixing = MixingOption.invertibleLinear
-    static let weightDecay = 0.0
-    static let averaging = 0.995
-    static let epochs = 30
-    static let batchSize = 32
-    static let learningRate = 5e-3
-    static let maxGradientNorm: Double? = 100
-    static let schedule = LearningRateSchedule.cosine(finalFraction: 0.02, warmupSteps: 20)
 }
 
 /// Formats bits/dim for people.

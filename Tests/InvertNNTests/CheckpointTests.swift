@@ -94,7 +94,7 @@ func architecture<T: Scalar>(of layer: any InvertibleLayer<T>) throws -> String 
         let flow = try FlowPresets.realNVP(features: 64, couplings: 2, hiddenSizes: [16], seed: 3, as: Double.self)
         let preprocessing = Preprocessing<Double>.dequantization(try Dequantization(levels: 17, logitAlpha: 0.05))
         let checkpoint = Checkpoint(flow: flow, preprocessing: preprocessing)
-        let trainer = try Trainer(flow: flow, preprocessing: preprocessing, configuration: TrainingConfiguration(epochs: 1))
+        let trainer = try Trainer(flow: flow, preprocessing: preprocessing, configuration: TrainingConfiguration.plain(epochs: 1))
         let rows = data.test.rows(0..<120)
         var noise = SeededGenerator(seed: 11)
         let perRow = try checkpoint.logProbability(ofData: rows, using: &noise)

@@ -242,7 +242,7 @@ struct ConditionalFlowFactory: LayerFactory {
         let encoder = try ContextEncoder<Float>(features: 1, encoding: .standardization(try Standardization(fitting: trainContext)))
         let flow = try FlowPresets.realNVP(features: 2, couplings: 4, hiddenSizes: [32, 32], mixing: .permutation,
                                           context: encoder, seed: 1, as: Float.self)
-        var configuration = TrainingConfiguration()
+        var configuration = TrainingConfiguration.plain()
         configuration.epochs = 20
         configuration.batchSize = 128
         configuration.learningRate = 3e-3
@@ -276,7 +276,7 @@ struct ConditionalFlowFactory: LayerFactory {
         let c = Matrix<Float>.randomNormal(rows: 64, columns: 2, using: &rng)
         let trainer = try Trainer(
             flow: flow, preprocessing: .standardization(try Standardization(fitting: x)),
-            configuration: TrainingConfiguration(epochs: 1, batchSize: 16))
+            configuration: TrainingConfiguration.plain(epochs: 1, batchSize: 16))
         _ = try trainer.fit(train: x, validation: x, trainContext: c, validationContext: c)
         let path = temporaryPath("conditional.safetensors")
         defer { try? FileManager.default.removeItem(atPath: path) }

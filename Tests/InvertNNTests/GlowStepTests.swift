@@ -28,7 +28,7 @@ import InvertNN
         let identity = try Standardization<Double>(means: [0, 0, 0, 0], scales: [1, 1, 1, 1])
         let trainer = try Trainer(
             flow: flow, preprocessing: .standardization(identity),
-            configuration: TrainingConfiguration(epochs: 6, batchSize: 32, learningRate: 5e-3, seed: 1, evaluationBatchSize: 1000))
+            configuration: TrainingConfiguration.plain(epochs: 6, batchSize: 32, learningRate: 5e-3, seed: 1, evaluationBatchSize: 1000))
         let train = Self.data(rows: 400, seed: 1), validation = Self.data(rows: 200, seed: 2)
         let actNorms = flow.transform.layers.compactMap { $0 as? ActNorm<Double> }
         var inner = Double.nan  // Σ s of the inner ActNorm as initialized, read before any step

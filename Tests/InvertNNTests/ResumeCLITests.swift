@@ -29,6 +29,8 @@ import InvertNN
         let a = try Checkpoint<Double>.read(path: "\(d)/whole.safetensors"), b = try Checkpoint<Double>.read(path: "\(d)/run.safetensors")
         #expect(a.flow.parameters.map(\.value) == b.flow.parameters.map(\.value))
         #expect(a.trainingState == nil && b.trainingState?.epoch == 2)
+        // The CLI's digits run is the library's recipe: its defaults are TrainingConfiguration's.
+        #expect(b.trainingState?.configuration == TrainingConfiguration(epochs: 2))
 
         // A model-only checkpoint resumes with a fresh optimizer and says so.
         let fresh = try train(["--resume", "\(d)/whole.safetensors", "--epochs", "1", "--out", "\(d)/fresh.safetensors", "--samples", "\(d)/f.png"])

@@ -15,7 +15,7 @@ import InvertNN
         let flow: NormalizingFlow<T> = try FlowPresets.realNVP(features: 3, couplings: 2, hiddenSizes: [6], seed: 11)
         return try Trainer(
             flow: flow, preprocessing: try Dequantization(levels: 5, logitAlpha: 0.05),
-            configuration: TrainingConfiguration(
+            configuration: TrainingConfiguration.plain(
                 epochs: epochs, batchSize: 16, learningRate: 0.01, seed: 5, schedule: schedule, parameterAveraging: averaging))
     }
 
@@ -47,7 +47,7 @@ import InvertNN
         // The resumed trainer starts from the checkpoint's model, not from a fresh initialization.
         let resumed = try Trainer(
             flow: saved.flow, preprocessing: saved.preprocessing,
-            configuration: TrainingConfiguration(
+            configuration: TrainingConfiguration.plain(
                 epochs: n, batchSize: 16, learningRate: 0.01, seed: 5, schedule: schedule, parameterAveraging: 0.9))
         let b = try resumed.fit(train: Self.train, validation: Self.validation, test: Self.test, resumingFrom: state)
 
@@ -162,7 +162,7 @@ import InvertNN
         #expect(throws: InvertNNError.self) { try other.fit(train: Self.train, validation: Self.validation, resumingFrom: shifted) }
         let small = try Trainer(
             flow: try NormalizingFlow(transform: Sequential<Double>([try Diagonal(features: 3)])),
-            preprocessing: try Dequantization(levels: 5, logitAlpha: 0.05), configuration: TrainingConfiguration(epochs: 2))
+            preprocessing: try Dequantization(levels: 5, logitAlpha: 0.05), configuration: TrainingConfiguration.plain(epochs: 2))
         #expect(throws: InvertNNError.self) { try small.fit(train: Self.train, validation: Self.validation, resumingFrom: state) }
         #expect(Self.values(trainer.flow) == before)
     }

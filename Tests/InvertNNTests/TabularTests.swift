@@ -108,7 +108,7 @@ import Foundation
             features: 20, couplings: 6, hiddenSizes: [64], mixing: .invertibleLinear, seed: 1)
         let trainer = try Trainer(
             flow: flow, preprocessing: preprocessing,
-            configuration: TrainingConfiguration(
+            configuration: TrainingConfiguration.plain(
                 epochs: 15, batchSize: 32, learningRate: 2e-3, seed: 1,
                 schedule: .cosine(finalFraction: 0.05, warmupSteps: 10), parameterAveraging: 0.95))
         let result = try trainer.fit(train: data.train, validation: data.validation, test: data.test)

@@ -26,7 +26,7 @@ final class UncheckedBox<Value>: @unchecked Sendable {
     static func trainer(_ flow: NormalizingFlow<Double>) throws -> Trainer<Double> {
         try Trainer(
             flow: flow, preprocessing: .standardization(try Standardization<Double>(means: [0, 0, 0, 0], scales: [1, 1, 1, 1])),
-            configuration: TrainingConfiguration(
+            configuration: TrainingConfiguration.plain(
                 epochs: 3, batchSize: 32, learningRate: 5e-3, seed: 1, parameterAveraging: 0.9, evaluationBatchSize: 150))
     }
 

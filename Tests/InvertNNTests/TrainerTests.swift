@@ -19,7 +19,7 @@ import InvertNN
         let flow = try NormalizingFlow(transform: Sequential<Double>([try Diagonal(features: 3)]))
         return try Trainer(
             flow: flow, preprocessing: try Dequantization(levels: 5, logitAlpha: 0.05),
-            configuration: TrainingConfiguration(
+            configuration: TrainingConfiguration.plain(
                 epochs: epochs, batchSize: 16, learningRate: 0.05, seed: seed, parameterAveraging: averaging))
     }
 
@@ -87,12 +87,12 @@ import InvertNN
         let flow = try NormalizingFlow(transform: Sequential<Double>([try Diagonal(features: 3)]))
         let pre = try Dequantization<Double>(levels: 5)
         #expect(throws: InvertNNError.self) {
-            try Trainer(flow: flow, preprocessing: pre, configuration: TrainingConfiguration(epochs: -1))
+            try Trainer(flow: flow, preprocessing: pre, configuration: TrainingConfiguration.plain(epochs: -1))
         }
         #expect(throws: InvertNNError.self) {
-            try Trainer(flow: flow, preprocessing: pre, configuration: TrainingConfiguration(batchSize: 0))
+            try Trainer(flow: flow, preprocessing: pre, configuration: TrainingConfiguration.plain(batchSize: 0))
         }
-        let trainer = try Trainer(flow: flow, preprocessing: pre, configuration: TrainingConfiguration(epochs: 1))
+        let trainer = try Trainer(flow: flow, preprocessing: pre, configuration: TrainingConfiguration.plain(epochs: 1))
         #expect(throws: InvertNNError.self) {
             try trainer.fit(train: Matrix(rows: 4, columns: 2), validation: Matrix(rows: 4, columns: 3))
         }

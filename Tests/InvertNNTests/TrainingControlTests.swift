@@ -15,7 +15,7 @@ import InvertNN
         let data = Matrix<Float>.randomNormal(rows: 64, columns: 2, using: &rng)
         let trainer = try Trainer(
             flow: flow, preprocessing: .standardization(try Standardization(means: [0, 0], scales: [1, 1])),
-            configuration: TrainingConfiguration(epochs: 10, batchSize: 16, learningRate: 1e-12))
+            configuration: TrainingConfiguration.plain(epochs: 10, batchSize: 16, learningRate: 1e-12))
         var checkpoints = [Int]()
         let control = TrainingControl<Float>(patience: 2, checkpointEvery: 1, checkpoint: { checkpoints.append($0.epoch) })
         let result = try trainer.fit(train: data, validation: data.rows(0..<32), control: control)
@@ -32,7 +32,7 @@ import InvertNN
             let flow = try FlowPresets.realNVP(features: 2, couplings: 1, hiddenSizes: [4], as: Double.self)
             return try Trainer(
                 flow: flow, preprocessing: .standardization(try Standardization(means: [0, 0], scales: [1, 1])),
-                configuration: TrainingConfiguration(epochs: 4, batchSize: 16, learningRate: 1e-2))
+                configuration: TrainingConfiguration.plain(epochs: 4, batchSize: 16, learningRate: 1e-2))
         }
         let data = try ToyDensity.moons.dataset(count: 200, as: Double.self)
         let whole = try makeTrainer()

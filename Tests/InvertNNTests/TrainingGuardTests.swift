@@ -40,7 +40,7 @@ final class FaultInjectingLayer: InvertibleLayer {
         let flow = try NormalizingFlow(transform: Sequential<Double>([layer]))
         return try Trainer(
             flow: flow, preprocessing: try Dequantization(levels: 5, logitAlpha: 0.05),
-            configuration: TrainingConfiguration(epochs: epochs, batchSize: 16, learningRate: learningRate, seed: 1,
+            configuration: TrainingConfiguration.plain(epochs: epochs, batchSize: 16, learningRate: learningRate, seed: 1,
                                                  maxConsecutiveFailures: maxFailures))
     }
 
@@ -97,12 +97,12 @@ final class FaultInjectingLayer: InvertibleLayer {
         #expect(throws: InvertNNError.self) {
             try Trainer(flow: try NormalizingFlow(transform: Sequential<Double>([try Diagonal(features: 3)])),
                         preprocessing: try Dequantization(levels: 5),
-                        configuration: TrainingConfiguration(maxConsecutiveFailures: 0))
+                        configuration: TrainingConfiguration.plain(maxConsecutiveFailures: 0))
         }
         #expect(throws: InvertNNError.self) {
             try Trainer(flow: try NormalizingFlow(transform: Sequential<Double>([try Diagonal(features: 3)])),
                         preprocessing: try Dequantization(levels: 5),
-                        configuration: TrainingConfiguration(failureLearningRateFactor: 1))
+                        configuration: TrainingConfiguration.plain(failureLearningRateFactor: 1))
         }
     }
 
@@ -116,7 +116,7 @@ final class FaultInjectingLayer: InvertibleLayer {
             try AffineCoupling<Double>(features: 3, hiddenSizes: [8], scaleBound: nil, zeroInitializeLastLayer: false, using: &rng),
         ]))
         let trainer = try Trainer(flow: flow, preprocessing: try Dequantization(levels: 5),
-                                  configuration: TrainingConfiguration(epochs: 3, batchSize: 8, learningRate: 1e12, seed: 2,
+                                  configuration: TrainingConfiguration.plain(epochs: 3, batchSize: 8, learningRate: 1e12, seed: 2,
                                                                        maxGradientNorm: nil))
         do {
             _ = try trainer.fit(train: TrainerTests.toyData(seed: 1, rows: 200), validation: TrainerTests.toyData(seed: 2, rows: 20))
@@ -135,7 +135,7 @@ final class FaultInjectingLayer: InvertibleLayer {
         var data = TrainerTests.toyData(seed: 1, rows: 200)
         data[7, 2] = .infinity
         let trainer = try Trainer(flow: flow, preprocessing: try Dequantization(levels: 5),
-                                  configuration: TrainingConfiguration(epochs: 1))
+                                  configuration: TrainingConfiguration.plain(epochs: 1))
         do {
             _ = try trainer.fit(train: data, validation: TrainerTests.toyData(seed: 2, rows: 20))
             Issue.record("expected an error")

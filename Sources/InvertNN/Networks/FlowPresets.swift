@@ -28,6 +28,11 @@ public enum FlowPresets {
     /// speckle (docs/PRESETS.md).
     public static let logitAlpha = 1e-3
 
+    /// The RealNVP preset's coupling count, that of the 8×8 digits recipe (`invertnn train`'s default).
+    public static let defaultCouplings = 8
+    /// The RealNVP preset's conditioner hidden widths, those of the 8×8 digits recipe.
+    public static let defaultHiddenSizes = [256, 256]
+
     /// A RealNVP flow (Dinh et al. 2017, "Density estimation using Real NVP"): `couplings` blocks
     /// of a feature mixing layer followed by an ``AffineCoupling`` whose conditioner is an MLP with
     /// `hiddenSizes` (ReLU) and a log-scale bounded by `scaleBound`, conditioning on alternating
@@ -61,7 +66,7 @@ public enum FlowPresets {
     ///   ``maximumParameters`` parameters (checked before anything is allocated); the
     ///   errors of the whitening initializer.
     public static func realNVP<T: Scalar>(
-        features: Int, couplings: Int = 8, hiddenSizes: [Int] = [256, 256], scaleBound: Double = 2,
+        features: Int, couplings: Int = defaultCouplings, hiddenSizes: [Int] = defaultHiddenSizes, scaleBound: Double = 2,
         mixing: Mixing = .invertibleLinear, reflectors: Int? = nil, whiteningData: Matrix<T>? = nil,
         context: ContextEncoder<T>? = nil, seed: UInt64 = 0, as _: T.Type = T.self
     ) throws -> NormalizingFlow<T> {

