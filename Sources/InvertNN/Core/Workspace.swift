@@ -34,13 +34,23 @@ final class Workspace<T: Scalar>: Sendable {
         return [T](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
     }
 
-    /// Runs `body` on `slot`'s buffer of `count` entries with unspecified contents, and keeps the
-    /// buffer for the next call (a transformer's per-call temporaries).
+    /// Runs `body` on `count` entries of `slot`'s buffer with unspecified contents, and keeps the
+    /// buffer for the next call (a transformer's per-call temporaries). Unlike ``take(_:count:)``
+    /// a larger buffer is reused, so calls of different sizes on one slot (a forward and its
+    /// backward) do not reallocate each other's buffer.
     @inline(__always)
     func withScratch<R>(_ slot: Int, count: Int, _ body: (UnsafeMutableBufferPointer<T>) -> R) -> R {
-        var buffer = take(slot, count: count)
+        var buffer = slots.withLock { slots -> [T] in
+            var taken = [T]()
+            swap(&taken, &slots[slot])
+            return taken
+        }
+        if !(buffer.count >= count && buffer.hasUniqueStorage()) {
+            buffer = []
+            buffer = [T](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+        }
         defer { keep(slot, buffer) }
-        return buffer.withUnsafeMutableBufferPointer { body($0) }
+        return buffer.withUnsafeMutableBufferPointer { body(UnsafeMutableBufferPointer(rebasing: $0[0..<count])) }
     }
 
     /// A `[rows, columns]` matrix with unspecified contents, from ``take(_:count:)``.
