@@ -92,7 +92,16 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
         }
         let csvColumns = (csvContexts?.columns ?? 0) + features
         // Replaces an earlier sample file of the same columns, not any file; checked before drawing.
+        // The training data have those columns too, so the file the model was trained on (and the
+        // context file) is refused by name first.
         if let csv {
+            if checkpoint.dataset?.named != true, let data = checkpoint.dataset?.name, OutputPath.sameFile(csv, data) {
+                throw ValidationError(
+                    "--csv \(csv) is the training data of \(model) (\(data)); writing it would replace the data: give another path")
+            }
+            if let contextFile, OutputPath.sameFile(csv, contextFile) {
+                throw ValidationError("--csv \(csv) is the --context-file; writing it would replace the input: give another path")
+            }
             try OutputPath.requireReplaceable(
                 csv, option: "--csv", kind: .csv(headers: [Rendering.csvHeader(columns: csvColumns, description: description)]))
         }

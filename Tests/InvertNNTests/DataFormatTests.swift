@@ -134,6 +134,8 @@ func littleEndian<I: FixedWidthInteger>(_ values: [I]) -> [UInt8] {
         let cases: [(String, String)] = [
             ("a,b\n1,2\n\"3,4\n5,6\n", "q.csv:3: a quoted field opened here is never closed"),
             ("a,b\n1,\"x\"\n", "q.csv:2: column 2: \"x\" is not a finite number"),
+            // Control characters (a terminal escape from a binary file) are shown escaped.
+            ("a,b\n1,x\u{1B}[2J\n", "q.csv:2: column 2: \"x\\u{1B}[2J\" is not a finite number"),
             ("a,b\n1,\"0x10\"\n", "q.csv:2: column 2: \"0x10\" is not a decimal number"),
             ("a,b\n\"1\",2\n3,4,5\n", "q.csv:3: expected 2 columns as in the first record, found 3"),
         ]

@@ -59,6 +59,27 @@ import Foundation
         }
     }
 
+    /// A sample CSV has the training table's header, so the header rule alone would let
+    /// `sample --csv` replace the data the model was trained on; it is refused by name.
+    @Test func samplesNeverReplaceTheTrainingData() throws {
+        guard CLIErrorTests.executable != nil else { Issue.record("invertnn binary not built"); return }
+        try CLIErrorTests.withScratchDirectory("replace-data") { d in
+            let rows = (0..<80).map { i in "\(Double(i % 9) * 0.3),\(Double(i % 7) * -0.2 + Double(i) * 0.01)" }
+            let table = "x,y\n" + rows.joined(separator: "\n") + "\n"
+            try table.write(toFile: "\(d)/xy.csv", atomically: true, encoding: .utf8)
+            let trained = try CLIErrorTests.run(
+                ["--data", "\(d)/xy.csv", "--epochs", "1", "--couplings", "1", "--hidden-sizes", "8",
+                 "--out", "\(d)/m.safetensors", "--samples", "\(d)/s.png"])
+            #expect(trained.status == 0, "\(trained.stderr)")
+            let over = try CLIErrorTests.run(["--model", "\(d)/m.safetensors", "--count", "3", "--csv", "\(d)/xy.csv"], command: "sample")
+            #expect(over.status == 64 && over.stderr.contains("is the training data"), "\(over.status): \(over.stderr)")
+            #expect(try String(contentsOfFile: "\(d)/xy.csv", encoding: .utf8) == table)
+            // Another file of the same header is an earlier sample file as far as the rule can tell.
+            let beside = try CLIErrorTests.run(["--model", "\(d)/m.safetensors", "--count", "3", "--csv", "\(d)/other.csv"], command: "sample")
+            #expect(beside.status == 0, "\(beside.stderr)")
+        }
+    }
+
     @Test func imageGridsAreBounded() throws {
         guard CLIErrorTests.executable != nil else { Issue.record("invertnn binary not built"); return }
         try CLIErrorTests.withScratchDirectory("grid") { d in

@@ -104,7 +104,9 @@ enum CSVReader {
 
     /// The error for a field that is not a finite decimal number, naming its line and column.
     static func fieldError(_ raw: String, source: String, line: Int, column: Int) -> InvertNNError {
-        let shown = raw.trimmingSpaces.isEmpty ? "an empty field" : "\"\(raw.prefix(40))\""
+        // Control characters are shown escaped, so a binary file cannot send terminal escapes.
+        let printable = raw.prefix(40).unicodeScalars.map { $0.properties.generalCategory == .control ? $0.escaped(asASCII: true) : String($0) }
+        let shown = raw.trimmingSpaces.isEmpty ? "an empty field" : "\"\(printable.joined())\""
         // Hexadecimal ("0x10") parses as a Double but is not data in a CSV.
         let what = Double(String(raw.trimmingSpaces)).map { $0.isFinite } == true
             ? "is not a decimal number (only digits, a sign, a point and an exponent are read)" : "is not a finite number"
