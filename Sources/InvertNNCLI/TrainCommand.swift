@@ -418,7 +418,8 @@ struct TrainCommand: ParsableCommand {
                 built = try FlowPresets.neuralSplineFlow(
                     features: dataset.dimensions, couplings: couplings ?? preset.couplings,
                     hiddenSizes: parsedHiddenSizes ?? preset.hiddenSizes, bins: bins, tailBound: tailBound ?? preset.tailBound,
-                    mixing: (mixing ?? preset.mixing).preset,
+                    minimumBinSize: preset.splineMinimum, minimumDerivative: preset.splineMinimum,
+                    activation: preset.splineActivation, mixing: (mixing ?? preset.mixing).preset,
                     reflectors: reflectors ?? preset.reflectors, whiteningData: whiteningData, context: context, seed: seed)
             case .glow:
                 built = try glowOptions.flow(
@@ -612,6 +613,10 @@ struct ModelPreset {
     var bins = 8
     /// `B` of each spline coupling (``FlowFamily/nsf``): standardized data mostly lie in [-3, 3].
     var tailBound: Double = 3
+    /// `m_w = m_h` and `m_δ` of each spline coupling (``FlowFamily/nsf``).
+    var splineMinimum = 1e-3
+    /// The hidden nonlinearity of each spline coupling's conditioner (``FlowFamily/nsf``).
+    var splineActivation = MLPActivation.relu
     /// Adam's decoupled weight decay.
     var weightDecay = TrainingConfiguration().weightDecay
     /// Whether the flow starts as the full-covariance Gaussian of the training data.
@@ -634,7 +639,12 @@ struct ModelPreset {
     /// a spline conditioner has 23 outputs per feature against 2), B = 4 (a coupling's input has
     /// passed mixing layers and can leave [-3, 3]), permutation mixing (the couplings stay
     /// axis-aligned, which suits the checkerboard), weight decay 1e-3 and 200 epochs (splines
-    /// fit 2400 points closely and overfit without decay).
+    /// fit 2400 points closely and overfit without decay). Its conditioners are tanh MLPs: a ReLU
+    /// conditioner makes the bins and knots piecewise-linear functions of the conditioning
+    /// coordinate, and on a few thousand points those kinks fit the sample rather than the
+    /// density; tanh keeps them smooth. Bins and knot derivatives are floored at 1e-2 (not 1e-3)
+    /// and batches are 32: finer floors allow near-empty bins, so one step can strand training
+    /// points where the density is near zero, a loss spike some runs never recover from.
     ///
     /// On a CSV of continuous columns every family starts as the full-covariance Gaussian of the
     /// training data (whitening initialization) and trains at rate 2e-2 (splines with 4 bins): on
@@ -661,6 +671,9 @@ struct ModelPreset {
             preset.mixing = .permutation
             preset.weightDecay = 1e-3
             preset.epochs = 200
+            preset.splineActivation = .tanh
+            preset.splineMinimum = 1e-2
+            preset.batchSize = 32
         }
         if family == .glow, NamedData(rawValue: data.name) == .mnist {
             // The multi-scale conv flow trains stably at twice the MLP preset's rate, and gets

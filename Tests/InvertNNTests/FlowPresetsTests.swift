@@ -85,4 +85,30 @@ import InvertNN
         }
     }
 
+    /// The spline preset with the 2-D toys' settings (tanh conditioners, bins and knot
+    /// derivatives floored at 1e-2): every coupling carries them and still starts as the
+    /// identity, so with permutation mixing the flow starts as the standard normal. (Unit knot
+    /// derivatives need the bias `log(e^{1 - m_δ} - 1)` of the spline's own `m_δ`; that of the
+    /// default 1e-3 would give δ ≈ 1.009.)
+    @Test func splinePresetWithFloorsAndTanhStartsAsTheIdentity() throws {
+        let flow: NormalizingFlow<Double> = try FlowPresets.neuralSplineFlow(
+            features: 2, couplings: 4, hiddenSizes: [5], bins: 8, tailBound: 4, minimumBinSize: 1e-2, minimumDerivative: 1e-2,
+            activation: .tanh, mixing: .permutation, seed: 3)
+        let couplings = flow.transform.layers.compactMap { $0 as? SplineCoupling<Double> }
+        #expect(couplings.count == 4)
+        for c in couplings {
+            #expect(c.conditioner.activation == .tanh)
+            #expect(c.transformer.minimumBinWidth == 1e-2 && c.transformer.minimumBinHeight == 1e-2)
+            #expect(c.transformer.minimumDerivative == 1e-2 && c.transformer.tailBound == 4)
+        }
+        var rng = SeededGenerator(seed: 2)
+        let x = Matrix<Double>.randomNormal(rows: 50, columns: 2, standardDeviation: 2, using: &rng)
+        let logP = try flow.logProbability(x)
+        let reference = try StandardNormal<Double>(features: 2).logProbability(x)
+        for i in 0..<50 { #expect(abs(logP[i] - reference[i]) <= 1e-9, "row \(i): \(logP[i]) vs \(reference[i])") }
+        #expect(throws: InvertNNError.self) {
+            try FlowPresets.neuralSplineFlow(features: 2, bins: 8, minimumBinSize: 0.2, as: Double.self)
+        }
+    }
+
 }

@@ -20,6 +20,8 @@ import InvertNN
             let checkpoint = try Checkpoint<Double>.read(path: model)
             let json = try architecture(of: checkpoint.flow.transform)
             #expect(json.contains("\"SplineCoupling\"") && json.contains("\"bins\":5") && json.contains("\"tailBound\":3.5"), "\(json)")
+            // The 2-D preset's conditioners and floors.
+            #expect(json.contains("\"activation\":\"tanh\"") && json.contains("\"minimumDerivative\":0.01"), "\(json)")
             try expectCheckpointServesEveryCommand(model: model, directory: d)
             // A model-only checkpoint trains on as a spline flow.
             let resumed = try CLIErrorTests.run(["--data", "moons", "--resume", model, "--epochs", "1", "--out", "\(d)/more.safetensors", "--samples", "\(d)/m.png"])

@@ -36,12 +36,31 @@ extension Coupling {
         activation: MLPActivation = .relu, firstBlockSize: Int? = nil, zeroInitializeLastLayer: Bool = true,
         contextFeatures: Int = 0, using generator: inout some RandomNumberGenerator
     ) throws where Transformer == RationalQuadraticSpline<S> {
-        let spline = try RationalQuadraticSpline<S>(bins: bins, tailBound: tailBound)
+        try self.init(features: features, spline: try RationalQuadraticSpline<S>(bins: bins, tailBound: tailBound),
+                      hiddenSizes: hiddenSizes, conditioningBlock: conditioningBlock, activation: activation,
+                      firstBlockSize: firstBlockSize, zeroInitializeLastLayer: zeroInitializeLastLayer,
+                      contextFeatures: contextFeatures, using: &generator)
+    }
+
+    /// A spline coupling layer with the given `spline` (any bin count, bound and minimums) and a
+    /// new He-initialized MLP conditioner `d (+ contextFeatures) -> hidden… -> (3K - 1)(D - d)`.
+    ///
+    /// With `zeroInitializeLastLayer` the layer starts as the identity, as
+    /// ``init(features:hiddenSizes:conditioningBlock:bins:tailBound:activation:firstBlockSize:zeroInitializeLastLayer:contextFeatures:using:)``
+    /// (the derivative biases are `log(e^{1 - m_δ} - 1)` for this spline's `m_δ`).
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` as
+    ///   ``init(features:transformer:hiddenSizes:conditioningBlock:activation:firstBlockSize:zeroInitializeLastLayer:contextFeatures:using:)`` does.
+    public convenience init<S: Scalar>(
+        features: Int, spline: RationalQuadraticSpline<S>, hiddenSizes: [Int], conditioningBlock: CouplingBlock = .first,
+        activation: MLPActivation = .relu, firstBlockSize: Int? = nil, zeroInitializeLastLayer: Bool = true,
+        contextFeatures: Int = 0, using generator: inout some RandomNumberGenerator
+    ) throws where Transformer == RationalQuadraticSpline<S> {
         try self.init(features: features, transformer: spline, hiddenSizes: hiddenSizes, conditioningBlock: conditioningBlock,
                       activation: activation, firstBlockSize: firstBlockSize, zeroInitializeLastLayer: zeroInitializeLastLayer,
                       contextFeatures: contextFeatures, using: &generator)
         if zeroInitializeLastLayer, let bias = conditioner.biases.last {
-            let m = transformedRange.count, unitDerivative = S.log(S.exp(1 - spline.minimumDerivative) - 1)
+            let m = transformedRange.count, bins = spline.bins, unitDerivative = S.log(S.exp(1 - spline.minimumDerivative) - 1)
             for column in (2 * bins * m)..<((3 * bins - 1) * m) { bias.value[0, column] = unitDerivative }
         }
     }

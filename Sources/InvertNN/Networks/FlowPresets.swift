@@ -101,7 +101,7 @@ public enum FlowPresets {
     /// non-Gaussian structure. Conditioners of 64, 64 units (about 6·(64·(1.5·D + 64) + 2·D²)
     /// parameters in all) stay small enough for tables of a few thousand rows, and the bounded log-scale
     /// (`c = 2`) keeps training stable on heavy-tailed columns. On columns with multimodal or
-    /// sharply bounded marginals, ``neuralSplineFlow(features:couplings:hiddenSizes:bins:tailBound:mixing:reflectors:whiteningData:context:seed:as:)``
+    /// sharply bounded marginals, ``neuralSplineFlow(features:couplings:hiddenSizes:bins:tailBound:minimumBinSize:minimumDerivative:activation:mixing:reflectors:whiteningData:context:seed:as:)``
     /// (same sizes, splines on [-3, 3] of the standardized data) is the more flexible choice
     /// (Durkan et al. 2019 report it ahead of RealNVP on the UCI tables), at 23 conditioner
     /// outputs per transformed feature against 2.
@@ -121,7 +121,7 @@ public enum FlowPresets {
     /// A neural spline flow (Durkan et al. 2019, "Neural Spline Flows", RQ-NSF (C)): `couplings`
     /// blocks of a feature mixing layer followed by a ``SplineCoupling`` (``RationalQuadraticSpline``
     /// with `bins` bins on `[-tailBound, tailBound]`, identity tails) whose conditioner is an MLP
-    /// with `hiddenSizes` (ReLU), conditioning on alternating halves. Each coupling starts as the
+    /// with `hiddenSizes` (`activation`, ReLU by default), conditioning on alternating halves. Each coupling starts as the
     /// identity (zero last layer, unit knot derivatives), so the initial flow is the mixing alone.
     ///
     /// Choose `tailBound` to cover the (preprocessed) data: 3 for standardized tabular data,
@@ -133,6 +133,10 @@ public enum FlowPresets {
     ///   - hiddenSizes: the conditioner's hidden widths.
     ///   - bins: `K`, the spline's bins (conditioner outputs `(3K - 1)` per transformed feature).
     ///   - tailBound: `B` of the spline's interval `[-B, B]`.
+    ///   - minimumBinSize: `m_w = m_h`, the smallest bin width and height as a fraction of `2B`
+    ///     (default 1e-3; `K·m_w < 1`).
+    ///   - minimumDerivative: `m_δ`, the smallest inner knot derivative (default 1e-3).
+    ///   - activation: the conditioners' hidden nonlinearity (default ReLU).
     ///   - mixing: the layer before each coupling.
     ///   - reflectors: as in ``realNVP(features:couplings:hiddenSizes:scaleBound:mixing:reflectors:whiteningData:context:seed:as:)``.
     ///   - whiteningData: as in ``realNVP(features:couplings:hiddenSizes:scaleBound:mixing:reflectors:whiteningData:context:seed:as:)``.
@@ -143,6 +147,7 @@ public enum FlowPresets {
     ///   hyper-parameters; the errors of the whitening initializer.
     public static func neuralSplineFlow<T: Scalar>(
         features: Int, couplings: Int = 6, hiddenSizes: [Int] = [64, 64], bins: Int = 8, tailBound: Double = 3,
+        minimumBinSize: Double = 1e-3, minimumDerivative: Double = 1e-3, activation: MLPActivation = .relu,
         mixing: Mixing = .invertibleLinear, reflectors: Int? = nil, whiteningData: Matrix<T>? = nil,
         context: ContextEncoder<T>? = nil, seed: UInt64 = 0, as _: T.Type = T.self
     ) throws -> NormalizingFlow<T> {
@@ -150,8 +155,12 @@ public enum FlowPresets {
             operation: "FlowPresets.neuralSplineFlow", features: features, couplings: couplings, mixing: mixing,
             reflectors: reflectors, whiteningData: whiteningData, context: context, seed: seed
         ) { block, generator in
-            try SplineCoupling<T>(
-                features: features, hiddenSizes: hiddenSizes, conditioningBlock: block, bins: bins, tailBound: T(tailBound),
+            // A spline per coupling: each keeps its own scratch workspace.
+            let spline = try RationalQuadraticSpline<T>(
+                bins: bins, tailBound: T(tailBound), minimumBinWidth: T(minimumBinSize), minimumBinHeight: T(minimumBinSize),
+                minimumDerivative: T(minimumDerivative))
+            return try SplineCoupling<T>(
+                features: features, spline: spline, hiddenSizes: hiddenSizes, conditioningBlock: block, activation: activation,
                 contextFeatures: context?.encodedFeatures ?? 0, using: &generator)
         }
     }
