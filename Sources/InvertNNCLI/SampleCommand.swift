@@ -37,6 +37,8 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
         valueName: "PATH"))
     var contextFile: String?
 
+    @OptionGroup var readLimits: ReadLimitOptions
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -163,7 +165,7 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
             return row.rows(at: Array(repeating: 0, count: count))
         }
         if let contextFile {
-            let table = try DataTable.read(path: contextFile)
+            let table = try DataTable.read(path: contextFile, limits: readLimits.limits)
             var columns = Array(0..<table.values.columns)
             if table.values.columns != encoder.features || names.allSatisfy(table.columnNames.contains) {
                 columns = try names.map { name in

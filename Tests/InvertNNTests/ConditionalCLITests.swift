@@ -63,6 +63,11 @@ import InvertNN
         #expect(perRow.status == 0, "\(perRow.stderr)")
         let lines = try String(contentsOfFile: "\(d)/y.csv", encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 7 && lines[0] == "c,x1,x2" && lines[1].hasPrefix("-1") && lines[6].hasPrefix("1"), "\(lines)")
+        // The context file obeys the read limits, which sample takes like train and eval.
+        let short = try CLIErrorTests.run(
+            ["--model", model, "--context-file", "\(d)/c.csv", "--max-line-bytes", "1", "--csv", "\(d)/y1.csv", "--quiet"], command: "sample")
+        #expect(short.status == 1 && short.stderr.contains("--max-line-bytes"), "\(short.status) \(short.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(d)/y1.csv"))
 
         // Missing or malformed contexts are usage errors.
         for (arguments, message) in [
