@@ -20,15 +20,21 @@ final class Workspace<T: Scalar>: Sendable {
         slots = Mutex([[T]](repeating: [], count: count))
     }
 
-    /// A buffer of `count` entries with unspecified contents: the slot's storage when its size
-    /// matches and no one else references it, else a new allocation.
+    /// The slot's buffer, leaving the slot empty (a concurrent caller then allocates its own).
     @inline(__always)
-    func take(_ slot: Int, count: Int) -> [T] {
-        var buffer = slots.withLock { slots -> [T] in
+    private func remove(_ slot: Int) -> [T] {
+        slots.withLock { slots -> [T] in
             var taken = [T]()
             swap(&taken, &slots[slot])
             return taken
         }
+    }
+
+    /// A buffer of `count` entries with unspecified contents: the slot's storage when its size
+    /// matches and no one else references it, else a new allocation.
+    @inline(__always)
+    func take(_ slot: Int, count: Int) -> [T] {
+        var buffer = remove(slot)
         if buffer.count == count && buffer.hasUniqueStorage() { return buffer }
         buffer = []
         return [T](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
@@ -40,11 +46,7 @@ final class Workspace<T: Scalar>: Sendable {
     /// backward) do not reallocate each other's buffer.
     @inline(__always)
     func withScratch<R>(_ slot: Int, count: Int, _ body: (UnsafeMutableBufferPointer<T>) -> R) -> R {
-        var buffer = slots.withLock { slots -> [T] in
-            var taken = [T]()
-            swap(&taken, &slots[slot])
-            return taken
-        }
+        var buffer = remove(slot)
         if !(buffer.count >= count && buffer.hasUniqueStorage()) {
             buffer = []
             buffer = [T](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
