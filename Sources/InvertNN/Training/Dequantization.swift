@@ -11,6 +11,7 @@ import RealModule
 /// 2. **Logit transform** (optional; Dinh et al. 2017, RealNVP, §4.1):
 ///    `y = logit(α + (1 - 2α)x)` with `logit(p) = log p - log(1 - p)`, which keeps `p` away from
 ///    0 and 1. Per sample `log|det ∂y/∂x| = Σ_j [log(1 - 2α) - log p_j - log(1 - p_j)]` nats.
+///    It is a layer of the library, ``logitLayer(features:)`` (`Inverted(RangeCompression)`).
 ///
 /// The negative log-likelihood of `x` (what bits/dim needs) is then
 /// `NLL_x = NLL_y - log|det ∂y/∂x|`.
@@ -45,12 +46,12 @@ public struct Dequantization<T: Scalar>: Sendable {
     ///   - generator: the source of the uniform noise `u` (caller-owned, for reproducibility).
     /// - Returns: `y` `[batch, features]` and `log|det ∂y/∂x|` `[batch]` (zeros without logit).
     /// - Throws: ``InvertNNError/outOfDomain(layer:value:row:column:domain:)`` for a value that is not an
-    ///   integer level in `0...levels-1`.
+    ///   integer level in `0...levels-1`, or from the logit (only with α = 0, for a draw of exactly 0).
     @_specialize(where T == Float, G == SeededGenerator)
     @_specialize(where T == Double, G == SeededGenerator)
     public func transform<G: RandomNumberGenerator>(_ data: Matrix<T>, using generator: inout G) throws -> LayerOutput<T> {
         var x = try dequantize(data, using: &generator)
-        let logAbsDet = applyLogit(&x)
+        let logAbsDet = try applyLogit(&x)
         return LayerOutput(output: x, logAbsDet: logAbsDet)
     }
 
@@ -83,52 +84,60 @@ public struct Dequantization<T: Scalar>: Sendable {
         return x
     }
 
-    /// The logit transform `y = logit(α + (1 - 2α)x)` on `x` in place, returning
-    /// `log|det ∂y/∂x|` per row (zeros if ``logitAlpha`` is `nil`, in which case `x` is unchanged).
+    /// The logit as a layer: `Inverted(RangeCompression)` onto the interval
+    /// `(-α/(1 - 2α), (1 - α)/(1 - 2α))`, whose range expansion `log(x - lo) - log(hi - x)` is
+    /// exactly `logit(α + (1 - 2α)x)` (both logarithms are those of `p/(1 - 2α)` and
+    /// `(1 - p)/(1 - 2α)`), with the log-determinant
+    /// `Σ_j [log(1 - 2α) - log p_j - log(1 - p_j)]`. `nil` without logit.
     ///
-    /// Values of `x` outside `[0, 1]` give `p ∉ (0, 1)` and a NaN result; dequantized data never do.
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    public func applyLogit(_ x: inout Matrix<T>) -> [T] {
-        var logAbsDet = [T](repeating: 0, count: x.rows)
-        guard let alpha = logitAlpha else { return logAbsDet }
-        let width = 1 - 2 * alpha
-        let logWidth = T.log(width)
-        let columns = x.columns
-        x.storage.withUnsafeMutableBufferPointer { buffer in
-            for r in 0..<x.rows {
-                var sum: T = 0
-                let offset = r * columns
-                for j in 0..<columns {
-                    let p = alpha + width * buffer[offset + j]
-                    let logP = T.log(p), logQ = T.log(1 - p)
-                    buffer[offset + j] = logP - logQ
-                    sum += logWidth - logP - logQ
-                }
-                logAbsDet[r] = sum
-            }
-        }
-        return logAbsDet
+    /// - Parameter features: the data's width `D` (≥ 1).
+    /// - Returns: a layer `[batch, D] → [batch, D]` with no parameters.
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if `features < 1`.
+    public func logitLayer(features: Int) throws -> Inverted<T>? {
+        guard let map = try logitMap() else { return nil }
+        return Inverted(try RangeCompression(features: features, map: map))
     }
 
-    /// Maps the flow's space back to data units in `[0, 1]`: the inverse of the logit,
-    /// `x = (σ(y) - α) / (1 - 2α)`, clamped to `[0, 1]` (the identity without logit, clamped).
+    /// The range compression whose inverse is the logit, or `nil` without logit.
+    private func logitMap() throws -> RangeCompressionMap<T>? {
+        guard let alpha = logitAlpha else { return nil }
+        let width = 1 - 2 * alpha
+        return try RangeCompressionMap(lower: -alpha / width, upper: (1 - alpha) / width)
+    }
+
+    /// The logit transform `y = logit(α + (1 - 2α)x)` on `x` `[batch, D]`, through
+    /// ``logitLayer(features:)``, returning `log|det ∂y/∂x|` per row (zeros if ``logitAlpha`` is
+    /// `nil`, in which case `x` is unchanged).
+    ///
+    /// - Throws: ``InvertNNError/outOfDomain(layer:value:row:column:domain:)`` for a value at or
+    ///   outside the interval's ends (with α = 0: `x ∉ (0, 1)`), or NaN/±∞; dequantized data with
+    ///   α > 0 never are.
+    public func applyLogit(_ x: inout Matrix<T>) throws -> [T] {
+        guard x.columns > 0, let logit = try logitLayer(features: x.columns) else {
+            return [T](repeating: 0, count: x.rows)
+        }
+        let y = try logit.forward(x)
+        x = y.output
+        return y.logAbsDet
+    }
+
+    /// Maps the flow's space back to data units in `[0, 1]`: the inverse of the logit (the range
+    /// compression of ``logitLayer(features:)``), `x = (σ(y) - α) / (1 - 2α)`, clamped to `[0, 1]`
+    /// (the identity without logit, clamped). NaN maps to 0 and ±∞ to the ends, so samples from a
+    /// diverged model still render.
     ///
     /// - Returns: `[batch, features]`, continuous values; multiply by ``levels`` for pixel units or
     ///   use ``discretize(_:)``.
     public func dataUnits(_ y: Matrix<T>) -> Matrix<T> {
         var x = y
-        let alpha = logitAlpha ?? 0
-        let width = 1 - 2 * alpha
-        for i in 0..<x.count {
-            var v = x.storage[i]
-            if logitAlpha != nil {
-                // σ(y) = 1 / (1 + e^{-y}); large |y| saturates to 0 or 1 without NaN.
-                let s = 1 / (1 + T.exp(-v))
-                v = (s - alpha) / width
+        // The bounds are valid for every α the initializer accepts.
+        let map = try? logitMap()
+        x.storage.withUnsafeMutableBufferPointer { values in
+            for i in values.indices {
+                var v = values[i]
+                if let map { v = map.forward(v, feature: 0).value }
+                values[i] = v.isNaN ? 0 : Swift.min(Swift.max(v, 0), 1)
             }
-            if v.isNaN { v = 0 }
-            x.storage[i] = Swift.min(Swift.max(v, 0), 1)
         }
         return x
     }
