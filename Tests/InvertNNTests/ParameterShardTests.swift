@@ -55,8 +55,18 @@ import Testing
         let parameters = try Self.parameters()
         let shard = ParameterShard(parameters: parameters, group: DataParallelShareProbe(rank: 1, size: 3))  // flat 5..<11
         var saved = parameters.map { [Double](repeating: -1, count: $0.count) }
-        shard.save(into: &saved)
+        var average = parameters.map { [Double](repeating: 2, count: $0.count) }
+        // The optimizer's shard pass saves the shard before updating it (a gradient of 1 moves
+        // every entry of the shard by η = 0.5 at the first step) and blends it into the average.
+        let optimizer = try Adam(parameters: parameters, learningRate: 0.5, epsilon: 0)
+        let gradient = [Double](repeating: 1, count: shard.offsets.last!)
+        let finite = gradient.withUnsafeBufferPointer {
+            optimizer.update(shard.range, gradient: $0, norm: 1, layout: shard, savingInto: &saved, average: &average, averageDecay: (0.5, 0.5))
+        }
+        #expect(finite)
         #expect(saved[0] == [-1, -1, -1, -1, -1] && saved[1] == [6, 7, 8] && saved[2] == [9, 10, 11, -1, -1, -1, -1, -1, -1])
+        #expect(average[0] == [2, 2, 2, 2, 2] && average[1] == [4, 4.5, 5] && average[2] == [5.5, 6, 6.5, 2, 2, 2, 2, 2, 2])
+        #expect(parameters[1].value.storage == [5.5, 6.5, 7.5] && parameters[2].value.storage[3] == 12)
         for p in parameters { for i in 0..<p.count { p.value.storage[i] = 0 } }
         shard.restore(from: saved)
         #expect(parameters.map(\.value.storage) == [[0, 0, 0, 0, 0], [6, 7, 8], [9, 10, 11, 0, 0, 0, 0, 0, 0]])

@@ -90,18 +90,67 @@ public final class Adam<T: Scalar> {
     @_specialize(where T == Double)
     public func update() throws -> Double {
         for p in parameters { try p.requireShape("Adam") }
-        let norm = gradientNorm()
-        guard norm.isFinite else {
-            let culprit = parameters.first { $0.gradient.firstNonFinite() != nil }?.name ?? "a parameter"
-            throw InvertNNError.diverged(step: step + 1, detail: "the gradient of \(culprit) is not finite")
-        }
-        let constants = advance(norm: norm)
+        let (norm, constants) = try prepare()
         for (index, p) in parameters.enumerated() {
             p.gradient.storage.withUnsafeBufferPointer { g in
                 update(index, 0..<p.count, gradient: g, constants)
             }
         }
         return norm
+    }
+
+    /// The global gradient norm, checked to be finite, and the constants of the next step.
+    private func prepare() throws -> (norm: Double, constants: AdamKernel.Step<T>) {
+        let norm = gradientNorm()
+        guard norm.isFinite else {
+            let culprit = parameters.first { $0.gradient.firstNonFinite() != nil }?.name ?? "a parameter"
+            throw InvertNNError.diverged(step: step + 1, detail: "the gradient of \(culprit) is not finite")
+        }
+        return (norm, advance(norm: norm))
+    }
+
+    /// ``update()`` with a training step's per-entry work in the same pass over memory (see
+    /// ``AdamKernel/Companions``): `previous[i]` receives the value of parameter `i` before the
+    /// update and, with `averageDecay` (β, 1-β), that value is blended into `average[i]` as
+    /// `β·avg + (1-β)·θ` (`average` is not touched otherwise). The arrays have the parameters'
+    /// sizes.
+    ///
+    /// - Returns: the gradient norm before clipping, and whether every updated entry is finite.
+    /// - Throws: as ``update()``; nothing is written then.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func update(
+        savingInto previous: inout [[T]], average: inout [[T]], averageDecay: (beta: T, oneMinusBeta: T)?
+    ) throws -> (norm: Double, finite: Bool) {
+        for p in parameters { try p.requireShape("Adam") }
+        let (norm, constants) = try prepare()
+        let finite = Companions.with(&previous, &average, averageDecay) { companions in
+            var finite = true
+            for (index, p) in parameters.enumerated() {
+                p.gradient.storage.withUnsafeBufferPointer { g in
+                    finite = update(index, 0..<p.count, gradient: g, constants, companions) && finite
+                }
+            }
+            return finite
+        }
+        return (norm, finite)
+    }
+
+    /// The arrays a fused pass writes besides the optimizer's own (see
+    /// ``update(savingInto:average:averageDecay:)``).
+    private struct Companions {
+        var previous: UnsafeMutablePointer<[[T]]>
+        var average: UnsafeMutablePointer<[[T]]>
+        var decay: (beta: T, oneMinusBeta: T)?
+
+        /// Runs `body` with companions pointing at `previous` and `average` (valid only inside).
+        static func with<R>(
+            _ previous: inout [[T]], _ average: inout [[T]], _ decay: (beta: T, oneMinusBeta: T)?, _ body: (Companions) -> R
+        ) -> R {
+            withUnsafeMutablePointer(to: &previous) { p in
+                withUnsafeMutablePointer(to: &average) { a in body(Companions(previous: p, average: a, decay: decay)) }
+            }
+        }
     }
 
     /// Counts the step and returns its constants, the clipping factor from the global `norm`.
@@ -117,25 +166,44 @@ public final class Adam<T: Scalar> {
             inverseCorrection2: 1 / correction2, decay: learningRate * weightDecay, tiny: T.leastNormalMagnitude)
     }
 
-    /// Updates the entries `range` of parameter `index` from `g`, the gradient of those entries.
-    private func update(_ index: Int, _ range: Range<Int>, gradient g: UnsafeBufferPointer<T>, _ constants: AdamKernel.Step<T>) {
-        guard !range.isEmpty else { return }
+    /// Updates the entries `range` of parameter `index` from `g`, the gradient of those entries,
+    /// with the fused work of `companions` if given. Returns whether the updated entries are
+    /// finite (always `true` without companions, which do not check).
+    private func update(
+        _ index: Int, _ range: Range<Int>, gradient g: UnsafeBufferPointer<T>, _ constants: AdamKernel.Step<T>,
+        _ companions: Companions? = nil
+    ) -> Bool {
+        guard !range.isEmpty else { return true }
         func slice<E>(_ buffer: UnsafeMutableBufferPointer<E>) -> UnsafeMutableBufferPointer<E> {
             UnsafeMutableBufferPointer(rebasing: buffer[range])
         }
-        parameters[index].value.storage.withUnsafeMutableBufferPointer { theta in
+        return parameters[index].value.storage.withUnsafeMutableBufferPointer { theta in
             firstMoments[index].withUnsafeMutableBufferPointer { m in
                 secondMoments[index].withUnsafeMutableBufferPointer { v in
-                    if let factors = learnableFactors[index], factors.count == theta.count {
-                        factors.withUnsafeBufferPointer { factor in
+                    func run(_ factor: UnsafeBufferPointer<T>?) -> Bool {
+                        guard let companions else {
                             AdamKernel.update(
-                                theta: slice(theta), gradient: g, firstMoment: slice(m), secondMoment: slice(v),
-                                factor: UnsafeBufferPointer(rebasing: factor[range]), constants)
+                                theta: slice(theta), gradient: g, firstMoment: slice(m), secondMoment: slice(v), factor: factor, constants)
+                            return true
                         }
-                    } else {
-                        AdamKernel.update(
-                            theta: slice(theta), gradient: g, firstMoment: slice(m), secondMoment: slice(v), factor: nil, constants)
+                        return companions.previous.pointee[index].withUnsafeMutableBufferPointer { keep in
+                            func fused(_ average: UnsafeMutablePointer<T>?) -> Bool {
+                                AdamKernel.update(
+                                    theta: slice(theta), gradient: g, firstMoment: slice(m), secondMoment: slice(v), factor: factor,
+                                    constants, companions: AdamKernel.Companions(
+                                        previous: keep.baseAddress! + range.lowerBound, average: average,
+                                        decay: companions.decay ?? (0, 0)))
+                            }
+                            guard companions.decay != nil else { return fused(nil) }
+                            return companions.average.pointee[index].withUnsafeMutableBufferPointer {
+                                fused($0.baseAddress! + range.lowerBound)
+                            }
+                        }
                     }
+                    if let factors = learnableFactors[index], factors.count == theta.count {
+                        return factors.withUnsafeBufferPointer { run(UnsafeBufferPointer(rebasing: $0[range])) }
+                    }
+                    return run(nil)
                 }
             }
         }
@@ -159,10 +227,22 @@ public final class Adam<T: Scalar> {
     /// One Adam step of the flat entries `range` only (a rank's shard in a data-parallel run),
     /// from `gradient`, the summed flat gradient (entries outside `range` are not read), with
     /// clipping by the global gradient `norm` the ranks agreed on. Every rank counts the step.
-    func update(_ range: Range<Int>, gradient: UnsafeBufferPointer<T>, norm: Double, layout: ParameterShard<T>) {
+    ///
+    /// The pass also does the fused work of ``update(savingInto:average:averageDecay:)`` on the
+    /// entries of `range` (the other entries of `previous` and `average` are not touched).
+    /// Returns whether every updated entry is finite.
+    func update(
+        _ range: Range<Int>, gradient: UnsafeBufferPointer<T>, norm: Double, layout: ParameterShard<T>,
+        savingInto previous: inout [[T]], average: inout [[T]], averageDecay: (beta: T, oneMinusBeta: T)?
+    ) -> Bool {
         let constants = advance(norm: norm)
-        layout.forEachSegment(of: range) { index, local, flat in
-            update(index, local, gradient: UnsafeBufferPointer(rebasing: gradient[flat..<(flat + local.count)]), constants)
+        return Companions.with(&previous, &average, averageDecay) { companions in
+            var finite = true
+            layout.forEachSegment(of: range) { index, local, flat in
+                let g = UnsafeBufferPointer(rebasing: gradient[flat..<(flat + local.count)])
+                finite = update(index, local, gradient: g, constants, companions) && finite
+            }
+            return finite
         }
     }
 

@@ -79,6 +79,50 @@ enum AdamKernel {
         }
     }
 
+    /// The per-entry work a training step does around the update, done in the update's pass so
+    /// that each buffer is read once per step: `previous` receives θ before the update (the
+    /// training guard's copy), and `average`, if given, blends that θ into a Polyak average,
+    /// `avg ← decay.β·avg + decay.oneMinusβ·θ` (the blend the step before this one owed; see
+    /// ``ParameterAverage``; 1-β is rounded from Double, as there).
+    struct Companions<T: Scalar> {
+        var previous: UnsafeMutablePointer<T>
+        var average: UnsafeMutablePointer<T>?
+        var decay: (beta: T, oneMinusBeta: T) = (0, 0)
+    }
+
+    /// ``update(theta:gradient:firstMoment:secondMoment:factor:_:)`` fused with `companions`.
+    ///
+    /// - Returns: whether every updated θ is finite.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    static func update<T: Scalar>(
+        theta: UnsafeMutableBufferPointer<T>, gradient g: UnsafeBufferPointer<T>,
+        firstMoment m: UnsafeMutableBufferPointer<T>, secondMoment v: UnsafeMutableBufferPointer<T>,
+        factor: UnsafeBufferPointer<T>?, _ step: Step<T>, companions c: Companions<T>
+    ) -> Bool {
+        guard let tp = theta.baseAddress, let gp = g.baseAddress, let mp = m.baseAddress,
+              let vp = v.baseAddress else { return true }
+        let n = theta.count, keep = c.previous, b = c.decay.beta, oneMinus = c.decay.oneMinusBeta
+        // An integer OR over `θ·0 != 0` (true only for NaN and ±∞): unlike a floating-point sum,
+        // an integer reduction may be reordered, so the loop stays vectorized. One loop per
+        // combination of the optional buffers, for the reason given in the plain update.
+        var bad: UInt32 = 0
+        @inline(__always) func body(_ i: Int, _ f: T, _ avg: UnsafeMutablePointer<T>?) {
+            let old = tp[i]
+            keep[i] = old
+            if let avg { avg[i] = b * avg[i] + oneMinus * old }
+            entry(i, tp, gp, mp, vp, f, step)
+            bad |= tp[i] * 0 == 0 ? 0 : 1
+        }
+        switch (factor?.baseAddress, c.average) {
+        case let (fp?, avg?): for i in 0..<n { body(i, fp[i], avg) }
+        case let (fp?, nil): for i in 0..<n { body(i, fp[i], nil) }
+        case let (nil, avg?): for i in 0..<n { body(i, 1, avg) }
+        case (nil, nil): for i in 0..<n { body(i, 1, nil) }
+        }
+        return bad == 0
+    }
+
     @inline(__always)
     private static func entry<T: Scalar>(
         _ i: Int, _ theta: UnsafeMutablePointer<T>, _ g: UnsafePointer<T>, _ m: UnsafeMutablePointer<T>,

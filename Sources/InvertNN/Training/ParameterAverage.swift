@@ -10,6 +10,10 @@ struct ParameterAverage<T: Scalar> {
     let beta: Double
     var values: [[T]]
     var weight = 0.0
+    /// Whether the parameters hold an iterate not yet blended in. A step's blend is deferred to
+    /// the next step's optimizer pass, which reads the parameters anyway
+    /// (``takeOwedBlend()``); ``settle(_:shard:)`` does it alone before anyone reads the average.
+    var owesBlend = false
 
     /// An empty average of `parameters` with decay `beta`.
     init(beta: Double, parameters: [Parameter<T>]) {
@@ -36,9 +40,26 @@ struct ParameterAverage<T: Scalar> {
         }
     }
 
+    /// Counts the owed blend as done by the caller's pass and returns β and 1-β to blend with
+    /// (rounded as ``update(_:shard:)`` rounds them), or `nil` if nothing is owed.
+    mutating func takeOwedBlend() -> (beta: T, oneMinusBeta: T)? {
+        guard owesBlend else { return nil }
+        owesBlend = false
+        weight = beta * weight + (1 - beta)
+        return (T(beta), T(1 - beta))
+    }
+
+    /// Does the owed blend, if any, of the current parameters.
+    mutating func settle(_ parameters: [Parameter<T>], shard: ParameterShard<T>?) {
+        guard owesBlend else { return }
+        owesBlend = false
+        update(parameters, shard: shard)
+    }
+
     /// Runs `body` with the bias-corrected average in `parameters` and puts the iterate back
     /// afterwards (before the first step, `body` sees the iterate).
     func withAveraged<R>(_ parameters: [Parameter<T>], _ body: () throws -> R) rethrows -> R {
+        assert(!owesBlend, "settle the average before reading it")
         guard weight > 0 else { return try body() }
         let iterate = parameters.map { $0.value }
         let correction = T(1 / weight)

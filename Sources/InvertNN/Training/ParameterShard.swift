@@ -89,17 +89,6 @@ final class ParameterShard<T: Scalar> {
         return found
     }
 
-    /// Copies this rank's shard of the parameters into `arrays` (one per parameter, full size).
-    func save(into arrays: inout [[T]]) {
-        forEachSegment(of: range) { index, local, _ in
-            parameters[index].value.storage.withUnsafeBufferPointer { v in
-                arrays[index].withUnsafeMutableBufferPointer { a in
-                    UnsafeMutableBufferPointer(rebasing: a[local]).baseAddress!.update(from: v.baseAddress! + local.lowerBound, count: local.count)
-                }
-            }
-        }
-    }
-
     /// Copies this rank's shard of `arrays` into the parameters.
     func restore(from arrays: [[T]]) {
         forEachSegment(of: range) { index, local, _ in

@@ -245,13 +245,12 @@ public final class Trainer<T: Scalar> {
                 try record(epoch: 0, samplesPerSecond: 0)
             }
         }
-        if shard != nil { trainingGuard.shard() }
         // A sharded run's optimizer state, guard copy and average are complete on every rank
         // only after this (called by all ranks at the same points: the end of each epoch).
         func gatherShards() throws {
             guard let shard else { return }
             try optimizer.updateMoments { try shard.allGather(&$0) }
-            try shard.allGather(&trainingGuard.goodShard)
+            try shard.allGather(&trainingGuard.lastGood)
             if average != nil { try shard.allGather(&average!.values) }
         }
         // The state to resume from after the last complete epoch (see TrainingControl).
@@ -261,7 +260,7 @@ public final class Trainer<T: Scalar> {
                 configuration: configuration, epoch: selection.history.last?.epoch ?? 0, globalStep: globalStep,
                 optimizerStep: optimizer.step, firstMoments: moments.first, secondMoments: moments.second,
                 iterate: parameters.map { $0.value.storage },
-                lastGood: shard == nil ? trainingGuard.lastGood.map { $0.storage } : trainingGuard.goodShard,
+                lastGood: trainingGuard.lastGood,
                 best: selection.bestValues.map { $0.storage }, average: average?.values, averageWeight: average?.weight ?? 0,
                 history: selection.history, bestIndex: selection.bestIndex, consecutiveFailures: trainingGuard.consecutiveFailures,
                 learningRateScale: trainingGuard.rateScale, trainingRows: train.rows, shuffleState: shuffler.words,
@@ -286,16 +285,16 @@ public final class Trainer<T: Scalar> {
                     let rate = configuration.schedule.rate(
                         base: configuration.learningRate, step: globalStep - 1, totalSteps: totalSteps) * trainingGuard.rateScale
                     let (loss, failure) = if let shard {
-                        try shardedStep(shard, pre.output, context: batchContext, rate: rate, guard: &trainingGuard)
+                        try shardedStep(shard, pre.output, context: batchContext, rate: rate, guard: &trainingGuard, average: &average)
                     } else {
-                        try localStep(pre.output, context: batchContext, rate: rate, guard: &trainingGuard)
+                        try localStep(pre.output, context: batchContext, rate: rate, guard: &trainingGuard, average: &average)
                     }
                     if let failure {
                         progress?(try trainingGuard.fail(failure, epoch: epoch, globalStep: globalStep))
                         continue
                     }
                     trainingGuard.succeed()
-                    average?.update(parameters, shard: shard)
+                    average?.owesBlend = true
                     var preprocessingLogDet = 0.0
                     for v in pre.logAbsDet { preprocessingLogDet += Double(v) }
                     lossSum += Double(loss) * Double(upper - lower) - preprocessingLogDet
@@ -314,6 +313,7 @@ public final class Trainer<T: Scalar> {
                     }
                 }
                 let samplesPerSecond = Double(seen) / max(seconds(since: epochStart), 1e-9)
+                average?.settle(parameters, shard: shard)
                 try gatherShards()
                 try record(epoch: epoch, samplesPerSecond: samplesPerSecond)
                 if control.interruptRequested != nil { lastEpochState = snapshot() }
@@ -376,34 +376,38 @@ public final class Trainer<T: Scalar> {
     }
 
     /// One training step of a process that trains alone (or the only rank): the gradient of the
-    /// mean NLL of `input`, Adam at `rate`, and the training guard's copy kept up to date (on a
-    /// failure the guard's parameters are put back). Returns the mean loss and the failure.
+    /// mean NLL of `input`, then one pass over the parameters that runs Adam at `rate`, keeps the
+    /// training guard's copy and does the parameter average's owed blend (on a failure the
+    /// guard's parameters are put back). Returns the mean loss and the failure.
     private func localStep(
-        _ input: Matrix<T>, context: Matrix<T>?, rate: Double, guard trainingGuard: inout TrainingGuard<T>
+        _ input: Matrix<T>, context: Matrix<T>?, rate: Double, guard trainingGuard: inout TrainingGuard<T>,
+        average: inout ParameterAverage<T>?
     ) throws -> (loss: T, failure: String?) {
         let parameters = flow.parameters
         let result = try accumulateBatchGradient(input, context: context)
         let loss = result.loss
         var failure = result.failure
         if failure == nil && !loss.isFinite { failure = "the training loss is \(loss)" }
-        var beforeUpdate = trainingGuard.lastGood
         if failure == nil {
-            beforeUpdate = parameters.map { $0.value }
             optimizer.learningRate = T(rate)
             do {
-                try optimizer.update()
+                let finite = try withOwedBlend(&average) { values, decay in
+                    try optimizer.update(savingInto: &trainingGuard.candidate, average: &values, averageDecay: decay).finite
+                }
+                // Either way the parameters before the update gave a finite loss and gradient.
+                swap(&trainingGuard.lastGood, &trainingGuard.candidate)
+                if !finite {
+                    let bad = parameters.first { $0.value.firstNonFinite() != nil }?.name ?? "a parameter"
+                    failure = "parameter \(bad) became non-finite after the update"
+                }
             } catch InvertNNError.diverged(_, let detail) {
                 failure = detail
             }
         }
-        if failure == nil, let bad = parameters.first(where: { $0.value.firstNonFinite() != nil }) {
-            failure = "parameter \(bad.name) became non-finite after the update"
-            trainingGuard.lastGood = beforeUpdate  // its loss and gradient were finite
-        }
         if failure != nil {
-            for (p, v) in zip(parameters, trainingGuard.lastGood) { p.value = v }
-        } else {
-            trainingGuard.lastGood = beforeUpdate
+            // The average owes the iterate that is about to be replaced.
+            average?.settle(parameters, shard: nil)
+            trainingGuard.restore(parameters)
         }
         return (loss, failure)
     }
@@ -411,13 +415,14 @@ public final class Trainer<T: Scalar> {
     /// One training step of a rank of a sharded run (see ``ParameterShard``): the gradient of its
     /// share of `input` (weighted `share/B`), reduce-scattered; one small sum agrees on the loss,
     /// the failure flags and the global gradient norm; the rank updates its shard (Adam, clipped by
-    /// the global norm) and keeps its shard of the guard's copies (``TrainingGuard/goodShard``: the
-    /// parameters of the last finite loss; ``TrainingGuard/candidateShard``: before this update);
+    /// the global norm) in one pass that also keeps its shard of the guard's copy
+    /// (``TrainingGuard/candidate``) and does its shard of the average's owed blend;
     /// one small sum agrees on the updated shards' finiteness, and the parameters are all-gathered.
     /// On failure every rank puts back its good shard before the all-gather. Returns the mean loss
     /// and the failure.
     private func shardedStep(
-        _ shard: ParameterShard<T>, _ input: Matrix<T>, context: Matrix<T>?, rate: Double, guard trainingGuard: inout TrainingGuard<T>
+        _ shard: ParameterShard<T>, _ input: Matrix<T>, context: Matrix<T>?, rate: Double, guard trainingGuard: inout TrainingGuard<T>,
+        average: inout ParameterAverage<T>?
     ) throws -> (loss: T, failure: String?) {
         let group = shard.group
         let share = group.share(of: input.rows)
@@ -451,16 +456,19 @@ public final class Trainer<T: Scalar> {
             failure = "the gradient of \(culprit) is not finite"
         }
         if failure == nil {
-            shard.save(into: &trainingGuard.candidateShard)
             optimizer.learningRate = T(rate)
-            shard.flat.withUnsafeBufferPointer {
-                optimizer.update(shard.range, gradient: $0, norm: summary[2].squareRoot(), layout: shard)
+            let finite = withOwedBlend(&average) { values, decay in
+                shard.flat.withUnsafeBufferPointer {
+                    optimizer.update(
+                        shard.range, gradient: $0, norm: summary[2].squareRoot(), layout: shard,
+                        savingInto: &trainingGuard.candidate, average: &values, averageDecay: decay)
+                }
             }
             var check = [Double](repeating: 0, count: group.size)
-            check[group.rank] = shard.firstNonFiniteParameter().map { Double($0 + 1) } ?? 0
+            check[group.rank] = finite ? 0 : shard.firstNonFiniteParameter().map { Double($0 + 1) } ?? 0
             try group.sum(&check)
             // Either way the parameters before this update are the last with a finite loss and gradient.
-            swap(&trainingGuard.goodShard, &trainingGuard.candidateShard)
+            swap(&trainingGuard.lastGood, &trainingGuard.candidate)
             if let bad = check.first(where: { $0 > 0 }) {
                 failure = "parameter \(flow.parameters[Int(bad) - 1].name) became non-finite after the update"
             } else {
@@ -468,9 +476,27 @@ public final class Trainer<T: Scalar> {
                 return (total, nil)
             }
         }
-        shard.restore(from: trainingGuard.goodShard)
+        // The average owes the iterate that is about to be replaced.
+        average?.settle(flow.parameters, shard: shard)
+        shard.restore(from: trainingGuard.lastGood)
         try shard.allGatherParameters()
         return (total, failure)
+    }
+
+    /// Runs `body` (an optimizer pass) with the average's values and, if the average owes a
+    /// blend, its (β, 1-β) (see ``ParameterAverage/owesBlend``); the blend counts as done once
+    /// `body` returns. Without an average `body` gets an empty array and `nil`.
+    private func withOwedBlend<R>(
+        _ average: inout ParameterAverage<T>?, _ body: (inout [[T]], (beta: T, oneMinusBeta: T)?) throws -> R
+    ) rethrows -> R {
+        guard average?.owesBlend == true else {
+            var none = [[T]]()
+            return try body(&none, nil)
+        }
+        let decay = (T(average!.beta), T(1 - average!.beta))
+        let result = try body(&average!.values, decay)
+        _ = average!.takeOwedBlend()
+        return result
     }
 
     /// A 32-bit FNV-1a hash of `run` (schedule words) and `matrices` (shapes and bit patterns),

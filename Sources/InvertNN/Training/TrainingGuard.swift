@@ -4,14 +4,16 @@
 /// A failed step (a non-finite loss, gradient or updated parameter) puts ``lastGood`` back,
 /// multiplies the learning rate by ``TrainingConfiguration/failureLearningRateFactor`` for the
 /// rest of the run and is reported; ``TrainingConfiguration/maxConsecutiveFailures`` failures in
-/// a row end the run. A sharded run keeps only its rank's shard of the copies (``goodShard``,
-/// and ``candidateShard``: the shard before the update in progress).
+/// a row end the run. A sharded run keeps only its rank's shard of the copies current (the other
+/// entries are gathered at the end of each epoch).
 struct TrainingGuard<T: Scalar> {
     let maxConsecutiveFailures: Int
     let failureFactor: Double
-    var lastGood: [Matrix<T>]
-    var goodShard = [[T]]()
-    var candidateShard = [[T]]()
+    /// One row-major array per parameter.
+    var lastGood: [[T]]
+    /// Where the optimizer's pass writes the parameters before the update in progress; swapped
+    /// with ``lastGood`` once the update has run.
+    var candidate: [[T]]
     var consecutiveFailures = 0
     /// The factor applied to the schedule's learning rate (1 until a failure).
     var rateScale = 1.0
@@ -19,21 +21,24 @@ struct TrainingGuard<T: Scalar> {
     init(configuration: TrainingConfiguration, parameters: [Parameter<T>]) {
         maxConsecutiveFailures = configuration.maxConsecutiveFailures
         failureFactor = configuration.failureLearningRateFactor
-        lastGood = parameters.map { $0.value }
+        lastGood = parameters.map { $0.value.storage }
+        candidate = lastGood
     }
 
     /// Takes the guard of a saved run: its copy, failure count and rate factor.
     mutating func resume(from state: TrainingState<T>, parameters: [Parameter<T>]) throws {
-        lastGood = try Trainer<T>.matrices(state.lastGood, like: parameters)
+        lastGood = try Trainer<T>.matrices(state.lastGood, like: parameters).map(\.storage)
         consecutiveFailures = state.consecutiveFailures
         rateScale = state.learningRateScale
     }
 
-    /// Keeps this rank's shard of ``lastGood`` (the whole vector stays in ``lastGood``, unused,
-    /// until the end of the run's first epoch).
-    mutating func shard() {
-        goodShard = lastGood.map { $0.storage }
-        candidateShard = goodShard
+    /// Puts ``lastGood`` back into `parameters`.
+    func restore(_ parameters: [Parameter<T>]) {
+        for (p, good) in zip(parameters, lastGood) where p.count > 0 {
+            p.value.storage.withUnsafeMutableBufferPointer { theta in
+                good.withUnsafeBufferPointer { theta.baseAddress!.update(from: $0.baseAddress!, count: theta.count) }
+            }
+        }
     }
 
     /// Records a failed step and returns the event to report.
