@@ -44,6 +44,41 @@ final class FaultInjectingLayer: InvertibleLayer {
                                                  maxConsecutiveFailures: maxFailures))
     }
 
+    /// The parameter average blends exactly the iterates of the successful steps, each once, in
+    /// order, also across failed steps (the trainer defers each blend into the next step's
+    /// optimizer pass; a failed step must still blend the iterate it then replaces).
+    @Test func averageBlendsEverySuccessfulIterateOnceAcrossFailures() throws {
+        let layer = try FaultInjectingLayer(features: 3)
+        let beta = 0.9
+        let flow = try NormalizingFlow(transform: Sequential<Double>([layer]))
+        let trainer = try Trainer(
+            flow: flow, preprocessing: try Dequantization(levels: 5, logitAlpha: 0.05),
+            configuration: TrainingConfiguration.plain(
+                epochs: 2, batchSize: 16, learningRate: 0.05, seed: 1, parameterAveraging: beta))
+        var reference = layer.parameters.map { [Double](repeating: 0, count: $0.count) }
+        var weight = 0.0
+        var stepsSeen = 0, recoveries = 0
+        _ = try trainer.fit(train: TrainerTests.toyData(seed: 1, rows: 200), validation: TrainerTests.toyData(seed: 2, rows: 20)) {
+            event in
+            switch event {
+            case .step:
+                // Reported after each successful step, with the new iterate in place.
+                stepsSeen += 1
+                weight = beta * weight + (1 - beta)
+                for (index, p) in layer.parameters.enumerated() {
+                    for i in 0..<p.count { reference[index][i] = beta * reference[index][i] + (1 - beta) * p.value.storage[i] }
+                }
+                if stepsSeen == 5 || stepsSeen == 20 { layer.poisonedCalls = 1 }
+            case .recovered: recoveries += 1
+            case .epoch: break
+            }
+        }
+        #expect(recoveries == 2 && stepsSeen == 2 * 13 - 2)
+        let state = try #require(trainer.trainingState)
+        #expect(state.average == reference)
+        #expect(state.averageWeight == weight)
+    }
+
     /// Two bad steps in a row: both skipped with the parameters restored and the rate halved
     /// twice; training then completes normally.
     @Test func recoversFromNonFiniteSteps() throws {
