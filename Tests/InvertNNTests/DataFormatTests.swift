@@ -99,6 +99,32 @@ func littleEndian<I: FixedWidthInteger>(_ values: [I]) -> [UInt8] {
         #expect(try NumPyArray.parse(long, source: "i.npy", maximumHeaderBytes: 8192).storage == [1, 1, 1, 1])
     }
 
+    /// A NaN or infinity in a float array is refused with the file, the row and the column (it
+    /// used to load, and failed only later with a position in the shuffled split, without the file).
+    @Test func npyNonFiniteValuesNameFileRowAndColumn() throws {
+        let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }"
+        for (bad, shown) in [(Double.nan, "nan"), (.infinity, "inf"), (-.infinity, "-inf")] {
+            let values: [Double] = [1, 2, 3, 4, 5, bad]
+            let bytes = npyBytes(header: header, data: littleEndian(values.map(\.bitPattern)))
+            #expect(throws: InvertNNError.malformedData(source: "n.npy", line: 3, reason: "row 3, column 2: \(shown) is not a finite number")) {
+                try NumPyArray.parse(bytes, source: "n.npy")
+            }
+        }
+        // float32, through the file reader: the message names the path.
+        let path = temporaryPath("nan32.npy")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let floats: [Float] = [0.5, .nan, 2, 3]
+        try Data(npyBytes(header: "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", data: littleEndian(floats.map(\.bitPattern))))
+            .write(to: URL(fileURLWithPath: path))
+        do {
+            _ = try DataTable.read(path: path)
+            Issue.record("a NaN in a float32 .npy loaded")
+        } catch let error as InvertNNError {
+            #expect(error == .malformedData(source: path, line: 1, reason: "row 1, column 2: nan is not a finite number"))
+            #expect("\(error)" == "\(path):1: row 1, column 2: nan is not a finite number")
+        }
+    }
+
     @Test func npyFileThroughDataTable() throws {
         let path = temporaryPath("t.npy")
         defer { try? FileManager.default.removeItem(atPath: path) }

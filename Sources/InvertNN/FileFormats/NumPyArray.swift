@@ -31,7 +31,9 @@ enum NumPyArray {
     ///   (bad magic), an unsupported version, a truncated header or data, a header that is too long
     ///   or malformed (``NumPyHeader``), an element type other than those above (objects, strings,
     ///   booleans, float16, complex), Fortran order, a shape of 0 or more than 2 dimensions, or
-    ///   data whose size differs from the shape's.
+    ///   data whose size differs from the shape's; and, with `line` set to the 1-based row (the
+    ///   row number stands for a line in a `.npy` array, as ``DataTable/recordLines`` says), for
+    ///   the first NaN or infinite value, naming its row and column.
     static func read(path: String, limits: ReadLimits = .default) throws -> Matrix<Double> {
         let bytes = try GzipReader.read(path: path, limits: ReadLimits(maximumBytes: limits.maximumBytes, maximumLineBytes: nil))
         return try parse(bytes, source: path, maximumHeaderBytes: limits.maximumLineBytes ?? ReadLimits.defaultMaximumLineBytes)
@@ -86,6 +88,14 @@ enum NumPyArray {
         bytes.withUnsafeBufferPointer { raw in
             let data = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(raw)[dataStart...])
             for i in 0..<count { storage[i] = element.value(data, at: i * element.size) }
+        }
+        // Data must be finite, as in a CSV file: a NaN found only later, after the split, could no
+        // longer name the file. Integer elements are always finite.
+        if element.kind == .float, let index = storage.firstIndex(where: { !$0.isFinite }) {
+            let (row, column) = index.quotientAndRemainder(dividingBy: columns)
+            throw InvertNNError.malformedData(
+                source: source, line: row + 1,
+                reason: "row \(row + 1), column \(column + 1): \(storage[index]) is not a finite number")
         }
         return try Matrix(rows: rows, columns: columns, storage: storage)
     }
