@@ -125,6 +125,26 @@ func littleEndian<I: FixedWidthInteger>(_ values: [I]) -> [UInt8] {
         }
     }
 
+    /// A NaN in an excluded `.npy` column (a label) loads, as text in an excluded CSV column does;
+    /// the same NaN in a kept column is refused by its row and column (it was refused either way).
+    @Test func npyNonFiniteValuesInExcludedColumnsLoad() throws {
+        let path = temporaryPath("nan-label.npy")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        // 8 rows of (x, y, label); the label of row 3 is NaN.
+        var values = [Double]()
+        for r in 0..<8 { values += [Double(r), Double(r * r) / 7, r == 2 ? .nan : Double(r % 2)] }
+        try Data(npyBytes(header: "{'descr': '<f8', 'fortran_order': False, 'shape': (8, 3), }", data: littleEndian(values.map(\.bitPattern))))
+            .write(to: URL(fileURLWithPath: path))
+        let dataset = try TabularDataset<Double>.csv(path: path, labelColumn: "3")
+        #expect(dataset.columnNames == ["1", "2"] && dataset.sourceColumns == [0, 1])
+        #expect(dataset.train.rows + dataset.validation.rows + dataset.test.rows == 8)
+        let table = try DataTable.read(path: path, skipping: { names in [names.count - 1] })
+        #expect(table.values.rows == 8 && table.values[2, 0] == 2 && table.values[2, 1] == 4.0 / 7 && table.values[2, 2].isNaN)
+        #expect(throws: InvertNNError.malformedData(source: path, line: 3, reason: "row 3, column 3: nan is not a finite number")) {
+            try DataTable.read(path: path, skipping: { _ in [0] })
+        }
+    }
+
     @Test func npyFileThroughDataTable() throws {
         let path = temporaryPath("t.npy")
         defer { try? FileManager.default.removeItem(atPath: path) }
