@@ -234,7 +234,9 @@ func architecture<T: Scalar>(of layer: any InvertibleLayer<T>) throws -> String 
         let cases: [(header: String, data: [UInt8], key: String, within: [String])] = [
             (#"{"w":\#(one),"w":\#(one)}"#, data, "w", []),
             (#"{"__metadata__":{"format":"pt"},"w":\#(one),"__metadata__":{"format":"np"}}"#, data, "__metadata__", []),
-            (#"{"w":\#(one),"w":\#(one)}"#, data, "w", []),  // the same key, escaped
+            (#"{"w":\#(one),"\u0077":\#(one)}"#, data, "w", []),  // the same key, escaped ("\u0077" is "w")
+            // A surrogate pair is the one scalar it encodes.
+            (#"{"__metadata__":{"\#u{1D11E}":"a","\uD834\uDD1E":"b"}}"#, [], "\u{1D11E}", ["__metadata__"]),
             (#"{"__metadata__":{"format":"pt","format":"np"},"w":\#(one)}"#, data, "format", ["__metadata__"]),
             (#"{"w":{"dtype":"F64","shape":[1],"data_offsets":[0,8],"shape":[1]}}"#, data, "shape", ["w"]),
         ]
