@@ -62,10 +62,14 @@ let package = Package(
         // glibc heap settings (mallopt, malloc_trim) for the executables: process-wide, so not
         // the library's to make.
         .target(name: "CHeapSettings"),
+        // OPENBLAS_CORETYPE for CPUs OpenBLAS does not recognize, chosen the same way by both
+        // executables (process-wide: it re-executes the process), so the benchmark measures the
+        // kernels the CLI runs.
+        .target(name: "BLASCoreType", dependencies: ["InvertNN"]),
         .executableTarget(
             name: "InvertNNCLI",
             dependencies: [
-                "InvertNN", "InvertNNDistributed", "InvertNNPlots", "CHeapSettings",
+                "InvertNN", "InvertNNDistributed", "InvertNNPlots", "CHeapSettings", "BLASCoreType",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -82,7 +86,7 @@ let package = Package(
         .executableTarget(
             name: "InvertNNBenchmarks",
             dependencies: [
-                "InvertNN", "CReferenceGemm", "CAllocationCounter", "CHeapSettings",
+                "InvertNN", "CReferenceGemm", "CAllocationCounter", "CHeapSettings", "BLASCoreType",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/InvertNNBenchmarks"
@@ -90,7 +94,7 @@ let package = Package(
         .testTarget(
             name: "InvertNNTests",
             dependencies: [
-                "InvertNN", "InvertNNPlots", "CBLAS", "CZlib",
+                "InvertNN", "InvertNNPlots", "CBLAS", "CZlib", "BLASCoreType",
                 .product(name: "Numerics", package: "swift-numerics"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],

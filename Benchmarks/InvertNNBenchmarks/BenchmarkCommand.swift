@@ -1,4 +1,5 @@
 import ArgumentParser
+import BLASCoreType
 import Foundation
 import CHeapSettings
 import InvertNN
@@ -92,20 +93,21 @@ struct BenchmarkCommand: ParsableCommand {
         // OpenBLAS starts its worker threads when it loads; after `openblas_set_num_threads(1)`
         // they still poll (sched_yield, 5-10 % of a core in profiles here), which disturbs
         // single-thread timings on a 2-core machine. Setting the variable before the library
-        // loads avoids starting them: re-execute once with it set.
-        if ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil {
-            setenv("OPENBLAS_NUM_THREADS", "\(threads)", 1)
-            var arguments = CommandLine.arguments.map { strdup($0) }
-            arguments.append(nil)
-            execv("/proc/self/exe", &arguments)
-            for pointer in arguments { free(pointer) }  // execv returned: carry on as we are
-        }
+        // loads avoids starting them. The kernels are chosen at load too, as `invertnn` chooses
+        // them (SkylakeX where OpenBLAS would fall back to Prescott), so that the benchmark
+        // measures what the CLI runs. Both need a re-execution: one, with both set.
+        var variables = [String: String]()
+        if ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil { variables["OPENBLAS_NUM_THREADS"] = "\(threads)" }
+        if let core = BLASCoreSelection.coreToSelect() { variables[BLASCoreSelection.variable] = core }
+        if !variables.isEmpty { BLASCoreSelection.reexecute(setting: variables) }  // returns only if execv failed
         BLAS.setThreads(threads)
         if let memoryChild {
             // glibc defaults here: the step's peak must count what it allocates, not reuse.
             try InvertNNBenchmarks.memoryChild(mode: memoryChild, depth: memoryDepth)
             return
         }
+        // On stderr too, so that a --json run says which kernels it measured.
+        FileHandle.standardError.write(Data("BLAS core: \(BLAS.coreName)\(Self.coreSource), threads: \(threads)\n".utf8))
         // As `invertnn train` does: freed step buffers stay in the heap for the next step.
         invertnn_keep_freed_memory_for_reuse()
         let context = BenchmarkContext(
@@ -139,8 +141,15 @@ struct BenchmarkCommand: ParsableCommand {
         }
     }
 
+    /// How the core came to be used, for the table's header: `" (OPENBLAS_CORETYPE=SkylakeX)"`
+    /// when the variable chose it (set by the caller, or by ``BLASCoreSelection`` before the
+    /// re-execution), else `" (detected by OpenBLAS)"`.
+    static var coreSource: String {
+        ProcessInfo.processInfo.environment[BLASCoreSelection.variable].map { " (\(BLASCoreSelection.variable)=\($0))" } ?? " (detected by OpenBLAS)"
+    }
+
     func table(_ records: [BenchmarkRecord]) -> String {
-        var lines = ["BLAS core: \(records.first?.blasCore ?? BLAS.coreName), threads: \(threads)",
+        var lines = ["BLAS core: \(records.first?.blasCore ?? BLAS.coreName)\(Self.coreSource), threads: \(threads)",
                      "| suite | case | precision | B | n | m | mode | ms | reference ms | ratio | GFLOP/s | samples/s | note |",
                      "| --- | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
         for r in records {

@@ -14,6 +14,14 @@ struct ColumnSelection: Equatable {
     /// The names `parseTable` gives a file without a header: `column1`, `column2`, ….
     static func genericNames(_ count: Int) -> [String] { (0..<count).map { "column\($0 + 1)" } }
 
+    /// The one-line note for the columns `names` of `file` that a command reads past, e.g.
+    /// "ignored the columns id, x1 of t.csv, which the model was not trained on": the first 12
+    /// names (an image table has hundreds), then "…".
+    static func ignoredNote(_ names: [String], of file: String, because reason: String) -> String {
+        "ignored the column\(names.count == 1 ? "" : "s") \(names.prefix(12).joined(separator: ", "))"
+            + "\(names.count > 12 ? ", …" : "") of \(file), \(reason)"
+    }
+
     /// Whether `names` are positions rather than a header: a CSV without a header
     /// (``genericNames(_:)``) or a `.npy` array (`"1"`, `"2"`, …).
     static func arePositional(_ names: [String]) -> Bool {

@@ -51,8 +51,7 @@ struct DataOptions: ParsableArguments {
         } else {
             if let levels, levels < 2 { throw ValidationError("--levels must be at least 2, got \(levels)") }
             // A number names a 1-based column; 0 or less can be refused before the file is read.
-            let keys = (labelColumn.map { [("--label-column", $0)] } ?? []) + droppedColumns.map { ("--drop-columns", $0) }
-            for (option, key) in keys {
+            for (option, key) in exclusions {
                 if let number = Int(key), number < 1 {
                     throw ValidationError("\(option): column numbers start at 1, got \(number)")
                 }
@@ -106,6 +105,27 @@ struct DataOptions: ParsableArguments {
         }
     }
 
+    /// `--label-column` and every `--drop-columns` entry, each with its option.
+    var exclusions: [(option: String, key: String)] {
+        (labelColumn.map { [("--label-column", $0)] } ?? []) + droppedColumns.map { ("--drop-columns", $0) }
+    }
+
+    /// The 0-based columns of the `--data` file (its column names `names`) that `--label-column`
+    /// and `--drop-columns` exclude.
+    ///
+    /// - Throws: `ValidationError` (usage, exit 64) naming the option, its value and the file's
+    ///   column count, for a number beyond the columns or a name the file lacks: the file's width
+    ///   is known only once it is read, so `validate()` cannot catch these.
+    func excludedColumns(_ names: [String]) throws -> Set<Int> {
+        var excluded = Set<Int>()
+        for (option, key) in exclusions {
+            do { excluded.insert(try TabularDataset<Double>.columnIndex(key, in: names, path: data)) } catch let error as InvertNNError {
+                throw ValidationError("\(option) \(key): \(Self.reason(error))")
+            }
+        }
+        return excluded
+    }
+
     var droppedColumns: [String] {
         (dropColumns ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
@@ -114,11 +134,11 @@ struct DataOptions: ParsableArguments {
     func load<T: Scalar>(_: T.Type) throws -> LoadedData<T> {
         if let named = namedKind { return try named.load(T.self) }
         let fractions = try splitFractions()
-        let keys = [labelColumn].compactMap { $0 } + droppedColumns
         if validation != nil || test != nil {
             // Preprocessing is fitted later on the training split alone, as for one file.
             let splits = try DataSplits.read(
-                path: data, validationPath: validation, testPath: test, excluding: keys, split: fractions, limits: readLimits.limits)
+                path: data, validationPath: validation, testPath: test, excludingColumns: excludedColumns, split: fractions,
+                limits: readLimits.limits)
             if let levels {
                 for (k, matrix) in [splits.train, splits.validation, splits.test].enumerated() {
                     let origins = splits.origins[k]
@@ -138,9 +158,6 @@ struct DataOptions: ParsableArguments {
             return LoadedData(tabular: dataset, kind: dataset.dimensions == 2 ? .points : .tabular, toy: nil)
         }
         if let levels {
-            func excludedColumns(_ names: [String]) throws -> Set<Int> {
-                try Set(keys.map { try TabularDataset<Double>.columnIndex($0, in: names, path: data) })
-            }
             // Excluded columns are not parsed (a text label is fine), as on the continuous path.
             let table = try DataTable.read(path: data, limits: readLimits.limits, skipping: excludedColumns)
             let excluded = try excludedColumns(table.columnNames)
@@ -155,7 +172,7 @@ struct DataOptions: ParsableArguments {
             return LoadedData(discrete: dataset, kind: .image, columnNames: kept.map { table.columnNames[$0] }, sourceColumns: kept)
         }
         let dataset = try TabularDataset<T>.csv(
-            path: data, labelColumn: labelColumn, dropColumns: droppedColumns, limits: readLimits.limits, split: fractions)
+            path: data, excludingColumns: excludedColumns, limits: readLimits.limits, split: fractions)
         return LoadedData(tabular: dataset, kind: dataset.dimensions == 2 ? .points : .tabular, toy: nil)
     }
 }

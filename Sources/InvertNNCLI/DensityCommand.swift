@@ -1,4 +1,5 @@
 import ArgumentParser
+import BLASCoreType
 import Foundation
 import InvertNN
 import InvertNNPlots

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BLASCoreType
 import Foundation
 import InvertNN
 
@@ -91,8 +92,7 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
                     return Set(0..<names.count).subtracting(selection.columns).subtracting(contextIndices)
                 })
             if !selection.ignored.isEmpty {
-                output.note("ignored the column\(selection.ignored.count == 1 ? "" : "s") \(selection.ignored.prefix(12).joined(separator: ", "))"
-                    + "\(selection.ignored.count > 12 ? ", …" : "") of \(data), which the model was not trained on")
+                output.note(ColumnSelection.ignoredNote(selection.ignored, of: data, because: "which the model was not trained on"))
             }
             // A conditional model reads its context columns by their header names.
             var context: Matrix<T>? = nil

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BLASCoreType
 import Foundation
 import InvertNN
 
@@ -166,14 +167,14 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
         }
         if let contextFile {
             let table = try DataTable.read(path: contextFile, limits: readLimits.limits)
-            var columns = Array(0..<table.values.columns)
-            if table.values.columns != encoder.features || names.allSatisfy(table.columnNames.contains) {
-                columns = try names.map { name in
-                    guard let index = table.columnNames.firstIndex(of: name) else {
-                        throw ValidationError("--context-file \(contextFile) has no column '\(name)' (the model's context: \(names.joined(separator: ", ")))")
-                    }
-                    return index
-                }
+            let columns = try Self.contextColumns(of: table, names: names, option: "--context-file")
+            let ignored = (0..<table.values.columns).filter { !columns.contains($0) }
+            if !ignored.isEmpty {
+                // Extra columns are the normal case for a context file cut from the data table,
+                // but a mistyped header would drop a context column without a word: say which.
+                output.note(ColumnSelection.ignoredNote(
+                    ignored.map { table.columnNames[$0] }, of: contextFile,
+                    because: "which are not the model's context (\(names.joined(separator: ", ")))"))
             }
             guard table.values.rows >= 1 else { throw ValidationError("--context-file \(contextFile) has no rows") }
             guard table.values.rows <= 1_000_000 / count else {
@@ -201,6 +202,28 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
 }
 
 extension SampleCommand {
+    /// The 0-based columns of `table` that hold the model's context columns `names`, in order: by
+    /// header name when the file has a header naming them all (in any order, other columns
+    /// ignored), else by position when the file has exactly `names.count` columns.
+    ///
+    /// - Throws: `ValidationError` naming `option`, the file, the widths expected and found, and
+    ///   for a file with a header, the first context column it lacks.
+    static func contextColumns(of table: DataTable, names: [String], option: String) throws -> [Int] {
+        let width = table.values.columns
+        // A file without a header has only made-up names ("1", "column3"), which say nothing
+        // about what its columns hold: it is read by position alone.
+        if table.hasHeader, names.allSatisfy(table.columnNames.contains) {
+            return names.map { table.columnNames.firstIndex(of: $0)! }
+        }
+        if width == names.count { return Array(0..<width) }
+        let needed = "the model's context is \(names.count) column\(names.count == 1 ? "" : "s") (\(names.joined(separator: ", ")))"
+        let found = "\(table.source) has \(width) column\(width == 1 ? "" : "s")"
+        guard table.hasHeader, let missing = names.first(where: { !table.columnNames.contains($0) }) else {
+            throw ValidationError("\(option): \(found) and no header, but \(needed); give a file of exactly that width, or a CSV header naming them")
+        }
+        throw ValidationError("\(option): \(found) and no column '\(missing)', but \(needed); give a CSV header naming them, or exactly that many columns")
+    }
+
     /// Whether `value` is one of a one-hot context's labels `0..<classes`.
     static func isClassLabel(_ value: Double, classes: Int) -> Bool {
         value >= 0 && value < Double(classes) && value.rounded() == value

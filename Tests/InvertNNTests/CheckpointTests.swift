@@ -225,6 +225,38 @@ func architecture<T: Scalar>(of layer: any InvertibleLayer<T>) throws -> String 
         return out + text + bytes[(8 + length)...]
     }
 
+    /// A header naming a key twice in one object is refused with the key: Foundation's JSON
+    /// reader accepts it and keeps one value, so these files used to load as whichever copy it kept.
+    @Test func duplicateHeaderKeysAreRefused() throws {
+        let path = "d.safetensors"
+        let one = #"{"dtype":"F64","shape":[1],"data_offsets":[0,8]}"#
+        let data = withUnsafeBytes(of: (2.5).bitPattern.littleEndian) { Array($0) }
+        let cases: [(header: String, data: [UInt8], key: String, within: [String])] = [
+            (#"{"w":\#(one),"w":\#(one)}"#, data, "w", []),
+            (#"{"__metadata__":{"format":"pt"},"w":\#(one),"__metadata__":{"format":"np"}}"#, data, "__metadata__", []),
+            (#"{"w":\#(one),"\u0077":\#(one)}"#, data, "w", []),  // the same key, escaped ("\u0077" is "w")
+            // A surrogate pair is the one scalar it encodes.
+            (#"{"__metadata__":{"\#u{1D11E}":"a","\uD834\uDD1E":"b"}}"#, [], "\u{1D11E}", ["__metadata__"]),
+            (#"{"__metadata__":{"format":"pt","format":"np"},"w":\#(one)}"#, data, "format", ["__metadata__"]),
+            (#"{"w":{"dtype":"F64","shape":[1],"data_offsets":[0,8],"shape":[1]}}"#, data, "shape", ["w"]),
+        ]
+        for (header, data, key, within) in cases {
+            // The premise: Foundation parses the text without complaint.
+            #expect((try? JSONSerialization.jsonObject(with: Data(header.utf8))) != nil, "\(header)")
+            #expect(throws: CheckpointError.duplicateKey(path: path, key: key, within: within), "\(header)") {
+                try SafeTensors.decode(Self.file(header: header) + data, path: path)
+            }
+        }
+        #expect(CheckpointError.duplicateKey(path: path, key: "w", within: []).description
+            == #"d.safetensors: the safetensors header holds the key "w" twice; a JSON reader would keep one of them silently"#)
+        #expect(CheckpointError.duplicateKey(path: path, key: "a\u{1B}", within: ["__metadata__"]).description
+            == #"d.safetensors: the object "__metadata__" of the safetensors header holds the key "a\u{1B}" twice; a JSON reader would keep one of them silently"#)
+        // Equal keys in different objects, and values equal to keys, are fine.
+        let distinct = #"{"__metadata__":{"w":"v"},"v":{"dtype":"F64","shape":[1],"data_offsets":[0,8]},"w":{"dtype":"F64","shape":[1],"data_offsets":[8,16]}}"#
+        let file = try SafeTensors.decode(Self.file(header: distinct) + data + data, path: path)
+        #expect(file.tensors.map(\.name) == ["v", "w"] && file.metadata == ["w": "v"])
+    }
+
     @Test func malformedFilesThrowTypedErrors() throws {
         let (file, bytes, flow) = try Self.validFile()
         let path = "m.safetensors"

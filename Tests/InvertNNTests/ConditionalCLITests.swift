@@ -85,6 +85,50 @@ import InvertNN
         #expect(everything.status == 64 && everything.stderr.contains("at least 2"), "\(everything.stderr)")
     }
 
+    /// A `--context-file` of the wrong width names the file and both widths, whether it is a
+    /// `.npy` array, a CSV without a header or one whose header lacks a context column (a `.npy`
+    /// of 3 columns used to be searched for made-up names and said only "no column 'c2'"); a CSV
+    /// whose header names the context among other columns is read, with a note naming the rest.
+    @Test func contextFileWidthsAreCheckedAndExtraColumnsNoted() throws {
+        guard let d = try CLIErrorTests.scratchDirectory("context-width") else { return }
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        var rng = SeededGenerator(seed: 5)
+        let rows = (0..<40).map { _ in (0..<4).map { _ in String(Double.random(in: -1...1, using: &rng)) }.joined(separator: ",") }
+        try writeText((["c1,c2,x1,x2"] + rows).joined(separator: "\n") + "\n", to: "\(d)/t.csv")
+        let model = "\(d)/m.safetensors"
+        let trained = try CLIErrorTests.run([
+            "--data", "\(d)/t.csv", "--context-columns", "c1,c2", "--couplings", "1", "--hidden-sizes", "4", "--epochs", "1",
+            "--out", model, "--samples", "\(d)/s.png", "--quiet",
+        ])
+        try #require(trained.status == 0, "\(trained.stderr)")
+        let threeColumns: [Double] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+        try Data(npyBytes(header: "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }", data: littleEndian(threeColumns.map(\.bitPattern))))
+            .write(to: URL(fileURLWithPath: "\(d)/ctx.npy"))
+        try writeText("0.1\n0.2\n", to: "\(d)/narrow.csv")
+        try writeText("c1,x,y\n0.1,1,2\n", to: "\(d)/lacking.csv")
+        for (file, message) in [
+            ("ctx.npy", "--context-file: \(d)/ctx.npy has 3 columns and no header, but the model's context is 2 columns (c1, c2)"),
+            ("narrow.csv", "--context-file: \(d)/narrow.csv has 1 column and no header, but the model's context is 2 columns (c1, c2)"),
+            ("lacking.csv", "--context-file: \(d)/lacking.csv has 3 columns and no column 'c2', but the model's context is 2 columns (c1, c2)"),
+        ] {
+            let r = try CLIErrorTests.run(["--model", model, "--context-file", "\(d)/\(file)", "--csv", "\(d)/o.csv"], command: "sample")
+            #expect(r.status == 64 && r.stderr.contains(message), "\(file): \(r.status) \(r.stderr)")
+        }
+        // Extra named columns: sampled from c2 and c1 by name, with a one-line note on stderr.
+        try writeText("id,c2,note,c1\n7,0.5,3,-0.5\n", to: "\(d)/wide.csv")
+        let wide = try CLIErrorTests.run(
+            ["--model", model, "--context-file", "\(d)/wide.csv", "--count", "2", "--csv", "\(d)/w.csv"], command: "sample")
+        #expect(wide.status == 0, "\(wide.stderr)")
+        let noteLines = wide.stderr.split(separator: "\n").filter { $0.contains("ignored") }
+        #expect(noteLines == ["ignored the columns id, note of \(d)/wide.csv, which are not the model's context (c1, c2)"], "\(wide.stderr)")
+        let written = try String(contentsOfFile: "\(d)/w.csv", encoding: .utf8).split(separator: "\n")
+        #expect(written.count == 3 && written[0] == "c1,c2,x1,x2" && written[1].hasPrefix("-0.5,0.5,"), "\(written)")
+        // --quiet silences the note, as every other note.
+        let quiet = try CLIErrorTests.run(
+            ["--model", model, "--context-file", "\(d)/wide.csv", "--count", "2", "--csv", "\(d)/w.csv", "--quiet"], command: "sample")
+        #expect(quiet.status == 0 && !quiet.stderr.contains("ignored"), "\(quiet.stderr)")
+    }
+
     /// The first number after `"key":` in a JSON line.
     /// A class-conditional digits model: a label outside the model's classes is a usage error
     /// on the command line and a data error (with its row) in a context file; a long bad

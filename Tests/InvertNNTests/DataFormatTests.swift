@@ -99,6 +99,52 @@ func littleEndian<I: FixedWidthInteger>(_ values: [I]) -> [UInt8] {
         #expect(try NumPyArray.parse(long, source: "i.npy", maximumHeaderBytes: 8192).storage == [1, 1, 1, 1])
     }
 
+    /// A NaN or infinity in a float array is refused with the file, the row and the column (it
+    /// used to load, and failed only later with a position in the shuffled split, without the file).
+    @Test func npyNonFiniteValuesNameFileRowAndColumn() throws {
+        let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }"
+        for (bad, shown) in [(Double.nan, "nan"), (.infinity, "inf"), (-.infinity, "-inf")] {
+            let values: [Double] = [1, 2, 3, 4, 5, bad]
+            let bytes = npyBytes(header: header, data: littleEndian(values.map(\.bitPattern)))
+            #expect(throws: InvertNNError.malformedData(source: "n.npy", line: 3, reason: "row 3, column 2: \(shown) is not a finite number")) {
+                try NumPyArray.parse(bytes, source: "n.npy")
+            }
+        }
+        // float32, through the file reader: the message names the path.
+        let path = temporaryPath("nan32.npy")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let floats: [Float] = [0.5, .nan, 2, 3]
+        try Data(npyBytes(header: "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", data: littleEndian(floats.map(\.bitPattern))))
+            .write(to: URL(fileURLWithPath: path))
+        do {
+            _ = try DataTable.read(path: path)
+            Issue.record("a NaN in a float32 .npy loaded")
+        } catch let error as InvertNNError {
+            #expect(error == .malformedData(source: path, line: 1, reason: "row 1, column 2: nan is not a finite number"))
+            #expect("\(error)" == "\(path):1: row 1, column 2: nan is not a finite number")
+        }
+    }
+
+    /// A NaN in an excluded `.npy` column (a label) loads, as text in an excluded CSV column does;
+    /// the same NaN in a kept column is refused by its row and column (it was refused either way).
+    @Test func npyNonFiniteValuesInExcludedColumnsLoad() throws {
+        let path = temporaryPath("nan-label.npy")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        // 8 rows of (x, y, label); the label of row 3 is NaN.
+        var values = [Double]()
+        for r in 0..<8 { values += [Double(r), Double(r * r) / 7, r == 2 ? .nan : Double(r % 2)] }
+        try Data(npyBytes(header: "{'descr': '<f8', 'fortran_order': False, 'shape': (8, 3), }", data: littleEndian(values.map(\.bitPattern))))
+            .write(to: URL(fileURLWithPath: path))
+        let dataset = try TabularDataset<Double>.csv(path: path, labelColumn: "3")
+        #expect(dataset.columnNames == ["1", "2"] && dataset.sourceColumns == [0, 1])
+        #expect(dataset.train.rows + dataset.validation.rows + dataset.test.rows == 8)
+        let table = try DataTable.read(path: path, skipping: { names in [names.count - 1] })
+        #expect(table.values.rows == 8 && table.values[2, 0] == 2 && table.values[2, 1] == 4.0 / 7 && table.values[2, 2].isNaN)
+        #expect(throws: InvertNNError.malformedData(source: path, line: 3, reason: "row 3, column 3: nan is not a finite number")) {
+            try DataTable.read(path: path, skipping: { _ in [0] })
+        }
+    }
+
     @Test func npyFileThroughDataTable() throws {
         let path = temporaryPath("t.npy")
         defer { try? FileManager.default.removeItem(atPath: path) }

@@ -159,4 +159,39 @@ import InvertNN
             #expect(!FileManager.default.fileExists(atPath: "\(d)/m.safetensors"))
         }
     }
+
+    /// `--label-column` (and `--drop-columns`) beyond the file's columns is a usage error naming
+    /// the option, the value and the column count, on every loading path (one file, separate
+    /// splits, integer levels, `.npy`); it used to exit 1 with a library message naming no option.
+    @Test func outOfRangeLabelColumnIsAUsageError() throws {
+        guard CLIErrorTests.executable != nil else { Issue.record("invertnn binary not built"); return }
+        try CLIErrorTests.withScratchDirectory("label-range") { d in
+            let t = Self.table(rows: 30, columns: 3)
+            try writeText(Self.csv(t.header, t.values), to: "\(d)/t.csv")
+            try writeText(Self.csv(nil, t.values), to: "\(d)/plain.csv")
+            try writeText((0..<20).map { "\($0 % 4),\(($0 / 4) % 4),1\n" }.joined(), to: "\(d)/levels.csv")
+            try Data(npyBytes(header: "{'descr': '<f8', 'fortran_order': False, 'shape': (10, 3), }",
+                              data: littleEndian((0..<30).map { Double($0).bitPattern }))).write(to: URL(fileURLWithPath: "\(d)/a.npy"))
+            let out = ["--epochs", "1", "--out", "\(d)/m.safetensors", "--samples", "\(d)/s.png", "--quiet"] + Self.tiny
+            let cases: [(arguments: [String], message: String)] = [
+                (["--data", "\(d)/t.csv", "--label-column", "9"], "--label-column 9: \(d)/t.csv has 3 columns; column number 9 is outside 1...3"),
+                (["--data", "\(d)/plain.csv", "--label-column", "4"], "--label-column 4: \(d)/plain.csv has 3 columns; column number 4 is outside 1...3"),
+                (["--data", "\(d)/a.npy", "--label-column", "5"], "--label-column 5: \(d)/a.npy has 3 columns; column number 5 is outside 1...3"),
+                (["--data", "\(d)/levels.csv", "--levels", "4", "--label-column", "7"],
+                 "--label-column 7: \(d)/levels.csv has 3 columns; column number 7 is outside 1...3"),
+                (["--data", "\(d)/t.csv", "--validation", "\(d)/t.csv.copy", "--label-column", "9"],
+                 "--label-column 9: \(d)/t.csv has 3 columns; column number 9 is outside 1...3"),
+                (["--data", "\(d)/t.csv", "--drop-columns", "1,12"], "--drop-columns 12: \(d)/t.csv has 3 columns; column number 12 is outside 1...3"),
+                (["--data", "\(d)/t.csv", "--label-column", "z"], "--label-column z: \(d)/t.csv has no column \"z\""),
+            ]
+            try writeText(Self.csv(t.header, t.values), to: "\(d)/t.csv.copy")
+            for (arguments, message) in cases {
+                let run = try CLIErrorTests.run(arguments + out)
+                #expect(run.status == 64 && run.stderr.contains(message), "\(arguments): exit \(run.status): \(run.stderr)")
+            }
+            // In range, the same column is excluded and training runs.
+            let fine = try CLIErrorTests.run(["--data", "\(d)/t.csv", "--label-column", "3"] + out)
+            #expect(fine.status == 0, "\(fine.stderr)")
+        }
+    }
 }

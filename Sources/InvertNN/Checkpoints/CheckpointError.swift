@@ -11,6 +11,10 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible, Sendable
     case badHeaderLength(path: String, length: UInt64, fileSize: Int)
     /// The header is not valid JSON, or not the JSON object safetensors prescribes.
     case malformedHeader(path: String, reason: String)
+    /// The header's JSON names `key` twice in one object (`within`: the keys of the enclosing
+    /// objects, outermost first; empty for a tensor name or `__metadata__` at the top level).
+    /// A JSON reader keeps one of the two silently, so which tensor or metadata is meant is unknown.
+    case duplicateKey(path: String, key: String, within: [String])
     /// A tensor has a dtype other than `F32` or `F64`.
     case unknownDtype(path: String, tensor: String, dtype: String)
     /// A tensor's dtype differs from the checkpoint's precision (`stored`: its `dtype` metadata,
@@ -52,6 +56,10 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible, Sendable
             return "\(path): bad safetensors header length \(length) for a file of \(fileSize) bytes"
         case let .malformedHeader(path, reason):
             return "\(path): malformed safetensors header: \(reason)"
+        case let .duplicateKey(path, key, within):
+            // Quoted with escapes, so a key holding control characters cannot drive a terminal.
+            let place = within.isEmpty ? "the safetensors header" : "the object \(within.map(\.debugDescription).joined(separator: " → ")) of the safetensors header"
+            return "\(path): \(place) holds the key \(key.debugDescription) twice; a JSON reader would keep one of them silently"
         case let .unknownDtype(path, tensor, dtype):
             return "\(path): tensor \(tensor) has dtype \(dtype); only F32 and F64 are supported"
         case let .mixedDtype(path, tensor, dtype, stored):

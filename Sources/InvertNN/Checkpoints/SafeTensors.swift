@@ -203,7 +203,9 @@ public struct SafeTensors: Sendable {
     /// - Throws: ``CheckpointError/truncated(path:expected:actual:)`` if the file is shorter than
     ///   8 bytes or than its header and data say; ``CheckpointError/badHeaderLength(path:length:fileSize:)``;
     ///   ``CheckpointError/malformedHeader(path:reason:)`` for a header that is not a JSON object
-    ///   of tensor entries; ``CheckpointError/unknownDtype(path:tensor:dtype:)``;
+    ///   of tensor entries; ``CheckpointError/duplicateKey(path:key:within:)`` for a key that
+    ///   appears twice in one object of the header (two tensors of one name, two `__metadata__`);
+    ///   ``CheckpointError/unknownDtype(path:tensor:dtype:)``;
     ///   ``CheckpointError/badOffsets(path:tensor:reason:)`` for offsets that disagree with the shape
     ///   or overlap.
     public static func decode(_ bytes: [UInt8], path: String) throws -> SafeTensors {
@@ -223,6 +225,10 @@ public struct SafeTensors: Sendable {
             throw CheckpointError.malformedHeader(path: path, reason: "not valid JSON (\(reason))")
         } catch let problem as Header.Problem {
             throw CheckpointError.malformedHeader(path: path, reason: problem.reason)
+        }
+        // The decoder kept one value of a repeated key; which one the writer meant is unknown.
+        if let duplicate = bytes[8..<headerEnd].withUnsafeBufferPointer({ JSONDuplicateKeys.first(in: $0) }) {
+            throw CheckpointError.duplicateKey(path: path, key: duplicate.key, within: duplicate.within)
         }
         let metadata = header.metadata ?? [:]
         let dataCount = bytes.count - headerEnd

@@ -39,9 +39,25 @@ public struct DataSplits: Sendable {
         path: String, validationPath: String? = nil, testPath: String? = nil, excluding keys: [String] = [],
         split: SplitFractions = .default, splitSeed: UInt64 = 1998, limits: ReadLimits = .default
     ) throws -> DataSplits {
-        func excludedColumns(_ names: [String]) throws -> Set<Int> {
-            try Set(keys.map { try TabularDataset<Double>.columnIndex($0, in: names, path: path) })
-        }
+        try read(
+            path: path, validationPath: validationPath, testPath: testPath,
+            excludingColumns: { names in try Set(keys.map { try TabularDataset<Double>.columnIndex($0, in: names, path: path) }) },
+            split: split, splitSeed: splitSeed, limits: limits)
+    }
+
+    /// Reads and splits the files as ``read(path:validationPath:testPath:excluding:split:splitSeed:limits:)``
+    /// does, the excluded columns chosen by a function of the training file's column names (a
+    /// caller that names columns its own way, such as a command line naming its options in errors).
+    ///
+    /// - Parameters:
+    ///   - excludingColumns: given the training file's column names, the 0-based columns to leave
+    ///     out (each in `0..<names.count`); called before the records are parsed.
+    /// - Throws: as ``read(path:validationPath:testPath:excluding:split:splitSeed:limits:)``, and
+    ///   what `excludingColumns` throws.
+    public static func read(
+        path: String, validationPath: String? = nil, testPath: String? = nil, excludingColumns excludedColumns: ([String]) throws -> Set<Int>,
+        split: SplitFractions = .default, splitSeed: UInt64 = 1998, limits: ReadLimits = .default
+    ) throws -> DataSplits {
         let main = try DataTable.read(path: path, limits: limits, skipping: excludedColumns)
         let excluded = try excludedColumns(main.columnNames)
         let kept = (0..<main.values.columns).filter { !excluded.contains($0) }

@@ -31,19 +31,22 @@ public struct DataTable: Sendable {
     /// - Parameters:
     ///   - path: the file's path.
     ///   - limits: the largest decompressed size and line length accepted.
-    ///   - skipping: given the column names, the 0-based columns not to parse (CSV only: a
-    ///     `.npy` array is numeric throughout, and its skipped columns keep their values).
+    ///   - skipping: given the column names, the 0-based columns not to parse (in a `.npy` array,
+    ///     numeric throughout, skipped columns keep their values but may hold NaN or infinities,
+    ///     as an unparsed CSV column may hold text).
     /// - Throws: ``InvertNNError/io(path:reason:)`` and ``InvertNNError/malformedData(source:line:reason:)``
     ///   from the readers, and what `skipping` throws.
     public static func read(
         path: String, limits: ReadLimits = .default, skipping: ([String]) throws -> Set<Int> = { _ in [] }
     ) throws -> DataTable {
         if NumPyArray.isNumPyPath(path) {
-            let values = try NumPyArray.read(path: path, limits: limits)
-            let names = (0..<values.columns).map { String($0 + 1) }
-            _ = try skipping(names)
+            let values = try NumPyArray.read(path: path, limits: limits, skipping: { columns in try skipping(Self.positionalNames(columns)) })
+            let names = Self.positionalNames(values.columns)
             return DataTable(source: path, columnNames: names, hasHeader: false, values: values, recordLines: (0..<values.rows).map { $0 + 1 })
         }
         return try CSVReader.table(try GzipReader.read(path: path, limits: limits), source: path, skipping: skipping)
     }
+
+    /// The column names of a `.npy` array of `count` columns: `"1"`, `"2"`, ….
+    static func positionalNames(_ count: Int) -> [String] { (0..<count).map { String($0 + 1) } }
 }

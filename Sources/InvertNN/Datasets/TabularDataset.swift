@@ -126,11 +126,28 @@ public struct TabularDataset<T: Scalar>: Sendable {
         limits: ReadLimits = .default, split: SplitFractions = .default
     ) throws -> TabularDataset<T> {
         let keys = [labelColumn].compactMap { $0 } + dropColumns
+        return try csv(
+            path: path, excludingColumns: { names in try Set(keys.map { try columnIndex($0, in: names, path: path) }) },
+            splitSeed: splitSeed, limits: limits, split: split)
+    }
+
+    /// Loads a data file as ``csv(path:labelColumn:dropColumns:splitSeed:limits:split:)`` does, the
+    /// excluded columns chosen by a function of the file's column names (a caller that names
+    /// columns its own way, such as a command line naming its options in errors).
+    ///
+    /// - Parameters:
+    ///   - excludingColumns: given the column names, the 0-based columns to leave out (each in
+    ///     `0..<names.count`); called before the records are parsed, so its errors come first.
+    /// - Throws: as ``csv(path:labelColumn:dropColumns:splitSeed:limits:split:)``, and what
+    ///   `excludingColumns` throws.
+    public static func csv(
+        path: String, excludingColumns: ([String]) throws -> Set<Int>, splitSeed: UInt64 = 1998,
+        limits: ReadLimits = .default, split: SplitFractions = .default
+    ) throws -> TabularDataset<T> {
         // Excluded columns are not parsed, so a text label column is fine.
-        let table = try DataTable.read(
-            path: path, limits: limits, skipping: { names in try Set(keys.map { try columnIndex($0, in: names, path: path) }) })
+        let table = try DataTable.read(path: path, limits: limits, skipping: excludingColumns)
         let names = table.columnNames
-        let excluded = try Set(keys.map { try columnIndex($0, in: names, path: path) })
+        let excluded = try excludingColumns(names)
         let kept = (0..<table.values.columns).filter { !excluded.contains($0) }
         guard !kept.isEmpty else {
             throw InvertNNError.invalidArgument(operation: "TabularDataset.csv", reason: "\(path): every column is excluded")

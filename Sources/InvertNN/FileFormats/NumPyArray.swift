@@ -31,10 +31,15 @@ enum NumPyArray {
     ///   (bad magic), an unsupported version, a truncated header or data, a header that is too long
     ///   or malformed (``NumPyHeader``), an element type other than those above (objects, strings,
     ///   booleans, float16, complex), Fortran order, a shape of 0 or more than 2 dimensions, or
-    ///   data whose size differs from the shape's.
-    static func read(path: String, limits: ReadLimits = .default) throws -> Matrix<Double> {
+    ///   data whose size differs from the shape's; and, with `line` set to the 1-based row (the
+    ///   row number stands for a line in a `.npy` array, as ``DataTable/recordLines`` says), for
+    ///   the first NaN or infinite value outside the `skipping` columns, naming its row and
+    ///   column. Also what `skipping` throws.
+    static func read(
+        path: String, limits: ReadLimits = .default, skipping: (_ columns: Int) throws -> Set<Int> = { _ in [] }
+    ) throws -> Matrix<Double> {
         let bytes = try GzipReader.read(path: path, limits: ReadLimits(maximumBytes: limits.maximumBytes, maximumLineBytes: nil))
-        return try parse(bytes, source: path, maximumHeaderBytes: limits.maximumLineBytes ?? ReadLimits.defaultMaximumLineBytes)
+        return try parse(bytes, source: path, maximumHeaderBytes: limits.maximumLineBytes ?? ReadLimits.defaultMaximumLineBytes, skipping: skipping)
     }
 
     /// Parses the bytes of a `.npy` file; see ``read(path:limits:)``.
@@ -43,8 +48,14 @@ enum NumPyArray {
     ///   - bytes: the whole file.
     ///   - source: the name errors give the data (a path).
     ///   - maximumHeaderBytes: the longest header accepted.
-    /// - Throws: as ``read(path:limits:)``.
-    static func parse(_ bytes: [UInt8], source: String, maximumHeaderBytes: Int = ReadLimits.defaultMaximumLineBytes) throws -> Matrix<Double> {
+    ///   - skipping: given the number of columns, the 0-based columns the caller leaves out: they
+    ///     keep their values but are not checked for NaN or infinities, as a CSV reader does not
+    ///     parse them. Called once the header is read, before the data, so its errors come first.
+    /// - Throws: as ``read(path:limits:skipping:)``.
+    static func parse(
+        _ bytes: [UInt8], source: String, maximumHeaderBytes: Int = ReadLimits.defaultMaximumLineBytes,
+        skipping: (_ columns: Int) throws -> Set<Int> = { _ in [] }
+    ) throws -> Matrix<Double> {
         func bad(_ reason: String) -> InvertNNError { .malformedData(source: source, line: 0, reason: reason) }
         guard bytes.count >= 10, bytes.starts(with: magic) else {
             throw bad("not a .npy file (it does not start with the magic bytes \\x93NUMPY)")
@@ -82,10 +93,21 @@ enum NumPyArray {
             throw bad("the shape (\(rows), \(columns)) of \(header.descr) needs \(o1 || o2 ? "more than \(Int.max)" : "\(needed)") bytes of data, "
                 + "the file holds \(present)\(needed > present || o1 || o2 ? " (truncated, or a wrong shape)" : "")")
         }
+        let skipped = try skipping(columns)
         var storage = [Double](repeating: 0, count: count)
         bytes.withUnsafeBufferPointer { raw in
             let data = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(raw)[dataStart...])
             for i in 0..<count { storage[i] = element.value(data, at: i * element.size) }
+        }
+        // Data must be finite, as in a CSV file: a NaN found only later, after the split, could no
+        // longer name the file. Integer elements are always finite. A skipped column (a label)
+        // may hold anything, as an unparsed CSV column may.
+        if element.kind == .float,
+           let index = storage.indices.first(where: { !storage[$0].isFinite && !skipped.contains($0 % columns) }) {
+            let (row, column) = index.quotientAndRemainder(dividingBy: columns)
+            throw InvertNNError.malformedData(
+                source: source, line: row + 1,
+                reason: "row \(row + 1), column \(column + 1): \(storage[index]) is not a finite number")
         }
         return try Matrix(rows: rows, columns: columns, storage: storage)
     }
