@@ -83,13 +83,11 @@ public final class Adam<T: Scalar> {
     ///
     /// - Returns: the global gradient norm before clipping.
     /// - Throws: ``InvertNNError/diverged(step:detail:)`` if a gradient is NaN or infinite (no
-    ///   parameter is changed then); ``InvertNNError/shapeMismatch(operation:expected:actual:)``
-    ///   if a parameter's value or gradient was replaced by one of another shape.
+    ///   parameter is changed then).
     @discardableResult
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func update() throws -> Double {
-        for p in parameters { try p.requireShape("Adam") }
         let norm = gradientNorm()
         guard norm.isFinite else {
             let culprit = parameters.first { $0.gradient.firstNonFinite() != nil }?.name ?? "a parameter"
