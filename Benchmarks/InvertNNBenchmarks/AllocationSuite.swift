@@ -19,23 +19,23 @@ func allocationSuite<T: Scalar>(_: BenchmarkContext, _: T.Type) throws {
         let dld = [T](repeating: 0.1, count: b)
         let householder = try Householder<T>(features: n, using: &rng)
         try report("Householder B=\(b) n=\(n): taped forward + backward") {
-            householder.reflectors.value.storage[1] += 1e-3
+            householder.reflectors.withUnsafeMutableValue { $0[1] += 1e-3 }
             let y = try householder.forwardRetaining(x).output
             _ = try householder.forwardBackward(input: x, output: y, outputGradient: g, logAbsDetGradient: dld)
         }
         try report("Householder B=\(b) n=\(n): inverse + backward") {
-            householder.reflectors.value.storage[1] += 1e-3
+            householder.reflectors.withUnsafeMutableValue { $0[1] += 1e-3 }
             let z = try householder.inverse(x).output
             _ = try householder.inverseBackward(input: x, output: z, outputGradient: g, logAbsDetGradient: dld)
         }
         let linear = try InvertibleLinear<T>(features: n, using: &rng)
         try report("InvertibleLinear B=\(b) n=\(n): forward + backward") {
-            linear.orthogonalU.reflectors.value.storage[1] += 1e-3
+            linear.orthogonalU.reflectors.withUnsafeMutableValue { $0[1] += 1e-3 }
             let y = try linear.forward(x).output
             _ = try linear.forwardBackward(input: x, output: y, outputGradient: g, logAbsDetGradient: dld)
         }
         try report("InvertibleLinear B=\(b) n=\(n): inverse + backward") {
-            linear.orthogonalU.reflectors.value.storage[1] += 1e-3
+            linear.orthogonalU.reflectors.withUnsafeMutableValue { $0[1] += 1e-3 }
             let z = try linear.inverse(x).output
             _ = try linear.inverseBackward(input: x, output: z, outputGradient: g, logAbsDetGradient: dld)
         }

@@ -18,7 +18,7 @@ func convSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> [Ben
         let net = try ConvNet<T>(inputChannels: c / 2, hiddenChannels: [width, width], outputChannels: c, height: side, width: side,
                                  using: &rng)
         // Non-zero last layer, so the backward is not special.
-        for p in net.parameters { p.value = Matrix.randomNormal(rows: p.value.rows, columns: p.value.columns, standardDeviation: T(0.1), using: &rng) }
+        for p in net.parameters { try p.assign(Matrix.randomNormal(rows: p.value.rows, columns: p.value.columns, standardDeviation: T(0.1), using: &rng)) }
         let reference = ConvReference<T>(
             batch: batch, pixels: side * side, layers: [(c / 2, width, 3), (width, width, 1), (width, c, 3)], using: &rng)
         floors[c] = reference

@@ -15,7 +15,7 @@ func gemmSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> [Ben
             let callC: () -> Void = {
                 dense.x.storage.withUnsafeBufferPointer { a in
                     wt.storage.withUnsafeBufferPointer { b in
-                        c.storage.withUnsafeMutableBufferPointer { out in
+                        c.withUnsafeMutableBufferPointer { out in
                             if T.self == Float.self {
                                 invertnn_reference_sgemm(
                                     Int32(batch), Int32(n), Int32(n),

@@ -8,7 +8,8 @@ final class ParameterNudge<T: Scalar> {
     var up = true
     init(_ parameter: Parameter<T>, index: Int) { self.parameter = parameter; self.index = index }
     func callAsFunction() {
-        parameter.value.storage[index] += up ? T(1e-3) : T(-1e-3)
+        let step = up ? T(1e-3) : T(-1e-3)
+        parameter.withUnsafeMutableValue { $0[index] += step }
         up.toggle()
     }
 }
@@ -79,7 +80,7 @@ func householderSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws 
             var a = [T](repeating: 0, count: batch)
             let nudge = ParameterNudge(layer.reflectors, index: 1)
             let loop: () -> Void = {
-                work.storage.withUnsafeMutableBufferPointer { pw in
+                work.withUnsafeMutableBufferPointer { pw in
                     units.withUnsafeBufferPointer { pu in
                         a.withUnsafeMutableBufferPointer { pa in
                             for i in stride(from: n - 1, through: 0, by: -1) {

@@ -19,10 +19,8 @@ func trainStep<T: Scalar>(_ model: Sequential<T>, _ x: Matrix<T>, rebuilding: Bo
     var dz = z
     let scale = 1 / T(b)
     var loss: T = 0
-    for i in 0..<z.count {
-        loss += z.storage[i] * z.storage[i] / 2
-        dz.storage[i] *= scale
-    }
+    for i in 0..<z.count { loss += z.storage[i] * z.storage[i] / 2 }
+    dz.withUnsafeMutableBufferPointer { g in for i in g.indices { g[i] *= scale } }
     loss = loss / T(b) - result.logAbsDet.reduce(0, +) / T(b)
     let dld = [T](repeating: -scale, count: b)
     if let tape {
@@ -31,8 +29,8 @@ func trainStep<T: Scalar>(_ model: Sequential<T>, _ x: Matrix<T>, rebuilding: Bo
         _ = try model.inverseBackward(input: x, output: z, outputGradient: dz, logAbsDetGradient: dld)
     }
     for p in model.parameters {
-        p.value.storage.withUnsafeMutableBufferPointer { v in
-            p.gradient.storage.withUnsafeMutableBufferPointer { g in
+        p.withUnsafeMutableValue { v in
+            p.withUnsafeMutableGradient { g in
                 for k in 0..<v.count {
                     v[k] -= learningRate * g[k]
                     g[k] = 0

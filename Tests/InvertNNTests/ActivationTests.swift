@@ -7,7 +7,9 @@ import InvertNN
 private func awayFromZero(rows: Int, features: Int, scale: Double, gap: Double = 1e-3,
                           using generator: inout SeededGenerator) -> Matrix<Double> {
     var m = Matrix<Double>.randomNormal(rows: rows, columns: features, standardDeviation: scale, using: &generator)
-    for i in 0..<m.count where abs(m.storage[i]) < gap { m.storage[i] = m.storage[i] < 0 ? -gap : gap }
+    m.withUnsafeMutableBufferPointer { m in
+        for i in m.indices where abs(m[i]) < gap { m[i] = m[i] < 0 ? -gap : gap }
+    }
     return m
 }
 
@@ -101,7 +103,7 @@ struct RangeExpansionFactory: LayerFactory {
     }
     func input(rows: Int, features: Int, using generator: inout SeededGenerator) -> Matrix<Double> {
         var m = Matrix<Double>.randomUniform(rows: rows, columns: features, using: &generator)
-        for i in 0..<m.count { m.storage[i] = -2 + 5 * (0.03 + 0.94 * m.storage[i]) }
+        m.withUnsafeMutableBufferPointer { m in for i in m.indices { m[i] = -2 + 5 * (0.03 + 0.94 * m[i]) } }
         return m
     }
 }
@@ -213,7 +215,7 @@ private func close(_ a: Double, _ b: Double, relative: Double) -> Bool {
         #expect(abs(out.output.storage[0] + 0.5) <= 1e-15 && abs(out.output.storage[1] + 2) <= 1e-15)
         #expect(abs(out.logAbsDet[0]) <= 1e-15)  // log 0.5 + log 2
         // Even a huge negative step on θ leaves the slope positive: the map stays invertible.
-        layer.logSlope.value.storage[0] = -50
+        layer.logSlope.withUnsafeMutableValue { $0[0] = -50 }
         #expect(layer.slopes[0] > 0)
         let y = try layer.forward(Matrix(row: [-3, 4])).output
         #expect(abs(try layer.inverse(y).output.storage[0] + 3) <= 1e-12)

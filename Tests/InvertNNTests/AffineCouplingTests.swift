@@ -19,7 +19,7 @@ struct AffineCouplingFactory: LayerFactory {
             features: features, hiddenSizes: hiddenSizes, conditioningBlock: conditioningBlock,
             scaleBound: scaleBound.map { T($0) }, activation: activation, zeroInitializeLastLayer: false, using: &rng)
         for b in layer.conditioner.biases {
-            b.value = Matrix.randomNormal(rows: 1, columns: b.value.columns, standardDeviation: T(0.3), using: &rng)
+            try b.assign(Matrix.randomNormal(rows: 1, columns: b.value.columns, standardDeviation: T(0.3), using: &rng))
         }
         return layer
     }

@@ -17,14 +17,14 @@ import InvertNN
     static func perturb(_ parameters: [Parameter<Double>], seed: UInt64) {
         var rng = SeededGenerator(seed: seed)
         for p in parameters {
-            for k in 0..<p.count { p.value.storage[k] += 0.3 * rng.nextNormal(Double.self) }
+            p.withUnsafeMutableValue { v in for k in v.indices { v[k] += 0.3 * rng.nextNormal(Double.self) } }
         }
     }
 
     @Test func diagonalGaussianDensityMatchesTheFormula() throws {
         let base = try DiagonalGaussian<Double>(features: 2)
-        base.mean.value = try Matrix([[0.5, -1]])
-        base.logScale.value = try Matrix([[Double.log(2), Double.log(0.5)]])
+        try base.mean.assign(Matrix([[0.5, -1]]))
+        try base.logScale.assign(Matrix([[Double.log(2), Double.log(0.5)]]))
         let z = try Matrix<Double>([[1.5, -1.25]])
         // N(1.5; 0.5, 2²) · N(-1.25; -1, 0.5²)
         let expected = -0.5 * 0.25 - Double.log(2) - 0.5 * 0.25 - Double.log(0.5) - Double.log(2 * Double.pi)
@@ -33,9 +33,9 @@ import InvertNN
 
     @Test func gaussianMixtureDensityMatchesTheFormula() throws {
         let base = try GaussianMixture<Double>(features: 1, components: 2)
-        base.logits.value = try Matrix([[0, Double.log(3)]])   // π = (1/4, 3/4)
-        base.means.value = try Matrix([[-1], [2]])
-        base.logScales.value = try Matrix([[0], [Double.log(0.5)]])
+        try base.logits.assign(Matrix([[0, Double.log(3)]]))   // π = (1/4, 3/4)
+        try base.means.assign(Matrix([[-1], [2]]))
+        try base.logScales.assign(Matrix([[0], [Double.log(0.5)]]))
         func logNormal(_ x: Double, _ m: Double, _ s: Double) -> Double {
             -0.5 * (x - m) * (x - m) / (s * s) - Double.log(s * (2 * Double.pi).squareRoot())
         }
@@ -65,11 +65,11 @@ import InvertNN
         for parameter in flow.parameters {
             for k in 0..<parameter.count {
                 let saved = parameter.value.storage[k]
-                parameter.value.storage[k] = saved + h
+                parameter.withUnsafeMutableValue { $0[k] = saved + h }
                 let plus = try flow.negativeLogLikelihood(x)
-                parameter.value.storage[k] = saved - h
+                parameter.withUnsafeMutableValue { $0[k] = saved - h }
                 let minus = try flow.negativeLogLikelihood(x)
-                parameter.value.storage[k] = saved
+                parameter.withUnsafeMutableValue { $0[k] = saved }
                 let numeric = (plus - minus) / (2 * h)
                 #expect(abs(numeric - parameter.gradient.storage[k]) <= 1e-6 * max(1, abs(numeric)),
                         "\(kind) \(parameter.name)[\(k)]: \(parameter.gradient.storage[k]) vs \(numeric)")
@@ -77,8 +77,8 @@ import InvertNN
         }
         for k in 0..<x.count {
             var xp = x, xm = x
-            xp.storage[k] += h
-            xm.storage[k] -= h
+            xp.withUnsafeMutableBufferPointer { $0[k] += h }
+            xm.withUnsafeMutableBufferPointer { $0[k] -= h }
             let numeric = (try flow.negativeLogLikelihood(xp) - flow.negativeLogLikelihood(xm)) / (2 * h)
             #expect(abs(numeric - dx.storage[k]) <= 1e-6 * max(1, abs(numeric)))
         }
@@ -87,8 +87,8 @@ import InvertNN
 
     @Test func samplingMoments() throws {
         let diagonal = try DiagonalGaussian<Double>(features: 2)
-        diagonal.mean.value = try Matrix([[1, -2]])
-        diagonal.logScale.value = try Matrix([[0, Double.log(3)]])
+        try diagonal.mean.assign(Matrix([[1, -2]]))
+        try diagonal.logScale.assign(Matrix([[0, Double.log(3)]]))
         var rng = SeededGenerator(seed: 1)
         let z = diagonal.sample(count: 40_000, temperature: 0.5, using: &rng)
         let mean1 = (0..<z.rows).reduce(0.0) { $0 + z[$1, 1] } / Double(z.rows)
@@ -96,8 +96,8 @@ import InvertNN
         #expect(abs(mean1 + 2) < 0.03 && abs(variance1 - 2.25) < 0.06, "\(mean1) \(variance1)")
 
         let mixture = try GaussianMixture<Double>(features: 1, components: 2)
-        mixture.logits.value = try Matrix([[0, Double.log(3)]])
-        mixture.means.value = try Matrix([[-10], [10]])
+        try mixture.logits.assign(Matrix([[0, Double.log(3)]]))
+        try mixture.means.assign(Matrix([[-10], [10]]))
         let w = mixture.sample(count: 40_000, using: &rng)
         let right = Double(w.storage.filter { $0 > 0 }.count) / 40_000
         #expect(abs(right - 0.75) < 0.01, "share of the second component \(right)")
@@ -111,7 +111,7 @@ import InvertNN
             default: try FullCovarianceMixture<Float>(features: 2, components: 3, floor: 0.25)
             }
             var rng = SeededGenerator(seed: 9)
-            for p in base.parameters { p.value = try p.value + Matrix.randomNormal(rows: p.value.rows, columns: p.value.columns, standardDeviation: Float(0.2), using: &rng) }
+            for p in base.parameters { try p.assign(p.value + Matrix.randomNormal(rows: p.value.rows, columns: p.value.columns, standardDeviation: Float(0.2), using: &rng)) }
             let flow = try NormalizingFlow(base: base, transform: try FlowPresets.realNVP(features: 2, couplings: 1, hiddenSizes: [4], as: Float.self).transform)
             let path = temporaryPath("base-\(kind).safetensors")
             defer { try? FileManager.default.removeItem(atPath: path) }
@@ -128,8 +128,8 @@ import InvertNN
     /// a sample with exactly that covariance, and the entries above `L`'s diagonal play no part.
     @Test func fullCovarianceMixtureDensityMatchesTheGaussianFormula() throws {
         let base = try FullCovarianceMixture<Double>(features: 2, components: 1, floor: 0.5)
-        base.means.value = try Matrix([[1, -1]])
-        base.factors.value = try Matrix([[2, 9, 0.6, 0.8]])   // L = [[2, 0], [0.6, 0.8]]; the 9 is ignored
+        try base.means.assign(Matrix([[1, -1]]))
+        try base.factors.assign(Matrix([[2, 9, 0.6, 0.8]]))   // L = [[2, 0], [0.6, 0.8]]; the 9 is ignored
         // Σ = L Lᵀ + 0.5 I = [[4.5, 1.2], [1.2, 1.5]]: det 5.31, Σ⁻¹ = [[1.5, -1.2], [-1.2, 4.5]] / 5.31.
         let z = try Matrix<Double>([[2, 0.5], [-3, 4]])
         let got = try base.logProbability(z)

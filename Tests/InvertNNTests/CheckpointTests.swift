@@ -47,7 +47,7 @@ func architecture<T: Scalar>(of layer: any InvertibleLayer<T>) throws -> String 
         let flow = try NormalizingFlow(transform: try Sequential(layers))
         for p in flow.parameters {
             for i in 0..<p.count where p.trainableMask?[i] ?? true {
-                p.value.storage[i] += T(0.1) * g.nextNormal(T.self)
+                p.withUnsafeMutableValue { $0[i] += T(0.1) * g.nextNormal(T.self) }
             }
         }
         return flow

@@ -20,7 +20,7 @@ struct ConditionalCouplingFactory: LayerFactory {
             features: features, hiddenSizes: [12], conditioningBlock: block, scaleBound: T(2), firstBlockSize: firstBlockSize,
             zeroInitializeLastLayer: false, contextFeatures: contextFeatures, using: &rng)
         for b in layer.conditioner.biases {
-            b.value = Matrix.randomNormal(rows: 1, columns: b.value.columns, standardDeviation: T(0.3), using: &rng)
+            try b.assign(Matrix.randomNormal(rows: 1, columns: b.value.columns, standardDeviation: T(0.3), using: &rng))
         }
         return layer
     }
@@ -84,7 +84,7 @@ struct ConditionalFlowFactory: LayerFactory {
                 features: 4, hiddenSizes: [8], conditioningBlock: block, scaleBound: T(2),
                 zeroInitializeLastLayer: false, contextFeatures: width, using: &rng)
             for b in coupling.conditioner.biases {
-                b.value = Matrix.randomNormal(rows: 1, columns: b.value.columns, standardDeviation: T(0.3), using: &rng)
+                try b.assign(Matrix.randomNormal(rows: 1, columns: b.value.columns, standardDeviation: T(0.3), using: &rng))
             }
             layers.append(coupling)
             layers.append(try Permutation<T>.random(features: 4, using: &rng))
@@ -106,14 +106,14 @@ struct ConditionalFlowFactory: LayerFactory {
         let h = 1e-6
         func fd(_ f: (Double) throws -> Double) rethrows -> Double { (try f(h) - f(-h)) / (2 * h) }
         for k in 0..<x.count {
-            let numeric = try fd { e in var xp = x; xp.storage[k] += e; return try flow.negativeLogLikelihood(xp, context: c) }
+            let numeric = try fd { e in var xp = x; xp.withUnsafeMutableBufferPointer { $0[k] += e }; return try flow.negativeLogLikelihood(xp, context: c) }
             #expect(abs(numeric - dx.storage[k]) <= 1e-6 * max(1, abs(numeric)), "dL/dx[\(k)]: \(dx.storage[k]) vs \(numeric)")
         }
         let contextGradient = try #require(dc)
         #expect(contextGradient.shape == c.shape)
         var largest = 0.0
         for k in 0..<c.count {
-            let numeric = try fd { e in var cp = c; cp.storage[k] += e; return try flow.negativeLogLikelihood(x, context: cp) }
+            let numeric = try fd { e in var cp = c; cp.withUnsafeMutableBufferPointer { $0[k] += e }; return try flow.negativeLogLikelihood(x, context: cp) }
             largest = max(largest, abs(numeric))
             #expect(abs(numeric - contextGradient.storage[k]) <= 1e-6 * max(1, abs(numeric)),
                     "dL/dc[\(k)]: \(contextGradient.storage[k]) vs \(numeric)")
@@ -123,8 +123,8 @@ struct ConditionalFlowFactory: LayerFactory {
             for k in 0..<parameter.count {
                 let saved = parameter.value.storage[k]
                 let numeric = try fd { e in
-                    parameter.value.storage[k] = saved + e
-                    defer { parameter.value.storage[k] = saved }
+                    parameter.withUnsafeMutableValue { $0[k] = saved + e }
+                    defer { parameter.withUnsafeMutableValue { $0[k] = saved } }
                     return try flow.negativeLogLikelihood(x, context: c)
                 }
                 #expect(abs(numeric - parameter.gradient.storage[k]) <= 1e-6 * max(1, abs(numeric)),
@@ -154,7 +154,7 @@ struct ConditionalFlowFactory: LayerFactory {
     /// Float agrees with Double on log p(x | c).
     @Test func floatAgreesWithDouble() throws {
         let double = try Self.flow(Double.self), float = try Self.flow(Float.self)
-        for (p, q) in zip(double.parameters, float.parameters) { q.value = p.value.converted(to: Float.self) }
+        for (p, q) in zip(double.parameters, float.parameters) { try q.assign(p.value.converted(to: Float.self)) }
         var rng = SeededGenerator(seed: 8)
         let x = Matrix<Double>.randomNormal(rows: 7, columns: 4, using: &rng)
         let c = Matrix<Double>.randomNormal(rows: 7, columns: 2, using: &rng)
@@ -213,8 +213,9 @@ struct ConditionalFlowFactory: LayerFactory {
         var rng = SeededGenerator(seed: 9)
         let encoder = try ContextEncoder<Double>(features: 1, encoding: .oneHot(classes: 3))
         let flow = try FlowPresets.realNVP(features: 4, couplings: 2, hiddenSizes: [8], context: encoder, as: Double.self)
-        for p in flow.parameters { p.value = try p.value + Matrix.randomNormal(rows: p.value.rows, columns: p.value.columns,
-                                                                        standardDeviation: 0.1, using: &rng) }
+        for p in flow.parameters {
+            try p.assign(p.value + Matrix.randomNormal(rows: p.value.rows, columns: p.value.columns, standardDeviation: 0.1, using: &rng))
+        }
         let x = Matrix<Double>.randomNormal(rows: 1, columns: 4, using: &rng)
         let densities = try (0..<3).map { try flow.logProbability(x, context: Matrix([[Double($0)]]))[0] }
         #expect(Set(densities).count == 3)

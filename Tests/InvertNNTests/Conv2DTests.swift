@@ -38,7 +38,7 @@ import InvertNN
         var g = SeededGenerator(seed: seed)
         let conv = try Conv2D<Double>(
             inputChannels: c.0, outputChannels: c.1, kernelSize: c.2, height: c.3, width: c.4, using: &g)
-        for i in 0..<conv.bias.count { conv.bias.value.storage[i] = g.nextNormal(Double.self) }
+        for i in 0..<conv.bias.count { conv.bias.withUnsafeMutableValue { $0[i] = g.nextNormal(Double.self) } }
         return (conv, Matrix.randomNormal(rows: c.5, columns: conv.inputFeatures, using: &g))
     }
 
@@ -101,7 +101,7 @@ import InvertNN
         #expect(throws: InvertNNError.self) { try conv(Matrix(rows: 0, columns: 4)) }
         let trace = try conv.forward(Matrix(rows: 2, columns: 4))
         #expect(throws: InvertNNError.self) { try conv.backward(trace, outputGradient: Matrix(rows: 1, columns: 8)) }
-        conv.weight.value = Matrix(rows: 2, columns: 3)
-        #expect(throws: InvertNNError.self) { try conv(Matrix(rows: 1, columns: 4)) }
+        #expect(throws: InvertNNError.self) { try conv.weight.assign(Matrix(rows: 2, columns: 3)) }
+        #expect(throws: Never.self) { _ = try conv(Matrix(rows: 1, columns: 4)) }
     }
 }

@@ -14,9 +14,9 @@ private func imageShape(_ features: Int, mask: ImageMask) -> (Int, Int, Int) {
 }
 
 /// Sets every parameter to N(0, σ²) entries, so the coupling is far from the identity.
-private func randomize<T: Scalar>(_ parameters: [Parameter<T>], standardDeviation: Double, using g: inout SeededGenerator) {
+private func randomize<T: Scalar>(_ parameters: [Parameter<T>], standardDeviation: Double, using g: inout SeededGenerator) throws {
     for p in parameters {
-        p.value = Matrix.randomNormal(rows: p.value.rows, columns: p.value.columns, standardDeviation: T(standardDeviation), using: &g)
+        try p.assign(Matrix.randomNormal(rows: p.value.rows, columns: p.value.columns, standardDeviation: T(standardDeviation), using: &g))
     }
 }
 
@@ -47,7 +47,7 @@ struct ConvCouplingFactory: LayerFactory {
                 hiddenChannels: hiddenChannels, mask: mask, conditioningBlock: conditioningBlock, contextFeatures: contextFeatures,
                 using: &g)
         }
-        randomize(layer.parameters, standardDeviation: spline ? 0.15 : 0.4, using: &g)
+        try randomize(layer.parameters, standardDeviation: spline ? 0.15 : 0.4, using: &g)
         return layer
     }
 }
@@ -62,7 +62,7 @@ struct FactorOutFactory: LayerFactory {
         let coupling = try ConvAffineCoupling<T>(
             channels: kept, height: h, width: w, transformer: try AffineTransformer<T>(scaleBound: 2), hiddenChannels: [3],
             mask: .checkerboard, conditioningBlock: .second, using: &g)
-        randomize(coupling.parameters, standardDeviation: 0.4, using: &g)
+        try randomize(coupling.parameters, standardDeviation: 0.4, using: &g)
         let scales = (0..<(kept * h * w)).map { _ in T(Double.exp(0.3 * g.nextNormal(Double.self))) }
         let inner = try Sequential<T>([coupling, try Diagonal<T>(scales: scales)])
         return try FactorOut(inner, channels: c, height: h, width: w, keptChannels: kept)
@@ -127,7 +127,7 @@ struct FactorOutFactory: LayerFactory {
             channels: 4, height: 3, width: 2, transformer: try AffineTransformer<Double>(scaleBound: 2), hiddenChannels: [],
             mask: .channels, conditioningBlock: .second, using: &g)
         // Output channels: ŝ for transformed channels 0, 1 then t for 0, 1.
-        layer.conditioner.convolutions[0].bias.value = Matrix(row: [0.5, -1.0, 0.25, 3.0])
+        try layer.conditioner.convolutions[0].bias.assign(Matrix(row: [0.5, -1.0, 0.25, 3.0]))
         let x = Matrix<Double>.randomNormal(rows: 2, columns: 24, using: &g)
         let out = try layer.forward(x)
         let s = [2 * Double.tanh(0.25), 2 * Double.tanh(-0.5)], t = [0.25, 3.0]
@@ -148,7 +148,7 @@ struct FactorOutFactory: LayerFactory {
             mask: .checkerboard, conditioningBlock: .first, using: &g)
         let x = Matrix<Double>.randomNormal(rows: 2, columns: 9, using: &g)
         #expect(try layer.forward(x).output == x)  // zero last convolution: the identity
-        randomize(layer.parameters, standardDeviation: 0.5, using: &g)
+        try randomize(layer.parameters, standardDeviation: 0.5, using: &g)
         let y = try layer.forward(x).output
         for q in 0..<9 where (q / 3 + q % 3) % 2 == 0 { #expect(y[0, q] == x[0, q] && y[1, q] == x[1, q]) }
         #expect((0..<9).contains { (($0 / 3 + $0 % 3) % 2 == 1) && y[0, $0] != x[0, $0] })
@@ -177,7 +177,7 @@ struct FactorOutFactory: LayerFactory {
         // Initialize the ActNorms on a batch, then move every parameter off its initial value.
         _ = try flow.logProbability(Matrix<T>.randomNormal(rows: 16, columns: 64, using: &g))
         for p in flow.parameters {
-            for i in 0..<p.count where p.trainableMask?[i] ?? true { p.value.storage[i] += T(0.2) * g.nextNormal(T.self) }
+            for i in 0..<p.count where p.trainableMask?[i] ?? true { p.withUnsafeMutableValue { $0[i] += T(0.2) * g.nextNormal(T.self) } }
         }
         return flow
     }
@@ -211,7 +211,7 @@ struct FactorOutFactory: LayerFactory {
         var s1 = SeededGenerator(seed: 1), s2 = SeededGenerator(seed: 1)
         let cold = try flow.sample(count: 2, temperature: 0.5, using: &s1)
         var z = flow.base.sample(count: 2, temperature: 1, using: &s2)
-        for i in 0..<z.storage.count { z.storage[i] *= 0.5 }
+        z.withUnsafeMutableBufferPointer { z in for i in z.indices { z[i] *= 0.5 } }
         #expect(try (cold - flow.transform.forward(z).output).maxAbs <= 1e-12)
     }
 
@@ -228,7 +228,7 @@ struct FactorOutFactory: LayerFactory {
         flow.zeroGradients()
         let z = try flow.transform.inverse(x)
         var dz = z.output
-        for i in 0..<dz.storage.count { dz.storage[i] = z.output.storage[i] / 4 }  // d(-log N(z))/dz / B
+        dz.withUnsafeMutableBufferPointer { dz in for i in dz.indices { dz[i] /= 4 } }  // d(-log N(z))/dz / B
         _ = try flow.transform.inverseBackward(
             input: x, output: z.output, outputGradient: dz, logAbsDetGradient: [Double](repeating: -0.25, count: 4))
         for (a, p) in zip(taped, flow.parameters) { #expect(try (a - p.gradient).maxAbs <= 1e-10 * max(1, a.maxAbs), "\(p.name)") }
@@ -237,18 +237,18 @@ struct FactorOutFactory: LayerFactory {
         for p in flow.parameters {
             for i in Set([0, p.count / 2, p.count - 1]) where p.trainableMask?[i] ?? true {
                 let old = p.value.storage[i]
-                p.value.storage[i] = old + h
+                p.withUnsafeMutableValue { $0[i] = old + h }
                 let up = try flow.negativeLogLikelihood(x)
-                p.value.storage[i] = old - h
+                p.withUnsafeMutableValue { $0[i] = old - h }
                 let down = try flow.negativeLogLikelihood(x)
-                p.value.storage[i] = old
+                p.withUnsafeMutableValue { $0[i] = old }
                 let fd = (up - down) / (2 * h)
                 #expect(abs(fd - taped[flow.parameters.firstIndex { $0 === p }!].storage[i]) <= 1e-5 * max(1, abs(fd)), "\(p.name)[\(i)]")
             }
         }
         // Float against Double with the same parameters.
         let floatFlow = try smallGlow(Float.self)
-        for (p, q) in zip(flow.parameters, floatFlow.parameters) { q.value = p.value.converted(to: Float.self) }
+        for (p, q) in zip(flow.parameters, floatFlow.parameters) { try q.assign(p.value.converted(to: Float.self)) }
         let floatLoss = try floatFlow.negativeLogLikelihood(x.converted(to: Float.self))
         #expect(abs(Double(floatLoss) - loss) <= 1e-4 * abs(loss))
     }
@@ -262,7 +262,7 @@ struct FactorOutFactory: LayerFactory {
             var g = SeededGenerator(seed: 12)
             _ = try flow.logProbability(Matrix<Double>.randomNormal(rows: 16, columns: 64, using: &g))
             for p in flow.parameters {
-                for i in 0..<p.count where p.trainableMask?[i] ?? true { p.value.storage[i] += 0.2 * g.nextNormal(Double.self) }
+                for i in 0..<p.count where p.trainableMask?[i] ?? true { p.withUnsafeMutableValue { $0[i] += 0.2 * g.nextNormal(Double.self) } }
             }
             for temperature in [1.0, 0.7] {
                 let z = flow.base.sample(count: 5, temperature: temperature, using: &g)

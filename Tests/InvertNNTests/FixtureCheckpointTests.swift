@@ -32,7 +32,7 @@ import Testing
     static func perturb<T: Scalar>(_ layer: any InvertibleLayer<T>, seed: UInt64) {
         var g = SeededGenerator(seed: seed)
         for p in layer.parameters {
-            for i in 0..<p.count where p.trainableMask?[i] ?? true { p.value.storage[i] += T(0.2) * g.nextNormal(T.self) }
+            for i in 0..<p.count where p.trainableMask?[i] ?? true { p.withUnsafeMutableValue { $0[i] += T(0.2) * g.nextNormal(T.self) } }
         }
     }
 

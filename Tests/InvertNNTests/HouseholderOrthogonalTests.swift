@@ -118,7 +118,7 @@ import InvertNN
         let q = try RandomMatrices.orthogonal(5, negative: true, using: &rng)
         let needed = try Householder<Double>(orthogonal: q).fixedLastReflector
         let layer = try Householder<Double>(features: 5, bias: nil, needed: needed)
-        layer.bias?.value[0, 2] = 0.5
+        layer.bias?.withUnsafeMutableValue { $0[2] = 0.5 }
         try layer.setOrthogonal(q)
         #expect(try (layer.matrix() - q).maxAbs <= 1e-14)
         #expect(layer.bias?.value[0, 2] == 0.5, "bias kept")

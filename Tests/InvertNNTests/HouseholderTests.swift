@@ -73,7 +73,7 @@ struct HouseholderFactory: LayerFactory {
                                    (.materialized, 6), (.materialized, 1000), (.automatic, 48)] {
                 var seeded = SeededGenerator(seed: 5)
                 let layer = try Householder<Double>(features: n, reflectors: m, using: &seeded)
-                layer.bias!.value = Matrix.randomNormal(rows: 1, columns: n, using: &seeded)
+                try layer.bias!.assign(Matrix.randomNormal(rows: 1, columns: n, using: &seeded))
                 layer.strategy = strategy
                 layer.blockSize = nb
                 let y = try layer.forward(x).output
@@ -106,7 +106,7 @@ struct HouseholderFactory: LayerFactory {
             func make() throws -> Householder<Double> {
                 var seeded = SeededGenerator(seed: 9)
                 let layer = try Householder<Double>(features: n, reflectors: m, using: &seeded)
-                layer.bias!.value = Matrix.randomNormal(rows: 1, columns: n, using: &seeded)
+                try layer.bias!.assign(Matrix.randomNormal(rows: 1, columns: n, using: &seeded))
                 layer.strategy = .blocked
                 layer.blockSize = nb
                 return layer
@@ -138,7 +138,7 @@ struct HouseholderFactory: LayerFactory {
                 // Kept outputs are not used after the reflectors change: the backward recomputes.
                 let stale = try make(), fresh = try make()
                 _ = try apply(stale, retaining: true)
-                for layer in [stale, fresh] { layer.reflectors.value.storage[n + 1] += 0.25 }
+                for layer in [stale, fresh] { layer.reflectors.withUnsafeMutableValue { $0[n + 1] += 0.25 } }
                 let yFresh = try apply(fresh, retaining: false)
                 let gStale = try backward(stale, yFresh), gFresh = try backward(fresh, yFresh)
                 #expect(try (gStale - gFresh).maxAbs <= 1e-11 * max(1, gFresh.maxAbs), "stale \(label) forward \(forward)")
@@ -156,14 +156,14 @@ struct HouseholderFactory: LayerFactory {
         let x = Matrix<Double>.randomNormal(rows: 3, columns: 20, using: &rng)
         let y1 = try layer.forward(x).output
         #expect(try layer.forward(x).output == y1)
-        layer.reflectors.value[3, 7] += 0.5
+        layer.reflectors.withUnsafeMutableValue { $0[3 * 20 + 7] += 0.5 }  // [3, 7]
         let y2 = try layer.forward(x).output
         layer.strategy = .blocked
         let y3 = try layer.forward(x).output
         #expect(try (y2 - y1).maxAbs > 1e-3, "the change reaches the output")
         #expect(try (y2 - y3).maxAbs <= 1e-12, "cached W agrees with the blocked path after the change")
         layer.strategy = .materialized
-        layer.reflectors.value = layer.reflectors.value  // same values, new assignment: still valid
+        try layer.reflectors.assign(layer.reflectors.value)  // same values, new assignment: still valid
         #expect(try (layer.forward(x).output - y2).maxAbs <= 1e-12)
     }
 
@@ -277,8 +277,10 @@ struct HouseholderFactory: LayerFactory {
         #expect(try layer.determinantSign() == .negative)
         // A fixed entry moved by a careless optimizer does not change the map.
         let before = try layer.matrix()
-        layer.reflectors.value[2, 0] = 7
-        layer.reflectors.value[4, 4] = -3
+        layer.reflectors.withUnsafeMutableValue { v in
+            v[2 * 5 + 0] = 7  // [2, 0]
+            v[4 * 5 + 4] = -3  // [4, 4]
+        }
         #expect(try layer.matrix() == before)
         // With m < n no reflector is fixed.
         let partial = try Householder<Double>(features: 5, reflectors: 3, using: &rng)
@@ -317,10 +319,13 @@ struct HouseholderFactory: LayerFactory {
             try layer.forwardBackward(input: Matrix(rows: 2, columns: 3), output: Matrix(rows: 2, columns: 3),
                                       outputGradient: Matrix(rows: 1, columns: 3), logAbsDetGradient: [0, 0])
         }
-        // A parameter replaced by one of the wrong shape or with NaN throws instead of trapping.
-        layer.reflectors.value = Matrix(rows: 2, columns: 3)
-        #expect(throws: InvertNNError.self) { try layer.forward(Matrix(rows: 1, columns: 3)) }
-        layer.reflectors.value = try Matrix([[1, 0, 0], [0, .nan, 0], [0, 0, 0]])
+        // A value of the wrong shape is refused; one with NaN makes the layer throw, not trap.
+        #expect(throws: InvertNNError.shapeMismatch(
+            operation: "parameter 'reflectors' value", expected: "[3, 3]", actual: "[2, 3]")) {
+            try layer.reflectors.assign(Matrix(rows: 2, columns: 3))
+        }
+        #expect(throws: Never.self) { _ = try layer.forward(Matrix(rows: 1, columns: 3)) }
+        try layer.reflectors.assign(Matrix([[1, 0, 0], [0, .nan, 0], [0, 0, 0]]))
         #expect(throws: InvertNNError.self) { try layer.matrix() }
     }
 }

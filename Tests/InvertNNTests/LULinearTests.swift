@@ -86,7 +86,7 @@ struct PixelwiseLULinearFactory: LayerFactory {
         let layer = try LULinearFactory.double(features: 4, seed: 3)
         let x = try Matrix<Double>([[1, -2, 0.5, 3]])
         let before = try layer.forward(x).output
-        layer.upper.value.storage[1] += 0.25  // U[0, 1]: W's column 1 changes by 0.25·P L e_0
+        layer.upper.withUnsafeMutableValue { $0[1] += 0.25 }  // U[0, 1]: W's column 1 changes by 0.25·P L e_0
         let after = try layer.forward(x).output
         for i in 0..<4 {
             let row = layer.permutation[i]
@@ -119,7 +119,7 @@ struct PixelwiseLULinearFactory: LayerFactory {
             try LULinear<T>(features: 8, hasBias: false, using: &g),
         ]))
         for p in flow.parameters {
-            for i in 0..<p.count where p.trainableMask?[i] ?? true { p.value.storage[i] += T(0.1) * g.nextNormal(T.self) }
+            for i in 0..<p.count where p.trainableMask?[i] ?? true { p.withUnsafeMutableValue { $0[i] += T(0.1) * g.nextNormal(T.self) } }
         }
         let path = temporaryPath("lulinear-\(T.self).safetensors")
         defer { try? FileManager.default.removeItem(atPath: path) }

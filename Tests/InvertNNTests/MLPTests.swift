@@ -33,7 +33,7 @@ import InvertNN
             var rng = SeededGenerator(seed: 42)
             let mlp = try MLP<Double>(sizes: sizes, activation: activation, using: &rng)
             for b in mlp.biases {
-                b.value = Matrix.randomNormal(rows: 1, columns: b.value.columns, standardDeviation: 0.5, using: &rng)
+                try b.assign(Matrix.randomNormal(rows: 1, columns: b.value.columns, standardDeviation: 0.5, using: &rng))
             }
             let x = Matrix<Double>.randomNormal(rows: 5, columns: sizes[0], using: &rng)
             let upstream = Matrix<Double>.randomNormal(rows: 5, columns: sizes.last!, using: &rng)
@@ -95,13 +95,10 @@ import InvertNN
         #expect(throws: InvertNNError.self) { try mlp.backward(trace, outputGradient: Matrix(rows: 3, columns: 2)) }
         let other = try MLP<Double>(sizes: [3, 5, 2], using: &rng)
         #expect(throws: InvertNNError.self) { try other.backward(trace, outputGradient: Matrix(rows: 2, columns: 2)) }
-        // A replaced bias gradient of the wrong size is refused before any pass writes into it.
-        let savedGradient = mlp.biases[0].gradient
-        mlp.biases[0].gradient = Matrix(rows: 1, columns: 1)
-        #expect(throws: InvertNNError.self) { try mlp.backward(trace, outputGradient: Matrix(rows: 2, columns: 2)) }
-        mlp.biases[0].gradient = savedGradient
-        mlp.weights[1].value = Matrix(rows: 2, columns: 3)
-        #expect(throws: InvertNNError.self) { try mlp.forward(Matrix(rows: 2, columns: 3)) }
+        // A gradient or value of the wrong size is refused when assigned, so no pass meets it.
+        #expect(throws: InvertNNError.self) { try mlp.biases[0].assignGradient(Matrix(rows: 1, columns: 1)) }
+        #expect(throws: InvertNNError.self) { try mlp.weights[1].assign(Matrix(rows: 2, columns: 3)) }
+        #expect(throws: Never.self) { _ = try mlp.backward(trace, outputGradient: Matrix(rows: 2, columns: 2)) }
     }
 
     /// The branch-free ReLU keeps a NaN pre-activation as NaN (so a training guard sees it) and

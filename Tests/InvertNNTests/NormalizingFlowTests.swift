@@ -32,11 +32,11 @@ import InvertNN
         for parameter in flow.parameters {
             for k in 0..<parameter.count {
                 let saved = parameter.value.storage[k]
-                parameter.value.storage[k] = saved + h
+                parameter.withUnsafeMutableValue { $0[k] = saved + h }
                 let plus = try flow.negativeLogLikelihood(x)
-                parameter.value.storage[k] = saved - h
+                parameter.withUnsafeMutableValue { $0[k] = saved - h }
                 let minus = try flow.negativeLogLikelihood(x)
-                parameter.value.storage[k] = saved
+                parameter.withUnsafeMutableValue { $0[k] = saved }
                 let numeric = (plus - minus) / (2 * h)
                 #expect(abs(numeric - parameter.gradient.storage[k]) <= 1e-6 * max(1, abs(numeric)),
                         "\(parameter.name)[\(k)]: analytic \(parameter.gradient.storage[k]) vs numeric \(numeric)")

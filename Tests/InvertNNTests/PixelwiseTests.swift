@@ -45,11 +45,11 @@ struct PixelwiseLinearFactory: LayerFactory {
         let base: any InvertibleLayer<T>
         if orthogonalOnly {
             let h = try Householder<T>(features: channels, hasBias: true, using: &rng)
-            h.bias?.value = Matrix.randomNormal(rows: 1, columns: channels, using: &rng)
+            try h.bias?.assign(Matrix.randomNormal(rows: 1, columns: channels, using: &rng))
             base = h
         } else {
             let linear = try InvertibleLinear<T>(features: channels, using: &rng)
-            linear.scale.logScale.value = Matrix.randomNormal(rows: 1, columns: channels, standardDeviation: 0.5, using: &rng)
+            try linear.scale.logScale.assign(Matrix.randomNormal(rows: 1, columns: channels, standardDeviation: 0.5, using: &rng))
             base = linear
         }
         return try Pixelwise<T>(base, channels: channels, height: 2, width: 3)
@@ -68,7 +68,7 @@ struct PixelwiseLinearFactory: LayerFactory {
     @Test func logDetIsHeightTimesWidthTimesOneDimensional() throws {
         var rng = SeededGenerator(seed: 11)
         let linear = try InvertibleLinear<Double>(features: 4, using: &rng)
-        linear.scale.logScale.value = Matrix(row: [0.3, -0.2, 0.5, 0.1])
+        try linear.scale.logScale.assign(Matrix(row: [0.3, -0.2, 0.5, 0.1]))
         let layer = try Pixelwise<Double>(linear, channels: 4, height: 3, width: 5)
         let x = Matrix<Double>.randomNormal(rows: 2, columns: 60, using: &rng)
         let out = try layer.forward(x)

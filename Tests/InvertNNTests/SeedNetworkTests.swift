@@ -91,8 +91,8 @@ import InvertNN
         var worst = 0.0, scale = 1e-3
         for k in 0..<side.count {
             var plus = side, minus = side
-            plus.storage[k] += 1e-6
-            minus.storage[k] -= 1e-6
+            plus.withUnsafeMutableBufferPointer { $0[k] += 1e-6 }
+            minus.withUnsafeMutableBufferPointer { $0[k] -= 1e-6 }
             let fd = (try loss(plus) - loss(minus)) / 2e-6
             worst = max(worst, abs(fd - analytic.storage[k]))
             scale = max(scale, abs(fd))

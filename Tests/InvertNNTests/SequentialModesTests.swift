@@ -11,7 +11,7 @@ import InvertNN
         var layers = [any InvertibleLayer<Double>]()
         for k in 0..<3 {
             let linear = try InvertibleLinear<Double>(features: n, using: &rng)
-            linear.scale.logScale.value = Matrix.randomNormal(rows: 1, columns: n, standardDeviation: 0.3, using: &rng)
+            try linear.scale.logScale.assign(Matrix.randomNormal(rows: 1, columns: n, standardDeviation: 0.3, using: &rng))
             layers.append(linear)
             layers.append(try AffineCoupling<Double>(
                 features: n, hiddenSizes: [16], conditioningBlock: k % 2 == 0 ? .first : .second,
@@ -74,7 +74,7 @@ import InvertNN
         #expect(try (retained - freshGradient()).maxAbs <= 1e-14)
         // A parameter changed after the retaining call: the stale trace must not be used.
         _ = try layer.forwardRetaining(x)
-        layer.conditioner.weights[0].value[0, 0] += 0.25
+        layer.conditioner.weights[0].withUnsafeMutableValue { $0[0] += 0.25 }  // [0, 0]
         let afterChange = try layer.forwardBackward(input: x, output: layer.forward(x).output, outputGradient: dy, logAbsDetGradient: dld)
         #expect(try (afterChange - freshGradient()).maxAbs <= 1e-14)
         // Another input: recomputed too.

@@ -53,7 +53,7 @@ import InvertNN
         #expect(interrupted.flow.parameters.map(\.value.storage) == state.best)
 
         let resumed = try makeTrainer()
-        for (p, v) in zip(resumed.flow.parameters, state.best) { p.value = try Matrix(rows: p.value.rows, columns: p.value.columns, storage: v) }
+        for (p, v) in zip(resumed.flow.parameters, state.best) { try p.assign(Matrix(rows: p.value.rows, columns: p.value.columns, storage: v)) }
         let finished = try resumed.fit(train: data.train, validation: data.validation, resumingFrom: state)
         #expect(finished.history.map(\.validation.negativeLogLikelihood) == reference.history.map(\.validation.negativeLogLikelihood))
         #expect(resumed.flow.parameters.map(\.value.storage) == whole.flow.parameters.map(\.value.storage))

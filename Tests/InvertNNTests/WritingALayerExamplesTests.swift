@@ -134,7 +134,6 @@ final class SharedScale<T: Scalar>: InvertibleLayer, RebuildableLayer {
     var outputFeatures: Int { features }
 
     func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
-        try requireParameterShapes()
         try x.requireColumns(features, "\(name).forward")
         let a = logScale.value[0, 0], s = T.exp(a)
         var y = x
@@ -143,7 +142,6 @@ final class SharedScale<T: Scalar>: InvertibleLayer, RebuildableLayer {
     }
 
     func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
-        try requireParameterShapes()
         try y.requireColumns(features, "\(name).inverse")
         let a = logScale.value[0, 0], s = T.exp(-a)
         var x = y
@@ -155,20 +153,21 @@ final class SharedScale<T: Scalar>: InvertibleLayer, RebuildableLayer {
         input x: Matrix<T>, output y: Matrix<T>, outputGradient g: Matrix<T>, logAbsDetGradient d: [T],
         context: inout LayerContext<T>
     ) throws -> Matrix<T> {
-        try requireParameterShapes()
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: g, logAbsDetGradient: d)
         let s = T.exp(logScale.value[0, 0])
-        var dx = g, da: T = 0
+        var dx = g, da: T = 0, db = [T](repeating: 0, count: features)
         for r in 0..<x.rows {
             da += T(features) * d[r]
             for j in 0..<features {
                 dx[r, j] = s * g[r, j]
                 da += g[r, j] * s * x[r, j]
-                bias.gradient[0, j] += g[r, j]
+                db[j] += g[r, j]
             }
         }
-        logScale.gradient[0, 0] += da
+        // Backward passes add into the gradients, in place (their shapes are fixed).
+        bias.withUnsafeMutableGradient { for j in 0..<features { $0[j] += db[j] } }
+        logScale.withUnsafeMutableGradient { $0[0] += da }
         return dx
     }
 
@@ -176,20 +175,20 @@ final class SharedScale<T: Scalar>: InvertibleLayer, RebuildableLayer {
         input y: Matrix<T>, output x: Matrix<T>, outputGradient g: Matrix<T>, logAbsDetGradient d: [T],
         context: inout LayerContext<T>
     ) throws -> Matrix<T> {
-        try requireParameterShapes()
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: g, logAbsDetGradient: d)
         let s = T.exp(-logScale.value[0, 0])
-        var dy = g, da: T = 0
+        var dy = g, da: T = 0, db = [T](repeating: 0, count: features)
         for r in 0..<y.rows {
             da -= T(features) * d[r]
             for j in 0..<features {
                 dy[r, j] = s * g[r, j]
                 da -= g[r, j] * x[r, j]
-                bias.gradient[0, j] -= s * g[r, j]
+                db[j] -= s * g[r, j]
             }
         }
-        logScale.gradient[0, 0] += da
+        bias.withUnsafeMutableGradient { for j in 0..<features { $0[j] += db[j] } }
+        logScale.withUnsafeMutableGradient { $0[0] += da }
         return dy
     }
 }
@@ -203,7 +202,9 @@ struct SoftsignFactory: LayerFactory {
     }
     func input(rows: Int, features: Int, using generator: inout SeededGenerator) -> Matrix<Double> {
         var m = Matrix<Double>.randomNormal(rows: rows, columns: features, standardDeviation: 1.5, using: &generator)
-        for i in 0..<m.count where abs(m.storage[i]) < 1e-3 { m.storage[i] = m.storage[i] < 0 ? -1e-3 : 1e-3 }
+        m.withUnsafeMutableBufferPointer { m in
+            for i in m.indices where abs(m[i]) < 1e-3 { m[i] = m[i] < 0 ? -1e-3 : 1e-3 }
+        }
         return m
     }
 }

@@ -168,7 +168,6 @@ public final class MaskedAutoregressive<Transformer: CouplingTransformer>: Rebui
     @_specialize(where Transformer == RationalQuadraticSpline<Float>)
     @_specialize(where Transformer == RationalQuadraticSpline<Double>)
     public func forward(_ u: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
-        try requireParameterShapes()
         try u.requireColumns(features, "\(name).forward")
         guard u.rows > 0 else {
             throw InvertNNError.shapeMismatch(operation: "\(name).forward", expected: "a batch of ≥ 1 rows", actual: "0 rows")
@@ -194,7 +193,6 @@ public final class MaskedAutoregressive<Transformer: CouplingTransformer>: Rebui
     @_specialize(where Transformer == RationalQuadraticSpline<Float>)
     @_specialize(where Transformer == RationalQuadraticSpline<Double>)
     public func inverse(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
-        try requireParameterShapes()
         try x.requireColumns(features, "\(name).inverse")
         let h = try conditioner.forward(conditionerInput(x, context)).output
         return try apply(x, parameters: h, isForward: false, slot: MaskedAutoregressiveSlot.inverseOutput)
@@ -253,7 +251,6 @@ public final class MaskedAutoregressive<Transformer: CouplingTransformer>: Rebui
         input x: Matrix<T>, output u: Matrix<T>, outputGradient du: Matrix<T>, logAbsDetGradient dld: [T],
         context: inout LayerContext<T>
     ) throws -> Matrix<T> {
-        try requireParameterShapes()
         try validateBackward("inverseBackward", input: x, inFeatures: features, output: u, outFeatures: features,
                              outputGradient: du, logAbsDetGradient: dld)
         let trace = try conditioner.forward(conditionerInput(x, context))
@@ -270,7 +267,6 @@ public final class MaskedAutoregressive<Transformer: CouplingTransformer>: Rebui
         input u: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T],
         context: inout LayerContext<T>
     ) throws -> Matrix<T> {
-        try requireParameterShapes()
         try validateBackward("forwardBackward", input: u, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
         let rows = x.rows, d = features, count = rows * d, total = d + contextFeatures

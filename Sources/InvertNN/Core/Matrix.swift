@@ -12,16 +12,19 @@ public struct Matrix<T: Scalar>: Equatable, Sendable, CustomStringConvertible {
     /// Number of columns (the feature count for a batch of samples).
     public let columns: Int
     /// Row-major elements, `rows * columns` of them.
-    public var storage: [T]
+    ///
+    /// Read-only outside the module, so its count always matches the shape: write entries in
+    /// place with ``withUnsafeMutableBufferPointer(_:)`` or the element subscript, or build a new
+    /// matrix with ``init(rows:columns:storage:)``.
+    public internal(set) var storage: [T]
 
     /// A `rows × columns` matrix filled with `value`.
     ///
     /// Negative sizes are clamped to zero (an empty matrix) rather than trapping.
     @inlinable
     public init(rows: Int, columns: Int, repeating value: T = 0) {
-        self.rows = max(rows, 0)
-        self.columns = max(columns, 0)
-        self.storage = [T](repeating: value, count: self.rows * self.columns)
+        let rows = max(rows, 0), columns = max(columns, 0)
+        self.init(uncheckedRows: rows, columns: columns, storage: [T](repeating: value, count: rows * columns))
     }
 
     /// A matrix over existing row-major storage.
@@ -36,13 +39,14 @@ public struct Matrix<T: Scalar>: Equatable, Sendable, CustomStringConvertible {
                 operation: "Matrix.init", expected: "rows × columns elements for [\(rows), \(columns)]",
                 actual: "\(storage.count) elements")
         }
-        self.rows = rows
-        self.columns = columns
-        self.storage = storage
+        self.init(uncheckedRows: rows, columns: columns, storage: storage)
     }
 
     /// Internal unchecked initializer for storage whose count is known to match.
-    @inlinable
+    ///
+    /// The one place that sets ``storage`` at creation: not inlinable, because the inlinable
+    /// initializers (inlined into other modules) may not use the internal setter themselves.
+    @usableFromInline
     init(uncheckedRows rows: Int, columns: Int, storage: [T]) {
         self.rows = rows
         self.columns = columns
@@ -54,9 +58,8 @@ public struct Matrix<T: Scalar>: Equatable, Sendable, CustomStringConvertible {
     /// pass over memory per call in the layers' hot paths; the sizes must already be validated.
     @inlinable
     init(uninitializedRows rows: Int, columns: Int) {
-        self.rows = rows
-        self.columns = columns
-        self.storage = [T](unsafeUninitializedCapacity: rows * columns) { _, count in count = rows * columns }
+        self.init(uncheckedRows: rows, columns: columns,
+                  storage: [T](unsafeUninitializedCapacity: rows * columns) { _, count in count = rows * columns })
     }
 
     /// A matrix from nested rows, `[[row0...], [row1...]]`.
@@ -93,10 +96,21 @@ public struct Matrix<T: Scalar>: Equatable, Sendable, CustomStringConvertible {
 
     /// Element at `[row, column]`. Indices are the caller's responsibility (internal use and
     /// tests); public APIs never index with user-provided positions without checking.
-    @inlinable
+    /// Writing an entry keeps the count (only whole-matrix assignment can change a shape).
     public subscript(row: Int, column: Int) -> T {
-        get { storage[row * columns + column] }
+        @inlinable get { storage[row * columns + column] }
         set { storage[row * columns + column] = newValue }
+    }
+
+    /// Calls `body` with the elements (row-major, ``count`` of them) for writing in place.
+    ///
+    /// The buffer's count is fixed, so the shape still matches the storage afterwards; the
+    /// pointer is valid only inside `body`. No copy is made unless the storage is shared with
+    /// another matrix (copy on write).
+    public mutating func withUnsafeMutableBufferPointer<R>(
+        _ body: (UnsafeMutableBufferPointer<T>) throws -> R
+    ) rethrows -> R {
+        try storage.withUnsafeMutableBufferPointer { buffer in try body(buffer) }
     }
 
     /// The elements of row `index`.

@@ -10,17 +10,20 @@ public final class Parameter<T: Scalar> {
     /// A name unique within its layer (`"reflectors"`, `"logScale"`, `"bias"`, …); containers
     /// prefix it with the layer's position for checkpoints.
     public let name: String
-    /// The current value. Assigning a value of another shape is caught by the owning layer's
-    /// next call (``InvertibleLayer/requireParameterShapes()``), which throws.
-    public var value: Matrix<T> {
+    /// The current value, of the shape fixed at creation (``shape``).
+    ///
+    /// Read-only outside the module, so no layer can meet a value of another shape: load values
+    /// with ``assign(_:)`` (which checks the shape) or write them in place with
+    /// ``withUnsafeMutableValue(_:)``.
+    public internal(set) var value: Matrix<T> {
         @inlinable get { storedValue }
         @inlinable set {
             storedValue = newValue
             storedVersion &+= 1
         }
         // In-place writes (`p.value.storage[i] -= …`, an optimizer's pointer loop) modify the
-        // storage where it is, from any module: no copy, one version bump. (Inlinable, so the
-        // accessor coroutine needs no heap frame in the caller's module.)
+        // storage where it is: no copy, one version bump. (Inlinable, so the accessor coroutine
+        // needs no heap frame.)
         @inlinable _modify {
             storedVersion &+= 1
             yield &storedValue
@@ -35,8 +38,14 @@ public final class Parameter<T: Scalar> {
     public var version: UInt64 { storedVersion }
     /// The shape fixed at creation, `[rows, columns]`.
     public let shape: [Int]
-    /// `dL/dθ`, same shape as ``value``.
-    public var gradient: Matrix<T>
+    /// `dL/dθ`, same shape as ``value``: read-only outside the module (set it with
+    /// ``assignGradient(_:)`` or ``withUnsafeMutableGradient(_:)``).
+    public internal(set) var gradient: Matrix<T> {
+        @inlinable get { storedGradient }
+        @inlinable set { storedGradient = newValue }
+        @inlinable _modify { yield &storedGradient }
+    }
+    @usableFromInline var storedGradient: Matrix<T>
 
     /// Which entries are learnable (row-major, same count as ``value``), or `nil` if all are.
     /// Entries marked `false` are structural (fixed zeros, a fixed sign); their gradient stays 0.
@@ -53,22 +62,56 @@ public final class Parameter<T: Scalar> {
         self.name = name
         self.storedValue = value
         self.shape = [value.rows, value.columns]
-        self.gradient = Matrix(rows: value.rows, columns: value.columns)
+        self.storedGradient = Matrix(rows: value.rows, columns: value.columns)
         self.trainableMask = trainableMask?.count == value.count ? trainableMask : nil
     }
 
-    /// Throws ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if ``value`` or
-    /// ``gradient`` no longer has the shape fixed at creation (`owner` names the layer).
-    public func requireShape(_ owner: @autoclosure () -> String) throws {
-        // Called on every layer call: compares without building arrays or strings.
-        let rows = shape[0], columns = shape[1]
-        if value.rows != rows || value.columns != columns {
+    /// Replaces ``value`` (loading weights, copying another model's parameter), bumping
+    /// ``version`` so layers rebuild the caches derived from it.
+    ///
+    /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` naming the
+    ///   parameter, its ``shape`` and `newValue`'s shape, if they differ; ``value`` is then left
+    ///   as it was.
+    public func assign(_ newValue: Matrix<T>) throws {
+        try requireOwnShape(newValue, "value")
+        value = newValue
+    }
+
+    /// Replaces ``gradient`` (for example with gradients summed elsewhere).
+    ///
+    /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` naming the
+    ///   parameter, its ``shape`` and `newGradient`'s shape, if they differ; ``gradient`` is then
+    ///   left as it was.
+    public func assignGradient(_ newGradient: Matrix<T>) throws {
+        try requireOwnShape(newGradient, "gradient")
+        gradient = newGradient
+    }
+
+    /// Calls `body` with ``value``'s entries (row-major, ``count`` of them) to write in place,
+    /// without a copy; ``version`` is bumped, so layers rebuild the caches derived from the
+    /// value. The buffer's count is fixed, so the shape cannot change; the pointer is valid only
+    /// inside `body`, and `body` must not read this parameter's ``value`` (an overlapping access).
+    ///
+    /// Inlinable, so a caller in another module (an optimizer, a benchmark's nudge) runs the
+    /// value's in-place accessor without allocating its frame.
+    @inlinable
+    public func withUnsafeMutableValue<R>(_ body: (UnsafeMutableBufferPointer<T>) throws -> R) rethrows -> R {
+        try value.withUnsafeMutableBufferPointer(body)
+    }
+
+    /// Calls `body` with ``gradient``'s entries (row-major, ``count`` of them) to write in
+    /// place, without a copy (scaling, clipping or summing gradients across workers). The
+    /// buffer's count is fixed; the pointer is valid only inside `body`, and `body` must not
+    /// read this parameter's ``gradient``.
+    @inlinable
+    public func withUnsafeMutableGradient<R>(_ body: (UnsafeMutableBufferPointer<T>) throws -> R) rethrows -> R {
+        try gradient.withUnsafeMutableBufferPointer(body)
+    }
+
+    private func requireOwnShape(_ matrix: Matrix<T>, _ role: String) throws {
+        guard matrix.rows == shape[0], matrix.columns == shape[1] else {
             throw InvertNNError.shapeMismatch(
-                operation: "\(owner()) parameter '\(name)' value", expected: "\(shape)", actual: "\(value.shape)")
-        }
-        if gradient.rows != rows || gradient.columns != columns {
-            throw InvertNNError.shapeMismatch(
-                operation: "\(owner()) parameter '\(name)' gradient", expected: "\(shape)", actual: "\(gradient.shape)")
+                operation: "parameter '\(name)' \(role)", expected: "\(shape)", actual: "\(matrix.shape)")
         }
     }
 

@@ -75,10 +75,9 @@ final class Workspace<T: Scalar>: Sendable {
     }
 
     /// `source - 1bᵀ` (each row minus the bias) in `slot`'s storage, kept for the next call;
-    /// `source` itself without bias. Throws if the bias is not `[1, source.columns]`.
-    func centered(_ slot: Int, _ source: Matrix<T>, bias: Parameter<T>?, owner: @autoclosure () -> String) throws -> Matrix<T> {
+    /// `source` itself without bias (`[1, source.columns]`, as its parameter's shape is fixed).
+    func centered(_ slot: Int, _ source: Matrix<T>, bias: Parameter<T>?) -> Matrix<T> {
         guard let bias else { return source }
-        try bias.value.requireShape(rows: 1, columns: source.columns, "\(owner()) bias")
         var out = copy(slot, of: source)
         out.addToEveryRow(bias.value.storage, scaledBy: -1)
         keep(slot, out)

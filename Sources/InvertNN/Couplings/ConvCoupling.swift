@@ -202,7 +202,6 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
     }
 
     private func run(_ input: Matrix<T>, isForward: Bool, retain: Bool, context: inout LayerContext<T>) throws -> LayerOutput<T> {
-        try requireParameterShapes()
         try input.requireColumns(inputFeatures, "\(name).\(isForward ? "forward" : "inverse")")
         let c = try context.requireConditioning(rows: input.rows, columns: contextFeatures, layer: name)
         guard retain else {
@@ -352,7 +351,6 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
         input x: Matrix<T>, output y: Matrix<T>, outputGradient dy: Matrix<T>, logAbsDetGradient dld: [T],
         context: inout LayerContext<T>
     ) throws -> Matrix<T> {
-        try requireParameterShapes()
         try validateBackward("forwardBackward", input: x, inFeatures: inputFeatures, output: y, outFeatures: outputFeatures,
                              outputGradient: dy, logAbsDetGradient: dld)
         return try backward(input: x, outputGradient: dy, logAbsDetGradient: dld, isForward: true, context: &context)
@@ -364,7 +362,6 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
         input y: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T],
         context: inout LayerContext<T>
     ) throws -> Matrix<T> {
-        try requireParameterShapes()
         try validateBackward("inverseBackward", input: y, inFeatures: inputFeatures, output: x, outFeatures: outputFeatures,
                              outputGradient: dx, logAbsDetGradient: dld)
         return try backward(input: y, outputGradient: dx, logAbsDetGradient: dld, isForward: false, context: &context)

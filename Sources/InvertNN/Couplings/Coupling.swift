@@ -182,7 +182,6 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
     @_specialize(where Transformer == RationalQuadraticSpline<Float>)
     @_specialize(where Transformer == RationalQuadraticSpline<Double>)
     public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
-        try requireParameterShapes()
         try x.requireColumns(features, "\(name).forward")
         return try apply(x, conditionerOutput: try conditioner(conditionerInput(x, context)), isForward: true)
     }
@@ -192,7 +191,6 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
     @_specialize(where Transformer == RationalQuadraticSpline<Float>)
     @_specialize(where Transformer == RationalQuadraticSpline<Double>)
     public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
-        try requireParameterShapes()
         try y.requireColumns(features, "\(name).inverse")
         return try apply(y, conditionerOutput: try conditioner(conditionerInput(y, context)), isForward: false)
     }
@@ -210,7 +208,6 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
     @_specialize(where Transformer == RationalQuadraticSpline<Float>)
     @_specialize(where Transformer == RationalQuadraticSpline<Double>)
     private func retaining(_ input: Matrix<T>, context: LayerContext<T>, isForward: Bool) throws -> LayerOutput<T> {
-        try requireParameterShapes()
         try input.requireColumns(features, "\(name).\(isForward ? "forward" : "inverse")")
         let trace = try conditioner.forward(conditionerInput(input, context))
         var state = workspace.take(CouplingSlot.transformerState, count: transformer.retainedCount(block: block(rows: input.rows)))
@@ -320,7 +317,6 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
         input x: Matrix<T>, output y: Matrix<T>, outputGradient dy: Matrix<T>, logAbsDetGradient dld: [T],
         context: inout LayerContext<T>
     ) throws -> Matrix<T> {
-        try requireParameterShapes()
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: dy, logAbsDetGradient: dld)
         return try backward(input: x, outputGradient: dy, logAbsDetGradient: dld, context: &context, isForward: true)
@@ -334,7 +330,6 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
         input y: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T],
         context: inout LayerContext<T>
     ) throws -> Matrix<T> {
-        try requireParameterShapes()
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
         return try backward(input: y, outputGradient: dx, logAbsDetGradient: dld, context: &context, isForward: false)

@@ -35,8 +35,6 @@ public final class DiagonalGaussian<T: Scalar>: BaseDistribution {
     /// `(z_ij - μ_j)/σ_j` and `σ_j`, after the parameter checks.
     private func standardized(_ z: Matrix<T>, _ operation: String) throws -> (u: Matrix<T>, scales: [T]) {
         try z.requireColumns(features, operation)
-        try mean.requireShape(operation)
-        try logScale.requireShape(operation)
         if let (_, j) = logScale.value.firstNonFinite() ?? mean.value.firstNonFinite() {
             throw InvertNNError.nonFinite(operation: "\(operation) parameter", row: 0, column: j)
         }

@@ -135,7 +135,6 @@ public final class FullCovarianceMixture<T: Scalar>: BaseDistribution {
     }
 
     private func prepared(_ operation: String) throws -> [Component] {
-        for p in parameters { try p.requireShape(operation) }
         for p in parameters {
             if let (r, c) = p.value.firstNonFinite() {
                 throw InvertNNError.nonFinite(operation: "\(operation) \(p.name)", row: r, column: c)

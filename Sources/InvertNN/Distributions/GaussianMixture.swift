@@ -60,7 +60,6 @@ public final class GaussianMixture<T: Scalar>: BaseDistribution {
         _ z: Matrix<T>, _ operation: String, _ body: (_ row: Int, _ logP: T, _ responsibilities: [T]) -> Void
     ) throws {
         try z.requireColumns(features, operation)
-        for p in parameters { try p.requireShape(operation) }
         for p in parameters {
             if let (r, c) = p.value.firstNonFinite() {
                 throw InvertNNError.nonFinite(operation: "\(operation) \(p.name)", row: r, column: c)

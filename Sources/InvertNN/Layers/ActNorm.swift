@@ -140,7 +140,6 @@ public final class ActNorm<T: Scalar>: RebuildableLayer {
     private func initializeIfNeeded(from batch: Matrix<T>) throws {
         try initializedFlag.withLock { done in
             guard !done else { return }
-            try requireParameterShapes()
             try batch.requireColumns(features, "\(name) initialization")
             try batch.requireFinite("\(name) initialization")
             let (mean, deviation) = Self.statistics(batch)

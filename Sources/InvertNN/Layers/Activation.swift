@@ -153,7 +153,6 @@ public final class Activation<T: Scalar, Map: ActivationMap>: InvertibleLayer, R
     @_specialize(where T == Double, Map == RangeCompressionMap<Double>)
     func apply(_ input: Matrix<T>, inverse: Bool) throws -> LayerOutput<T> {
         let operation = inverse ? "inverse" : "forward"
-        try requireParameterShapes()
         try input.requireColumns(features, "\(name).\(operation)")
         let map = try boundMap()
         let n = features
@@ -203,7 +202,6 @@ public final class Activation<T: Scalar, Map: ActivationMap>: InvertibleLayer, R
     func backward(
         input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient dld: [T], inverse: Bool
     ) throws -> Matrix<T> {
-        try requireParameterShapes()
         try validateBackward(inverse ? "inverseBackward" : "forwardBackward", input: input, inFeatures: features,
                              output: output, outFeatures: features, outputGradient: outputGradient, logAbsDetGradient: dld)
         let map = try boundMap()

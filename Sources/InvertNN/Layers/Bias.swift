@@ -44,7 +44,6 @@ public final class Bias<T: Scalar>: RebuildableLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
-        try requireParameterShapes()
         try x.requireColumns(features, "\(name).forward")
         return LayerOutput(output: translated(x, by: 1), logAbsDet: [T](repeating: 0, count: x.rows))
     }
@@ -52,7 +51,6 @@ public final class Bias<T: Scalar>: RebuildableLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
-        try requireParameterShapes()
         try y.requireColumns(features, "\(name).inverse")
         return LayerOutput(output: translated(y, by: -1), logAbsDet: [T](repeating: 0, count: y.rows))
     }
@@ -62,7 +60,6 @@ public final class Bias<T: Scalar>: RebuildableLayer {
     public func forwardBackward(
         input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
-        try requireParameterShapes()
         try validateBackward("forwardBackward", input: input, inFeatures: features, output: output,
                              outFeatures: features, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
         accumulateColumnSums(of: outputGradient, sign: 1)
@@ -74,7 +71,6 @@ public final class Bias<T: Scalar>: RebuildableLayer {
     public func inverseBackward(
         input: Matrix<T>, output: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
-        try requireParameterShapes()
         try validateBackward("inverseBackward", input: input, inFeatures: features, output: output,
                              outFeatures: features, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
         accumulateColumnSums(of: outputGradient, sign: -1)

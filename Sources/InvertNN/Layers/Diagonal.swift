@@ -71,7 +71,6 @@ public final class Diagonal<T: Scalar>: RebuildableLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
-        try requireParameterShapes()
         try x.requireColumns(features, "\(name).forward")
         return map(x, sign: 1)
     }
@@ -79,7 +78,6 @@ public final class Diagonal<T: Scalar>: RebuildableLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
-        try requireParameterShapes()
         try y.requireColumns(features, "\(name).inverse")
         return map(y, sign: -1)
     }
@@ -135,7 +133,6 @@ public final class Diagonal<T: Scalar>: RebuildableLayer {
     public func forwardBackward(
         input x: Matrix<T>, output y: Matrix<T>, outputGradient dy: Matrix<T>, logAbsDetGradient dld: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
-        try requireParameterShapes()
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: dy, logAbsDetGradient: dld)
         // dx = g e^s, dL/ds = Σ_rows g x e^s + Σ dld, dL/db = Σ_rows g.
@@ -147,7 +144,6 @@ public final class Diagonal<T: Scalar>: RebuildableLayer {
     public func inverseBackward(
         input y: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
-        try requireParameterShapes()
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
         // x = (y - b)·e^{-s}: dy = g e^{-s}, ∂x/∂s = -x, ∂x/∂b = -e^{-s}:

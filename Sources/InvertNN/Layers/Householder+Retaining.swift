@@ -35,7 +35,7 @@ extension Householder: RetainingLayer {
 
     public func inverseRetaining(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try y.requireColumns(features, "\(name).inverse")
-        guard let (x, saved) = try applyRetaining(try centered(y), transposed: false) else {
+        guard let (x, saved) = try applyRetaining(centered(y), transposed: false) else {
             retainedBlocks = nil
             return try inverse(y)
         }
@@ -70,7 +70,7 @@ extension Householder: RetainingLayer {
                                  savingProjections: ps.baseAddress! + outputsCount, scratch: workspace)
             }
         }
-        if addingBias { try addBias(to: &out, sign: 1) }
+        if addingBias { addBias(to: &out, sign: 1) }
         return (out, saved)
     }
 

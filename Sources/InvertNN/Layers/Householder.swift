@@ -298,9 +298,8 @@ public final class Householder<T: Scalar>: RebuildableLayer {
     /// The orthogonal matrix `W = H(v_1) ⋯ H(v_m)` (`features × features`, without the bias),
     /// built from the current parameter values.
     ///
-    /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if the parameter was
-    ///   replaced by one of another shape; ``InvertNNError/nonFinite(operation:row:column:)`` if it
-    ///   holds NaN or infinite values.
+    /// - Throws: ``InvertNNError/nonFinite(operation:row:column:)`` if the parameter holds NaN or
+    ///   infinite values.
     public func matrix() throws -> Matrix<T> {
         var plan = try currentPlan()
         return try currentMatrix(&plan)
@@ -355,7 +354,7 @@ public final class Householder<T: Scalar>: RebuildableLayer {
         var y: Matrix<T>
         if prefersMaterialized(plan, batch: x.rows, backward: false) {
             let w = try currentMatrix(&plan)
-            y = try broadcastBias(rows: x.rows, sign: 1)
+            y = broadcastBias(rows: x.rows, sign: 1)
             try BLAS.gemm(x, w, transposeB: true, beta: 1, into: &y)
         } else {
             y = workspace.copy(HouseholderSlot.output, of: x)
@@ -363,7 +362,7 @@ public final class Householder<T: Scalar>: RebuildableLayer {
             y.storage.withUnsafeMutableBufferPointer { py in
                 Self.applyBlocks(plan, to: py.baseAddress!, rows: rows, n: n, transposed: true, scratch: workspace)
             }
-            try addBias(to: &y, sign: 1)
+            addBias(to: &y, sign: 1)
         }
         return output(y, rows: x.rows)
     }
@@ -376,12 +375,12 @@ public final class Householder<T: Scalar>: RebuildableLayer {
         var x: Matrix<T>
         if prefersMaterialized(plan, batch: y.rows, backward: false) {
             let w = try currentMatrix(&plan)
-            let z = try centered(y)
+            let z = centered(y)
             x = workspace.matrix(HouseholderSlot.inverseOutput, rows: y.rows, columns: features)
             try BLAS.gemm(z, w, into: &x)
         } else {
             x = workspace.copy(HouseholderSlot.inverseOutput, of: y)
-            try addBias(to: &x, sign: -1)
+            addBias(to: &x, sign: -1)
             let rows = y.rows, n = features
             x.storage.withUnsafeMutableBufferPointer { px in
                 Self.applyBlocks(plan, to: px.baseAddress!, rows: rows, n: n, transposed: false, scratch: workspace)
@@ -464,7 +463,7 @@ public final class Householder<T: Scalar>: RebuildableLayer {
             if forward {
                 try BLAS.gemm(dOut, transposeA: true, subtractBias ? centered(output) : output, into: &k)
             } else {
-                let z = try mapInput.map { try centered($0) } ?? output
+                let z = mapInput.map { centered($0) } ?? output
                 try BLAS.gemm(z, transposeA: true, dIn, into: &k)
             }
             try pushWeightGradient(k: &k, plan: plan, gradUnits: &gradUnits)
@@ -478,7 +477,6 @@ public final class Householder<T: Scalar>: RebuildableLayer {
                 output.storage.withUnsafeBufferPointer { po in (base + b * n).update(from: po.baseAddress!, count: b * n) }
             }
             if subtractBias, let bias {
-                try bias.value.requireShape(rows: 1, columns: n, "\(name) bias")
                 bias.value.storage.withUnsafeBufferPointer { pb in
                     z.withUnsafeMutableBufferPointer { pz in
                         for r in 0..<b {
@@ -681,9 +679,8 @@ public final class Householder<T: Scalar>: RebuildableLayer {
     /// Adds `sign · b` to every row of `m` (nothing without bias).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    func addBias(to m: inout Matrix<T>, sign: T) throws {
+    func addBias(to m: inout Matrix<T>, sign: T) {
         guard let bias else { return }
-        try bias.value.requireShape(rows: 1, columns: features, "\(name) bias")
         m.addToEveryRow(bias.value.storage, scaledBy: sign)
     }
 
@@ -791,13 +788,12 @@ public final class Householder<T: Scalar>: RebuildableLayer {
     /// A `[rows, features]` matrix whose every row is `sign · b` (zeros without bias).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    func broadcastBias(rows: Int, sign: T) throws -> Matrix<T> {
+    func broadcastBias(rows: Int, sign: T) -> Matrix<T> {
         var out = workspace.matrix(HouseholderSlot.output, rows: rows, columns: features)
         guard let bias else {
             out.storage.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
             return out
         }
-        try bias.value.requireShape(rows: 1, columns: features, "\(name) bias")
         out.setEveryRow(to: bias.value.storage, scaledBy: sign)
         return out
     }
@@ -805,8 +801,8 @@ public final class Householder<T: Scalar>: RebuildableLayer {
     /// `y - b` row by row (a copy of `y` without bias).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    func centered(_ y: Matrix<T>) throws -> Matrix<T> {
-        try workspace.centered(HouseholderSlot.centered, y, bias: bias, owner: name)
+    func centered(_ y: Matrix<T>) -> Matrix<T> {
+        workspace.centered(HouseholderSlot.centered, y, bias: bias)
     }
 
     /// Adds `sign · Σ_rows g` to the bias gradient.

@@ -120,12 +120,6 @@ extension InvertibleLayer {
     /// Total number of scalar parameters.
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
 
-    /// Throws ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if a parameter's value
-    /// or gradient was replaced by one of another shape (so no kernel indexes out of range).
-    public func requireParameterShapes() throws {
-        for p in parameters { try p.requireShape(self.name) }
-    }
-
     /// Resets every parameter's gradient to zero.
     public func zeroGradients() { for p in parameters { p.zeroGradient() } }
 

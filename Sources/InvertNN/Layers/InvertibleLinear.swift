@@ -221,14 +221,12 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
-        try requireParameterShapes()
         try x.requireColumns(features, "\(name).forward")
         if usesDenseMatrix(batch: x.rows) {
             let (a, _) = try denseMatrices(inverse: false)
             var y = workspace.matrix(LinearSlot.output, rows: x.rows, columns: features)
             if let bias {
                 // The bias rows first, then one GEMM with beta = 1: no second pass over Y.
-                try bias.value.requireShape(rows: 1, columns: features, "\(name) bias")
                 y.setEveryRow(to: bias.value.storage)
                 try BLAS.gemm(x, a, transposeB: true, beta: 1, into: &y)
             } else {
@@ -244,7 +242,7 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
         let h3 = try orthogonalV.forward(scaled.output).output
         guard bias != nil else { return LayerOutput(output: h3, logAbsDet: scaled.logAbsDet) }
         var y = workspace.copy(LinearSlot.output, of: h3)  // Q_V's result stays Q_V's
-        try addBias(to: &y, sign: 1)
+        addBias(to: &y, sign: 1)
         workspace.keep(LinearSlot.output, y)
         return LayerOutput(output: y, logAbsDet: scaled.logAbsDet)
     }
@@ -252,11 +250,10 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
-        try requireParameterShapes()
         try y.requireColumns(features, "\(name).inverse")
         if usesDenseMatrix(batch: y.rows) {
             let (_, c) = try denseMatrices(inverse: true)
-            let z = try centered(y)
+            let z = centered(y)
             // Each direction has its own output buffer: rebuilding mode maps a layer's inverse
             // result forward again while that result is still in use.
             var x = workspace.matrix(LinearSlot.inverseOutput, rows: y.rows, columns: features)
@@ -266,7 +263,7 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
             workspace.keep(LinearSlot.logDet, logDet)
             return LayerOutput(output: x, logAbsDet: logDet)
         }
-        let z = try centered(y)
+        let z = centered(y)
         let h2 = try orthogonalV.inverse(z).output
         let unscaled = try scale.inverse(h2)
         let x = try orthogonalU.inverse(unscaled.output).output
@@ -283,7 +280,6 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
     public func forwardBackward(
         input x: Matrix<T>, output y: Matrix<T>, outputGradient dy: Matrix<T>, logAbsDetGradient dld: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
-        try requireParameterShapes()
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: dy, logAbsDetGradient: dld)
         if usesDenseMatrix(batch: x.rows) {
@@ -294,7 +290,7 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
         defer { workspace.keep(LinearSlot.zeros, zeros) }
         let h1 = try orthogonalU.forward(x).output
         let h2 = try scale.forward(h1).output
-        let h3 = try centered(y)
+        let h3 = centered(y)
         let dh2 = try orthogonalV.forwardBackward(input: h2, output: h3, outputGradient: dy, logAbsDetGradient: zeros)
         let dh1 = try scale.forwardBackward(input: h1, output: h2, outputGradient: dh2, logAbsDetGradient: dld)
         let dx = try orthogonalU.forwardBackward(input: x, output: h1, outputGradient: dh1, logAbsDetGradient: zeros)
@@ -309,16 +305,15 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
     public func inverseBackward(
         input y: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
-        try requireParameterShapes()
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
         if usesDenseMatrix(batch: y.rows) {
-            let z = try centered(y)
+            let z = centered(y)
             return try denseBackward(mapInput: z, mapOutput: x, outputGradient: dx, logAbsDetGradient: dld, forward: false)
         }
         let zeros = workspace.filled(LinearSlot.zeros, count: y.rows, with: 0)
         defer { workspace.keep(LinearSlot.zeros, zeros) }
-        let z = try centered(y)
+        let z = centered(y)
         let h2 = try orthogonalV.inverse(z).output
         let h1 = try scale.inverse(h2).output
         let dh1 = try orthogonalU.inverseBackward(input: h1, output: x, outputGradient: dx, logAbsDetGradient: zeros)
@@ -550,17 +545,16 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
     /// Adds `sign · b` to every row of `m` (nothing without bias).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    func addBias(to m: inout Matrix<T>, sign: T) throws {
+    func addBias(to m: inout Matrix<T>, sign: T) {
         guard let bias else { return }
-        try bias.value.requireShape(rows: 1, columns: features, "\(name) bias")
         m.addToEveryRow(bias.value.storage, scaledBy: sign)
     }
 
     /// `y - 1bᵀ` in a reused buffer (`y` itself without bias).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    func centered(_ y: Matrix<T>) throws -> Matrix<T> {
-        try workspace.centered(LinearSlot.centered, y, bias: bias, owner: name)
+    func centered(_ y: Matrix<T>) -> Matrix<T> {
+        workspace.centered(LinearSlot.centered, y, bias: bias)
     }
 
     /// Adds `sign · Σ_rows g` to the bias gradient.

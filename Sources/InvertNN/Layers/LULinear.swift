@@ -190,10 +190,7 @@ public final class LULinear<T: Scalar>: RebuildableLayer {
     }
 
     /// The layer's matrix `W = P L Ũ` (`features × features`, without the bias).
-    ///
-    /// - Throws: shape mismatch if a parameter was replaced by one of another shape.
     public func matrix() throws -> Matrix<T> {
-        try requireParameterShapes()
         return try currentFactors().weight
     }
 
@@ -237,7 +234,6 @@ public final class LULinear<T: Scalar>: RebuildableLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
-        try requireParameterShapes()
         try x.requireColumns(features, "\(name).forward")
         let factors = try currentFactors()
         var y = workspace.matrix(LULinearSlot.output, rows: x.rows, columns: features)
@@ -259,7 +255,6 @@ public final class LULinear<T: Scalar>: RebuildableLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
-        try requireParameterShapes()
         try y.requireColumns(features, "\(name).inverse")
         let factors = try currentFactors()
         var x = workspace.matrix(LULinearSlot.inverseOutput, rows: y.rows, columns: features)
@@ -301,7 +296,6 @@ public final class LULinear<T: Scalar>: RebuildableLayer {
     public func forwardBackward(
         input x: Matrix<T>, output y: Matrix<T>, outputGradient dy: Matrix<T>, logAbsDetGradient dld: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
-        try requireParameterShapes()
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: dy, logAbsDetGradient: dld)
         let factors = try currentFactors()
@@ -323,7 +317,6 @@ public final class LULinear<T: Scalar>: RebuildableLayer {
     public func inverseBackward(
         input y: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
-        try requireParameterShapes()
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
         let factors = try currentFactors()

@@ -41,17 +41,20 @@ public enum BLAS {
         }
         if m == 0 || n == 0 { return }
         if k == 0 {
-            for i in 0..<c.count { c.storage[i] = beta == 0 ? 0 : beta * c.storage[i] }
+            c.withUnsafeMutableBufferPointer { pc in
+                for i in pc.indices { pc[i] = beta == 0 ? 0 : beta * pc[i] }
+            }
             return
         }
+        let ldc = max(c.columns, 1)
         a.storage.withUnsafeBufferPointer { pa in
             b.storage.withUnsafeBufferPointer { pb in
-                c.storage.withUnsafeMutableBufferPointer { pc in
+                c.withUnsafeMutableBufferPointer { pc in
                     T._gemm(
                         transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
                         alpha: alpha, a: pa.baseAddress!, lda: max(a.columns, 1),
                         b: pb.baseAddress!, ldb: max(b.columns, 1),
-                        beta: beta, c: pc.baseAddress!, ldc: max(c.columns, 1))
+                        beta: beta, c: pc.baseAddress!, ldc: ldc)
                 }
             }
         }
@@ -79,11 +82,12 @@ public enum BLAS {
                 operation: "ger", expected: "x[\(a.rows)], y[\(a.columns)]", actual: "x[\(x.count)], y[\(y.count)]")
         }
         if a.count == 0 { return }
+        let m = a.rows, n = a.columns
         x.withUnsafeBufferPointer { px in
             y.withUnsafeBufferPointer { py in
-                a.storage.withUnsafeMutableBufferPointer { pa in
-                    T._ger(m: a.rows, n: a.columns, alpha: alpha, x: px.baseAddress!, incx: 1,
-                           y: py.baseAddress!, incy: 1, a: pa.baseAddress!, lda: a.columns)
+                a.withUnsafeMutableBufferPointer { pa in
+                    T._ger(m: m, n: n, alpha: alpha, x: px.baseAddress!, incx: 1,
+                           y: py.baseAddress!, incy: 1, a: pa.baseAddress!, lda: n)
                 }
             }
         }
@@ -146,11 +150,12 @@ public enum BLAS {
                 actual: "A [\(a.rows), \(a.columns)]")
         }
         if b.count == 0 { return }
+        let m = b.rows, n = b.columns
         a.storage.withUnsafeBufferPointer { pa in
-            b.storage.withUnsafeMutableBufferPointer { pb in
+            b.withUnsafeMutableBufferPointer { pb in
                 T._trsm(
                     rightSide: side == .right, lower: lower, transpose: transpose, unitDiagonal: unitDiagonal,
-                    m: b.rows, n: b.columns, alpha: alpha, a: pa.baseAddress!, lda: k, b: pb.baseAddress!, ldb: b.columns)
+                    m: m, n: n, alpha: alpha, a: pa.baseAddress!, lda: k, b: pb.baseAddress!, ldb: n)
             }
         }
     }

@@ -143,13 +143,12 @@ public final class Conv2D<T: Scalar> {
     /// - Parameter x: `[batch, C_in·H·W]`, NCHW.
     /// - Returns: the ``Trace`` whose `output` is `[batch, C_out·H·W]`.
     /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` for another column
-    ///   count or a parameter of another shape; ``InvertNNError/invalidArgument(operation:reason:)``
+    ///   count; ``InvertNNError/invalidArgument(operation:reason:)``
     ///   for an empty batch or a batch whose patch matrix exceeds the BLAS index limit (2³¹ − 1 elements per matrix).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>) throws -> Trace {
         try x.requireColumns(inputFeatures, "Conv2D.forward")
-        for p in parameters { try p.requireShape("Conv2D.forward") }
         let pixels = height * width
         let total = try SizeLimits.product([x.rows, pixels], operation: "Conv2D.forward", what: "batch·H·W")
         _ = try SizeLimits.product([inputChannels * kernelSize * kernelSize, total], operation: "Conv2D.forward",
@@ -183,8 +182,7 @@ public final class Conv2D<T: Scalar> {
     ///   - trace: the result of ``forward(_:)`` with the current parameter values.
     ///   - outputGradient: `dL/d(output)`, `[batch, C_out·H·W]`.
     /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if the trace is not
-    ///   of this convolution's shapes, `outputGradient` does not match its output, or a
-    ///   parameter's value or gradient no longer has its shape.
+    ///   of this convolution's shapes or `outputGradient` does not match its output.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func backward(_ trace: Trace, outputGradient: Matrix<T>) throws -> Matrix<T> {
@@ -198,7 +196,6 @@ public final class Conv2D<T: Scalar> {
                 actual: "input \(trace.input.shape), columns \(trace.columns.shape), output \(trace.output.shape)")
         }
         try outputGradient.requireShape(rows: batch, columns: outputFeatures, "Conv2D.backward outputGradient")
-        for p in parameters { try p.requireShape("Conv2D.backward") }
         var gradient = workspace.matrix(Conv2DSlot.product, rows: outputChannels, columns: batch * pixels)
         Self.moveImages(outputGradient, toChannelMajor: &gradient, channels: outputChannels, pixels: pixels,
                         summingInto: &bias.gradient.storage)

@@ -208,13 +208,11 @@ public final class MLP<T: Scalar> {
     /// - Parameter x: `[batch, n₀]`.
     /// - Returns: the ``Trace`` whose `output` is `[batch, n_L]`.
     /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if `x` does not have
-    ///   `n₀` columns or a parameter's value no longer has its shape. An empty batch gives an
-    ///   empty trace.
+    ///   `n₀` columns. An empty batch gives an empty trace.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>) throws -> Trace {
         try x.requireColumns(inputFeatures, "MLP.forward")
-        for p in parameters { try p.requireShape("MLP.forward") }
         var inputs = traceBuffer.take(reservingCapacity: layerCount)
         var current = x
         for k in 0..<layerCount {
@@ -243,8 +241,7 @@ public final class MLP<T: Scalar> {
     ///   - trace: the result of ``forward(_:)`` with the current parameter values.
     ///   - outputGradient: `dL/d(output)`, `[batch, n_L]`.
     /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if the trace does not
-    ///   come from this MLP's shapes, `outputGradient` does not match its output, or a parameter's
-    ///   value or gradient no longer has its shape.
+    ///   come from this MLP's shapes or `outputGradient` does not match its output.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func backward(_ trace: Trace, outputGradient: Matrix<T>) throws -> Matrix<T> {
@@ -273,9 +270,8 @@ public final class MLP<T: Scalar> {
                 operation: "MLP.backward outputGradient", expected: "[\(batch), \(outputFeatures)]",
                 actual: "[\(outputGradient.rows), \(outputGradient.columns)]")
         }
-        // The passes below write through pointers sized by `sizes`: a parameter whose value or
-        // gradient was replaced by one of another shape must throw here, not corrupt memory.
-        for p in parameters { try p.requireShape("MLP.backward") }
+        // The passes below write through pointers sized by `sizes`; the parameters' shapes are
+        // fixed (their values and gradients cannot be reshaped from outside the module).
         var g = outputGradient
         let parameterGradients = accumulatingParameterGradients
         if parameterGradients { g.addColumnSums(into: &biases[layerCount - 1].gradient.storage) }

@@ -83,13 +83,11 @@ public final class Adam<T: Scalar> {
     ///
     /// - Returns: the global gradient norm before clipping.
     /// - Throws: ``InvertNNError/diverged(step:detail:)`` if a gradient is NaN or infinite (no
-    ///   parameter is changed then); ``InvertNNError/shapeMismatch(operation:expected:actual:)``
-    ///   if a parameter's value or gradient was replaced by one of another shape.
+    ///   parameter is changed then).
     @discardableResult
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func update() throws -> Double {
-        for p in parameters { try p.requireShape("Adam") }
         let (norm, constants) = try prepare()
         for (index, p) in parameters.enumerated() {
             p.gradient.storage.withUnsafeBufferPointer { g in
@@ -122,7 +120,6 @@ public final class Adam<T: Scalar> {
     func update(
         savingInto previous: inout [[T]], average: inout [[T]], averageDecay: (beta: T, oneMinusBeta: T)?
     ) throws -> (norm: Double, finite: Bool) {
-        for p in parameters { try p.requireShape("Adam") }
         let (norm, constants) = try prepare()
         let finite = Companions.with(&previous, &average, averageDecay) { companions in
             var finite = true

@@ -17,7 +17,9 @@ private func pick<E>(_ options: [E], _ rng: inout SeededGenerator) -> E {
 private func awayFromZero(_ rows: Int, _ columns: Int, sd: Double = 1, gap: Double = 1e-3,
                           _ rng: inout SeededGenerator) -> Matrix<Double> {
     var m = Matrix<Double>.randomNormal(rows: rows, columns: columns, standardDeviation: sd, using: &rng)
-    for i in 0..<m.count where abs(m.storage[i]) < gap { m.storage[i] = m.storage[i] < 0 ? -gap : gap }
+    m.withUnsafeMutableBufferPointer { m in
+        for i in m.indices where abs(m[i]) < gap { m[i] = m[i] < 0 ? -gap : gap }
+    }
     return m
 }
 
@@ -25,7 +27,8 @@ private func awayFromZero(_ rows: Int, _ columns: Int, sd: Double = 1, gap: Doub
 private func withBadEntries(_ rows: Int, _ columns: Int, _ bad: [Double], _ rng: inout SeededGenerator) -> Matrix<Double> {
     var m = Matrix<Double>.randomUniform(rows: rows, columns: columns, using: &rng)
     for _ in 0...Int(rng.next() % 3) where m.count > 0 {
-        m.storage[Int(rng.next() % UInt64(m.count))] = pick(bad, &rng)
+        let index = Int(rng.next() % UInt64(m.count))
+        m.withUnsafeMutableBufferPointer { $0[index] = pick(bad, &rng) }
     }
     return m
 }
@@ -37,7 +40,7 @@ private func randomHouseholder(_ n: Int, _ rng: inout SeededGenerator) throws ->
     let layer = try Householder<Double>(
         features: n, reflectors: m, determinant: determinant, parametrization: trapezoidal ? .trapezoidal : .general,
         hasBias: rng.next() % 2 == 0, using: &rng)
-    layer.bias?.value = Matrix.randomNormal(rows: 1, columns: n, using: &rng)
+    try layer.bias?.assign(Matrix.randomNormal(rows: 1, columns: n, using: &rng))
     layer.strategy = pick([.automatic, .materialized, .blocked], &rng)
     layer.blockSize = Int(rng.next() % 5) + 1
     return layer
@@ -46,7 +49,7 @@ private func randomHouseholder(_ n: Int, _ rng: inout SeededGenerator) throws ->
 private func randomLinear(_ n: Int, _ rng: inout SeededGenerator) throws -> InvertibleLinear<Double> {
     let layer = try InvertibleLinear<Double>(features: n, reflectors: Int(rng.next() % UInt64(n)) + 1,
                                              hasBias: rng.next() % 2 == 0, using: &rng)
-    layer.scale.logScale.value = Matrix.randomNormal(rows: 1, columns: n, standardDeviation: 0.5, using: &rng)
+    try layer.scale.logScale.assign(Matrix.randomNormal(rows: 1, columns: n, standardDeviation: 0.5, using: &rng))
     return layer
 }
 
@@ -62,7 +65,7 @@ private func randomCoupling(_ n: Int, _ rng: inout SeededGenerator) throws -> Af
         scaleBound: pick([2.0, 1.0, 3.0], &rng), activation: pick([.relu, .tanh, .leakyReLU(slope: 0.1)], &rng),
         firstBlockSize: Int(rng.next() % UInt64(d - 1)) + 1, zeroInitializeLastLayer: false, using: &rng)
     for b in layer.conditioner.biases {
-        b.value = Matrix.randomNormal(rows: 1, columns: b.value.columns, standardDeviation: 0.3, using: &rng)
+        try b.assign(Matrix.randomNormal(rows: 1, columns: b.value.columns, standardDeviation: 0.3, using: &rng))
     }
     return layer
 }
@@ -77,7 +80,7 @@ private func randomSplineCoupling(_ n: Int, _ rng: inout SeededGenerator) throws
         tailBound: pick([0.5, 1.0, 3.0], &rng), activation: pick([.relu, .tanh], &rng),
         firstBlockSize: Int(rng.next() % UInt64(d - 1)) + 1, zeroInitializeLastLayer: false, using: &rng)
     for b in layer.conditioner.biases {
-        b.value = Matrix.randomNormal(rows: 1, columns: b.value.columns, standardDeviation: 1, using: &rng)
+        try b.assign(Matrix.randomNormal(rows: 1, columns: b.value.columns, standardDeviation: 1, using: &rng))
     }
     return layer
 }
@@ -366,7 +369,7 @@ extension LayerProperty {
             // Strictly inside (lo, hi): uniform on the middle 90% of the range.
             let (lower, upper) = invertedRange(features)
             var m = Matrix<Double>.randomUniform(rows: rows, columns: features, using: &rng)
-            for i in 0..<m.count { m.storage[i] = lower + (upper - lower) * (0.05 + 0.9 * m.storage[i]) }
+            m.withUnsafeMutableBufferPointer { m in for i in m.indices { m[i] = lower + (upper - lower) * (0.05 + 0.9 * m[i]) } }
             return m
         },
         forwardOutOfDomain: { rows, features, rng in withBadEntries(rows, features, [1e6, -1e6], &rng) },

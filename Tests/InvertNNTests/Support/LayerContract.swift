@@ -128,7 +128,7 @@ func checkLayerContract(
             let doubleParameters = layer.parameters, floatParameters = floatLayer.parameters
             #expect(doubleParameters.count == floatParameters.count, "parameter lists agree \(where_)",
                     sourceLocation: sourceLocation)
-            for (p, q) in zip(doubleParameters, floatParameters) { q.value = p.value.converted(to: Float.self) }
+            for (p, q) in zip(doubleParameters, floatParameters) { try q.assign(p.value.converted(to: Float.self)) }
             let xf = x.converted(to: Float.self)
             let sideFloat = side.mapValues { $0.converted(to: Float.self) }
             let cf = c?.converted(to: Float.self)
@@ -205,8 +205,8 @@ func checkGradients(
     var numeric = [Double](repeating: 0, count: input.count)
     for k in 0..<input.count {
         var plus = input, minus = input
-        plus.storage[k] += tol.step
-        minus.storage[k] -= tol.step
+        plus.withUnsafeMutableBufferPointer { $0[k] += tol.step }
+        minus.withUnsafeMutableBufferPointer { $0[k] -= tol.step }
         numeric[k] = (try loss(plus) - loss(minus)) / (2 * tol.step)
     }
     let inputError = zip(dx.storage, numeric).map { abs($0 - $1) }.max() ?? 0
@@ -218,9 +218,9 @@ func checkGradients(
         let analytic = channels.gradients[name] ?? Matrix(rows: value.rows, columns: value.columns)
         var worst = 0.0, scale = 1e-3
         for k in 0..<value.count {
-            sideValues[name]!.storage[k] = value.storage[k] + tol.step
+            sideValues[name]!.withUnsafeMutableBufferPointer { $0[k] = value.storage[k] + tol.step }
             let lp = try loss(input)
-            sideValues[name]!.storage[k] = value.storage[k] - tol.step
+            sideValues[name]!.withUnsafeMutableBufferPointer { $0[k] = value.storage[k] - tol.step }
             let lm = try loss(input)
             sideValues[name] = value
             let fd = (lp - lm) / (2 * tol.step)
@@ -236,9 +236,9 @@ func checkGradients(
         #expect(analytic.shape == conditioning.shape, "\(direction) context gradient shape \(label)", sourceLocation: sourceLocation)
         var worst = 0.0, scale = 1e-3
         for k in 0..<conditioning.count {
-            contextValue!.storage[k] = conditioning.storage[k] + tol.step
+            contextValue!.withUnsafeMutableBufferPointer { $0[k] = conditioning.storage[k] + tol.step }
             let lp = try loss(input)
-            contextValue!.storage[k] = conditioning.storage[k] - tol.step
+            contextValue!.withUnsafeMutableBufferPointer { $0[k] = conditioning.storage[k] - tol.step }
             let lm = try loss(input)
             contextValue = conditioning
             let fd = (lp - lm) / (2 * tol.step)
@@ -264,11 +264,11 @@ func checkGradients(
         var worst = 0.0, scale = 1e-3
         for k in entries {
             let saved = parameter.value.storage[k]
-            parameter.value.storage[k] = saved + tol.step
+            parameter.withUnsafeMutableValue { $0[k] = saved + tol.step }
             let lp = try loss(input)
-            parameter.value.storage[k] = saved - tol.step
+            parameter.withUnsafeMutableValue { $0[k] = saved - tol.step }
             let lm = try loss(input)
-            parameter.value.storage[k] = saved
+            parameter.withUnsafeMutableValue { $0[k] = saved }
             let fd = (lp - lm) / (2 * tol.step)
             worst = max(worst, abs(fd - analytic[k]))
             scale = max(scale, abs(fd))

@@ -16,8 +16,8 @@ func checkNetworkGradients(
     var worst = 0.0, scale = 1e-3
     for k in 0..<x.count {
         var plus = x, minus = x
-        plus.storage[k] += h
-        minus.storage[k] -= h
+        plus.withUnsafeMutableBufferPointer { $0[k] += h }
+        minus.withUnsafeMutableBufferPointer { $0[k] -= h }
         let fd = (try loss(plus) - loss(minus)) / (2 * h)
         worst = max(worst, abs(fd - inputGradient.storage[k]))
         scale = max(scale, abs(fd))
@@ -27,11 +27,11 @@ func checkNetworkGradients(
         var worst = 0.0, scale = 1e-3
         for k in 0..<parameter.count {
             let saved = parameter.value.storage[k]
-            parameter.value.storage[k] = saved + h
+            parameter.withUnsafeMutableValue { $0[k] = saved + h }
             let lp = try loss(x)
-            parameter.value.storage[k] = saved - h
+            parameter.withUnsafeMutableValue { $0[k] = saved - h }
             let lm = try loss(x)
-            parameter.value.storage[k] = saved
+            parameter.withUnsafeMutableValue { $0[k] = saved }
             let fd = (lp - lm) / (2 * h)
             worst = max(worst, abs(fd - parameter.gradient.storage[k]))
             scale = max(scale, abs(fd))
