@@ -197,7 +197,7 @@ import InvertNN
             let (status, _, stderr) = try Self.run(
                 ["--model", "\(directory)/m.safetensors", "--data", "\(directory)/bad.csv"], command: "eval")
             #expect(status == 1, "\(stderr)")
-            #expect(stderr.contains("bad.csv:6: 1e+39 does not fit in the model's Float precision"), "\(stderr)")
+            #expect(stderr.contains("bad.csv:6: column 1 (a): 1e+39 does not fit in the model's Float precision"), "\(stderr)")
         }
     }
 
