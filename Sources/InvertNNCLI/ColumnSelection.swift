@@ -88,7 +88,7 @@ struct ColumnSelection: Equatable {
                     operation: "eval",
                     reason: "\(path) has \(fileNames.count) column\(fileNames.count == 1 ? "" : "s") and no header naming the model's; "
                         + "the model \(model) reads column\(used.count == 1 ? "" : "s") \(used.prefix(12).joined(separator: ", "))"
-                        + "\(used.count > 12 ? ", …" : "") (1-based) of its training file, so it needs at least \(widest + 1): "
+                        + "\(used.count > 12 ? ", …" : "") of its training file (1-based; its dataset.sourceColumns), so it needs at least \(widest + 1): "
                         + "give a file with the training file's columns, or exactly \(d) in the model's order")
             }
             try validate(sourceColumns: sourceColumns, modelColumns: d, fileColumns: fileNames.count, model: model)

@@ -539,8 +539,9 @@ struct TrainCommand: ParsableCommand {
         let keepState = saveState || stopAfter != nil || resumedState != nil || checkpointEvery != nil
         let checkpoint = Checkpoint(
             flow: flow, preprocessing: preprocessing, dataset: dataset.description, trainingState: keepState ? trainer.trainingState : nil)
-        // The model and the sample picture are committed together: if either cannot be written,
-        // neither existing file is replaced.
+        // The model and the history are committed together: if either cannot be written, neither
+        // existing file is replaced. The sample picture never costs the model: one that cannot be
+        // drawn is a note, one that cannot be written fails the run after the model is committed.
         let staging = OutputStaging()
         try staging.write(modelPath) { try checkpoint.write(to: $0); return "" }
         let stateNote = keepState ? " with the training state after epoch \(result.history.last?.epoch ?? 0)" : ""
@@ -564,25 +565,31 @@ struct TrainCommand: ParsableCommand {
         }
         count = sampleContext?.rows ?? count
         let temperature = self.temperature ?? Rendering.defaultTemperature(dataset.kind)
+        var pictureFailure: InvertNNError? = nil
         if dataset.kind == .image || dataset.dimensions >= 2 {
             // A picture that cannot be drawn (samples that overflow, a plot window beyond the
             // precision) costs the picture, never the trained model: it becomes a note.
             let picture = staging.writeIfPossible(samples) {
                 let drawn = try Rendering.samples(
                     flow: flow, preprocessing: preprocessing, count: count, temperature: temperature, seed: seed &+ 0x5A3B_1E5,
-                    context: sampleContext, consequence: "no picture was drawn")
+                    context: sampleContext, consequence: "No picture was drawn")
                 return try Rendering.writePNG(
                     samples: drawn, description: description, preprocessing: preprocessing,
                     reference: dataset.kind == .image ? nil : dataset.train.rows(0..<min(count, dataset.train.rows)), path: $0)
             }
             switch picture {
             case let .success(note): notes.append(note + " (temperature \(temperature))")
+            case let .failure(InvertNNError.io(path, reason)):
+                // The picture could not be written where asked: the model is kept, and the run fails.
+                pictureFailure = InvertNNError.io(
+                    path: path, reason: "\(reason); the model and its history were written (\(modelPath)), the sample picture was not")
             case let .failure(error):
                 notes.append("wrote no sample picture to \(samples) (the model is saved): \(InvertNNCommand.oneLine("\(error)"))")
             }
         }
         try staging.commit()
         notes.forEach(output.note)
+        if let pictureFailure { throw pictureFailure }
 
         let best = result.best
         let test = best.test ?? best.validation

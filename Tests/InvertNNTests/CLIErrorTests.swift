@@ -196,14 +196,14 @@ import InvertNN
             let rows = (0..<120).map { _ in "\(3e38 + 1e36 * g.nextNormal(Double.self)),\(g.nextNormal(Double.self))" }
             try writeText((["big,small"] + rows).joined(separator: "\n"), to: "\(directory)/big.csv")
             let model = "\(directory)/m.safetensors", picture = "\(directory)/s.png"
-            try writeText("previous picture", to: picture)
             let run = try Self.run([
                 "--data", "\(directory)/big.csv", "--epochs", "1", "--couplings", "1", "--hidden-sizes", "8", "--temperature", "100",
                 "--out", model, "--samples", picture])
             #expect(run.status == 0, "exit \(run.status): \(run.stderr)")
             #expect(run.stderr.contains("wrote no sample picture to \(picture) (the model is saved): invertnn: invalid argument: sample (in data units)"), "\(run.stderr)")
-            #expect(run.stderr.contains("overflow: the model's weights are extreme. no picture was drawn"), "\(run.stderr)")
-            #expect(try String(contentsOfFile: picture, encoding: .utf8) == "previous picture")
+            #expect(run.stderr.contains("overflow: the model's weights are extreme. No picture was drawn"), "\(run.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: picture))
+            #expect(FileManager.default.fileExists(atPath: "\(directory)/m.history.csv"))
             #expect(try Checkpoint<Float>.read(path: model).flow.features == 2)
             #expect(run.stdout.contains("\"model\":"), "\(run.stdout)")
 
@@ -276,9 +276,10 @@ import InvertNN
             let run = try Self.run(["--model", "\(directory)/m.safetensors", "--data", "\(directory)/narrow.csv"], command: "eval")
             HostileCLITests.expectError(
                 run, "\(directory)/narrow.csv has 2 columns and no header naming the model's; the model \(directory)/m.safetensors reads "
-                    + "columns 2, 3, 4 (1-based) of its training file, so it needs at least 4: give a file with the training file's "
-                    + "columns, or exactly 3 in the model's order", "narrow")
-            #expect(!run.stderr.contains("sourceColumns"), "\(run.stderr)")
+                    + "columns 2, 3, 4 of its training file (1-based; its dataset.sourceColumns), so it needs at least 4: give a file "
+                    + "with the training file's columns, or exactly 3 in the model's order", "narrow")
+            #expect(run.status == 1, "\(run.stderr)")
+            #expect(!run.stderr.contains("entry 2 is 3"), "\(run.stderr)")
         }
     }
 
@@ -314,8 +315,9 @@ import InvertNN
     }
 
     /// An output that fails only when it is written, after training (here a picture under
-    /// /proc, which accepts no new files), must not cost the existing model: both outputs are
-    /// staged and committed together.
+    /// /proc, which accepts no new files), must not cost the trained model: the model and its
+    /// history are committed, and the run fails naming the picture (it used to keep the earlier
+    /// model and lose the trained one).
     @Test func aFailedOutputLeavesTheOtherOutputUntouched() throws {
         guard Self.executable != nil, FileManager.default.fileExists(atPath: "/proc/self") else { return }
         try Self.withScratchDirectory("cli-staging") { directory in
@@ -338,9 +340,12 @@ import InvertNN
                 "--hidden-sizes", "8", "--quiet", "--out", model, "--samples", "/proc/invertnn-\(getpid()).png"])
             #expect(status == 1, "exit \(status): \(stderr)")
             #expect(stdout.isEmpty)
-            #expect(stderr.contains("/proc/invertnn-"), "\(stderr)")
-            #expect(try Data(contentsOf: URL(fileURLWithPath: model)) == previous)
-            #expect(try FileManager.default.contentsOfDirectory(atPath: directory).sorted() == ["good.csv", "keep.safetensors"])
+            #expect(stderr.contains("/proc/invertnn-") && stderr.contains("the model and its history were written (\(model)), the sample picture was not"),
+                    "\(stderr)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: model)) != previous)
+            #expect(try Checkpoint<Float>.read(path: model).flow.features == 3)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+                == ["good.csv", "keep.curve.png", "keep.history.csv", "keep.safetensors"])
         }
     }
 }
