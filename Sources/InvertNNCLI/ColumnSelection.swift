@@ -113,12 +113,14 @@ extension DataTable {
     func requireRepresentable<T: Scalar>(columns: [Int], as _: T.Type) throws {
         let largest = Double(T.greatestFiniteMagnitude)
         guard largest < Double.greatestFiniteMagnitude else { return }
+        // As a NaN is reported: a `.npy` array's "line" is its row, said as such.
+        let isArray = source.hasSuffix(".npy") || source.hasSuffix(".npy.gz")
         for r in 0..<values.rows {
             for c in columns where Swift.abs(values[r, c]) > largest {
                 throw InvertNNError.malformedData(
                     source: source, line: r < recordLines.count ? recordLines[r] : 0,
-                    reason: "column \(c + 1) (\(columnNames[c])): \(values[r, c]) does not fit in the model's \(T.self) precision "
-                        + "(largest \(T.greatestFiniteMagnitude))")
+                    reason: "\(isArray ? "row \(r + 1), " : "")column \(c + 1)\(hasHeader ? " (\(columnNames[c]))" : ""): \(values[r, c]) "
+                        + "does not fit in the model's \(T.self) precision (largest \(T.greatestFiniteMagnitude))")
             }
         }
     }
