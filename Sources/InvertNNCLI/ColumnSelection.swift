@@ -80,6 +80,17 @@ struct ColumnSelection: Equatable {
             return ColumnSelection(columns: columns, ignored: fileNames.indices.filter { !used.contains($0) }.map { fileNames[$0] })
         }
         if let sourceColumns, fileNames.count != d {
+            // The stored list is sound (checked above): a column beyond the file means the file
+            // is narrower than the training file, a problem of the file, not of the model.
+            if let widest = sourceColumns.max(), widest >= fileNames.count {
+                let used = sourceColumns.sorted().map { String($0 + 1) }
+                throw InvertNNError.invalidArgument(
+                    operation: "eval",
+                    reason: "\(path) has \(fileNames.count) column\(fileNames.count == 1 ? "" : "s") and no header naming the model's; "
+                        + "the model \(model) reads column\(used.count == 1 ? "" : "s") \(used.prefix(12).joined(separator: ", "))"
+                        + "\(used.count > 12 ? ", …" : "") of its training file (1-based; its dataset.sourceColumns), so it needs at least \(widest + 1): "
+                        + "give a file with the training file's columns, or exactly \(d) in the model's order")
+            }
             try validate(sourceColumns: sourceColumns, modelColumns: d, fileColumns: fileNames.count, model: model)
             let used = Set(sourceColumns)
             return ColumnSelection(columns: sourceColumns, ignored: fileNames.indices.filter { !used.contains($0) }.map { fileNames[$0] })
@@ -88,5 +99,29 @@ struct ColumnSelection: Equatable {
             throw InvertNNError.invalidArgument(operation: "eval", reason: "\(path) has \(fileNames.count) column\(fileNames.count == 1 ? "" : "s"); the model takes \(d)")
         }
         return ColumnSelection(columns: Array(0..<d), ignored: [])
+    }
+}
+
+extension DataTable {
+    /// Throws unless every value in `columns` (0-based) of the table fits in `T`: a finite value
+    /// beyond it (1e300 for a Float model) would become an infinity, and the model would then
+    /// report a non-finite value at a position of its own batch instead of the file's.
+    ///
+    /// - Throws: ``InvertNNError/malformedData(source:line:reason:)`` naming the file, the
+    ///   1-based line of the row (its row number in a `.npy` array), the 1-based column with its
+    ///   name, and the value, as a NaN in the file is reported.
+    func requireRepresentable<T: Scalar>(columns: [Int], as _: T.Type) throws {
+        let largest = Double(T.greatestFiniteMagnitude)
+        guard largest < Double.greatestFiniteMagnitude else { return }
+        // As a NaN is reported: a `.npy` array's "line" is its row, said as such.
+        let isArray = source.hasSuffix(".npy") || source.hasSuffix(".npy.gz")
+        for r in 0..<values.rows {
+            for c in columns where Swift.abs(values[r, c]) > largest {
+                throw InvertNNError.malformedData(
+                    source: source, line: r < recordLines.count ? recordLines[r] : 0,
+                    reason: "\(isArray ? "row \(r + 1), " : "")column \(c + 1)\(hasHeader ? " (\(columnNames[c]))" : ""): \(values[r, c]) "
+                        + "does not fit in the model's \(T.self) precision (largest \(T.greatestFiniteMagnitude))")
+            }
+        }
     }
 }

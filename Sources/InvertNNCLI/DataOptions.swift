@@ -15,11 +15,11 @@ struct DataOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: ArgumentHelp("A CSV column to exclude (a label), by header name or 1-based number.", valueName: "NAME|N"))
     var labelColumn: String?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("More CSV columns to exclude, comma-separated names or 1-based numbers.", valueName: "A,B,..."))
+    @Option(parsing: .unconditional, help: ArgumentHelp("More CSV columns to exclude, comma-separated names or 1-based numbers (no empty entries; each column once, also across --label-column).", valueName: "A,B,..."))
     var dropColumns: String?
 
     @Option(help: ArgumentHelp(
-        "A separate file (CSV or .npy) for the validation split, with the training file's columns (matched by header name, else by position). The training file then gives the train and test splits (their --split fractions rescaled).",
+        "A separate file (CSV or .npy) for the validation split, with the training file's columns (matched by header name, else by position). The training file then gives the train and test splits (their --split fractions rescaled). It must be another file than --data and --test: paths naming one file (after resolving links, or the same inode) are refused, since the model would be selected or scored on the rows it was trained on.",
         valueName: "PATH"))
     var validation: String?
 
@@ -50,6 +50,7 @@ struct DataOptions: ParsableArguments {
             }
         } else {
             if let levels, levels < 2 { throw ValidationError("--levels must be at least 2, got \(levels)") }
+            try requireWellFormedExclusions()
             // A number names a 1-based column; 0 or less can be refused before the file is read.
             for (option, key) in exclusions {
                 if let number = Int(key), number < 1 {
@@ -60,7 +61,7 @@ struct DataOptions: ParsableArguments {
             for (option, path) in [("--validation", validation), ("--test", test)] {
                 if let path { try InputPath.requireFile(path, option: option) }
             }
-            if let validation, validation == test { throw ValidationError("--validation and --test name the same file \(validation)") }
+            try requireDistinctInputs()
             let fractions = try splitFractions()
             if validation != nil, test != nil, split != nil {
                 throw ValidationError("--split has no effect with both --validation and --test: the training file is used whole")
@@ -68,6 +69,44 @@ struct DataOptions: ParsableArguments {
             do { _ = try fractions.keeping(validation: validation == nil, test: test == nil) } catch let error as InvertNNError {
                 throw ValidationError("--split \(split ?? ""): \(Self.reason(error))")
             }
+        }
+    }
+
+    /// Throws a usage error if two of `--data`, `--validation` and `--test` name one file
+    /// (``OutputPath/sameFile(_:_:)``: equal after resolving symbolic links, or one device and
+    /// inode): validating or testing on the training rows would report figures that measure
+    /// memorization, and selecting the best epoch on them defeats the validation split.
+    func requireDistinctInputs() throws {
+        let files = inputFiles
+        for (i, (firstOption, firstPath)) in files.enumerated() {
+            for (option, path) in files[(i + 1)...] where OutputPath.sameFile(firstPath, path) {
+                let shown = firstPath == path ? "the same file \(path)" : "the same file (\(firstPath) and \(path))"
+                throw ValidationError(
+                    "\(firstOption) and \(option) name \(shown); the \(option == "--test" ? "test" : "validation") rows must be other rows "
+                        + "than the \(firstOption == "--data" ? "training" : "validation") rows: give a different file, or leave \(option) out to split \(data)")
+            }
+        }
+    }
+
+    /// Throws a usage error for an empty `--drop-columns` entry (`a,,b`, `,`) or a column key
+    /// given twice in `--label-column` and `--drop-columns` (a typo that would otherwise pass
+    /// silently). Keys naming one column in two spellings (a name and its number) are refused
+    /// by ``excludedColumns(_:)`` once the file's header is known.
+    func requireWellFormedExclusions() throws {
+        guard let dropColumns else { return }
+        let entries = dropColumns.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        if let empty = entries.firstIndex(where: \.isEmpty) {
+            throw ValidationError(
+                "--drop-columns '\(dropColumns)': entry \(empty + 1) of \(entries.count) is empty; give comma-separated column names or 1-based numbers")
+        }
+        var seen = [String: String]()
+        for (option, key) in exclusions {
+            if let earlier = seen[key] {
+                throw ValidationError(
+                    earlier == option ? "\(option) names column '\(key)' twice; give each column once"
+                        : "\(earlier) and \(option) both name column '\(key)'; give each column once")
+            }
+            seen[key] = option
         }
     }
 
@@ -116,14 +155,29 @@ struct DataOptions: ParsableArguments {
     /// - Throws: `ValidationError` (usage, exit 64) naming the option, its value and the file's
     ///   column count, for a number beyond the columns or a name the file lacks: the file's width
     ///   is known only once it is read, so `validate()` cannot catch these.
+    ///   Also for two keys that name one column (`id` and `1`), and for exclusions that leave no
+    ///   column of the file to model.
     func excludedColumns(_ names: [String]) throws -> Set<Int> {
-        var excluded = Set<Int>()
+        var excludedBy = [Int: (option: String, key: String)]()
         for (option, key) in exclusions {
-            do { excluded.insert(try TabularDataset<Double>.columnIndex(key, in: names, path: data)) } catch let error as InvertNNError {
+            let index: Int
+            do { index = try TabularDataset<Double>.columnIndex(key, in: names, path: data) } catch let error as InvertNNError {
                 throw ValidationError("\(option) \(key): \(Self.reason(error))")
             }
+            if let earlier = excludedBy[index] {
+                throw ValidationError(
+                    "\(option) \(key) names column \(index + 1) ('\(names[index])') of \(data), which \(earlier.option) \(earlier.key) "
+                        + "already excludes; give each column once")
+            }
+            excludedBy[index] = (option, key)
         }
-        return excluded
+        if !names.isEmpty, excludedBy.count == names.count {
+            let options = [labelColumn.map { _ in "--label-column" }, dropColumns.map { _ in "--drop-columns" }].compactMap { $0 }
+            throw ValidationError(
+                "\(options.joined(separator: " and ")) exclude\(options.count == 1 ? "s" : "") all \(names.count) "
+                    + "column\(names.count == 1 ? "" : "s") of \(data); nothing is left to model")
+        }
+        return Set(excludedBy.keys)
     }
 
     var droppedColumns: [String] {

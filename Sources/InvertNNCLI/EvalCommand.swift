@@ -103,21 +103,19 @@ struct EvalCommand: ParsableCommand, CheckpointConsumer {
                     }
                     return index
                 }
+                try table.requireRepresentable(columns: indices, as: T.self)
                 var c = Matrix<T>(rows: table.values.rows, columns: indices.count)
                 for r in 0..<c.rows { for (k, j) in indices.enumerated() { c[r, k] = T(table.values[r, j]) } }
                 context = c
             }
+            // A finite value beyond the model's precision (1e39 in Float) would become an
+            // infinity; name its file line and column instead.
+            try table.requireRepresentable(columns: selection.columns, as: T.self)
             var values = table.values
             if selection.columns != Array(0..<values.columns) {
                 var selected = Matrix<Double>(rows: values.rows, columns: d)
                 for r in 0..<values.rows { for (k, c) in selection.columns.enumerated() { selected[r, k] = values[r, c] } }
                 values = selected
-            }
-            // A finite value beyond the model's precision (1e39 in Float) would become an
-            // infinity; name its file line instead.
-            if let (row, _, value) = values.firstEntry(beyondRangeOf: T.self) {
-                throw InvertNNError.invalidArgument(
-                    operation: "eval", reason: "\(data):\(table.recordLines[row]): \(value) does not fit in the model's \(T.self) precision")
             }
             splits = [(data, values.converted(to: T.self), context, seed)]
         }

@@ -177,6 +177,19 @@ final class OutputStaging {
         }
     }
 
+    /// As ``write(_:_:)``, but a failure costs only this output: its staged file is removed and
+    /// will not be committed, the outputs staged before stay staged, and the error is returned
+    /// (for a note) instead of thrown.
+    func writeIfPossible(_ destination: String, _ write: (String) throws -> String) -> Result<String, any Error> {
+        let before = staged.count
+        do {
+            return .success(try self.write(destination, write))
+        } catch {
+            while staged.count > before { try? FileManager.default.removeItem(atPath: staged.removeLast().staging) }
+            return .failure(error)
+        }
+    }
+
     /// Removes staged files that were not committed.
     func discard() {
         for (staging, _) in staged { try? FileManager.default.removeItem(atPath: staging) }

@@ -39,15 +39,16 @@ enum Rendering {
     /// `count` samples in data units (integer levels, or the original units of continuous data);
     /// for a conditional model one per row of `context` (`[count, contextFeatures]`) or all from
     /// one context row.
+    /// `consequence` ends the message of a non-finite sample (``requireFinite(_:what:consequence:)``).
     static func samples<T: Scalar>(
         flow: NormalizingFlow<T>, preprocessing: Preprocessing<T>, count: Int, temperature: Double, seed: UInt64,
-        context: Matrix<T>? = nil
+        context: Matrix<T>? = nil, consequence: String = "Nothing was written"
     ) throws -> Matrix<T> {
         var generator = SeededGenerator(seed: seed)
         let drawn = try flow.sample(count: count, context: context, temperature: T(temperature), using: &generator)
-        try requireFinite(drawn, what: "sample")
+        try requireFinite(drawn, what: "sample", consequence: consequence)
         let samples = try preprocessing.dataUnits(drawn)
-        try requireFinite(samples, what: "sample (in data units)")
+        try requireFinite(samples, what: "sample (in data units)", consequence: consequence)
         return samples
     }
 
@@ -56,13 +57,13 @@ enum Rendering {
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` naming the first row and
     ///   column and how many rows are affected.
-    static func requireFinite<T: Scalar>(_ values: Matrix<T>, what: String) throws {
+    static func requireFinite<T: Scalar>(_ values: Matrix<T>, what: String, consequence: String = "Nothing was written") throws {
         guard let (row, column) = values.firstNonFinite() else { return }
         let bad = (0..<values.rows).filter { r in (0..<values.columns).contains { !values[r, $0].isFinite } }.count
         throw InvertNNError.invalidArgument(
             operation: "invertnn",
             reason: "\(what) \(row + 1), column \(column + 1) is not finite (\(values[row, column])); \(bad) of \(values.rows) rows "
-                + "overflow: the model's weights are extreme. Nothing was written")
+                + "overflow: the model's weights are extreme. \(consequence)")
     }
 
     /// The plot window of 2-D data: the range of `reference` (or, without it, μ ± 3.5σ of the
@@ -79,8 +80,11 @@ enum Rendering {
                 lo[j] = Double(s.means[j]) - 3.5 * Double(s.scales[j]); hi[j] = Double(s.means[j]) + 3.5 * Double(s.scales[j])
             }
         }
-        // A square window, so that the square pictures keep the data's aspect ratio.
-        let span = max(hi[0] - lo[0], hi[1] - lo[1], 1e-9) * 1.16
+        // A square window, so that the square pictures keep the data's aspect ratio. A point
+        // cloud of zero width (constant columns) gets a width of 1e-6 of its magnitude, so that
+        // the window stays non-empty where 1e-9 is below the spacing of the numbers (3e38).
+        let magnitude = max(abs(lo[0]), abs(hi[0]), abs(lo[1]), abs(hi[1]))
+        let span = max(hi[0] - lo[0], hi[1] - lo[1], 1e-9, 1e-6 * (magnitude.isFinite ? magnitude : 0)) * 1.16
         for j in 0..<2 {
             let centre = (lo[j] + hi[j]) / 2
             lo[j] = centre - span / 2; hi[j] = centre + span / 2

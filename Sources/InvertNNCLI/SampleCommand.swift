@@ -161,6 +161,11 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
             if case let .oneHot(classes) = encoder.encoding, let label = parts[0], !Self.isClassLabel(label, classes: classes) {
                 throw ValidationError("--context \(label) is not a class label of \(model): \(names[0]) is an integer in 0..<\(classes)")
             }
+            // 1e300 is a finite Double but an infinity in a Float model: refuse it as NaN is.
+            if let j = parts.firstIndex(where: { !T($0!).isFinite }) {
+                throw ValidationError(
+                    "--context: \(names[j]) = \(parts[j]!) does not fit in the model's \(T.self) precision (largest \(T.greatestFiniteMagnitude))")
+            }
             var row = Matrix<T>(rows: 1, columns: encoder.features)
             for (j, v) in parts.enumerated() { row[0, j] = T(v!) }
             return row.rows(at: Array(repeating: 0, count: count))
@@ -177,6 +182,7 @@ struct SampleCommand: ParsableCommand, CheckpointConsumer {
                     because: "which are not the model's context (\(names.joined(separator: ", ")))"))
             }
             guard table.values.rows >= 1 else { throw ValidationError("--context-file \(contextFile) has no rows") }
+            try table.requireRepresentable(columns: columns, as: T.self)
             guard table.values.rows <= 1_000_000 / count else {
                 throw ValidationError("--context-file \(contextFile): \(table.values.rows) rows × --count \(count) exceeds 1000000 samples")
             }

@@ -237,6 +237,12 @@ struct TrainCommand: ParsableCommand {
         // buffers: keep them in the heap instead of unmapping them and faulting them back in
         // every step (Benchmarks/PERFORMANCE.md, "Allocation").
         invertnn_keep_freed_memory_for_reuse()
+        // More workers than cores still works (the workers take turns), only more slowly.
+        let cores = Self.usableCores
+        if let threads, threads > cores, distributed.isWriter {
+            output.note("--threads \(threads) exceeds the \(cores) core\(cores == 1 ? "" : "s") available to this process; "
+                + "the workers share them, so steps are slower than with --threads \(cores)")
+        }
         guard let workers = threads, workers > 1 else {
             BLAS.setThreads(threads ?? distributed.defaultThreads)
             return try distributed.run { try run(distributed) }
@@ -263,6 +269,21 @@ struct TrainCommand: ParsableCommand {
         case .float: try train(Float.self, precision: precision, distributed: distributed)
         case .double: try train(Double.self, precision: precision, distributed: distributed)
         }
+    }
+
+    /// The cores this process may run on: its CPU affinity mask (`taskset`, a container's
+    /// cpuset), read with `sched_getaffinity` (looked up at run time: Swift's Glibc module does
+    /// not declare it), else the online processors.
+    static var usableCores: Int {
+        typealias Affinity = @convention(c) (pid_t, Int, UnsafeMutableRawPointer) -> Int32
+        // RTLD_DEFAULT (a null handle): the symbol as the process's libraries provide it.
+        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "sched_getaffinity") {
+            var mask = [UInt8](repeating: 0, count: 1024)  // 8192 CPUs
+            let status = mask.withUnsafeMutableBytes { unsafeBitCast(symbol, to: Affinity.self)(0, $0.count, $0.baseAddress!) }
+            let count = mask.reduce(0) { $0 + $1.nonzeroBitCount }
+            if status == 0, count > 0 { return count }
+        }
+        return ProcessInfo.processInfo.activeProcessorCount
     }
 
     /// Refuses models beyond ``FlowPresets/maximumParameters`` (each option is within its own range,
@@ -332,6 +353,16 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError(
                 "\(dataOptions.data): \(dataset.train.rows) training row\(dataset.train.rows == 1 ? "" : "s"); training needs at least 2 (use a larger file or --split with a larger training fraction)")
         }
+        // Standardization keeps a constant column with σ = 1 (a note below), but when every
+        // modelled column is constant there is no density at all to learn: the NLL only falls as
+        // the flow shrinks onto the point, and the samples and their plot are that point.
+        let constantColumns = dataset.constantColumns
+        if dataset.dimensions >= 1, constantColumns.count == dataset.dimensions {
+            let values = (0..<min(dataset.dimensions, 4)).map { "\(constantColumns[$0]) = \(dataset.train[0, $0])" }
+            throw ValidationError(
+                "--data \(dataOptions.data): every modelled column is constant in the training split (\(values.joined(separator: ", "))"
+                    + "\(dataset.dimensions > 4 ? ", …" : "")); there is no density to learn: give data whose columns vary")
+        }
         if dataset.kind != .image, dataset.train.rows <= dataset.dimensions {
             output.note("only \(dataset.train.rows) training rows for \(dataset.dimensions) dimensions: no density of full rank can be "
                 + "estimated from them, and the figures will mostly measure overfitting")
@@ -387,7 +418,7 @@ struct TrainCommand: ParsableCommand {
                 output.note("column \(unnamed + 1) of \(dataOptions.data) has no name (a pandas index written by to_csv?); it is "
                     + "modelled as data: exclude it with --drop-columns \(unnamed + 1) if it is a row number")
             }
-            let constant = dataset.constantColumns
+            let constant = constantColumns
             if !constant.isEmpty {
                 output.note("column\(constant.count == 1 ? "" : "s") \(constant.joined(separator: ", ")) of \(dataOptions.data) "
                     + "\(constant.count == 1 ? "is" : "are") constant in the training split: kept with σ = 1, but a constant "
@@ -508,8 +539,9 @@ struct TrainCommand: ParsableCommand {
         let keepState = saveState || stopAfter != nil || resumedState != nil || checkpointEvery != nil
         let checkpoint = Checkpoint(
             flow: flow, preprocessing: preprocessing, dataset: dataset.description, trainingState: keepState ? trainer.trainingState : nil)
-        // The model and the sample picture are committed together: if either cannot be written,
-        // neither existing file is replaced.
+        // The model and the history are committed together: if either cannot be written, neither
+        // existing file is replaced. The sample picture never costs the model: one that cannot be
+        // drawn is a note, one that cannot be written fails the run after the model is committed.
         let staging = OutputStaging()
         try staging.write(modelPath) { try checkpoint.write(to: $0); return "" }
         let stateNote = keepState ? " with the training state after epoch \(result.history.last?.epoch ?? 0)" : ""
@@ -533,19 +565,31 @@ struct TrainCommand: ParsableCommand {
         }
         count = sampleContext?.rows ?? count
         let temperature = self.temperature ?? Rendering.defaultTemperature(dataset.kind)
-        let drawn = try Rendering.samples(
-            flow: flow, preprocessing: preprocessing, count: count, temperature: temperature, seed: seed &+ 0x5A3B_1E5,
-            context: sampleContext)
+        var pictureFailure: InvertNNError? = nil
         if dataset.kind == .image || dataset.dimensions >= 2 {
-            let note = try staging.write(samples) {
-                try Rendering.writePNG(
+            // A picture that cannot be drawn (samples that overflow, a plot window beyond the
+            // precision) costs the picture, never the trained model: it becomes a note.
+            let picture = staging.writeIfPossible(samples) {
+                let drawn = try Rendering.samples(
+                    flow: flow, preprocessing: preprocessing, count: count, temperature: temperature, seed: seed &+ 0x5A3B_1E5,
+                    context: sampleContext, consequence: "No picture was drawn")
+                return try Rendering.writePNG(
                     samples: drawn, description: description, preprocessing: preprocessing,
                     reference: dataset.kind == .image ? nil : dataset.train.rows(0..<min(count, dataset.train.rows)), path: $0)
             }
-            notes.append(note + " (temperature \(temperature))")
+            switch picture {
+            case let .success(note): notes.append(note + " (temperature \(temperature))")
+            case let .failure(InvertNNError.io(path, reason)):
+                // The picture could not be written where asked: the model is kept, and the run fails.
+                pictureFailure = InvertNNError.io(
+                    path: path, reason: "\(reason); the model and its history were written (\(modelPath)), the sample picture was not")
+            case let .failure(error):
+                notes.append("wrote no sample picture to \(samples) (the model is saved): \(InvertNNCommand.oneLine("\(error)"))")
+            }
         }
         try staging.commit()
         notes.forEach(output.note)
+        if let pictureFailure { throw pictureFailure }
 
         let best = result.best
         let test = best.test ?? best.validation

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Errors of the MPI transport of data-parallel training.
 public enum DistributedError: Error, CustomStringConvertible {
     /// Open MPI cannot be loaded or lacks a symbol; the reason says which.
@@ -11,4 +13,9 @@ public enum DistributedError: Error, CustomStringConvertible {
         case let .call(function, code): return "\(function) failed with MPI error code \(code)"
         }
     }
+}
+
+extension DistributedError: LocalizedError {
+    /// ``description``, so that `localizedDescription` gives the message.
+    public var errorDescription: String? { description }
 }

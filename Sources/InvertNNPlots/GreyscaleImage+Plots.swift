@@ -11,11 +11,13 @@ extension GreyscaleImage {
     public static func scatter<T: Scalar>(
         _ points: Matrix<T>, xRange: ClosedRange<Double>, yRange: ClosedRange<Double>, size: Int = 320, dotSize: Int = 2
     ) throws -> GreyscaleImage {
-        guard points.columns >= 2, size >= 8, dotSize >= 1,
-              xRange.upperBound > xRange.lowerBound, yRange.upperBound > yRange.lowerBound,
-              xRange.lowerBound.isFinite, xRange.upperBound.isFinite, yRange.lowerBound.isFinite, yRange.upperBound.isFinite else {
-            throw InvertNNError.invalidArgument(
-                operation: "GreyscaleImage.scatter", reason: "need ≥ 2 columns (got \(points.columns)), size ≥ 8 and finite non-empty ranges")
+        func invalid(_ reason: String) -> InvertNNError { .invalidArgument(operation: "GreyscaleImage.scatter", reason: reason) }
+        guard points.columns >= 2 else { throw invalid("need ≥ 2 columns, got \(points.columns)") }
+        guard size >= 8, dotSize >= 1 else { throw invalid("need size ≥ 8 and dotSize ≥ 1, got \(size) and \(dotSize)") }
+        for (axis, range) in [("x", xRange), ("y", yRange)] {
+            guard range.lowerBound.isFinite, range.upperBound.isFinite, range.upperBound > range.lowerBound else {
+                throw invalid("the \(axis) range \(range.lowerBound)...\(range.upperBound) must be finite and non-empty")
+            }
         }
         var image = try GreyscaleImage(width: size, height: size, value: 255)
         for r in 0..<points.rows {

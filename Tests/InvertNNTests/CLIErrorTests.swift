@@ -165,6 +165,84 @@ import InvertNN
         }
     }
 
+    /// Data whose every column is constant (5, or 3e38 where the plot window used to collapse
+    /// to an empty range after training) have no density to learn: a usage error before any
+    /// training, nothing written.
+    @Test func allConstantColumnsAreRefusedBeforeTraining() throws {
+        guard Self.executable != nil else { return }
+        try Self.withScratchDirectory("cli-all-constant") { directory in
+            for (name, value, shown) in [("five", "5", "5.0"), ("huge", "3e38", "3e+38")] {
+                try writeText((["p,q"] + Array(repeating: "\(value),\(value)", count: 80)).joined(separator: "\n"), to: "\(directory)/\(name).csv")
+                let run = try Self.run([
+                    "--data", "\(directory)/\(name).csv", "--epochs", "2", "--couplings", "1", "--hidden-sizes", "8",
+                    "--out", "\(directory)/m.safetensors", "--samples", "\(directory)/s.png"])
+                HostileCLITests.expectError(
+                    run, "--data \(directory)/\(name).csv: every modelled column is constant in the training split (p = \(shown), q = \(shown)); "
+                        + "there is no density to learn: give data whose columns vary", name)
+                #expect(run.status == 64, "\(name): exit \(run.status)")
+                #expect(!FileManager.default.fileExists(atPath: "\(directory)/m.safetensors"), "\(name)")
+            }
+        }
+    }
+
+    /// A sample picture that cannot be drawn costs the picture, not the trained model: samples
+    /// at temperature 100 of a column near Float's limit overflow, and the run still writes the
+    /// model (which reads back), says why there is no picture, and exits 0. A constant column of
+    /// 3e38 beside a varying one gets a plot window wide enough to draw.
+    @Test func aFailedPictureKeepsTheModel() throws {
+        guard Self.executable != nil else { return }
+        try Self.withScratchDirectory("cli-picture") { directory in
+            var g = SeededGenerator(seed: 8)
+            let rows = (0..<120).map { _ in "\(3e38 + 1e36 * g.nextNormal(Double.self)),\(g.nextNormal(Double.self))" }
+            try writeText((["big,small"] + rows).joined(separator: "\n"), to: "\(directory)/big.csv")
+            let model = "\(directory)/m.safetensors", picture = "\(directory)/s.png"
+            let run = try Self.run([
+                "--data", "\(directory)/big.csv", "--epochs", "1", "--couplings", "1", "--hidden-sizes", "8", "--temperature", "100",
+                "--out", model, "--samples", picture])
+            #expect(run.status == 0, "exit \(run.status): \(run.stderr)")
+            #expect(run.stderr.contains("wrote no sample picture to \(picture) (the model is saved): invertnn: invalid argument: sample (in data units)"), "\(run.stderr)")
+            #expect(run.stderr.contains("overflow: the model's weights are extreme. No picture was drawn"), "\(run.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: picture))
+            #expect(FileManager.default.fileExists(atPath: "\(directory)/m.history.csv"))
+            #expect(try Checkpoint<Float>.read(path: model).flow.features == 2)
+            #expect(run.stdout.contains("\"model\":"), "\(run.stdout)")
+
+            let constant = (0..<120).map { "3e38,\(Double($0 % 11) - 5)" }
+            try writeText((["flat,ramp"] + constant).joined(separator: "\n"), to: "\(directory)/flat.csv")
+            let drawn = try Self.run([
+                "--data", "\(directory)/flat.csv", "--epochs", "1", "--couplings", "1", "--hidden-sizes", "8",
+                "--out", "\(directory)/f.safetensors", "--samples", "\(directory)/f.png"])
+            #expect(drawn.status == 0, "exit \(drawn.status): \(drawn.stderr)")
+            #expect(drawn.stderr.contains("wrote a scatter plot (flat, ramp)"), "\(drawn.stderr)")
+            #expect(FileManager.default.fileExists(atPath: "\(directory)/f.safetensors"))
+        }
+    }
+
+    /// `--threads` beyond the cores the process may use is a one-line note, and the run goes on.
+    @Test func threadsBeyondTheCoresAreNoted() throws {
+        guard Self.executable != nil else { return }
+        try Self.withScratchDirectory("cli-threads") { directory in
+            // The cores of this process's affinity mask, as `train` counts them.
+            typealias Affinity = @convention(c) (pid_t, Int, UnsafeMutableRawPointer) -> Int32
+            let symbol = try #require(dlsym(UnsafeMutableRawPointer(bitPattern: 0), "sched_getaffinity"))
+            var mask = [UInt8](repeating: 0, count: 1024)
+            let status = mask.withUnsafeMutableBytes { unsafeBitCast(symbol, to: Affinity.self)(0, $0.count, $0.baseAddress!) }
+            #expect(status == 0)
+            let cores = mask.reduce(0) { $0 + $1.nonzeroBitCount }
+            let run = try Self.run([
+                "--data", "moons", "--epochs", "0", "--couplings", "1", "--hidden-sizes", "8", "--threads", "\(cores + 1)",
+                "--out", "\(directory)/m.safetensors", "--samples", "\(directory)/s.png"])
+            #expect(run.status == 0, "exit \(run.status): \(run.stderr)")
+            let notes = run.stderr.split(separator: "\n").filter { $0.contains("--threads") }
+            #expect(notes == ["--threads \(cores + 1) exceeds the \(cores) core\(cores == 1 ? "" : "s") available to this process; "
+                + "the workers share them, so steps are slower than with --threads \(cores)"], "\(run.stderr)")
+            let fits = try Self.run([
+                "--data", "moons", "--epochs", "0", "--couplings", "1", "--hidden-sizes", "8", "--threads", "1",
+                "--out", "\(directory)/m.safetensors", "--samples", "\(directory)/s.png"])
+            #expect(fits.status == 0 && !fits.stderr.contains("exceeds the"), "\(fits.stderr)")
+        }
+    }
+
     /// With `--levels`, an excluded text column (a label) is not parsed, as without it.
     @Test func textLabelWithLevelsIsNotParsed() throws {
         guard Self.executable != nil else { return }
@@ -183,6 +261,28 @@ import InvertNN
 
     /// `eval` on a Float model names the file line of a value beyond Float's range (it used to
     /// turn into an infinity and be reported as non-finite data).
+    /// An eval file narrower than the training file, without a header, is the file's problem:
+    /// the message says how many columns it has and which (1-based) the model reads, not the
+    /// stored 0-based `sourceColumns` entry (that wording is for a damaged checkpoint).
+    @Test func aNarrowEvalFileIsDescribedInUserTerms() throws {
+        guard Self.executable != nil else { return }
+        try Self.withScratchDirectory("cli-eval-narrow") { directory in
+            let rows = (0..<60).map { "\($0),\(Double($0 % 17) * 0.3),\(Double(($0 * 7) % 13) - 2),\(Double(($0 * 5) % 11))" }
+            try writeText((["id,a,b,c"] + rows).joined(separator: "\n"), to: "\(directory)/train.csv")
+            let trained = try Self.run(["--data", "\(directory)/train.csv", "--drop-columns", "id", "--epochs", "0", "--couplings", "1",
+                                        "--hidden-sizes", "8", "--quiet", "--out", "\(directory)/m.safetensors", "--samples", "\(directory)/s.png"])
+            #expect(trained.status == 0, "\(trained.stderr)")
+            try writeText("1,2\n3,4\n", to: "\(directory)/narrow.csv")
+            let run = try Self.run(["--model", "\(directory)/m.safetensors", "--data", "\(directory)/narrow.csv"], command: "eval")
+            HostileCLITests.expectError(
+                run, "\(directory)/narrow.csv has 2 columns and no header naming the model's; the model \(directory)/m.safetensors reads "
+                    + "columns 2, 3, 4 of its training file (1-based; its dataset.sourceColumns), so it needs at least 4: give a file "
+                    + "with the training file's columns, or exactly 3 in the model's order", "narrow")
+            #expect(run.status == 1, "\(run.stderr)")
+            #expect(!run.stderr.contains("entry 2 is 3"), "\(run.stderr)")
+        }
+    }
+
     @Test func evalNamesTheLineOfAValueBeyondFloat() throws {
         guard Self.executable != nil else { return }
         try Self.withScratchDirectory("cli-eval-range") { directory in
@@ -197,7 +297,7 @@ import InvertNN
             let (status, _, stderr) = try Self.run(
                 ["--model", "\(directory)/m.safetensors", "--data", "\(directory)/bad.csv"], command: "eval")
             #expect(status == 1, "\(stderr)")
-            #expect(stderr.contains("bad.csv:6: 1e+39 does not fit in the model's Float precision"), "\(stderr)")
+            #expect(stderr.contains("bad.csv:6: column 1 (a): 1e+39 does not fit in the model's Float precision"), "\(stderr)")
         }
     }
 
@@ -215,8 +315,9 @@ import InvertNN
     }
 
     /// An output that fails only when it is written, after training (here a picture under
-    /// /proc, which accepts no new files), must not cost the existing model: both outputs are
-    /// staged and committed together.
+    /// /proc, which accepts no new files), must not cost the trained model: the model and its
+    /// history are committed, and the run fails naming the picture (it used to keep the earlier
+    /// model and lose the trained one).
     @Test func aFailedOutputLeavesTheOtherOutputUntouched() throws {
         guard Self.executable != nil, FileManager.default.fileExists(atPath: "/proc/self") else { return }
         try Self.withScratchDirectory("cli-staging") { directory in
@@ -239,9 +340,12 @@ import InvertNN
                 "--hidden-sizes", "8", "--quiet", "--out", model, "--samples", "/proc/invertnn-\(getpid()).png"])
             #expect(status == 1, "exit \(status): \(stderr)")
             #expect(stdout.isEmpty)
-            #expect(stderr.contains("/proc/invertnn-"), "\(stderr)")
-            #expect(try Data(contentsOf: URL(fileURLWithPath: model)) == previous)
-            #expect(try FileManager.default.contentsOfDirectory(atPath: directory).sorted() == ["good.csv", "keep.safetensors"])
+            #expect(stderr.contains("/proc/invertnn-") && stderr.contains("the model and its history were written (\(model)), the sample picture was not"),
+                    "\(stderr)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: model)) != previous)
+            #expect(try Checkpoint<Float>.read(path: model).flow.features == 3)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+                == ["good.csv", "keep.curve.png", "keep.history.csv", "keep.safetensors"])
         }
     }
 }

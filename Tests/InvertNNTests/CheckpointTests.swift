@@ -257,6 +257,124 @@ func architecture<T: Scalar>(of layer: any InvertibleLayer<T>) throws -> String 
         #expect(file.tensors.map(\.name) == ["v", "w"] && file.metadata == ["w": "v"])
     }
 
+    /// Metadata values are strings holding JSON, which the header scan cannot see into:
+    /// `"means"` twice in `preprocessing` used to load whichever copy `JSONDecoder` kept.
+    @Test func duplicateKeysInMetadataJSONAreRefused() throws {
+        let flow = try Self.richFlow(Double.self)
+        let preprocessing = Preprocessing<Double>.standardization(try Standardization(means: [Double](repeating: 0, count: 8), scales: [Double](repeating: 1, count: 8)))
+        let file = try Checkpoint(flow: flow, preprocessing: preprocessing, dataset: DatasetDescription(name: "test")).safeTensors()
+        let path = "m.safetensors"
+        let means = "[1,2,3,4,5,6,7,8]"
+        let cases: [(key: String, value: String, reason: String)] = [
+            ("preprocessing", #"{"kind":"standardization","means":\#(means),"scales":[1,1,1,1,1,1,1,1],"means":[0,0,0,0,0,0,0,0]}"#,
+             #"its JSON holds the key "means" twice; a JSON reader would keep one of them silently"#),
+            ("dataset", #"{"name":"a","kind":"tabular","extra":{"x":1,"x":2}}"#,
+             #"its JSON holds the key "x" twice (in the object "extra"); a JSON reader would keep one of them silently"#),
+            // A second "type" at the top level, after a blank (values are JSON when they start with { or [).
+            ("architecture", #" {"type":"Sequential","# + file.metadata["architecture"]!.dropFirst(),
+             #"its JSON holds the key "type" twice; a JSON reader would keep one of them silently"#),
+        ]
+        for (key, value, reason) in cases {
+            var changed = file
+            changed.metadata[key] = value
+            // The premise: Foundation parses the text without complaint.
+            #expect((try? JSONSerialization.jsonObject(with: Data(value.utf8))) != nil, "\(key)")
+            #expect(throws: CheckpointError.badMetadata(path: path, key: key, reason: reason), "\(key)") {
+                try Checkpoint<Double>(file: changed, path: path)
+            }
+        }
+        #expect(throws: CheckpointError.badMetadata(path: path, key: "preprocessing", reason: #"its JSON holds the key "means" twice; a JSON reader would keep one of them silently"#)) {
+            var changed = file
+            changed.metadata["preprocessing"] = cases[0].value
+            try Checkpoint<Double>.load(changed, into: flow, path: path)
+        }
+        // The same keys in different objects, and a plain string value, are fine.
+        var fine = file
+        fine.metadata["note"] = #"means "means" means"#
+        fine.metadata["dataset"] = #"{"name":"a","kind":"tabular","extra":{"name":1,"kind":2}}"#
+        let loaded = try Checkpoint<Double>(file: fine, path: path)
+        #expect(loaded.dataset?.name == "a")
+    }
+
+    /// `Parameter.assign` takes NaN and infinities (an experiment may probe them), but a
+    /// checkpoint holding them could not be read back: writing refuses it, naming the tensor and
+    /// the position, and leaves an existing file as it was.
+    @Test func nonFiniteParametersAreRefusedAtWrite() throws {
+        let flow = try Self.richFlow(Float.self)
+        let preprocessing = Preprocessing<Float>.standardization(try Standardization(means: [Float](repeating: 0, count: 8), scales: [Float](repeating: 1, count: 8)))
+        let path = temporaryPath("nonfinite.safetensors")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Checkpoint(flow: flow, preprocessing: preprocessing).write(to: path)
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        let named = try LayerRegistry.namedParameters(of: flow.transform)
+        let entry = try #require(named.first { $0.name == "1.dense0.weight" })
+        var value = entry.parameter.value
+        value[1, 2] = .nan
+        try entry.parameter.assign(value)  // accepted
+        #expect(entry.parameter.value[1, 2].isNaN)
+        #expect(throws: CheckpointError.nonFiniteTensor(path: path, tensor: "1.dense0.weight", row: 1, column: 2, value: "nan")) {
+            try Checkpoint(flow: flow, preprocessing: preprocessing).write(to: path)
+        }
+        #expect(throws: CheckpointError.nonFiniteTensor(path: "", tensor: "1.dense0.weight", row: 1, column: 2, value: "nan")) {
+            try Checkpoint(flow: flow, preprocessing: preprocessing).safeTensors()
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
+        value[1, 2] = 0.5
+        value[0, 0] = -.infinity
+        try entry.parameter.assign(value)
+        let error = CheckpointError.nonFiniteTensor(path: path, tensor: "1.dense0.weight", row: 0, column: 0, value: "-inf")
+        #expect(throws: error) { try Checkpoint(flow: flow, preprocessing: preprocessing).write(to: path) }
+        #expect(error.description == "\(path): cannot write the checkpoint: tensor 1.dense0.weight holds -inf at [0, 0] (0-based); "
+            + "a checkpoint stores finite values only, and reading would refuse it")
+        // Finite again, it writes and reads back.
+        value[0, 0] = 0.25
+        try entry.parameter.assign(value)
+        try Checkpoint(flow: flow, preprocessing: preprocessing).write(to: path)
+        let loaded = try Checkpoint<Float>.read(path: path)
+        #expect(try LayerRegistry.namedParameters(of: loaded.flow.transform).first { $0.name == "1.dense0.weight" }?.parameter.value == value)
+    }
+
+    /// A stored mean or scale that does not survive the conversion to the model's precision is
+    /// reported as stored: a scale of 1e-300 used to be reported as 0.0 in Float.
+    @Test func storedScalesBeyondThePrecisionAreReportedAsStored() throws {
+        let flow = try Self.richFlow(Float.self)
+        let preprocessing = Preprocessing<Float>.standardization(try Standardization(means: [Float](repeating: 0, count: 8), scales: [Float](repeating: 1, count: 8)))
+        let file = try Checkpoint(flow: flow, preprocessing: preprocessing).safeTensors()
+        let path = "s.safetensors"
+        let cases: [(means: String, scales: String, reason: String)] = [
+            ("[0,0,0,0,0,0,0,0]", "[1,1,1e-300,1,1,1,1,1]",
+             "scale 2 is 1e-300, which underflows to 0 in Float (smallest positive 1e-45)"),
+            ("[0,1e300,0,0,0,0,0,0]", "[1,1,1,1,1,1,1,1]", "mean 1 is 1e+300, beyond the range of Float (largest 3.4028235e+38)"),
+            ("[0,0,0,0,0,0,0,0]", "[1,1,1,1,1,1,1,-2]", "scale 7 must be positive and finite, got -2.0"),
+        ]
+        for (means, scales, reason) in cases {
+            var changed = file
+            changed.metadata["preprocessing"] = #"{"kind":"standardization","means":\#(means),"scales":\#(scales)}"#
+            #expect(throws: CheckpointError.badMetadata(path: path, key: "preprocessing", reason: "Standardization: invalid argument: \(reason)")) {
+                try Checkpoint<Float>(file: changed, path: path)
+            }
+        }
+        // In Double the same tiny scale is a valid value.
+        var tiny = try Checkpoint(flow: try Self.richFlow(Double.self), preprocessing: .standardization(
+            try Standardization(means: [Double](repeating: 0, count: 8), scales: [Double](repeating: 1, count: 8)))).safeTensors()
+        tiny.metadata["preprocessing"] = #"{"kind":"standardization","means":[0,0,0,0,0,0,0,0],"scales":[1,1,1e-300,1,1,1,1,1]}"#
+        guard case let .standardization(s) = try Checkpoint<Double>(file: tiny, path: path).preprocessing else {
+            Issue.record("not a standardization"); return
+        }
+        #expect(s.scales[2] == 1e-300)
+    }
+
+    /// The public error enums are `LocalizedError`s: `localizedDescription` is the message, not
+    /// Foundation's "The operation couldn’t be completed".
+    @Test func errorsHaveTheirMessageAsLocalizedDescription() {
+        let errors: [any Error] = [
+            InvertNNError.invalidArgument(operation: "op", reason: "why"),
+            CheckpointError.badMetadata(path: "p", key: "k", reason: "r"),
+            ThreadGroupError.anotherWorkerFailed,
+        ]
+        #expect(errors.map(\.localizedDescription) == ["op: invalid argument: why", "p: metadata k: r", "another worker thread of the run failed"])
+    }
+
     @Test func malformedFilesThrowTypedErrors() throws {
         let (file, bytes, flow) = try Self.validFile()
         let path = "m.safetensors"

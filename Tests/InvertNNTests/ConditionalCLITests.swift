@@ -74,10 +74,33 @@ import InvertNN
             (["--model", model, "--csv", "\(d)/z.csv"], "give --context or --context-file"),
             (["--model", model, "--context", "1,2", "--csv", "\(d)/z.csv"], "--context needs 1"),
             (["--model", model, "--context", "nan", "--csv", "\(d)/z.csv"], "--context needs 1"),
+            // Finite in Double, infinite in the Float model: refused as NaN is, not as a non-finite batch entry.
+            (["--model", model, "--context", "1e300", "--csv", "\(d)/z.csv"],
+             "--context: c = 1e+300 does not fit in the model's Float precision (largest 3.4028235e+38)"),
         ] {
             let r = try CLIErrorTests.run(arguments + ["--quiet"], command: "sample")
             #expect(r.status == 64 && r.stderr.contains(message), "\(arguments): \(r.status) \(r.stderr)")
         }
+        // In a file, such a value is named by file, line and column, with the exit of a NaN there (a data error, 1).
+        try writeText("c\n1\n\n-1e300\n", to: "\(d)/huge-context.csv")
+        try writeText("c\n1\nnan\n", to: "\(d)/nan-context.csv")
+        try writeText("id,c,x1,x2\n0,0.5,0.1,0.2\n1,0.5,1e39,0.2\n", to: "\(d)/huge-data.csv")
+        try writeText("id,c,x1,x2\n0,0.5,0.1,0.2\n1,2e38,0.1,0.2\n2,1e300,0.1,0.2\n", to: "\(d)/huge-eval-context.csv")
+        for (arguments, command, message) in [
+            (["--model", model, "--context-file", "\(d)/huge-context.csv", "--csv", "\(d)/z.csv"], "sample",
+             "huge-context.csv:4: column 1 (c): -1e+300 does not fit in the model's Float precision (largest 3.4028235e+38)"),
+            (["--model", model, "--context-file", "\(d)/nan-context.csv", "--csv", "\(d)/z.csv"], "sample",
+             "nan-context.csv:3: column 1: \"nan\" is not a finite number"),
+            (["--model", model, "--data", "\(d)/huge-data.csv"], "eval",
+             "huge-data.csv:3: column 3 (x1): 1e+39 does not fit in the model's Float precision"),
+            (["--model", model, "--data", "\(d)/huge-eval-context.csv"], "eval",
+             "huge-eval-context.csv:4: column 2 (c): 1e+300 does not fit in the model's Float precision"),
+        ] {
+            let r = try CLIErrorTests.run(arguments + ["--quiet"], command: command)
+            HostileCLITests.expectError(r, message, arguments.joined(separator: " "))
+            #expect(r.status == 1, "\(arguments): \(r.status) \(r.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: "\(d)/z.csv"))
         let unknown = try CLIErrorTests.run(["--data", "\(d)/t.csv", "--context-columns", "nope", "--epochs", "1", "--quiet"])
         #expect(unknown.status == 64 && unknown.stderr.contains("no column 'nope'"), "\(unknown.stderr)")
         let everything = try CLIErrorTests.run(

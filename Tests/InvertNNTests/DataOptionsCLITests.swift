@@ -194,4 +194,72 @@ import InvertNN
             #expect(fine.status == 0, "\(fine.stderr)")
         }
     }
+
+    /// Empty `--drop-columns` entries and columns named twice are usage errors (they used to be
+    /// accepted silently), and so are exclusions that leave nothing to model, with a message that
+    /// fits a `.npy` array (it used to exit 1 with a "TabularDataset.csv" prefix).
+    @Test func malformedExclusionsAreUsageErrors() throws {
+        guard CLIErrorTests.executable != nil else { Issue.record("invertnn binary not built"); return }
+        try CLIErrorTests.withScratchDirectory("exclusions") { d in
+            let t = Self.table(rows: 30, columns: 3)
+            try writeText(Self.csv(t.header, t.values), to: "\(d)/t.csv")
+            try Data(npyBytes(header: "{'descr': '<f8', 'fortran_order': False, 'shape': (10, 3), }",
+                              data: littleEndian((0..<30).map { Double($0).bitPattern }))).write(to: URL(fileURLWithPath: "\(d)/a.npy"))
+            let out = ["--epochs", "1", "--out", "\(d)/m.safetensors", "--samples", "\(d)/s.png", "--quiet"] + Self.tiny
+            let cases: [(arguments: [String], message: String)] = [
+                (["--data", "\(d)/t.csv", "--drop-columns", ","], "--drop-columns ',': entry 1 of 2 is empty; give comma-separated column names or 1-based numbers"),
+                (["--data", "\(d)/t.csv", "--drop-columns", "a,,b"], "--drop-columns 'a,,b': entry 2 of 3 is empty"),
+                (["--data", "\(d)/t.csv", "--drop-columns", ""], "--drop-columns '': entry 1 of 1 is empty"),
+                (["--data", "\(d)/t.csv", "--drop-columns", "1, 1"], "--drop-columns names column '1' twice; give each column once"),
+                (["--data", "\(d)/t.csv", "--label-column", "b", "--drop-columns", "b"], "--label-column and --drop-columns both name column 'b'"),
+                (["--data", "\(d)/t.csv", "--drop-columns", "a,1"],
+                 "--drop-columns 1 names column 1 ('a') of \(d)/t.csv, which --drop-columns a already excludes; give each column once"),
+                (["--data", "\(d)/a.npy", "--drop-columns", "1,2,3"], "--drop-columns excludes all 3 columns of \(d)/a.npy; nothing is left to model"),
+                (["--data", "\(d)/a.npy", "--label-column", "2", "--drop-columns", "1,3"],
+                 "--label-column and --drop-columns exclude all 3 columns of \(d)/a.npy; nothing is left to model"),
+                (["--data", "\(d)/t.csv", "--validation", "\(d)/t.csv.copy", "--drop-columns", "a,b,c"],
+                 "--drop-columns excludes all 3 columns of \(d)/t.csv"),
+            ]
+            try writeText(Self.csv(t.header, t.values), to: "\(d)/t.csv.copy")
+            for (arguments, message) in cases {
+                let run = try CLIErrorTests.run(arguments + out)
+                HostileCLITests.expectError(run, message, arguments.joined(separator: " "))
+                #expect(run.status == 64, "\(arguments): exit \(run.status): \(run.stderr)")
+            }
+            #expect(!FileManager.default.fileExists(atPath: "\(d)/m.safetensors"))
+        }
+    }
+
+    /// `--data`, `--validation` and `--test` must be three files: the same path, a symbolic link
+    /// or a hard link to it are refused before anything is read (the model would be selected or
+    /// scored on its training rows); a copy is another file.
+    @Test func oneFileAsTwoSplitsIsRefused() throws {
+        guard CLIErrorTests.executable != nil else { Issue.record("invertnn binary not built"); return }
+        try CLIErrorTests.withScratchDirectory("same-split-file") { d in
+            let t = Self.table(rows: 40, columns: 2)
+            try writeText(Self.csv(t.header, t.values), to: "\(d)/t.csv")
+            try writeText(Self.csv(t.header, Array(t.values.prefix(10))), to: "\(d)/v.csv")
+            try FileManager.default.createSymbolicLink(atPath: "\(d)/link.csv", withDestinationPath: "\(d)/t.csv")
+            try FileManager.default.linkItem(atPath: "\(d)/v.csv", toPath: "\(d)/hard.csv")
+            let out = ["--epochs", "0", "--out", "\(d)/m.safetensors", "--samples", "\(d)/s.png", "--quiet"] + Self.tiny
+            let cases: [(arguments: [String], message: String)] = [
+                (["--data", "\(d)/t.csv", "--validation", "\(d)/t.csv"],
+                 "--data and --validation name the same file \(d)/t.csv; the validation rows must be other rows than the training rows: "
+                    + "give a different file, or leave --validation out to split \(d)/t.csv"),
+                (["--data", "\(d)/t.csv", "--test", "\(d)/../\(URL(fileURLWithPath: d).lastPathComponent)/t.csv"], "--data and --test name the same file"),
+                (["--data", "\(d)/t.csv", "--test", "\(d)/link.csv"], "--data and --test name the same file (\(d)/t.csv and \(d)/link.csv)"),
+                (["--data", "\(d)/t.csv", "--validation", "\(d)/v.csv", "--test", "\(d)/hard.csv"],
+                 "--validation and --test name the same file (\(d)/v.csv and \(d)/hard.csv); the test rows must be other rows than the validation rows"),
+            ]
+            for (arguments, message) in cases {
+                let run = try CLIErrorTests.run(arguments + out)
+                HostileCLITests.expectError(run, message, arguments.joined(separator: " "))
+                #expect(run.status == 64, "\(arguments): exit \(run.status): \(run.stderr)")
+            }
+            #expect(!FileManager.default.fileExists(atPath: "\(d)/m.safetensors"))
+            let help = try CLIErrorTests.run(["--help"])
+            let words = help.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            #expect(words.contains("It must be another file than --data and --test"), "\(help.stdout)")
+        }
+    }
 }

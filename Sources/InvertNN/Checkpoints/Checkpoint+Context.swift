@@ -55,7 +55,7 @@ struct ContextDescription: Codable, Equatable {
             kind = .identity
         case "standardization":
             guard let means, let scales else { throw invalid("standardization needs means and scales") }
-            kind = .standardization(try Standardization(means: means.map { T($0) }, scales: scales.map { T($0) }))
+            kind = .standardization(try Standardization<T>(storedMeans: means, scales: scales))
         case "one_hot":
             guard let classes else { throw invalid("one_hot needs classes") }
             kind = .oneHot(classes: classes)

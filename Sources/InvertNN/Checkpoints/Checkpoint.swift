@@ -58,7 +58,11 @@ public struct Checkpoint<T: Scalar> {
     ///   ``GaussianMixture``, ``FullCovarianceMixture``) or parameter names collide;
     ///   ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if the preprocessing does not
     ///   fit the flow's width (``Preprocessing/requireFeatures(_:)``), so that such a file is
-    ///   refused when written rather than at its first use.
+    ///   refused when written rather than at its first use;
+    ///   ``CheckpointError/nonFiniteTensor(path:tensor:row:column:value:)`` (empty path) naming
+    ///   the first parameter that holds NaN or an infinity (``Parameter/assign(_:)`` accepts such
+    ///   values; a checkpoint cannot hold them); a training state with non-finite values is
+    ///   refused by ``TrainingState/validate(for:)``.
     public func safeTensors() throws -> SafeTensors {
         try preprocessing.requireFeatures(flow.features)
         let baseType = flow.base.checkpointType
@@ -68,6 +72,13 @@ public struct Checkpoint<T: Scalar> {
                 operation: "Checkpoint", reason: "a base of type \(type(of: flow.base)) cannot be saved (supported: \(BaseDescription.types.joined(separator: ", ")))")
         }
         let named = try Self.namedParameters(of: flow)
+        // Reading refuses non-finite tensors; a file that cannot be read back is not written.
+        for entry in named {
+            let value = entry.parameter.value
+            if let (r, c) = value.firstNonFinite() {
+                throw CheckpointError.nonFiniteTensor(path: "", tensor: entry.name, row: r, column: c, value: "\(value[r, c])")
+            }
+        }
         var tensors = try named.map { entry in
             try SafeTensors.Tensor(name: entry.name, shape: entry.parameter.value.shape, values: entry.parameter.value.storage)
         }
@@ -92,11 +103,17 @@ public struct Checkpoint<T: Scalar> {
         return SafeTensors(tensors: tensors, metadata: metadata)
     }
 
-    /// Writes the checkpoint to `path` atomically (temporary file + rename).
+    /// Writes the checkpoint to `path` atomically (temporary file + rename). Nothing is written
+    /// if the checkpoint cannot be encoded; an existing file at `path` is then left as it was.
     ///
-    /// - Throws: as ``safeTensors()``; ``CheckpointError/io(path:reason:)``.
+    /// - Throws: as ``safeTensors()``, with ``CheckpointError/nonFiniteTensor(path:tensor:row:column:value:)``
+    ///   naming `path`; ``CheckpointError/io(path:reason:)``.
     public func write(to path: String) throws {
-        try safeTensors().write(to: path)
+        let file: SafeTensors
+        do { file = try safeTensors() } catch let CheckpointError.nonFiniteTensor(_, tensor, row, column, value) {
+            throw CheckpointError.nonFiniteTensor(path: path, tensor: tensor, row: row, column: column, value: value)
+        }
+        try file.write(to: path)
     }
 
     /// Reads the checkpoint at `path`, rebuilding the flow from its metadata. A file stored in
@@ -115,7 +132,8 @@ public struct Checkpoint<T: Scalar> {
     ///   - file: the parsed safetensors file (``SafeTensors/read(path:)``).
     ///   - path: names the file in errors.
     /// - Throws: ``CheckpointError/badMetadata(path:key:reason:)`` for a missing or malformed
-    ///   entry; ``CheckpointError/unsupportedVersion(path:version:)``;
+    ///   entry, or one whose JSON names a key twice in one object;
+    ///   ``CheckpointError/unsupportedVersion(path:version:)``;
     ///   ``CheckpointError/mixedDtype(path:tensor:dtype:stored:)`` for a tensor whose dtype is not
     ///   the file's (``storedDType(of:path:)``);
     ///   ``CheckpointError/badArchitecture(path:reason:)`` if the layers cannot be rebuilt, would
@@ -146,6 +164,7 @@ public struct Checkpoint<T: Scalar> {
             throw CheckpointError.badMetadata(path: path, key: "format_version", reason: "missing")
         }
         guard version == Self.formatVersion else { throw CheckpointError.unsupportedVersion(path: path, version: version) }
+        try Self.requireUniqueKeys(in: meta, path: path)
         let architecture = try text("architecture")
         let storedDType = try Self.requireOneDType(file, path: path)
         try Self.requireParameterCap(architecture: architecture, storedValues: file.tensors.reduce(0) {
@@ -196,6 +215,7 @@ public struct Checkpoint<T: Scalar> {
     ///   ``CheckpointError/badMetadata(path:key:reason:)`` without an architecture; and the tensor
     ///   errors of ``init(file:path:)``. On error the flow keeps its values.
     public static func load(_ file: SafeTensors, into flow: NormalizingFlow<T>, path: String) throws {
+        try requireUniqueKeys(in: file.metadata, path: path)
         guard let text = file.metadata["architecture"],
               let stored = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) else {
             throw CheckpointError.badMetadata(path: path, key: "architecture", reason: "missing or not valid JSON")
@@ -214,6 +234,27 @@ public struct Checkpoint<T: Scalar> {
                 path: path, reason: "the context encoders differ (checkpoint: \((try? storedContext?.json()) ?? "none"), model: \((try? flow.contextEncoder.map { try ContextDescription($0).json() }) ?? "none"))")
         }
         try assign(modelPart(of: file), to: flow, path: path)
+    }
+
+    /// Throws unless every metadata value that holds JSON (its first non-blank character `{` or
+    /// `[`) names each key once per object. The safetensors header is checked so when it is
+    /// read (``SafeTensors/decode(_:path:)``), but these values are strings inside it, and
+    /// `JSONDecoder` keeps one of two repeated keys silently: `"means"` twice in `preprocessing`
+    /// would load whichever copy the parser kept.
+    ///
+    /// - Throws: ``CheckpointError/badMetadata(path:key:reason:)`` naming the metadata key (the
+    ///   first in sorted order), the repeated key and the objects that enclose it.
+    static func requireUniqueKeys(in metadata: [String: String], path: String) throws {
+        for (key, value) in metadata.sorted(by: { $0.key < $1.key }) {
+            guard let first = value.utf8.first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }),
+                  first == UInt8(ascii: "{") || first == UInt8(ascii: "[") else { continue }
+            guard let duplicate = Array(value.utf8).withUnsafeBufferPointer({ JSONDuplicateKeys.first(in: $0) }) else { continue }
+            // Quoted with escapes, so a key holding control characters cannot drive a terminal.
+            let place = duplicate.within.isEmpty ? "" : " (in the object \(duplicate.within.map(\.debugDescription).joined(separator: " → ")))"
+            throw CheckpointError.badMetadata(
+                path: path, key: key,
+                reason: "its JSON holds the key \(duplicate.key.debugDescription) twice\(place); a JSON reader would keep one of them silently")
+        }
     }
 
     /// Assigns every tensor to the parameter of the same name after checking names and shapes

@@ -1,3 +1,4 @@
+import Foundation
 import RealModule
 
 /// What is wrong with a checkpoint file (``SafeTensors``, ``Checkpoint``).
@@ -43,6 +44,12 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible, Sendable
     /// tensors) is malformed: a missing, misshapen or non-finite tensor, an unknown version, a
     /// missing field.
     case badTrainingState(path: String, reason: String)
+    /// A tensor to be written holds NaN or an infinity (`value`: `"nan"`, `"inf"` or `"-inf"`)
+    /// at 0-based `[row, column]` of its matrix (a parameter, such as `1.dense0.weight`).
+    /// Reading refuses such a file, so
+    /// ``Checkpoint/write(to:)`` refuses to write it; `path` is empty when no file is involved
+    /// (``Checkpoint/safeTensors()``).
+    case nonFiniteTensor(path: String, tensor: String, row: Int, column: Int, value: String)
 
     public var description: String {
         switch self {
@@ -85,6 +92,15 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible, Sendable
             return "\(path): \(reason)"
         case let .badTrainingState(path, reason):
             return "\(path): bad training state: \(reason)"
+        case let .nonFiniteTensor(path, tensor, row, column, value):
+            return "\(path.isEmpty ? "" : "\(path): ")cannot write the checkpoint: tensor \(tensor) holds \(value) at [\(row), \(column)] "
+                + "(0-based); a checkpoint stores finite values only, and reading would refuse it"
         }
     }
+}
+
+extension CheckpointError: LocalizedError {
+    /// ``description``, so that `localizedDescription` (and Foundation's error reporting) gives
+    /// the message instead of "The operation couldn’t be completed".
+    public var errorDescription: String? { description }
 }

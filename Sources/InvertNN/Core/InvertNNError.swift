@@ -1,3 +1,4 @@
+import Foundation
 import RealModule
 /// The errors thrown by the public API of InvertNN.
 ///
@@ -46,4 +47,10 @@ public enum InvertNNError: Error, Equatable, CustomStringConvertible, Sendable {
             return "training diverged at step \(step): \(detail)"
         }
     }
+}
+
+extension InvertNNError: LocalizedError {
+    /// ``description``, so that `localizedDescription` (and Foundation's error reporting) gives
+    /// the message instead of "The operation couldn’t be completed".
+    public var errorDescription: String? { description }
 }

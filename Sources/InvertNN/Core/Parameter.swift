@@ -67,7 +67,10 @@ public final class Parameter<T: Scalar> {
     }
 
     /// Replaces ``value`` (loading weights, copying another model's parameter), bumping
-    /// ``version`` so layers rebuild the caches derived from it.
+    /// ``version`` so layers rebuild the caches derived from it. NaN and infinities are
+    /// accepted (an experiment may probe them, and an optimizer's step can produce them), but
+    /// ``Checkpoint/write(to:)`` refuses a model holding them
+    /// (``CheckpointError/nonFiniteTensor(path:tensor:row:column:value:)``).
     ///
     /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` naming the
     ///   parameter, its ``shape`` and `newValue`'s shape, if they differ; ``value`` is then left

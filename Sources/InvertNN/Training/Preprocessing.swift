@@ -120,7 +120,7 @@ public enum Preprocessing<T: Scalar>: Sendable, Codable {
             guard let means = try? c.decode([Double].self, forKey: .means), let scales = try? c.decode([Double].self, forKey: .scales) else {
                 throw bad("standardization needs numeric means and scales")
             }
-            self = .standardization(try Standardization(means: means.map { T($0) }, scales: scales.map { T($0) }))
+            self = .standardization(try Standardization<T>(storedMeans: means, scales: scales))
         case let other:
             throw bad("unknown preprocessing kind \(other.map { "\"\($0)\"" } ?? "(none)")")
         }

@@ -35,6 +35,29 @@ public struct Standardization<T: Scalar>: Sendable, Equatable {
         self.scales = scales
     }
 
+    /// A standardization from means and scales stored as Doubles (a checkpoint's), each checked
+    /// before it is converted to `T`, so that errors report the stored value rather than what
+    /// the conversion made of it (1e-300 becomes 0 in Float).
+    ///
+    /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` as ``init(means:scales:)``
+    ///   (0-based index `j`), and for a finite value beyond the range of `T` or a positive scale
+    ///   that underflows to 0 in `T`.
+    init(storedMeans means: [Double], scales: [Double]) throws {
+        func invalid(_ reason: String) -> InvertNNError { .invalidArgument(operation: "Standardization", reason: reason) }
+        for (what, values) in [("mean", means), ("scale", scales)] {
+            for (j, value) in values.enumerated() where value.isFinite {
+                let converted = T(value)
+                if !converted.isFinite {
+                    throw invalid("\(what) \(j) is \(value), beyond the range of \(T.self) (largest \(T.greatestFiniteMagnitude))")
+                }
+                if what == "scale", value > 0, converted == 0 {
+                    throw invalid("scale \(j) is \(value), which underflows to 0 in \(T.self) (smallest positive \(T.leastNonzeroMagnitude))")
+                }
+            }
+        }
+        try self.init(means: means.map { T($0) }, scales: scales.map { T($0) })
+    }
+
     /// Fits `μ` and `σ` (divisor `n`) to `data` `[n, D]`, computed in Double.
     ///
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` for an empty matrix,

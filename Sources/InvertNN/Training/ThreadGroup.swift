@@ -214,6 +214,11 @@ public enum ThreadGroupError: Error, CustomStringConvertible, Equatable {
     public var description: String { "another worker thread of the run failed" }
 }
 
+extension ThreadGroupError: LocalizedError {
+    /// ``description``, so that `localizedDescription` gives the message.
+    public var errorDescription: String? { description }
+}
+
 /// A reusable barrier for `parties` threads that can be broken, releasing every waiter with
 /// ``ThreadGroupError/anotherWorkerFailed``.
 private final class Barrier: @unchecked Sendable {
