@@ -51,8 +51,8 @@ public struct RationalQuadraticSpline<T: Scalar>: CouplingTransformer {
     public let minimumBinHeight: T
     /// `m_δ`: each inner knot derivative is at least this.
     public let minimumDerivative: T
-    /// The block forms' exponentials and row maxima, reused from call to call (see ``Workspace``).
-    let workspace = Workspace<T>(slots: 1)
+    /// The block forms' exponentials and row maxima, reused from call to call (temporaries that never leave a call, see ``ScratchBuffer``).
+    let scratch = ScratchBuffer<T>()
 
     /// A spline with `bins` bins on `[-tailBound, tailBound]`.
     ///

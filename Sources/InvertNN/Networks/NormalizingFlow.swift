@@ -64,8 +64,11 @@ public final class NormalizingFlow<T: Scalar> {
     /// Whether every density and sample needs a context.
     public var isConditional: Bool { contextEncoder != nil }
 
-    /// Buffers of ``accumulateNegativeLogLikelihoodGradient(_:context:)``: log p_Z, dL/dz, dL/dld.
-    let workspace = Workspace<T>(slots: 3)
+    /// The buffers of a training step (``accumulateNegativeLogLikelihoodGradient(_:context:)``),
+    /// lent to the transform's taped pass and backward: the layers' outputs, gradients and
+    /// scratch, and this step's log p_Z, dL/dz and dL/dld (slots 0, 1, 2). Used only while the
+    /// transform's ``Sequential/keepsBuffers`` is on.
+    public let stepBuffers = StepBuffers<T>()
 
     /// A flow over a standard normal base of the transform's dimension.
     ///
@@ -254,10 +257,12 @@ public final class NormalizingFlow<T: Scalar> {
         try x.requireFinite("NormalizingFlow.accumulateNegativeLogLikelihoodGradient")
         var (layerContext, contextTrace) = try conditioning(
             context, rows: x.rows, operation: "NormalizingFlow.accumulateNegativeLogLikelihoodGradient")
+        // The step's buffers: a training loop allocates nothing here after its first step.
+        layerContext.buffers = transform.keepsBuffers ? stepBuffers : nil
+        let workspace = layerContext.buffers(for: self)
         let (latent, tape) = try transform.inverseTaped(x, context: &layerContext)
         let batch = x.rows, z = latent.output
         let scale = -1 / T(batch)
-        // The step's buffers come from the workspace: a training loop allocates nothing here.
         var logPz = workspace.take(0, count: batch)
         var dz = workspace.matrix(1, rows: batch, columns: z.columns)
         try base.logProbabilityAndGradient(z, scaledBy: scale, logProbability: &logPz, gradient: &dz)
