@@ -20,7 +20,8 @@ public struct AffineTransformer<T: Scalar>: CouplingTransformer {
 
     /// `c` of `s = c·tanh(ŝ/c)`, or `nil` for an unbounded log-scale `s = ŝ`.
     public let scaleBound: T?
-    /// The block forms' factors buffer, reused from call to call (temporaries that never leave a call, see ``ScratchBuffer``).
+    /// The block forms' factors buffer: temporaries that never leave a call, reused
+    /// from call to call (``ScratchBuffer``).
     let scratch = ScratchBuffer<T>()
 
     /// An affine transformer with log-scale bound `scaleBound` (default 2; `nil`: unbounded).

@@ -64,8 +64,8 @@ extension Householder: RetainingLayer {
               count <= Self.retainedEntryLimit  // (checked without building an array of sizes)
         else { return nil }
         let outputsCount = (blocks - 1) * rows * n
-        // The output and the kept block outputs go to reused buffers (the kept ones are released
-        // by the backward, so the next step finds them unshared); every entry is written below.
+        // The output and the kept block outputs go to borrowed buffers (the kept ones are dropped
+        // by the backward, so the next step writes them in place); every entry is written below.
         var out = workspace.copy(transposed ? HouseholderSlot.output : HouseholderSlot.inverseOutput, of: input)
         var saved = workspace.take(HouseholderSlot.blockOutputs, count: count)
         defer { workspace.keep(HouseholderSlot.blockOutputs, saved) }
