@@ -1,6 +1,6 @@
 /// The part of a container's ``StepBuffers`` one object (a layer, a conditioner) borrows during a
-/// call, by slot number; without a pool (a layer called on its own, an untaped pass, rebuilding
-/// mode) every buffer is a new allocation and nothing is kept.
+/// call, by slot number; without a pool (a layer called on its own) every buffer is a new
+/// allocation and nothing is kept.
 ///
 /// Buffers come with unspecified contents: callers overwrite every entry, as with
 /// ``Matrix/init(uninitializedRows:columns:)``. A buffer borrowed by ``take(_:count:)`` goes back

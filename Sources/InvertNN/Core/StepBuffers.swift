@@ -5,10 +5,11 @@ import Synchronization
 /// ``LayerContext/buffers``, so that a step allocates nothing once its first call has sized every
 /// buffer.
 ///
-/// ``Sequential`` owns one for its taped passes and their backward (``NormalizingFlow`` runs its
-/// step through it); a caller that runs layers itself may create one and put it in the context it
-/// passes. Layers called without one allocate what they return, so untaped passes and rebuilding
-/// mode keep nothing per layer and stay flat in depth.
+/// ``Sequential`` owns one for its taped passes and their backward (``NormalizingFlow`` owns
+/// another for its training step), and one it empties after each layer of an untaped pass or of
+/// rebuilding mode, which so keep nothing per layer and stay flat in depth. A caller that runs
+/// layers itself may create one and put it in the context it passes; layers called without one
+/// allocate what they return.
 ///
 /// A layer borrows a buffer under a key (itself and a slot number) for the length of a call and
 /// hands it back before returning; the pool keeps one reference. A value already returned to a
@@ -33,10 +34,11 @@ public final class StepBuffers<T: Scalar>: Sendable {
         buffers.withLock { ($0.count, $0.values.reduce(0) { $0 + $1.count }) }
     }
 
-    /// Drops every buffer and list (they are freed once no result references them).
+    /// Drops every buffer and list (they are freed once no result references them). The pool
+    /// keeps its table's capacity, so emptying it after every layer allocates nothing.
     public func removeAll() {
-        buffers.withLock { $0.removeAll() }
-        lists.withLock { $0.removeAll() }
+        buffers.withLock { $0.removeAll(keepingCapacity: true) }
+        lists.withLock { $0.removeAll(keepingCapacity: true) }
     }
 
     /// The buffer kept under `key`, leaving the pool without it until ``giveBack(_:_:)``.

@@ -26,8 +26,9 @@ public struct LayerContext<T: Scalar>: Sendable {
     /// read ``conditioning``; `nil` until one does.
     public var conditioningGradient: Matrix<T>?
     /// The step's buffers, lent by the container running the pass (``Sequential``'s taped passes
-    /// and their backward); `nil` makes every layer allocate what it returns and keep nothing,
-    /// as untaped passes and rebuilding mode do. See ``StepBuffers``.
+    /// and their backward, or a pool emptied after each layer of its untaped passes and
+    /// rebuilding mode); `nil` makes every layer allocate what it returns and keep nothing.
+    /// See ``StepBuffers``.
     public var buffers: StepBuffers<T>?
 
     /// Side channels holding `values`, with an optional noise generator.

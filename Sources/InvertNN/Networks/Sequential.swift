@@ -56,13 +56,20 @@ public final class Sequential<T: Scalar>: RebuildableLayer {
     /// [1024, 784], depth 32, Double: about 1.2 GiB at the step's peak against 0.6 GiB without
     /// them; see Benchmarks/PERFORMANCE.md). `false`: layers allocate what they return and the
     /// pool is emptied after each backward, so memory is what the tape itself needs and each step
-    /// allocates. Untaped passes and rebuilding mode never lend buffers to the layers.
+    /// allocates. Untaped passes and rebuilding mode lend each layer the buffers of
+    /// ``layerBuffers`` for its calls only.
     public var keepsBuffers = true
 
     /// The buffers this container lends to its layers during a taped pass and its backward when
     /// the caller's context brings none (``NormalizingFlow`` brings its own); also the per-sample
     /// log-det sums of every pass.
     public let stepBuffers = StepBuffers<T>()
+
+    /// The buffers one layer of an untaped pass or of rebuilding mode borrows, emptied once that
+    /// layer is done: memory stays flat in depth (nothing of a layer is kept once the next one
+    /// has its result), while the calls of one layer (rebuilding an input, then the backward at
+    /// it) still share their temporaries.
+    let layerBuffers = StepBuffers<T>()
 
     /// The pool a pass runs on: the caller's, else ``stepBuffers`` unless ``keepsBuffers`` is off.
     func lentBuffers(_ context: LayerContext<T>) -> StepBuffers<T>? {
@@ -130,10 +137,10 @@ public final class Sequential<T: Scalar>: RebuildableLayer {
         let pool = lentBuffers(context)
         let buffers = LayerBuffers(pool, owner: self)
         var total = buffers.filled(0, count: input.rows, with: 0)
-        // Only a taped pass lends the pool to the layers: their results stay on the tape anyway,
-        // while an untaped pass drops each result once the next layer has run.
+        // Only a taped pass lends the step's pool to the layers: their results stay on the tape
+        // anyway, while an untaped pass drops each result once the next layer has run.
         let callerBuffers = context.buffers
-        context.buffers = keepActivations ? pool : nil
+        context.buffers = keepActivations ? pool : layerBuffers
         defer { context.buffers = callerBuffers }
         var activations = [Matrix<T>]()
         if keepActivations {
@@ -156,7 +163,7 @@ public final class Sequential<T: Scalar>: RebuildableLayer {
             }
             for i in 0..<total.count { total[i] += step.logAbsDet[i] }
             current = step.output
-            if keepActivations { activations.append(current) }
+            if keepActivations { activations.append(current) } else { layerBuffers.removeAll() }
         }
         buffers.keep(0, total)
         if keepActivations { buffers.keepList(0, activations) }
@@ -223,9 +230,10 @@ public final class Sequential<T: Scalar>: RebuildableLayer {
                              outFeatures: outputFeatures, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
         var current = output
         var gradient = outputGradient
-        // Rebuilding mode keeps O(1) activation memory in depth: the layers borrow nothing.
+        // Rebuilding mode keeps O(1) activation memory in depth: each layer borrows for its own
+        // calls only.
         let callerBuffers = context.buffers
-        context.buffers = nil
+        context.buffers = layerBuffers
         defer { context.buffers = callerBuffers }
         for layer in layers.reversed() {
             // Rebuilding the input also restores the side inputs this layer consumed.
@@ -233,6 +241,7 @@ public final class Sequential<T: Scalar>: RebuildableLayer {
             gradient = try layer.forwardBackward(
                 input: layerInput, output: current, outputGradient: gradient, logAbsDetGradient: logAbsDetGradient,
                 context: &context)
+            layerBuffers.removeAll()
             current = layerInput
         }
         return gradient
@@ -251,13 +260,14 @@ public final class Sequential<T: Scalar>: RebuildableLayer {
         var current = output
         var gradient = outputGradient
         let callerBuffers = context.buffers
-        context.buffers = nil
+        context.buffers = layerBuffers
         defer { context.buffers = callerBuffers }
         for layer in layers {
             let layerInput = try layer.forward(current, context: &context).output
             gradient = try layer.inverseBackward(
                 input: layerInput, output: current, outputGradient: gradient, logAbsDetGradient: logAbsDetGradient,
                 context: &context)
+            layerBuffers.removeAll()
             current = layerInput
         }
         return gradient
