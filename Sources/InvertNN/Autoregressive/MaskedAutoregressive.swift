@@ -400,7 +400,7 @@ public typealias AffineMaskedAutoregressive<T: Scalar> = MaskedAutoregressive<Af
 /// The ``LayerBuffers`` slots of ``MaskedAutoregressive``.
 enum MaskedAutoregressiveSlot {
     static let conditionerInput = 0, output = 1, alternateOutput = 2, logDet = 3, inputGradient = 4
-    static let conditionerGradient = 5, inverseOutput = 6, count = 7
+    static let conditionerGradient = 5, inverseOutput = 6
 }
 
 extension MaskedAutoregressive: ConditionalLayer {

@@ -568,5 +568,5 @@ public typealias ConvSplineCoupling<T: Scalar> = ConvCoupling<RationalQuadraticS
 /// The ``LayerBuffers`` slots of ``ConvCoupling``.
 enum ConvCouplingSlot {
     static let conditionerInput = 0, output = 1, inverseOutput = 2, packed = 3, packedParameters = 4
-    static let inputGradient = 5, conditionerGradient = 6, count = 7
+    static let inputGradient = 5, conditionerGradient = 6
 }

@@ -472,5 +472,5 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
 /// The ``LayerBuffers`` slots of ``Coupling``.
 enum CouplingSlot {
     static let conditioningColumns = 0, output = 1, logDet = 2, inputGradient = 3
-    static let conditionerGradient = 4, inverseOutput = 5, transformerState = 6, count = 7
+    static let conditionerGradient = 4, inverseOutput = 5, transformerState = 6
 }

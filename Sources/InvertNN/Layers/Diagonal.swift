@@ -201,5 +201,5 @@ public final class Diagonal<T: Scalar>: RebuildableLayer {
 /// The ``LayerBuffers`` slots of ``Diagonal``.
 enum DiagonalSlot {
     static let output = 0, logDet = 1, factors = 2, shift = 3, scaleSums = 4, biasSums = 5
-    static let inverseOutput = 6, inputGradient = 7, count = 8
+    static let inverseOutput = 6, inputGradient = 7
 }

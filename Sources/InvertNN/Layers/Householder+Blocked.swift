@@ -505,5 +505,4 @@ enum HouseholderSlot {
     static let vectors = 13, output = 14, logDet = 15, gradUnits = 16
     static let inputGradient = 17, weightGradient = 18, stacked = 19, antisymmetric = 20
     static let centered = 21, blockOutputs = 22, inverseOutput = 23
-    static let count = 24
 }

@@ -574,5 +574,5 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
 enum LinearSlot {
     static let output = 0, logDet = 1, centered = 2, scaled = 3, inputGradient = 4, kv = 5, ku = 6
     static let product = 7, sums = 8, factors = 9, gradV = 10, gradU = 11, zeros = 12
-    static let inverseOutput = 13, count = 14
+    static let inverseOutput = 13
 }

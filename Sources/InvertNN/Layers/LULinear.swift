@@ -360,5 +360,4 @@ public final class LULinear<T: Scalar>: RebuildableLayer {
 /// The ``LayerBuffers`` slots of ``LULinear``.
 enum LULinearSlot {
     static let output = 0, inverseOutput = 1, logDet = 2, inputGradient = 3, inverseInputGradient = 4, solve = 5
-    static let count = 6
 }

@@ -157,5 +157,5 @@ public final class Permutation<T: Scalar>: RebuildableLayer {
 
 /// The ``LayerBuffers`` slots of ``Permutation``: one output per direction and pass, and the log-dets.
 enum PermutationSlot {
-    static let output = 0, inverseOutput = 1, forwardGradient = 2, inverseGradient = 3, logDet = 4, count = 5
+    static let output = 0, inverseOutput = 1, forwardGradient = 2, inverseGradient = 3, logDet = 4
 }

@@ -326,5 +326,5 @@ public final class Conv2D<T: Scalar> {
 
 /// The ``LayerBuffers`` slots of ``Conv2D``.
 enum Conv2DSlot {
-    static let columns = 0, product = 1, output = 2, columnGradient = 3, inputGradient = 4, count = 5
+    static let columns = 0, product = 1, output = 2, columnGradient = 3, inputGradient = 4
 }
