@@ -66,10 +66,10 @@ func couplingSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> 
                 order: MADE<T>.randomOrder(features: n, using: &rng), zeroInitializeLastLayer: false, using: &rng)
             let reference = MLPReference<T>(batch: batch, sizes: [n, hidden, 2 * n], using: &rng)
             let x = Matrix<T>.randomNormal(rows: batch, columns: n, using: &rng)
-            var pass = LayerContext<T>()
-            pass.buffers = StepBuffers<T>()
+            var mafContext = LayerContext<T>()
+            mafContext.buffers = StepBuffers<T>()
             let timing = try interleavedMedians(
-                repeats: context.repeats, warmup: context.warmup, case: { _ = try maf.inverse(x, context: &pass) },
+                repeats: context.repeats, warmup: context.warmup, case: { _ = try maf.inverse(x, context: &mafContext) },
                 reference: reference.forward)
             let pass = Targets.passNote(timing.ratio, batch == 1024 && n == 64 ? 1.3 : nil)
             records.append(context.record(
