@@ -200,6 +200,45 @@ import Testing
     }
 }
 
+/// Untaped passes and rebuilding mode keep nothing per layer: the per-layer pool is empty after
+/// each pass and what the model keeps does not grow with depth, while a taped step keeps its
+/// buffers (so that the next step allocates nothing).
+@Suite struct StepBufferDepthTests {
+    private func model(depth: Int) throws -> Sequential<Double> {
+        var rng = SeededGenerator(seed: 31)
+        var layers = [any InvertibleLayer<Double>]()
+        for k in 0..<depth {
+            layers.append(try InvertibleLinear<Double>(features: 6, using: &rng))
+            layers.append(try AffineCoupling<Double>(
+                features: 6, hiddenSizes: [8], conditioningBlock: k % 2 == 0 ? .first : .second, zeroInitializeLastLayer: false,
+                using: &rng))
+        }
+        return try Sequential(layers)
+    }
+
+    @Test func rebuildingAndUntapedPassesKeepNothingPerLayer() throws {
+        var rng = SeededGenerator(seed: 32)
+        let x = Matrix<Double>.randomNormal(rows: 10, columns: 6, using: &rng)
+        let g = Matrix<Double>.randomNormal(rows: 10, columns: 6, using: &rng)
+        let dld = [Double](repeating: 0.1, count: 10)
+        var kept = [[Int]]()
+        for depth in [2, 8] {
+            let flow = try model(depth: depth)
+            let z = try flow.inverse(x).output
+            _ = try flow.inverseBackward(input: x, output: z, outputGradient: g, logAbsDetGradient: dld)
+            let y = try flow.forward(x).output
+            _ = try flow.forwardBackward(input: x, output: y, outputGradient: g, logAbsDetGradient: dld)
+            #expect(flow.layerBuffers.footprint.buffers == 0)
+            kept.append([flow.stepBuffers.footprint.buffers, flow.stepBuffers.footprint.entries])
+            // A taped step keeps every layer's buffers for the next one.
+            let (out, tape) = try flow.inverseTaped(x)
+            _ = try flow.backward(tape, outputGradient: out.output, logAbsDetGradient: dld)
+            #expect(flow.stepBuffers.footprint.buffers > 4 * depth)
+        }
+        #expect(kept[0] == kept[1], "what untaped and rebuilding passes keep grows with depth: \(kept)")
+    }
+}
+
 /// Rebuilding mode and untaped passes lend no buffers to the layers; a taped model with
 /// `keepsBuffers = false` lends none either and empties its pool after the backward. Results are
 /// the same either way.
