@@ -17,27 +17,31 @@ func allocationSuite<T: Scalar>(_: BenchmarkContext, _: T.Type) throws {
         let x = Matrix<T>.randomNormal(rows: b, columns: n, using: &rng)
         let g = Matrix<T>.randomNormal(rows: b, columns: n, using: &rng)
         let dld = [T](repeating: 0.1, count: b)
+        // A layer called on its own borrows its buffers from a pool the caller owns, as a
+        // container's taped pass lends its own.
+        var context = LayerContext<T>()
+        context.buffers = StepBuffers<T>()
         let householder = try Householder<T>(features: n, using: &rng)
         try report("Householder B=\(b) n=\(n): taped forward + backward") {
             householder.reflectors.withUnsafeMutableValue { $0[1] += 1e-3 }
-            let y = try householder.forwardRetaining(x).output
-            _ = try householder.forwardBackward(input: x, output: y, outputGradient: g, logAbsDetGradient: dld)
+            let y = try householder.forwardRetaining(x, context: &context).output
+            _ = try householder.forwardBackward(input: x, output: y, outputGradient: g, logAbsDetGradient: dld, context: &context)
         }
         try report("Householder B=\(b) n=\(n): inverse + backward") {
             householder.reflectors.withUnsafeMutableValue { $0[1] += 1e-3 }
-            let z = try householder.inverse(x).output
-            _ = try householder.inverseBackward(input: x, output: z, outputGradient: g, logAbsDetGradient: dld)
+            let z = try householder.inverse(x, context: &context).output
+            _ = try householder.inverseBackward(input: x, output: z, outputGradient: g, logAbsDetGradient: dld, context: &context)
         }
         let linear = try InvertibleLinear<T>(features: n, using: &rng)
         try report("InvertibleLinear B=\(b) n=\(n): forward + backward") {
             linear.orthogonalU.reflectors.withUnsafeMutableValue { $0[1] += 1e-3 }
-            let y = try linear.forward(x).output
-            _ = try linear.forwardBackward(input: x, output: y, outputGradient: g, logAbsDetGradient: dld)
+            let y = try linear.forward(x, context: &context).output
+            _ = try linear.forwardBackward(input: x, output: y, outputGradient: g, logAbsDetGradient: dld, context: &context)
         }
         try report("InvertibleLinear B=\(b) n=\(n): inverse + backward") {
             linear.orthogonalU.reflectors.withUnsafeMutableValue { $0[1] += 1e-3 }
-            let z = try linear.inverse(x).output
-            _ = try linear.inverseBackward(input: x, output: z, outputGradient: g, logAbsDetGradient: dld)
+            let z = try linear.inverse(x, context: &context).output
+            _ = try linear.inverseBackward(input: x, output: z, outputGradient: g, logAbsDetGradient: dld, context: &context)
         }
     }
     // Whole steps: the default digits model (and with permutation mixing), and 4 × (InvertibleLinear, AffineCoupling [256]) in

@@ -24,12 +24,13 @@ func convSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> [Ben
         floors[c] = reference
         let x = Matrix<T>.randomNormal(rows: batch, columns: net.inputFeatures, using: &rng)
         let dy = Matrix<T>.randomNormal(rows: batch, columns: net.outputFeatures, using: &rng)
+        let buffers = StepBuffers<T>()  // as a coupling lends its conditioner during a step
         for mode in ["forward", "forward+backward"] {
             let timing = try interleavedMedians(
                 repeats: context.repeats, warmup: context.warmup,
                 case: mode == "forward"
-                    ? { _ = try net.forward(x) }
-                    : { _ = try net.backward(try net.forward(x), outputGradient: dy) },
+                    ? { _ = try net.forward(x, buffers: buffers) }
+                    : { _ = try net.backward(try net.forward(x, buffers: buffers), outputGradient: dy, buffers: buffers) },
                 reference: mode == "forward" ? reference.forward : reference.forwardBackward)
             let pass = mode == "forward+backward" ? Targets.passNote(timing.ratio, 1.3) : nil
             records.append(context.record(

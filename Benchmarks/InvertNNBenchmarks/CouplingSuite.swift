@@ -38,6 +38,8 @@ func couplingSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> 
                 let dld = [T](repeating: -1 / T(batch), count: batch)
                 var side = LayerContext<T>(
                     conditioning: contextWidth > 0 ? Matrix<T>.randomNormal(rows: batch, columns: contextWidth, using: &rng) : nil)
+                // The layer borrows its buffers from a pool, as a container lends it during a step.
+                side.buffers = StepBuffers<T>()
                 for mode in ["forward", "forward+backward"] {
                     let body: () throws -> Void = mode == "forward"
                         ? { _ = try layer.forward(x, context: &side) }
@@ -64,8 +66,11 @@ func couplingSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> 
                 order: MADE<T>.randomOrder(features: n, using: &rng), zeroInitializeLastLayer: false, using: &rng)
             let reference = MLPReference<T>(batch: batch, sizes: [n, hidden, 2 * n], using: &rng)
             let x = Matrix<T>.randomNormal(rows: batch, columns: n, using: &rng)
+            var mafContext = LayerContext<T>()
+            mafContext.buffers = StepBuffers<T>()
             let timing = try interleavedMedians(
-                repeats: context.repeats, warmup: context.warmup, case: { _ = try maf.inverse(x) }, reference: reference.forward)
+                repeats: context.repeats, warmup: context.warmup, case: { _ = try maf.inverse(x, context: &mafContext) },
+                reference: reference.forward)
             let pass = Targets.passNote(timing.ratio, batch == 1024 && n == 64 ? 1.3 : nil)
             records.append(context.record(
                 suite: "coupling", case: "MaskedAutoregressive hidden=\(hidden)", precision: T.self, batch: batch,

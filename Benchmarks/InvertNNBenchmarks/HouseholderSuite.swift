@@ -25,20 +25,23 @@ func householderSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws 
     ) throws {
         let nudge = ParameterNudge(layer.reflectors, index: 1)
         let x = dense.x, dy = dense.dy, zeros = [T](repeating: 0, count: batch)
+        // The layer borrows its buffers from a pool, as a container lends it during a step.
+        var pass = LayerContext<T>()
+        pass.buffers = StepBuffers<T>()
         let body: () throws -> Void
         switch mode {
         case "inference":
             _ = try layer.matrix()
-            body = { _ = try layer.forward(x) }
+            body = { _ = try layer.forward(x, context: &pass) }
         case "forward":
-            body = { nudge(); _ = try layer.forward(x) }
+            body = { nudge(); _ = try layer.forward(x, context: &pass) }
         default:
             // As a taped training step runs it (Sequential.forwardTaped): the retaining forward,
             // which keeps the block outputs on the blocked path, then the backward.
             body = {
                 nudge()
-                let y = try layer.forwardRetaining(x).output
-                _ = try layer.forwardBackward(input: x, output: y, outputGradient: dy, logAbsDetGradient: zeros)
+                let y = try layer.forwardRetaining(x, context: &pass).output
+                _ = try layer.forwardBackward(input: x, output: y, outputGradient: dy, logAbsDetGradient: zeros, context: &pass)
             }
         }
         let reference: () throws -> Void = mode == "forward+backward" ? dense.forwardBackward : dense.forward
@@ -79,6 +82,8 @@ func householderSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws 
             var work = x
             var a = [T](repeating: 0, count: batch)
             let nudge = ParameterNudge(layer.reflectors, index: 1)
+            var pass = LayerContext<T>()
+            pass.buffers = StepBuffers<T>()
             let loop: () -> Void = {
                 work.withUnsafeMutableBufferPointer { pw in
                     units.withUnsafeBufferPointer { pu in
@@ -96,7 +101,7 @@ func householderSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws 
             }
             let timing = try interleavedMedians(
                 repeats: context.repeats, warmup: context.warmup,
-                case: { nudge(); _ = try layer.forward(x) }, reference: loop)
+                case: { nudge(); _ = try layer.forward(x, context: &pass) }, reference: loop)
             records.append(context.record(
                 suite: "householder", case: "blocked-vs-gemv-ger-loop", precision: T.self, batch: batch, features: n,
                 reflectors: n, mode: "forward", timing: timing, flops: 2 * Double(batch * n * n),

@@ -15,16 +15,19 @@ func svdSuite<T: Scalar>(_ context: BenchmarkContext, _: T.Type) throws -> [Benc
             let nudgeV = ParameterNudge(layer.orthogonalV.reflectors, index: 1)
             let nudge = { nudgeU(); nudgeV() }
             let x = dense.x, dy = dense.dy, zeros = [T](repeating: 0, count: batch)
+            // The layer borrows its buffers from a pool, as a container lends it during a step.
+            var pass = LayerContext<T>()
+            pass.buffers = StepBuffers<T>()
             for mode in ["inference", "forward", "forward+backward"] {
                 let body: () throws -> Void
                 switch mode {
-                case "inference": body = { _ = try layer.forward(x) }
-                case "forward": body = { nudge(); _ = try layer.forward(x) }
+                case "inference": body = { _ = try layer.forward(x, context: &pass) }
+                case "forward": body = { nudge(); _ = try layer.forward(x, context: &pass) }
                 default:
                     body = {
                         nudge()
-                        let y = try layer.forward(x).output
-                        _ = try layer.forwardBackward(input: x, output: y, outputGradient: dy, logAbsDetGradient: zeros)
+                        let y = try layer.forward(x, context: &pass).output
+                        _ = try layer.forwardBackward(input: x, output: y, outputGradient: dy, logAbsDetGradient: zeros, context: &pass)
                     }
                 }
                 let reference: () throws -> Void = mode == "forward+backward" ? dense.forwardBackward : dense.forward

@@ -1,29 +1,33 @@
 import Testing
 @testable import InvertNN
 
-/// The buffer reuse behind the allocation-free training step (`Workspace`): storage is reused
-/// only when nobody else holds it, results already returned never change, and a step computed
-/// in reused buffers equals the same step computed in fresh ones.
+/// The buffer reuse behind the allocation-free training step (`StepBuffers`, lent by the
+/// container through `LayerContext.buffers`): storage is reused in place only when nobody else
+/// holds it, results already returned never change, and a step computed in reused buffers equals
+/// the same step computed in fresh ones.
 @Suite struct WorkspaceTests {
     private func address<T>(_ a: [T]) -> UnsafeRawPointer? {
         a.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) }
     }
 
-    /// The probe may answer "shared" for a lone array (unoptimized builds keep extra
-    /// references; that only costs an allocation), but never "unique" for a shared one.
-    @Test func uniquenessProbe() {
-        var a = [Double](repeating: 1, count: 8)
-        let b = a
-        let shared = a.hasUniqueStorage()
-        #expect(!shared)
-        #expect(b.count == 8)
-        var empty = [Double]()
-        let emptyUnique = empty.hasUniqueStorage()
-        #expect(!emptyUnique)
+    /// Without a pool every buffer is new and nothing is kept.
+    @Test func withoutPoolEveryBufferIsNew() {
+        let owner = Parameter<Double>(name: "owner", value: Matrix(row: [0]))
+        let buffers = LayerBuffers<Double>(nil, owner: owner)
+        var first = buffers.filled(0, count: 5, with: 3)
+        buffers.keep(0, first)
+        let firstAddress = address(first)
+        first[0] = 4
+        let second = buffers.filled(0, count: 5, with: -1)
+        #expect(address(second) != firstAddress)
+        #expect(first == [4, 3, 3, 3, 3])
+        #expect(second == [-1, -1, -1, -1, -1])
     }
 
     @Test func reusesOnlyUnsharedStorage() {
-        let workspace = Workspace<Double>(slots: 2)
+        let pool = StepBuffers<Double>()
+        let owner = Parameter<Double>(name: "owner", value: Matrix(row: [0]))
+        let workspace = LayerBuffers(pool, owner: owner)
         var first = workspace.filled(0, count: 5, with: 3)
         let firstAddress = address(first)
         workspace.keep(0, first)
@@ -43,14 +47,45 @@ import Testing
         third = []
         let other = workspace.take(0, count: 6)
         #expect(other.count == 6)
-        // Untouched slots start empty.
+        // Untouched slots start empty, and another owner's slot 0 is another buffer.
         #expect(workspace.take(1, count: 2).count == 2)
+        let otherOwner = LayerBuffers(pool, owner: Parameter<Double>(name: "other", value: Matrix(row: [0])))
+        let kept: [Double] = [1, 2, 3]
+        workspace.keep(0, kept)
+        otherOwner.keep(0, [9, 9, 9])
+        #expect(pool.footprint.buffers == 2 && pool.footprint.entries == 6)
+        #expect(address(otherOwner.take(0, count: 3)) != address(kept))
+        #expect(address(workspace.take(0, count: 3)) == address(kept))
+        pool.removeAll()
+        #expect(pool.footprint.buffers == 0 && pool.footprint.entries == 0)
+    }
+
+    /// A list handed back to the pool is reused in place once the previous tape or trace holding
+    /// it was dropped, and emptied before reuse; a list still held stays as it was.
+    @Test func reusesListsOnlyWhenDropped() {
+        let pool = StepBuffers<Double>()
+        let owner = Parameter<Double>(name: "owner", value: Matrix(row: [0]))
+        let workspace = LayerBuffers(pool, owner: owner)
+        var list = workspace.takeList(0, capacity: 4)
+        list.append(Matrix(row: [1, 2]))
+        workspace.keepList(0, list)
+        let held = list
+        list = []
+        var next = workspace.takeList(0, capacity: 4)
+        #expect(next.isEmpty && next.capacity >= 4)
+        next.append(Matrix(row: [3]))
+        #expect(held.count == 1 && held[0].storage == [1, 2])
+        workspace.keepList(0, next)
+        next = []
+        workspace.emptyList(0)
+        #expect(workspace.takeList(0, capacity: 1).isEmpty)
     }
 
     /// Outputs and gradients returned earlier keep their values after later calls of the layer,
     /// in every layer whose hot path now writes into reused buffers.
-    @Test(arguments: [(20, 12), (5, 40)])  // dense/materialized paths, then chained/blocked ones
-    func returnedResultsNeverChange(batch: Int, n: Int) throws {
+    @Test(arguments: [(20, 12, false), (5, 40, false), (20, 12, true), (5, 40, true)])  // dense/materialized paths, then chained/blocked ones; without and with a pool
+    func returnedResultsNeverChange(batch: Int, n: Int, pooled: Bool) throws {
+        let pool = pooled ? StepBuffers<Double>() : nil
         var rng = SeededGenerator(seed: 11)
         let blocked = try Householder<Double>(features: n, using: &rng)
         blocked.strategy = .blocked
@@ -68,25 +103,59 @@ import Testing
             let g = Matrix<Double>.randomNormal(rows: batch, columns: n, using: &rng)
             let dld = [Double](repeating: 0.3, count: batch)
             let retaining = layer as? any RetainingLayer<Double>
-            let y1 = try retaining?.forwardRetaining(x1) ?? layer.forward(x1)
-            let z1 = try layer.inverse(y1.output)
-            let dx1 = try layer.forwardBackward(input: x1, output: y1.output, outputGradient: g, logAbsDetGradient: dld)
-            let dy1 = try layer.inverseBackward(input: y1.output, output: z1.output, outputGradient: g, logAbsDetGradient: dld)
+            var c = LayerContext<Double>()
+            c.buffers = pool
+            let y1 = try retaining?.forwardRetaining(x1, context: &c) ?? layer.forward(x1, context: &c)
+            let z1 = try layer.inverse(y1.output, context: &c)
+            let dx1 = try layer.forwardBackward(input: x1, output: y1.output, outputGradient: g, logAbsDetGradient: dld, context: &c)
+            let dy1 = try layer.inverseBackward(input: y1.output, output: z1.output, outputGradient: g, logAbsDetGradient: dld, context: &c)
             let snapshot = [y1.output.storage, y1.logAbsDet, z1.output.storage, dx1.storage, dy1.storage].map { $0.map { $0 } }
-            let y2 = try retaining?.forwardRetaining(x2) ?? layer.forward(x2)
-            let z2 = try retaining?.inverseRetaining(y2.output) ?? layer.inverse(y2.output)
-            _ = try layer.forwardBackward(input: x2, output: y2.output, outputGradient: g, logAbsDetGradient: dld)
-            _ = try layer.inverseBackward(input: y2.output, output: z2.output, outputGradient: g, logAbsDetGradient: dld)
+            let y2 = try retaining?.forwardRetaining(x2, context: &c) ?? layer.forward(x2, context: &c)
+            let z2 = try retaining?.inverseRetaining(y2.output, context: &c) ?? layer.inverse(y2.output, context: &c)
+            _ = try layer.forwardBackward(input: x2, output: y2.output, outputGradient: g, logAbsDetGradient: dld, context: &c)
+            _ = try layer.inverseBackward(input: y2.output, output: z2.output, outputGradient: g, logAbsDetGradient: dld, context: &c)
             let now = [y1.output.storage, y1.logAbsDet, z1.output.storage, dx1.storage, dy1.storage]
             #expect(now == snapshot, "\(layer.name): a result returned earlier changed")
             // And the second call computed the right thing in its (possibly reused) buffers.
             #expect(zip(z2.output.storage, x2.storage).allSatisfy { abs($0 - $1) <= 1e-12 * max(1, abs($1)) }, "\(layer.name)")
         }
         let mlp = try MLP<Double>(sizes: [4, 8, 3], activation: .tanh, zeroInitializeLastLayer: false, using: &rng)
-        let trace = try mlp.forward(Matrix<Double>.randomNormal(rows: 5, columns: 4, using: &rng))
-        let kept = trace.layerInputs.map { $0.storage.map { $0 } } + [trace.output.storage.map { $0 }]
-        _ = try mlp.forward(Matrix<Double>.randomNormal(rows: 5, columns: 4, using: &rng))
-        #expect(trace.layerInputs.map(\.storage) + [trace.output.storage] == kept)
+        let trace = try mlp.forward(Matrix<Double>.randomNormal(rows: 5, columns: 4, using: &rng), buffers: pool)
+        let gradient = try mlp.backward(trace, outputGradient: Matrix<Double>.randomNormal(rows: 5, columns: 3, using: &rng), buffers: pool)
+        let kept = trace.layerInputs.map { $0.storage.map { $0 } } + [trace.output.storage.map { $0 }, gradient.storage.map { $0 }]
+        let next = try mlp.forward(Matrix<Double>.randomNormal(rows: 5, columns: 4, using: &rng), buffers: pool)
+        _ = try mlp.backward(next, outputGradient: Matrix<Double>.randomNormal(rows: 5, columns: 3, using: &rng), buffers: pool)
+        #expect(trace.layerInputs.map(\.storage) + [trace.output.storage, gradient.storage] == kept)
+    }
+
+    /// The containers' own calls: a taped pass and its backward on `Sequential` (its
+    /// ``Sequential/stepBuffers``) and a training step of `NormalizingFlow` (its step buffers)
+    /// never change what an earlier call returned, and still compute the right thing.
+    @Test func containersNeverOverwriteReturnedResults() throws {
+        var rng = SeededGenerator(seed: 21)
+        let flow = try FlowPresets.realNVP(features: 6, couplings: 2, hiddenSizes: [8], seed: 3, as: Double.self)
+        let x1 = Matrix<Double>.randomNormal(rows: 9, columns: 6, using: &rng)
+        let x2 = Matrix<Double>.randomNormal(rows: 9, columns: 6, using: &rng)
+        let g = Matrix<Double>.randomNormal(rows: 9, columns: 6, using: &rng)
+        let dld = [Double](repeating: 0.2, count: 9)
+        let model = flow.transform
+        // Sequential: taped forward, backward, and an untaped pass, twice.
+        let (out1, tape1) = try model.forwardTaped(x1)
+        let dx1 = try model.backward(tape1, outputGradient: g, logAbsDetGradient: dld)
+        let snapshot = ([out1.output.storage, out1.logAbsDet, dx1.storage] + tape1.activations.map(\.storage)).map { $0.map { $0 } }
+        let (out2, tape2) = try model.forwardTaped(x2)
+        _ = try model.backward(tape2, outputGradient: g, logAbsDetGradient: dld)
+        _ = try model.inverse(out2.output)
+        #expect([out1.output.storage, out1.logAbsDet, dx1.storage] + tape1.activations.map(\.storage) == snapshot)
+        #expect(try model.forward(x2).output.storage == out2.output.storage)
+        // NormalizingFlow: the gradients one step returns survive the next step.
+        let first = try flow.negativeLogLikelihoodGradients(x1)
+        let kept = first.data.storage.map { $0 }
+        let second = try flow.negativeLogLikelihoodGradients(x2)
+        #expect(first.data.storage == kept)
+        flow.stepBuffers.removeAll()
+        let fresh = try flow.negativeLogLikelihoodGradients(x2)
+        #expect(fresh.loss == second.loss && fresh.data.storage == second.data.storage)
     }
 
     /// A training step whose buffers are all reused (the third one) gives bit for bit the loss,
@@ -131,8 +200,48 @@ import Testing
     }
 }
 
-/// Rebuilding mode and untaped passes release each layer's buffers; a taped model with
-/// `keepsBuffers = false` releases them after its backward. Results are the same either way.
+/// Untaped passes and rebuilding mode keep nothing per layer: the per-layer pool is empty after
+/// each pass and what the model keeps does not grow with depth, while a taped step keeps its
+/// buffers (so that the next step allocates nothing).
+@Suite struct StepBufferDepthTests {
+    private func model(depth: Int) throws -> Sequential<Double> {
+        var rng = SeededGenerator(seed: 31)
+        var layers = [any InvertibleLayer<Double>]()
+        for k in 0..<depth {
+            layers.append(try InvertibleLinear<Double>(features: 6, using: &rng))
+            layers.append(try AffineCoupling<Double>(
+                features: 6, hiddenSizes: [8], conditioningBlock: k % 2 == 0 ? .first : .second, zeroInitializeLastLayer: false,
+                using: &rng))
+        }
+        return try Sequential(layers)
+    }
+
+    @Test func rebuildingAndUntapedPassesKeepNothingPerLayer() throws {
+        var rng = SeededGenerator(seed: 32)
+        let x = Matrix<Double>.randomNormal(rows: 10, columns: 6, using: &rng)
+        let g = Matrix<Double>.randomNormal(rows: 10, columns: 6, using: &rng)
+        let dld = [Double](repeating: 0.1, count: 10)
+        var kept = [[Int]]()
+        for depth in [2, 8] {
+            let flow = try model(depth: depth)
+            let z = try flow.inverse(x).output
+            _ = try flow.inverseBackward(input: x, output: z, outputGradient: g, logAbsDetGradient: dld)
+            let y = try flow.forward(x).output
+            _ = try flow.forwardBackward(input: x, output: y, outputGradient: g, logAbsDetGradient: dld)
+            #expect(flow.layerBuffers.footprint.buffers == 0)
+            kept.append([flow.stepBuffers.footprint.buffers, flow.stepBuffers.footprint.entries])
+            // A taped step keeps every layer's buffers for the next one.
+            let (out, tape) = try flow.inverseTaped(x)
+            _ = try flow.backward(tape, outputGradient: out.output, logAbsDetGradient: dld)
+            #expect(flow.stepBuffers.footprint.buffers > 4 * depth)
+        }
+        #expect(kept[0] == kept[1], "what untaped and rebuilding passes keep grows with depth: \(kept)")
+    }
+}
+
+/// Rebuilding mode and untaped passes lend no buffers to the layers; a taped model with
+/// `keepsBuffers = false` lends none either and empties its pool after the backward. Results are
+/// the same either way.
 @Suite struct BufferReleaseTests {
     @Test func releasingGivesTheSameGradients() throws {
         func run(keepsBuffers: Bool) throws -> ([Double], [[Double]]) {
@@ -146,7 +255,8 @@ import Testing
                 losses.append(try flow.accumulateNegativeLogLikelihoodGradient(x))
                 _ = try flow.logProbability(x)  // an untaped pass in between
             }
-            flow.transform.releaseBuffers()
+            flow.stepBuffers.removeAll()
+            flow.transform.stepBuffers.removeAll()
             return (losses, flow.parameters.map { $0.gradient.storage })
         }
         let kept = try run(keepsBuffers: true), released = try run(keepsBuffers: false)

@@ -159,18 +159,25 @@ public final class MADE<T: Scalar> {
 
     /// Applies the masked network.
     ///
-    /// - Parameter input: `[batch, D + contextFeatures]`.
+    /// - Parameters:
+    ///   - input: `[batch, D + contextFeatures]`.
+    ///   - buffers: the step's buffers the activations are written into; `nil` allocates them.
     /// - Returns: the trace; its output is `[batch, P·D]`.
-    /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` as ``MLP/forward(_:)``.
-    public func forward(_ input: Matrix<T>) throws -> MLP<T>.Trace { try network.forward(input) }
+    /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` as ``MLP/forward(_:buffers:)``.
+    public func forward(_ input: Matrix<T>, buffers: StepBuffers<T>? = nil) throws -> MLP<T>.Trace {
+        try network.forward(input, buffers: buffers)
+    }
 
     /// The VJP of ``forward(_:)``: `dL/d(input)` `[batch, D + contextFeatures]`; adds the parameter
-    /// gradients (masked entries stay exactly 0) when `accumulatingParameterGradients`.
+    /// gradients (masked entries stay exactly 0) when `accumulatingParameterGradients`. The
+    /// gradients are written into the step's `buffers` (`nil` allocates them).
     ///
-    /// - Throws: as ``MLP/backward(_:outputGradient:accumulatingParameterGradients:)``.
+    /// - Throws: as ``MLP/backward(_:outputGradient:accumulatingParameterGradients:buffers:)``.
     public func backward(
-        _ trace: MLP<T>.Trace, outputGradient: Matrix<T>, accumulatingParameterGradients: Bool = true
+        _ trace: MLP<T>.Trace, outputGradient: Matrix<T>, accumulatingParameterGradients: Bool = true,
+        buffers: StepBuffers<T>? = nil
     ) throws -> Matrix<T> {
-        try network.backward(trace, outputGradient: outputGradient, accumulatingParameterGradients: accumulatingParameterGradients)
+        try network.backward(
+            trace, outputGradient: outputGradient, accumulatingParameterGradients: accumulatingParameterGradients, buffers: buffers)
     }
 }

@@ -40,8 +40,6 @@ public final class MaskedAutoregressive<Transformer: CouplingTransformer>: Rebui
     public let conditioner: MADE<T>
     /// Width of the conditioning context (0: unconditional).
     public var contextFeatures: Int { conditioner.contextFeatures }
-    /// Reused buffers (see ``Workspace``); slot numbers in ``MaskedAutoregressiveSlot``.
-    let workspace = Workspace<T>(slots: MaskedAutoregressiveSlot.count)
     /// Conditioner passes of the last ``forward(_:context:)`` (at most `D`).
     private(set) var lastForwardPasses = 0
     /// MADE input-gradient passes of the last ``forwardBackward(input:output:outputGradient:logAbsDetGradient:context:)``
@@ -102,20 +100,17 @@ public final class MaskedAutoregressive<Transformer: CouplingTransformer>: Rebui
     public var outputFeatures: Int { features }
     public var parameters: [Parameter<T>] { conditioner.parameters }
 
-    public func releaseBuffers() {
-        workspace.releaseAll()
-        conditioner.network.releaseBuffers()
-    }
-
     /// The whole batch as the transformed block.
     private func block(rows: Int) -> TransformedBlock {
         TransformedBlock(rows: rows, features: features, rowStride: features, offset: 0)
     }
 
-    /// The MADE's input `[x, c]` `[rows, D + contextFeatures]`: `x` itself when unconditional.
+    /// The MADE's input `[x, c]` `[rows, D + contextFeatures]` in a buffer of the context's pool:
+    /// `x` itself when unconditional.
     private func conditionerInput(_ x: Matrix<T>, _ context: LayerContext<T>) throws -> Matrix<T> {
         let c = try context.requireConditioning(rows: x.rows, columns: contextFeatures, layer: name)
-        conditioner.network.recycleTrace()
+        conditioner.network.recycleTrace(in: context.buffers)
+        let workspace = context.buffers(for: self)
         guard let c else { return x }
         let slot = MaskedAutoregressiveSlot.conditionerInput
         var out = workspace.matrix(slot, rows: x.rows, columns: features + c.columns)
@@ -138,8 +133,11 @@ public final class MaskedAutoregressive<Transformer: CouplingTransformer>: Rebui
     }
 
     /// One transformer pass over the whole batch: `source` copied into `slot` and mapped in place
-    /// with the parameters `h` `[rows, P·D]` (forward `τ`, or `τ⁻¹` when `!isForward`).
-    private func apply(_ source: Matrix<T>, parameters h: Matrix<T>, isForward: Bool, slot: Int) throws -> LayerOutput<T> {
+    /// with the parameters `h` `[rows, P·D]` (forward `τ`, or `τ⁻¹` when `!isForward`); the
+    /// buffers are borrowed from `workspace`.
+    private func apply(
+        _ source: Matrix<T>, parameters h: Matrix<T>, isForward: Bool, slot: Int, workspace: LayerBuffers<T>
+    ) throws -> LayerOutput<T> {
         var out = workspace.copy(slot, of: source)
         defer { workspace.keep(slot, out) }
         var logDet = workspace.take(MaskedAutoregressiveSlot.logDet, count: source.rows)
@@ -174,11 +172,12 @@ public final class MaskedAutoregressive<Transformer: CouplingTransformer>: Rebui
         }
         var current = Matrix<T>(rows: u.rows, columns: features)
         var passes = 0
+        let workspace = context.buffers(for: self)
         while true {
-            let h = try conditioner.forward(conditionerInput(current, context)).output
+            let h = try conditioner.forward(conditionerInput(current, context), buffers: context.buffers).output
             passes += 1
             let slot = passes % 2 == 0 ? MaskedAutoregressiveSlot.output : MaskedAutoregressiveSlot.alternateOutput
-            let result = try apply(u, parameters: h, isForward: true, slot: slot)
+            let result = try apply(u, parameters: h, isForward: true, slot: slot, workspace: workspace)
             if passes >= features || result.output.storage == current.storage {
                 lastForwardPasses = passes
                 return result
@@ -194,14 +193,15 @@ public final class MaskedAutoregressive<Transformer: CouplingTransformer>: Rebui
     @_specialize(where Transformer == RationalQuadraticSpline<Double>)
     public func inverse(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try x.requireColumns(features, "\(name).inverse")
-        let h = try conditioner.forward(conditionerInput(x, context)).output
-        return try apply(x, parameters: h, isForward: false, slot: MaskedAutoregressiveSlot.inverseOutput)
+        let h = try conditioner.forward(conditionerInput(x, context), buffers: context.buffers).output
+        return try apply(
+            x, parameters: h, isForward: false, slot: MaskedAutoregressiveSlot.inverseOutput, workspace: context.buffers(for: self))
     }
 
     /// The transformer's block VJP of `τ⁻¹` at `x`: `gradient` holds `dL/du` on entry and the
-    /// direct part of `dL/dx` on return; returns `dL/dh` `[rows, P·D]` (in a reused buffer).
+    /// direct part of `dL/dx` on return; returns `dL/dh` `[rows, P·D]` (in a buffer of `workspace`).
     private func transformerBackward(
-        at x: Matrix<T>, parameters h: Matrix<T>, gradient: inout Matrix<T>, logAbsDetGradient ℓ: [T]
+        at x: Matrix<T>, parameters h: Matrix<T>, gradient: inout Matrix<T>, logAbsDetGradient ℓ: [T], workspace: LayerBuffers<T>
     ) -> Matrix<T> {
         var dh = workspace.matrix(MaskedAutoregressiveSlot.conditionerGradient, rows: x.rows, columns: h.columns)
         let block = block(rows: x.rows)
@@ -227,9 +227,10 @@ public final class MaskedAutoregressive<Transformer: CouplingTransformer>: Rebui
     private func densityBackward(
         at x: Matrix<T>, trace: MLP<T>.Trace, outputGradient: Matrix<T>, logAbsDetGradient ℓ: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
+        let workspace = context.buffers(for: self)
         var gradient = workspace.copy(MaskedAutoregressiveSlot.inputGradient, of: outputGradient)
-        let dh = transformerBackward(at: x, parameters: trace.output, gradient: &gradient, logAbsDetGradient: ℓ)
-        let da = try conditioner.backward(trace, outputGradient: dh)
+        let dh = transformerBackward(at: x, parameters: trace.output, gradient: &gradient, logAbsDetGradient: ℓ, workspace: workspace)
+        let da = try conditioner.backward(trace, outputGradient: dh, buffers: context.buffers)
         let d = features, total = d + contextFeatures
         da.storage.withUnsafeBufferPointer { ap in
             gradient.storage.withUnsafeMutableBufferPointer { gp in
@@ -253,7 +254,7 @@ public final class MaskedAutoregressive<Transformer: CouplingTransformer>: Rebui
     ) throws -> Matrix<T> {
         try validateBackward("inverseBackward", input: x, inFeatures: features, output: u, outFeatures: features,
                              outputGradient: du, logAbsDetGradient: dld)
-        let trace = try conditioner.forward(conditionerInput(x, context))
+        let trace = try conditioner.forward(conditionerInput(x, context), buffers: context.buffers)
         return try densityBackward(at: x, trace: trace, outputGradient: du, logAbsDetGradient: dld, context: &context)
     }
 
@@ -270,13 +271,15 @@ public final class MaskedAutoregressive<Transformer: CouplingTransformer>: Rebui
         try validateBackward("forwardBackward", input: u, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
         let rows = x.rows, d = features, count = rows * d, total = d + contextFeatures
-        let trace = try conditioner.forward(conditionerInput(x, context))
+        let trace = try conditioner.forward(conditionerInput(x, context), buffers: context.buffers)
+        let workspace = context.buffers(for: self)
         let h = trace.output
         // Diag_j = ∂τ⁻¹/∂x_j and the direct log-det term dld·∂ld_g/∂x_j, from two transformer VJPs.
         var diagonal = Matrix<T>(rows: rows, columns: d, repeating: 1)
-        _ = transformerBackward(at: x, parameters: h, gradient: &diagonal, logAbsDetGradient: [T](repeating: 0, count: rows))
+        _ = transformerBackward(
+            at: x, parameters: h, gradient: &diagonal, logAbsDetGradient: [T](repeating: 0, count: rows), workspace: workspace)
         var direct = Matrix<T>(rows: rows, columns: d)
-        _ = transformerBackward(at: x, parameters: h, gradient: &direct, logAbsDetGradient: dld)
+        _ = transformerBackward(at: x, parameters: h, gradient: &direct, logAbsDetGradient: dld, workspace: workspace)
         // target = dL/dx - dld·∂ld_g/∂x|direct; v⁰ = target / Diag is exact for the last feature in the order.
         var target = dx
         for i in 0..<count { target.storage[i] -= direct.storage[i] }
@@ -289,8 +292,9 @@ public final class MaskedAutoregressive<Transformer: CouplingTransformer>: Rebui
                 step.storage.withUnsafeMutableBufferPointer { s in
                     v.storage.withUnsafeBufferPointer { vp in s.baseAddress!.update(from: vp.baseAddress!, count: count) }
                 }
-                let dh = transformerBackward(at: x, parameters: h, gradient: &step, logAbsDetGradient: dld)
-                let through = try conditioner.backward(trace, outputGradient: dh, accumulatingParameterGradients: false)
+                let dh = transformerBackward(at: x, parameters: h, gradient: &step, logAbsDetGradient: dld, workspace: workspace)
+                let through = try conditioner.backward(
+                    trace, outputGradient: dh, accumulatingParameterGradients: false, buffers: context.buffers)
                 iterations += 1
                 var changed = false
                 through.storage.withUnsafeBufferPointer { tp in
@@ -393,10 +397,10 @@ public final class MaskedAutoregressive<Transformer: CouplingTransformer>: Rebui
 /// `x_<i`. Checkpoints name it `AffineMaskedAutoregressive`.
 public typealias AffineMaskedAutoregressive<T: Scalar> = MaskedAutoregressive<AffineTransformer<T>>
 
-/// The ``Workspace`` slots of ``MaskedAutoregressive``.
+/// The ``LayerBuffers`` slots of ``MaskedAutoregressive``.
 enum MaskedAutoregressiveSlot {
     static let conditionerInput = 0, output = 1, alternateOutput = 2, logDet = 3, inputGradient = 4
-    static let conditionerGradient = 5, inverseOutput = 6, count = 7
+    static let conditionerGradient = 5, inverseOutput = 6
 }
 
 extension MaskedAutoregressive: ConditionalLayer {

@@ -20,8 +20,9 @@ public struct AffineTransformer<T: Scalar>: CouplingTransformer {
 
     /// `c` of `s = c·tanh(ŝ/c)`, or `nil` for an unbounded log-scale `s = ŝ`.
     public let scaleBound: T?
-    /// The block forms' factors buffer, reused from call to call (see ``Workspace``).
-    let workspace = Workspace<T>(slots: 1)
+    /// The block forms' factors buffer: temporaries that never leave a call, reused
+    /// from call to call (``ScratchBuffer``).
+    let scratch = ScratchBuffer<T>()
 
     /// An affine transformer with log-scale bound `scaleBound` (default 2; `nil`: unbounded).
     ///
@@ -148,7 +149,7 @@ public struct AffineTransformer<T: Scalar>: CouplingTransformer {
     ) -> (row: Int, feature: Int, value: T)? {
         let rows = block.rows, m = block.features, chunk = Self.chunkRows(features: m)
         guard rows > 0, m > 0 else { return nil }
-        workspace.withScratch(0, count: Swift.min(chunk, rows) * m) { scratch in
+        self.scratch.withScratch(count: Swift.min(chunk, rows) * m) { scratch in
             let factors = scratch.baseAddress!
             for first in stride(from: 0, to: rows, by: chunk) {
                 let count = Swift.min(chunk, rows - first), hc = h + first * 2 * m
@@ -176,7 +177,7 @@ public struct AffineTransformer<T: Scalar>: CouplingTransformer {
         let rows = block.rows, m = block.features, chunk = Self.chunkRows(features: m)
         let sign: T = inverse ? -1 : 1
         guard rows > 0, m > 0 else { return }
-        workspace.withScratch(0, count: 2 * Swift.min(chunk, rows) * m) { scratch in
+        self.scratch.withScratch(count: 2 * Swift.min(chunk, rows) * m) { scratch in
             let factors = scratch.baseAddress!
             for first in stride(from: 0, to: rows, by: chunk) {
                 let count = Swift.min(chunk, rows - first), slopes = factors + count * m

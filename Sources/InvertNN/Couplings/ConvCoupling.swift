@@ -76,8 +76,6 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
         let versions: [UInt64]
     }
     var retained: Retained?
-    /// Reused buffers, slots in ``ConvCouplingSlot``.
-    let workspace = Workspace<T>(slots: ConvCouplingSlot.count)
 
     /// A convolutional coupling with a new conditioner (He-initialized hidden convolutions, a
     /// zero last convolution).
@@ -172,11 +170,6 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
     public var outputFeatures: Int { inputFeatures }
     public var parameters: [Parameter<T>] { conditioner.parameters }
 
-    public func releaseBuffers() {
-        workspace.releaseAll()
-        conditioner.releaseBuffers()
-    }
-
     public func releaseRetained() { retained = nil }
 
     // MARK: - Directions
@@ -204,12 +197,14 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
     private func run(_ input: Matrix<T>, isForward: Bool, retain: Bool, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try input.requireColumns(inputFeatures, "\(name).\(isForward ? "forward" : "inverse")")
         let c = try context.requireConditioning(rows: input.rows, columns: contextFeatures, layer: name)
+        let workspace = context.buffers(for: self)
         guard retain else {
             retained = nil
-            return try apply(input, conditionerOutput: try conditionerOutput(input, context: c), isForward: isForward)
+            let h = try conditionerOutput(input, context: c, pool: context.buffers)
+            return try apply(input, conditionerOutput: h, isForward: isForward, workspace: workspace)
         }
-        let trace = try conditioner.forward(conditionerInput(input, context: c))
-        let result = try apply(input, conditionerOutput: trace.output, isForward: isForward)
+        let trace = try conditioner.forward(conditionerInput(input, context: c, workspace: workspace), buffers: context.buffers)
+        let result = try apply(input, conditionerOutput: trace.output, isForward: isForward, workspace: workspace)
         retained = Retained(isForward: isForward, input: input.storage, context: c?.storage ?? [], trace: trace,
                             versions: parameters.map(\.version))
         return result
@@ -220,15 +215,20 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
     /// otherwise be allocated and streamed through memory whole.
     public static var untapedChunkRows: Int { 128 }
 
-    /// The conditioner output `[rows, P·C_h·H·W]` without a trace, in chunks of ``untapedChunkRows`` rows.
-    private func conditionerOutput(_ input: Matrix<T>, context c: Matrix<T>?) throws -> Matrix<T> {
+    /// The conditioner output `[rows, P·C_h·H·W]` without a trace, in chunks of ``untapedChunkRows``
+    /// rows, with the buffers of a single chunk borrowed from `pool`.
+    private func conditionerOutput(_ input: Matrix<T>, context c: Matrix<T>?, pool: StepBuffers<T>?) throws -> Matrix<T> {
         let chunk = Self.untapedChunkRows
-        guard input.rows > chunk else { return try conditioner.forward(conditionerInput(input, context: c)).output }
+        let workspace = LayerBuffers(pool, owner: self)
+        guard input.rows > chunk else {
+            return try conditioner.forward(conditionerInput(input, context: c, workspace: workspace), buffers: pool).output
+        }
         var h = Matrix<T>(rows: input.rows, columns: conditioner.outputFeatures)
         var start = 0
         while start < input.rows {
             let end = Swift.min(start + chunk, input.rows)
-            let part = try conditioner.forward(conditionerInput(input.rows(start..<end), context: c?.rows(start..<end))).output
+            let part = try conditioner.forward(
+                conditionerInput(input.rows(start..<end), context: c?.rows(start..<end), workspace: LayerBuffers(nil, owner: self))).output
             h.storage.withUnsafeMutableBufferPointer { dst in
                 part.storage.withUnsafeBufferPointer { src in
                     (dst.baseAddress! + start * h.columns).update(from: src.baseAddress!, count: src.count)
@@ -240,8 +240,8 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
     }
 
     /// The conditioner's input `[rows, (C_a + K)·H·W]`: the conditioning entries (zeros
-    /// elsewhere), then each context feature as a constant channel.
-    private func conditionerInput(_ x: Matrix<T>, context c: Matrix<T>?) -> Matrix<T> {
+    /// elsewhere), then each context feature as a constant channel; in a buffer of `workspace`.
+    private func conditionerInput(_ x: Matrix<T>, context c: Matrix<T>?, workspace: LayerBuffers<T>) -> Matrix<T> {
         let rows = x.rows, d = inputFeatures, n = conditionerSource.count, pixels = height * width, k = contextFeatures
         let total = n + k * pixels
         var out = workspace.matrix(ConvCouplingSlot.conditionerInput, rows: rows, columns: total)
@@ -293,8 +293,11 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
         }
     }
 
-    /// One direction given the conditioner output `h`.
-    private func apply(_ input: Matrix<T>, conditionerOutput h: Matrix<T>, isForward: Bool) throws -> LayerOutput<T> {
+    /// One direction given the conditioner output `h`, with the output and packing buffers
+    /// borrowed from `workspace`.
+    private func apply(
+        _ input: Matrix<T>, conditionerOutput h: Matrix<T>, isForward: Bool, workspace: LayerBuffers<T>
+    ) throws -> LayerOutput<T> {
         let outputSlot = isForward ? ConvCouplingSlot.output : ConvCouplingSlot.inverseOutput
         var out = workspace.copy(outputSlot, of: input)
         defer { workspace.keep(outputSlot, out) }
@@ -368,14 +371,17 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
     }
 
     /// The retained conditioner trace if it was taken in this direction at this input with the
-    /// current parameters, else a recomputed one; the retained state is released either way.
-    private func trace(for input: Matrix<T>, context c: Matrix<T>?, isForward: Bool) throws -> ConvNet<T>.Trace {
+    /// current parameters, else a recomputed one (in buffers borrowed from `pool`); the retained
+    /// state is released either way.
+    private func trace(
+        for input: Matrix<T>, context c: Matrix<T>?, isForward: Bool, pool: StepBuffers<T>?
+    ) throws -> ConvNet<T>.Trace {
         defer { retained = nil }
         if let kept = retained, kept.isForward == isForward, kept.input == input.storage, kept.context == c?.storage ?? [],
            kept.versions == parameters.map(\.version) {
             return kept.trace
         }
-        return try conditioner.forward(conditionerInput(input, context: c))
+        return try conditioner.forward(conditionerInput(input, context: c, workspace: LayerBuffers(pool, owner: self)), buffers: pool)
     }
 
     /// Both VJPs: the transformer's block backward, then the conditioner's backward added into
@@ -384,7 +390,8 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
         input: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient dld: [T], isForward: Bool, context: inout LayerContext<T>
     ) throws -> Matrix<T> {
         let c = try context.requireConditioning(rows: input.rows, columns: contextFeatures, layer: name)
-        let trace = try trace(for: input, context: c, isForward: isForward)
+        let trace = try trace(for: input, context: c, isForward: isForward, pool: context.buffers)
+        let workspace = context.buffers(for: self)
         let h = trace.output
         let rows = input.rows, m = transformedPositions.count, p = transformer.parametersPerFeature
         var gradient = workspace.copy(ConvCouplingSlot.inputGradient, of: outputGradient)
@@ -439,7 +446,7 @@ public final class ConvCoupling<Transformer: CouplingTransformer>: RetainingLaye
             }
         }
         workspace.keep(ConvCouplingSlot.conditionerGradient, dh)
-        let da = try conditioner.backward(trace, outputGradient: dh)
+        let da = try conditioner.backward(trace, outputGradient: dh, buffers: context.buffers)
         let d = inputFeatures, n = conditionerSource.count, total = da.columns, pixels = height * width, k = contextFeatures
         var dc = Matrix<T>(rows: k > 0 ? rows : 0, columns: k)
         da.storage.withUnsafeBufferPointer { ap in
@@ -558,8 +565,8 @@ public typealias ConvAffineCoupling<T: Scalar> = ConvCoupling<AffineTransformer<
 /// A convolutional coupling with the rational-quadratic spline transformer (Durkan et al. 2019).
 public typealias ConvSplineCoupling<T: Scalar> = ConvCoupling<RationalQuadraticSpline<T>>
 
-/// The ``Workspace`` slots of ``ConvCoupling``.
+/// The ``LayerBuffers`` slots of ``ConvCoupling``.
 enum ConvCouplingSlot {
     static let conditionerInput = 0, output = 1, inverseOutput = 2, packed = 3, packedParameters = 4
-    static let inputGradient = 5, conditionerGradient = 6, count = 7
+    static let inputGradient = 5, conditionerGradient = 6
 }

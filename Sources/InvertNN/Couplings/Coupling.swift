@@ -60,8 +60,6 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
     var retained: Retained?
     /// The conditioner's parameter versions at the retaining call, updated in place.
     var retainedParameterKeys: [UInt64] = []
-    /// Reused buffers (see ``Workspace``); the slot numbers are ``CouplingSlot``.
-    let workspace = Workspace<T>(slots: CouplingSlot.count)
 
     /// A coupling layer around a ready conditioner.
     ///
@@ -183,7 +181,8 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
     @_specialize(where Transformer == RationalQuadraticSpline<Double>)
     public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try x.requireColumns(features, "\(name).forward")
-        return try apply(x, conditionerOutput: try conditioner(conditionerInput(x, context)), isForward: true)
+        let h = try conditioner.forward(conditionerInput(x, context), buffers: context.buffers).output
+        return try apply(x, conditionerOutput: h, isForward: true, workspace: context.buffers(for: self))
     }
 
     @_specialize(where Transformer == AffineTransformer<Float>)
@@ -192,7 +191,8 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
     @_specialize(where Transformer == RationalQuadraticSpline<Double>)
     public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try y.requireColumns(features, "\(name).inverse")
-        return try apply(y, conditionerOutput: try conditioner(conditionerInput(y, context)), isForward: false)
+        let h = try conditioner.forward(conditionerInput(y, context), buffers: context.buffers).output
+        return try apply(y, conditionerOutput: h, isForward: false, workspace: context.buffers(for: self))
     }
 
     public func forwardRetaining(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
@@ -209,9 +209,10 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
     @_specialize(where Transformer == RationalQuadraticSpline<Double>)
     private func retaining(_ input: Matrix<T>, context: LayerContext<T>, isForward: Bool) throws -> LayerOutput<T> {
         try input.requireColumns(features, "\(name).\(isForward ? "forward" : "inverse")")
-        let trace = try conditioner.forward(conditionerInput(input, context))
+        let workspace = context.buffers(for: self)
+        let trace = try conditioner.forward(conditionerInput(input, context), buffers: context.buffers)
         var state = workspace.take(CouplingSlot.transformerState, count: transformer.retainedCount(block: block(rows: input.rows)))
-        let result = try apply(input, conditionerOutput: trace.output, isForward: isForward, retaining: &state)
+        let result = try apply(input, conditionerOutput: trace.output, isForward: isForward, workspace: workspace, retaining: &state)
         workspace.keep(CouplingSlot.transformerState, state)
         retained = Retained(isForward: isForward, input: input.storage, trace: trace,
                             context: contextFeatures > 0 ? context.conditioning?.storage ?? [] : [], transformerState: state)
@@ -224,20 +225,16 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
         return result
     }
 
-    public func releaseBuffers() {
-        workspace.releaseAll()
-        conditioner.releaseBuffers()
-    }
-
     /// Drops the conditioner trace kept by a taped pass (``RetainingLayer``).
     public func releaseRetained() { retained = nil }
 
-    /// The conditioner's input `[x_a, c]` `[rows, d + contextFeatures]` in a reused buffer. The
-    /// conditioner first drops its previous trace's references (``MLP/recycleTrace()``) so the
-    /// buffer can be reused.
+    /// The conditioner's input `[x_a, c]` `[rows, d + contextFeatures]` in a buffer of the
+    /// context's pool. The conditioner first drops its previous trace's references
+    /// (``MLP/recycleTrace(in:)``) so the buffer can be reused in place.
     private func conditionerInput(_ x: Matrix<T>, _ context: LayerContext<T>) throws -> Matrix<T> {
         let c = try context.requireConditioning(rows: x.rows, columns: contextFeatures, layer: name)
-        conditioner.recycleTrace()
+        conditioner.recycleTrace(in: context.buffers)
+        let workspace = context.buffers(for: self)
         let rows = x.rows, width = features, d = conditioningRange.count, offset = conditioningRange.lowerBound
         let cf = contextFeatures, total = d + cf
         var out = workspace.matrix(CouplingSlot.conditioningColumns, rows: rows, columns: total)
@@ -269,15 +266,16 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
            kept.trace.output.rows == input.rows {
             return (kept.trace, kept.transformerState.isEmpty ? nil : kept.transformerState)
         }
-        return (try conditioner.forward(conditionerInput(input, context)), nil)
+        return (try conditioner.forward(conditionerInput(input, context), buffers: context.buffers), nil)
     }
 
     /// One direction given the conditioner output `h` `[rows, P·m]`: the input copied, its
     /// transformed block mapped in place; with `retaining` (sized by the transformer's
     /// ``CouplingTransformer/retainedCount(block:)``, not empty) the transformer also writes the
-    /// state its backward reuses.
+    /// state its backward reuses. The output and log-dets are borrowed from `workspace`.
     private func apply(
-        _ input: Matrix<T>, conditionerOutput h: Matrix<T>, isForward: Bool, retaining: UnsafeMutablePointer<[T]>? = nil
+        _ input: Matrix<T>, conditionerOutput h: Matrix<T>, isForward: Bool, workspace: LayerBuffers<T>,
+        retaining: UnsafeMutablePointer<[T]>? = nil
     ) throws -> LayerOutput<T> {
         // One output buffer per direction: rebuilding mode maps an inverse result forward again
         // while that result is still in use.
@@ -342,6 +340,7 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
         input: Matrix<T>, outputGradient: Matrix<T>, logAbsDetGradient dld: [T], context: inout LayerContext<T>, isForward: Bool
     ) throws -> Matrix<T> {
         let (trace, state) = try trace(for: input, context: context, isForward: isForward)
+        let workspace = context.buffers(for: self)
         let rows = input.rows
         var gradient = workspace.copy(CouplingSlot.inputGradient, of: outputGradient)
         var dh = workspace.matrix(CouplingSlot.conditionerGradient, rows: rows, columns: trace.output.columns)
@@ -368,7 +367,7 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
             }
         }
         workspace.keep(CouplingSlot.conditionerGradient, dh)
-        let da = try conditioner.backward(trace, outputGradient: dh)
+        let da = try conditioner.backward(trace, outputGradient: dh, buffers: context.buffers)
         let width = features, d = conditioningRange.count, offset = conditioningRange.lowerBound, total = d + contextFeatures
         da.storage.withUnsafeBufferPointer { ap in
             gradient.storage.withUnsafeMutableBufferPointer { gp in
@@ -470,8 +469,8 @@ public final class Coupling<Transformer: CouplingTransformer>: RetainingLayer, R
     }
 }
 
-/// The ``Workspace`` slots of ``Coupling``.
+/// The ``LayerBuffers`` slots of ``Coupling``.
 enum CouplingSlot {
     static let conditioningColumns = 0, output = 1, logDet = 2, inputGradient = 3
-    static let conditionerGradient = 4, inverseOutput = 5, transformerState = 6, count = 7
+    static let conditionerGradient = 4, inverseOutput = 5, transformerState = 6
 }

@@ -124,7 +124,7 @@ extension RationalQuadraticSpline {
         logAbsDet: UnsafeMutablePointer<T>, inverse: Bool, retaining: UnsafeMutablePointer<T>?
     ) {
         let m = block.features, width = parametersPerFeature * m, rowCount = retainedRowCount(features: m)
-        workspace.withScratch(0, count: retaining == nil ? width + 2 * m : 0) { rowScratch in
+        self.scratch.withScratch(count: retaining == nil ? width + 2 * m : 0) { rowScratch in
             for r in 0..<block.rows {
                 let hr = h + r * width
                 let scratch = retaining.map { UnsafeMutableBufferPointer(start: $0 + r * rowCount, count: width + 2 * m) } ?? rowScratch
@@ -189,7 +189,7 @@ extension RationalQuadraticSpline {
         parameterGradient dh: UnsafeMutablePointer<T>, inverse: Bool
     ) {
         let m = block.features, width = parametersPerFeature * m
-        workspace.withScratch(0, count: width + 2 * m) { scratch in
+        self.scratch.withScratch(count: width + 2 * m) { scratch in
             let e = UnsafePointer(scratch.baseAddress!)
             for r in 0..<block.rows {
                 let hr = h + r * width, ℓ = logAbsDetGradient[r]

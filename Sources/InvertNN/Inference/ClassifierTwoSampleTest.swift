@@ -59,6 +59,7 @@ public enum ClassifierTwoSampleTest {
         let batchSize = min(200, x.rows)
         var order = Array(0..<x.rows)
         var best = Double.infinity, stale = 0
+        let buffers = StepBuffers<Double>()  // this training loop's, reused from step to step
         for _ in 0..<maxEpochs {
             order.shuffle(using: &generator)
             var loss = 0.0
@@ -67,7 +68,7 @@ public enum ClassifierTwoSampleTest {
                 let rows = Array(order[start..<min(start + batchSize, x.rows)])
                 start += batchSize
                 for p in mlp.parameters { p.zeroGradient() }
-                let trace = try mlp.forward(x.rows(at: rows))
+                let trace = try mlp.forward(x.rows(at: rows), buffers: buffers)
                 var gradient = Matrix<Double>(rows: rows.count, columns: 1)
                 for (k, row) in rows.enumerated() {
                     // Binary cross-entropy of σ(z) written stably: log(1 + e^z) - y z.
@@ -75,7 +76,7 @@ public enum ClassifierTwoSampleTest {
                     loss += max(z, 0) + Double.log(1 + Double.exp(-abs(z))) - y * z
                     gradient[k, 0] = (1 / (1 + Double.exp(-z)) - y) / Double(rows.count)
                 }
-                _ = try mlp.backward(trace, outputGradient: gradient)
+                _ = try mlp.backward(trace, outputGradient: gradient, buffers: buffers)
                 _ = try optimizer.update()
             }
             loss /= Double(x.rows)

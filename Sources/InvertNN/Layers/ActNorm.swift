@@ -95,7 +95,6 @@ public final class ActNorm<T: Scalar>: RebuildableLayer {
     public var inputFeatures: Int { features }
     public var outputFeatures: Int { features }
     public var parameters: [Parameter<T>] { diagonal.parameters }
-    public func releaseBuffers() { diagonal.releaseBuffers() }
     /// The hyper-parameters: the feature count, whether the data-dependent initialization has
     /// happened (a rebuilt initialized layer never initializes again) and its direction.
     public struct Configuration: Codable, Sendable, Equatable {

@@ -63,30 +63,26 @@ public final class Diagonal<T: Scalar>: RebuildableLayer {
     public var configuration: Configuration { Configuration(features: features, bias: bias != nil) }
     public convenience init(configuration c: Configuration) throws { try self.init(features: c.features, hasBias: c.bias) }
 
-    /// Reused buffers (see ``Workspace``): output, log-dets, per-feature factors and sums.
-    let workspace = Workspace<T>(slots: DiagonalSlot.count)
-
-    public func releaseBuffers() { workspace.releaseAll() }
-
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try x.requireColumns(features, "\(name).forward")
-        return map(x, sign: 1)
+        return map(x, sign: 1, workspace: context.buffers(for: self))
     }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try y.requireColumns(features, "\(name).inverse")
-        return map(y, sign: -1)
+        return map(y, sign: -1, workspace: context.buffers(for: self))
     }
 
     /// Forward (`sign = 1`): `y = e^s ⊙ x + b`, log-det `Σ s`. Inverse (`sign = -1`):
-    /// `x = (y - b) ⊙ e^{-s}`, log-det `-Σ s`.
+    /// `x = (y - b) ⊙ e^{-s}`, log-det `-Σ s`. Buffers are borrowed from `workspace` (slots in
+    /// ``DiagonalSlot``).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    private func map(_ input: Matrix<T>, sign: T) -> LayerOutput<T> {
+    private func map(_ input: Matrix<T>, sign: T, workspace: LayerBuffers<T>) -> LayerOutput<T> {
         let n = features, rows = input.rows
         var factors = workspace.take(DiagonalSlot.factors, count: n)
         var shift = workspace.take(DiagonalSlot.shift, count: n)
@@ -136,7 +132,7 @@ public final class Diagonal<T: Scalar>: RebuildableLayer {
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: dy, logAbsDetGradient: dld)
         // dx = g e^s, dL/ds = Σ_rows g x e^s + Σ dld, dL/db = Σ_rows g.
-        return backward(gradient: dy, point: x, sign: 1, logDetGradientSum: dld.reduce(0, +))
+        return backward(gradient: dy, point: x, sign: 1, logDetGradientSum: dld.reduce(0, +), workspace: context.buffers(for: self))
     }
 
     @_specialize(where T == Float)
@@ -148,16 +144,18 @@ public final class Diagonal<T: Scalar>: RebuildableLayer {
                              outputGradient: dx, logAbsDetGradient: dld)
         // x = (y - b)·e^{-s}: dy = g e^{-s}, ∂x/∂s = -x, ∂x/∂b = -e^{-s}:
         // dL/ds = -Σ_rows g x - Σ dld, dL/db = -Σ_rows g e^{-s}.
-        return backward(gradient: dx, point: x, sign: -1, logDetGradientSum: dld.reduce(0, +))
+        return backward(gradient: dx, point: x, sign: -1, logDetGradientSum: dld.reduce(0, +), workspace: context.buffers(for: self))
     }
 
     /// Both VJPs: with `f = e^{sign·s}`, the input gradient is `g ⊙ f`; the log-scale gradient
     /// adds `sign·(Σ_rows g ⊙ point ⊙ (sign > 0 ? f : 1) + Σ dld)` and the bias gradient
     /// `sign·Σ_rows g ⊙ (sign > 0 ? 1 : f)`, where `point` is the forward input `x` (forward)
-    /// or the inverse's output `x` (inverse).
+    /// or the inverse's output `x` (inverse). Buffers are borrowed from `workspace`.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    private func backward(gradient g: Matrix<T>, point: Matrix<T>, sign: T, logDetGradientSum: T) -> Matrix<T> {
+    private func backward(
+        gradient g: Matrix<T>, point: Matrix<T>, sign: T, logDetGradientSum: T, workspace: LayerBuffers<T>
+    ) -> Matrix<T> {
         let n = features, rows = g.rows
         var factors = workspace.take(DiagonalSlot.factors, count: n)
         var scaleSums = workspace.filled(DiagonalSlot.scaleSums, count: n, with: 0)
@@ -200,8 +198,8 @@ public final class Diagonal<T: Scalar>: RebuildableLayer {
     }
 }
 
-/// The ``Workspace`` slots of ``Diagonal``.
+/// The ``LayerBuffers`` slots of ``Diagonal``.
 enum DiagonalSlot {
     static let output = 0, logDet = 1, factors = 2, shift = 3, scaleSums = 4, biasSums = 5
-    static let inverseOutput = 6, inputGradient = 7, count = 8
+    static let inverseOutput = 6, inputGradient = 7
 }

@@ -67,7 +67,6 @@ public final class FactorOut<T: Scalar>: RetainingLayer, RebuildableLayer {
     public var inputFeatures: Int { features }
     public var outputFeatures: Int { features }
     public var parameters: [Parameter<T>] { inner.parameters }
-    public func releaseBuffers() { inner.releaseBuffers() }
     public func releaseRetained() {
         retained = nil
         (inner as? any RetainingLayer<T>)?.releaseRetained()

@@ -61,16 +61,18 @@ extension Householder {
         var maxBlockCount: Int { blocks.reduce(0) { Swift.max($0, $1.count) } }
     }
 
-    /// A zero-filled scratch buffer of `count` entries: from `slot` of `scratch` (a layer's
-    /// ``Workspace``) when given, else newly allocated. Hand it back with ``release(_:_:_:)``.
+    /// A zero-filled scratch buffer of `count` entries: from `slot` of `scratch` (the buffers the
+    /// layer borrows for this call) when given, else newly allocated. Hand it back with
+    /// ``release(_:_:_:)``.
     @inline(__always)
-    static func scratchBuffer(_ scratch: Workspace<T>?, _ slot: Int, _ count: Int) -> [T] {
+    static func scratchBuffer(_ scratch: LayerBuffers<T>?, _ slot: Int, _ count: Int) -> [T] {
         guard let scratch else { return [T](repeating: 0, count: count) }
         return scratch.filled(slot, count: count, with: 0)
     }
 
+    /// Hands a ``scratchBuffer(_:_:_:)`` back to its slot (nothing without `scratch`).
     @inline(__always)
-    static func release(_ scratch: Workspace<T>?, _ slot: Int, _ buffer: [T]) {
+    static func release(_ scratch: LayerBuffers<T>?, _ slot: Int, _ buffer: [T]) {
         scratch?.keep(slot, buffer)
     }
 
@@ -165,7 +167,7 @@ extension Householder {
     /// window only: `Σ_k 4 c p²` flops (`4/3 n³` for a full trapezoidal set, as LAPACK `?orgqr`).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    static func materialize(_ plan: Plan, n: Int, into recycled: inout Matrix<T>?, scratch: Workspace<T>? = nil) -> Matrix<T> {
+    static func materialize(_ plan: Plan, n: Int, into recycled: inout Matrix<T>?, scratch: LayerBuffers<T>? = nil) -> Matrix<T> {
         var w = Matrix.recycling(&recycled, rows: n, columns: n)
         w.storage.withUnsafeMutableBufferPointer { p in  // the identity
             p.update(repeating: 0)
@@ -213,7 +215,7 @@ extension Householder {
     static func applyBlocks(
         _ plan: Plan, to x: UnsafeMutablePointer<T>, rows: Int, n: Int, transposed: Bool,
         saving saved: UnsafeMutablePointer<T>? = nil, savingProjections projections: UnsafeMutablePointer<T>? = nil,
-        scratch: Workspace<T>? = nil
+        scratch: LayerBuffers<T>? = nil
     ) {
         let nb = plan.maxBlockCount
         var a = scratchBuffer(scratch, HouseholderSlot.applyA, rows * nb)
@@ -269,7 +271,7 @@ extension Householder {
     @_specialize(where T == Double)
     static func backwardBlocks(
         _ plan: Plan, z: UnsafeMutablePointer<T>, rows b: Int, n: Int, transposed: Bool,
-        gradUnits: UnsafeMutablePointer<T>, saved: UnsafePointer<T>? = nil, scratch: Workspace<T>? = nil
+        gradUnits: UnsafeMutablePointer<T>, saved: UnsafePointer<T>? = nil, scratch: LayerBuffers<T>? = nil
     ) {
         let nb = plan.maxBlockCount
         // `saved` (a retaining call's buffer) holds the block outputs, then every block's A.
@@ -402,7 +404,7 @@ extension Householder {
     @_specialize(where T == Double)
     static func pushAntisymmetric(
         _ plan: Plan, s: UnsafeMutablePointer<T>, n: Int, lastBlock: Int, gradUnits: UnsafeMutablePointer<T>,
-        scratch: Workspace<T>? = nil
+        scratch: LayerBuffers<T>? = nil
     ) {
         guard lastBlock >= 0 else { return }
         let nb = plan.maxBlockCount
@@ -495,7 +497,7 @@ extension Householder {
     }
 }
 
-/// The ``Workspace`` slots of ``Householder`` (its scratch buffers, outputs and gradients).
+/// The ``LayerBuffers`` slots of ``Householder`` (its scratch buffers, outputs and gradients).
 enum HouseholderSlot {
     static let materialize1 = 0, materialize2 = 1, applyA = 2, applyC = 3
     static let backwardL = 4, backwardA = 5, backwardN1 = 6, backwardN2 = 7, backwardSmall = 8
@@ -503,5 +505,4 @@ enum HouseholderSlot {
     static let vectors = 13, output = 14, logDet = 15, gradUnits = 16
     static let inputGradient = 17, weightGradient = 18, stacked = 19, antisymmetric = 20
     static let centered = 21, blockOutputs = 22, inverseOutput = 23
-    static let count = 24
 }

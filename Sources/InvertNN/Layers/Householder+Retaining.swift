@@ -25,22 +25,24 @@ extension Householder: RetainingLayer {
 
     public func forwardRetaining(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try x.requireColumns(features, "\(name).forward")
-        guard let (y, saved) = try applyRetaining(x, transposed: true, addingBias: true) else {
+        let workspace = context.buffers(for: self)
+        guard let (y, saved) = try applyRetaining(x, transposed: true, addingBias: true, workspace: workspace) else {
             retainedBlocks = nil
-            return try forward(x)
+            return try forward(x, context: &context)
         }
         retainedBlocks = RetainedBlocks(isForward: true, output: y.storage, keys: retentionKeys(), blockOutputs: saved)
-        return output(y, rows: x.rows)
+        return output(y, rows: x.rows, workspace: workspace)
     }
 
     public func inverseRetaining(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try y.requireColumns(features, "\(name).inverse")
-        guard let (x, saved) = try applyRetaining(centered(y), transposed: false) else {
+        let workspace = context.buffers(for: self)
+        guard let (x, saved) = try applyRetaining(centered(y, workspace: workspace), transposed: false, workspace: workspace) else {
             retainedBlocks = nil
-            return try inverse(y)
+            return try inverse(y, context: &context)
         }
         retainedBlocks = RetainedBlocks(isForward: false, output: x.storage, keys: retentionKeys(), blockOutputs: saved)
-        return output(x, rows: y.rows, forward: false)
+        return output(x, rows: y.rows, forward: false, workspace: workspace)
     }
 
     /// Drops the kept block outputs.
@@ -48,19 +50,22 @@ extension Householder: RetainingLayer {
 
     /// The bias-free map applied blockwise to `input` (plus the bias if `addingBias`), with the
     /// block outputs kept; `nil` when the backward would take the materialized path, there is a
-    /// single block, or the outputs would exceed ``retainedEntryLimit``.
+    /// single block, or the outputs would exceed ``retainedEntryLimit``. Both are borrowed from
+    /// `workspace`.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    func applyRetaining(_ input: Matrix<T>, transposed: Bool, addingBias: Bool = false) throws -> (Matrix<T>, [T])? {
-        let plan = try currentPlan()
+    func applyRetaining(
+        _ input: Matrix<T>, transposed: Bool, addingBias: Bool = false, workspace: LayerBuffers<T>
+    ) throws -> (Matrix<T>, [T])? {
+        let plan = try currentPlan(workspace: workspace)
         let rows = input.rows, n = features, blocks = plan.blocks.count
         guard !prefersMaterialized(plan, batch: rows, backward: true), blocks > 1,
               let count = Self.retainedCount(rows: rows, features: n, blocks: blocks, reflectors: reflectorCount),
               count <= Self.retainedEntryLimit  // (checked without building an array of sizes)
         else { return nil }
         let outputsCount = (blocks - 1) * rows * n
-        // The output and the kept block outputs go to reused buffers (the kept ones are released
-        // by the backward, so the next step finds them unshared); every entry is written below.
+        // The output and the kept block outputs go to borrowed buffers (the kept ones are dropped
+        // by the backward, so the next step writes them in place); every entry is written below.
         var out = workspace.copy(transposed ? HouseholderSlot.output : HouseholderSlot.inverseOutput, of: input)
         var saved = workspace.take(HouseholderSlot.blockOutputs, count: count)
         defer { workspace.keep(HouseholderSlot.blockOutputs, saved) }

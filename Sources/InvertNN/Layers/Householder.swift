@@ -232,8 +232,6 @@ public final class Householder<T: Scalar>: RebuildableLayer {
     public var inputFeatures: Int { features }
     public var outputFeatures: Int { features }
     public let parameters: [Parameter<T>]
-    /// Reused buffers of the calls (see ``Workspace``; slots in ``HouseholderSlot``).
-    let workspace = Workspace<T>(slots: HouseholderSlot.count)
     /// The hyper-parameters: the feature and reflector counts, the parametrization, the fixed
     /// last reflector (`"zero"` for det +1, `"flip"` for det -1, or none) and whether there is a bias.
     public struct Configuration: Codable, Sendable, Equatable {
@@ -287,7 +285,7 @@ public final class Householder<T: Scalar>: RebuildableLayer {
     ///
     /// - Throws: as ``matrix()``.
     public func determinantSign() throws -> Determinant {
-        let vectors = try structuralVectors()
+        let vectors = try structuralVectors(workspace: unpooled)
         var nonzero = 0
         for i in 0..<reflectorCount where vectors[(i * features)..<((i + 1) * features)].contains(where: { $0 != 0 }) {
             nonzero += 1
@@ -301,8 +299,8 @@ public final class Householder<T: Scalar>: RebuildableLayer {
     /// - Throws: ``InvertNNError/nonFinite(operation:row:column:)`` if the parameter holds NaN or
     ///   infinite values.
     public func matrix() throws -> Matrix<T> {
-        var plan = try currentPlan()
-        return try currentMatrix(&plan)
+        var plan = try currentPlan(workspace: unpooled)
+        return try currentMatrix(&plan, workspace: unpooled)
     }
 
     // MARK: - Execution settings and cache
@@ -339,22 +337,18 @@ public final class Householder<T: Scalar>: RebuildableLayer {
     /// (``RetainingLayer``; see `Householder+Retaining.swift`).
     var retainedBlocks: RetainedBlocks?
 
-    public func releaseBuffers() {
-        workspace.releaseAll()
-        recycledMatrix = nil
-    }
-
     // MARK: - Directions
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try x.requireColumns(features, "\(name).forward")
-        var plan = try currentPlan()
+        let workspace = context.buffers(for: self)
+        var plan = try currentPlan(workspace: workspace)
         var y: Matrix<T>
         if prefersMaterialized(plan, batch: x.rows, backward: false) {
-            let w = try currentMatrix(&plan)
-            y = broadcastBias(rows: x.rows, sign: 1)
+            let w = try currentMatrix(&plan, workspace: workspace)
+            y = broadcastBias(rows: x.rows, sign: 1, workspace: workspace)
             try BLAS.gemm(x, w, transposeB: true, beta: 1, into: &y)
         } else {
             y = workspace.copy(HouseholderSlot.output, of: x)
@@ -364,18 +358,19 @@ public final class Householder<T: Scalar>: RebuildableLayer {
             }
             addBias(to: &y, sign: 1)
         }
-        return output(y, rows: x.rows)
+        return output(y, rows: x.rows, workspace: workspace)
     }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try y.requireColumns(features, "\(name).inverse")
-        var plan = try currentPlan()
+        let workspace = context.buffers(for: self)
+        var plan = try currentPlan(workspace: workspace)
         var x: Matrix<T>
         if prefersMaterialized(plan, batch: y.rows, backward: false) {
-            let w = try currentMatrix(&plan)
-            let z = centered(y)
+            let w = try currentMatrix(&plan, workspace: workspace)
+            let z = centered(y, workspace: workspace)
             x = workspace.matrix(HouseholderSlot.inverseOutput, rows: y.rows, columns: features)
             try BLAS.gemm(z, w, into: &x)
         } else {
@@ -386,14 +381,14 @@ public final class Householder<T: Scalar>: RebuildableLayer {
                 Self.applyBlocks(plan, to: px.baseAddress!, rows: rows, n: n, transposed: false, scratch: workspace)
             }
         }
-        return output(x, rows: y.rows, forward: false)
+        return output(x, rows: y.rows, forward: false, workspace: workspace)
     }
 
     /// Keeps `y` (fully written) in its direction's slot for the next call (one per direction:
     /// rebuilding mode maps an inverse result forward again while it is still in use) and
-    /// returns it with zero log-dets.
+    /// returns it with zero log-dets, both in `workspace`.
     @inline(__always)
-    func output(_ y: Matrix<T>, rows: Int, forward: Bool = true) -> LayerOutput<T> {
+    func output(_ y: Matrix<T>, rows: Int, forward: Bool = true, workspace: LayerBuffers<T>) -> LayerOutput<T> {
         workspace.keep(forward ? HouseholderSlot.output : HouseholderSlot.inverseOutput, y)
         let zeros = workspace.filled(HouseholderSlot.logDet, count: rows, with: 0)
         workspace.keep(HouseholderSlot.logDet, zeros)
@@ -416,7 +411,8 @@ public final class Householder<T: Scalar>: RebuildableLayer {
     ) throws -> Matrix<T> {
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: dy, logAbsDetGradient: dld)
-        let dx = try directionBackward(output: y, subtractBias: true, outputGradient: dy, forward: true)
+        let dx = try directionBackward(
+            output: y, subtractBias: true, outputGradient: dy, forward: true, workspace: context.buffers(for: self))
         accumulateBiasGradient(dy, sign: 1)
         return dx
     }
@@ -431,7 +427,8 @@ public final class Householder<T: Scalar>: RebuildableLayer {
     ) throws -> Matrix<T> {
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
-        let dy = try directionBackward(output: x, subtractBias: false, outputGradient: dx, forward: false, mapInput: y)
+        let dy = try directionBackward(
+            output: x, subtractBias: false, outputGradient: dx, forward: false, mapInput: y, workspace: context.buffers(for: self))
         accumulateBiasGradient(dy, sign: -1)
         return dy
     }
@@ -441,32 +438,32 @@ public final class Householder<T: Scalar>: RebuildableLayer {
     /// The backward of the bias-free map `out = in Wᵀ` (forward) or `out = in W` (inverse), given
     /// its output (`output - b` when `subtractBias`) and output gradient: returns the input
     /// gradient and accumulates reflector gradients. `centeredInput` gives the map's input where
-    /// the materialized inverse needs it.
+    /// the materialized inverse needs it. Buffers are borrowed from `workspace`.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     func directionBackward(
         output: Matrix<T>, subtractBias: Bool, outputGradient dOut: Matrix<T>, forward: Bool,
-        mapInput: Matrix<T>? = nil
+        mapInput: Matrix<T>? = nil, workspace: LayerBuffers<T>
     ) throws -> Matrix<T> {
         defer { retainedBlocks = nil }  // kept block outputs serve one backward call at most
-        var plan = try currentPlan()
+        var plan = try currentPlan(workspace: workspace)
         let n = features, b = output.rows
         var gradUnits = workspace.filled(HouseholderSlot.gradUnits, count: reflectorCount * n, with: 0)
         defer { workspace.keep(HouseholderSlot.gradUnits, gradUnits) }
         var dIn = workspace.matrix(HouseholderSlot.inputGradient, rows: b, columns: n)
         if prefersMaterialized(plan, batch: b, backward: true) {
-            let w = try currentMatrix(&plan)
+            let w = try currentMatrix(&plan, workspace: workspace)
             // forward: dX = dY W, K = dYᵀ Y0; inverse: dZ = dX Wᵀ, K = Zᵀ dZ.
             try BLAS.gemm(dOut, w, transposeB: !forward, into: &dIn)
             var k = workspace.matrix(HouseholderSlot.weightGradient, rows: n, columns: n)
             defer { workspace.keep(HouseholderSlot.weightGradient, k) }
             if forward {
-                try BLAS.gemm(dOut, transposeA: true, subtractBias ? centered(output) : output, into: &k)
+                try BLAS.gemm(dOut, transposeA: true, subtractBias ? centered(output, workspace: workspace) : output, into: &k)
             } else {
-                let z = mapInput.map { centered($0) } ?? output
+                let z = mapInput.map { centered($0, workspace: workspace) } ?? output
                 try BLAS.gemm(z, transposeA: true, dIn, into: &k)
             }
-            try pushWeightGradient(k: &k, plan: plan, gradUnits: &gradUnits)
+            try pushWeightGradient(k: &k, plan: plan, gradUnits: &gradUnits, workspace: workspace)
         } else {
             // Z = [dOut; output - b], written once; the first half ends as the input gradient.
             var z = workspace.take(HouseholderSlot.stacked, count: 2 * b * n)
@@ -512,10 +509,11 @@ public final class Householder<T: Scalar>: RebuildableLayer {
     }
 
     /// Pushes `K = (dL/dW) Wᵀ` (`[n, n]`, destroyed) to the unit-vector gradients through
-    /// `S = K - Kᵀ` (see ``accumulateReflectorGradient(antisymmetric:plan:)``).
+    /// `S = K - Kᵀ` (see ``accumulateReflectorGradient(antisymmetric:plan:workspace:)``), with
+    /// `S` and the push's scratch borrowed from `workspace`.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    func pushWeightGradient(k: inout Matrix<T>, plan: Plan, gradUnits: inout [T]) throws {
+    func pushWeightGradient(k: inout Matrix<T>, plan: Plan, gradUnits: inout [T], workspace: LayerBuffers<T>) throws {
         let n = features
         var s = workspace.matrix(HouseholderSlot.antisymmetric, rows: n, columns: n)
         defer { workspace.keep(HouseholderSlot.antisymmetric, s) }
@@ -626,17 +624,19 @@ public final class Householder<T: Scalar>: RebuildableLayer {
 
     /// The plan of the current reflector values: the cached one if ``reflectors`` still holds the
     /// values it was built from (an O(1) check when the storage was not written since), else a
-    /// new one (validating shape and finiteness).
+    /// new one (validating shape and finiteness; the masked reflectors' temporary copy is
+    /// borrowed from `workspace`).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    func currentPlan() throws -> Plan {
+    func currentPlan(workspace: LayerBuffers<T>) throws -> Plan {
         let value = reflectors.value
         if let plan = cachedPlan, plan.blockSize == effectiveBlockSize, plan.keyRows == value.rows,
            plan.keyColumns == value.columns, plan.key == reflectors.version {
             return plan
         }
         // The old plan's storage (units, norms, block factors, W) is reused for the new values
-        // when nothing else holds it: a training step rebuilds the plan without allocating.
+        // (written in place unless something else still holds it): a training step rebuilds the
+        // plan without allocating.
         var old = cachedPlan
         cachedPlan = nil
         var units = [T](), norms = [T]()
@@ -647,7 +647,7 @@ public final class Householder<T: Scalar>: RebuildableLayer {
         if parametrization == .trapezoidal && reflectors.trainableMask != nil {
             try normalizeTrapezoidalRows(units: &units, norms: &norms)
         } else {
-            let vectors = try structuralVectors()
+            let vectors = try structuralVectors(workspace: workspace)
             Self.normalizeRows(vectors, m: reflectorCount, n: features, units: &units, norms: &norms)
             // (Unmasked reflectors are the parameter's own storage: keeping that would make the
             // optimizer's next in-place update copy it.)
@@ -665,10 +665,11 @@ public final class Householder<T: Scalar>: RebuildableLayer {
         return plan
     }
 
-    /// W for `plan`, built once and kept in the cache with the plan.
+    /// W for `plan`, built once (with scratch borrowed from `workspace`) and kept in the cache
+    /// with the plan.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    func currentMatrix(_ plan: inout Plan) throws -> Matrix<T> {
+    func currentMatrix(_ plan: inout Plan, workspace: LayerBuffers<T>) throws -> Matrix<T> {
         if let w = plan.w { return w }
         let w = Self.materialize(plan, n: features, into: &recycledMatrix, scratch: workspace)
         plan.w = w
@@ -720,10 +721,11 @@ public final class Householder<T: Scalar>: RebuildableLayer {
 
     /// The reflector vectors as the layer defines them: stored values at learnable entries and
     /// the structural value (0, or 1 for the flip) at fixed ones, so that an optimizer that
-    /// wrongly moved a fixed entry cannot change the map.
+    /// wrongly moved a fixed entry cannot change the map. A masked copy is borrowed from
+    /// `workspace`.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    func structuralVectors() throws -> [T] {
+    func structuralVectors(workspace: LayerBuffers<T>) throws -> [T] {
         let value = reflectors.value
         guard value.rows == reflectorCount, value.columns == features else {
             throw InvertNNError.shapeMismatch(
@@ -767,11 +769,11 @@ public final class Householder<T: Scalar>: RebuildableLayer {
     /// `2 (K_i - K_iᵀ) û + 4 (ûᵀ K_i û) û`, and the chain rule through `û = v/‖v‖`,
     /// `dL/dv = (I - ûûᵀ) dL/dû / ‖v‖`, removes the last term and leaves
     /// `dL/dv_i = 2 S_i û_i / ‖v_i‖` with `S_i = K_i - K_iᵀ = P_{i-1}ᵀ S P_{i-1}`. The sweep over
-    /// i runs blocked (``pushAntisymmetric(_:s:n:lastBlock:gradUnits:scratch:)``), BLAS-3.
-    /// `v_i = 0` (where H is not differentiable) gets 0.
+    /// i runs blocked (``pushAntisymmetric(_:s:n:lastBlock:gradUnits:scratch:)``), BLAS-3, with
+    /// its scratch borrowed from `workspace`. `v_i = 0` (where H is not differentiable) gets 0.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    func accumulateReflectorGradient(antisymmetric s: inout Matrix<T>, plan: Plan) throws {
+    func accumulateReflectorGradient(antisymmetric s: inout Matrix<T>, plan: Plan, workspace: LayerBuffers<T>) throws {
         let n = features
         var gradUnits = workspace.filled(HouseholderSlot.gradUnits, count: reflectorCount * n, with: 0)
         defer { workspace.keep(HouseholderSlot.gradUnits, gradUnits) }
@@ -785,10 +787,11 @@ public final class Householder<T: Scalar>: RebuildableLayer {
         try accumulateUnitGradients(gradUnits, plan: plan)
     }
 
-    /// A `[rows, features]` matrix whose every row is `sign · b` (zeros without bias).
+    /// A `[rows, features]` matrix whose every row is `sign · b` (zeros without bias), in the
+    /// output slot of `workspace`.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    func broadcastBias(rows: Int, sign: T) -> Matrix<T> {
+    func broadcastBias(rows: Int, sign: T, workspace: LayerBuffers<T>) -> Matrix<T> {
         var out = workspace.matrix(HouseholderSlot.output, rows: rows, columns: features)
         guard let bias else {
             out.storage.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
@@ -798,12 +801,15 @@ public final class Householder<T: Scalar>: RebuildableLayer {
         return out
     }
 
-    /// `y - b` row by row (a copy of `y` without bias).
+    /// `y - b` row by row (a copy of `y` in `workspace` without bias).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    func centered(_ y: Matrix<T>) -> Matrix<T> {
+    func centered(_ y: Matrix<T>, workspace: LayerBuffers<T>) -> Matrix<T> {
         workspace.centered(HouseholderSlot.centered, y, bias: bias)
     }
+
+    /// The buffers of a call without a container's pool (every buffer a new allocation).
+    var unpooled: LayerBuffers<T> { LayerBuffers(nil, owner: self) }
 
     /// Adds `sign · Σ_rows g` to the bias gradient.
     @_specialize(where T == Float)

@@ -68,11 +68,6 @@ public protocol InvertibleLayer<Element>: AnyObject {
         input: Matrix<Element>, output: Matrix<Element>,
         outputGradient: Matrix<Element>, logAbsDetGradient: [Element], context: inout LayerContext<Element>
     ) throws -> Matrix<Element>
-    /// Drops the buffers the layer reuses from call to call (outputs, gradients, scratch): the
-    /// next call allocates them again. Layers keep them so that a taped training step allocates
-    /// nothing after its first call; ``Sequential``'s untaped passes and rebuilding mode call this
-    /// after each layer, so their memory does not grow with depth. The default does nothing.
-    func releaseBuffers()
 
     /// The layer's hyper-parameters (its constructor arguments, not its parameter values), the
     /// Codable half of a checkpoint's architecture (``LayerConfiguration``).
@@ -114,8 +109,6 @@ extension InvertibleLayer {
         return try inverseBackward(input: input, output: output, outputGradient: outputGradient,
                                    logAbsDetGradient: logAbsDetGradient, context: &context)
     }
-
-    public func releaseBuffers() {}
 
     /// Total number of scalar parameters.
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }

@@ -152,8 +152,6 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
     public var inputFeatures: Int { features }
     public var outputFeatures: Int { features }
     public let parameters: [Parameter<T>]
-    /// Reused buffers of the dense path (see ``Workspace``; slots in ``LinearSlot``).
-    let workspace = Workspace<T>(slots: LinearSlot.count)
     /// The hyper-parameters: the feature count, the reflector counts and fixed last reflectors of
     /// the two orthogonal factors (as ``Householder/Configuration``), their parametrization, and
     /// whether there is a bias.
@@ -208,22 +206,15 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
         return try BLAS.matmul(orthogonalV.matrix(), scaledU)
     }
 
-    public func releaseBuffers() {
-        workspace.releaseAll()
-        recycledInverse = nil
-        orthogonalU.releaseBuffers()
-        scale.releaseBuffers()
-        orthogonalV.releaseBuffers()
-    }
-
     // MARK: - Directions
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try x.requireColumns(features, "\(name).forward")
+        let workspace = context.buffers(for: self)
         if usesDenseMatrix(batch: x.rows) {
-            let (a, _) = try denseMatrices(inverse: false)
+            let (a, _) = try denseMatrices(inverse: false, pool: context.buffers)
             var y = workspace.matrix(LinearSlot.output, rows: x.rows, columns: features)
             if let bias {
                 // The bias rows first, then one GEMM with beta = 1: no second pass over Y.
@@ -237,9 +228,9 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
             workspace.keep(LinearSlot.logDet, logDet)
             return LayerOutput(output: y, logAbsDet: logDet)
         }
-        let h1 = try orthogonalU.forward(x).output
-        let scaled = try scale.forward(h1)
-        let h3 = try orthogonalV.forward(scaled.output).output
+        let h1 = try orthogonalU.forward(x, context: &context).output
+        let scaled = try scale.forward(h1, context: &context)
+        let h3 = try orthogonalV.forward(scaled.output, context: &context).output
         guard bias != nil else { return LayerOutput(output: h3, logAbsDet: scaled.logAbsDet) }
         var y = workspace.copy(LinearSlot.output, of: h3)  // Q_V's result stays Q_V's
         addBias(to: &y, sign: 1)
@@ -251,9 +242,10 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
     @_specialize(where T == Double)
     public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try y.requireColumns(features, "\(name).inverse")
+        let workspace = context.buffers(for: self)
         if usesDenseMatrix(batch: y.rows) {
-            let (_, c) = try denseMatrices(inverse: true)
-            let z = centered(y)
+            let (_, c) = try denseMatrices(inverse: true, pool: context.buffers)
+            let z = centered(y, workspace: workspace)
             // Each direction has its own output buffer: rebuilding mode maps a layer's inverse
             // result forward again while that result is still in use.
             var x = workspace.matrix(LinearSlot.inverseOutput, rows: y.rows, columns: features)
@@ -263,10 +255,10 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
             workspace.keep(LinearSlot.logDet, logDet)
             return LayerOutput(output: x, logAbsDet: logDet)
         }
-        let z = centered(y)
-        let h2 = try orthogonalV.inverse(z).output
-        let unscaled = try scale.inverse(h2)
-        let x = try orthogonalU.inverse(unscaled.output).output
+        let z = centered(y, workspace: workspace)
+        let h2 = try orthogonalV.inverse(z, context: &context).output
+        let unscaled = try scale.inverse(h2, context: &context)
+        let x = try orthogonalU.inverse(unscaled.output, context: &context).output
         return LayerOutput(output: x, logAbsDet: unscaled.logAbsDet)
     }
 
@@ -284,16 +276,18 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
                              outputGradient: dy, logAbsDetGradient: dld)
         if usesDenseMatrix(batch: x.rows) {
             // `mapOutput` is `y` itself: the bias is taken out of `dYᵀ (y - b)` by a rank-1 update.
-            return try denseBackward(mapInput: nil, mapOutput: y, outputGradient: dy, logAbsDetGradient: dld, forward: true)
+            return try denseBackward(
+                mapInput: nil, mapOutput: y, outputGradient: dy, logAbsDetGradient: dld, forward: true, pool: context.buffers)
         }
+        let workspace = context.buffers(for: self)
         let zeros = workspace.filled(LinearSlot.zeros, count: x.rows, with: 0)
         defer { workspace.keep(LinearSlot.zeros, zeros) }
-        let h1 = try orthogonalU.forward(x).output
-        let h2 = try scale.forward(h1).output
-        let h3 = centered(y)
-        let dh2 = try orthogonalV.forwardBackward(input: h2, output: h3, outputGradient: dy, logAbsDetGradient: zeros)
-        let dh1 = try scale.forwardBackward(input: h1, output: h2, outputGradient: dh2, logAbsDetGradient: dld)
-        let dx = try orthogonalU.forwardBackward(input: x, output: h1, outputGradient: dh1, logAbsDetGradient: zeros)
+        let h1 = try orthogonalU.forward(x, context: &context).output
+        let h2 = try scale.forward(h1, context: &context).output
+        let h3 = centered(y, workspace: workspace)
+        let dh2 = try orthogonalV.forwardBackward(input: h2, output: h3, outputGradient: dy, logAbsDetGradient: zeros, context: &context)
+        let dh1 = try scale.forwardBackward(input: h1, output: h2, outputGradient: dh2, logAbsDetGradient: dld, context: &context)
+        let dx = try orthogonalU.forwardBackward(input: x, output: h1, outputGradient: dh1, logAbsDetGradient: zeros, context: &context)
         accumulateBiasGradient(dy, sign: 1)
         return dx
     }
@@ -307,18 +301,20 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
     ) throws -> Matrix<T> {
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
+        let workspace = context.buffers(for: self)
         if usesDenseMatrix(batch: y.rows) {
-            let z = centered(y)
-            return try denseBackward(mapInput: z, mapOutput: x, outputGradient: dx, logAbsDetGradient: dld, forward: false)
+            let z = centered(y, workspace: workspace)
+            return try denseBackward(
+                mapInput: z, mapOutput: x, outputGradient: dx, logAbsDetGradient: dld, forward: false, pool: context.buffers)
         }
         let zeros = workspace.filled(LinearSlot.zeros, count: y.rows, with: 0)
         defer { workspace.keep(LinearSlot.zeros, zeros) }
-        let z = centered(y)
-        let h2 = try orthogonalV.inverse(z).output
-        let h1 = try scale.inverse(h2).output
-        let dh1 = try orthogonalU.inverseBackward(input: h1, output: x, outputGradient: dx, logAbsDetGradient: zeros)
-        let dh2 = try scale.inverseBackward(input: h2, output: h1, outputGradient: dh1, logAbsDetGradient: dld)
-        let dy = try orthogonalV.inverseBackward(input: z, output: h2, outputGradient: dh2, logAbsDetGradient: zeros)
+        let z = centered(y, workspace: workspace)
+        let h2 = try orthogonalV.inverse(z, context: &context).output
+        let h1 = try scale.inverse(h2, context: &context).output
+        let dh1 = try orthogonalU.inverseBackward(input: h1, output: x, outputGradient: dx, logAbsDetGradient: zeros, context: &context)
+        let dh2 = try scale.inverseBackward(input: h2, output: h1, outputGradient: dh1, logAbsDetGradient: dld, context: &context)
+        let dy = try orthogonalV.inverseBackward(input: z, output: h2, outputGradient: dh2, logAbsDetGradient: zeros, context: &context)
         accumulateBiasGradient(dy, sign: -1)
         return dy
     }
@@ -370,15 +366,16 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
     }
 
     /// `A = Q_V D Q_U` and (if `inverse`) `C = Q_V D⁻¹ Q_U`, cached by the parameters'
-    /// ``Parameter/version``s and rebuilt into the previous matrices' storage.
+    /// ``Parameter/version``s and rebuilt into the previous matrices' storage, with the
+    /// rebuild's temporaries borrowed from `pool`.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    func denseMatrices(inverse: Bool) throws -> (Matrix<T>, Matrix<T>?) {
+    func denseMatrices(inverse: Bool, pool: StepBuffers<T>?) throws -> (Matrix<T>, Matrix<T>?) {
         let keys = currentVersions
         if var cache = denseCache, cache.keys == keys {
             if inverse && cache.inverseMatrix == nil {
                 denseCache = nil  // so the new inverse can reuse a recycled buffer
-                cache.inverseMatrix = try scaledProduct(sign: -1, reusing: &recycledInverse)
+                cache.inverseMatrix = try scaledProduct(sign: -1, reusing: &recycledInverse, pool: pool)
                 denseCache = cache
             }
             return (cache.forwardMatrix, cache.inverseMatrix)
@@ -393,16 +390,17 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
             old.forwardMatrix = Matrix(uncheckedRows: 0, columns: 0, storage: [])
             if let inverseMatrix = old.inverseMatrix { recycledInverse = inverseMatrix }
         }
-        let forwardMatrix = try scaledProduct(sign: 1, reusing: &oldForward)
+        let forwardMatrix = try scaledProduct(sign: 1, reusing: &oldForward, pool: pool)
         var cache = DenseCache(keys: keys, forwardMatrix: forwardMatrix, inverseMatrix: nil)
         if inverse {
-            cache.inverseMatrix = try scaledProduct(sign: -1, reusing: &recycledInverse)
+            cache.inverseMatrix = try scaledProduct(sign: -1, reusing: &recycledInverse, pool: pool)
         }
         denseCache = cache
         return (cache.forwardMatrix, cache.inverseMatrix)
     }
 
-    /// `Q_V diag(e^{sign·s}) Q_U` (`[n, n]`), into `recycled`'s storage when it is not shared.
+    /// `Q_V diag(e^{sign·s}) Q_U` (`[n, n]`), into `recycled`'s storage (written in place unless
+    /// something else still holds it), with temporaries borrowed from `pool`.
     ///
     /// `Q_V D` is `Q_V` with scaled columns; `Q_U` then multiplies it from the right as its
     /// compact WY blocks (`X ← X W`, `Σ (4ncp + 2nc²)` flops, about `2n³(1 + 2nb/n)`) rather than
@@ -411,12 +409,14 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
     /// built, one GEMM is used.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    private func scaledProduct(sign: T, reusing recycled: inout Matrix<T>?) throws -> Matrix<T> {
+    private func scaledProduct(sign: T, reusing recycled: inout Matrix<T>?, pool: StepBuffers<T>?) throws -> Matrix<T> {
         let n = features
         try requireLogScaleShape()
-        let planU = try orthogonalU.currentPlan()
-        var planV = try orthogonalV.currentPlan()
-        let wv = try orthogonalV.currentMatrix(&planV)
+        let workspace = LayerBuffers(pool, owner: self)
+        let buffersU = LayerBuffers(pool, owner: orthogonalU), buffersV = LayerBuffers(pool, owner: orthogonalV)
+        let planU = try orthogonalU.currentPlan(workspace: buffersU)
+        var planV = try orthogonalV.currentPlan(workspace: buffersV)
+        let wv = try orthogonalV.currentMatrix(&planV, workspace: buffersV)
         // (2n entries, the size the backward takes from this slot, so the slot keeps one buffer;
         // the first n hold e^{sign·s}.)
         var factors = workspace.take(LinearSlot.factors, count: 2 * n)
@@ -451,7 +451,7 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
         scaleColumns(into: &product)
         product.storage.withUnsafeMutableBufferPointer { p in
             Householder<T>.applyBlocks(planU, to: p.baseAddress!, rows: n, n: n, transposed: false,
-                                       scratch: orthogonalU.workspace)
+                                       scratch: buffersU)
         }
         return product
     }
@@ -463,14 +463,18 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
     /// each K goes to its factor's reflectors through the blocked push. Besides the two batch
     /// GEMMs (`dX`, `K_V`) this is `O(n³)`: two GEMMs for `Q_Vᵀ K_V Q_V` and two pushes.
     /// Forward, `mapOutput` is the layer output `Y = Y0 + 1bᵀ`; the bias is removed from `K_V` by
-    /// a rank-1 update. Both directions add the bias gradient here.
+    /// a rank-1 update. Both directions add the bias gradient here. Buffers are borrowed from
+    /// `pool`.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     func denseBackward(
-        mapInput: Matrix<T>?, mapOutput: Matrix<T>, outputGradient g: Matrix<T>, logAbsDetGradient dld: [T], forward: Bool
+        mapInput: Matrix<T>?, mapOutput: Matrix<T>, outputGradient g: Matrix<T>, logAbsDetGradient dld: [T], forward: Bool,
+        pool: StepBuffers<T>?
     ) throws -> Matrix<T> {
         let n = features
-        let (a, c) = try denseMatrices(inverse: !forward)
+        let (a, c) = try denseMatrices(inverse: !forward, pool: pool)
+        let workspace = LayerBuffers(pool, owner: self)
+        let buffersU = LayerBuffers(pool, owner: orthogonalU), buffersV = LayerBuffers(pool, owner: orthogonalV)
         var dIn = workspace.matrix(LinearSlot.inputGradient, rows: g.rows, columns: n)
         var kv = workspace.matrix(LinearSlot.kv, rows: n, columns: n)
         var ku = workspace.matrix(LinearSlot.ku, rows: n, columns: n)
@@ -504,9 +508,9 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
             try BLAS.gemm(g, c!, transposeB: true, into: &dIn)            // dZ = dX Cᵀ
             try BLAS.gemm(mapInput!, transposeA: true, dIn, into: &kv)    // Zᵀ dZ
         }
-        var planV = try orthogonalV.currentPlan()
-        let wv = try orthogonalV.currentMatrix(&planV)
-        let planU = try orthogonalU.currentPlan()
+        var planV = try orthogonalV.currentPlan(workspace: buffersV)
+        let wv = try orthogonalV.currentMatrix(&planV, workspace: buffersV)
+        let planU = try orthogonalU.currentPlan(workspace: buffersU)
         try BLAS.gemm(wv, transposeA: true, kv, into: &product)
         try BLAS.gemm(product, wv, into: &ku)
         // K_U = D K D⁻¹ (forward) or D⁻¹ K D (inverse): row factors e^{±s_r}, column factors e^{∓s_c}.
@@ -532,9 +536,9 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
         if scale.logScale.gradient.count == n {
             for j in 0..<n { scale.logScale.gradient.storage[j] += forward ? ku[j, j] + ldSum : -ku[j, j] - ldSum }
         }
-        try orthogonalV.pushWeightGradient(k: &kv, plan: planV, gradUnits: &gradV)
+        try orthogonalV.pushWeightGradient(k: &kv, plan: planV, gradUnits: &gradV, workspace: buffersV)
         try orthogonalV.accumulateUnitGradients(gradV, plan: planV)
-        try orthogonalU.pushWeightGradient(k: &ku, plan: planU, gradUnits: &gradU)
+        try orthogonalU.pushWeightGradient(k: &ku, plan: planU, gradUnits: &gradU, workspace: buffersU)
         try orthogonalU.accumulateUnitGradients(gradU, plan: planU)
         if !forward { accumulateBiasGradient(dIn, sign: -1) }
         return dIn
@@ -550,10 +554,10 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
         m.addToEveryRow(bias.value.storage, scaledBy: sign)
     }
 
-    /// `y - 1bᵀ` in a reused buffer (`y` itself without bias).
+    /// `y - 1bᵀ` in a buffer of `workspace` (`y` itself without bias).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    func centered(_ y: Matrix<T>) -> Matrix<T> {
+    func centered(_ y: Matrix<T>, workspace: LayerBuffers<T>) -> Matrix<T> {
         workspace.centered(LinearSlot.centered, y, bias: bias)
     }
 
@@ -566,9 +570,9 @@ public final class InvertibleLinear<T: Scalar>: RebuildableLayer {
     }
 }
 
-/// The ``Workspace`` slots of ``InvertibleLinear``'s dense path.
+/// The ``LayerBuffers`` slots of ``InvertibleLinear``'s dense path.
 enum LinearSlot {
     static let output = 0, logDet = 1, centered = 2, scaled = 3, inputGradient = 4, kv = 5, ku = 6
     static let product = 7, sums = 8, factors = 9, gradV = 10, gradU = 11, zeros = 12
-    static let inverseOutput = 13, count = 14
+    static let inverseOutput = 13
 }

@@ -54,7 +54,6 @@ public final class LULinear<T: Scalar>: RebuildableLayer {
         let weight: Matrix<T>
     }
     var factorsCache: Factors?
-    let workspace = Workspace<T>(slots: LULinearSlot.count)
 
     /// The layer from explicit factors.
     ///
@@ -185,10 +184,6 @@ public final class LULinear<T: Scalar>: RebuildableLayer {
         try self.init(features: c.features, permutation: c.permutation, signs: c.signs.map { T($0) }, hasBias: c.bias)
     }
 
-    public func releaseBuffers() {
-        workspace.releaseAll()
-    }
-
     /// The layer's matrix `W = P L Ũ` (`features × features`, without the bias).
     public func matrix() throws -> Matrix<T> {
         return try currentFactors().weight
@@ -234,6 +229,7 @@ public final class LULinear<T: Scalar>: RebuildableLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
+        let workspace = context.buffers(for: self)
         try x.requireColumns(features, "\(name).forward")
         let factors = try currentFactors()
         var y = workspace.matrix(LULinearSlot.output, rows: x.rows, columns: features)
@@ -255,6 +251,7 @@ public final class LULinear<T: Scalar>: RebuildableLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
+        let workspace = context.buffers(for: self)
         try y.requireColumns(features, "\(name).inverse")
         let factors = try currentFactors()
         var x = workspace.matrix(LULinearSlot.inverseOutput, rows: y.rows, columns: features)
@@ -296,6 +293,7 @@ public final class LULinear<T: Scalar>: RebuildableLayer {
     public func forwardBackward(
         input x: Matrix<T>, output y: Matrix<T>, outputGradient dy: Matrix<T>, logAbsDetGradient dld: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
+        let workspace = context.buffers(for: self)
         try validateBackward("forwardBackward", input: x, inFeatures: features, output: y, outFeatures: features,
                              outputGradient: dy, logAbsDetGradient: dld)
         let factors = try currentFactors()
@@ -317,6 +315,7 @@ public final class LULinear<T: Scalar>: RebuildableLayer {
     public func inverseBackward(
         input y: Matrix<T>, output x: Matrix<T>, outputGradient dx: Matrix<T>, logAbsDetGradient dld: [T], context: inout LayerContext<T>
     ) throws -> Matrix<T> {
+        let workspace = context.buffers(for: self)
         try validateBackward("inverseBackward", input: y, inFeatures: features, output: x, outFeatures: features,
                              outputGradient: dx, logAbsDetGradient: dld)
         let factors = try currentFactors()
@@ -358,8 +357,7 @@ public final class LULinear<T: Scalar>: RebuildableLayer {
     }
 }
 
-/// The ``Workspace`` slots of ``LULinear``.
+/// The ``LayerBuffers`` slots of ``LULinear``.
 enum LULinearSlot {
     static let output = 0, inverseOutput = 1, logDet = 2, inputGradient = 3, inverseInputGradient = 4, solve = 5
-    static let count = 6
 }

@@ -91,14 +91,17 @@ public final class Permutation<T: Scalar>: RebuildableLayer {
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try x.requireColumns(features, "\(name).forward")
-        return LayerOutput(output: gather(x, permutation, PermutationSlot.output), logAbsDet: zeroLogDets(x.rows))
+        let buffers = context.buffers(for: self)
+        return LayerOutput(output: gather(x, permutation, PermutationSlot.output, buffers), logAbsDet: zeroLogDets(x.rows, buffers))
     }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try y.requireColumns(features, "\(name).inverse")
-        return LayerOutput(output: gather(y, inversePermutation, PermutationSlot.inverseOutput), logAbsDet: zeroLogDets(y.rows))
+        let buffers = context.buffers(for: self)
+        return LayerOutput(
+            output: gather(y, inversePermutation, PermutationSlot.inverseOutput, buffers), logAbsDet: zeroLogDets(y.rows, buffers))
     }
 
     /// VJP of ``forward(_:)``: the transpose of a gather is the scatter `dx[perm[i]] = dy[i]`,
@@ -110,7 +113,7 @@ public final class Permutation<T: Scalar>: RebuildableLayer {
     ) throws -> Matrix<T> {
         try validateBackward("forwardBackward", input: input, inFeatures: features, output: output,
                              outFeatures: features, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
-        return gather(outputGradient, inversePermutation, PermutationSlot.forwardGradient)
+        return gather(outputGradient, inversePermutation, PermutationSlot.forwardGradient, context.buffers(for: self))
     }
 
     /// VJP of ``inverse(_:)``: `dy = gather(dx, perm)`.
@@ -121,24 +124,20 @@ public final class Permutation<T: Scalar>: RebuildableLayer {
     ) throws -> Matrix<T> {
         try validateBackward("inverseBackward", input: input, inFeatures: features, output: output,
                              outFeatures: features, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
-        return gather(outputGradient, permutation, PermutationSlot.inverseGradient)
+        return gather(outputGradient, permutation, PermutationSlot.inverseGradient, context.buffers(for: self))
     }
 
-    /// Reused buffers (see ``Workspace``): one output per direction and pass, and the log-dets.
-    let workspace = Workspace<T>(slots: PermutationSlot.count)
-
-    public func releaseBuffers() { workspace.releaseAll() }
-
-    private func zeroLogDets(_ rows: Int) -> [T] {
+    /// `[rows]` zeros in the log-det slot of `workspace`.
+    private func zeroLogDets(_ rows: Int, _ workspace: LayerBuffers<T>) -> [T] {
         let logDet = workspace.filled(PermutationSlot.logDet, count: rows, with: 0)
         workspace.keep(PermutationSlot.logDet, logDet)
         return logDet
     }
 
-    /// `out[r, i] = m[r, indices[i]]` for every row, in `slot`'s buffer.
+    /// `out[r, i] = m[r, indices[i]]` for every row, in `slot`'s buffer of `workspace`.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    private func gather(_ m: Matrix<T>, _ indices: [Int], _ slot: Int) -> Matrix<T> {
+    private func gather(_ m: Matrix<T>, _ indices: [Int], _ slot: Int, _ workspace: LayerBuffers<T>) -> Matrix<T> {
         var out = workspace.matrix(slot, rows: m.rows, columns: m.columns)
         let width = features
         indices.withUnsafeBufferPointer { ip in
@@ -156,6 +155,7 @@ public final class Permutation<T: Scalar>: RebuildableLayer {
     }
 }
 
+/// The ``LayerBuffers`` slots of ``Permutation``: one output per direction and pass, and the log-dets.
 enum PermutationSlot {
-    static let output = 0, inverseOutput = 1, forwardGradient = 2, inverseGradient = 3, logDet = 4, count = 5
+    static let output = 0, inverseOutput = 1, forwardGradient = 2, inverseGradient = 3, logDet = 4
 }

@@ -49,7 +49,6 @@ public final class Pixelwise<T: Scalar>: RebuildableLayer {
     public var inputFeatures: Int { channels * height * width }
     public var outputFeatures: Int { channels * height * width }
     public var parameters: [Parameter<T>] { base.parameters }
-    public func releaseBuffers() { base.releaseBuffers() }
     /// The hyper-parameters: the image shape and the per-pixel layer (a one-element `layers`).
     public struct Configuration: Codable, Sendable {
         /// Channels of the input image (NCHW).
@@ -117,6 +116,14 @@ public final class Pixelwise<T: Scalar>: RebuildableLayer {
         return (0..<batch).map { b in pixelLogDets[(b * pixels)..<((b + 1) * pixels)].reduce(0, +) }
     }
 
+    /// The context of the per-pixel layer: the pass's buffers only (its batch is the pixels, so
+    /// side channels and conditioning of the images do not apply).
+    func pixelContext(_ context: LayerContext<T>) -> LayerContext<T> {
+        var pixelContext = LayerContext<T>()
+        pixelContext.buffers = context.buffers
+        return pixelContext
+    }
+
     /// Repeats each sample's `dL/dlogAbsDet` for its pixels.
     func perPixel(_ sampleGradients: [T]) -> [T] {
         sampleGradients.flatMap { [T](repeating: $0, count: height * width) }
@@ -124,13 +131,15 @@ public final class Pixelwise<T: Scalar>: RebuildableLayer {
 
     public func forward(_ x: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try x.requireColumns(inputFeatures, "\(name).forward")
-        let result = try base.forward(pixelRows(x))
+        var pixelContext = pixelContext(context)
+        let result = try base.forward(pixelRows(x), context: &pixelContext)
         return LayerOutput(output: images(result.output, batch: x.rows), logAbsDet: perSample(result.logAbsDet, batch: x.rows))
     }
 
     public func inverse(_ y: Matrix<T>, context: inout LayerContext<T>) throws -> LayerOutput<T> {
         try y.requireColumns(outputFeatures, "\(name).inverse")
-        let result = try base.inverse(pixelRows(y))
+        var pixelContext = pixelContext(context)
+        let result = try base.inverse(pixelRows(y), context: &pixelContext)
         return LayerOutput(output: images(result.output, batch: y.rows), logAbsDet: perSample(result.logAbsDet, batch: y.rows))
     }
 
@@ -139,9 +148,10 @@ public final class Pixelwise<T: Scalar>: RebuildableLayer {
     ) throws -> Matrix<T> {
         try validateBackward("forwardBackward", input: input, inFeatures: inputFeatures, output: output,
                              outFeatures: outputFeatures, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
+        var pixelContext = pixelContext(context)
         let g = try base.forwardBackward(
             input: pixelRows(input), output: pixelRows(output), outputGradient: pixelRows(outputGradient),
-            logAbsDetGradient: perPixel(logAbsDetGradient))
+            logAbsDetGradient: perPixel(logAbsDetGradient), context: &pixelContext)
         return images(g, batch: input.rows)
     }
 
@@ -150,9 +160,10 @@ public final class Pixelwise<T: Scalar>: RebuildableLayer {
     ) throws -> Matrix<T> {
         try validateBackward("inverseBackward", input: input, inFeatures: outputFeatures, output: output,
                              outFeatures: inputFeatures, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
+        var pixelContext = pixelContext(context)
         let g = try base.inverseBackward(
             input: pixelRows(input), output: pixelRows(output), outputGradient: pixelRows(outputGradient),
-            logAbsDetGradient: perPixel(logAbsDetGradient))
+            logAbsDetGradient: perPixel(logAbsDetGradient), context: &pixelContext)
         return images(g, batch: input.rows)
     }
 }

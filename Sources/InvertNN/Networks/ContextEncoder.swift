@@ -82,7 +82,8 @@ public final class ContextEncoder<T: Scalar> {
     ///   ``InvertNNError/nonFinite(operation:row:column:)`` for NaN or infinity;
     ///   ``InvertNNError/outOfDomain(layer:value:row:column:domain:)`` for a class label that is not an integer
     ///   in `0..<classes`.
-    public func encode(_ c: Matrix<T>) throws -> Trace {
+    /// The embedding's activations are written into the step's `buffers` (`nil` allocates them).
+    public func encode(_ c: Matrix<T>, buffers: StepBuffers<T>? = nil) throws -> Trace {
         try c.requireColumns(features, "ContextEncoder.encode")
         try c.requireFinite("ContextEncoder.encode")
         var encoded: Matrix<T>
@@ -104,17 +105,18 @@ public final class ContextEncoder<T: Scalar> {
             }
         }
         guard let embedding, c.rows > 0 else { return Trace(output: encoded, embedding: nil) }
-        let trace = try embedding.forward(encoded)
+        let trace = try embedding.forward(encoded, buffers: buffers)
         return Trace(output: trace.output, embedding: trace)
     }
 
     /// `dL/dc` `[batch, features]` for `gradient = dL/d(encoded)`; *adds* the embedding's parameter
-    /// gradients. One-hot labels are discrete: their gradient is `nil`.
+    /// gradients. One-hot labels are discrete: their gradient is `nil`. The embedding's gradients
+    /// are written into the step's `buffers` (`nil` allocates them).
     ///
     /// - Throws: shape mismatches.
-    public func backward(_ trace: Trace, gradient: Matrix<T>) throws -> Matrix<T>? {
+    public func backward(_ trace: Trace, gradient: Matrix<T>, buffers: StepBuffers<T>? = nil) throws -> Matrix<T>? {
         var g = gradient
-        if let embedding, let t = trace.embedding { g = try embedding.backward(t, outputGradient: gradient) }
+        if let embedding, let t = trace.embedding { g = try embedding.backward(t, outputGradient: gradient, buffers: buffers) }
         switch encoding {
         case .identity:
             return g

@@ -48,8 +48,6 @@ public final class Conv2D<T: Scalar> {
     public let bias: Parameter<T>
     /// `[weight, bias]`.
     public let parameters: [Parameter<T>]
-    /// Reused buffers, slots in ``Conv2DSlot``.
-    let workspace = Workspace<T>(slots: Conv2DSlot.count)
 
     /// A convolution with He-initialized weights, `weight ~ N(0, gainSquared / (C_in·k²))`
     /// (He et al. 2015: `gainSquared = 2` before a ReLU, `1` before a linear output), and zero
@@ -135,20 +133,21 @@ public final class Conv2D<T: Scalar> {
     /// Total number of scalar parameters.
     public var parameterCount: Int { weight.count + bias.count }
 
-    /// Drops the reused buffers (see ``InvertibleLayer/releaseBuffers()``).
-    public func releaseBuffers() { workspace.releaseAll() }
-
     /// Applies the convolution to a batch and keeps what ``backward(_:outputGradient:)`` needs.
     ///
-    /// - Parameter x: `[batch, C_in·H·W]`, NCHW.
+    /// - Parameters:
+    ///   - x: `[batch, C_in·H·W]`, NCHW.
+    ///   - buffers: the step's buffers the patches and output are written into (slots in
+    ///     ``Conv2DSlot``); `nil` allocates them.
     /// - Returns: the ``Trace`` whose `output` is `[batch, C_out·H·W]`.
     /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` for another column
     ///   count; ``InvertNNError/invalidArgument(operation:reason:)``
     ///   for an empty batch or a batch whose patch matrix exceeds the BLAS index limit (2³¹ − 1 elements per matrix).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func forward(_ x: Matrix<T>) throws -> Trace {
+    public func forward(_ x: Matrix<T>, buffers: StepBuffers<T>? = nil) throws -> Trace {
         try x.requireColumns(inputFeatures, "Conv2D.forward")
+        let workspace = LayerBuffers(buffers, owner: self)
         let pixels = height * width
         let total = try SizeLimits.product([x.rows, pixels], operation: "Conv2D.forward", what: "batch·H·W")
         _ = try SizeLimits.product([inputChannels * kernelSize * kernelSize, total], operation: "Conv2D.forward",
@@ -181,11 +180,13 @@ public final class Conv2D<T: Scalar> {
     /// - Parameters:
     ///   - trace: the result of ``forward(_:)`` with the current parameter values.
     ///   - outputGradient: `dL/d(output)`, `[batch, C_out·H·W]`.
+    ///   - buffers: the step's buffers the gradients are written into; `nil` allocates them.
     /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if the trace is not
     ///   of this convolution's shapes or `outputGradient` does not match its output.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func backward(_ trace: Trace, outputGradient: Matrix<T>) throws -> Matrix<T> {
+    public func backward(_ trace: Trace, outputGradient: Matrix<T>, buffers: StepBuffers<T>? = nil) throws -> Matrix<T> {
+        let workspace = LayerBuffers(buffers, owner: self)
         let batch = trace.input.rows, pixels = height * width
         let patchRows = inputChannels * kernelSize * kernelSize
         guard trace.input.columns == inputFeatures, trace.output.rows == batch, trace.output.columns == outputFeatures,
@@ -323,7 +324,7 @@ public final class Conv2D<T: Scalar> {
     }
 }
 
-/// The ``Workspace`` slots of ``Conv2D``.
+/// The ``LayerBuffers`` slots of ``Conv2D``.
 enum Conv2DSlot {
-    static let columns = 0, product = 1, output = 2, columnGradient = 3, inputGradient = 4, count = 5
+    static let columns = 0, product = 1, output = 2, columnGradient = 3, inputGradient = 4
 }

@@ -71,21 +71,20 @@ public final class ConvNet<T: Scalar> {
     /// The hidden widths.
     public var hiddenChannels: [Int] { Array(channels.dropFirst().dropLast()) }
 
-    /// Drops every convolution's reused buffers.
-    public func releaseBuffers() { for c in convolutions { c.releaseBuffers() } }
-
     /// Applies the network and keeps what ``backward(_:outputGradient:)`` needs.
     ///
-    /// - Parameter x: `[batch, C_in·H·W]`.
-    /// - Throws: as ``Conv2D/forward(_:)``.
+    /// - Parameters:
+    ///   - x: `[batch, C_in·H·W]`.
+    ///   - buffers: the step's buffers the activations are written into; `nil` allocates them.
+    /// - Throws: as ``Conv2D/forward(_:buffers:)``.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func forward(_ x: Matrix<T>) throws -> Trace {
+    public func forward(_ x: Matrix<T>, buffers: StepBuffers<T>? = nil) throws -> Trace {
         var traces = [Conv2D<T>.Trace]()
         traces.reserveCapacity(convolutions.count)
         var current = x
         for (k, conv) in convolutions.enumerated() {
-            let trace = try conv.forward(current)
+            let trace = try conv.forward(current, buffers: buffers)
             traces.append(trace)
             if k < convolutions.count - 1 {
                 var activated = trace.output
@@ -104,17 +103,18 @@ public final class ConvNet<T: Scalar> {
     /// - Parameters:
     ///   - trace: the result of ``forward(_:)`` with the current parameter values.
     ///   - outputGradient: `dL/d(output)`, `[batch, C_out·H·W]`.
-    /// - Throws: as ``Conv2D/backward(_:outputGradient:)``.
+    ///   - buffers: the step's buffers the gradients are written into; `nil` allocates them.
+    /// - Throws: as ``Conv2D/backward(_:outputGradient:buffers:)``.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func backward(_ trace: Trace, outputGradient: Matrix<T>) throws -> Matrix<T> {
+    public func backward(_ trace: Trace, outputGradient: Matrix<T>, buffers: StepBuffers<T>? = nil) throws -> Matrix<T> {
         guard trace.convolutions.count == convolutions.count else {
             throw InvertNNError.shapeMismatch(
                 operation: "ConvNet.backward", expected: "a trace of \(convolutions.count) convolutions",
                 actual: "\(trace.convolutions.count)")
         }
         var gradient = try convolutions[convolutions.count - 1].backward(
-            trace.convolutions[convolutions.count - 1], outputGradient: outputGradient)
+            trace.convolutions[convolutions.count - 1], outputGradient: outputGradient, buffers: buffers)
         for k in stride(from: convolutions.count - 2, through: 0, by: -1) {
             // ReLU: the gradient passes where the pre-activation (conv k's output) was positive.
             var masked = gradient
@@ -123,7 +123,7 @@ public final class ConvNet<T: Scalar> {
                     for i in 0..<g.count where o[i] <= 0 { g[i] = 0 }
                 }
             }
-            gradient = try convolutions[k].backward(trace.convolutions[k], outputGradient: masked)
+            gradient = try convolutions[k].backward(trace.convolutions[k], outputGradient: masked, buffers: buffers)
         }
         return gradient
     }

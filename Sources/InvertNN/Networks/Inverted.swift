@@ -17,7 +17,6 @@ public final class Inverted<T: Scalar>: RebuildableLayer {
     public var inputFeatures: Int { base.outputFeatures }
     public var outputFeatures: Int { base.inputFeatures }
     public var parameters: [Parameter<T>] { base.parameters }
-    public func releaseBuffers() { base.releaseBuffers() }
     /// The hyper-parameters: the inverted layer (a one-element `layers`).
     public struct Configuration: Codable, Sendable {
         /// The children's configurations, in order.

@@ -25,6 +25,11 @@ public struct LayerContext<T: Scalar>: Sendable {
     /// `dL/dc`, `[batch, contextFeatures]`, accumulated by the backward passes of the layers that
     /// read ``conditioning``; `nil` until one does.
     public var conditioningGradient: Matrix<T>?
+    /// The step's buffers, lent by the container running the pass (``Sequential``'s taped passes
+    /// and their backward, or a pool emptied after each layer of its untaped passes and
+    /// rebuilding mode); `nil` makes every layer allocate what it returns and keep nothing.
+    /// See ``StepBuffers``.
+    public var buffers: StepBuffers<T>?
 
     /// Side channels holding `values`, with an optional noise generator.
     public init(_ values: [String: Matrix<T>] = [:], generator: SeededGenerator? = nil) {
@@ -111,7 +116,8 @@ public struct LayerContext<T: Scalar>: Sendable {
         }
     }
 
-    /// The same channels converted to another precision (the generator is kept).
+    /// The same channels converted to another precision (the generator is kept; the buffers,
+    /// of this precision, are not).
     public func converted<U: Scalar>(to _: U.Type = U.self) -> LayerContext<U> {
         var out = LayerContext<U>(values.mapValues { $0.converted(to: U.self) }, generator: generator)
         out.gradients = gradients.mapValues { $0.converted(to: U.self) }

@@ -85,7 +85,6 @@ public final class MLP<T: Scalar> {
         self.biases = biases
         self.parameters = zip(weights, biases).flatMap { [$0.0, $0.1] }
         self.negativeSlope = T(activation.slope ?? 0)
-        self.workspace = Workspace(slots: 2 * weights.count + 1)
     }
 
     /// An MLP with explicit weights and biases.
@@ -149,7 +148,6 @@ public final class MLP<T: Scalar> {
         self.biases = biases.enumerated().map { Parameter(name: "dense\($0.offset).bias", value: Matrix(row: $0.element)) }
         self.parameters = zip(self.weights, self.biases).flatMap { [$0.0, $0.1] }
         self.negativeSlope = T(activation.slope ?? 0)
-        self.workspace = Workspace(slots: 2 * weights.count + 1)
     }
 
     private static func validate(sizes: [Int], activation: MLPActivation) throws {
@@ -183,44 +181,39 @@ public final class MLP<T: Scalar> {
     public var layerCount: Int { weights.count }
     /// The parameters in a stable order: `dense0.weight, dense0.bias, dense1.weight, …`.
     public let parameters: [Parameter<T>]
-    /// Reused buffers (see ``Workspace``): slot `k` holds dense layer `k`'s output, slot
-    /// `layerCount + k` the backward's gradient with respect to its input.
-    let workspace: Workspace<T>
-    /// The list of layer inputs of the last ``Trace``, reused when that trace was dropped.
-    let traceBuffer = ReusableList<Matrix<T>>()
     /// Total number of scalar parameters.
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
 
-    /// Drops the reused buffers and the kept trace list (see ``InvertibleLayer/releaseBuffers()``).
-    public func releaseBuffers() {
-        workspace.releaseAll()
-        traceBuffer.release()
-    }
-
-    /// Drops the previous ``Trace``'s references to its layer inputs, once that trace itself was
-    /// dropped, so the buffers a caller passes as inputs can be reused (``Workspace``).
-    func recycleTrace() {
-        traceBuffer.releaseElements()
+    /// Empties the trace list kept in `buffers` (list slot 0) once the trace that used it was
+    /// dropped, so the batches it referenced (a coupling's conditioner input) are unshared before
+    /// they are borrowed again. Buffer slots: `k` holds dense layer `k`'s output, `layerCount + k`
+    /// the backward's gradient with respect to its input, `2·layerCount` a discarded bias sum.
+    func recycleTrace(in buffers: StepBuffers<T>?) {
+        LayerBuffers(buffers, owner: self).emptyList(0)
     }
 
     /// Applies the MLP to a batch and keeps what ``backward(_:outputGradient:)`` needs.
     ///
-    /// - Parameter x: `[batch, n₀]`.
+    /// - Parameters:
+    ///   - x: `[batch, n₀]`.
+    ///   - buffers: the step's buffers the activations are written into (a container lends them
+    ///     during a taped pass); `nil` allocates them.
     /// - Returns: the ``Trace`` whose `output` is `[batch, n_L]`.
     /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if `x` does not have
     ///   `n₀` columns. An empty batch gives an empty trace.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func forward(_ x: Matrix<T>) throws -> Trace {
+    public func forward(_ x: Matrix<T>, buffers: StepBuffers<T>? = nil) throws -> Trace {
         try x.requireColumns(inputFeatures, "MLP.forward")
-        var inputs = traceBuffer.take(reservingCapacity: layerCount)
+        let workspace = LayerBuffers(buffers, owner: self)
+        var inputs = workspace.takeList(0, capacity: layerCount)
         var current = x
         for k in 0..<layerCount {
-            let z = try dense(k, current, activated: k < layerCount - 1)
+            let z = try dense(k, current, activated: k < layerCount - 1, workspace: workspace)
             inputs.append(current)
             current = z
         }
-        traceBuffer.keep(inputs)
+        workspace.keepList(0, inputs)
         return Trace(layerInputs: inputs, output: current)
     }
 
@@ -248,14 +241,26 @@ public final class MLP<T: Scalar> {
         try backward(trace, outputGradient: outputGradient, accumulatingParameterGradients: true)
     }
 
+    /// ``backward(_:outputGradient:)`` writing its gradients into the step's `buffers` (`nil`
+    /// allocates them).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func backward(_ trace: Trace, outputGradient: Matrix<T>, buffers: StepBuffers<T>?) throws -> Matrix<T> {
+        try backward(trace, outputGradient: outputGradient, accumulatingParameterGradients: true, buffers: buffers)
+    }
+
     /// ``backward(_:outputGradient:)``, optionally without touching the parameters' gradients
     /// (`accumulatingParameterGradients == false`: only `dL/dx`, one GEMM per layer instead of two;
     /// the fixed-point iteration of ``MaskedAutoregressive`` needs input gradients alone).
     ///
     /// The gradient of every entry a weight's ``Parameter/trainableMask`` fixes stays exactly 0.
+    /// `buffers` are the step's buffers the gradients are written into (`nil` allocates them).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func backward(_ trace: Trace, outputGradient: Matrix<T>, accumulatingParameterGradients: Bool) throws -> Matrix<T> {
+    public func backward(
+        _ trace: Trace, outputGradient: Matrix<T>, accumulatingParameterGradients: Bool, buffers: StepBuffers<T>? = nil
+    ) throws -> Matrix<T> {
+        let workspace = LayerBuffers(buffers, owner: self)
         let batch = trace.output.rows
         guard trace.layerInputs.count == layerCount,
               zip(trace.layerInputs, sizes).allSatisfy({ $0.0.columns == $0.1 && $0.0.rows == batch }),
@@ -309,9 +314,10 @@ public final class MLP<T: Scalar> {
     /// `max`/`min` and the backward with a 0/1 (or slope) factor, not `if`: a branch on the sign
     /// of random activations mispredicts half the time and cost 7 ns an entry, more than the
     /// GEMM's share (0.2-0.4 ns branch-free, vectorized). A NaN pre-activation stays NaN.
+    /// `z` is borrowed from `workspace`'s slot `k`.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    private func dense(_ k: Int, _ input: Matrix<T>, activated: Bool) throws -> Matrix<T> {
+    private func dense(_ k: Int, _ input: Matrix<T>, activated: Bool, workspace: LayerBuffers<T>) throws -> Matrix<T> {
         let width = sizes[k + 1], rows = input.rows
         var z = workspace.matrix(k, rows: rows, columns: width)
         try BLAS.gemm(input, weights[k].value, transposeB: true, into: &z)

@@ -64,8 +64,11 @@ public final class NormalizingFlow<T: Scalar> {
     /// Whether every density and sample needs a context.
     public var isConditional: Bool { contextEncoder != nil }
 
-    /// Buffers of ``accumulateNegativeLogLikelihoodGradient(_:context:)``: log p_Z, dL/dz, dL/dld.
-    let workspace = Workspace<T>(slots: 3)
+    /// The buffers of a training step (``accumulateNegativeLogLikelihoodGradient(_:context:)``),
+    /// lent to the transform's taped pass and backward: the layers' outputs, gradients and
+    /// scratch, and this step's log p_Z, dL/dz and dL/dld (slots 0, 1, 2). Used only while the
+    /// transform's ``Sequential/keepsBuffers`` is on.
+    public let stepBuffers = StepBuffers<T>()
 
     /// A flow over a standard normal base of the transform's dimension.
     ///
@@ -123,9 +126,9 @@ public final class NormalizingFlow<T: Scalar> {
     }
 
     /// The layer context of a pass over `rows` rows: the encoded context (and its trace for the
-    /// backward pass) of a conditional flow, an empty one otherwise.
+    /// backward pass, its activations in `buffers`) of a conditional flow, an empty one otherwise.
     func conditioning(
-        _ context: Matrix<T>?, rows: Int, operation: String
+        _ context: Matrix<T>?, rows: Int, operation: String, buffers: StepBuffers<T>? = nil
     ) throws -> (context: LayerContext<T>, trace: ContextEncoder<T>.Trace?) {
         guard let encoder = contextEncoder else {
             if let context, context.columns > 0 {
@@ -142,7 +145,7 @@ public final class NormalizingFlow<T: Scalar> {
             throw InvertNNError.shapeMismatch(
                 operation: "\(operation) context", expected: "[\(rows), \(encoder.features)]", actual: "\(context.shape)")
         }
-        let trace = try encoder.encode(context)
+        let trace = try encoder.encode(context, buffers: buffers)
         return (LayerContext(conditioning: trace.output), trace)
     }
 
@@ -252,12 +255,15 @@ public final class NormalizingFlow<T: Scalar> {
     ) throws -> (loss: T, data: Matrix<T>, context: Matrix<T>?) {
         try Self.requireRows(x, "NormalizingFlow.accumulateNegativeLogLikelihoodGradient")
         try x.requireFinite("NormalizingFlow.accumulateNegativeLogLikelihoodGradient")
+        // The step's buffers: a training loop allocates nothing here after its first step.
+        let pool = transform.keepsBuffers ? stepBuffers : nil
         var (layerContext, contextTrace) = try conditioning(
-            context, rows: x.rows, operation: "NormalizingFlow.accumulateNegativeLogLikelihoodGradient")
+            context, rows: x.rows, operation: "NormalizingFlow.accumulateNegativeLogLikelihoodGradient", buffers: pool)
+        layerContext.buffers = pool
+        let workspace = layerContext.buffers(for: self)
         let (latent, tape) = try transform.inverseTaped(x, context: &layerContext)
         let batch = x.rows, z = latent.output
         let scale = -1 / T(batch)
-        // The step's buffers come from the workspace: a training loop allocates nothing here.
         var logPz = workspace.take(0, count: batch)
         var dz = workspace.matrix(1, rows: batch, columns: z.columns)
         try base.logProbabilityAndGradient(z, scaledBy: scale, logProbability: &logPz, gradient: &dz)
@@ -274,7 +280,7 @@ public final class NormalizingFlow<T: Scalar> {
         guard let encoder = contextEncoder, let contextTrace else { return (loss, dx, nil) }
         let dEncoded = layerContext.conditioningGradient
             ?? Matrix(rows: batch, columns: encoder.encodedFeatures)
-        return (loss, dx, try encoder.backward(contextTrace, gradient: dEncoded))
+        return (loss, dx, try encoder.backward(contextTrace, gradient: dEncoded, buffers: pool))
     }
 
     /// Resets every parameter gradient to zero.

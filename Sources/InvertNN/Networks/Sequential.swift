@@ -49,25 +49,32 @@ public final class Sequential<T: Scalar>: RebuildableLayer {
     /// parameterized protocol allocates on every call.
     let retainingLayers: [(any RetainingLayer<T>)?]
 
-    /// Whether layers keep their reused buffers (outputs, gradients, scratch) after a taped pass's
-    /// ``backward(_:outputGradient:logAbsDetGradient:)``. `true` (default): a taped training step
-    /// allocates nothing after its first call, and the model holds those buffers between steps
-    /// (at [1024, 784], depth 32, Double: about 1.2 GiB at the step's peak against 0.6 GiB
-    /// without them; see Benchmarks/PERFORMANCE.md). `false`: each layer's buffers are released
-    /// once its backward ran, so memory is what the tape itself needs and each step allocates.
-    /// Untaped passes and rebuilding mode always release them.
+    /// Whether a taped pass and its ``backward(_:outputGradient:logAbsDetGradient:)`` lend the
+    /// step's buffers (outputs, gradients, scratch) to the layers when the caller's context has
+    /// none. `true` (default): they come from ``stepBuffers``, so a taped training step allocates
+    /// nothing after its first call, and the model holds those buffers between steps (at
+    /// [1024, 784], depth 32, Double: about 1.2 GiB at the step's peak against 0.6 GiB without
+    /// them; see Benchmarks/PERFORMANCE.md). `false`: layers allocate what they return and the
+    /// pool is emptied after each backward, so memory is what the tape itself needs and each step
+    /// allocates. Untaped passes and rebuilding mode lend each layer the buffers of
+    /// ``layerBuffers`` for its calls only.
     public var keepsBuffers = true
 
-    public func releaseBuffers() {
-        workspace.releaseAll()
-        tapeBuffer.release()
-        for layer in layers { layer.releaseBuffers() }
-    }
+    /// The buffers this container lends to its layers during a taped pass and its backward when
+    /// the caller's context brings none (``NormalizingFlow`` brings its own); also the per-sample
+    /// log-det sums of every pass.
+    public let stepBuffers = StepBuffers<T>()
 
-    /// The per-sample log-det sums, reused from call to call (see ``Workspace``).
-    let workspace = Workspace<T>(slots: 1)
-    /// The tape's list of activations, reused when the previous tape was dropped.
-    let tapeBuffer = ReusableList<Matrix<T>>()
+    /// The buffers one layer of an untaped pass or of rebuilding mode borrows, emptied once that
+    /// layer is done: memory stays flat in depth (nothing of a layer is kept once the next one
+    /// has its result), while the calls of one layer (rebuilding an input, then the backward at
+    /// it) still share their temporaries.
+    let layerBuffers = StepBuffers<T>()
+
+    /// The pool a pass runs on: the caller's, else ``stepBuffers`` unless ``keepsBuffers`` is off.
+    func lentBuffers(_ context: LayerContext<T>) -> StepBuffers<T>? {
+        context.buffers ?? (keepsBuffers ? stepBuffers : nil)
+    }
 
     public var name: String { "Sequential(\(layers.count) layers)" }
     public var inputFeatures: Int { layers[0].inputFeatures }
@@ -127,11 +134,18 @@ public final class Sequential<T: Scalar>: RebuildableLayer {
     ) throws -> (LayerOutput<T>, Tape) {
         try input.requireColumns(isForward ? inputFeatures : outputFeatures, "\(name).\(isForward ? "forward" : "inverse")")
         var current = input
-        var total = workspace.filled(0, count: input.rows, with: 0)
+        let pool = lentBuffers(context)
+        let buffers = LayerBuffers(pool, owner: self)
+        var total = buffers.filled(0, count: input.rows, with: 0)
+        // Only a taped pass lends the step's pool to the layers: their results stay on the tape
+        // anyway, while an untaped pass drops each result once the next layer has run.
+        let callerBuffers = context.buffers
+        context.buffers = keepActivations ? pool : layerBuffers
+        defer { context.buffers = callerBuffers }
         var activations = [Matrix<T>]()
         if keepActivations {
             // The previous tape's list, when the caller dropped that tape.
-            activations = tapeBuffer.take(reservingCapacity: layers.count + 1)
+            activations = buffers.takeList(0, capacity: layers.count + 1)
             activations.append(input)
         }
         let count = layers.count
@@ -149,17 +163,10 @@ public final class Sequential<T: Scalar>: RebuildableLayer {
             }
             for i in 0..<total.count { total[i] += step.logAbsDet[i] }
             current = step.output
-            if keepActivations {
-                activations.append(current)
-            } else {
-                // Untaped: nothing of this layer is needed again, so its reused buffers go (the
-                // output lives on in `current` until the next layer replaces it): memory stays
-                // flat in depth, at the price of allocating per call.
-                layer.releaseBuffers()
-            }
+            if keepActivations { activations.append(current) } else { layerBuffers.removeAll() }
         }
-        workspace.keep(0, total)
-        if keepActivations { tapeBuffer.keep(activations) }
+        buffers.keep(0, total)
+        if keepActivations { buffers.keepList(0, activations) }
         return (LayerOutput(output: current, logAbsDet: total), Tape(isForward: isForward, activations: activations))
     }
 
@@ -191,6 +198,9 @@ public final class Sequential<T: Scalar>: RebuildableLayer {
         }
         var gradient = outputGradient
         let count = layers.count
+        let callerBuffers = context.buffers
+        context.buffers = lentBuffers(context)
+        defer { context.buffers = callerBuffers }
         for k in stride(from: count - 1, through: 0, by: -1) {
             // The k-th layer applied: layers[k] forward, layers[count - 1 - k] inverse.
             let layer = layers[tape.isForward ? k : count - 1 - k]
@@ -202,12 +212,8 @@ public final class Sequential<T: Scalar>: RebuildableLayer {
                 : try layer.inverseBackward(
                     input: input, output: output, outputGradient: gradient, logAbsDetGradient: logAbsDetGradient,
                     context: &context)
-            if !keepsBuffers { layer.releaseBuffers() }
         }
-        if !keepsBuffers {
-            workspace.releaseAll()
-            tapeBuffer.release()
-        }
+        if !keepsBuffers { stepBuffers.removeAll() }
         return gradient
     }
 
@@ -224,13 +230,18 @@ public final class Sequential<T: Scalar>: RebuildableLayer {
                              outFeatures: outputFeatures, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
         var current = output
         var gradient = outputGradient
+        // Rebuilding mode keeps O(1) activation memory in depth: each layer borrows for its own
+        // calls only.
+        let callerBuffers = context.buffers
+        context.buffers = layerBuffers
+        defer { context.buffers = callerBuffers }
         for layer in layers.reversed() {
             // Rebuilding the input also restores the side inputs this layer consumed.
             let layerInput = try layer.inverse(current, context: &context).output
             gradient = try layer.forwardBackward(
                 input: layerInput, output: current, outputGradient: gradient, logAbsDetGradient: logAbsDetGradient,
                 context: &context)
-            layer.releaseBuffers()  // rebuilding mode keeps O(1) activation memory in depth
+            layerBuffers.removeAll()
             current = layerInput
         }
         return gradient
@@ -248,12 +259,15 @@ public final class Sequential<T: Scalar>: RebuildableLayer {
                              outFeatures: inputFeatures, outputGradient: outputGradient, logAbsDetGradient: logAbsDetGradient)
         var current = output
         var gradient = outputGradient
+        let callerBuffers = context.buffers
+        context.buffers = layerBuffers
+        defer { context.buffers = callerBuffers }
         for layer in layers {
             let layerInput = try layer.forward(current, context: &context).output
             gradient = try layer.inverseBackward(
                 input: layerInput, output: current, outputGradient: gradient, logAbsDetGradient: logAbsDetGradient,
                 context: &context)
-            layer.releaseBuffers()  // rebuilding mode keeps O(1) activation memory in depth
+            layerBuffers.removeAll()
             current = layerInput
         }
         return gradient
