@@ -12,11 +12,17 @@ import RealModule
 /// - Shapes: `x` `[batch, C_in·H·W]` → output `[batch, C_out·H·W]`, both NCHW flattened per
 ///   sample. Parameters `"<name>.weight"` `[C_out, C_in·k·k]` (PyTorch's `[C_out, C_in, k, k]`
 ///   row-major, entry `(o, c·k² + i·k + j)`) and `"<name>.bias"` `[1, C_out]`.
-/// - Cost: the patches of the whole batch form one matrix `X̂` `[C_in·k², batch·H·W]`
-///   (im2col, plane by plane: contiguous row segments, zeros at the borders); forward is the
-///   GEMM `W X̂` (`2·C_out·C_in·k²·batch·H·W` flops), backward the GEMMs `dW += dO X̂ᵀ` and
-///   `dX̂ = Wᵀ dO` plus col2im (the adjoint scatter-add); then a blockwise copy between the
-///   GEMM's channel-major `[C_out, batch·H·W]` layout and NCHW. No per-pixel BLAS calls.
+/// - Cost: forward is `2·C_out·C_in·k²·batch·H·W` flops of GEMM, backward twice that, in one of
+///   two forms. With few input channels (`C_in < 8`, or `k = 1`) the patches of the whole batch
+///   form one matrix `X̂` `[C_in·k², batch·H·W]` (im2col: contiguous row segments, zeros at the
+///   borders); forward is the GEMM `W X̂`, backward the GEMMs `dW += dO X̂ᵀ` and `dX̂ = Wᵀ dO`
+///   plus col2im (the adjoint scatter-add). With more input channels the `k²`-fold patch matrix
+///   would cost more memory traffic than the GEMMs, so the input is instead copied once into
+///   zero-padded planes (``PaddedFrame``) and each kernel position `t` is one GEMM `W_t X_t` over
+///   a shifted window of them (`k²` GEMMs with inner dimension `C_in`, computed on the padded
+///   pixels too: `(H+2p)(W+2p)/(H·W)` times the flops, border outputs discarded); backward is
+///   `dW_t = dO X_tᵀ` and `dX_t += W_tᵀ dO` into the same windows. Then a blockwise copy between
+///   the GEMMs' channel-major layout and NCHW. No per-pixel BLAS calls.
 ///
 /// Forward returns a ``Trace`` holding `X̂`, which backward reuses. Besides its parameters the
 /// convolution keeps only buffers it reuses from call to call (an internal workspace), as ``MLP`` does.
@@ -25,8 +31,11 @@ public final class Conv2D<T: Scalar> {
     public struct Trace: Sendable {
         /// The batch the convolution was applied to, `[batch, C_in·H·W]`.
         public let input: Matrix<T>
-        /// The patch matrix `X̂` `[C_in·k², batch·H·W]`: row `c·k² + i·k + j`, column
-        /// `b·H·W + h·W + w` holds `x[b, c, h + i - p, w + j - p]` (0 outside the image).
+        /// The GEMM operand built from the input (see the type's cost notes): the patch matrix
+        /// `X̂` `[C_in·k², batch·H·W]` (row `c·k² + i·k + j`, column `b·H·W + h·W + w` holds
+        /// `x[b, c, h + i - p, w + j - p]`, 0 outside the image), or, for a convolution with at
+        /// least 8 input channels and `k > 1`, the zero-padded planes `[C_in, batch·(H+2p)·(W+2p)
+        /// + 2·(p·(W+2p) + p)]`.
         public let columns: Matrix<T>
         /// The output `[batch, C_out·H·W]`.
         public let output: Matrix<T>
@@ -154,16 +163,46 @@ public final class Conv2D<T: Scalar> {
         _ = try SizeLimits.product([inputChannels * kernelSize * kernelSize, total], operation: "Conv2D.forward",
                                    what: "the patch matrix C_in·k² × batch·H·W")
         _ = try SizeLimits.product([outputChannels, total], operation: "Conv2D.forward", what: "C_out × batch·H·W")
-        var columns = workspace.matrix(Conv2DSlot.columns, rows: inputChannels * kernelSize * kernelSize, columns: total)
-        patches(of: x, into: &columns)
-        var product = workspace.matrix(Conv2DSlot.product, rows: outputChannels, columns: total)
-        try BLAS.gemm(weight.value, columns, into: &product)
+        guard usesTaps else {
+            var columns = workspace.matrix(Conv2DSlot.columns, rows: inputChannels * kernelSize * kernelSize, columns: total)
+            patches(of: x, into: &columns)
+            var product = workspace.matrix(Conv2DSlot.product, rows: outputChannels, columns: total)
+            try BLAS.gemm(weight.value, columns, into: &product)
+            var output = workspace.matrix(Conv2DSlot.output, rows: x.rows, columns: outputFeatures)
+            Self.moveChannelMajor(product, toImages: &output, channels: outputChannels, pixels: pixels, adding: bias.value.storage)
+            workspace.keep(Conv2DSlot.columns, columns)
+            workspace.keep(Conv2DSlot.product, product)
+            workspace.keep(Conv2DSlot.output, output)
+            return Trace(input: x, columns: columns, output: output)
+        }
+        let frame = PaddedFrame(batch: x.rows, height: height, width: width, padding: (kernelSize - 1) / 2)
+        _ = try SizeLimits.product([max(inputChannels, outputChannels), frame.length], operation: "Conv2D.forward",
+                                   what: "the zero-padded planes C × (batch·(H+2p)·(W+2p) + margins)")
+        var padded = workspace.matrix(Conv2DSlot.columns, rows: inputChannels, columns: frame.length)
+        frame.pad(x, channels: inputChannels, into: &padded)
+        var taps = workspace.matrix(Conv2DSlot.taps, rows: kernelSize * kernelSize * outputChannels, columns: inputChannels)
+        splitTaps(weight.value, into: &taps)
+        var product = workspace.matrix(Conv2DSlot.product, rows: outputChannels, columns: frame.count)
+        let tapCount = kernelSize * kernelSize, tapSize = outputChannels * inputChannels
+        taps.storage.withUnsafeBufferPointer { pt in
+            padded.storage.withUnsafeBufferPointer { px in
+                product.withUnsafeMutableBufferPointer { pp in
+                    for t in 0..<tapCount {
+                        T._gemm(transposeA: false, transposeB: false, m: outputChannels, n: frame.count, k: inputChannels,
+                                alpha: 1, a: pt.baseAddress! + t * tapSize, lda: inputChannels,
+                                b: px.baseAddress! + frame.offset(tap: t, kernelSize: kernelSize), ldb: frame.length,
+                                beta: t == 0 ? 0 : 1, c: pp.baseAddress!, ldc: frame.count)
+                    }
+                }
+            }
+        }
         var output = workspace.matrix(Conv2DSlot.output, rows: x.rows, columns: outputFeatures)
-        Self.moveChannelMajor(product, toImages: &output, channels: outputChannels, pixels: pixels, adding: bias.value.storage)
-        workspace.keep(Conv2DSlot.columns, columns)
+        frame.crop(product, channels: outputChannels, into: &output, adding: bias.value.storage)
+        workspace.keep(Conv2DSlot.columns, padded)
+        workspace.keep(Conv2DSlot.taps, taps)
         workspace.keep(Conv2DSlot.product, product)
         workspace.keep(Conv2DSlot.output, output)
-        return Trace(input: x, columns: columns, output: output)
+        return Trace(input: x, columns: padded, output: output)
     }
 
     /// The output alone, `[batch, C_out·H·W]`; see ``forward(_:)``.
@@ -187,27 +226,116 @@ public final class Conv2D<T: Scalar> {
     @_specialize(where T == Double)
     public func backward(_ trace: Trace, outputGradient: Matrix<T>) throws -> Matrix<T> {
         let batch = trace.input.rows, pixels = height * width
-        let patchRows = inputChannels * kernelSize * kernelSize
+        let frame = PaddedFrame(batch: batch, height: height, width: width, padding: (kernelSize - 1) / 2)
+        let operandShape = usesTaps ? (inputChannels, frame.length) : (inputChannels * kernelSize * kernelSize, batch * pixels)
         guard trace.input.columns == inputFeatures, trace.output.rows == batch, trace.output.columns == outputFeatures,
-              trace.columns.rows == patchRows, trace.columns.columns == batch * pixels
+              trace.columns.rows == operandShape.0, trace.columns.columns == operandShape.1
         else {
             throw InvertNNError.shapeMismatch(
                 operation: "Conv2D.backward", expected: "a trace of [batch, \(inputFeatures)] → [batch, \(outputFeatures)]",
                 actual: "input \(trace.input.shape), columns \(trace.columns.shape), output \(trace.output.shape)")
         }
         try outputGradient.requireShape(rows: batch, columns: outputFeatures, "Conv2D.backward outputGradient")
-        var gradient = workspace.matrix(Conv2DSlot.product, rows: outputChannels, columns: batch * pixels)
-        Self.moveImages(outputGradient, toChannelMajor: &gradient, channels: outputChannels, pixels: pixels,
-                        summingInto: &bias.gradient.storage)
-        try BLAS.gemm(gradient, trace.columns, transposeB: true, beta: 1, into: &weight.gradient)
-        var columnGradient = workspace.matrix(Conv2DSlot.columnGradient, rows: patchRows, columns: batch * pixels)
-        try BLAS.gemm(weight.value, transposeA: true, gradient, into: &columnGradient)
+        guard usesTaps else {
+            var gradient = workspace.matrix(Conv2DSlot.product, rows: outputChannels, columns: batch * pixels)
+            Self.moveImages(outputGradient, toChannelMajor: &gradient, channels: outputChannels, pixels: pixels,
+                            summingInto: &bias.gradient.storage)
+            try BLAS.gemm(gradient, trace.columns, transposeB: true, beta: 1, into: &weight.gradient)
+            var columnGradient = workspace.matrix(Conv2DSlot.columnGradient, rows: trace.columns.rows, columns: batch * pixels)
+            try BLAS.gemm(weight.value, transposeA: true, gradient, into: &columnGradient)
+            var inputGradient = workspace.matrix(Conv2DSlot.inputGradient, rows: batch, columns: inputFeatures)
+            accumulatePatches(columnGradient, into: &inputGradient)
+            workspace.keep(Conv2DSlot.product, gradient)
+            workspace.keep(Conv2DSlot.columnGradient, columnGradient)
+            workspace.keep(Conv2DSlot.inputGradient, inputGradient)
+            return inputGradient
+        }
+        var gradient = workspace.matrix(Conv2DSlot.product, rows: outputChannels, columns: frame.count)
+        frame.embed(outputGradient, channels: outputChannels, into: &gradient, summingInto: &bias.gradient.storage)
+        let tapCount = kernelSize * kernelSize, tapSize = outputChannels * inputChannels
+        var taps = workspace.matrix(Conv2DSlot.taps, rows: tapCount * outputChannels, columns: inputChannels)
+        splitTaps(weight.value, into: &taps)
+        var tapGradients = workspace.matrix(Conv2DSlot.tapGradients, rows: tapCount * outputChannels, columns: inputChannels)
+        var paddedGradient = workspace.matrix(Conv2DSlot.columnGradient, rows: inputChannels, columns: frame.length)
+        paddedGradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        gradient.storage.withUnsafeBufferPointer { pg in
+            trace.columns.storage.withUnsafeBufferPointer { px in
+                taps.storage.withUnsafeBufferPointer { pt in
+                    tapGradients.withUnsafeMutableBufferPointer { pw in
+                        paddedGradient.withUnsafeMutableBufferPointer { pd in
+                            for t in 0..<tapCount {
+                                let offset = frame.offset(tap: t, kernelSize: kernelSize)
+                                // dW_t = dO · X_tᵀ over the padded columns (dO is zero on the border).
+                                T._gemm(transposeA: false, transposeB: true, m: outputChannels, n: inputChannels, k: frame.count,
+                                        alpha: 1, a: pg.baseAddress!, lda: frame.count,
+                                        b: px.baseAddress! + offset, ldb: frame.length,
+                                        beta: 0, c: pw.baseAddress! + t * tapSize, ldc: inputChannels)
+                                // dX_t += W_tᵀ · dO, into the tap's shifted window of the padded planes.
+                                T._gemm(transposeA: true, transposeB: false, m: inputChannels, n: frame.count, k: outputChannels,
+                                        alpha: 1, a: pt.baseAddress! + t * tapSize, lda: inputChannels,
+                                        b: pg.baseAddress!, ldb: frame.count,
+                                        beta: 1, c: pd.baseAddress! + offset, ldc: frame.length)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        addTaps(tapGradients, into: &weight.gradient)
         var inputGradient = workspace.matrix(Conv2DSlot.inputGradient, rows: batch, columns: inputFeatures)
-        accumulatePatches(columnGradient, into: &inputGradient)
+        frame.crop(paddedGradient, channels: inputChannels, into: &inputGradient, adding: nil)
         workspace.keep(Conv2DSlot.product, gradient)
-        workspace.keep(Conv2DSlot.columnGradient, columnGradient)
+        workspace.keep(Conv2DSlot.taps, taps)
+        workspace.keep(Conv2DSlot.tapGradients, tapGradients)
+        workspace.keep(Conv2DSlot.columnGradient, paddedGradient)
         workspace.keep(Conv2DSlot.inputGradient, inputGradient)
         return inputGradient
+    }
+
+    // MARK: - The tap formulation
+
+    /// Whether this convolution runs as `k²` shifted GEMMs over zero-padded planes rather than one
+    /// GEMM over an im2col patch matrix: for wide inputs the patch matrix (`k²` copies of the input)
+    /// costs more memory traffic than the GEMMs, while for a few input channels one GEMM with
+    /// inner dimension `C_in·k²` runs far faster than `k²` GEMMs with inner dimension `C_in`.
+    var usesTaps: Bool { kernelSize > 1 && inputChannels >= Self.tapMinimumInputChannels }
+
+    /// The input width from which ``usesTaps`` holds.
+    static var tapMinimumInputChannels: Int { 8 }
+
+    /// `taps[t·C_out + o, c] = weight[o, c·k² + t]`: the `k²` matrices `W_t` `[C_out, C_in]`, one per
+    /// kernel position `t = i·k + j`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func splitTaps(_ weight: Matrix<T>, into taps: inout Matrix<T>) {
+        let tapCount = kernelSize * kernelSize, co = outputChannels, ci = inputChannels
+        weight.storage.withUnsafeBufferPointer { w in
+            taps.withUnsafeMutableBufferPointer { out in
+                for t in 0..<tapCount {
+                    for o in 0..<co {
+                        let row = (t * co + o) * ci, source = o * ci * tapCount + t
+                        for c in 0..<ci { out[row + c] = w[source + c * tapCount] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `gradient[o, c·k² + t] += tapGradients[t·C_out + o, c]`, the adjoint of ``splitTaps(_:into:)``.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func addTaps(_ tapGradients: Matrix<T>, into gradient: inout Matrix<T>) {
+        let tapCount = kernelSize * kernelSize, co = outputChannels, ci = inputChannels
+        tapGradients.storage.withUnsafeBufferPointer { g in
+            gradient.withUnsafeMutableBufferPointer { out in
+                for t in 0..<tapCount {
+                    for o in 0..<co {
+                        let row = (t * co + o) * ci, target = o * ci * tapCount + t
+                        for c in 0..<ci { out[target + c * tapCount] += g[row + c] }
+                    }
+                }
+            }
+        }
     }
 
     // MARK: - im2col and col2im
@@ -325,5 +453,6 @@ public final class Conv2D<T: Scalar> {
 
 /// The ``Workspace`` slots of ``Conv2D``.
 enum Conv2DSlot {
-    static let columns = 0, product = 1, output = 2, columnGradient = 3, inputGradient = 4, count = 5
+    static let columns = 0, product = 1, output = 2, columnGradient = 3, inputGradient = 4, taps = 5, tapGradients = 6
+    static let count = 7
 }
