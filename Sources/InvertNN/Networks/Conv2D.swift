@@ -37,7 +37,7 @@ public final class Conv2D<T: Scalar> {
         /// least 8 input channels and `k > 1`, the zero-padded planes `[C_in, batch·(H+2p)·(W+2p)
         /// + 2·(p·(W+2p) + p)]`.
         public let columns: Matrix<T>
-        /// The output `[batch, C_out·H·W]`.
+        /// The output `[batch, C_out·H·W]` (inside a ``ConvNet``, after its ReLU).
         public let output: Matrix<T>
     }
 
@@ -157,6 +157,15 @@ public final class Conv2D<T: Scalar> {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>) throws -> Trace {
+        try forward(x, rectified: false)
+    }
+
+    /// ``forward(_:)``, followed by a ReLU when `rectified` (fused into the pass that moves the
+    /// GEMM output to NCHW; the trace then holds the rectified output, which
+    /// ``backward(_:outputGradient:rectified:)`` reads as the ReLU's mask).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func forward(_ x: Matrix<T>, rectified: Bool) throws -> Trace {
         try x.requireColumns(inputFeatures, "Conv2D.forward")
         let pixels = height * width
         let total = try SizeLimits.product([x.rows, pixels], operation: "Conv2D.forward", what: "batch·H·W")
@@ -169,7 +178,8 @@ public final class Conv2D<T: Scalar> {
             var product = workspace.matrix(Conv2DSlot.product, rows: outputChannels, columns: total)
             try BLAS.gemm(weight.value, columns, into: &product)
             var output = workspace.matrix(Conv2DSlot.output, rows: x.rows, columns: outputFeatures)
-            Self.moveChannelMajor(product, toImages: &output, channels: outputChannels, pixels: pixels, adding: bias.value.storage)
+            Self.moveChannelMajor(product, toImages: &output, channels: outputChannels, pixels: pixels, adding: bias.value.storage,
+                                  rectifying: rectified)
             workspace.keep(Conv2DSlot.columns, columns)
             workspace.keep(Conv2DSlot.product, product)
             workspace.keep(Conv2DSlot.output, output)
@@ -197,7 +207,7 @@ public final class Conv2D<T: Scalar> {
             }
         }
         var output = workspace.matrix(Conv2DSlot.output, rows: x.rows, columns: outputFeatures)
-        frame.crop(product, channels: outputChannels, into: &output, adding: bias.value.storage)
+        frame.crop(product, channels: outputChannels, into: &output, adding: bias.value.storage, rectifying: rectified)
         workspace.keep(Conv2DSlot.columns, padded)
         workspace.keep(Conv2DSlot.taps, taps)
         workspace.keep(Conv2DSlot.product, product)
@@ -225,6 +235,14 @@ public final class Conv2D<T: Scalar> {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func backward(_ trace: Trace, outputGradient: Matrix<T>) throws -> Matrix<T> {
+        try backward(trace, outputGradient: outputGradient, rectified: false)
+    }
+
+    /// ``backward(_:outputGradient:)`` of ``forward(_:rectified:)``: with `rectified`, the
+    /// gradient is zero where the trace's (rectified) output is not positive.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func backward(_ trace: Trace, outputGradient: Matrix<T>, rectified: Bool) throws -> Matrix<T> {
         let batch = trace.input.rows, pixels = height * width
         let frame = PaddedFrame(batch: batch, height: height, width: width, padding: (kernelSize - 1) / 2)
         let operandShape = usesTaps ? (inputChannels, frame.length) : (inputChannels * kernelSize * kernelSize, batch * pixels)
@@ -239,7 +257,7 @@ public final class Conv2D<T: Scalar> {
         guard usesTaps else {
             var gradient = workspace.matrix(Conv2DSlot.product, rows: outputChannels, columns: batch * pixels)
             Self.moveImages(outputGradient, toChannelMajor: &gradient, channels: outputChannels, pixels: pixels,
-                            summingInto: &bias.gradient.storage)
+                            passingWhere: rectified ? trace.output : nil, summingInto: &bias.gradient.storage)
             try BLAS.gemm(gradient, trace.columns, transposeB: true, beta: 1, into: &weight.gradient)
             var columnGradient = workspace.matrix(Conv2DSlot.columnGradient, rows: trace.columns.rows, columns: batch * pixels)
             try BLAS.gemm(weight.value, transposeA: true, gradient, into: &columnGradient)
@@ -251,7 +269,8 @@ public final class Conv2D<T: Scalar> {
             return inputGradient
         }
         var gradient = workspace.matrix(Conv2DSlot.product, rows: outputChannels, columns: frame.count)
-        frame.embed(outputGradient, channels: outputChannels, into: &gradient, summingInto: &bias.gradient.storage)
+        frame.embed(outputGradient, channels: outputChannels, into: &gradient, passingWhere: rectified ? trace.output : nil,
+                    summingInto: &bias.gradient.storage)
         let tapCount = kernelSize * kernelSize, tapSize = outputChannels * inputChannels
         var taps = workspace.matrix(Conv2DSlot.taps, rows: tapCount * outputChannels, columns: inputChannels)
         splitTaps(weight.value, into: &taps)
@@ -283,7 +302,7 @@ public final class Conv2D<T: Scalar> {
         }
         addTaps(tapGradients, into: &weight.gradient)
         var inputGradient = workspace.matrix(Conv2DSlot.inputGradient, rows: batch, columns: inputFeatures)
-        frame.crop(paddedGradient, channels: inputChannels, into: &inputGradient, adding: nil)
+        frame.crop(paddedGradient, channels: inputChannels, into: &inputGradient, adding: nil, rectifying: false)
         workspace.keep(Conv2DSlot.product, gradient)
         workspace.keep(Conv2DSlot.taps, taps)
         workspace.keep(Conv2DSlot.tapGradients, tapGradients)
@@ -405,11 +424,12 @@ public final class Conv2D<T: Scalar> {
         }
     }
 
-    /// `images[b, o·P + q] = channelMajor[o, b·P + q] + add[o]` (P pixels per channel).
+    /// `images[b, o·P + q] = channelMajor[o, b·P + q] + add[o]` (P pixels per channel), or its
+    /// positive part when `rectifying`.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     static func moveChannelMajor(
-        _ channelMajor: Matrix<T>, toImages images: inout Matrix<T>, channels: Int, pixels: Int, adding add: [T]
+        _ channelMajor: Matrix<T>, toImages images: inout Matrix<T>, channels: Int, pixels: Int, adding add: [T], rectifying: Bool
     ) {
         let batch = images.rows
         channelMajor.storage.withUnsafeBufferPointer { src in
@@ -418,33 +438,49 @@ public final class Conv2D<T: Scalar> {
                     let shift = add[o]
                     for b in 0..<batch {
                         let from = o * batch * pixels + b * pixels, to = b * channels * pixels + o * pixels
-                        for q in 0..<pixels { dst[to + q] = src[from + q] + shift }
+                        if rectifying {
+                            for q in 0..<pixels { dst[to + q] = Swift.max(src[from + q] + shift, 0) }
+                        } else {
+                            for q in 0..<pixels { dst[to + q] = src[from + q] + shift }
+                        }
                     }
                 }
             }
         }
     }
 
-    /// `channelMajor[o, b·P + q] = images[b, o·P + q]`, adding each channel's sum into `sums[o]`.
+    /// `channelMajor[o, b·P + q] = images[b, o·P + q]`, adding each channel's sum into `sums[o]`;
+    /// with a `mask` (`images`' shape), 0 wherever the mask is not positive (a ReLU's VJP).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     static func moveImages(
-        _ images: Matrix<T>, toChannelMajor channelMajor: inout Matrix<T>, channels: Int, pixels: Int, summingInto sums: inout [T]
+        _ images: Matrix<T>, toChannelMajor channelMajor: inout Matrix<T>, channels: Int, pixels: Int,
+        passingWhere mask: Matrix<T>?, summingInto sums: inout [T]
     ) {
         let batch = images.rows
         images.storage.withUnsafeBufferPointer { src in
-            channelMajor.storage.withUnsafeMutableBufferPointer { dst in
-                for o in 0..<channels {
-                    var sum: T = 0
-                    for b in 0..<batch {
-                        let to = o * batch * pixels + b * pixels, from = b * channels * pixels + o * pixels
-                        for q in 0..<pixels {
-                            let v = src[from + q]
-                            dst[to + q] = v
-                            sum += v
+            (mask ?? images).storage.withUnsafeBufferPointer { m in
+                channelMajor.storage.withUnsafeMutableBufferPointer { dst in
+                    for o in 0..<channels {
+                        var sum: T = 0
+                        for b in 0..<batch {
+                            let to = o * batch * pixels + b * pixels, from = b * channels * pixels + o * pixels
+                            if mask != nil {
+                                for q in 0..<pixels {
+                                    let v = m[from + q] <= 0 ? 0 : src[from + q]
+                                    dst[to + q] = v
+                                    sum += v
+                                }
+                            } else {
+                                for q in 0..<pixels {
+                                    let v = src[from + q]
+                                    dst[to + q] = v
+                                    sum += v
+                                }
+                            }
                         }
+                        sums[o] += sum
                     }
-                    sums[o] += sum
                 }
             }
         }

@@ -53,10 +53,11 @@ struct PaddedFrame {
 
     /// The inverse of ``pad(_:channels:into:)`` on the images' interiors: `images[b, c·H·W + h·W + w]
     /// = planes[c, start + b·P + (h + p)·(W + 2p) + w + p] + add[c]`, where `start` is the margin
-    /// when `planes` has `length` columns and 0 when it has `count` (a GEMM output).
+    /// when `planes` has `length` columns and 0 when it has `count` (a GEMM output); the positive
+    /// part of that when `rectifying`.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    func crop<T: Scalar>(_ planes: Matrix<T>, channels: Int, into images: inout Matrix<T>, adding add: [T]?) {
+    func crop<T: Scalar>(_ planes: Matrix<T>, channels: Int, into images: inout Matrix<T>, adding add: [T]?, rectifying: Bool) {
         let pixels = height * width, features = channels * pixels
         let start = planes.columns == length ? margin : 0, stride = planes.columns
         planes.storage.withUnsafeBufferPointer { src in
@@ -68,7 +69,11 @@ struct PaddedFrame {
                         let to = b * features + c * pixels
                         for h in 0..<height {
                             let s = from + h * paddedWidth, d = to + h * width
-                            for w in 0..<width { dst[d + w] = src[s + w] + shift }
+                            if rectifying {
+                                for w in 0..<width { dst[d + w] = Swift.max(src[s + w] + shift, 0) }
+                            } else {
+                                for w in 0..<width { dst[d + w] = src[s + w] + shift }
+                            }
                         }
                     }
                 }
@@ -76,31 +81,36 @@ struct PaddedFrame {
         }
     }
 
-    /// The adjoint of ``crop(_:channels:into:adding:)`` onto a GEMM output: `planes` `[C, count]`
-    /// gets the NCHW batch `images` inside each image and zeros on the borders, and `sums[c]` the
-    /// sum of channel `c` (a bias gradient).
+    /// The adjoint of ``crop(_:channels:into:adding:rectifying:)`` onto a GEMM output: `planes`
+    /// `[C, count]` gets the NCHW batch `images` inside each image (0 where a `mask` of their
+    /// shape is not positive: a ReLU's VJP) and zeros on the borders, and `sums[c]` the sum of
+    /// channel `c` (a bias gradient).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    func embed<T: Scalar>(_ images: Matrix<T>, channels: Int, into planes: inout Matrix<T>, summingInto sums: inout [T]) {
+    func embed<T: Scalar>(
+        _ images: Matrix<T>, channels: Int, into planes: inout Matrix<T>, passingWhere mask: Matrix<T>?, summingInto sums: inout [T]
+    ) {
         let pixels = height * width, features = channels * pixels
         images.storage.withUnsafeBufferPointer { src in
-            planes.withUnsafeMutableBufferPointer { dst in
-                dst.update(repeating: 0)
-                for c in 0..<channels {
-                    var sum: T = 0
-                    for b in 0..<batch {
-                        let from = b * features + c * pixels
-                        let to = c * count + b * paddedPixels + padding * paddedWidth + padding
-                        for h in 0..<height {
-                            let s = from + h * width, d = to + h * paddedWidth
-                            for w in 0..<width {
-                                let v = src[s + w]
-                                dst[d + w] = v
-                                sum += v
+            (mask ?? images).storage.withUnsafeBufferPointer { m in
+                planes.withUnsafeMutableBufferPointer { dst in
+                    dst.update(repeating: 0)
+                    for c in 0..<channels {
+                        var sum: T = 0
+                        for b in 0..<batch {
+                            let from = b * features + c * pixels
+                            let to = c * count + b * paddedPixels + padding * paddedWidth + padding
+                            for h in 0..<height {
+                                let s = from + h * width, d = to + h * paddedWidth
+                                for w in 0..<width {
+                                    let v = mask != nil && m[s + w] <= 0 ? 0 : src[s + w]
+                                    dst[d + w] = v
+                                    sum += v
+                                }
                             }
                         }
+                        sums[c] += sum
                     }
-                    sums[c] += sum
                 }
             }
         }
