@@ -395,14 +395,15 @@ public final class Conv2D<T: Scalar> {
         let w = width
         x.storage.withUnsafeBufferPointer { src in
             columns.storage.withUnsafeMutableBufferPointer { dst in
+                let from = src.baseAddress!, to = dst.baseAddress!
                 forEachPatchSegment(batch: x.rows) { out, source, valid in
                     guard let source else {
-                        for q in 0..<w { dst[out + q] = 0 }
+                        (to + out).update(repeating: 0, count: w)
                         return
                     }
-                    for q in 0..<valid.lowerBound { dst[out + q] = 0 }
-                    for q in valid { dst[out + q] = src[source + q] }
-                    for q in valid.upperBound..<w { dst[out + q] = 0 }
+                    (to + out).update(repeating: 0, count: valid.lowerBound)
+                    (to + out + valid.lowerBound).update(from: from + source + valid.lowerBound, count: valid.count)
+                    (to + out + valid.upperBound).update(repeating: 0, count: w - valid.upperBound)
                 }
             }
         }
@@ -439,7 +440,10 @@ public final class Conv2D<T: Scalar> {
                     for b in 0..<batch {
                         let from = o * batch * pixels + b * pixels, to = b * channels * pixels + o * pixels
                         if rectifying {
-                            for q in 0..<pixels { dst[to + q] = Swift.max(src[from + q] + shift, 0) }
+                            for q in 0..<pixels {
+                                let v = src[from + q] + shift
+                                dst[to + q] = v < 0 ? 0 : v
+                            }
                         } else {
                             for q in 0..<pixels { dst[to + q] = src[from + q] + shift }
                         }
@@ -462,28 +466,19 @@ public final class Conv2D<T: Scalar> {
             (mask ?? images).storage.withUnsafeBufferPointer { m in
                 channelMajor.storage.withUnsafeMutableBufferPointer { dst in
                     for o in 0..<channels {
-                        var sum: T = 0
                         for b in 0..<batch {
                             let to = o * batch * pixels + b * pixels, from = b * channels * pixels + o * pixels
                             if mask != nil {
-                                for q in 0..<pixels {
-                                    let v = m[from + q] <= 0 ? 0 : src[from + q]
-                                    dst[to + q] = v
-                                    sum += v
-                                }
+                                for q in 0..<pixels { dst[to + q] = m[from + q] <= 0 ? 0 : src[from + q] }
                             } else {
-                                for q in 0..<pixels {
-                                    let v = src[from + q]
-                                    dst[to + q] = v
-                                    sum += v
-                                }
+                                for q in 0..<pixels { dst[to + q] = src[from + q] }
                             }
                         }
-                        sums[o] += sum
                     }
                 }
             }
         }
+        channelMajor.addRowSums(into: &sums)
     }
 }
 

@@ -70,7 +70,10 @@ struct PaddedFrame {
                         for h in 0..<height {
                             let s = from + h * paddedWidth, d = to + h * width
                             if rectifying {
-                                for w in 0..<width { dst[d + w] = Swift.max(src[s + w] + shift, 0) }
+                                for w in 0..<width {
+                                    let v = src[s + w] + shift
+                                    dst[d + w] = v < 0 ? 0 : v
+                                }
                             } else {
                                 for w in 0..<width { dst[d + w] = src[s + w] + shift }
                             }
@@ -96,23 +99,22 @@ struct PaddedFrame {
                 planes.withUnsafeMutableBufferPointer { dst in
                     dst.update(repeating: 0)
                     for c in 0..<channels {
-                        var sum: T = 0
                         for b in 0..<batch {
                             let from = b * features + c * pixels
                             let to = c * count + b * paddedPixels + padding * paddedWidth + padding
                             for h in 0..<height {
                                 let s = from + h * width, d = to + h * paddedWidth
-                                for w in 0..<width {
-                                    let v = mask != nil && m[s + w] <= 0 ? 0 : src[s + w]
-                                    dst[d + w] = v
-                                    sum += v
+                                if mask != nil {
+                                    for w in 0..<width { dst[d + w] = m[s + w] <= 0 ? 0 : src[s + w] }
+                                } else {
+                                    for w in 0..<width { dst[d + w] = src[s + w] }
                                 }
                             }
                         }
-                        sums[c] += sum
                     }
                 }
             }
         }
+        planes.addRowSums(into: &sums)
     }
 }
