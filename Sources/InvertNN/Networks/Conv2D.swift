@@ -419,7 +419,8 @@ public final class Conv2D<T: Scalar> {
                 dst.update(repeating: 0)
                 forEachPatchSegment(batch: images.rows) { from, target, valid in
                     guard let target else { return }
-                    for q in valid { dst[target + q] += src[from + q] }
+                    let s = src.baseAddress! + from, d = dst.baseAddress! + target
+                    for q in valid { d[q] += s[q] }
                 }
             }
         }
@@ -439,13 +440,16 @@ public final class Conv2D<T: Scalar> {
                     let shift = add[o]
                     for b in 0..<batch {
                         let from = o * batch * pixels + b * pixels, to = b * channels * pixels + o * pixels
+                        // Offsets applied once per segment: checked index arithmetic inside the
+                        // loop would keep it from vectorizing.
+                        let s = src.baseAddress! + from, d = dst.baseAddress! + to
                         if rectifying {
                             for q in 0..<pixels {
-                                let v = src[from + q] + shift
-                                dst[to + q] = v < 0 ? 0 : v
+                                let v = s[q] + shift
+                                d[q] = v < 0 ? 0 : v
                             }
                         } else {
-                            for q in 0..<pixels { dst[to + q] = src[from + q] + shift }
+                            for q in 0..<pixels { d[q] = s[q] + shift }
                         }
                     }
                 }
@@ -468,10 +472,12 @@ public final class Conv2D<T: Scalar> {
                     for o in 0..<channels {
                         for b in 0..<batch {
                             let to = o * batch * pixels + b * pixels, from = b * channels * pixels + o * pixels
+                            let s = src.baseAddress! + from, d = dst.baseAddress! + to
                             if mask != nil {
-                                for q in 0..<pixels { dst[to + q] = m[from + q] <= 0 ? 0 : src[from + q] }
+                                let r = m.baseAddress! + from
+                                for q in 0..<pixels { d[q] = r[q] <= 0 ? 0 : s[q] }
                             } else {
-                                for q in 0..<pixels { dst[to + q] = src[from + q] }
+                                d.update(from: s, count: pixels)
                             }
                         }
                     }

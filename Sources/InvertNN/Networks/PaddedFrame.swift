@@ -68,14 +68,14 @@ struct PaddedFrame {
                         let from = c * stride + start + b * paddedPixels + padding * paddedWidth + padding
                         let to = b * features + c * pixels
                         for h in 0..<height {
-                            let s = from + h * paddedWidth, d = to + h * width
+                            let s = src.baseAddress! + from + h * paddedWidth, d = dst.baseAddress! + to + h * width
                             if rectifying {
                                 for w in 0..<width {
-                                    let v = src[s + w] + shift
-                                    dst[d + w] = v < 0 ? 0 : v
+                                    let v = s[w] + shift
+                                    d[w] = v < 0 ? 0 : v
                                 }
                             } else {
-                                for w in 0..<width { dst[d + w] = src[s + w] + shift }
+                                for w in 0..<width { d[w] = s[w] + shift }
                             }
                         }
                     }
@@ -103,11 +103,12 @@ struct PaddedFrame {
                             let from = b * features + c * pixels
                             let to = c * count + b * paddedPixels + padding * paddedWidth + padding
                             for h in 0..<height {
-                                let s = from + h * width, d = to + h * paddedWidth
+                                let s = src.baseAddress! + from + h * width, d = dst.baseAddress! + to + h * paddedWidth
                                 if mask != nil {
-                                    for w in 0..<width { dst[d + w] = m[s + w] <= 0 ? 0 : src[s + w] }
+                                    let r = m.baseAddress! + from + h * width
+                                    for w in 0..<width { d[w] = r[w] <= 0 ? 0 : s[w] }
                                 } else {
-                                    for w in 0..<width { dst[d + w] = src[s + w] }
+                                    d.update(from: s, count: width)
                                 }
                             }
                         }
