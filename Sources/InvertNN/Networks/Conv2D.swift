@@ -475,7 +475,11 @@ public final class Conv2D<T: Scalar> {
                             let s = src.baseAddress! + from, d = dst.baseAddress! + to
                             if mask != nil {
                                 let r = m.baseAddress! + from
-                                for q in 0..<pixels { d[q] = r[q] <= 0 ? 0 : s[q] }
+                                for q in 0..<pixels {
+                                    // Both loads unconditional, so this is a select and vectorizes.
+                                    let v = s[q], keep = r[q]
+                                    d[q] = keep <= 0 ? 0 : v
+                                }
                             } else {
                                 d.update(from: s, count: pixels)
                             }

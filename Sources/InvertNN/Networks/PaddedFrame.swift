@@ -106,7 +106,10 @@ struct PaddedFrame {
                                 let s = src.baseAddress! + from + h * width, d = dst.baseAddress! + to + h * paddedWidth
                                 if mask != nil {
                                     let r = m.baseAddress! + from + h * width
-                                    for w in 0..<width { d[w] = r[w] <= 0 ? 0 : s[w] }
+                                    for w in 0..<width {
+                                        let v = s[w], keep = r[w]
+                                        d[w] = keep <= 0 ? 0 : v
+                                    }
                                 } else {
                                     d.update(from: s, count: width)
                                 }
