@@ -31,8 +31,10 @@ import InvertNN
 
     /// (C_in, C_out, k, H, W, batch) cases: both kernel sizes, non-square images, a 1-pixel-wide
     /// image (every 3×3 neighbour but the centre column is padding), batch 1, and a 5×5 kernel
-    /// wider and taller than its 2×1 image.
-    static let cases = [(2, 3, 3, 4, 5, 3), (3, 2, 1, 3, 4, 2), (1, 4, 3, 1, 6, 2), (2, 2, 3, 5, 1, 1), (4, 3, 3, 3, 3, 2), (1, 2, 5, 2, 1, 2)]
+    /// wider and taller than its 2×1 image; then the same kinds with at least 8 input channels,
+    /// which run as shifted GEMMs over padded planes instead of im2col (k > 1).
+    static let cases = [(2, 3, 3, 4, 5, 3), (3, 2, 1, 3, 4, 2), (1, 4, 3, 1, 6, 2), (2, 2, 3, 5, 1, 1), (4, 3, 3, 3, 3, 2), (1, 2, 5, 2, 1, 2),
+                        (8, 3, 3, 4, 5, 3), (9, 2, 1, 3, 4, 2), (8, 4, 3, 1, 6, 2), (10, 2, 3, 5, 1, 1), (8, 3, 5, 2, 1, 2), (12, 5, 3, 3, 3, 1)]
 
     static func make(_ c: (Int, Int, Int, Int, Int, Int), seed: UInt64) throws -> (Conv2D<Double>, Matrix<Double>) {
         var g = SeededGenerator(seed: seed)
@@ -83,6 +85,33 @@ import InvertNN
         let dx = try conv.backward(trace, outputGradient: Matrix(rows: 2, columns: 64, repeating: 1))
         #expect(dx.storage.allSatisfy { $0 == 0 })
         #expect(conv.weight.gradient.maxAbs > 0 && conv.bias.gradient.storage.allSatisfy { $0 == 32 })
+        // The same with the padded-plane form (8 input channels).
+        let wide = try Conv2D<Float>(inputChannels: 8, outputChannels: 4, kernelSize: 3, height: 4, width: 4,
+                                     zeroInitialize: true, using: &g)
+        let wideTrace = try wide.forward(Matrix<Float>.randomNormal(rows: 2, columns: 128, using: &g))
+        #expect(wideTrace.output.storage.allSatisfy { $0 == 0 })
+        let wideDx = try wide.backward(wideTrace, outputGradient: Matrix(rows: 2, columns: 64, repeating: 1))
+        #expect(wideDx.storage.allSatisfy { $0 == 0 })
+        #expect(wide.weight.gradient.maxAbs > 0 && wide.bias.gradient.storage.allSatisfy { $0 == 32 })
+    }
+
+    /// A trace keeps its values when the convolution runs again on another batch with the same
+    /// step buffers before the backward pass (a buffer still held is never written), in both forms.
+    @Test func aTraceSurvivesALaterForward() throws {
+        for c in [(2, 3, 3, 4, 5, 3), (8, 3, 3, 4, 5, 3)] {
+            let (conv, x) = try Self.make(c, seed: 7)
+            let pool = StepBuffers<Double>()
+            var g = SeededGenerator(seed: 8)
+            let dOut = Matrix<Double>.randomNormal(rows: x.rows, columns: conv.outputFeatures, using: &g)
+            // Snapshots as fresh arrays, so that a write into shared storage would show.
+            let expected = try conv.backward(try conv.forward(x, buffers: pool), outputGradient: dOut, buffers: pool).storage.map { $0 }
+            let trace = try conv.forward(x, buffers: pool)
+            let output = trace.output.storage.map { $0 }
+            let other = try conv.forward(Matrix<Double>.randomNormal(rows: x.rows, columns: conv.inputFeatures, using: &g), buffers: pool)
+            #expect(other.output.storage != output, "case \(c)")
+            #expect(trace.output.storage == output, "case \(c)")
+            #expect(try conv.backward(trace, outputGradient: dOut, buffers: pool).storage == expected, "case \(c)")
+        }
     }
 
     @Test func rejectsBadShapes() throws {

@@ -81,6 +81,50 @@ extension Matrix {
         }
     }
 
+    /// Adds each row's sum into `target[r]` (``rows`` entries): the bias gradient of a channel-major
+    /// `[channels, pixels]` gradient.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func addRowSums(into target: inout [T]) {
+        let n = columns, rows = self.rows
+        guard rows > 0, n > 0, target.count >= rows else { return }
+        storage.withUnsafeBufferPointer { p in
+            for r in 0..<rows {
+                let row = p.baseAddress! + r * n
+                let sum: T
+                if T.self == Float.self {
+                    sum = row.withMemoryRebound(to: Float.self, capacity: n) { T(Self.sum(SIMD16<Float>.self, $0, count: n)) }
+                } else if T.self == Double.self {
+                    sum = row.withMemoryRebound(to: Double.self, capacity: n) { T(Self.sum(SIMD8<Double>.self, $0, count: n)) }
+                } else {
+                    sum = (0..<n).reduce(0) { $0 + row[$1] }
+                }
+                target[r] += sum
+            }
+        }
+    }
+
+    /// The sum of `count` entries, `V.scalarCount` at a time into two vector accumulators (the
+    /// plain loop is one dependent chain of adds, which the compiler may not reorder).
+    @inline(__always)
+    private static func sum<V: SIMD>(_: V.Type, _ p: UnsafePointer<V.Scalar>, count n: Int) -> V.Scalar
+    where V.Scalar: BinaryFloatingPoint {
+        let lanes = V.scalarCount
+        var even = V(), odd = V()
+        var i = 0
+        while i + 2 * lanes <= n {
+            even += UnsafeRawPointer(p + i).loadUnaligned(as: V.self)
+            odd += UnsafeRawPointer(p + i + lanes).loadUnaligned(as: V.self)
+            i += 2 * lanes
+        }
+        var total = (even + odd).sum()
+        while i < n {
+            total += p[i]
+            i += 1
+        }
+        return total
+    }
+
     /// The column sums a strip of `V.scalarCount` columns at a time, two vector accumulators per
     /// strip (even and odd rows) to hide the add latency; the last `n mod V.scalarCount` columns
     /// one at a time. Written with explicit vectors because the plain row loop does not

@@ -12,23 +12,32 @@ import RealModule
 /// - Shapes: `x` `[batch, C_in·H·W]` → output `[batch, C_out·H·W]`, both NCHW flattened per
 ///   sample. Parameters `"<name>.weight"` `[C_out, C_in·k·k]` (PyTorch's `[C_out, C_in, k, k]`
 ///   row-major, entry `(o, c·k² + i·k + j)`) and `"<name>.bias"` `[1, C_out]`.
-/// - Cost: the patches of the whole batch form one matrix `X̂` `[C_in·k², batch·H·W]`
-///   (im2col, plane by plane: contiguous row segments, zeros at the borders); forward is the
-///   GEMM `W X̂` (`2·C_out·C_in·k²·batch·H·W` flops), backward the GEMMs `dW += dO X̂ᵀ` and
-///   `dX̂ = Wᵀ dO` plus col2im (the adjoint scatter-add); then a blockwise copy between the
-///   GEMM's channel-major `[C_out, batch·H·W]` layout and NCHW. No per-pixel BLAS calls.
+/// - Cost: forward is `2·C_out·C_in·k²·batch·H·W` flops of GEMM, backward twice that, in one of
+///   two forms. With few input channels (`C_in < 8`, or `k = 1`) the patches of the whole batch
+///   form one matrix `X̂` `[C_in·k², batch·H·W]` (im2col: contiguous row segments, zeros at the
+///   borders); forward is the GEMM `W X̂`, backward the GEMMs `dW += dO X̂ᵀ` and `dX̂ = Wᵀ dO`
+///   plus col2im (the adjoint scatter-add). With more input channels the `k²`-fold patch matrix
+///   would cost more memory traffic than the GEMMs, so the input is instead copied once into
+///   zero-padded planes (``PaddedFrame``) and each kernel position `t` is one GEMM `W_t X_t` over
+///   a shifted window of them (`k²` GEMMs with inner dimension `C_in`, computed on the padded
+///   pixels too: `(H+2p)(W+2p)/(H·W)` times the flops, border outputs discarded); backward is
+///   `dW_t = dO X_tᵀ` and `dX_t += W_tᵀ dO` into the same windows. Then a blockwise copy between
+///   the GEMMs' channel-major layout and NCHW. No per-pixel BLAS calls.
 ///
 /// Forward returns a ``Trace`` holding `X̂`, which backward reuses. Besides its parameters the
-/// convolution keeps only buffers it reuses from call to call (an internal workspace), as ``MLP`` does.
+/// convolution keeps only buffers it reuses from call to call (the step's buffers when a container lends them), as ``MLP`` does.
 public final class Conv2D<T: Scalar> {
     /// What ``Conv2D/backward(_:outputGradient:)`` needs from one forward pass.
     public struct Trace: Sendable {
         /// The batch the convolution was applied to, `[batch, C_in·H·W]`.
         public let input: Matrix<T>
-        /// The patch matrix `X̂` `[C_in·k², batch·H·W]`: row `c·k² + i·k + j`, column
-        /// `b·H·W + h·W + w` holds `x[b, c, h + i - p, w + j - p]` (0 outside the image).
+        /// The GEMM operand built from the input (see the type's cost notes): the patch matrix
+        /// `X̂` `[C_in·k², batch·H·W]` (row `c·k² + i·k + j`, column `b·H·W + h·W + w` holds
+        /// `x[b, c, h + i - p, w + j - p]`, 0 outside the image), or, for a convolution with at
+        /// least 8 input channels and `k > 1`, the zero-padded planes `[C_in, batch·(H+2p)·(W+2p)
+        /// + 2·(p·(W+2p) + p)]`.
         public let columns: Matrix<T>
-        /// The output `[batch, C_out·H·W]`.
+        /// The output `[batch, C_out·H·W]` (inside a ``ConvNet``, after its ReLU).
         public let output: Matrix<T>
     }
 
@@ -146,6 +155,15 @@ public final class Conv2D<T: Scalar> {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func forward(_ x: Matrix<T>, buffers: StepBuffers<T>? = nil) throws -> Trace {
+        try forward(x, rectified: false, buffers: buffers)
+    }
+
+    /// ``forward(_:)``, followed by a ReLU when `rectified` (fused into the pass that moves the
+    /// GEMM output to NCHW; the trace then holds the rectified output, which
+    /// ``backward(_:outputGradient:rectified:buffers:)`` reads as the ReLU's mask).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func forward(_ x: Matrix<T>, rectified: Bool, buffers: StepBuffers<T>?) throws -> Trace {
         try x.requireColumns(inputFeatures, "Conv2D.forward")
         let workspace = LayerBuffers(buffers, owner: self)
         let pixels = height * width
@@ -153,16 +171,47 @@ public final class Conv2D<T: Scalar> {
         _ = try SizeLimits.product([inputChannels * kernelSize * kernelSize, total], operation: "Conv2D.forward",
                                    what: "the patch matrix C_in·k² × batch·H·W")
         _ = try SizeLimits.product([outputChannels, total], operation: "Conv2D.forward", what: "C_out × batch·H·W")
-        var columns = workspace.matrix(Conv2DSlot.columns, rows: inputChannels * kernelSize * kernelSize, columns: total)
-        patches(of: x, into: &columns)
-        var product = workspace.matrix(Conv2DSlot.product, rows: outputChannels, columns: total)
-        try BLAS.gemm(weight.value, columns, into: &product)
+        guard usesTaps else {
+            var columns = workspace.matrix(Conv2DSlot.columns, rows: inputChannels * kernelSize * kernelSize, columns: total)
+            patches(of: x, into: &columns)
+            var product = workspace.matrix(Conv2DSlot.product, rows: outputChannels, columns: total)
+            try BLAS.gemm(weight.value, columns, into: &product)
+            var output = workspace.matrix(Conv2DSlot.output, rows: x.rows, columns: outputFeatures)
+            Self.moveChannelMajor(product, toImages: &output, channels: outputChannels, pixels: pixels, adding: bias.value.storage,
+                                  rectifying: rectified)
+            workspace.keep(Conv2DSlot.columns, columns)
+            workspace.keep(Conv2DSlot.product, product)
+            workspace.keep(Conv2DSlot.output, output)
+            return Trace(input: x, columns: columns, output: output)
+        }
+        let frame = PaddedFrame(batch: x.rows, height: height, width: width, padding: (kernelSize - 1) / 2)
+        _ = try SizeLimits.product([max(inputChannels, outputChannels), frame.length], operation: "Conv2D.forward",
+                                   what: "the zero-padded planes C × (batch·(H+2p)·(W+2p) + margins)")
+        var padded = workspace.matrix(Conv2DSlot.columns, rows: inputChannels, columns: frame.length)
+        frame.pad(x, channels: inputChannels, into: &padded)
+        var taps = workspace.matrix(Conv2DSlot.taps, rows: kernelSize * kernelSize * outputChannels, columns: inputChannels)
+        splitTaps(weight.value, into: &taps)
+        var product = workspace.matrix(Conv2DSlot.product, rows: outputChannels, columns: frame.count)
+        let tapCount = kernelSize * kernelSize, tapSize = outputChannels * inputChannels
+        taps.storage.withUnsafeBufferPointer { pt in
+            padded.storage.withUnsafeBufferPointer { px in
+                product.withUnsafeMutableBufferPointer { pp in
+                    for t in 0..<tapCount {
+                        T._gemm(transposeA: false, transposeB: false, m: outputChannels, n: frame.count, k: inputChannels,
+                                alpha: 1, a: pt.baseAddress! + t * tapSize, lda: inputChannels,
+                                b: px.baseAddress! + frame.offset(tap: t, kernelSize: kernelSize), ldb: frame.length,
+                                beta: t == 0 ? 0 : 1, c: pp.baseAddress!, ldc: frame.count)
+                    }
+                }
+            }
+        }
         var output = workspace.matrix(Conv2DSlot.output, rows: x.rows, columns: outputFeatures)
-        Self.moveChannelMajor(product, toImages: &output, channels: outputChannels, pixels: pixels, adding: bias.value.storage)
-        workspace.keep(Conv2DSlot.columns, columns)
+        frame.crop(product, channels: outputChannels, into: &output, adding: bias.value.storage, rectifying: rectified)
+        workspace.keep(Conv2DSlot.columns, padded)
+        workspace.keep(Conv2DSlot.taps, taps)
         workspace.keep(Conv2DSlot.product, product)
         workspace.keep(Conv2DSlot.output, output)
-        return Trace(input: x, columns: columns, output: output)
+        return Trace(input: x, columns: padded, output: output)
     }
 
     /// The output alone, `[batch, C_out·H·W]`; see ``forward(_:)``.
@@ -186,29 +235,127 @@ public final class Conv2D<T: Scalar> {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func backward(_ trace: Trace, outputGradient: Matrix<T>, buffers: StepBuffers<T>? = nil) throws -> Matrix<T> {
+        try backward(trace, outputGradient: outputGradient, rectified: false, buffers: buffers)
+    }
+
+    /// ``backward(_:outputGradient:)`` of ``forward(_:rectified:buffers:)``: with `rectified`, the
+    /// gradient is zero where the trace's (rectified) output is not positive.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func backward(_ trace: Trace, outputGradient: Matrix<T>, rectified: Bool, buffers: StepBuffers<T>?) throws -> Matrix<T> {
         let workspace = LayerBuffers(buffers, owner: self)
         let batch = trace.input.rows, pixels = height * width
-        let patchRows = inputChannels * kernelSize * kernelSize
+        let frame = PaddedFrame(batch: batch, height: height, width: width, padding: (kernelSize - 1) / 2)
+        let operandShape = usesTaps ? (inputChannels, frame.length) : (inputChannels * kernelSize * kernelSize, batch * pixels)
         guard trace.input.columns == inputFeatures, trace.output.rows == batch, trace.output.columns == outputFeatures,
-              trace.columns.rows == patchRows, trace.columns.columns == batch * pixels
+              trace.columns.rows == operandShape.0, trace.columns.columns == operandShape.1
         else {
             throw InvertNNError.shapeMismatch(
                 operation: "Conv2D.backward", expected: "a trace of [batch, \(inputFeatures)] → [batch, \(outputFeatures)]",
                 actual: "input \(trace.input.shape), columns \(trace.columns.shape), output \(trace.output.shape)")
         }
         try outputGradient.requireShape(rows: batch, columns: outputFeatures, "Conv2D.backward outputGradient")
-        var gradient = workspace.matrix(Conv2DSlot.product, rows: outputChannels, columns: batch * pixels)
-        Self.moveImages(outputGradient, toChannelMajor: &gradient, channels: outputChannels, pixels: pixels,
-                        summingInto: &bias.gradient.storage)
-        try BLAS.gemm(gradient, trace.columns, transposeB: true, beta: 1, into: &weight.gradient)
-        var columnGradient = workspace.matrix(Conv2DSlot.columnGradient, rows: patchRows, columns: batch * pixels)
-        try BLAS.gemm(weight.value, transposeA: true, gradient, into: &columnGradient)
+        guard usesTaps else {
+            var gradient = workspace.matrix(Conv2DSlot.product, rows: outputChannels, columns: batch * pixels)
+            Self.moveImages(outputGradient, toChannelMajor: &gradient, channels: outputChannels, pixels: pixels,
+                            passingWhere: rectified ? trace.output : nil, summingInto: &bias.gradient.storage)
+            try BLAS.gemm(gradient, trace.columns, transposeB: true, beta: 1, into: &weight.gradient)
+            var columnGradient = workspace.matrix(Conv2DSlot.columnGradient, rows: trace.columns.rows, columns: batch * pixels)
+            try BLAS.gemm(weight.value, transposeA: true, gradient, into: &columnGradient)
+            var inputGradient = workspace.matrix(Conv2DSlot.inputGradient, rows: batch, columns: inputFeatures)
+            accumulatePatches(columnGradient, into: &inputGradient)
+            workspace.keep(Conv2DSlot.product, gradient)
+            workspace.keep(Conv2DSlot.columnGradient, columnGradient)
+            workspace.keep(Conv2DSlot.inputGradient, inputGradient)
+            return inputGradient
+        }
+        var gradient = workspace.matrix(Conv2DSlot.product, rows: outputChannels, columns: frame.count)
+        frame.embed(outputGradient, channels: outputChannels, into: &gradient, passingWhere: rectified ? trace.output : nil,
+                    summingInto: &bias.gradient.storage)
+        let tapCount = kernelSize * kernelSize, tapSize = outputChannels * inputChannels
+        var taps = workspace.matrix(Conv2DSlot.taps, rows: tapCount * outputChannels, columns: inputChannels)
+        splitTaps(weight.value, into: &taps)
+        var tapGradients = workspace.matrix(Conv2DSlot.tapGradients, rows: tapCount * outputChannels, columns: inputChannels)
+        var paddedGradient = workspace.matrix(Conv2DSlot.columnGradient, rows: inputChannels, columns: frame.length)
+        paddedGradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        gradient.storage.withUnsafeBufferPointer { pg in
+            trace.columns.storage.withUnsafeBufferPointer { px in
+                taps.storage.withUnsafeBufferPointer { pt in
+                    tapGradients.withUnsafeMutableBufferPointer { pw in
+                        paddedGradient.withUnsafeMutableBufferPointer { pd in
+                            for t in 0..<tapCount {
+                                let offset = frame.offset(tap: t, kernelSize: kernelSize)
+                                // dW_t = dO · X_tᵀ over the padded columns (dO is zero on the border).
+                                T._gemm(transposeA: false, transposeB: true, m: outputChannels, n: inputChannels, k: frame.count,
+                                        alpha: 1, a: pg.baseAddress!, lda: frame.count,
+                                        b: px.baseAddress! + offset, ldb: frame.length,
+                                        beta: 0, c: pw.baseAddress! + t * tapSize, ldc: inputChannels)
+                                // dX_t += W_tᵀ · dO, into the tap's shifted window of the padded planes.
+                                T._gemm(transposeA: true, transposeB: false, m: inputChannels, n: frame.count, k: outputChannels,
+                                        alpha: 1, a: pt.baseAddress! + t * tapSize, lda: inputChannels,
+                                        b: pg.baseAddress!, ldb: frame.count,
+                                        beta: 1, c: pd.baseAddress! + offset, ldc: frame.length)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        addTaps(tapGradients, into: &weight.gradient)
         var inputGradient = workspace.matrix(Conv2DSlot.inputGradient, rows: batch, columns: inputFeatures)
-        accumulatePatches(columnGradient, into: &inputGradient)
+        frame.crop(paddedGradient, channels: inputChannels, into: &inputGradient, adding: nil, rectifying: false)
         workspace.keep(Conv2DSlot.product, gradient)
-        workspace.keep(Conv2DSlot.columnGradient, columnGradient)
+        workspace.keep(Conv2DSlot.taps, taps)
+        workspace.keep(Conv2DSlot.tapGradients, tapGradients)
+        workspace.keep(Conv2DSlot.columnGradient, paddedGradient)
         workspace.keep(Conv2DSlot.inputGradient, inputGradient)
         return inputGradient
+    }
+
+    // MARK: - The tap formulation
+
+    /// Whether this convolution runs as `k²` shifted GEMMs over zero-padded planes rather than one
+    /// GEMM over an im2col patch matrix: for wide inputs the patch matrix (`k²` copies of the input)
+    /// costs more memory traffic than the GEMMs, while for a few input channels one GEMM with
+    /// inner dimension `C_in·k²` runs far faster than `k²` GEMMs with inner dimension `C_in`.
+    var usesTaps: Bool { kernelSize > 1 && inputChannels >= Self.tapMinimumInputChannels }
+
+    /// The input width from which ``usesTaps`` holds.
+    static var tapMinimumInputChannels: Int { 8 }
+
+    /// `taps[t·C_out + o, c] = weight[o, c·k² + t]`: the `k²` matrices `W_t` `[C_out, C_in]`, one per
+    /// kernel position `t = i·k + j`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func splitTaps(_ weight: Matrix<T>, into taps: inout Matrix<T>) {
+        let tapCount = kernelSize * kernelSize, co = outputChannels, ci = inputChannels
+        weight.storage.withUnsafeBufferPointer { w in
+            taps.withUnsafeMutableBufferPointer { out in
+                for t in 0..<tapCount {
+                    for o in 0..<co {
+                        let row = (t * co + o) * ci, source = o * ci * tapCount + t
+                        for c in 0..<ci { out[row + c] = w[source + c * tapCount] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `gradient[o, c·k² + t] += tapGradients[t·C_out + o, c]`, the adjoint of ``splitTaps(_:into:)``.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func addTaps(_ tapGradients: Matrix<T>, into gradient: inout Matrix<T>) {
+        let tapCount = kernelSize * kernelSize, co = outputChannels, ci = inputChannels
+        tapGradients.storage.withUnsafeBufferPointer { g in
+            gradient.withUnsafeMutableBufferPointer { out in
+                for t in 0..<tapCount {
+                    for o in 0..<co {
+                        let row = (t * co + o) * ci, target = o * ci * tapCount + t
+                        for c in 0..<ci { out[target + c * tapCount] += g[row + c] }
+                    }
+                }
+            }
+        }
     }
 
     // MARK: - im2col and col2im
@@ -249,14 +396,15 @@ public final class Conv2D<T: Scalar> {
         let w = width
         x.storage.withUnsafeBufferPointer { src in
             columns.storage.withUnsafeMutableBufferPointer { dst in
+                let from = src.baseAddress!, to = dst.baseAddress!
                 forEachPatchSegment(batch: x.rows) { out, source, valid in
                     guard let source else {
-                        for q in 0..<w { dst[out + q] = 0 }
+                        (to + out).update(repeating: 0, count: w)
                         return
                     }
-                    for q in 0..<valid.lowerBound { dst[out + q] = 0 }
-                    for q in valid { dst[out + q] = src[source + q] }
-                    for q in valid.upperBound..<w { dst[out + q] = 0 }
+                    (to + out).update(repeating: 0, count: valid.lowerBound)
+                    (to + out + valid.lowerBound).update(from: from + source + valid.lowerBound, count: valid.count)
+                    (to + out + valid.upperBound).update(repeating: 0, count: w - valid.upperBound)
                 }
             }
         }
@@ -272,17 +420,19 @@ public final class Conv2D<T: Scalar> {
                 dst.update(repeating: 0)
                 forEachPatchSegment(batch: images.rows) { from, target, valid in
                     guard let target else { return }
-                    for q in valid { dst[target + q] += src[from + q] }
+                    let s = src.baseAddress! + from, d = dst.baseAddress! + target
+                    for q in valid { d[q] += s[q] }
                 }
             }
         }
     }
 
-    /// `images[b, o·P + q] = channelMajor[o, b·P + q] + add[o]` (P pixels per channel).
+    /// `images[b, o·P + q] = channelMajor[o, b·P + q] + add[o]` (P pixels per channel), or its
+    /// positive part when `rectifying`.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     static func moveChannelMajor(
-        _ channelMajor: Matrix<T>, toImages images: inout Matrix<T>, channels: Int, pixels: Int, adding add: [T]
+        _ channelMajor: Matrix<T>, toImages images: inout Matrix<T>, channels: Int, pixels: Int, adding add: [T], rectifying: Bool
     ) {
         let batch = images.rows
         channelMajor.storage.withUnsafeBufferPointer { src in
@@ -291,40 +441,59 @@ public final class Conv2D<T: Scalar> {
                     let shift = add[o]
                     for b in 0..<batch {
                         let from = o * batch * pixels + b * pixels, to = b * channels * pixels + o * pixels
-                        for q in 0..<pixels { dst[to + q] = src[from + q] + shift }
+                        // Offsets applied once per segment: checked index arithmetic inside the
+                        // loop would keep it from vectorizing.
+                        let s = src.baseAddress! + from, d = dst.baseAddress! + to
+                        if rectifying {
+                            for q in 0..<pixels {
+                                let v = s[q] + shift
+                                d[q] = v < 0 ? 0 : v
+                            }
+                        } else {
+                            for q in 0..<pixels { d[q] = s[q] + shift }
+                        }
                     }
                 }
             }
         }
     }
 
-    /// `channelMajor[o, b·P + q] = images[b, o·P + q]`, adding each channel's sum into `sums[o]`.
+    /// `channelMajor[o, b·P + q] = images[b, o·P + q]`, adding each channel's sum into `sums[o]`;
+    /// with a `mask` (`images`' shape), 0 wherever the mask is not positive (a ReLU's VJP).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     static func moveImages(
-        _ images: Matrix<T>, toChannelMajor channelMajor: inout Matrix<T>, channels: Int, pixels: Int, summingInto sums: inout [T]
+        _ images: Matrix<T>, toChannelMajor channelMajor: inout Matrix<T>, channels: Int, pixels: Int,
+        passingWhere mask: Matrix<T>?, summingInto sums: inout [T]
     ) {
         let batch = images.rows
         images.storage.withUnsafeBufferPointer { src in
-            channelMajor.storage.withUnsafeMutableBufferPointer { dst in
-                for o in 0..<channels {
-                    var sum: T = 0
-                    for b in 0..<batch {
-                        let to = o * batch * pixels + b * pixels, from = b * channels * pixels + o * pixels
-                        for q in 0..<pixels {
-                            let v = src[from + q]
-                            dst[to + q] = v
-                            sum += v
+            (mask ?? images).storage.withUnsafeBufferPointer { m in
+                channelMajor.storage.withUnsafeMutableBufferPointer { dst in
+                    for o in 0..<channels {
+                        for b in 0..<batch {
+                            let to = o * batch * pixels + b * pixels, from = b * channels * pixels + o * pixels
+                            let s = src.baseAddress! + from, d = dst.baseAddress! + to
+                            if mask != nil {
+                                let r = m.baseAddress! + from
+                                for q in 0..<pixels {
+                                    // Both loads unconditional, so this is a select and vectorizes.
+                                    let v = s[q], keep = r[q]
+                                    d[q] = keep <= 0 ? 0 : v
+                                }
+                            } else {
+                                d.update(from: s, count: pixels)
+                            }
                         }
                     }
-                    sums[o] += sum
                 }
             }
         }
+        channelMajor.addRowSums(into: &sums)
     }
 }
 
 /// The ``LayerBuffers`` slots of ``Conv2D``.
 enum Conv2DSlot {
-    static let columns = 0, product = 1, output = 2, columnGradient = 3, inputGradient = 4
+    static let columns = 0, product = 1, output = 2, columnGradient = 3, inputGradient = 4, taps = 5, tapGradients = 6
 }

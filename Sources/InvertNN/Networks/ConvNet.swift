@@ -15,8 +15,8 @@ import RealModule
 public final class ConvNet<T: Scalar> {
     /// What ``ConvNet/backward(_:outputGradient:)`` needs from one forward pass.
     public struct Trace: Sendable {
-        /// One trace per convolution; the input of convolution `k > 0` is the ReLU of the output
-        /// of convolution `k - 1`.
+        /// One trace per convolution. Every convolution but the last is followed by a ReLU, and
+        /// its trace's `output` is the rectified output: the input of convolution `k + 1`.
         public let convolutions: [Conv2D<T>.Trace]
         /// The network output `[batch, C_out·H·W]`.
         public var output: Matrix<T> { convolutions[convolutions.count - 1].output }
@@ -84,15 +84,10 @@ public final class ConvNet<T: Scalar> {
         traces.reserveCapacity(convolutions.count)
         var current = x
         for (k, conv) in convolutions.enumerated() {
-            let trace = try conv.forward(current, buffers: buffers)
+            // Every convolution but the last is followed by a ReLU, fused into it.
+            let trace = try conv.forward(current, rectified: k < convolutions.count - 1, buffers: buffers)
             traces.append(trace)
-            if k < convolutions.count - 1 {
-                var activated = trace.output
-                activated.storage.withUnsafeMutableBufferPointer { p in
-                    for i in 0..<p.count { p[i] = Swift.max(p[i], 0) }
-                }
-                current = activated
-            }
+            current = trace.output
         }
         return Trace(convolutions: traces)
     }
@@ -116,14 +111,8 @@ public final class ConvNet<T: Scalar> {
         var gradient = try convolutions[convolutions.count - 1].backward(
             trace.convolutions[convolutions.count - 1], outputGradient: outputGradient, buffers: buffers)
         for k in stride(from: convolutions.count - 2, through: 0, by: -1) {
-            // ReLU: the gradient passes where the pre-activation (conv k's output) was positive.
-            var masked = gradient
-            trace.convolutions[k].output.storage.withUnsafeBufferPointer { o in
-                masked.storage.withUnsafeMutableBufferPointer { g in
-                    for i in 0..<g.count where o[i] <= 0 { g[i] = 0 }
-                }
-            }
-            gradient = try convolutions[k].backward(trace.convolutions[k], outputGradient: masked, buffers: buffers)
+            // ReLU: the gradient passes where conv k's rectified output is positive.
+            gradient = try convolutions[k].backward(trace.convolutions[k], outputGradient: gradient, rectified: true, buffers: buffers)
         }
         return gradient
     }
