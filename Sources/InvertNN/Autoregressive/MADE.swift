@@ -168,7 +168,7 @@ public final class MADE<T: Scalar> {
         try network.forward(input, buffers: buffers)
     }
 
-    /// The VJP of ``forward(_:)``: `dL/d(input)` `[batch, D + contextFeatures]`; adds the parameter
+    /// The VJP of ``forward(_:buffers:)``: `dL/d(input)` `[batch, D + contextFeatures]`; adds the parameter
     /// gradients (masked entries stay exactly 0) when `accumulatingParameterGradients`. The
     /// gradients are written into the step's `buffers` (`nil` allocates them).
     ///

@@ -23,7 +23,7 @@ import RealModule
 ///   matching point; in the tails both are 0 and the parameters get no gradient.
 /// - The inverse domain is all reals (the map is a bijection of ℝ).
 /// - The block forms compute the `2K + (K - 1)` exponentials of a row in one vectorized pass and
-///   reuse one scratch buffer (``ScratchBuffer``); the entry forms keep theirs on the stack.
+///   reuse one scratch buffer (`ScratchBuffer`); the entry forms keep theirs on the stack.
 public struct RationalQuadraticSpline<T: Scalar>: CouplingTransformer {
     public typealias Element = T
 
@@ -52,7 +52,7 @@ public struct RationalQuadraticSpline<T: Scalar>: CouplingTransformer {
     /// `m_δ`: each inner knot derivative is at least this.
     public let minimumDerivative: T
     /// The block forms' exponentials and row maxima: temporaries that never leave a call, reused
-    /// from call to call (``ScratchBuffer``).
+    /// from call to call (`ScratchBuffer`).
     let scratch = ScratchBuffer<T>()
 
     /// A spline with `bins` bins on `[-tailBound, tailBound]`.

@@ -50,8 +50,14 @@ public struct DataSplits: Sendable {
     /// caller that names columns its own way, such as a command line naming its options in errors).
     ///
     /// - Parameters:
-    ///   - excludingColumns: given the training file's column names, the 0-based columns to leave
+    ///   - path: the training file (or the only file, split by `split`).
+    ///   - validationPath: an optional validation file with the training file's columns.
+    ///   - testPath: an optional test file with the training file's columns.
+    ///   - excludedColumns: given the training file's column names, the 0-based columns to leave
     ///     out (each in `0..<names.count`); called before the records are parsed.
+    ///   - split: the fractions of a single file's rows for training, validation and test.
+    ///   - splitSeed: the seed of the shuffle before a single file is split.
+    ///   - limits: the read limits (bytes, line length, rows, columns).
     /// - Throws: as ``read(path:validationPath:testPath:excluding:split:splitSeed:limits:)``, and
     ///   what `excludingColumns` throws.
     public static func read(

@@ -136,8 +136,12 @@ public struct TabularDataset<T: Scalar>: Sendable {
     /// columns its own way, such as a command line naming its options in errors).
     ///
     /// - Parameters:
+    ///   - path: the data file (CSV, gzip-compressed CSV, or .npy).
     ///   - excludingColumns: given the column names, the 0-based columns to leave out (each in
     ///     `0..<names.count`); called before the records are parsed, so its errors come first.
+    ///   - splitSeed: the seed of the shuffle before the rows are split.
+    ///   - limits: the read limits (bytes, line length, rows, columns).
+    ///   - split: the fractions of the rows for training, validation and test.
     /// - Throws: as ``csv(path:labelColumn:dropColumns:splitSeed:limits:split:)``, and what
     ///   `excludingColumns` throws.
     public static func csv(

@@ -69,7 +69,7 @@ public final class ContextEncoder<T: Scalar> {
     /// The embedding's parameters (empty without an embedding).
     public var parameters: [Parameter<T>] { embedding?.parameters ?? [] }
 
-    /// What ``backward(_:gradient:)`` needs from ``encode(_:)``.
+    /// What ``backward(_:gradient:buffers:)`` needs from ``encode(_:buffers:)``.
     public struct Trace: Sendable {
         /// The encoded context the conditioners read, `[batch, encodedFeatures]`.
         public let output: Matrix<T>

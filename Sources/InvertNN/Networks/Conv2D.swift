@@ -18,7 +18,7 @@ import RealModule
 ///   borders); forward is the GEMM `W X̂`, backward the GEMMs `dW += dO X̂ᵀ` and `dX̂ = Wᵀ dO`
 ///   plus col2im (the adjoint scatter-add). With more input channels the `k²`-fold patch matrix
 ///   would cost more memory traffic than the GEMMs, so the input is instead copied once into
-///   zero-padded planes (``PaddedFrame``) and each kernel position `t` is one GEMM `W_t X_t` over
+///   zero-padded planes (`PaddedFrame`) and each kernel position `t` is one GEMM `W_t X_t` over
 ///   a shifted window of them (`k²` GEMMs with inner dimension `C_in`, computed on the padded
 ///   pixels too: `(H+2p)(W+2p)/(H·W)` times the flops, border outputs discarded); backward is
 ///   `dW_t = dO X_tᵀ` and `dX_t += W_tᵀ dO` into the same windows. Then a blockwise copy between
@@ -142,12 +142,12 @@ public final class Conv2D<T: Scalar> {
     /// Total number of scalar parameters.
     public var parameterCount: Int { weight.count + bias.count }
 
-    /// Applies the convolution to a batch and keeps what ``backward(_:outputGradient:)`` needs.
+    /// Applies the convolution to a batch and keeps what ``backward(_:outputGradient:buffers:)`` needs.
     ///
     /// - Parameters:
     ///   - x: `[batch, C_in·H·W]`, NCHW.
     ///   - buffers: the step's buffers the patches and output are written into (slots in
-    ///     ``Conv2DSlot``); `nil` allocates them.
+    ///     `Conv2DSlot`); `nil` allocates them.
     /// - Returns: the ``Trace`` whose `output` is `[batch, C_out·H·W]`.
     /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` for another column
     ///   count; ``InvertNNError/invalidArgument(operation:reason:)``
@@ -158,7 +158,7 @@ public final class Conv2D<T: Scalar> {
         try forward(x, rectified: false, buffers: buffers)
     }
 
-    /// ``forward(_:)``, followed by a ReLU when `rectified` (fused into the pass that moves the
+    /// ``forward(_:buffers:)``, followed by a ReLU when `rectified` (fused into the pass that moves the
     /// GEMM output to NCHW; the trace then holds the rectified output, which
     /// ``backward(_:outputGradient:rectified:buffers:)`` reads as the ReLU's mask).
     @_specialize(where T == Float)
@@ -214,20 +214,20 @@ public final class Conv2D<T: Scalar> {
         return Trace(input: x, columns: padded, output: output)
     }
 
-    /// The output alone, `[batch, C_out·H·W]`; see ``forward(_:)``.
+    /// The output alone, `[batch, C_out·H·W]`; see ``forward(_:buffers:)``.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func callAsFunction(_ x: Matrix<T>) throws -> Matrix<T> {
         try forward(x).output
     }
 
-    /// The vector-Jacobian product of ``forward(_:)``: returns `dL/dx` `[batch, C_in·H·W]` and
+    /// The vector-Jacobian product of ``forward(_:buffers:)``: returns `dL/dx` `[batch, C_in·H·W]` and
     /// *adds* `dL/dW = dO X̂ᵀ` and `dL/db = Σ_{b,h,w} dO` into the parameters' gradients, where
     /// `dO` is `outputGradient` in the channel-major layout `[C_out, batch·H·W]`;
     /// `dL/dx = col2im(Wᵀ dO)`.
     ///
     /// - Parameters:
-    ///   - trace: the result of ``forward(_:)`` with the current parameter values.
+    ///   - trace: the result of ``forward(_:buffers:)`` with the current parameter values.
     ///   - outputGradient: `dL/d(output)`, `[batch, C_out·H·W]`.
     ///   - buffers: the step's buffers the gradients are written into; `nil` allocates them.
     /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if the trace is not
@@ -238,7 +238,7 @@ public final class Conv2D<T: Scalar> {
         try backward(trace, outputGradient: outputGradient, rectified: false, buffers: buffers)
     }
 
-    /// ``backward(_:outputGradient:)`` of ``forward(_:rectified:buffers:)``: with `rectified`, the
+    /// ``backward(_:outputGradient:buffers:)`` of ``forward(_:rectified:buffers:)``: with `rectified`, the
     /// gradient is zero where the trace's (rectified) output is not positive.
     @_specialize(where T == Float)
     @_specialize(where T == Double)

@@ -71,7 +71,7 @@ public final class ConvNet<T: Scalar> {
     /// The hidden widths.
     public var hiddenChannels: [Int] { Array(channels.dropFirst().dropLast()) }
 
-    /// Applies the network and keeps what ``backward(_:outputGradient:)`` needs.
+    /// Applies the network and keeps what ``backward(_:outputGradient:buffers:)`` needs.
     ///
     /// - Parameters:
     ///   - x: `[batch, C_in·H·W]`.
@@ -92,11 +92,11 @@ public final class ConvNet<T: Scalar> {
         return Trace(convolutions: traces)
     }
 
-    /// The VJP of ``forward(_:)``: returns `dL/dx` `[batch, C_in·H·W]` and adds every
+    /// The VJP of ``forward(_:buffers:)``: returns `dL/dx` `[batch, C_in·H·W]` and adds every
     /// convolution's parameter gradients.
     ///
     /// - Parameters:
-    ///   - trace: the result of ``forward(_:)`` with the current parameter values.
+    ///   - trace: the result of ``forward(_:buffers:)`` with the current parameter values.
     ///   - outputGradient: `dL/d(output)`, `[batch, C_out·H·W]`.
     ///   - buffers: the step's buffers the gradients are written into; `nil` allocates them.
     /// - Throws: as ``Conv2D/backward(_:outputGradient:buffers:)``.

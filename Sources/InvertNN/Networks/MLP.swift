@@ -95,7 +95,7 @@ public final class MLP<T: Scalar> {
     ///   - activation: the hidden nonlinearity (default ReLU; none after the last layer).
     ///   - trainableMasks: empty (every entry learnable) or one entry per weight: `nil` or a
     ///     row-major flag per entry of `W_k` (``Parameter/trainableMask``). Fixed entries must be 0
-    ///     (a masked network, MADE); ``backward(_:outputGradient:accumulatingParameterGradients:)``
+    ///     (a masked network, MADE); ``backward(_:outputGradient:accumulatingParameterGradients:buffers:)``
     ///     keeps their gradient at exactly 0, so the mask holds through training.
     /// - Throws: ``InvertNNError/invalidArgument(operation:reason:)`` if there is no layer, the
     ///   shapes do not chain, a bias has the wrong length, an entry is not finite, the slope of
@@ -217,21 +217,21 @@ public final class MLP<T: Scalar> {
         return Trace(layerInputs: inputs, output: current)
     }
 
-    /// The output alone, `[batch, n_L]`; see ``forward(_:)``.
+    /// The output alone, `[batch, n_L]`; see ``forward(_:buffers:)``.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func callAsFunction(_ x: Matrix<T>) throws -> Matrix<T> {
         try forward(x).output
     }
 
-    /// The vector-Jacobian product of ``forward(_:)``: returns `dL/dx` and *adds* `dL/dW_k`,
+    /// The vector-Jacobian product of ``forward(_:buffers:)``: returns `dL/dx` and *adds* `dL/dW_k`,
     /// `dL/db_k` into the parameters' gradients.
     ///
     /// With `g_L = dL/d(output)`: `dL/dW_k += g_kᵀ h_{k-1}`, `dL/db_k += Σ_rows g_k`,
     /// `g_{k-1} = (g_k W_k) ⊙ σ'(h_{k-1})`, and `dL/dx = g_1 W_1`, each a GEMM on the whole batch.
     ///
     /// - Parameters:
-    ///   - trace: the result of ``forward(_:)`` with the current parameter values.
+    ///   - trace: the result of ``forward(_:buffers:)`` with the current parameter values.
     ///   - outputGradient: `dL/d(output)`, `[batch, n_L]`.
     /// - Throws: ``InvertNNError/shapeMismatch(operation:expected:actual:)`` if the trace does not
     ///   come from this MLP's shapes or `outputGradient` does not match its output.

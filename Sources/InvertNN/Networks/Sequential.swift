@@ -57,7 +57,7 @@ public final class Sequential<T: Scalar>: RebuildableLayer {
     /// them; see Benchmarks/PERFORMANCE.md). `false`: layers allocate what they return and the
     /// pool is emptied after each backward, so memory is what the tape itself needs and each step
     /// allocates. Untaped passes and rebuilding mode lend each layer the buffers of
-    /// ``layerBuffers`` for its calls only.
+    /// `layerBuffers` for its calls only.
     public var keepsBuffers = true
 
     /// The buffers this container lends to its layers during a taped pass and its backward when
