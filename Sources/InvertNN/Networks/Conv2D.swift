@@ -27,7 +27,7 @@ import RealModule
 /// Forward returns a ``Trace`` holding `X̂`, which backward reuses. Besides its parameters the
 /// convolution keeps only buffers it reuses from call to call (the step's buffers when a container lends them), as ``MLP`` does.
 public final class Conv2D<T: Scalar> {
-    /// What ``Conv2D/backward(_:outputGradient:)`` needs from one forward pass.
+    /// What ``Conv2D/backward(_:outputGradient:buffers:)`` needs from one forward pass.
     public struct Trace: Sendable {
         /// The batch the convolution was applied to, `[batch, C_in·H·W]`.
         public let input: Matrix<T>

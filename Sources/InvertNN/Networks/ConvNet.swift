@@ -13,7 +13,7 @@ import RealModule
 ///   `"conv<k>.bias"` `[1, C_out_k]`, in order.
 /// - Cost: the GEMMs of its convolutions plus one elementwise ReLU per hidden layer.
 public final class ConvNet<T: Scalar> {
-    /// What ``ConvNet/backward(_:outputGradient:)`` needs from one forward pass.
+    /// What ``ConvNet/backward(_:outputGradient:buffers:)`` needs from one forward pass.
     public struct Trace: Sendable {
         /// One trace per convolution. Every convolution but the last is followed by a ReLU, and
         /// its trace's `output` is the rectified output: the input of convolution `k + 1`.
