@@ -39,7 +39,18 @@ import Testing
 
         let ragged = failure("1,2,3\n4,5\n")
         #expect(ragged?.line == 2)
-        #expect(ragged?.reason.contains("expected 3 columns") == true)
+        #expect(ragged?.reason.contains("expected 3 columns as in the first record, found 2") == true)
+
+        // With a header, a short first record is the one blamed (not every record after it).
+        do {
+            _ = try parse("a,b,c\n1,2\n3,4,5\n6,7,8\n", header: true)
+            Issue.record("a record narrower than the header was accepted")
+        } catch let InvertNNError.malformedData(_, line, reason) {
+            #expect(line == 2)
+            #expect(reason == "expected 3 columns as in the header, found 2")
+        } catch {
+            Issue.record("unexpected error \(error)")
+        }
 
         let notFinite = failure("1,nan\n")
         #expect(notFinite?.line == 1)

@@ -183,7 +183,8 @@ func littleEndian<I: FixedWidthInteger>(_ values: [I]) -> [UInt8] {
             // Control characters (a terminal escape from a binary file) are shown escaped.
             ("a,b\n1,x\u{1B}[2J\n", "q.csv:2: column 2: \"x\\u{1B}[2J\" is not a finite number"),
             ("a,b\n1,\"0x10\"\n", "q.csv:2: column 2: \"0x10\" is not a decimal number"),
-            ("a,b\n\"1\",2\n3,4,5\n", "q.csv:3: expected 2 columns as in the first record, found 3"),
+            ("a,b\n\"1\",2\n3,4,5\n", "q.csv:3: expected 2 columns as in the header, found 3"),
+            ("a,b,c\n\"1\",2\n3,4,5\n", "q.csv:2: expected 3 columns as in the header, found 2"),
         ]
         for (text, message) in cases {
             do {

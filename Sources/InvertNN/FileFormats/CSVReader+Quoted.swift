@@ -76,16 +76,19 @@ extension CSVReader {
         var storage = [T]()
         var recordLines = [Int]()
         var columns = -1
+        var widthSource = "the first record"
         try forEachRecord(bytes[...], source: source) { line, fields in
             if headerPending {
                 headerPending = false
                 header = fields
+                columns = fields.count
+                widthSource = "the header"
                 return true
             }
             if columns < 0 { columns = fields.count }
             guard fields.count == columns else {
                 throw InvertNNError.malformedData(
-                    source: source, line: line, reason: "expected \(columns) columns as in the first record, found \(fields.count)")
+                    source: source, line: line, reason: "expected \(columns) columns as in \(widthSource), found \(fields.count)")
             }
             for (k, field) in fields.enumerated() {
                 if skipping.contains(k) { storage.append(0); continue }

@@ -29,6 +29,9 @@ enum CSVReader {
         if containsQuote(bytes) { return try parseQuoted(bytes, source: source, hasHeader: hasHeader).values }
         var storage = [T]()
         var columns = -1
+        // Records are held to the header's width when there is one, so that a short record right
+        // after the header is the one blamed, not every record after it.
+        var widthSource = "the first record"
         var rows = 0
         var line = 0
         var headerPending = hasHeader
@@ -44,7 +47,12 @@ enum CSVReader {
                 if lineEnd > start && text[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
                 defer { start = stop + 1 }
                 if isBlank(text, start, lineEnd) { continue }
-                if headerPending { headerPending = false; continue }
+                if headerPending {
+                    headerPending = false
+                    columns = 1 + UnsafeBufferPointer(rebasing: text[start..<lineEnd]).reduce(0) { $0 + ($1 == UInt8(ascii: ",") ? 1 : 0) }
+                    widthSource = "the header"
+                    continue
+                }
                 fields.removeAll(keepingCapacity: true)
                 var fieldStart = start
                 var column = 0
@@ -64,7 +72,7 @@ enum CSVReader {
                 guard fields.count == columns else {
                     throw InvertNNError.malformedData(
                         source: source, line: line,
-                        reason: "expected \(columns) columns as in the first record, found \(fields.count)")
+                        reason: "expected \(columns) columns as in \(widthSource), found \(fields.count)")
                 }
                 storage.append(contentsOf: fields)
                 rows += 1
