@@ -301,6 +301,23 @@ import InvertNN
         }
     }
 
+    /// A value whose square overflows the data's moments is named by file, line and column in
+    /// Double too (it used to surface as a NaN eigenvalue of the whitening layer).
+    @Test func trainNamesTheLineOfAValueBeyondTheMoments() throws {
+        guard Self.executable != nil else { return }
+        try Self.withScratchDirectory("cli-moments") { directory in
+            var rows = (0..<60).map { "\(Double($0 % 17) * 0.3),\(Double(($0 * 7) % 13) - 2)" }
+            rows[5] = "1e300,1"
+            try writeText((["a,b"] + rows).joined(separator: "\n"), to: "\(directory)/big.csv")
+            let (status, _, stderr) = try Self.run(
+                ["--data", "\(directory)/big.csv", "--precision", "double", "--epochs", "1", "--couplings", "1", "--hidden-sizes", "8",
+                 "--quiet", "--out", "\(directory)/m.safetensors", "--samples", "\(directory)/s.png"])
+            #expect(status == 1, "\(stderr)")
+            #expect(stderr.contains(":7: column 1: 1e+300 is too large for the data's variances"), "\(stderr)")
+            #expect(!FileManager.default.fileExists(atPath: "\(directory)/m.safetensors"))
+        }
+    }
+
     /// A result that cannot be written to standard output (here /dev/full) is an error, not a
     /// silent exit 0.
     @Test func anUnwritableStandardOutputFails() throws {

@@ -1,3 +1,4 @@
+import Foundation
 import RealModule
 
 /// A dataset of continuous feature vectors (tabular data, 2-D toy densities) split into
@@ -96,15 +97,28 @@ public struct TabularDataset<T: Scalar>: Sendable {
         self.test = test.converted(to: T.self)
     }
 
-    /// Throws unless every value of `values` is finite and fits in `T`.
+    /// Throws unless every value of `values` is finite and fits in `T`, and its square summed over
+    /// the rows (the data's second moments: standardization, whitening, the Gaussian baseline)
+    /// stays finite in Double: `|x| ≤ √(Double.greatestFiniteMagnitude / (4·rows))`, about
+    /// 1e153 for a thousand rows.
     private static func requireRepresentable(_ values: Matrix<Double>, name: String, sourceColumns: [Int]?, recordLines: [Int]?) throws {
         try values.requireFinite("TabularDataset \(name)")
-        if let (row, c, value) = values.firstEntry(beyondRangeOf: T.self) {
+        func place(_ row: Int, _ c: Int) -> String {
             let column = (sourceColumns.flatMap { c < $0.count ? $0[c] : nil } ?? c) + 1
-            let place = recordLines.flatMap { row < $0.count ? "\(name):\($0[row])" : nil } ?? "\(name), record \(row + 1)"
+            let at = recordLines.flatMap { row < $0.count ? "\(name):\($0[row])" : nil } ?? "\(name), record \(row + 1)"
+            return "\(at): column \(column)"
+        }
+        if let (row, c, value) = values.firstEntry(beyondRangeOf: T.self) {
             throw InvertNNError.invalidArgument(
                 operation: "TabularDataset",
-                reason: "\(place): column \(column): \(value) does not fit in \(T.self) (largest \(T.greatestFiniteMagnitude)); use Double precision")
+                reason: "\(place(row, c)): \(value) does not fit in \(T.self) (largest \(T.greatestFiniteMagnitude)); use Double precision")
+        }
+        let limit = (Double.greatestFiniteMagnitude / Double(4 * max(values.rows, 1))).squareRoot()
+        if let k = values.storage.firstIndex(where: { $0.magnitude > limit }) {
+            throw InvertNNError.invalidArgument(
+                operation: "TabularDataset",
+                reason: "\(place(k / values.columns, k % values.columns)): \(values.storage[k]) is too large for the data's variances "
+                    + "and covariances (their sums of squares overflow beyond about \(String(format: "%.1e", limit)) for \(values.rows) rows); rescale the column")
         }
     }
 
